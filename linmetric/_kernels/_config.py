@@ -1,0 +1,28 @@
+"""The one place where numba options for linmetric's kernels are set.
+
+Kernels are compiled lazily, on their first call, never at import.
+
+- ``jit``: serial kernels. Cached on disk (``cache=True``), so the compile
+  cost is paid once per machine, not once per process.
+- ``jit_parallel``: kernels with ``prange`` loops. Not cached: numba's cache
+  of parallel kernels breaks when the thread count changes between runs.
+
+Neither sets ``fastmath``: its no-NaN/no-inf assumptions would delete the
+finiteness checks some kernels rely on. ``error_model="numpy"`` makes a
+division by zero give inf/NaN, as in NumPy, instead of raising, which lets
+numba vectorise the loops.
+"""
+
+import numba
+
+_COMMON = {"nogil": True, "error_model": "numpy"}
+
+
+def jit(*args, **kwargs):
+    """``numba.njit`` for serial kernels: cached on disk, compiled lazily."""
+    return numba.njit(*args, cache=True, **_COMMON, **kwargs)
+
+
+def jit_parallel(*args, **kwargs):
+    """``numba.njit`` for ``prange`` kernels: parallel, never cached."""
+    return numba.njit(*args, parallel=True, **_COMMON, **kwargs)
