@@ -1,0 +1,132 @@
+"""The base class every linmetric learner derives from."""
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
+from sklearn.utils.validation import check_is_fitted
+
+from ._validation import validate_pairs, validate_X
+
+
+class MetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Base class of the linear metric learners.
+
+    A learner's ``fit`` sets ``components_``, the linear map ``L`` of shape
+    ``(n_components, n_features)``. Everything else follows from it:
+
+    - ``transform(X) = X @ L.T``;
+    - the Mahalanobis matrix ``M = L.T @ L``, computed on demand;
+    - the learned distance ``d(x, x') = ||L x - L x'|| = sqrt((x - x')^T M (x - x'))``.
+
+    Subclasses implement ``fit`` only.
+    """
+
+    def transform(self, X):
+        """Map X into the learned space, ``X @ components_.T``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to transform.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            The transformed data, float32 if X and ``components_`` are.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False)
+        components = self.components_
+        if components.dtype != X.dtype:
+            components = components.astype(np.result_type(X, components))
+        return X @ components.T
+
+    def get_mahalanobis_matrix(self):
+        """The matrix ``M = L^T L`` of the learned distance.
+
+        Returns
+        -------
+        M : ndarray of shape (n_features, n_features)
+            Symmetric positive semi-definite.
+        """
+        check_is_fitted(self)
+        components = self.components_
+        return components.T @ components
+
+    def pair_distance(self, pairs):
+        """Learned distances between the two points of each pair.
+
+        Parameters
+        ----------
+        pairs : array-like of shape (n_pairs, 2, n_features)
+            Pairs of points.
+
+        Returns
+        -------
+        distances : ndarray of shape (n_pairs,)
+            ``||L x - L x'||`` for each pair ``(x, x')``.
+        """
+        check_is_fitted(self)
+        pairs, _ = validate_pairs(pairs, n_features=self.n_features_in_)
+        diff = (pairs[:, 0, :] - pairs[:, 1, :]) @ self.components_.T
+        return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+
+    def pair_score(self, pairs):
+        """Similarity scores of pairs: the negated learned distances.
+
+        Higher means more similar, as scikit-learn's scorers expect.
+
+        Parameters
+        ----------
+        pairs : array-like of shape (n_pairs, 2, n_features)
+            Pairs of points.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_pairs,)
+        """
+        return -self.pair_distance(pairs)
+
+    def get_metric(self):
+        """The learned distance as a function of two points.
+
+        The returned callable ``metric(u, v)`` takes two 1-D arrays and
+        returns a float, so it works as ``metric=`` in scikit-learn's
+        neighbours estimators and in :func:`scipy.spatial.distance.cdist`.
+        It holds a copy of ``components_``: refitting the learner does not
+        change it.
+
+        Returns
+        -------
+        metric : callable
+        """
+        check_is_fitted(self)
+        return _LearnedMetric(self.components_.copy())
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class _LearnedMetric:
+    """``metric(u, v) = ||L u - L v||``; a picklable callable."""
+
+    def __init__(self, components):
+        self.components = components
+
+    def __call__(self, u, v):
+        diff = self.components @ (
+            np.asarray(u, dtype=float) - np.asarray(v, dtype=float)
+        )
+        return float(np.sqrt(diff @ diff))
+
+    def __repr__(self):
+        return f"LearnedMetric(n_components={self.components.shape[0]})"

@@ -1,0 +1,166 @@
+"""Input validation shared by every learner.
+
+Everything a learner receives passes through here once, at the boundary:
+afterwards the arrays are dense, 2-D, finite, C-contiguous and float32 or
+float64, so the kernels never have to check again.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, validate_data
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def validate_X(estimator, X, *, reset=True):
+    """Validate the feature matrix of ``fit`` or ``transform``.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        The learner; with ``reset=True`` its ``n_features_in_`` and
+        ``feature_names_in_`` are set, otherwise X is checked against them.
+    X : array-like of shape (n_samples, n_features)
+        Dense, finite data. float32 is kept; anything else becomes float64.
+    reset : bool, default=True
+        True in ``fit``, False in ``transform``.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        C-contiguous float32 or float64 copy or view of the input.
+    """
+    return validate_data(
+        estimator,
+        X,
+        reset=reset,
+        accept_sparse=False,
+        dtype=FLOAT_DTYPES,
+        order="C",
+        ensure_all_finite=True,
+    )
+
+
+def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None):
+    """Validate labelled training data and encode the labels.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        The learner being fitted; its ``n_features_in_`` is set.
+    X : array-like of shape (n_samples, n_features)
+        Dense, finite data.
+    y : array-like of shape (n_samples,)
+        Class labels; at least two distinct classes are required.
+    min_class_size : int, default=1
+        The fewest members a class may have.
+    min_class_size_param : tuple (name, value), optional
+        The parameter that sets ``min_class_size``, named in the error
+        message (for example ``("n_neighbors", 3)``).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        C-contiguous float32 or float64 data.
+    y_codes : ndarray of shape (n_samples,), dtype intp
+        ``classes[y_codes] == y``.
+    classes : ndarray of shape (n_classes,)
+        The sorted distinct labels.
+    """
+    X, y = validate_data(
+        estimator,
+        X,
+        y,
+        accept_sparse=False,
+        dtype=FLOAT_DTYPES,
+        order="C",
+        ensure_all_finite=True,
+        y_numeric=False,
+    )
+    check_classification_targets(y)
+    classes, y_codes = np.unique(y, return_inverse=True)
+    if classes.shape[0] < 2:
+        raise ValueError(
+            f"y has only one class ({classes[0]!r}); metric learning from "
+            "labels needs at least two classes."
+        )
+    counts = np.bincount(y_codes, minlength=classes.shape[0])
+    smallest = int(np.argmin(counts))
+    if counts[smallest] < min_class_size:
+        if min_class_size_param is None:
+            rule = f"at least {min_class_size} samples per class are required"
+        else:
+            name, value = min_class_size_param
+            rule = (
+                f"with {name}={value!r} every class needs at least "
+                f"{min_class_size} samples"
+            )
+        raise ValueError(
+            f"Class {classes[smallest]!r} has {counts[smallest]} sample(s), but {rule}."
+        )
+    return X, y_codes.astype(np.intp, copy=False), classes
+
+
+def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYPES):
+    """Validate pairs of points, and optionally their +1/-1 labels.
+
+    Parameters
+    ----------
+    pairs : array-like of shape (n_pairs, 2, n_features)
+        ``pairs[p, 0]`` and ``pairs[p, 1]`` are the two points of pair p.
+    pair_labels : array-like of shape (n_pairs,), optional
+        +1 for a similar pair, -1 for a dissimilar one.
+    n_features : int, optional
+        The expected number of features.
+
+    Returns
+    -------
+    pairs : ndarray of shape (n_pairs, 2, n_features)
+        Finite float32 or float64 pairs.
+    pair_labels : ndarray of shape (n_pairs,) of int8, or None
+    """
+    pairs = check_array(
+        pairs,
+        accept_sparse=False,
+        dtype=dtype,
+        order="C",
+        ensure_all_finite=True,
+        allow_nd=True,
+        ensure_2d=False,
+        input_name="pairs",
+    )
+    if pairs.ndim != 3 or pairs.shape[1] != 2:
+        raise ValueError(
+            f"pairs must have shape (n_pairs, 2, n_features); got shape {pairs.shape}."
+        )
+    if n_features is not None and pairs.shape[2] != n_features:
+        raise ValueError(
+            f"pairs have {pairs.shape[2]} features, but the estimator was "
+            f"fitted with {n_features} features."
+        )
+    if pair_labels is None:
+        return pairs, None
+    pair_labels = np.asarray(pair_labels)
+    if pair_labels.shape != (pairs.shape[0],):
+        raise ValueError(
+            f"pair_labels must have shape ({pairs.shape[0]},), one label per "
+            f"pair; got shape {pair_labels.shape}."
+        )
+    bad = ~np.isin(pair_labels, (-1, 1))
+    if bad.any():
+        raise ValueError(
+            f"pair_labels must be +1 (similar) or -1 (dissimilar); got "
+            f"{pair_labels[bad][0]!r}."
+        )
+    return pairs, pair_labels.astype(np.int8)
+
+
+def check_scalar_in_range(value, name, *, low=None, high=None, kind=numbers.Real):
+    """Check a scalar parameter that depends on the data, with a clear message."""
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a {kind.__name__}; got {value!r}.")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be in the range [{low}, {high}]; got {value!r}.")
+    return value
