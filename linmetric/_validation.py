@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_array, validate_data
 FLOAT_DTYPES = (np.float64, np.float32)
 
 
-def validate_X(estimator, X, *, reset=True):
+def validate_X(estimator, X, *, reset=True, ensure_min_samples=1):
     """Validate the feature matrix of ``fit`` or ``transform``.
 
     Parameters
@@ -26,6 +26,8 @@ def validate_X(estimator, X, *, reset=True):
         Dense, finite data. float32 is kept; anything else becomes float64.
     reset : bool, default=True
         True in ``fit``, False in ``transform``.
+    ensure_min_samples : int, default=1
+        The fewest samples accepted.
 
     Returns
     -------
@@ -40,6 +42,7 @@ def validate_X(estimator, X, *, reset=True):
         dtype=FLOAT_DTYPES,
         order="C",
         ensure_all_finite=True,
+        ensure_min_samples=ensure_min_samples,
     )
 
 
