@@ -1,0 +1,271 @@
+"""Squared Euclidean distances in blocks: BLAS for the product, numba for the rest.
+
+``||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b``: the ``a.b`` block is one GEMM in
+the input's dtype; adding the norms (accumulated in float64) and clamping at
+zero is one fused numba pass. Blocks of rows are sized by the byte budget, so
+no ``n x n`` array is ever made unless the caller asks for one
+(:func:`pairwise_sq_distances`).
+
+Precision. With unit roundoff ``u`` of the input's dtype (``2**-24`` for
+float32, ``2**-53`` for float64) and ``d`` features, every GEMM-based value
+differs from the exact squared distance by at most
+``error_bound = (2 d + 8) u (||a||^2 + ||b||^2)`` (the standard bound on a
+length-``d`` dot product, doubled for safety). Near points lose relative
+precision: in float32 two points at distance ``1e-3`` of norm ``1`` may come
+out as 0. The neighbour and impostor searches use this bound to recheck, in
+exact float64 arithmetic, every pair whose outcome it could change.
+:func:`sq_distances_of_pairs` computes exact values (float64 sums of squared
+differences) for given pairs.
+"""
+
+import numpy as np
+
+from ._chunking import rows_per_chunk, run_on_row_ranges
+from ._config import jit
+
+
+def check_array(X, name, *, dtype=None):
+    """Make ``X`` a C-contiguous 2-D float32/float64 array; return it.
+
+    Float32 and float64 are kept; any other dtype becomes float64, or
+    ``dtype`` when given.
+    """
+    X = np.asarray(X)
+    if dtype is None:
+        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array, got an array of shape {X.shape}."
+        )
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def check_pair_of_arrays(A, B):
+    """Validate ``A`` and ``B`` (None means ``A``) to one common float dtype."""
+    A = check_array(A, "A")
+    if B is None:
+        return A, None
+    B = np.asarray(B)
+    dtype = np.result_type(A.dtype, B.dtype if B.dtype.kind == "f" else np.float64)
+    A = check_array(A, "A", dtype=dtype)
+    B = check_array(B, "B", dtype=dtype)
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(
+            f"A and B must have the same number of columns, got A with "
+            f"{A.shape[1]} and B with {B.shape[1]}."
+        )
+    return A, B
+
+
+def check_pairs(rows, cols, n_samples):
+    """Validate pair index arrays: same length, 1-D, in ``[0, n_samples)``."""
+    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    cols = np.ascontiguousarray(cols, dtype=np.intp)
+    if rows.ndim != 1 or rows.shape != cols.shape:
+        raise ValueError(
+            f"rows and cols must be 1-D arrays of the same length, got shapes "
+            f"{rows.shape} and {cols.shape}."
+        )
+    for name, index in (("rows", rows), ("cols", cols)):
+        if index.size and (index.min() < 0 or index.max() >= n_samples):
+            raise ValueError(
+                f"{name} must index rows of an array with {n_samples} rows, got "
+                f"values in [{index.min()}, {index.max()}]."
+            )
+    return rows, cols
+
+
+def error_factor(dtype, n_features):
+    """Factor ``(2 d + 8) u`` of the GEMM error bound (see module docstring)."""
+    return (2.0 * n_features + 8.0) * float(np.finfo(dtype).eps) / 2.0
+
+
+@jit
+def _row_norms_kernel(start, stop, X, out):
+    for i in range(start, stop):
+        total = 0.0
+        for k in range(X.shape[1]):
+            value = np.float64(X[i, k])
+            total += value * value
+        out[i] = total
+
+
+def row_norms_sq(X):
+    """Squared Euclidean norm of each row, accumulated in float64.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+
+    Returns
+    -------
+    norms : ndarray of shape (n_samples,), float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels import row_norms_sq
+    >>> row_norms_sq(np.array([[3.0, 4.0], [0.0, 1.0]]))
+    array([25.,  1.])
+    """
+    X = check_array(X, "X")
+    out = np.empty(X.shape[0], dtype=np.float64)
+    run_on_row_ranges(_row_norms_kernel, X.shape[0], X, out)
+    return out
+
+
+@jit
+def _add_norms_kernel(start, stop, block, row_norms, col_norms, diagonal_offset):
+    # block holds a.b on entry, ||a||^2 + ||b||^2 - 2 a.b clamped at 0 on exit.
+    # ``x < 0`` (not ``x <= 0`` or max) keeps NaN as NaN.
+    for i in range(start, stop):
+        norm_i = row_norms[i]
+        for j in range(block.shape[1]):
+            value = norm_i + col_norms[j] - 2.0 * block[i, j]
+            if value < 0.0:
+                value = 0.0
+            block[i, j] = value
+        if diagonal_offset >= 0:
+            # self-distances are exactly 0, not the expansion's rounding error
+            block[i, i + diagonal_offset] = 0.0
+
+
+def _distance_block(A, start, stop, B, row_norms, col_norms, same, out=None):
+    block = np.matmul(A[start:stop], B.T, out=out)
+    run_on_row_ranges(
+        _add_norms_kernel,
+        stop - start,
+        block,
+        row_norms[start:stop],
+        col_norms,
+        start if same else -1,
+    )
+    return block
+
+
+def sq_distance_blocks(A, B=None, *, working_memory=None):
+    """Squared Euclidean distances from blocks of rows of ``A`` to all of ``B``.
+
+    The product ``A[start:stop] @ B.T`` runs in BLAS in the input's dtype; the
+    norms (float64) are added and the result clamped at zero in one numba pass.
+
+    Parameters
+    ----------
+    A : ndarray of shape (n_samples_a, n_features), float32 or float64
+    B : ndarray of shape (n_samples_b, n_features) or None
+        None means ``A`` (and the diagonal is then exactly zero).
+    working_memory : float or None
+        Budget in MiB for one block; None means
+        ``sklearn.get_config()["working_memory"]``.
+
+    Yields
+    ------
+    start, stop : int
+        The rows ``A[start:stop]`` the block belongs to.
+    block : ndarray of shape (stop - start, n_samples_b)
+        Squared distances, in the input's dtype, ``>= 0``. Each block is a new
+        array. Error bound: see the module docstring.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels import sq_distance_blocks
+    >>> A = np.array([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0]])
+    >>> for start, stop, block in sq_distance_blocks(A):
+    ...     print(start, stop, block.tolist())
+    0 3 [[0.0, 25.0, 1.0], [25.0, 0.0, 20.0], [1.0, 20.0, 0.0]]
+    """
+    A, B = check_pair_of_arrays(A, B)
+    same = B is None
+    if same:
+        B = A
+    row_norms = row_norms_sq(A)
+    col_norms = row_norms if same else row_norms_sq(B)
+    n_rows = rows_per_chunk(
+        B.shape[0] * A.itemsize, working_memory, max_rows=A.shape[0]
+    )
+    for start in range(0, A.shape[0], n_rows):
+        stop = min(start + n_rows, A.shape[0])
+        yield (
+            start,
+            stop,
+            _distance_block(A, start, stop, B, row_norms, col_norms, same),
+        )
+
+
+def pairwise_sq_distances(A, B=None, *, working_memory=None):
+    """Full matrix of squared Euclidean distances (for small problems).
+
+    Same arithmetic as :func:`sq_distance_blocks`, written block by block into
+    one ``(n_samples_a, n_samples_b)`` array in the input's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels import pairwise_sq_distances
+    >>> pairwise_sq_distances(np.array([[0.0, 0.0], [3.0, 4.0]]))
+    array([[ 0., 25.],
+           [25.,  0.]])
+    """
+    A, B = check_pair_of_arrays(A, B)
+    same = B is None
+    if same:
+        B = A
+    row_norms = row_norms_sq(A)
+    col_norms = row_norms if same else row_norms_sq(B)
+    out = np.empty((A.shape[0], B.shape[0]), dtype=A.dtype)
+    n_rows = rows_per_chunk(
+        B.shape[0] * A.itemsize, working_memory, max_rows=A.shape[0]
+    )
+    for start in range(0, A.shape[0], n_rows):
+        stop = min(start + n_rows, A.shape[0])
+        _distance_block(
+            A, start, stop, B, row_norms, col_norms, same, out=out[start:stop]
+        )
+    return out
+
+
+@jit
+def exact_sq_distance(X, i, Y, j):
+    """``||X[i] - Y[j]||^2`` summed in float64."""
+    total = 0.0
+    for k in range(X.shape[1]):
+        diff = np.float64(X[i, k]) - np.float64(Y[j, k])
+        total += diff * diff
+    return total
+
+
+@jit
+def _pair_distances_kernel(start, stop, Z, rows, cols, out):
+    for p in range(start, stop):
+        out[p] = exact_sq_distance(Z, rows[p], Z, cols[p])
+
+
+def sq_distances_of_pairs(Z, rows, cols):
+    """Exact squared distances ``||Z[rows[p]] - Z[cols[p]]||^2`` of given pairs.
+
+    Sums of squared differences accumulated in float64 (no expansion, so no
+    cancellation), stored in ``Z``'s dtype.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features), float32 or float64
+    rows, cols : array-like of int, shape (n_pairs,)
+
+    Returns
+    -------
+    sq_dists : ndarray of shape (n_pairs,), dtype of ``Z``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels import sq_distances_of_pairs
+    >>> Z = np.array([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0]])
+    >>> sq_distances_of_pairs(Z, [0, 1], [1, 2])
+    array([25., 20.])
+    """
+    Z = check_array(Z, "Z")
+    rows, cols = check_pairs(rows, cols, Z.shape[0])
+    out = np.empty(rows.shape[0], dtype=Z.dtype)
+    run_on_row_ranges(_pair_distances_kernel, rows.shape[0], Z, rows, cols, out)
+    return out

@@ -1,0 +1,320 @@
+"""Impostor search: differently labelled pairs closer than a per-row radius.
+
+An impostor of row ``i`` is a row ``l`` with ``y[l] != y[i]`` and
+``||z_i - z_l||^2 < radii[i]`` (for LMNN: the distance to ``i``'s farthest
+target neighbour plus the margin).
+
+The full search compares each class with the classes after it, in blocks of
+rows: one GEMM per block, then a fused numba pass that tests every entry in
+both directions (``(i, l)`` against ``radii[i]`` and ``(l, i)`` against
+``radii[l]``), so each unordered pair of differently labelled rows is
+computed once and same-class pairs never. Entries whose outcome the GEMM
+rounding could change (within the error bound of
+:mod:`linmetric._kernels.distances`) are decided on the exact float64
+distance, so the set of pairs returned is exact. Hits are compacted in place
+per row, counted, and scattered into the output, which is sorted by
+``(row, col)`` with two counting-sort passes.
+"""
+
+import numpy as np
+
+from ._chunking import rows_per_chunk, run_on_row_ranges
+from ._config import jit
+from .distances import (
+    check_array,
+    check_pairs,
+    error_factor,
+    exact_sq_distance,
+    row_norms_sq,
+    sq_distances_of_pairs,
+)
+
+_ROW_HIT = 1  # (block row, col) is a pair: distance < radius of the block row
+_COL_HIT = 2  # (col, block row) is a pair: distance < radius of the column
+
+
+@jit
+def _filter_kernel(
+    start,
+    stop,
+    products,
+    Z_rows,
+    row_norms,
+    row_radii,
+    Z_cols,
+    col_norms,
+    col_radii,
+    block_start,
+    factor,
+    exact_values,
+    codes,
+    n_codes,
+    n_hits,
+):
+    # On entry products[ii, j] = z_i . z_j. On exit, for each block row ii,
+    # codes[ii, :n_codes[ii]] = 4 * j + flags for every column j with a hit,
+    # products[ii, :n_codes[ii]] = their squared distances (compacted in
+    # place: the write position never passes the read position).
+    n_cols = products.shape[1]
+    for ii in range(start, stop):
+        i = block_start + ii
+        norm_i = row_norms[i]
+        radius_i = row_radii[i]
+        count = 0
+        hits = 0
+        for j in range(n_cols):
+            approx = norm_i + col_norms[j] - 2.0 * products[ii, j]
+            slack = factor * (norm_i + col_norms[j])
+            radius_j = col_radii[j]
+            if approx - slack >= radius_i and approx - slack >= radius_j:
+                continue  # the common case: far from both radii
+            exact = -1.0
+            flags = 0
+            if approx + slack < radius_i:
+                flags |= 1
+            elif approx - slack < radius_i:
+                exact = exact_sq_distance(Z_rows, i, Z_cols, j)
+                if exact < radius_i:
+                    flags |= 1
+            if approx + slack < radius_j:
+                flags |= 2
+            elif approx - slack < radius_j:
+                if exact < 0.0:
+                    exact = exact_sq_distance(Z_rows, i, Z_cols, j)
+                if exact < radius_j:
+                    flags |= 2
+            if flags == 0:
+                continue
+            if exact_values and exact < 0.0:
+                exact = exact_sq_distance(Z_rows, i, Z_cols, j)
+            if exact >= 0.0:
+                value = exact
+            else:
+                value = approx if approx > 0.0 else 0.0
+            codes[ii, count] = 4 * j + flags
+            products[ii, count] = value
+            count += 1
+            hits += (flags & 1) + (flags >> 1)
+        n_codes[ii] = count
+        n_hits[ii] = hits
+
+
+@jit
+def _emit_kernel(
+    products, codes, n_codes, row_index, col_index, out_rows, out_cols, out_dists
+):
+    # Expand the compacted codes of one block into (row, col, distance).
+    position = 0
+    for ii in range(codes.shape[0]):
+        i = row_index[ii]
+        for c in range(n_codes[ii]):
+            code = codes[ii, c]
+            l = col_index[code >> 2]
+            if code & 1:
+                out_rows[position] = i
+                out_cols[position] = l
+                out_dists[position] = products[ii, c]
+                position += 1
+            if code & 2:
+                out_rows[position] = l
+                out_cols[position] = i
+                out_dists[position] = products[ii, c]
+                position += 1
+
+
+@jit
+def _counting_sort_kernel(keys, n_keys, order_in, order_out, counts):
+    # Stable counting sort of the permutation order_in by keys[order_in].
+    for k in range(n_keys + 1):
+        counts[k] = 0
+    for p in range(order_in.shape[0]):
+        counts[keys[order_in[p]] + 1] += 1
+    for k in range(n_keys):
+        counts[k + 1] += counts[k]
+    for p in range(order_in.shape[0]):
+        key = keys[order_in[p]]
+        order_out[counts[key]] = order_in[p]
+        counts[key] += 1
+
+
+def sort_pairs(rows, cols, n_samples, *values):
+    """Sort pairs by ``(row, col)``; return sorted ``rows, cols, *values``.
+
+    Two stable counting sorts (by col, then by row): linear time in the
+    number of pairs plus ``n_samples``.
+    """
+    n_pairs = rows.shape[0]
+    counts = np.empty(n_samples + 1, dtype=np.intp)
+    by_col = np.empty(n_pairs, dtype=np.intp)
+    order = np.empty(n_pairs, dtype=np.intp)
+    _counting_sort_kernel(cols, n_samples, np.arange(n_pairs), by_col, counts)
+    _counting_sort_kernel(rows, n_samples, by_col, order, counts)
+    del by_col
+    return (rows[order], cols[order], *(v[order] for v in values))
+
+
+def _check_radii(radii, n_samples):
+    radii = np.ascontiguousarray(radii, dtype=np.float64)
+    if radii.shape != (n_samples,):
+        raise ValueError(
+            f"radii must be a 1-D array with one radius per row of Z ({n_samples}), "
+            f"got shape {radii.shape}."
+        )
+    if np.isnan(radii).any():
+        raise ValueError("radii must not contain NaN.")
+    return radii
+
+
+def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
+    """All differently labelled pairs closer than the first row's radius.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components), float32 or float64
+        The transformed rows, ``X @ L.T`` for LMNN.
+    y : ndarray of shape (n_samples,), int
+        Class codes.
+    radii : ndarray of shape (n_samples,)
+        Squared radius per row; ``(i, l)`` is returned when
+        ``||z_i - z_l||^2 < radii[i]`` and ``y[i] != y[l]``.
+    working_memory : float or None
+        Budget in MiB for one block (the product block plus an index buffer
+        of 4 or 8 bytes per entry); None means
+        ``sklearn.get_config()["working_memory"]``. The output is extra.
+    exact_distances : bool, default=False
+        Compute every returned distance exactly (float64 sum of squared
+        differences). By default only pairs near a radius are recomputed; the
+        others carry the GEMM value, within the error bound of
+        :mod:`linmetric._kernels.distances` (a relative error of about
+        ``1e-5`` of ``||z_i||^2 + ||z_l||^2`` in float32). The set of pairs is
+        exact either way.
+
+    Returns
+    -------
+    rows, cols : ndarray of shape (n_pairs,), intp
+        The pairs, sorted by ``(row, col)``.
+    sq_dists : ndarray of shape (n_pairs,), dtype of ``Z``
+        Their squared distances.
+
+    References
+    ----------
+    K. Q. Weinberger and L. K. Saul, "Distance Metric Learning for Large
+    Margin Nearest Neighbor Classification", JMLR 10 (2009), section 5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels import find_impostors
+    >>> Z = np.array([[0.0], [1.0], [2.0], [5.0]])
+    >>> y = np.array([0, 1, 0, 1])
+    >>> rows, cols, sq_dists = find_impostors(Z, y, np.full(4, 2.0))
+    >>> rows.tolist(), cols.tolist(), sq_dists.tolist()
+    ([0, 1, 1, 2], [1, 0, 2, 1], [1.0, 1.0, 1.0, 1.0])
+    """
+    Z = check_array(Z, "Z")
+    n_samples = Z.shape[0]
+    y = np.asarray(y)
+    if y.shape != (n_samples,):
+        raise ValueError(
+            f"y must be a 1-D array with one label per row of Z ({n_samples}), "
+            f"got shape {y.shape}."
+        )
+    radii = _check_radii(radii, n_samples)
+    norms = row_norms_sq(Z)
+    factor = error_factor(Z.dtype, Z.shape[1])
+    code_dtype = np.int32 if 4 * n_samples + 3 <= np.iinfo(np.int32).max else np.int64
+    bytes_per_entry = Z.itemsize + np.dtype(code_dtype).itemsize
+
+    pieces = []
+    classes = np.unique(y)
+    for label in classes[:-1]:
+        members = np.flatnonzero(y == label)
+        others = np.flatnonzero(y > label)
+        Z_rows, Z_cols = Z[members], Z[others]
+        row_norms, col_norms = norms[members], norms[others]
+        row_radii, col_radii = radii[members], radii[others]
+        n_rows = rows_per_chunk(
+            others.shape[0] * bytes_per_entry, working_memory, max_rows=members.shape[0]
+        )
+        for start in range(0, members.shape[0], n_rows):
+            stop = min(start + n_rows, members.shape[0])
+            products = Z_rows[start:stop] @ Z_cols.T
+            codes = np.empty(products.shape, dtype=code_dtype)
+            n_codes = np.empty(stop - start, dtype=np.intp)
+            n_hits = np.empty(stop - start, dtype=np.intp)
+            run_on_row_ranges(
+                _filter_kernel,
+                stop - start,
+                products,
+                Z_rows,
+                row_norms,
+                row_radii,
+                Z_cols,
+                col_norms,
+                col_radii,
+                start,
+                factor,
+                bool(exact_distances),
+                codes,
+                n_codes,
+                n_hits,
+            )
+            total = int(n_hits.sum())
+            if total:
+                piece = (
+                    np.empty(total, dtype=np.intp),
+                    np.empty(total, dtype=np.intp),
+                    np.empty(total, dtype=Z.dtype),
+                )
+                _emit_kernel(
+                    products, codes, n_codes, members[start:stop], others, *piece
+                )
+                pieces.append(piece)
+            del products, codes
+    if not pieces:
+        return (
+            np.empty(0, dtype=np.intp),
+            np.empty(0, dtype=np.intp),
+            np.empty(0, dtype=Z.dtype),
+        )
+    rows = np.concatenate([p[0] for p in pieces])
+    cols = np.concatenate([p[1] for p in pieces])
+    sq_dists = np.concatenate([p[2] for p in pieces])
+    del pieces
+    return sort_pairs(rows, cols, n_samples, sq_dists)
+
+
+def recheck_impostors(Z, radii, rows, cols):
+    """Keep the candidate pairs that are still within their row's radius.
+
+    Candidate mode for active-set schemes: only the given pairs are checked,
+    with exact squared distances (float64 sums of squared differences).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components), float32 or float64
+    radii : ndarray of shape (n_samples,)
+    rows, cols : array-like of int, shape (n_candidates,)
+        Candidate pairs (for example, the impostors of an earlier search).
+
+    Returns
+    -------
+    rows, cols : ndarray of shape (n_pairs,), intp
+        The candidates with ``||z_row - z_col||^2 < radii[row]``, in the
+        input's order.
+    sq_dists : ndarray of shape (n_pairs,), dtype of ``Z``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels import recheck_impostors
+    >>> Z = np.array([[0.0], [1.0], [3.0]])
+    >>> recheck_impostors(Z, np.full(3, 2.0), [0, 0, 2], [1, 2, 1])
+    (array([0]), array([1]), array([1.]))
+    """
+    Z = check_array(Z, "Z")
+    radii = _check_radii(radii, Z.shape[0])
+    rows, cols = check_pairs(rows, cols, Z.shape[0])
+    sq_dists = sq_distances_of_pairs(Z, rows, cols)
+    keep = sq_dists < radii[rows]
+    return rows[keep], cols[keep], sq_dists[keep]

@@ -1,0 +1,1 @@
+"""Plain NumPy reference implementations: the readable oracle the fast code is tested against."""
