@@ -1,0 +1,365 @@
+"""Command line of the benchmark suite: ``python -m benchmarks [suite] [options]``.
+
+Suites and commands::
+
+    python -m benchmarks                      quick suite (same as 'quick')
+    python -m benchmarks quick [options]      iris, wine, breast_cancer, digits
+    python -m benchmarks mnist [options]      the LMNN paper's MNIST protocol
+    python -m benchmarks kernels [options]    the numba kernel benchmark
+    python -m benchmarks list                 data sets, methods, peers
+    python -m benchmarks peers-setup          build the peers' environment
+
+Options of ``quick`` and ``mnist``: ``--datasets``, ``--methods``, ``--seeds``,
+``-k``, ``--max-iter``, ``--with-peers``, ``--peers``, ``--json PATH``,
+``--csv PATH``, ``--plots DIR``, ``--quiet``; ``mnist`` adds
+``--subsample N``, ``--test-subsample N`` and ``--data-home DIR``.
+"""
+
+import argparse
+import sys
+import time
+
+from .data import EMBEDDED_DATASETS
+from .methods import METHOD_NAMES, parse_methods
+
+# per-suite settings of the learners: method -> constructor overrides
+QUICK_SETTINGS = {}
+MNIST_SETTINGS = {}
+
+
+def _parse_list(text, *, option, allowed=None, cast=str):
+    if text in (None, ""):
+        return None
+    if allowed is not None and text == "all":
+        return list(allowed)
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        values = [cast(item) for item in items]
+    except ValueError as exc:
+        raise SystemExit(f"{option}: cannot read {text!r}: {exc}") from exc
+    if allowed is not None:
+        unknown = [value for value in values if value not in allowed]
+        if unknown:
+            raise SystemExit(
+                f"{option} got unknown value(s) {unknown}; choose from "
+                f"{', '.join(map(str, allowed))} or 'all'."
+            )
+    return values
+
+
+def _add_run_options(parser, *, datasets):
+    parser.add_argument(
+        "--datasets",
+        default="all",
+        help=f"comma-separated data sets ({', '.join(datasets)}) or 'all'",
+    )
+    parser.add_argument(
+        "--methods",
+        default="all",
+        help=f"comma-separated methods ({', '.join(METHOD_NAMES)}) or 'all'",
+    )
+    parser.add_argument(
+        "--seeds", default="0", help="comma-separated seeds of split and learners"
+    )
+    parser.add_argument(
+        "-k",
+        "--n-neighbors",
+        type=int,
+        default=3,
+        help="k of the kNN rule and LMNN's target neighbours (default 3)",
+    )
+    parser.add_argument(
+        "--max-iter",
+        type=int,
+        default=None,
+        help="cap on the iterations of the iterative learners, ours and peers'",
+    )
+    parser.add_argument(
+        "--with-peers",
+        action="store_true",
+        help="also run the other libraries (see 'peers-setup')",
+    )
+    parser.add_argument(
+        "--peers",
+        default="all",
+        help="comma-separated peers to run with --with-peers (see 'list')",
+    )
+    parser.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=None,
+        help="seconds after which a peer run is stopped and reported as timeout",
+    )
+    parser.add_argument("--json", metavar="PATH", help="write one record per run")
+    parser.add_argument("--csv", metavar="PATH", help="write one row per run")
+    parser.add_argument("--plots", metavar="DIR", help="write PNG figures here")
+    parser.add_argument(
+        "--quiet", action="store_true", help="print only the final table"
+    )
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmarks of linmetric's learners against the Euclidean "
+        "baseline and the other libraries. Without a command, runs 'quick'.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="command")
+
+    quick = commands.add_parser(
+        "quick",
+        help="embedded data sets (standardised, stratified 70/30 split)",
+        description="Every learner on scikit-learn's iris, wine, breast_cancer "
+        "and digits: standardised, stratified 70/30 split, fixed seeds.",
+    )
+    _add_run_options(quick, datasets=EMBEDDED_DATASETS)
+
+    mnist = commands.add_parser(
+        "mnist",
+        help="MNIST as in the LMNN paper (deskew, PCA 164, k=3, mu=0.5)",
+        description="MNIST as in the LMNN paper: deskewed images, PCA to 164 "
+        "dimensions fitted on the 60,000 training images, k = 3, mu = 0.5, "
+        "learners fitted on the training set, 3-NN error on the 10,000 test images.",
+    )
+    _add_run_options(mnist, datasets=("mnist",))
+    mnist.add_argument(
+        "--subsample", type=int, default=None, help="train on N stratified images"
+    )
+    mnist.add_argument(
+        "--test-subsample", type=int, default=None, help="test on N stratified images"
+    )
+    mnist.add_argument("--data-home", default=None, help="MNIST cache directory")
+    mnist.add_argument(
+        "--n-components", type=int, default=164, help="PCA dimensions (default 164)"
+    )
+
+    kernels = commands.add_parser(
+        "kernels",
+        help="the numba kernel benchmark",
+        description="Times the numba kernels (benchmarks.kernels).",
+    )
+    kernels.add_argument("--n", type=int, default=20000, help="number of points")
+    kernels.add_argument("--d", type=int, default=164, help="number of features")
+    kernels.add_argument(
+        "--dtypes", default="float32", help="comma-separated dtypes (float32,float64)"
+    )
+    kernels.add_argument("--quick", action="store_true", help="a short run")
+    kernels.add_argument("--json", metavar="PATH", help="write the records")
+
+    commands.add_parser("list", help="data sets, methods and peers, with availability")
+
+    setup = commands.add_parser(
+        "peers-setup",
+        help="build benchmarks/.peers/venv with metric-learn, pylmnn (and mlpack)",
+        description="Create the virtual environment benchmarks/.peers/venv with "
+        "metric-learn 0.7.0 (and scikit-learn < 1.8), pylmnn 1.6.4 (with six, GPy, "
+        "GPyOpt) and optionally mlpack, and patch pylmnn for SciPy >= 1.11. The "
+        "patches are recorded in benchmarks/.peers/patches.json and in every "
+        "peer result.",
+    )
+    setup.add_argument("--mlpack", action="store_true", help="also install mlpack")
+    setup.add_argument(
+        "--recreate", action="store_true", help="delete and rebuild the venv"
+    )
+    setup.add_argument(
+        "--python", default=None, help="interpreter to build the venv from"
+    )
+    return parser
+
+
+def _attach_environment(records):
+    from .environment import collect_environment
+
+    environment = collect_environment()
+    for record in records:
+        record["environment"] = environment
+    return records
+
+
+def _write_outputs(records, args, *, prefix):
+    from .report import write_csv, write_json
+
+    if args.json:
+        write_json(records, args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.csv:
+        write_csv(records, args.csv)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    if args.plots:
+        from .plots import write_plots
+
+        for path in write_plots(records, args.plots, prefix=prefix):
+            print(f"wrote {path}", file=sys.stderr)
+
+
+def run_grid(suite, load_split, datasets, args, settings):
+    """Run every (data set, seed) x (method, peer) of a suite; return records."""
+    from .peers import parse_peers, run_peer
+    from .progress import Progress
+    from .runner import add_speed_ratios, run_linmetric, summary_line
+
+    try:
+        methods = parse_methods(args.methods)
+        peers = parse_peers(args.peers, methods) if args.with_peers else []
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
+    seeds = _parse_list(args.seeds, option="--seeds", cast=int) or [0]
+    runs = len(datasets) * len(seeds) * (len(methods) + len(peers))
+    records = []
+    with Progress(runs, quiet=args.quiet) as progress:
+        for dataset in datasets:
+            for seed in seeds:
+                progress.start(f"loading {dataset} (seed {seed})")
+                split = load_split(dataset, seed)
+                for method in methods:
+                    overrides = dict(settings.get(method, {}))
+                    if args.max_iter is not None and method in ("lmnn", "nca", "itml"):
+                        overrides["max_iter"] = args.max_iter
+                    progress.start(f"{dataset} {method} seed={seed}")
+                    record = run_linmetric(
+                        split,
+                        method,
+                        seed=seed,
+                        n_neighbors=args.n_neighbors,
+                        overrides=overrides,
+                        progress=progress,
+                        suite=suite,
+                    )
+                    records.append(record)
+                    progress.finish(summary_line(record))
+                for peer in peers:
+                    progress.start(f"{dataset} {peer} seed={seed}")
+                    record = run_peer(
+                        split,
+                        peer,
+                        seed=seed,
+                        n_neighbors=args.n_neighbors,
+                        max_iter=args.max_iter,
+                        suite=suite,
+                        timeout=args.peer_timeout,
+                    )
+                    records.append(record)
+                    progress.finish(summary_line(record))
+    return add_speed_ratios(records)
+
+
+def _finish(records, args, *, prefix, started):
+    from .report import format_table
+
+    _attach_environment(records)
+    print(format_table(records))
+    _write_outputs(records, args, prefix=prefix)
+    if not args.quiet:
+        print(f"total {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_quick(args):
+    from .data import load_embedded
+
+    started = time.perf_counter()
+    datasets = _parse_list(
+        args.datasets, option="--datasets", allowed=EMBEDDED_DATASETS
+    )
+    records = run_grid(
+        "quick",
+        lambda name, seed: load_embedded(name, seed),
+        datasets or list(EMBEDDED_DATASETS),
+        args,
+        QUICK_SETTINGS,
+    )
+    return _finish(records, args, prefix="quick_", started=started)
+
+
+def cmd_mnist(args):
+    from .data import load_mnist_protocol
+
+    started = time.perf_counter()
+    _parse_list(args.datasets, option="--datasets", allowed=("mnist",))
+
+    def load(name, seed):
+        return load_mnist_protocol(
+            subsample=args.subsample,
+            test_subsample=args.test_subsample,
+            seed=seed,
+            n_components=args.n_components,
+            data_home=args.data_home,
+        )
+
+    records = run_grid("mnist", load, ["mnist"], args, MNIST_SETTINGS)
+    return _finish(records, args, prefix="mnist_", started=started)
+
+
+def cmd_kernels(args):
+    try:
+        from . import kernels
+    except ImportError as exc:
+        raise SystemExit(f"the kernel benchmark is not available: {exc}") from exc
+    dtypes = tuple(_parse_list(args.dtypes, option="--dtypes") or ["float32"])
+    records = kernels.run(n=args.n, d=args.d, dtypes=dtypes, quick=args.quick)
+    print(kernels.format_table(records))
+    if args.json:
+        from .report import write_json
+
+        _attach_environment(records)
+        write_json(records, args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def cmd_list(args):
+    from .methods import METHODS, availability
+    from .peers import PEERS, PEERS_VENV, peers_python
+
+    print("suites: quick (default), mnist, kernels")
+    print(f"embedded data sets: {', '.join(EMBEDDED_DATASETS)}")
+    print("other data: mnist (linmetric.datasets.load_mnist)")
+    print("methods:")
+    for name in METHOD_NAMES:
+        available, note = availability(name)
+        state = "available" if available else f"unavailable ({note})"
+        print(f"  {name:<11} {METHODS[name].description}: {state}")
+    ready = peers_python() is not None
+    print(
+        f"peers (--with-peers; environment {PEERS_VENV}: "
+        f"{'present' if ready else 'missing, run peers-setup'}):"
+    )
+    for peer in PEERS.values():
+        where = "this Python" if peer.environment == "main" else "peers venv"
+        print(f"  {peer.name:<24} {peer.library} {peer.method} ({where})")
+    return 0
+
+
+def cmd_peers_setup(args):
+    from .peers.setup_env import setup_peers
+
+    def log(message):
+        print(message, file=sys.stderr)
+
+    patches = setup_peers(
+        python=args.python, with_mlpack=args.mlpack, recreate=args.recreate, log=log
+    )
+    for patch in patches:
+        print(
+            f"patched {patch['file']} ({patch['package']} {patch['version']}): "
+            f"{patch['reason']}"
+        )
+    return 0
+
+
+COMMANDS = {
+    "quick": cmd_quick,
+    "mnist": cmd_mnist,
+    "kernels": cmd_kernels,
+    "list": cmd_list,
+    "peers-setup": cmd_peers_setup,
+}
+
+
+def main(argv=None):
+    """Run the command line; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["quick", *argv]
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)

@@ -1,0 +1,90 @@
+"""The linmetric methods of the suites and how each is built.
+
+A method whose class linmetric does not provide (yet, or in this install) is
+reported as unavailable instead of stopping the suite.
+"""
+
+from dataclasses import dataclass
+
+# method name -> the learner family a peer method is compared with
+METHOD_NAMES = ("euclidean", "whitening", "covariance", "lmnn", "nca", "itml")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A way of producing a learned space from a training set."""
+
+    name: str
+    class_name: str | None  # attribute of the linmetric package; None = identity
+    description: str
+    defaults: tuple = ()  # (parameter, value) pairs, set only if the class has them
+
+    def make(self, *, n_neighbors, seed, callback=None, overrides=None):
+        """Build the estimator, or raise ImportError when it is unavailable.
+
+        Common parameters (``n_neighbors``, ``random_state``, ``callback``) are
+        passed only to classes that accept them, so the same code drives every
+        learner.
+        """
+        import linmetric
+
+        try:
+            cls = getattr(linmetric, self.class_name)
+        except (AttributeError, ImportError) as exc:
+            raise ImportError(
+                f"linmetric.{self.class_name} is not available: {exc}"
+            ) from exc
+        accepted = set(cls().get_params(deep=False))
+        params = dict(self.defaults)
+        params.update(overrides or {})
+        if "n_neighbors" in accepted:
+            params["n_neighbors"] = n_neighbors
+        if "random_state" in accepted:
+            params["random_state"] = seed
+        if callback is not None and "callback" in accepted:
+            params["callback"] = callback
+        unknown = sorted(set(params) - accepted)
+        if unknown:
+            raise ValueError(
+                f"method {self.name!r}: {cls.__name__} has no parameter(s) {unknown}; "
+                f"its parameters are {sorted(accepted)}."
+            )
+        return cls(**params)
+
+
+METHODS = {
+    "euclidean": Method("euclidean", None, "Euclidean baseline (identity map)"),
+    "whitening": Method(
+        "whitening", "Whitening", "PCA whitening", (("method", "pca"),)
+    ),
+    "covariance": Method("covariance", "Covariance", "inverse-covariance Mahalanobis"),
+    "lmnn": Method("lmnn", "LMNN", "large margin nearest neighbour", (("mu", 0.5),)),
+    "nca": Method("nca", "NCA", "neighbourhood components analysis"),
+    "itml": Method("itml", "ITML", "information-theoretic metric learning"),
+}
+
+
+def parse_methods(text):
+    """Turn ``"lmnn,nca"`` (or ``"all"``) into method names, checking each."""
+    if text in (None, "", "all"):
+        return list(METHOD_NAMES)
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METHODS]
+    if unknown:
+        raise ValueError(
+            f"--methods got unknown method(s) {unknown}; choose from "
+            f"{', '.join(METHOD_NAMES)} or 'all'."
+        )
+    return names
+
+
+def availability(name):
+    """Return ``(available, note)`` for a method, without fitting anything."""
+    method = METHODS[name]
+    if method.class_name is None:
+        return True, ""
+    try:
+        method.make(n_neighbors=3, seed=0)
+    except ImportError as exc:
+        return False, str(exc)
+    return True, ""

@@ -1,0 +1,117 @@
+"""Figures of benchmark records (matplotlib, PNG files)."""
+
+import math
+from pathlib import Path
+
+_MARKERS = "osD^v<>pPX*h"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(n_panels):
+    columns = min(n_panels, 2)
+    return math.ceil(n_panels / columns), columns
+
+
+def plot_accuracy_vs_time(records, path):
+    """kNN test accuracy against fit time, one panel per data set.
+
+    Every (library, method) pair is one point per seed; all libraries share
+    each panel and its legend, with a marker per library and a colour per
+    method. The time axis is logarithmic; the baseline (no fit) sits at the
+    left edge.
+    """
+    plt = _pyplot()
+    done = [r for r in records if r["status"] == "ok" and r["knn_accuracy"] is not None]
+    datasets = list(dict.fromkeys(r["dataset"] for r in done))
+    if not datasets:
+        return None
+    libraries = list(dict.fromkeys(r["library"] for r in done))
+    methods = list(dict.fromkeys(r["method"] for r in done))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    rows, columns = _grid(len(datasets))
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(6 * columns, 4.2 * rows), squeeze=False
+    )
+    smallest = min((r["fit_seconds"] for r in done if r["fit_seconds"]), default=1e-3)
+    for axis, dataset in zip(axes.flat, datasets, strict=False):
+        for record in (r for r in done if r["dataset"] == dataset):
+            library = libraries.index(record["library"])
+            method = methods.index(record["method"])
+            axis.scatter(
+                max(record["fit_seconds"] or 0.0, smallest / 2),
+                record["knn_accuracy"],
+                marker=_MARKERS[library % len(_MARKERS)],
+                color=colours[method % len(colours)],
+                s=60,
+                alpha=0.85,
+                label=f"{record['method']} ({record['library']})",
+            )
+        axis.set_xscale("log")
+        axis.set_title(dataset)
+        axis.set_xlabel("fit time (s)")
+        axis.set_ylabel(f"{done[0]['n_neighbors']}-NN test accuracy")
+        axis.grid(True, which="both", alpha=0.3)
+        handles, labels = axis.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        axis.legend(unique.values(), unique.keys(), fontsize="small")
+    for axis in list(axes.flat)[len(datasets) :]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
+
+
+def plot_loss_curves(records, path):
+    """Loss per iteration of the iterative learners, one panel per data set."""
+    plt = _pyplot()
+    curves = [r for r in records if r["status"] == "ok" and r.get("loss_curve")]
+    datasets = list(dict.fromkeys(r["dataset"] for r in curves))
+    if not datasets:
+        return None
+    rows, columns = _grid(len(datasets))
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(6 * columns, 4.2 * rows), squeeze=False
+    )
+    for axis, dataset in zip(axes.flat, datasets, strict=False):
+        for record in (r for r in curves if r["dataset"] == dataset):
+            curve = record["loss_curve"]
+            axis.plot(
+                range(1, len(curve) + 1),
+                curve,
+                label=f"{record['method']} ({record['library']}) seed={record['seed']}",
+            )
+        if all(
+            v > 0 for r in curves if r["dataset"] == dataset for v in r["loss_curve"]
+        ):
+            axis.set_yscale("log")
+        axis.set_title(dataset)
+        axis.set_xlabel("iteration")
+        axis.set_ylabel("loss")
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize="small")
+    for axis in list(axes.flat)[len(datasets) :]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
+
+
+def write_plots(records, directory, *, prefix=""):
+    """Write every figure into ``directory``; return the paths written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = [
+        plot_accuracy_vs_time(records, directory / f"{prefix}accuracy_vs_fit_time.png"),
+        plot_loss_curves(records, directory / f"{prefix}loss_curves.png"),
+    ]
+    return [path for path in written if path is not None]

@@ -1,0 +1,149 @@
+"""Tables on the terminal, JSON and CSV files of benchmark records."""
+
+import csv
+import json
+import math
+
+from .runner import RECORD_FIELDS
+
+# (header, record field, format) of the terminal table
+_COLUMNS = (
+    ("dataset", "dataset", "{}"),
+    ("method", "method", "{}"),
+    ("library", "library", "{}"),
+    ("seed", "seed", "{}"),
+    ("fit s", "fit_seconds", "{:.3f}"),
+    ("kNN acc", "knn_accuracy", "{:.4f}"),
+    ("energy acc", "energy_accuracy", "{:.4f}"),
+    ("P@1", "precision_at_1", "{:.4f}"),
+    ("MAP@R", "map_at_r", "{:.4f}"),
+    ("NMI", "nmi", "{:.3f}"),
+    ("ARI", "ari", "{:.3f}"),
+    ("iter", "n_iter", "{}"),
+    ("mem MiB", "peak_memory_mib", "{:.0f}"),
+    ("peer/ours", "speedup_vs_peer", "{:.1f}x"),
+)
+
+
+def _cell(value, fmt):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value)
+
+
+def format_table(records, *, show_notes=True):
+    """Render records as an aligned text table, notes listed below it.
+
+    The kNN column uses each record's own ``n_neighbors``; ``peer/ours`` is a
+    peer's fit time divided by linmetric's on the same data (above 1: linmetric
+    is faster). Runs that did not complete show their status in place of
+    numbers, with the reason under the table.
+    """
+    seeds = {record["seed"] for record in records}
+    columns = [c for c in _COLUMNS if c[1] != "seed" or len(seeds) > 1]
+    if not any(record.get("speedup_vs_peer") is not None for record in records):
+        columns = [c for c in columns if c[1] != "speedup_vs_peer"]
+    rows = []
+    notes = []
+    for record in records:
+        row = []
+        for _, field, fmt in columns:
+            if record["status"] != "ok" and field == "fit_seconds":
+                row.append(record["status"])
+            else:
+                row.append(_cell(record.get(field), fmt))
+        if record.get("note") and show_notes:
+            notes.append(
+                f"[{len(notes) + 1}] {record['dataset']} {record['method']} "
+                f"({record['library']}): {record['note']}"
+            )
+            row[-1] += f" [{len(notes)}]"
+        rows.append(row)
+    headers = [header for header, _, _ in columns]
+    widths = [
+        max(len(headers[i]), *(len(row[i]) for row in rows))
+        if rows
+        else len(headers[i])
+        for i in range(len(headers))
+    ]
+    numeric = {i for i, (_, field, _) in enumerate(columns) if i >= 3}
+
+    def line(cells):
+        return "  ".join(
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    previous = None
+    for record, row in zip(records, rows, strict=True):
+        if previous is not None and record["dataset"] != previous:
+            out.append("")
+        previous = record["dataset"]
+        out.append(line(row))
+    if notes:
+        out.append("")
+        out.extend(note[:300] for note in notes)
+    return "\n".join(out)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(records, path):
+    """Write the records as a JSON list, one object per run."""
+    with open(path, "w") as stream:
+        json.dump(_jsonable(records), stream, indent=1)
+        stream.write("\n")
+
+
+def _flatten_environment(environment):
+    flat = {
+        "env_timestamp": environment.get("timestamp"),
+        "env_python": environment.get("python"),
+        "env_platform": environment.get("platform"),
+        "env_cpu": environment.get("cpu"),
+        "env_cpu_count": environment.get("cpu_count"),
+        "env_cpus_available": environment.get("cpus_available"),
+        "env_numba_threads": environment.get("numba_threads"),
+    }
+    for name, version in (environment.get("versions") or {}).items():
+        flat[f"env_version_{name}"] = version
+    flat["env_blas"] = "; ".join(
+        f"{pool.get('internal_api')} {pool.get('version')} "
+        f"({pool.get('num_threads')} threads)"
+        for pool in environment.get("blas") or []
+    )
+    flat["env_thread_variables"] = json.dumps(environment.get("thread_variables") or {})
+    return flat
+
+
+def write_csv(records, path):
+    """Write one CSV row per run: the record's fields, then its environment.
+
+    ``params`` and ``patches`` are JSON-encoded in their cells; the loss curve
+    is left to the JSON output.
+    """
+    rows = []
+    for record in records:
+        row = {field: record.get(field) for field in RECORD_FIELDS}
+        row["params"] = json.dumps(_jsonable(record.get("params") or {}))
+        row["patches"] = json.dumps(_jsonable(record.get("patches") or []))
+        row.update(_flatten_environment(record.get("environment") or {}))
+        rows.append(row)
+    fieldnames = []
+    for row in rows:
+        fieldnames.extend(key for key in row if key not in fieldnames)
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=fieldnames or list(RECORD_FIELDS))
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,216 @@
+"""Run methods on splits and turn each run into one record.
+
+A record is a flat dict (see :data:`RECORD_FIELDS`) plus ``params``,
+``loss_curve``, ``patches`` and ``environment``; the same scoring code
+(:func:`benchmarks.scoring.score_embedding`) serves every library.
+"""
+
+import time
+import warnings
+
+import numpy as np
+
+from .memory import PeakMemory
+from .methods import METHODS
+from .scoring import score_embedding
+
+# the scalar fields of a record, in table/CSV order
+RECORD_FIELDS = (
+    "suite",
+    "dataset",
+    "method",
+    "library",
+    "library_version",
+    "seed",
+    "n_neighbors",
+    "n_train",
+    "n_test",
+    "n_features",
+    "n_components",
+    "n_classes",
+    "status",
+    "fit_seconds",
+    "transform_seconds",
+    "n_iter",
+    "knn_accuracy",
+    "energy_accuracy",
+    "energy_seconds",
+    "precision_at_1",
+    "map_at_r",
+    "nmi",
+    "ari",
+    "peak_memory_mib",
+    "speedup_vs_peer",
+    "compared_with",
+    "note",
+)
+
+
+def new_record(suite, split, method, library, library_version, seed, n_neighbors):
+    """A record with every field present, the run's identity filled in."""
+    record = dict.fromkeys(RECORD_FIELDS)
+    record.update(
+        suite=suite,
+        dataset=split.name,
+        method=method,
+        library=library,
+        library_version=library_version,
+        seed=seed,
+        n_neighbors=n_neighbors,
+        n_train=int(split.X_train.shape[0]),
+        n_test=int(split.X_test.shape[0]),
+        n_features=int(split.X_train.shape[1]),
+        n_classes=split.n_classes,
+        status="ok",
+        note="",
+        params={},
+        loss_curve=None,
+        patches=[],
+        data=dict(split.info),
+    )
+    return record
+
+
+def _warning_note(caught):
+    messages = []
+    for item in caught:
+        text = f"{item.category.__name__}: {str(item.message).splitlines()[0][:120]}"
+        if text not in messages:
+            messages.append(text)
+    return "; ".join(messages)
+
+
+def _energy_accuracy(lmnn, split):
+    """Accuracy and seconds of the energy-based rule on an already fitted LMNN."""
+    import linmetric
+
+    classifier = linmetric.EnergyClassifier(lmnn)
+    start = time.perf_counter()
+    classifier.fit(split.X_train, split.y_train)
+    accuracy = float(classifier.score(split.X_test, split.y_test))
+    return accuracy, time.perf_counter() - start
+
+
+def run_linmetric(
+    split,
+    method_name,
+    *,
+    seed=0,
+    n_neighbors=3,
+    overrides=None,
+    progress=None,
+    suite="quick",
+):
+    """Fit one linmetric method (or the Euclidean baseline) and score it."""
+    import linmetric
+
+    method = METHODS[method_name]
+    library = "baseline" if method.class_name is None else "linmetric"
+    record = new_record(
+        suite, split, method_name, library, linmetric.__version__, seed, n_neighbors
+    )
+    callback = progress.callback if progress is not None else None
+    if method.class_name is None:
+        start = time.perf_counter()
+        Z_train, Z_test = split.X_train, split.X_test
+        record.update(fit_seconds=0.0, transform_seconds=time.perf_counter() - start)
+        record["n_components"] = record["n_features"]
+    else:
+        try:
+            estimator = method.make(
+                n_neighbors=n_neighbors,
+                seed=seed,
+                callback=callback,
+                overrides=overrides,
+            )
+        except ImportError as exc:
+            record.update(status="unavailable", note=str(exc))
+            return record
+        record["params"] = {
+            key: value
+            for key, value in estimator.get_params(deep=False).items()
+            if key != "callback"
+            and isinstance(value, (int, float, str, bool, type(None)))
+        }
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with PeakMemory() as memory:
+                    start = time.perf_counter()
+                    estimator.fit(split.X_train, split.y_train)
+                    record["fit_seconds"] = time.perf_counter() - start
+                start = time.perf_counter()
+                Z_train = estimator.transform(split.X_train)
+                Z_test = estimator.transform(split.X_test)
+                record["transform_seconds"] = time.perf_counter() - start
+                if method_name == "lmnn":
+                    try:
+                        accuracy, seconds = _energy_accuracy(estimator, split)
+                        record.update(energy_accuracy=accuracy, energy_seconds=seconds)
+                    except (ImportError, AttributeError) as exc:
+                        record["note"] = f"energy rule unavailable: {exc}"
+        except Exception as exc:  # a failing learner must not stop the suite
+            record.update(status="error", note=f"{type(exc).__name__}: {exc}")
+            return record
+        record["peak_memory_mib"] = memory.peak_mib
+        record["n_components"] = int(estimator.components_.shape[0])
+        n_iter = getattr(estimator, "n_iter_", None)
+        record["n_iter"] = None if n_iter is None else int(n_iter)
+        loss_curve = getattr(estimator, "loss_curve_", None)
+        if loss_curve is not None:
+            record["loss_curve"] = [float(value) for value in np.ravel(loss_curve)]
+        note = _warning_note(caught)
+        if note:
+            record["note"] = "; ".join(filter(None, [record["note"], note]))
+    record.update(
+        score_embedding(
+            Z_train,
+            split.y_train,
+            Z_test,
+            split.y_test,
+            n_neighbors=n_neighbors,
+            seed=seed,
+        )
+    )
+    return record
+
+
+def summary_line(record):
+    """One line describing a finished run."""
+    head = (
+        f"{record['dataset']} {record['method']} ({record['library']}) "
+        f"seed={record['seed']}"
+    )
+    if record["status"] != "ok":
+        return f"{head}: {record['status']}: {record['note'][:150]}"
+    text = (
+        f"{head}: fit {record['fit_seconds']:.2f} s, "
+        f"{record['n_neighbors']}-NN acc {record['knn_accuracy']:.4f}"
+    )
+    if record.get("n_iter") is not None:
+        text += f", {record['n_iter']} iter"
+    if record.get("energy_accuracy") is not None:
+        text += f", energy acc {record['energy_accuracy']:.4f}"
+    return text
+
+
+def add_speed_ratios(records):
+    """Give each peer record the ratio of its fit time to linmetric's.
+
+    ``speedup_vs_peer`` is ``peer fit seconds / linmetric fit seconds`` for the
+    same data set, seed and learner: above 1 means linmetric was faster.
+    """
+    ours = {
+        (r["dataset"], r["seed"], r["method"]): r
+        for r in records
+        if r["library"] == "linmetric" and r["status"] == "ok"
+    }
+    for record in records:
+        if record["library"] in ("linmetric", "baseline") or record["status"] != "ok":
+            continue
+        mine = ours.get((record["dataset"], record["seed"], record["method"]))
+        if mine is None or not mine["fit_seconds"]:
+            continue
+        record["speedup_vs_peer"] = record["fit_seconds"] / mine["fit_seconds"]
+        record["compared_with"] = f"linmetric {mine['method']}"
+    return records
