@@ -19,8 +19,8 @@ def components_from_metric(M, *, tol=None):
     M : array-like of shape (n_features, n_features)
         Symmetric positive semi-definite matrix.
     tol : float, optional
-        Eigenvalues down to ``-tol`` count as zero (rounding); more negative
-        ones raise. Defaults to ``n_features * eps * max|w|``.
+        Eigenvalues in ``[-tol, tol]`` count as zero (rounding); more
+        negative ones raise. Defaults to ``n_features * eps * max|w|``.
 
     Returns
     -------
@@ -42,7 +42,8 @@ def components_from_metric(M, *, tol=None):
         raise ValueError(
             f"M is not positive semi-definite: its smallest eigenvalue is {w[0]:.3g}."
         )
-    w = np.clip(w, 0, None)
+    # Eigenvalues within rounding of zero are zero: they set the rank.
+    w = np.where(w > tol, w, 0.0)
     return np.ascontiguousarray((np.sqrt(w)[:, None] * V.T)[::-1], dtype=M.dtype)
 
 

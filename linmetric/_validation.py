@@ -86,7 +86,7 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
     classes, y_codes = np.unique(y, return_inverse=True)
     if classes.shape[0] < 2:
         raise ValueError(
-            f"y has only one class ({classes[0]!r}); metric learning from "
+            f"y has only one class ({_plain(classes[0])!r}); metric learning from "
             "labels needs at least two classes."
         )
     counts = np.bincount(y_codes, minlength=classes.shape[0])
@@ -101,7 +101,7 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
                 f"{min_class_size} samples"
             )
         raise ValueError(
-            f"Class {classes[smallest]!r} has {counts[smallest]} sample(s), but {rule}."
+            f"Class {_plain(classes[smallest])!r} has {counts[smallest]} sample(s), but {rule}."
         )
     return X, y_codes.astype(np.intp, copy=False), classes
 
@@ -155,9 +155,14 @@ def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYP
     if bad.any():
         raise ValueError(
             f"pair_labels must be +1 (similar) or -1 (dissimilar); got "
-            f"{pair_labels[bad][0]!r}."
+            f"{_plain(pair_labels[bad][0])!r}."
         )
     return pairs, pair_labels.astype(np.int8)
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value it holds, for readable messages."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def check_scalar_in_range(value, name, *, low=None, high=None, kind=numbers.Real):
