@@ -1,0 +1,301 @@
+"""Soft-neighbour kernels of Neighbourhood Components Analysis.
+
+With ``z_i = L x_i``, point ``i`` picks ``j != i`` as its neighbour with
+probability ``p_ij = exp(-d_ij) / sum_{k != i} exp(-d_ik)``, where
+``d_ij = ||z_i - z_j||^2``; ``p_i = sum_{j in C_i} p_ij`` sums over ``i``'s
+own class. NCA's gradient needs the weights ``W_ij = p_ij (1[y_i = y_j] -
+p_i)``, whose rows sum to zero. The loss ``-sum_i p_i`` and its gradient
+are then
+
+    grad = 2 S^T X,   S = (D - W - W^T) Z,   D = diag(column sums of W),
+
+which the callers build block by block: ``S[rows] -= W_rows Z`` and
+``S -= W_rows^T Z[rows]`` (two GEMMs per block), ``S += D Z`` at the end.
+
+- :func:`soft_neighbor_weights` turns a block of squared distances (from
+  :func:`linmetric._kernels.sq_distance_blocks`) into ``W`` in place, with a
+  stable log-sum-exp per row: distances are shifted by the row's smallest
+  before ``exp``, so no row underflows to ``0 / 0``; terms more than 50
+  units beyond the nearest (below ``2e-22`` of its weight, under float64
+  resolution of the sum) are set to zero without calling ``exp``.
+- :func:`nearest_candidates` selects each row's ``m`` nearest points (any
+  class) from a distance block and measures the softmax mass that the
+  others carry.
+- :func:`truncated_soft_neighbors` and :func:`scatter_truncated_gradient`
+  compute the same quantities with each softmax restricted to given
+  candidate sets, in ``O(n m n_components)``.
+
+All sums (softmax denominators, ``p_i``, column sums, ``S``) accumulate in
+float64; stored blocks keep the caller's dtype.
+"""
+
+import math
+
+import numpy as np
+
+from ._chunking import run_on_row_ranges
+from ._config import jit
+from .distances import exact_sq_distance
+
+# exp(-_SKIP_EXPONENT) ~ 2e-22: terms this far past the row's nearest point
+# are below float64 resolution relative to it and are not evaluated.
+_SKIP_EXPONENT = 50.0
+
+
+@jit
+def _soft_neighbor_kernel(start, stop, block, labels, row_offset, p_correct):
+    # block[r] holds d_ij for i = row_offset + r on entry, W_ij on exit.
+    n_cols = block.shape[1]
+    col_sums = np.zeros(n_cols, dtype=np.float64)
+    for r in range(start, stop):
+        i = row_offset + r
+        label = labels[i]
+        nearest = np.inf
+        for j in range(n_cols):
+            if j != i and block[r, j] < nearest:
+                nearest = block[r, j]
+        total = 0.0
+        same = 0.0
+        for j in range(n_cols):
+            if j == i:
+                block[r, j] = 0.0
+                continue
+            shifted = np.float64(block[r, j]) - nearest
+            weight = math.exp(-shifted) if shifted < _SKIP_EXPONENT else 0.0
+            block[r, j] = weight
+            total += weight
+            if labels[j] == label:
+                same += weight
+        p_i = same / total
+        p_correct[r] = p_i
+        for j in range(n_cols):
+            p_ij = np.float64(block[r, j]) / total
+            if labels[j] == label and j != i:
+                w = p_ij * (1.0 - p_i)
+            else:
+                w = -p_ij * p_i
+            block[r, j] = w
+            col_sums[j] += w
+    return col_sums
+
+
+def soft_neighbor_weights(sq_dist, labels, row_offset, p_correct):
+    """Turn a block of squared distances into NCA's weights, in place.
+
+    For each row ``i = row_offset + r`` of the block: the softmax
+    ``p_ij = exp(-(d_ij - min_k d_ik)) / sum_{k != i} exp(-(d_ik - min_k d_ik))``
+    over ``j != i`` (exponentials and sums in float64), ``p_i`` the sum over
+    ``i``'s class, and ``W_ij = p_ij (1[y_i = y_j] - p_i)``, ``W_ii = 0``.
+
+    Parameters
+    ----------
+    sq_dist : ndarray of shape (n_rows, n_samples), float32 or float64
+        Squared distances from points ``row_offset .. row_offset + n_rows - 1``
+        to all points; overwritten with ``W``.
+    labels : ndarray of shape (n_samples,), intp
+        Class codes.
+    row_offset : int
+        Index of the block's first row among all points.
+    p_correct : ndarray of shape (n_rows,), float64
+        Receives ``p_i`` for the block's rows.
+
+    Returns
+    -------
+    col_sums : ndarray of shape (n_samples,), float64
+        Column sums of ``W`` over the block's rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.nca import soft_neighbor_weights
+    >>> d = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 2.0], [1.0, 2.0, 0.0]])
+    >>> p = np.empty(3)
+    >>> _ = soft_neighbor_weights(d, np.array([0, 0, 1]), 0, p)
+    >>> p.round(3)
+    array([0.5  , 0.731, 0.   ])
+    """
+    partial_sums = run_on_row_ranges(
+        _soft_neighbor_kernel, sq_dist.shape[0], sq_dist, labels, row_offset, p_correct
+    )
+    return np.sum(partial_sums, axis=0)
+
+
+@jit
+def _candidates_kernel(start, stop, block, row_offset, out_index, out_dropped):
+    n_cols = block.shape[1]
+    m = out_index.shape[1]
+    best = np.empty(m, dtype=np.float64)
+    best_index = np.empty(m, dtype=np.intp)
+    for r in range(start, stop):
+        i = row_offset + r
+        # Partial selection: keep the m smallest in a sorted buffer.
+        count = 0
+        for j in range(n_cols):
+            if j == i:
+                continue
+            value = np.float64(block[r, j])
+            if count == m and value >= best[m - 1]:
+                continue
+            position = count if count < m else m - 1
+            while position > 0 and best[position - 1] > value:
+                if position < m:
+                    best[position] = best[position - 1]
+                    best_index[position] = best_index[position - 1]
+                position -= 1
+            best[position] = value
+            best_index[position] = j
+            if count < m:
+                count += 1
+        nearest = best[0]
+        kept = 0.0
+        for c in range(m):
+            out_index[r, c] = best_index[c]
+            kept += math.exp(-(best[c] - nearest))
+        total = 0.0
+        for j in range(n_cols):
+            if j == i:
+                continue
+            shifted = np.float64(block[r, j]) - nearest
+            if shifted < _SKIP_EXPONENT:
+                total += math.exp(-shifted)
+        dropped = (total - kept) / total
+        out_dropped[r] = dropped if dropped > 0.0 else 0.0
+
+
+def nearest_candidates(sq_dist, row_offset, out_index, out_dropped):
+    """Each row's nearest points and the softmax mass of all the others.
+
+    Parameters
+    ----------
+    sq_dist : ndarray of shape (n_rows, n_samples)
+        Squared distances from points ``row_offset ..`` to all points.
+    row_offset : int
+        Index of the block's first row among all points.
+    out_index : ndarray of shape (n_rows, m), intp
+        Receives the indices of the ``m`` nearest points ``j != i``, nearest
+        first (ties in index order). ``m`` must be below ``n_samples``.
+    out_dropped : ndarray of shape (n_rows,), float64
+        Receives ``sum_{j not kept} p_ij``: the soft-neighbour mass the
+        truncated softmax leaves out (terms more than 50 units of squared
+        distance beyond the nearest point, below ``2e-22`` of it, are not
+        evaluated).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.nca import nearest_candidates
+    >>> d = np.array([[0.0, 3.0, 1.0], [3.0, 0.0, 2.0], [1.0, 2.0, 0.0]])
+    >>> index, dropped = np.empty((3, 1), dtype=np.intp), np.empty(3)
+    >>> nearest_candidates(d, 0, index, dropped)
+    >>> index.ravel().tolist(), dropped.round(3).tolist()
+    ([2, 2, 0], [0.119, 0.269, 0.269])
+    """
+    run_on_row_ranges(
+        _candidates_kernel,
+        sq_dist.shape[0],
+        sq_dist,
+        row_offset,
+        out_index,
+        out_dropped,
+    )
+
+
+@jit
+def _truncated_kernel(start, stop, Z, candidates, labels, weights, p_correct, S):
+    m = candidates.shape[1]
+    n_components = Z.shape[1]
+    sq_dist = np.empty(m, dtype=np.float64)
+    for i in range(start, stop):
+        nearest = np.inf
+        for c in range(m):
+            value = exact_sq_distance(Z, i, Z, candidates[i, c])
+            sq_dist[c] = value
+            if value < nearest:
+                nearest = value
+        total = 0.0
+        same = 0.0
+        for c in range(m):
+            weight = math.exp(-(sq_dist[c] - nearest))
+            sq_dist[c] = weight
+            total += weight
+            if labels[candidates[i, c]] == labels[i]:
+                same += weight
+        p_i = same / total
+        p_correct[i] = p_i
+        for k in range(n_components):
+            S[i, k] = 0.0
+        for c in range(m):
+            j = candidates[i, c]
+            p_ij = sq_dist[c] / total
+            if labels[j] == labels[i]:
+                w = p_ij * (1.0 - p_i)
+            else:
+                w = -p_ij * p_i
+            weights[i, c] = w
+            # S_i = -sum_j W_ij z_j (the row part of (D - W - W^T) Z)
+            for k in range(n_components):
+                S[i, k] -= w * Z[j, k]
+
+
+def truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S):
+    """NCA's soft neighbours with each softmax restricted to candidate sets.
+
+    For each point ``i``: ``p_ij`` is the softmax of ``-||z_i - z_j||^2``
+    over ``j`` in ``candidates[i]`` only (distances summed exactly in
+    float64, no GEMM), ``p_i`` its mass on ``i``'s class and
+    ``W_ij = p_ij (1[y_i = y_j] - p_i)``.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components)
+        Projected points.
+    candidates : ndarray of shape (n_samples, m), intp
+        Distinct candidate neighbours of each point, never the point itself.
+    labels : ndarray of shape (n_samples,), intp
+    weights : ndarray of shape (n_samples, m), float64
+        Receives ``W_ij`` for ``j = candidates[i, c]``.
+    p_correct : ndarray of shape (n_samples,), float64
+        Receives ``p_i``.
+    S : ndarray of shape (n_samples, n_components), float64
+        Receives ``-sum_j W_ij z_j``, the row part of ``(D - W - W^T) Z``;
+        :func:`scatter_truncated_gradient` adds the rest.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.nca import truncated_soft_neighbors
+    >>> Z = np.array([[0.0], [1.0], [3.0]])
+    >>> candidates = np.array([[1], [0], [1]])
+    >>> W, p, S = np.empty((3, 1)), np.empty(3), np.empty((3, 1))
+    >>> truncated_soft_neighbors(Z, candidates, np.array([0, 0, 1]), W, p, S)
+    >>> p.tolist()
+    [1.0, 1.0, 0.0]
+    """
+    run_on_row_ranges(
+        _truncated_kernel, Z.shape[0], Z, candidates, labels, weights, p_correct, S
+    )
+
+
+@jit
+def scatter_truncated_gradient(Z, candidates, weights, S):
+    """Add ``sum_i W_ij (z_j - z_i)`` to ``S[j]`` for every candidate pair.
+
+    Completes ``S = (D - W - W^T) Z`` after :func:`truncated_soft_neighbors`
+    (``D Z - W^T Z`` is this scatter). Serial: rows of ``S`` receive from
+    many points. Sums in float64.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components)
+    candidates : ndarray of shape (n_samples, m), intp
+    weights : ndarray of shape (n_samples, m), float64
+    S : ndarray of shape (n_samples, n_components), float64
+        Updated in place.
+    """
+    n_components = Z.shape[1]
+    for i in range(candidates.shape[0]):
+        for c in range(candidates.shape[1]):
+            j = candidates[i, c]
+            w = weights[i, c]
+            for k in range(n_components):
+                S[j, k] += w * (np.float64(Z[j, k]) - np.float64(Z[i, k]))

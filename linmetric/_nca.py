@@ -1,0 +1,445 @@
+"""Neighbourhood Components Analysis (NCA)."""
+
+import numbers
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from ._base import MetricLearner
+from ._init import INIT_METHODS, initialize_components, resolve_n_components
+from ._kernels import sq_distance_blocks
+from ._kernels.nca import (
+    nearest_candidates,
+    scatter_truncated_gradient,
+    soft_neighbor_weights,
+    truncated_soft_neighbors,
+)
+from ._optimize import IterationLog, minimize_lbfgs
+from ._params import Interval, StrOptions, validate_params
+from ._validation import validate_X_y
+
+# solver='auto' is exact up to this many samples, truncated above.
+AUTO_EXACT_MAX_SAMPLES = 10_000
+
+
+class NCA(MetricLearner):
+    """Neighbourhood Components Analysis.
+
+    NCA learns the linear map ``L`` that maximises the expected number of
+    training points classified correctly by a stochastic nearest-neighbour
+    rule [1]_: point ``i`` picks ``j != i`` as its neighbour with probability
+    ``p_ij`` proportional to ``exp(-||L x_i - L x_j||^2)``, and is correct
+    with probability ``p_i``, the sum of ``p_ij`` over its own class. The
+    loss minimised is ``-sum_i p_i``, the objective and sign of
+    :class:`sklearn.neighbors.NeighborhoodComponentsAnalysis`, so that for
+    the same ``L`` both give the same loss and gradient; with the same
+    ``init``, ``max_iter`` and ``tol`` both run the same L-BFGS-B.
+
+    The exact solver never forms the ``n x n`` matrix of ``p_ij``: blocks of
+    rows, sized by ``working_memory``, go from distances (one GEMM) to the
+    softmax (a stable log-sum-exp, sums in float64) to the gradient
+    ``2 S^T X`` with ``S = (D - W - W^T) L X^T`` accumulated from two GEMMs
+    per block. Its cost per evaluation is still ``O(n^2 n_components)``.
+
+    The truncated solver makes each evaluation ``O(n m n_components)``: it
+    restricts every softmax to the point's ``m = n_candidates`` nearest
+    points (of any class) in the current projected space, found by an exact
+    search that is repeated every ``refresh_every`` iterations. Between two
+    searches it runs L-BFGS-B on this truncated objective, which differs
+    from the exact one by the softmax mass left outside the candidate sets;
+    that mass is measured at every search and reported in
+    ``history_['dropped_mass']``. With ``n_candidates >= n_samples - 1`` the
+    truncated objective is the exact one.
+
+    Parameters
+    ----------
+    n_components : int, default=None
+        Dimension of the learned space; None means ``n_features``.
+    init : {'auto', 'pca', 'lda', 'identity', 'random'} or ndarray of shape \
+            (n_components, n_features), default='auto'
+        Starting map; 'auto' follows scikit-learn's NCA: 'lda' if
+        ``n_components <= min(n_features, n_classes - 1)``, else 'pca' if
+        ``n_components < min(n_features, n_samples)``, else 'identity'.
+    max_iter : int, default=50
+        The most L-BFGS-B iterations, over all truncated stages.
+    tol : float, default=1e-5
+        Convergence when the largest entry of the gradient falls below
+        ``tol`` (or L-BFGS-B's relative decrease test is met).
+    solver : {'auto', 'exact', 'truncated'}, default='auto'
+        'exact' uses every pair; 'truncated' the candidate sets described
+        above; 'auto' is 'exact' up to 10,000 samples and 'truncated' above.
+    n_candidates : int, default=50
+        Candidate neighbours per point for the truncated solver (capped at
+        ``n_samples - 1``).
+    refresh_every : int, default=10
+        L-BFGS-B iterations between two candidate searches of the truncated
+        solver.
+    working_memory : float, default=None
+        Budget in MiB for one block of the ``n x n`` computations; None means
+        ``sklearn.get_config()['working_memory']``.
+    callback : callable, default=None
+        Called as ``callback(components, n_iter)`` after every iteration.
+    verbose : int, default=0
+        If positive, print one row per iteration.
+    random_state : int, RandomState instance or None, default=None
+        Seeds ``init='random'`` and the randomised PCA of ``init='pca'``.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        The learned map ``L``, in the dtype of X.
+    n_iter_ : int
+        Number of L-BFGS-B iterations run.
+    loss_curve_ : ndarray of shape (n_iter_,)
+        The loss ``-sum_i p_i`` after each iteration (of the truncated
+        objective with the truncated solver).
+    history_ : dict of str to ndarray
+        Per-iteration 'loss', 'expected_accuracy' (``mean_i p_i``),
+        'seconds' and, for the truncated solver, 'dropped_mass' (the mean
+        over points of the softmax mass outside the candidate sets at the
+        last search).
+    solver_ : str
+        The solver used, 'exact' or 'truncated'.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    sklearn.neighbors.NeighborhoodComponentsAnalysis : The same objective,
+        computed with ``n x n`` arrays.
+
+    Notes
+    -----
+    The softmax's temperature is the scale of ``L``: with large feature
+    values every ``p_ij`` is 0 or 1 and the gradient vanishes. Standardise
+    the features (or scale pixel values to [0, 1]) first.
+
+    References
+    ----------
+    .. [1] J. Goldberger, S. Roweis, G. Hinton and R. Salakhutdinov,
+       "Neighbourhood Components Analysis", Advances in Neural Information
+       Processing Systems 17 (NIPS 2004).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from linmetric import NCA
+    >>> X, y = load_iris(return_X_y=True)
+    >>> nca = NCA(n_components=2, random_state=0).fit(X, y)
+    >>> nca.components_.shape
+    (2, 4)
+    >>> bool(nca.history_['expected_accuracy'][-1] > 0.95)
+    True
+    >>> knn = make_pipeline(NCA(random_state=0), KNeighborsClassifier(3))
+    >>> bool(knn.fit(X, y).score(X, y) > 0.95)
+    True
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "init": [StrOptions(set(INIT_METHODS)), np.ndarray],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "solver": [StrOptions({"auto", "exact", "truncated"})],
+        "n_candidates": [Interval(numbers.Integral, 1, None, closed="left")],
+        "refresh_every": [Interval(numbers.Integral, 1, None, closed="left")],
+        "working_memory": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "callback": [None, "callable"],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        init="auto",
+        max_iter=50,
+        tol=1e-5,
+        solver="auto",
+        n_candidates=50,
+        refresh_every=10,
+        working_memory=None,
+        callback=None,
+        verbose=0,
+        random_state=None,
+    ):
+        self.n_components = n_components
+        self.init = init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.solver = solver
+        self.n_candidates = n_candidates
+        self.refresh_every = refresh_every
+        self.working_memory = working_memory
+        self.callback = callback
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit the NCA map to labelled data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; float32 is kept (and computed in), anything else
+            becomes float64.
+        y : array-like of shape (n_samples,)
+            Class labels; at least two classes. A class of one sample is
+            allowed (its point can never be classified correctly and adds a
+            constant 0 to the objective).
+
+        Returns
+        -------
+        self : NCA
+        """
+        validate_params(self)
+        X, labels, _ = validate_X_y(self, X, y)
+        n_samples, n_features = X.shape
+        n_components = resolve_n_components(self.n_components, n_features)
+        random_state = check_random_state(self.random_state)
+        components = initialize_components(
+            self.init, X, labels, n_components=n_components, random_state=random_state
+        )
+        # Distances and the gradient are invariant to a shift of X; centring
+        # keeps the GEMM expansion of the distances accurate.
+        X_centered = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+
+        solver = self.solver
+        if solver == "auto":
+            solver = "exact" if n_samples <= AUTO_EXACT_MAX_SAMPLES else "truncated"
+        if solver == "exact":
+            log = IterationLog(
+                "NCA",
+                verbose=self.verbose,
+                callback=self.callback,
+                columns=("expected_accuracy",),
+            )
+            result = minimize_lbfgs(
+                _exact_objective(X_centered, labels, self.working_memory),
+                components,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                log=log,
+                shape=components.shape,
+            )
+            components, n_iter = result.x, result.n_iter
+        else:
+            log = IterationLog(
+                "NCA",
+                verbose=self.verbose,
+                callback=self.callback,
+                columns=("expected_accuracy", "dropped_mass"),
+            )
+            components, n_iter = self._fit_truncated(
+                X_centered, labels, components, log
+            )
+
+        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
+        self.n_iter_ = n_iter
+        self.loss_curve_ = log.loss_curve
+        self.history_ = log.history
+        self.solver_ = solver
+        return self
+
+    def _fit_truncated(self, X, labels, components, log):
+        """Alternate candidate searches and L-BFGS-B stages."""
+        n_candidates = min(self.n_candidates, X.shape[0] - 1)
+        shape = components.shape
+        n_iter = 0
+        candidates = None
+        stage_converged = False
+        converged = False
+        message = f"reached max_iter={self.max_iter}"
+        while n_iter < self.max_iter or stage_converged:
+            new_candidates, dropped = find_candidates(
+                components, X, n_candidates, working_memory=self.working_memory
+            )
+            if stage_converged and np.array_equal(new_candidates, candidates):
+                # L-BFGS-B converged and the search finds the same sets: the
+                # objective it converged on is the current one.
+                converged = True
+                break
+            if n_iter >= self.max_iter:
+                break
+            candidates = new_candidates
+            stage = minimize_lbfgs(
+                _truncated_objective(X, labels, candidates, float(dropped.mean())),
+                components,
+                max_iter=min(self.refresh_every, self.max_iter - n_iter),
+                tol=self.tol,
+                log=_StageLog(log, n_iter),
+                shape=shape,
+            )
+            components = stage.x
+            n_iter += stage.n_iter
+            stage_converged = stage.converged
+            if stage.n_iter == 0:
+                # Converged at the start of a stage (gradient below tol with
+                # fresh candidates), or L-BFGS-B cannot move at all.
+                converged = stage.converged
+                message = stage.message
+                break
+        log.finish(converged, None if converged else message)
+        return components, n_iter
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
+class _StageLog:
+    """Forwards one truncated stage's iterations to the fit's log.
+
+    The fit decides once, at the end, whether it converged, so a stage's own
+    end is not reported.
+    """
+
+    def __init__(self, log, offset):
+        self.log = log
+        self.offset = offset
+
+    def record(self, n_iter, loss, components=None, **extras):
+        self.log.record(self.offset + n_iter, loss, components, **extras)
+
+    def finish(self, converged, message=None):
+        pass
+
+
+def nca_loss_grad(components, X, labels, *, working_memory=None):
+    """Exact NCA loss ``-sum_i p_i`` and its gradient, in row blocks.
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_components, n_features)
+        The linear map ``L``.
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+        Training data (C-contiguous). Distances and products are computed in
+        its dtype; sums in float64.
+    labels : ndarray of shape (n_samples,), intp
+        Class codes.
+    working_memory : float, optional
+        Budget in MiB for one block of distances.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_components, n_features), float64
+    p_correct : ndarray of shape (n_samples,), float64
+        ``p_i`` of each point.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._nca import nca_loss_grad
+    >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [1.0, 3.0]])
+    >>> loss, grad, p = nca_loss_grad(np.eye(2), X, np.array([0, 0, 1, 1]))
+    >>> round(loss, 4)
+    -3.9982
+    """
+    Z = np.ascontiguousarray(X @ components.T.astype(X.dtype, copy=False))
+    n_samples = X.shape[0]
+    p_correct = np.empty(n_samples, dtype=np.float64)
+    S = np.zeros(Z.shape, dtype=np.float64)
+    col_sums = np.zeros(n_samples, dtype=np.float64)
+    for start, stop, block in sq_distance_blocks(Z, working_memory=working_memory):
+        col_sums += soft_neighbor_weights(block, labels, start, p_correct[start:stop])
+        S[start:stop] -= block @ Z
+        S -= block.T @ Z[start:stop]
+    S += col_sums[:, None] * Z
+    grad = 2.0 * (S.T @ X)
+    return -float(p_correct.sum()), grad, p_correct
+
+
+def truncated_loss_grad(components, X, labels, candidates):
+    """NCA loss and gradient with each softmax restricted to candidate sets.
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_components, n_features)
+    X : ndarray of shape (n_samples, n_features)
+    labels : ndarray of shape (n_samples,), intp
+    candidates : ndarray of shape (n_samples, m), intp
+        Distinct candidate neighbours of each point, never the point itself.
+
+    Returns
+    -------
+    loss : float
+        ``-sum_i p_i`` with ``p_ij`` the softmax over ``candidates[i]``.
+    grad : ndarray of shape (n_components, n_features), float64
+    p_correct : ndarray of shape (n_samples,), float64
+    """
+    Z = np.ascontiguousarray(X @ components.T.astype(X.dtype, copy=False))
+    n_samples = X.shape[0]
+    weights = np.empty(candidates.shape, dtype=np.float64)
+    p_correct = np.empty(n_samples, dtype=np.float64)
+    S = np.empty(Z.shape, dtype=np.float64)
+    truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S)
+    scatter_truncated_gradient(Z, candidates, weights, S)
+    grad = 2.0 * (S.T @ X)
+    return -float(p_correct.sum()), grad, p_correct
+
+
+def find_candidates(components, X, n_candidates, *, working_memory=None):
+    """Each point's nearest points in the projected space, and the mass left out.
+
+    The search runs on float32 distances (one GEMM per block): near ties may
+    be broken differently from exact arithmetic, which changes which
+    candidate sets the truncated objective uses, not how it is computed.
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_components, n_features)
+    X : ndarray of shape (n_samples, n_features)
+    n_candidates : int
+        Below ``n_samples``.
+    working_memory : float, optional
+        Budget in MiB for one block of distances.
+
+    Returns
+    -------
+    candidates : ndarray of shape (n_samples, n_candidates), intp
+        Nearest first.
+    dropped_mass : ndarray of shape (n_samples,), float64
+        Softmax mass ``sum_j p_ij`` over the points ``j`` not kept.
+    """
+    Z = np.ascontiguousarray(X @ components.T, dtype=np.float32)
+    n_samples = Z.shape[0]
+    candidates = np.empty((n_samples, n_candidates), dtype=np.intp)
+    dropped = np.empty(n_samples, dtype=np.float64)
+    for start, stop, block in sq_distance_blocks(Z, working_memory=working_memory):
+        nearest_candidates(block, start, candidates[start:stop], dropped[start:stop])
+    return candidates, dropped
+
+
+def _exact_objective(X, labels, working_memory):
+    n_samples = X.shape[0]
+
+    def fun(flat_components):
+        components = flat_components.reshape(-1, X.shape[1])
+        loss, grad, p_correct = nca_loss_grad(
+            components, X, labels, working_memory=working_memory
+        )
+        return loss, grad, {"expected_accuracy": p_correct.sum() / n_samples}
+
+    return fun
+
+
+def _truncated_objective(X, labels, candidates, dropped_mass):
+    n_samples = X.shape[0]
+
+    def fun(flat_components):
+        components = flat_components.reshape(-1, X.shape[1])
+        loss, grad, p_correct = truncated_loss_grad(components, X, labels, candidates)
+        extras = {
+            "expected_accuracy": p_correct.sum() / n_samples,
+            "dropped_mass": dropped_mass,
+        }
+        return loss, grad, extras
+
+    return fun
