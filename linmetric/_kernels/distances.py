@@ -130,6 +130,20 @@ def _add_norms_kernel(start, stop, block, row_norms, col_norms, diagonal_offset)
             block[i, i + diagonal_offset] = 0.0
 
 
+# The fused pass after each GEMM reads the block back; a block that stays in
+# cache makes that pass cheap. Fewer rows than _MIN_GEMM_ROWS would slow the
+# GEMM itself more than the cache saves.
+_CACHE_BYTES = 8 * 2**20
+_MIN_GEMM_ROWS = 128
+
+
+def block_rows(bytes_per_row, working_memory, n_rows):
+    """Rows per block: within the budget, and cache-sized when that allows."""
+    budget_rows = rows_per_chunk(bytes_per_row, working_memory, max_rows=n_rows)
+    cache_rows = max(_MIN_GEMM_ROWS, _CACHE_BYTES // max(int(bytes_per_row), 1))
+    return max(1, min(budget_rows, cache_rows))
+
+
 def _distance_block(A, start, stop, B, row_norms, col_norms, same, out=None):
     block = np.matmul(A[start:stop], B.T, out=out)
     run_on_row_ranges(
@@ -181,9 +195,7 @@ def sq_distance_blocks(A, B=None, *, working_memory=None):
         B = A
     row_norms = row_norms_sq(A)
     col_norms = row_norms if same else row_norms_sq(B)
-    n_rows = rows_per_chunk(
-        B.shape[0] * A.itemsize, working_memory, max_rows=A.shape[0]
-    )
+    n_rows = block_rows(B.shape[0] * A.itemsize, working_memory, A.shape[0])
     for start in range(0, A.shape[0], n_rows):
         stop = min(start + n_rows, A.shape[0])
         yield (
@@ -214,9 +226,7 @@ def pairwise_sq_distances(A, B=None, *, working_memory=None):
     row_norms = row_norms_sq(A)
     col_norms = row_norms if same else row_norms_sq(B)
     out = np.empty((A.shape[0], B.shape[0]), dtype=A.dtype)
-    n_rows = rows_per_chunk(
-        B.shape[0] * A.itemsize, working_memory, max_rows=A.shape[0]
-    )
+    n_rows = block_rows(B.shape[0] * A.itemsize, working_memory, A.shape[0])
     for start in range(0, A.shape[0], n_rows):
         stop = min(start + n_rows, A.shape[0])
         _distance_block(
