@@ -1,0 +1,534 @@
+"""Information-Theoretic Metric Learning (ITML)."""
+
+import numbers
+
+import numpy as np
+from scipy import linalg
+from sklearn.datasets import make_spd_matrix
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array
+
+from ._base import MetricLearner
+from ._kernels.bregman import bregman_sweep
+from ._optimize import IterationLog
+from ._params import Interval, StrOptions, validate_params
+from ._psd import check_spd, components_from_metric
+from ._validation import validate_pairs, validate_X, validate_X_y
+
+# Pairs of points sampled to set the bounds u and l (all pairs when fewer).
+N_BOUND_PAIRS = 10_000
+# Pairs per block when computing their squared distances (bounds the memory).
+_BOUND_BLOCK = 2_048
+
+
+class ITML(MetricLearner):
+    r"""Information-Theoretic Metric Learning.
+
+    ITML finds the Mahalanobis matrix ``M`` closest to a prior ``M0`` in
+    LogDet divergence, ``D_ld(M, M0) = tr(M M0^-1) - log det(M M0^-1) - d``,
+    such that similar pairs are close and dissimilar pairs far apart::
+
+        (x_a - x_b)^T M (x_a - x_b) <= u    for similar pairs,
+        (x_a - x_b)^T M (x_a - x_b) >= l    for dissimilar pairs,
+
+    with slack on each bound weighted by ``gamma``. It is solved by cyclic
+    Bregman projections (Algorithm 1 of [1]_): each projection enforces one
+    constraint by a rank-one update of ``M``, which stays symmetric positive
+    definite. The updates run in a compiled loop; ``components_`` is then the
+    factor ``L`` of ``M = L^T L``.
+
+    **Constraints.** ``fit(X, y)`` draws them from class labels:
+    ``n_constraints`` pairs (default ``20 c^2`` for ``c`` classes, as in the
+    paper's experiments), half of them similar (two distinct samples of the
+    same class, the first uniform over the samples of classes with at least
+    two members) and half dissimilar (the first uniform over all samples,
+    the second uniform over the samples of the other classes); drawn with
+    replacement from the fit's random state and visited in a random order.
+    When no class has two members, all pairs are dissimilar. Users with pair
+    constraints instead of labels have two entry points:
+
+    - ``fit(X, pairs=index_pairs, pair_labels=labels)``: ``index_pairs`` of
+      shape ``(n_pairs, 2)`` index rows of X. This works inside a
+      :class:`~sklearn.pipeline.Pipeline` through ``fit`` parameters
+      (``pipe.fit(X, itml__pairs=..., itml__pair_labels=...)``).
+    - ``fit_pairs(pairs, pair_labels)``: the points themselves, shape
+      ``(n_pairs, 2, n_features)``, as in :meth:`pair_distance`.
+
+    Pair labels are +1 (similar) or -1 (dissimilar).
+
+    **Bounds.** The constraint values are squared distances, so the bounds
+    are too: unless ``bounds`` is given, ``u`` and ``l`` are the 5th and
+    95th percentiles (:func:`numpy.percentile`, linear interpolation) of the
+    squared prior distances ``(x_i - x_j)^T M0 (x_i - x_j)`` over pairs
+    ``i != j`` of the training points (rows of X; for ``fit_pairs``, all the
+    points of all pairs): all ``n (n - 1) / 2`` pairs when there are at most
+    10,000, otherwise 10,000 pairs drawn uniformly with replacement. Pairs at
+    distance zero (duplicate points) are left out, so ``u > 0``; if every
+    pair is at distance zero, ``u = l = 1``.
+
+    **Convergence.** One iteration is one sweep over all constraints. The
+    fit has converged when a sweep changes ``M`` by at most ``tol``
+    relatively, ``||M_k - M_{k-1}||_F <= tol * ||M_{k-1}||_F``; if no
+    constraint is violated, the first sweep changes nothing and ``M = M0``.
+    The authors' code and metric-learn test instead the relative change of
+    the dual variables, ``||lambda_k - lambda_{k-1}||_1 / (||lambda_k||_2 +
+    ||lambda_{k-1}||_2)``; that quantity grows with the number of active
+    constraints, so it is recorded in ``history_['dual_change']`` but not
+    used to stop. A ``ConvergenceWarning`` is raised when ``max_iter`` sweeps
+    did not converge.
+
+    Parameters
+    ----------
+    gamma : float, default=1.0
+        Weight of the slack: the trade-off between satisfying the
+        constraints (large ``gamma``) and staying close to the prior (small
+        ``gamma``). ``np.inf`` enforces the bounds exactly.
+    n_constraints : int or None, default=None
+        Number of pairs drawn from the labels in ``fit(X, y)``; None means
+        ``20 * n_classes ** 2``. Not used with pair constraints.
+    bounds : array-like of shape (2,) or None, default=None
+        ``(u, l)``: the largest squared distance wanted for similar pairs
+        and the smallest for dissimilar pairs, both positive. None computes
+        them from the data as described above.
+    prior : {'identity', 'covariance', 'random'} or array-like of shape \
+            (n_features, n_features), default='identity'
+        The matrix ``M0``: the identity (Euclidean distance), the inverse
+        covariance of the training points (Mahalanobis distance; needs an
+        invertible covariance), a random SPD matrix drawn from
+        ``random_state``, or a symmetric positive definite array.
+    max_iter : int, default=1000
+        The most sweeps over the constraints.
+    tol : float, default=1e-3
+        Tolerance on the relative change of ``M`` (Frobenius norm) in one
+        sweep.
+    verbose : int, default=0
+        If positive, print one line per sweep: the objective, the relative
+        changes of ``M`` and of the duals, the number of projections that
+        moved ``M``, the time.
+    callback : callable or None, default=None
+        Called as ``callback(components, n_iter)`` after every sweep, with
+        the current ``L``.
+    random_state : int, RandomState instance or None, default=None
+        Draws the constraints from the labels, the pairs for the bounds and
+        the random prior.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_features, n_features)
+        ``L`` with ``L^T L = M``, in the dtype of the training data.
+    bounds_ : ndarray of shape (2,)
+        The bounds ``(u, l)`` used, squared distances.
+    n_iter_ : int
+        Number of sweeps done.
+    loss_curve_ : ndarray of shape (n_iter_,)
+        The objective ``D_ld(M, M0) + gamma * sum_c D_ld(xi_c, xi0_c)`` after
+        each sweep (``xi`` the slack targets, ``xi0`` their bounds; the slack
+        term is left out when ``gamma`` is infinite).
+    history_ : dict of str to ndarray of shape (n_iter_,)
+        Per sweep: ``'loss'``, ``'metric_change'`` (the convergence
+        criterion), ``'dual_change'`` (the authors' criterion),
+        ``'n_updates'`` (projections that changed ``M``) and ``'seconds'``
+        since the start of the fit.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    Covariance : The inverse-covariance metric (ITML's 'covariance' prior).
+
+    References
+    ----------
+    .. [1] J. V. Davis, B. Kulis, P. Jain, S. Sra and I. S. Dhillon,
+       "Information-theoretic metric learning", ICML 2007.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from linmetric import ITML
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = make_pipeline(ITML(random_state=0), KNeighborsClassifier(3))
+    >>> round(model.fit(X, y).score(X, y), 2)
+    0.97
+
+    Pair constraints, as index pairs into X or as pairs of points:
+
+    >>> import numpy as np
+    >>> pairs = np.array([[0, 1], [0, 50], [50, 51], [51, 100]])
+    >>> itml = ITML().fit(X, pairs=pairs, pair_labels=[1, -1, 1, -1])
+    >>> itml.components_.shape
+    (4, 4)
+    >>> itml = ITML().fit_pairs(X[pairs], [1, -1, 1, -1])
+    >>> bool(itml.pair_distance(X[pairs[:1]])[0] < itml.pair_distance(X[pairs[1:2]])[0])
+    True
+    """
+
+    _parameter_constraints = {
+        "gamma": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "bounds": ["array-like", None],
+        "prior": [StrOptions({"identity", "covariance", "random"}), "array-like"],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "callback": ["callable", None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        gamma=1.0,
+        n_constraints=None,
+        bounds=None,
+        prior="identity",
+        max_iter=1000,
+        tol=1e-3,
+        verbose=0,
+        callback=None,
+        random_state=None,
+    ):
+        self.gamma = gamma
+        self.n_constraints = n_constraints
+        self.bounds = bounds
+        self.prior = prior
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.callback = callback
+        self.random_state = random_state
+
+    def fit(self, X, y=None, *, pairs=None, pair_labels=None):
+        """Learn the metric from class labels, or from index pairs into X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,), optional
+            Class labels, at least two classes. Give either y or ``pairs``.
+        pairs : array-like of int, shape (n_pairs, 2), optional
+            Pair constraints: rows of X that are similar or dissimilar.
+        pair_labels : array-like of shape (n_pairs,), optional
+            +1 (similar) or -1 (dissimilar) for each of ``pairs``.
+
+        Returns
+        -------
+        self : ITML
+        """
+        validate_params(self)
+        random_state = check_random_state(self.random_state)
+        if pairs is None:
+            if pair_labels is not None:
+                raise ValueError("pair_labels were given without pairs.")
+            if y is None:
+                raise ValueError(
+                    "ITML requires y to be passed, but the target y is None. "
+                    "To learn from pair constraints, pass pairs= and "
+                    "pair_labels= to fit, or use fit_pairs."
+                )
+            X, y_codes, classes = validate_X_y(self, X, y)
+            n_constraints = self.n_constraints
+            if n_constraints is None:
+                n_constraints = 20 * classes.shape[0] ** 2
+            rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
+        else:
+            if y is not None:
+                raise ValueError(
+                    "Pass either class labels y or pair constraints pairs=, not both."
+                )
+            X = validate_X(self, X)
+            rows, cols, signs = _validate_index_pairs(pairs, pair_labels, X.shape[0])
+        return self._fit_constraints(X, rows, cols, signs, random_state)
+
+    def fit_pairs(self, pairs, pair_labels):
+        """Learn the metric from pairs of points labelled similar or dissimilar.
+
+        Parameters
+        ----------
+        pairs : array-like of shape (n_pairs, 2, n_features)
+            ``pairs[p, 0]`` and ``pairs[p, 1]`` are the two points of pair p.
+        pair_labels : array-like of shape (n_pairs,)
+            +1 (similar) or -1 (dissimilar) for each pair.
+
+        Returns
+        -------
+        self : ITML
+        """
+        validate_params(self)
+        random_state = check_random_state(self.random_state)
+        if pair_labels is None:
+            raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
+        pairs, signs = validate_pairs(pairs, pair_labels)
+        n_pairs, _, n_features = pairs.shape
+        # The points of all pairs, pair p at rows 2p and 2p + 1.
+        X = validate_X(self, pairs.reshape(2 * n_pairs, n_features))
+        rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
+        return self._fit_constraints(X, rows, rows + 1, signs, random_state)
+
+    def _fit_constraints(self, X, rows, cols, signs, random_state):
+        X64 = np.asarray(X, dtype=np.float64)
+        prior = self._prior(X64, random_state)
+        if self.bounds is None:
+            bounds = squared_distance_bounds(X64, prior, random_state)
+        else:
+            bounds = _check_bounds(self.bounds)
+        self.bounds_ = bounds
+        diffs = X64[rows] - X64[cols]
+        signs = np.ascontiguousarray(signs, dtype=np.int8)
+        slack = np.where(signs > 0, bounds[0], bounds[1])
+        initial_slack = slack.copy()
+        duals = np.zeros(signs.shape[0])
+        metric = np.array(prior, dtype=np.float64, order="C")
+        gamma = float(self.gamma)
+
+        prior_inv = linalg.inv(prior)
+        prior_logdet = 2.0 * np.log(np.diag(linalg.cholesky(prior))).sum()
+        log = IterationLog(
+            "ITML",
+            verbose=self.verbose,
+            callback=self.callback,
+            columns=("metric_change", "dual_change", "n_updates"),
+        )
+        converged = False
+        n_iter = 0
+        change = np.inf
+        for n_iter in range(1, self.max_iter + 1):
+            metric_old = metric.copy()
+            duals_old = duals.copy()
+            n_updates = bregman_sweep(metric, diffs, signs, slack, duals, gamma)
+            change = linalg.norm(metric - metric_old) / linalg.norm(metric_old)
+            normsum = linalg.norm(duals) + linalg.norm(duals_old)
+            dual_change = np.abs(duals - duals_old).sum() / normsum if normsum else 0.0
+            loss, factor = itml_objective(
+                metric, prior_inv, prior_logdet, slack, initial_slack, gamma
+            )
+            log.record(
+                n_iter,
+                loss,
+                factor if self.callback is not None else None,
+                metric_change=change,
+                dual_change=dual_change,
+                n_updates=int(n_updates),
+            )
+            if change <= self.tol:
+                converged = True
+                break
+        log.finish(
+            converged,
+            None
+            if converged
+            else f"relative change of M in the last sweep {change:.3g} > tol={self.tol}",
+        )
+        self.components_ = components_from_metric(metric).astype(X.dtype, copy=False)
+        self.n_iter_ = n_iter
+        self.loss_curve_ = log.loss_curve
+        self.history_ = log.history
+        return self
+
+    def _prior(self, X, random_state):
+        n_features = X.shape[1]
+        prior = self.prior
+        if isinstance(prior, str):
+            if prior == "identity":
+                return np.eye(n_features)
+            if prior == "random":
+                return make_spd_matrix(n_features, random_state=random_state)
+            # 'covariance': the inverse of the sample covariance.
+            if X.shape[0] < 2:
+                raise ValueError(
+                    "prior='covariance' needs at least two training points."
+                )
+            covariance = np.atleast_2d(np.cov(X, rowvar=False))
+            smallest = linalg.eigvalsh(covariance)[0]
+            if not smallest > n_features * np.finfo(float).eps * max(
+                np.abs(covariance).max(), np.finfo(float).tiny
+            ):
+                raise ValueError(
+                    "prior='covariance' needs an invertible covariance of the "
+                    f"training points; its smallest eigenvalue is {smallest:.3g} "
+                    "(constant or collinear features). Use prior='identity' or "
+                    "pass a positive definite array."
+                )
+            return check_spd(linalg.inv(covariance), param_name="prior")
+        return check_spd(prior, param_name="prior", n_features=n_features)
+
+
+def itml_objective(metric, prior_inv, prior_logdet, slack, initial_slack, gamma):
+    """ITML's objective and the Cholesky factor of ``metric``.
+
+    ``D_ld(M, M0) + gamma * sum_c (xi_c / xi0_c - log(xi_c / xi0_c) - 1)``,
+    the slack term left out for ``gamma = inf``.
+
+    Returns
+    -------
+    loss : float
+        NaN if ``metric`` is not numerically positive definite.
+    factor : ndarray of shape (n_features, n_features) or None
+        Upper triangular ``U`` with ``U^T U = metric``.
+    """
+    try:
+        factor = linalg.cholesky(metric, lower=False, check_finite=False)
+    except linalg.LinAlgError:
+        return np.nan, None
+    logdet = 2.0 * np.log(np.diag(factor)).sum()
+    n_features = metric.shape[0]
+    loss = np.sum(metric * prior_inv) - (logdet - prior_logdet) - n_features
+    if gamma < np.inf:
+        ratio = slack / initial_slack
+        loss += gamma * np.sum(ratio - np.log(ratio) - 1.0)
+    return float(loss), factor
+
+
+def sample_label_pairs(y_codes, n_constraints, random_state):
+    """Draw similar and dissimilar pairs of samples from class codes.
+
+    Half of the pairs (rounded down) are similar: the first sample uniform
+    over the samples whose class has at least two members, the second
+    uniform over the other members of its class. The rest are dissimilar:
+    the first sample uniform over all samples, the second uniform over the
+    samples of other classes. Pairs are drawn with replacement and returned
+    in a random order. If no class has two members, all pairs are
+    dissimilar.
+
+    Parameters
+    ----------
+    y_codes : ndarray of shape (n_samples,), int
+        Class codes in ``0 .. n_classes - 1``, at least two classes.
+    n_constraints : int
+        Number of pairs.
+    random_state : numpy.random.RandomState
+
+    Returns
+    -------
+    rows, cols : ndarray of shape (n_constraints,), intp
+        The two samples of each pair, always distinct.
+    signs : ndarray of shape (n_constraints,), int8
+        +1 similar, -1 dissimilar.
+    """
+    y_codes = np.asarray(y_codes, dtype=np.intp)
+    n_samples = y_codes.shape[0]
+    counts = np.bincount(y_codes)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    order = np.argsort(y_codes, kind="stable")  # samples grouped by class
+    rank = np.empty(n_samples, dtype=np.intp)  # position within the class
+    rank[order] = np.arange(n_samples) - starts[y_codes[order]]
+
+    eligible = np.flatnonzero(counts[y_codes] >= 2)
+    n_similar = n_constraints // 2 if eligible.size else 0
+    n_dissimilar = n_constraints - n_similar
+
+    first = eligible[random_state.randint(eligible.size or 1, size=n_similar)]
+    classes = y_codes[first]
+    offset = _uniform_below(counts[classes] - 1, random_state)
+    offset += offset >= rank[first]  # skip the first sample itself
+    similar = order[starts[classes] + offset]
+
+    first_d = random_state.randint(n_samples, size=n_dissimilar)
+    classes_d = y_codes[first_d]
+    offset_d = _uniform_below(n_samples - counts[classes_d], random_state)
+    # Skip the block of the first sample's class in the class-sorted order.
+    offset_d += np.where(offset_d >= starts[classes_d], counts[classes_d], 0)
+    dissimilar = order[offset_d]
+
+    rows = np.concatenate((first, first_d)).astype(np.intp)
+    cols = np.concatenate((similar, dissimilar)).astype(np.intp)
+    signs = np.concatenate(
+        (np.ones(n_similar, dtype=np.int8), -np.ones(n_dissimilar, dtype=np.int8))
+    )
+    shuffle = random_state.permutation(n_constraints)
+    return rows[shuffle], cols[shuffle], signs[shuffle]
+
+
+def _uniform_below(highs, random_state):
+    """One integer uniform in ``[0, high)`` for each entry of ``highs``."""
+    draws = np.floor(random_state.random_sample(highs.shape[0]) * highs)
+    return np.minimum(draws.astype(np.intp), highs - 1)
+
+
+def squared_distance_bounds(X, prior, random_state):
+    """The bounds ``(u, l)``: 5th and 95th percentiles of squared prior distances.
+
+    Over pairs ``i != j`` of rows of X: all pairs when there are at most
+    ``N_BOUND_PAIRS``, otherwise that many drawn uniformly with replacement.
+    Pairs at distance zero are left out; if all are, ``(1, 1)``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float64
+    prior : ndarray of shape (n_features, n_features)
+        The symmetric positive definite ``M0``.
+    random_state : numpy.random.RandomState
+
+    Returns
+    -------
+    bounds : ndarray of shape (2,), float64
+    """
+    n_samples = X.shape[0]
+    n_all = n_samples * (n_samples - 1) // 2
+    if n_all <= N_BOUND_PAIRS:
+        rows, cols = np.triu_indices(n_samples, k=1)
+    else:
+        rows = random_state.randint(n_samples, size=N_BOUND_PAIRS)
+        cols = random_state.randint(n_samples - 1, size=N_BOUND_PAIRS)
+        cols += cols >= rows
+    sq_distances = np.empty(rows.shape[0])
+    for start in range(0, rows.shape[0], _BOUND_BLOCK):
+        stop = start + _BOUND_BLOCK
+        diffs = X[rows[start:stop]] - X[cols[start:stop]]
+        sq_distances[start:stop] = np.einsum("ij,ij->i", diffs @ prior, diffs)
+    sq_distances = sq_distances[sq_distances > 0]
+    if sq_distances.size == 0:
+        return np.ones(2)
+    return np.percentile(sq_distances, [5.0, 95.0])
+
+
+def _check_bounds(bounds):
+    bounds = check_array(
+        bounds, ensure_2d=False, dtype=np.float64, input_name="bounds"
+    ).ravel()
+    if bounds.shape != (2,) or not np.all(bounds > 0):
+        raise ValueError(
+            "bounds must be two positive squared distances (u, l); got "
+            f"{bounds.tolist()!r}."
+        )
+    return bounds
+
+
+def _validate_index_pairs(pairs, pair_labels, n_samples):
+    """Check index pairs into X and their +1/-1 labels."""
+    pairs = np.asarray(pairs)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.shape[0] == 0:
+        raise ValueError(
+            "pairs must be index pairs into X of shape (n_pairs, 2) with "
+            f"n_pairs >= 1; got shape {pairs.shape}. For pairs of points "
+            "shaped (n_pairs, 2, n_features), use fit_pairs."
+        )
+    if not np.issubdtype(pairs.dtype, np.integer):
+        raise ValueError(
+            f"pairs must hold integer row indices of X; got dtype {pairs.dtype}."
+        )
+    if pairs.min() < 0 or pairs.max() >= n_samples:
+        raise ValueError(
+            f"pairs must index rows of X, in [0, {n_samples - 1}]; got values "
+            f"from {pairs.min()} to {pairs.max()}."
+        )
+    if pair_labels is None:
+        raise ValueError("pairs need pair_labels, +1 or -1 for each pair.")
+    pair_labels = np.asarray(pair_labels)
+    if pair_labels.shape != (pairs.shape[0],):
+        raise ValueError(
+            f"pair_labels must have shape ({pairs.shape[0]},), one label per "
+            f"pair; got shape {pair_labels.shape}."
+        )
+    bad = ~np.isin(pair_labels, (-1, 1))
+    if bad.any():
+        raise ValueError(
+            "pair_labels must be +1 (similar) or -1 (dissimilar); got "
+            f"{pair_labels[bad][0]!r}."
+        )
+    rows = pairs[:, 0].astype(np.intp)
+    cols = pairs[:, 1].astype(np.intp)
+    return rows, cols, pair_labels.astype(np.int8)
