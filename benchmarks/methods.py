@@ -6,7 +6,6 @@ reported as unavailable instead of stopping the suite.
 
 from dataclasses import dataclass
 
-# method name -> the learner family a peer method is compared with
 METHOD_NAMES = ("euclidean", "whitening", "covariance", "lmnn", "nca", "itml")
 
 
@@ -17,7 +16,7 @@ class Method:
     name: str
     class_name: str | None  # attribute of the linmetric package; None = identity
     description: str
-    defaults: tuple = ()  # (parameter, value) pairs, set only if the class has them
+    defaults: tuple = ()  # (parameter, value) pairs, passed if the class has them
 
     def make(self, *, n_neighbors, seed, callback=None, overrides=None):
         """Build the estimator, or raise ImportError when it is unavailable.
@@ -35,7 +34,9 @@ class Method:
                 f"linmetric.{self.class_name} is not available: {exc}"
             ) from exc
         accepted = set(cls().get_params(deep=False))
-        params = dict(self.defaults)
+        # defaults name the paper's parameter under each spelling a version
+        # may use; only the ones the class has are passed
+        params = {key: value for key, value in self.defaults if key in accepted}
         params.update(overrides or {})
         if "n_neighbors" in accepted:
             params["n_neighbors"] = n_neighbors
@@ -58,7 +59,12 @@ METHODS = {
         "whitening", "Whitening", "PCA whitening", (("method", "pca"),)
     ),
     "covariance": Method("covariance", "Covariance", "inverse-covariance Mahalanobis"),
-    "lmnn": Method("lmnn", "LMNN", "large margin nearest neighbour", (("mu", 0.5),)),
+    "lmnn": Method(
+        "lmnn",
+        "LMNN",
+        "large margin nearest neighbour",
+        (("push_weight", 0.5), ("mu", 0.5)),
+    ),
     "nca": Method("nca", "NCA", "neighbourhood components analysis"),
     "itml": Method("itml", "ITML", "information-theoretic metric learning"),
 }

@@ -1,0 +1,373 @@
+"""Tests of the benchmark suite: CLI, records, scoring, peers plumbing."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
+
+import benchmarks.data
+import benchmarks.peers
+import benchmarks.peers.setup_env
+import linmetric
+from benchmarks import cli
+from benchmarks.data import Split, load_embedded
+from benchmarks.methods import METHODS, Method, parse_methods
+from benchmarks.peers import PEERS, RUNNER, run_peer
+from benchmarks.progress import Progress
+from benchmarks.report import format_table
+from benchmarks.runner import (
+    RECORD_FIELDS,
+    add_speed_ratios,
+    run_linmetric,
+    summary_line,
+)
+from benchmarks.scoring import clustering_scores, knn_accuracy, retrieval_scores
+
+# ------------------------------------------------------------------ scoring
+
+
+def test_retrieval_scores_by_hand():
+    Z_train = np.array([[0.0], [1.0], [2.0], [10.0], [11.0]])
+    y_train = np.array([0, 0, 0, 1, 1])
+    # query of class 0 at 1.9: ranking 2.0(0) 1.0(0) 0.0(0) -> AP@3 = 1
+    # query of class 1 at 5.0: ranking 2.0(0) 1.0(0) -> R = 2, AP@2 = 0
+    # query of class 1 at 6.4: ranking 10(1) 2.0(0) -> AP@2 = (1/2) * 1 = 0.5
+    Z_test = np.array([[1.9], [5.0], [6.4]])
+    y_test = np.array([0, 1, 1])
+    scores = retrieval_scores(Z_train, y_train, Z_test, y_test, chunk_size=2)
+    assert scores["precision_at_1"] == pytest.approx(2 / 3)
+    assert scores["map_at_r"] == pytest.approx((1.0 + 0.0 + 0.5) / 3)
+
+
+def test_retrieval_scores_perfect_separation():
+    rng = np.random.RandomState(0)
+    centres = np.repeat(np.eye(3) * 100, 20, axis=0)
+    Z = centres + rng.normal(size=centres.shape)
+    y = np.repeat(np.arange(3), 20)
+    scores = retrieval_scores(Z[::2], y[::2], Z[1::2], y[1::2])
+    assert scores == {"precision_at_1": 1.0, "map_at_r": 1.0}
+    clusters = clustering_scores(Z, y, seed=0)
+    assert clusters["nmi"] == pytest.approx(1.0) and clusters["ari"] == pytest.approx(
+        1.0
+    )
+    assert knn_accuracy(Z[::2], y[::2], Z[1::2], y[1::2], 3) == 1.0
+
+
+# ----------------------------------------------------------------- stand-ins
+
+
+class StandInLearner(TransformerMixin, BaseEstimator):
+    """A tiny iterative learner: scales features, reports iterations."""
+
+    def __init__(self, n_neighbors=3, max_iter=4, random_state=None, callback=None):
+        self.n_neighbors = n_neighbors
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.callback = callback
+
+    def fit(self, X, y):
+        self.components_ = np.eye(X.shape[1]) * 2.0
+        losses = []
+        for n_iter in range(1, self.max_iter + 1):
+            losses.append(1.0 / n_iter)
+            if self.callback is not None:
+                self.callback(self.components_, n_iter)
+        self.n_iter_ = self.max_iter
+        self.loss_curve_ = np.array(losses)
+        return self
+
+    def transform(self, X):
+        return np.asarray(X) @ self.components_.T
+
+
+class FailingLearner(StandInLearner):
+    def fit(self, X, y):
+        raise RuntimeError("diverged")
+
+
+@pytest.fixture
+def stand_in_methods(monkeypatch):
+    monkeypatch.setattr(linmetric, "StandInLearner", StandInLearner, raising=False)
+    monkeypatch.setattr(linmetric, "FailingLearner", FailingLearner, raising=False)
+    monkeypatch.setitem(
+        METHODS, "nca", Method("nca", "StandInLearner", "stand-in", (("max_iter", 4),))
+    )
+    monkeypatch.setitem(METHODS, "itml", Method("itml", "FailingLearner", "fails"))
+    monkeypatch.setitem(METHODS, "lmnn", Method("lmnn", "NoSuchLearner", "missing"))
+
+
+@pytest.fixture(scope="module")
+def iris_split():
+    return load_embedded("iris", seed=0)
+
+
+# ------------------------------------------------------------------- runner
+
+
+def test_embedded_split_is_stratified_and_standardised(iris_split):
+    assert iris_split.X_train.shape == (105, 4) and iris_split.X_test.shape == (45, 4)
+    np.testing.assert_allclose(iris_split.X_train.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(iris_split.X_train.std(axis=0), 1.0)
+    np.testing.assert_array_equal(np.bincount(iris_split.y_test), [15, 15, 15])
+    again = load_embedded("iris", seed=0)
+    np.testing.assert_array_equal(again.X_test, iris_split.X_test)
+    with pytest.raises(ValueError, match="dataset='mnist' is not an embedded"):
+        load_embedded("mnist")
+
+
+def test_run_linmetric_records(stand_in_methods, iris_split):
+    seen = []
+    progress = types.SimpleNamespace(callback=lambda c, n: seen.append(n))
+    record = run_linmetric(iris_split, "nca", seed=1, progress=progress)
+    assert set(RECORD_FIELDS) <= set(record)
+    assert record["status"] == "ok" and record["library"] == "linmetric"
+    assert record["n_iter"] == 4 and seen == [1, 2, 3, 4]
+    assert record["loss_curve"] == [1.0, 0.5, 1 / 3, 0.25]
+    assert record["params"]["random_state"] == 1
+    for field in ("knn_accuracy", "precision_at_1", "map_at_r", "nmi", "ari"):
+        assert 0.0 <= record[field] <= 1.0 or field == "ari"
+    assert record["fit_seconds"] >= 0 and record["transform_seconds"] >= 0
+    assert record["n_components"] == 4
+
+    failed = run_linmetric(iris_split, "itml")
+    assert failed["status"] == "error" and "RuntimeError: diverged" in failed["note"]
+    missing = run_linmetric(iris_split, "lmnn")
+    assert missing["status"] == "unavailable"
+    assert "linmetric.NoSuchLearner is not available" in missing["note"]
+    assert "unavailable" in summary_line(missing)
+    table = format_table([record, failed, missing])
+    assert "unavailable" in table and "error" in table and "diverged" in table
+
+
+def test_method_rejects_unknown_parameter(stand_in_methods):
+    with pytest.raises(ValueError, match="has no parameter"):
+        METHODS["nca"].make(n_neighbors=3, seed=0, overrides={"learning_rate": 1})
+    with pytest.raises(ValueError, match="unknown method"):
+        parse_methods("lmnn,svm")
+
+
+def test_speed_ratio_against_peer():
+    ours = dict.fromkeys(RECORD_FIELDS)
+    ours.update(dataset="d", seed=0, method="nca", library="linmetric", status="ok")
+    ours["fit_seconds"] = 2.0
+    peer = dict(ours, library="scikit-learn", fit_seconds=6.0)
+    add_speed_ratios([ours, peer])
+    assert peer["speedup_vs_peer"] == pytest.approx(3.0)
+    assert ours["speedup_vs_peer"] is None
+    assert "3.0x" in format_table([ours, peer])
+
+
+def test_progress_live_line_and_summaries():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    with Progress(2, stream=terminal, refresh=0.01) as progress:
+        progress.start("digits lmnn")
+        progress.callback(None, 7)
+        progress._draw()
+        progress.finish("first done")
+        progress.start("digits nca")
+        progress.finish("second done")
+    text = terminal.getvalue()
+    assert "\r" in text and "iter 7" in text and "digits lmnn" in text
+    assert "[1/2] first done" in text and "[2/2] second done" in text
+
+    log = io.StringIO()  # not a terminal: only the summary lines
+    with Progress(1, stream=log) as progress:
+        progress.start("x")
+        progress.callback(None, 3)
+        progress.finish("only line")
+    assert log.getvalue() == "[1/1] only line\n"
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def test_cli_quick_smoke(tmp_path, capsys, stand_in_methods):
+    json_path, csv_path, plots = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "p"
+    status = cli.main(
+        [
+            "--datasets",
+            "iris,wine",
+            "--methods",
+            "euclidean,whitening,nca,lmnn",
+            "--seeds",
+            "0,1",
+            "-k",
+            "5",
+            "--json",
+            str(json_path),
+            "--csv",
+            str(csv_path),
+            "--plots",
+            str(plots),
+        ]
+    )
+    assert status == 0
+    out, err = capsys.readouterr()
+    assert "kNN acc" in out and "MAP@R" in out and "whitening" in out
+    assert "[16/16]" in err  # one summary line per run, no more
+    assert len(err.splitlines()) < 25
+
+    records = json.loads(json_path.read_text())
+    assert len(records) == 2 * 2 * 4
+    assert {r["dataset"] for r in records} == {"iris", "wine"}
+    assert {r["seed"] for r in records} == {0, 1}
+    for record in records:
+        assert set(RECORD_FIELDS) <= set(record)
+        assert record["n_neighbors"] == 5
+        environment = record["environment"]
+        assert environment["versions"]["numpy"] == np.__version__
+        assert environment["cpu"] and environment["cpu_count"] >= 1
+        assert "blas" in environment and "numba_threads" in environment
+        assert "python" in environment and "thread_variables" in environment
+    ok = [r for r in records if r["status"] == "ok"]
+    assert {r["method"] for r in ok} == {"euclidean", "whitening", "nca"}
+    for record in ok:
+        for field in ("fit_seconds", "knn_accuracy", "precision_at_1", "map_at_r"):
+            assert isinstance(record[field], float)
+        assert isinstance(record["nmi"], float) and isinstance(record["ari"], float)
+    assert all(r["status"] == "unavailable" for r in records if r["method"] == "lmnn")
+
+    with open(csv_path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == len(records)
+    assert rows[0]["env_version_numpy"] == np.__version__ and "env_blas" in rows[0]
+    assert {p.name for p in plots.iterdir()} == {
+        "quick_accuracy_vs_fit_time.png",
+        "quick_loss_curves.png",
+    }
+
+
+def test_cli_rejects_unknown_dataset():
+    with pytest.raises(SystemExit, match="unknown value"):
+        cli.main(["quick", "--datasets", "imagenet"])
+
+
+def test_cli_list(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("iris", "digits", "lmnn", "nca", "itml", "whitening", "pylmnn-lmnn"):
+        assert name in out
+
+
+def test_cli_mnist_suite_on_stand_in_data(monkeypatch, tmp_path, capsys):
+    rng = np.random.RandomState(0)
+
+    def fake_pca(data_home, n_components):
+        y_train = np.repeat(np.arange(10), 30)
+        y_test = np.repeat(np.arange(10), 10)
+        Z_train = rng.normal(size=(300, n_components)) + y_train[:, None]
+        Z_test = rng.normal(size=(100, n_components)) + y_test[:, None]
+        return Z_train, y_train, Z_test, y_test
+
+    monkeypatch.setattr(benchmarks.data, "_mnist_pca", fake_pca)
+    json_path = tmp_path / "m.json"
+    argv = ["mnist", "--methods", "euclidean,whitening", "--n-components", "8"]
+    argv += ["--subsample", "100", "--test-subsample", "50", "--json", str(json_path)]
+    assert cli.main(argv) == 0
+    records = json.loads(json_path.read_text())
+    assert [r["method"] for r in records] == ["euclidean", "whitening"]
+    assert all(r["suite"] == "mnist" and r["dataset"] == "mnist" for r in records)
+    assert records[0]["n_train"] == 100 and records[0]["n_test"] == 50
+    assert records[0]["n_features"] == 8
+    assert "mnist" in capsys.readouterr().out
+
+
+def test_cli_kernels_suite(monkeypatch, capsys):
+    fake = types.ModuleType("benchmarks.kernels")
+    calls = []
+
+    def run(n=20000, d=164, dtypes=("float32",), quick=False):
+        calls.append((n, d, dtypes, quick))
+        return [{"kernel": "distances", "seconds": 0.1}]
+
+    fake.run = run
+    fake.format_table = lambda records: f"{len(records)} kernel record(s)"
+    monkeypatch.setitem(sys.modules, "benchmarks.kernels", fake)
+    monkeypatch.setattr(benchmarks, "kernels", fake, raising=False)
+    argv = ["kernels", "--n", "500", "--d", "8", "--dtypes", "float32,float64"]
+    assert cli.main([*argv, "--quick"]) == 0
+    assert calls == [(500, 8, ("float32", "float64"), True)]
+    assert "1 kernel record(s)" in capsys.readouterr().out
+
+
+# -------------------------------------------------------------------- peers
+
+
+def test_peer_runner_script_round_trip(tmp_path, iris_split):
+    data = tmp_path / "data.npz"
+    np.savez(
+        data,
+        X_train=iris_split.X_train,
+        y_train=iris_split.y_train,
+        X_test=iris_split.X_test,
+    )
+    result = tmp_path / "result.npz"
+    command = [sys.executable, str(RUNNER), "--input", str(data), "--output"]
+    command += [str(result), "--method", "identity"]
+    subprocess.run(command, check=True, capture_output=True)
+    with np.load(result) as stored:
+        np.testing.assert_array_equal(stored["components"], np.eye(4))
+        meta = json.loads(str(stored["meta"]))
+    assert meta["fit_seconds"] >= 0 and meta["environment"]["versions"]["numpy"]
+
+
+def test_run_peer_sklearn_nca(iris_split):
+    record = run_peer(iris_split, "sklearn-nca", seed=0, max_iter=5)
+    assert record["status"] == "ok", record["note"]
+    assert record["library"] == "scikit-learn" and record["method"] == "nca"
+    assert record["library_version"] and isinstance(record["n_iter"], int)
+    assert 0.5 < record["knn_accuracy"] <= 1.0
+    assert record["peer_environment"]["executable"]
+
+
+def test_run_peer_without_environment(monkeypatch, iris_split):
+    monkeypatch.setattr(benchmarks.peers, "peers_python", lambda: None)
+    record = run_peer(iris_split, "pylmnn-lmnn")
+    assert record["status"] == "unavailable" and "peers-setup" in record["note"]
+
+
+def test_peer_failure_is_reported(monkeypatch, tmp_path):
+    # a split the runner cannot fit: scikit-learn rejects NaN
+    X = np.array([[0.0, 1.0], [np.nan, 0.0], [1.0, 1.0], [2.0, 0.0]])
+    split = Split("tiny", X, np.array([0, 0, 1, 1]), X, np.array([0, 0, 1, 1]))
+    record = run_peer(split, "sklearn-nca")
+    assert record["status"] == "error" and "runner exited" in record["note"]
+
+
+def test_peer_names():
+    assert benchmarks.peers.parse_peers("all", ["nca"]) == [
+        name for name, peer in PEERS.items() if peer.method == "nca"
+    ]
+    with pytest.raises(ValueError, match="unknown peer"):
+        benchmarks.peers.parse_peers("weka")
+
+
+def test_apply_patches_records_diff_and_is_idempotent(monkeypatch, tmp_path):
+    package = tmp_path / "pylmnn"
+    package.mkdir()
+    source = "params = {\n    'x0': transformation,\n    'tol': tol,\n}\n"
+    (package / "lmnn.py").write_text(source)
+    setup_env = benchmarks.peers.setup_env
+    monkeypatch.setattr(setup_env, "_package_dir", lambda python, name: package)
+    monkeypatch.setattr(setup_env, "_version", lambda python, name: "1.6.4")
+    first = setup_env.apply_patches("python", log=lambda message: None)
+    patched = (package / "lmnn.py").read_text()
+    assert "'x0': transformation.ravel()," in patched
+    assert first[0]["package"] == "pylmnn" and first[0]["version"] == "1.6.4"
+    assert "+    'x0': transformation.ravel()," in first[0]["diff"]
+    second = setup_env.apply_patches("python", log=lambda message: None)
+    assert second == first and (package / "lmnn.py").read_text() == patched
+
+    (package / "lmnn.py").write_text("something else\n")
+    with pytest.raises(RuntimeError, match="cannot patch"):
+        setup_env.apply_patches("python", log=lambda message: None)
