@@ -7,7 +7,7 @@ from sklearn.utils import check_random_state
 
 from ._base import MetricLearner
 from ._init import INIT_METHODS, initialize_components, resolve_n_components
-from ._kernels import sq_distance_blocks
+from ._kernels import row_norms_sq, rows_per_chunk, sq_distance_blocks
 from ._kernels.nca import (
     nearest_candidates,
     scatter_truncated_gradient,
@@ -64,7 +64,9 @@ class NCA(MetricLearner):
         The most L-BFGS-B iterations, over all truncated stages.
     tol : float, default=1e-5
         Convergence when the largest entry of the gradient falls below
-        ``tol`` (or L-BFGS-B's relative decrease test is met).
+        ``tol``, or one iteration lowers the loss by less than ``tol`` times
+        its magnitude (SciPy's ``gtol`` and ``ftol``, as scikit-learn sets
+        them).
     solver : {'auto', 'exact', 'truncated'}, default='auto'
         'exact' uses every pair; 'truncated' the candidate sets described
         above; 'auto' is 'exact' up to 10,000 samples and 'truncated' above.
@@ -226,6 +228,7 @@ class NCA(MetricLearner):
                 tol=self.tol,
                 log=log,
                 shape=components.shape,
+                ftol=self.tol,
             )
             components, n_iter = result.x, result.n_iter
         else:
@@ -274,6 +277,7 @@ class NCA(MetricLearner):
                 tol=self.tol,
                 log=_StageLog(log, n_iter),
                 shape=shape,
+                ftol=self.tol,
             )
             components = stage.x
             n_iter += stage.n_iter
@@ -319,8 +323,8 @@ def nca_loss_grad(components, X, labels, *, working_memory=None):
     components : ndarray of shape (n_components, n_features)
         The linear map ``L``.
     X : ndarray of shape (n_samples, n_features), float32 or float64
-        Training data (C-contiguous). Distances and products are computed in
-        its dtype; sums in float64.
+        Training data (C-contiguous). Distances are computed in its dtype,
+        the products of the weights in float32, and sums in float64.
     labels : ndarray of shape (n_samples,), intp
         Class codes.
     working_memory : float, optional
@@ -343,14 +347,31 @@ def nca_loss_grad(components, X, labels, *, working_memory=None):
     -3.9982
     """
     Z = np.ascontiguousarray(X @ components.T.astype(X.dtype, copy=False))
+    # The weight products only need float32's relative precision.
+    Z32 = Z.astype(np.float32, copy=False)
+    sq_norms = row_norms_sq(Z)
+    # A separate transposed copy makes Z[rows] @ Z_T a plain GEMM (NumPy would
+    # send Z @ Z.T to SYRK, several times slower here).
+    Z_T = np.ascontiguousarray(Z.T)
     n_samples = X.shape[0]
     p_correct = np.empty(n_samples, dtype=np.float64)
     S = np.zeros(Z.shape, dtype=np.float64)
     col_sums = np.zeros(n_samples, dtype=np.float64)
-    for start, stop, block in sq_distance_blocks(Z, working_memory=working_memory):
-        col_sums += soft_neighbor_weights(block, labels, start, p_correct[start:stop])
-        S[start:stop] -= block @ Z
-        S -= block.T @ Z[start:stop]
+    # One block holds a Gram block in Z's dtype and the weights in float32.
+    n_rows = rows_per_chunk(
+        n_samples * (Z.itemsize + 4), working_memory, max_rows=n_samples
+    )
+    gram = np.empty((n_rows, n_samples), dtype=Z.dtype)
+    weights = gram if Z.dtype == np.float32 else np.empty(gram.shape, np.float32)
+    for start in range(0, n_samples, n_rows):
+        stop = min(start + n_rows, n_samples)
+        block_gram = np.matmul(Z[start:stop], Z_T, out=gram[: stop - start])
+        block_weights = weights[: stop - start]
+        col_sums += soft_neighbor_weights(
+            block_gram, sq_norms, labels, start, p_correct[start:stop], block_weights
+        )
+        S[start:stop] -= block_weights @ Z32
+        S -= block_weights.T @ Z32[start:stop]
     S += col_sums[:, None] * Z
     grad = 2.0 * (S.T @ X)
     return -float(p_correct.sum()), grad, p_correct

@@ -12,9 +12,9 @@ are then
 which the callers build block by block: ``S[rows] -= W_rows Z`` and
 ``S -= W_rows^T Z[rows]`` (two GEMMs per block), ``S += D Z`` at the end.
 
-- :func:`soft_neighbor_weights` turns a block of squared distances (from
-  :func:`linmetric._kernels.sq_distance_blocks`) into ``W`` in place, with a
-  stable log-sum-exp per row: distances are shifted by the row's smallest
+- :func:`soft_neighbor_weights` turns a block of inner products ``Z_rows
+  Z^T`` (one GEMM) into ``W`` in one fused pass (distances, then a stable
+  log-sum-exp per row): distances are shifted by the row's smallest
   before ``exp``, so no row underflows to ``0 / 0``; terms more than 50
   units beyond the nearest (below ``2e-22`` of its weight, under float64
   resolution of the sum) are set to zero without calling ``exp``.
@@ -43,61 +43,78 @@ _SKIP_EXPONENT = 50.0
 
 
 @jit
-def _soft_neighbor_kernel(start, stop, block, labels, row_offset, p_correct):
-    # block[r] holds d_ij for i = row_offset + r on entry, W_ij on exit.
-    n_cols = block.shape[1]
+def _soft_neighbor_kernel(
+    start, stop, gram, sq_norms, labels, row_offset, p_correct, out
+):
+    # gram[r, j] = z_i . z_j for i = row_offset + r; out[r, j] receives W_ij.
+    # out may be gram itself: each entry is read before it is written.
+    n_cols = gram.shape[1]
     col_sums = np.zeros(n_cols, dtype=np.float64)
+    sq_dist = np.empty(n_cols, dtype=np.float64)
     for r in range(start, stop):
         i = row_offset + r
         label = labels[i]
+        norm_i = sq_norms[i]
         nearest = np.inf
         for j in range(n_cols):
-            if j != i and block[r, j] < nearest:
-                nearest = block[r, j]
+            value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
+            if value < 0.0:  # rounding of the expansion; keeps NaN as NaN
+                value = 0.0
+            sq_dist[j] = value
+            if j != i and value < nearest:
+                nearest = value
         total = 0.0
         same = 0.0
         for j in range(n_cols):
-            if j == i:
-                block[r, j] = 0.0
-                continue
-            shifted = np.float64(block[r, j]) - nearest
-            weight = math.exp(-shifted) if shifted < _SKIP_EXPONENT else 0.0
-            block[r, j] = weight
+            shifted = sq_dist[j] - nearest
+            if j == i or shifted >= _SKIP_EXPONENT:
+                weight = 0.0
+            else:
+                weight = math.exp(-shifted)
+            sq_dist[j] = weight
             total += weight
             if labels[j] == label:
                 same += weight
         p_i = same / total
         p_correct[r] = p_i
         for j in range(n_cols):
-            p_ij = np.float64(block[r, j]) / total
-            if labels[j] == label and j != i:
+            p_ij = sq_dist[j] / total
+            if labels[j] == label:
                 w = p_ij * (1.0 - p_i)
             else:
                 w = -p_ij * p_i
-            block[r, j] = w
+            out[r, j] = w
             col_sums[j] += w
     return col_sums
 
 
-def soft_neighbor_weights(sq_dist, labels, row_offset, p_correct):
-    """Turn a block of squared distances into NCA's weights, in place.
+def soft_neighbor_weights(gram, sq_norms, labels, row_offset, p_correct, out=None):
+    """NCA's weights for a block of rows, from their inner products.
 
-    For each row ``i = row_offset + r`` of the block: the softmax
-    ``p_ij = exp(-(d_ij - min_k d_ik)) / sum_{k != i} exp(-(d_ik - min_k d_ik))``
-    over ``j != i`` (exponentials and sums in float64), ``p_i`` the sum over
-    ``i``'s class, and ``W_ij = p_ij (1[y_i = y_j] - p_i)``, ``W_ii = 0``.
+    For each row ``i = row_offset + r`` of the block, in one pass: the
+    squared distances ``d_ij = ||z_i||^2 + ||z_j||^2 - 2 z_i . z_j``
+    (clamped at 0), the softmax ``p_ij = exp(-(d_ij - m_i)) / sum_{k != i}
+    exp(-(d_ik - m_i))`` over ``j != i`` with ``m_i = min_{k != i} d_ik``
+    (exponentials and sums in float64), ``p_i`` the sum over ``i``'s class,
+    and ``W_ij = p_ij (1[y_i = y_j] - p_i)``, ``W_ii = 0``.
 
     Parameters
     ----------
-    sq_dist : ndarray of shape (n_rows, n_samples), float32 or float64
-        Squared distances from points ``row_offset .. row_offset + n_rows - 1``
-        to all points; overwritten with ``W``.
+    gram : ndarray of shape (n_rows, n_samples), float32 or float64
+        ``z_i . z_j`` for the block's points ``i`` and all points ``j`` (one
+        GEMM). Its precision sets that of the distances, which ``exp`` turns
+        into relative errors of ``p_ij``: float64 unless the data are float32.
+    sq_norms : ndarray of shape (n_samples,), float64
+        ``||z_j||^2``.
     labels : ndarray of shape (n_samples,), intp
         Class codes.
     row_offset : int
         Index of the block's first row among all points.
     p_correct : ndarray of shape (n_rows,), float64
         Receives ``p_i`` for the block's rows.
+    out : ndarray of shape (n_rows, n_samples), optional
+        Receives ``W``; float32 is enough (the weights feed GEMMs, where
+        float32's relative precision suffices). None means ``gram`` itself.
 
     Returns
     -------
@@ -108,14 +125,23 @@ def soft_neighbor_weights(sq_dist, labels, row_offset, p_correct):
     --------
     >>> import numpy as np
     >>> from linmetric._kernels.nca import soft_neighbor_weights
-    >>> d = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 2.0], [1.0, 2.0, 0.0]])
+    >>> Z = np.array([[0.0], [1.0], [-1.0]])
     >>> p = np.empty(3)
-    >>> _ = soft_neighbor_weights(d, np.array([0, 0, 1]), 0, p)
+    >>> _ = soft_neighbor_weights(Z @ Z.T, (Z**2).ravel(), np.array([0, 0, 1]), 0, p)
     >>> p.round(3)
-    array([0.5  , 0.731, 0.   ])
+    array([0.5  , 0.982, 0.   ])
     """
+    if out is None:
+        out = gram
     partial_sums = run_on_row_ranges(
-        _soft_neighbor_kernel, sq_dist.shape[0], sq_dist, labels, row_offset, p_correct
+        _soft_neighbor_kernel,
+        gram.shape[0],
+        gram,
+        sq_norms,
+        labels,
+        row_offset,
+        p_correct,
+        out,
     )
     return np.sum(partial_sums, axis=0)
 
