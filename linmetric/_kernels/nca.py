@@ -129,7 +129,7 @@ def soft_neighbor_weights(gram, sq_norms, labels, row_offset, p_correct, out=Non
     >>> p = np.empty(3)
     >>> _ = soft_neighbor_weights(Z @ Z.T, (Z**2).ravel(), np.array([0, 0, 1]), 0, p)
     >>> p.round(3)
-    array([0.5  , 0.982, 0.   ])
+    array([0.5  , 0.953, 0.   ])
     """
     if out is None:
         out = gram
