@@ -90,6 +90,12 @@ def _add_run_options(parser, *, datasets):
         default=None,
         help="seconds after which a peer run is stopped and reported as timeout",
     )
+    parser.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="time each learner's first fit in the process, numba compilation "
+        "included (by default a short untimed fit comes first)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write one record per run")
     parser.add_argument("--csv", metavar="PATH", help="write one row per run")
     parser.add_argument("--plots", metavar="DIR", help="write PNG figures here")
@@ -196,7 +202,7 @@ def run_grid(suite, load_split, datasets, args, settings):
     """Run every (data set, seed) x (method, peer) of a suite; return records."""
     from .peers import parse_peers, run_peer
     from .progress import Progress
-    from .runner import add_speed_ratios, run_linmetric, summary_line
+    from .runner import add_speed_ratios, run_linmetric, summary_line, warm_up
 
     try:
         methods = parse_methods(args.methods)
@@ -206,6 +212,7 @@ def run_grid(suite, load_split, datasets, args, settings):
     seeds = _parse_list(args.seeds, option="--seeds", cast=int) or [0]
     runs = len(datasets) * len(seeds) * (len(methods) + len(peers))
     records = []
+    warmed = {}
     with Progress(runs, quiet=args.quiet) as progress:
         for dataset in datasets:
             for seed in seeds:
@@ -215,6 +222,15 @@ def run_grid(suite, load_split, datasets, args, settings):
                     overrides = dict(settings.get(method, {}))
                     if args.max_iter is not None and method in ("lmnn", "nca", "itml"):
                         overrides["max_iter"] = args.max_iter
+                    if not args.no_warmup and method not in warmed:
+                        progress.start(f"warming up {method} (untimed)")
+                        warmed[method] = warm_up(
+                            split,
+                            method,
+                            n_neighbors=args.n_neighbors,
+                            seed=seed,
+                            overrides=overrides,
+                        )
                     progress.start(f"{dataset} {method} seed={seed}")
                     record = run_linmetric(
                         split,
@@ -225,6 +241,8 @@ def run_grid(suite, load_split, datasets, args, settings):
                         progress=progress,
                         suite=suite,
                     )
+                    record["warmup_seconds"] = warmed.pop(method, None)
+                    warmed.setdefault(method, None)
                     records.append(record)
                     progress.finish(summary_line(record))
                 for peer in peers:
