@@ -30,28 +30,38 @@ from ._config import jit
 
 
 @jit
-def _symmetric_matvec(metric, v, out):
-    # out = M v for symmetric M, as a sum of rows v[b] * M[b, :], four rows
-    # at a time: each pass over ``out`` does four multiply-adds per load and
-    # store, and the inner loop vectorises without reordering any sum.
+def _symmetric_matvec(metric, v, out, nonzero):
+    # out = M v for symmetric M, as a sum of rows v[b] * M[b, :] over the
+    # nonzero entries of v only (pair differences of sparse or image data
+    # are often zero in many features), four rows at a time: each pass over
+    # ``out`` does four multiply-adds per load and store, and the inner loop
+    # vectorises without reordering any sum. ``nonzero`` is workspace.
     n_features = v.shape[0]
-    for a in range(n_features):
-        out[a] = 0.0
-    n_blocked = n_features - n_features % 4
-    for b in range(0, n_blocked, 4):
-        v0 = v[b]
-        v1 = v[b + 1]
-        v2 = v[b + 2]
-        v3 = v[b + 3]
-        row0 = metric[b]
-        row1 = metric[b + 1]
-        row2 = metric[b + 2]
-        row3 = metric[b + 3]
+    n_nonzero = 0
+    for b in range(n_features):
+        out[b] = 0.0
+        if v[b] != 0.0:
+            nonzero[n_nonzero] = b
+            n_nonzero += 1
+    n_blocked = n_nonzero - n_nonzero % 4
+    for k in range(0, n_blocked, 4):
+        b0 = nonzero[k]
+        b1 = nonzero[k + 1]
+        b2 = nonzero[k + 2]
+        b3 = nonzero[k + 3]
+        v0 = v[b0]
+        v1 = v[b1]
+        v2 = v[b2]
+        v3 = v[b3]
+        row0 = metric[b0]
+        row1 = metric[b1]
+        row2 = metric[b2]
+        row3 = metric[b3]
         for a in range(n_features):
             out[a] += v0 * row0[a] + v1 * row1[a] + v2 * row2[a] + v3 * row3[a]
-    for b in range(n_blocked, n_features):
-        vb = v[b]
-        row = metric[b]
+    for k in range(n_blocked, n_nonzero):
+        vb = v[nonzero[k]]
+        row = metric[nonzero[k]]
         for a in range(n_features):
             out[a] += vb * row[a]
 
@@ -105,9 +115,10 @@ def bregman_sweep(metric, diffs, signs, slack, duals, gamma):
     finite_gamma = gamma < np.inf
     gamma_proj = gamma / (gamma + 1.0) if finite_gamma else 1.0
     w = np.empty(n_features, dtype=np.float64)
+    nonzero = np.empty(n_features, dtype=np.intp)
     n_updates = 0
     for c in range(n_constraints):
-        _symmetric_matvec(metric, diffs[c], w)
+        _symmetric_matvec(metric, diffs[c], w, nonzero)
         p = 0.0
         for a in range(n_features):
             p += diffs[c, a] * w[a]
