@@ -12,15 +12,16 @@ computed once and same-class pairs never. Entries whose outcome the GEMM
 rounding could change (within the error bound of
 :mod:`linmetric._kernels.distances`) are decided on the exact float64
 distance, so the set of pairs returned is exact. Hits are compacted in place
-per row, counted, and scattered into the output, which is sorted by
-``(row, col)`` with two counting-sort passes.
+per row and expanded into pairs; at the end the pairs are grouped by row
+(counting sort) and each row's few sorted runs are sorted by column.
 """
 
 import numpy as np
 
-from ._chunking import rows_per_chunk, run_on_row_ranges
+from ._chunking import run_on_row_ranges
 from ._config import jit
 from .distances import (
+    block_rows,
     check_array,
     check_pairs,
     error_factor,
@@ -101,12 +102,23 @@ def _filter_kernel(
 
 @jit
 def _emit_kernel(
-    products, codes, n_codes, row_index, col_index, out_rows, out_cols, out_dists
+    start,
+    stop,
+    products,
+    codes,
+    n_codes,
+    offsets,
+    row_index,
+    col_index,
+    out_rows,
+    out_cols,
+    out_dists,
 ):
-    # Expand the compacted codes of one block into (row, col, distance).
-    position = 0
-    for ii in range(codes.shape[0]):
+    # Expand the compacted codes of block rows start:stop into (row, col,
+    # distance), block row ii's pairs from offsets[ii] on.
+    for ii in range(start, stop):
         i = row_index[ii]
+        position = offsets[ii]
         for c in range(n_codes[ii]):
             code = codes[ii, c]
             l = col_index[code >> 2]
@@ -120,6 +132,44 @@ def _emit_kernel(
                 out_cols[position] = i
                 out_dists[position] = products[ii, c]
                 position += 1
+
+
+@jit
+def _scatter_by_row_kernel(rows, cols, dists, cursor, out_cols, out_dists):
+    # Move each pair to its row's segment; cursor[r] is the next free slot.
+    for p in range(rows.shape[0]):
+        position = cursor[rows[p]]
+        cursor[rows[p]] = position + 1
+        out_cols[position] = cols[p]
+        out_dists[position] = dists[p]
+
+
+@jit
+def _fill_rows_kernel(start, stop, offsets, rows):
+    for r in range(start, stop):
+        for p in range(offsets[r], offsets[r + 1]):
+            rows[p] = r
+
+
+@jit
+def _sort_segments_kernel(start, stop, offsets, cols, dists):
+    # Sort each row's segment by column. Segments arrive as a few sorted
+    # runs (one per class searched), often already sorted.
+    for r in range(start, stop):
+        begin = offsets[r]
+        end = offsets[r + 1]
+        is_sorted = True
+        for p in range(begin + 1, end):
+            if cols[p] < cols[p - 1]:
+                is_sorted = False
+                break
+        if is_sorted:
+            continue
+        order = np.argsort(cols[begin:end], kind="mergesort")
+        segment_cols = cols[begin:end][order]
+        segment_dists = dists[begin:end][order]
+        cols[begin:end] = segment_cols
+        dists[begin:end] = segment_dists
 
 
 @jit
@@ -226,6 +276,7 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
     bytes_per_entry = Z.itemsize + np.dtype(code_dtype).itemsize
 
     pieces = []
+    counts = np.zeros(n_samples, dtype=np.intp)
     classes = np.unique(y)
     for label in classes[:-1]:
         members = np.flatnonzero(y == label)
@@ -233,8 +284,8 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
         Z_rows, Z_cols = Z[members], Z[others]
         row_norms, col_norms = norms[members], norms[others]
         row_radii, col_radii = radii[members], radii[others]
-        n_rows = rows_per_chunk(
-            others.shape[0] * bytes_per_entry, working_memory, max_rows=members.shape[0]
+        n_rows = block_rows(
+            others.shape[0] * bytes_per_entry, working_memory, members.shape[0]
         )
         for start in range(0, members.shape[0], n_rows):
             stop = min(start + n_rows, members.shape[0])
@@ -261,27 +312,48 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
             )
             total = int(n_hits.sum())
             if total:
+                offsets = np.zeros(stop - start, dtype=np.intp)
+                np.cumsum(n_hits[:-1], out=offsets[1:])
                 piece = (
                     np.empty(total, dtype=np.intp),
                     np.empty(total, dtype=np.intp),
                     np.empty(total, dtype=Z.dtype),
                 )
-                _emit_kernel(
-                    products, codes, n_codes, members[start:stop], others, *piece
+                run_on_row_ranges(
+                    _emit_kernel,
+                    stop - start,
+                    products,
+                    codes,
+                    n_codes,
+                    offsets,
+                    members[start:stop],
+                    others,
+                    *piece,
                 )
+                counts += np.bincount(piece[0], minlength=n_samples)
                 pieces.append(piece)
             del products, codes
-    if not pieces:
-        return (
-            np.empty(0, dtype=np.intp),
-            np.empty(0, dtype=np.intp),
-            np.empty(0, dtype=Z.dtype),
-        )
-    rows = np.concatenate([p[0] for p in pieces])
-    cols = np.concatenate([p[1] for p in pieces])
-    sq_dists = np.concatenate([p[2] for p in pieces])
-    del pieces
-    return sort_pairs(rows, cols, n_samples, sq_dists)
+    return _assemble(pieces, counts, Z.dtype)
+
+
+def _assemble(pieces, counts, dtype):
+    # Group the pieces' pairs by row (counting sort), then sort each row's
+    # segment by column: linear in the number of pairs, cache-friendly.
+    n_samples = counts.shape[0]
+    offsets = np.zeros(n_samples + 1, dtype=np.intp)
+    np.cumsum(counts, out=offsets[1:])
+    n_pairs = int(offsets[-1])
+    cols = np.empty(n_pairs, dtype=np.intp)
+    sq_dists = np.empty(n_pairs, dtype=dtype)
+    cursor = offsets[:-1].copy()
+    while pieces:
+        piece = pieces.pop(0)  # free each piece once it is moved
+        _scatter_by_row_kernel(*piece, cursor, cols, sq_dists)
+        del piece
+    run_on_row_ranges(_sort_segments_kernel, n_samples, offsets, cols, sq_dists)
+    rows = np.empty(n_pairs, dtype=np.intp)
+    run_on_row_ranges(_fill_rows_kernel, n_samples, offsets, rows)
+    return rows, cols, sq_dists
 
 
 def recheck_impostors(Z, radii, rows, cols):

@@ -13,9 +13,15 @@ the smaller index.
 
 import numpy as np
 
-from ._chunking import rows_per_chunk, run_on_row_ranges
+from ._chunking import run_on_row_ranges
 from ._config import jit
-from .distances import check_array, error_factor, exact_sq_distance, row_norms_sq
+from .distances import (
+    block_rows,
+    check_array,
+    error_factor,
+    exact_sq_distance,
+    row_norms_sq,
+)
 
 
 @jit
@@ -149,7 +155,7 @@ def target_neighbors(X, y, n_neighbors, *, working_memory=None, return_distance=
         X_class = X[members]
         norms = row_norms_sq(X_class)
         n_class = members.shape[0]
-        n_rows = rows_per_chunk(n_class * X.itemsize, working_memory, max_rows=n_class)
+        n_rows = block_rows(n_class * X.itemsize, working_memory, n_class)
         local_index = np.empty((n_class, k), dtype=np.intp)
         local_dist = np.empty((n_class, k), dtype=X.dtype)
         for start in range(0, n_class, n_rows):

@@ -1,0 +1,401 @@
+"""Benchmark of linmetric's kernels against NumPy and scikit-learn peers.
+
+    python -m benchmarks.kernels [--n N] [--d D] [--dtypes float32,float64]
+                                 [--quick] [--json PATH]
+
+On random Gaussian data and on MNIST-like data (10 classes, each a mixture
+of clusters in a low-dimensional subspace with a decaying spectrum, plus
+isotropic noise), it times, in one process:
+
+- ``distances``: :func:`linmetric._kernels.sq_distance_blocks` over all rows
+  against NumPy's matrix product on the same blocks (the ``-2 A B^T`` term
+  alone). GFLOP/s count ``2 n^2 d`` for both. Target: >= 60% of NumPy.
+- ``target_neighbors``: k = 3 nearest same-class rows against
+  ``sklearn.neighbors.NearestNeighbors(algorithm="brute")`` fitted per
+  class. GFLOP/s count ``2 d sum_c n_c^2``. Target: not slower.
+- ``impostors``: :func:`linmetric._kernels.find_impostors` against
+  ``sklearn.metrics.pairwise_distances_chunked`` with a reduce function
+  doing the same filtering. The radii are LMNN's: farthest target
+  neighbour's squared distance plus a margin, the margin being the median of
+  those distances (a unit margin after scaling the data so that median is
+  1). GFLOP/s count the full ``2 n^2 d`` for both (the kernel computes fewer:
+  only differently labelled pairs, each once). Target: >= 3x faster.
+- ``outer_sum``: :func:`linmetric._kernels.weighted_outer_sum` over the
+  impostor pairs against ``X^T (D - W - W^T) X`` with ``scipy.sparse``.
+
+Times are the best of ``repeats`` runs after a warm-up call; numba's
+first-call cost is measured apart, in fresh subprocesses: ``compile_seconds``
+with an empty numba cache (a true compile) and ``cached_first_call_seconds``
+with the default on-disk cache.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+N_NEIGHBORS = 3
+N_CLASSES = 10
+
+_FIRST_CALL_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+from linmetric import _kernels as K
+dtype = np.dtype(sys.argv[1])
+rng = np.random.default_rng(0)
+X = rng.standard_normal((300, 8)).astype(dtype)
+y = np.arange(300) % 3
+radii = np.full(300, 8.0)
+calls = {
+    "distances": lambda: [b for b in K.sq_distance_blocks(X)],
+    "target_neighbors": lambda: K.target_neighbors(X, y, 3),
+    "impostors": lambda: K.find_impostors(X, y, radii),
+    "outer_sum": lambda: K.weighted_outer_sum(X, [0, 1], [2, 3], [1.0, 1.0]),
+}
+seconds = {}
+for name, call in calls.items():
+    start = time.perf_counter()
+    call()
+    seconds[name] = time.perf_counter() - start
+print(json.dumps(seconds))
+"""
+
+
+def make_random(n, d, dtype, seed=0):
+    """Standard Gaussian rows with uniformly random labels in 0..9."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = rng.integers(0, N_CLASSES, n)
+    return X, y
+
+
+def make_mnist_like(n, d, dtype, seed=0, latent_dim=40, clusters_per_class=4):
+    """Structured data shaped like PCA-reduced digits.
+
+    Each class is a mixture of clusters (writing styles); cluster centres and
+    within-cluster spread live in a ``latent_dim`` subspace whose axes have a
+    decaying spectrum (scale ``1/(k+1)``), embedded in ``d`` dimensions by a
+    random orthonormal basis, plus small isotropic noise. Classes overlap, so
+    there are impostors, as in MNIST.
+    """
+    rng = np.random.default_rng(seed)
+    latent_dim = min(latent_dim, d)
+    spectrum = 1.0 / np.arange(1, latent_dim + 1)
+    y = rng.integers(0, N_CLASSES, n)
+    class_centres = rng.standard_normal((N_CLASSES, latent_dim)) * spectrum * 3.0
+    style_offsets = (
+        rng.standard_normal((N_CLASSES, clusters_per_class, latent_dim))
+        * spectrum
+        * 1.5
+    )
+    style = rng.integers(0, clusters_per_class, n)
+    latent = class_centres[y] + style_offsets[y, style]
+    latent += rng.standard_normal((n, latent_dim)) * spectrum
+    basis, _ = np.linalg.qr(rng.standard_normal((d, latent_dim)))
+    X = latent @ basis.T + 0.01 * rng.standard_normal((n, d))
+    return X.astype(dtype), y
+
+
+def _best_time(function, repeats):
+    best = np.inf
+    result = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def blas_info():
+    """The BLAS NumPy uses (threadpoolctl), and OPENBLAS_CORETYPE if set."""
+    info = {"openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return info
+    for library in threadpool_info():
+        if library.get("user_api") == "blas":
+            info.update(
+                blas=library.get("internal_api"),
+                blas_version=library.get("version"),
+                blas_architecture=library.get("architecture"),
+                blas_threads=library.get("num_threads"),
+            )
+            break
+    return info
+
+
+def first_call_seconds(dtype, *, cold):
+    """First-call seconds of each kernel in a fresh Python process.
+
+    ``cold=True`` points numba at an empty cache directory, so the time is a
+    full compile; otherwise the default cache is used (a load when warm).
+    """
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as cache_dir:
+        if cold:
+            env["NUMBA_CACHE_DIR"] = cache_dir
+        completed = subprocess.run(
+            [sys.executable, "-c", _FIRST_CALL_SCRIPT, np.dtype(dtype).name],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+    if completed.returncode != 0:
+        return {}
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _distances(X, repeats):
+    from linmetric._kernels import sq_distance_blocks
+
+    def kernel():
+        for _start, _stop, _block in sq_distance_blocks(X):
+            pass
+
+    # the baseline computes the product on exactly the kernel's blocks
+    bounds = []
+    for start, stop, _block in sq_distance_blocks(X):
+        bounds.append((start, stop))
+
+    def baseline():
+        for start, stop in bounds:
+            np.matmul(X[start:stop], X.T)
+
+    seconds, _ = _best_time(kernel, repeats)
+    baseline_seconds, _ = _best_time(baseline, repeats)
+    flops = 2.0 * X.shape[0] ** 2 * X.shape[1]
+    return {
+        "seconds": seconds,
+        "gflops": flops / seconds / 1e9,
+        "baseline": "numpy.matmul (same blocks)",
+        "baseline_seconds": baseline_seconds,
+        "baseline_gflops": flops / baseline_seconds / 1e9,
+        "target_ratio": 0.6,
+        "block_rows": bounds[0][1] - bounds[0][0],
+    }
+
+
+def _target_neighbors(X, y, repeats):
+    from sklearn.neighbors import NearestNeighbors
+
+    from linmetric._kernels import target_neighbors
+
+    def baseline():
+        indices = np.empty((X.shape[0], N_NEIGHBORS), dtype=np.intp)
+        for label in np.unique(y):
+            members = np.flatnonzero(y == label)
+            search = NearestNeighbors(n_neighbors=N_NEIGHBORS, algorithm="brute")
+            neighbors = search.fit(X[members]).kneighbors(return_distance=False)
+            indices[members] = members[neighbors]
+        return indices
+
+    seconds, (indices, sq_dists) = _best_time(
+        lambda: target_neighbors(X, y, N_NEIGHBORS, return_distance=True), repeats
+    )
+    baseline_seconds, baseline_indices = _best_time(baseline, repeats)
+    flops = 2.0 * X.shape[1] * float(np.sum(np.bincount(y).astype(float) ** 2))
+    return {
+        "seconds": seconds,
+        "gflops": flops / seconds / 1e9,
+        "baseline": "sklearn NearestNeighbors(brute) per class",
+        "baseline_seconds": baseline_seconds,
+        "baseline_gflops": flops / baseline_seconds / 1e9,
+        "target_ratio": 1.0,
+        "agreement": float(np.mean(indices == baseline_indices)),
+    }, sq_dists
+
+
+def _impostors(X, y, radii, repeats):
+    from sklearn.metrics import pairwise_distances_chunked
+
+    from linmetric._kernels import find_impostors
+
+    def baseline():
+        pieces = []
+
+        def reduce(chunk, start):
+            stop = start + chunk.shape[0]
+            mask = chunk < radii[start:stop, None]
+            mask &= y[start:stop, None] != y[None, :]
+            rows, cols = np.nonzero(mask)
+            pieces.append((rows + start, cols, chunk[rows, cols]))
+
+        for _ in pairwise_distances_chunked(
+            X, reduce_func=reduce, metric="euclidean", squared=True
+        ):
+            pass
+        return tuple(np.concatenate(parts) for parts in zip(*pieces, strict=True))
+
+    seconds, (rows, cols, _) = _best_time(lambda: find_impostors(X, y, radii), repeats)
+    baseline_seconds, (base_rows, base_cols, _) = _best_time(baseline, repeats)
+    flops = 2.0 * X.shape[0] ** 2 * X.shape[1]
+    return {
+        "seconds": seconds,
+        "gflops": flops / seconds / 1e9,
+        "baseline": "sklearn pairwise_distances_chunked + filter",
+        "baseline_seconds": baseline_seconds,
+        "baseline_gflops": flops / baseline_seconds / 1e9,
+        "target_ratio": 3.0,
+        "n_pairs": int(rows.size),
+        "baseline_n_pairs": int(base_rows.size),
+        "same_pairs": bool(
+            np.array_equal(rows, base_rows) and np.array_equal(cols, base_cols)
+        ),
+    }, (rows, cols)
+
+
+def _outer_sum(X, rows, cols, repeats, seed=0):
+    import scipy.sparse as sp
+
+    from linmetric._kernels import weighted_outer_sum
+
+    weights = np.random.default_rng(seed).random(rows.size)
+    n = X.shape[0]
+
+    def baseline():
+        W = sp.csr_matrix((weights, (rows, cols)), shape=(n, n))
+        degrees = np.asarray(W.sum(axis=0)).ravel() + np.asarray(W.sum(axis=1)).ravel()
+        S = sp.diags(degrees) - W - W.T
+        X64 = X.astype(np.float64)
+        return X64.T @ (S @ X64)
+
+    seconds, C = _best_time(lambda: weighted_outer_sum(X, rows, cols, weights), repeats)
+    baseline_seconds, C_base = _best_time(baseline, repeats)
+    return {
+        "seconds": seconds,
+        "gflops": None,
+        "baseline": "scipy.sparse X^T (D - W - W^T) X",
+        "baseline_seconds": baseline_seconds,
+        "baseline_gflops": None,
+        "target_ratio": None,
+        "n_pairs": int(rows.size),
+        "max_abs_difference": float(np.abs(C - C_base).max()),
+    }
+
+
+def run(n=20000, d=164, dtypes=("float32",), quick=False):
+    """Run every kernel benchmark; return one record per measurement.
+
+    Parameters
+    ----------
+    n, d : int
+        Rows and features of the data (``quick`` caps ``n`` at 4,000).
+    dtypes : sequence of str
+    quick : bool
+        One repetition and a smaller ``n``: a smoke run.
+
+    Returns
+    -------
+    records : list of dict
+        Keys: kernel, data, n, d, dtype, seconds, gflops, baseline,
+        baseline_seconds, baseline_gflops, speedup (baseline_seconds /
+        seconds), target_ratio, meets_target, compile_seconds,
+        cached_first_call_seconds, the BLAS information, and per-kernel
+        extras (n_pairs, agreement, ...).
+    """
+    if quick:
+        n = min(n, 4000)
+    repeats = 1 if quick else 2
+    blas = blas_info()
+    records = []
+    for dtype in dtypes:
+        dtype = np.dtype(dtype)
+        compile_seconds = first_call_seconds(dtype, cold=True)
+        cached_seconds = first_call_seconds(dtype, cold=False)
+        for data_name, make in (
+            ("random", make_random),
+            ("mnist-like", make_mnist_like),
+        ):
+            X, y = make(n, d, dtype)
+            # warm-up: compile or load every kernel for this dtype
+            _outer_sum(X[:200], np.arange(10), np.arange(10)[::-1], 1)
+            results = {}
+            results["distances"] = _distances(X, repeats)
+            results["target_neighbors"], sq_dists = _target_neighbors(X, y, repeats)
+            farthest = sq_dists[:, -1].astype(np.float64)
+            radii = farthest + np.median(farthest)
+            results["impostors"], (rows, cols) = _impostors(X, y, radii, repeats)
+            results["outer_sum"] = _outer_sum(X, rows, cols, repeats)
+            for kernel, result in results.items():
+                speedup = result["baseline_seconds"] / result["seconds"]
+                target = result["target_ratio"]
+                records.append(
+                    {
+                        "kernel": kernel,
+                        "data": data_name,
+                        "n": int(n),
+                        "d": int(d),
+                        "dtype": dtype.name,
+                        **result,
+                        "speedup": speedup,
+                        "meets_target": None if target is None else speedup >= target,
+                        "compile_seconds": compile_seconds.get(kernel),
+                        "cached_first_call_seconds": cached_seconds.get(kernel),
+                        "repeats": repeats,
+                        **blas,
+                    }
+                )
+    return records
+
+
+def format_table(records):
+    """A plain-text table of the records, one line per measurement."""
+
+    def number(value, digits=2):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    header = (
+        f"{'kernel':<17}{'data':<11}{'dtype':<8}{'n':>7}{'d':>5}"
+        f"{'seconds':>9}{'GFLOP/s':>9}{'base s':>9}{'base GF/s':>10}"
+        f"{'speedup':>9}{'target':>8}{'compile s':>10}  baseline"
+    )
+    lines = [header, "-" * len(header)]
+    for r in records:
+        target = r.get("target_ratio")
+        mark = "" if r.get("meets_target") in (None, True) else " (miss)"
+        lines.append(
+            f"{r['kernel']:<17}{r['data']:<11}{r['dtype']:<8}{r['n']:>7}{r['d']:>5}"
+            f"{number(r['seconds'], 3):>9}{number(r['gflops'], 1):>9}"
+            f"{number(r['baseline_seconds'], 3):>9}{number(r['baseline_gflops'], 1):>10}"
+            f"{number(r['speedup']) + 'x':>9}"
+            f"{('>=' + number(target, 1) + 'x') if target else '-':>8}"
+            f"{number(r.get('compile_seconds')):>10}  {r['baseline']}{mark}"
+        )
+    if records:
+        r = records[0]
+        lines.append(
+            f"BLAS: {r.get('blas')} {r.get('blas_version')} "
+            f"({r.get('blas_architecture')}, {r.get('blas_threads')} threads); "
+            f"OPENBLAS_CORETYPE={r.get('openblas_coretype')}. "
+            "speedup = baseline seconds / kernel seconds. Impostor GFLOP/s count "
+            "all n^2 pairs for both. compile s: first call with an empty numba cache."
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.kernels")
+    parser.add_argument("--n", type=int, default=20000, help="number of rows")
+    parser.add_argument("--d", type=int, default=164, help="number of features")
+    parser.add_argument("--dtypes", default="float32", help="comma-separated dtypes")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--json", metavar="PATH", help="write the records as JSON")
+    args = parser.parse_args(argv)
+    dtypes = tuple(name.strip() for name in args.dtypes.split(",") if name.strip())
+    records = run(n=args.n, d=args.d, dtypes=dtypes, quick=args.quick)
+    print(format_table(records))
+    if args.json:
+        with open(args.json, "w") as stream:
+            json.dump(records, stream, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
