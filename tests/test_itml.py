@@ -89,6 +89,32 @@ def test_kernel_projection_matches_reference():
         np.testing.assert_array_equal(metric, metric.T)  # exactly symmetric
 
 
+@pytest.mark.parametrize("n_features", [1, 6, 9])
+def test_kernel_sweep_matches_reference_on_sparse_differences(n_features):
+    # Pair differences with many exact zeros, as in image data; feature
+    # counts that are and are not multiples of the kernel's block of four.
+    rng = np.random.RandomState(n_features)
+    diffs = rng.standard_normal((25, n_features))
+    diffs[rng.random_sample(diffs.shape) < 0.5] = 0.0
+    signs = np.where(rng.random_sample(25) < 0.5, 1, -1).astype(np.int8)
+    M = _random_spd(rng, n_features)
+    sq = np.einsum("ij,jk,ik->i", diffs, M, diffs)
+    u, l = np.percentile(sq[sq > 0], [40, 60])
+    slack = np.where(signs > 0, u, l)
+    metric, duals = M.copy(), np.zeros(25)
+    expected, expected_slack = M, slack.copy()
+    expected_duals = np.zeros(25)
+    for _ in range(3):
+        bregman_sweep(metric, diffs, signs, slack, duals, 2.0)
+        for c in range(25):
+            expected, expected_slack[c], expected_duals[c] = bregman_projection(
+                expected, diffs[c], signs[c], expected_slack[c], expected_duals[c], 2.0
+            )
+    np.testing.assert_allclose(metric, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(slack, expected_slack, rtol=1e-10)
+    np.testing.assert_allclose(duals, expected_duals, rtol=1e-9, atol=1e-14)
+
+
 def test_kernel_skips_pairs_of_identical_points():
     metric = np.eye(3)
     n_updates = bregman_sweep(
