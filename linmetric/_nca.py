@@ -191,17 +191,25 @@ class NCA(MetricLearner):
             Training data; float32 is kept (and computed in), anything else
             becomes float64.
         y : array-like of shape (n_samples,)
-            Class labels; at least two classes. A class of one sample is
-            allowed (its point can never be classified correctly and adds a
-            constant 0 to the objective).
+            Class labels; at least two classes, one of them with two or
+            more samples. A class of one sample is allowed: its point can
+            never be classified correctly and adds a constant 0 to the
+            objective (it still repels the other points).
 
         Returns
         -------
         self : NCA
         """
         validate_params(self)
-        X, labels, _ = validate_X_y(self, X, y)
+        X, labels, classes = validate_X_y(self, X, y)
         n_samples, n_features = X.shape
+        if np.bincount(labels).max() < 2:
+            raise ValueError(
+                f"Every class in y has a single sample ({classes.shape[0]} classes, "
+                f"{n_samples} samples), so no point has a neighbour of its own "
+                "class and the NCA objective is identically 0; at least one "
+                "class needs two or more samples."
+            )
         n_components = resolve_n_components(self.n_components, n_features)
         random_state = check_random_state(self.random_state)
         components = initialize_components(
@@ -262,7 +270,7 @@ class NCA(MetricLearner):
             new_candidates, dropped = find_candidates(
                 components, X, n_candidates, working_memory=self.working_memory
             )
-            if stage_converged and np.array_equal(new_candidates, candidates):
+            if stage_converged and _same_sets(new_candidates, candidates):
                 # L-BFGS-B converged and the search finds the same sets: the
                 # objective it converged on is the current one.
                 converged = True
@@ -313,6 +321,11 @@ class _StageLog:
 
     def finish(self, converged, message=None):
         pass
+
+
+def _same_sets(candidates, other):
+    """Whether each row holds the same candidates, in any order."""
+    return np.array_equal(np.sort(candidates, axis=1), np.sort(other, axis=1))
 
 
 def nca_loss_grad(components, X, labels, *, working_memory=None):

@@ -1,0 +1,346 @@
+"""Tests of linmetric._nca, its kernels and its NumPy reference."""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+from sklearn.datasets import load_iris, load_wine
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neighbors import KNeighborsClassifier, NeighborhoodComponentsAnalysis
+from sklearn.preprocessing import StandardScaler
+
+from linmetric import NCA
+from linmetric._kernels.nca import nearest_candidates
+from linmetric._nca import find_candidates, nca_loss_grad, truncated_loss_grad
+from linmetric.reference import nca as reference
+
+
+def make_problem(seed, n_samples=30, n_features=5, n_components=3, n_classes=3):
+    rng = np.random.RandomState(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    y = np.arange(n_samples) % n_classes
+    rng.shuffle(y)
+    X += y[:, None] * 0.5  # classes that overlap, so every p_ij matters
+    components = 0.5 * rng.standard_normal((n_components, n_features))
+    return X, y.astype(np.intp), components
+
+
+@pytest.fixture(scope="module")
+def wine():
+    X, y = load_wine(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+# -- objective ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_reference_gradient_matches_finite_differences(seed):
+    X, y, components = make_problem(seed)
+    shape = components.shape
+
+    def loss(flat):
+        return reference.loss(flat.reshape(shape), X, y)
+
+    def grad(flat):
+        return reference.loss_grad(flat.reshape(shape), X, y)[1].ravel()
+
+    error = check_grad(loss, grad, components.ravel())
+    assert error < 1e-6 * max(1.0, np.linalg.norm(grad(components.ravel())))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_reference_matches_scikit_learn_up_to_its_sign(seed):
+    # scikit-learn returns sign * (sum_i p_i, its gradient); fit uses sign=-1.
+    X, y, components = make_problem(seed)
+    sk = NeighborhoodComponentsAnalysis()
+    sk.n_iter_, sk.verbose = 1, 0
+    same_class = y[:, None] == y[None, :]
+    sk_loss, sk_grad = sk._loss_grad_lbfgs(components.ravel(), X, same_class, -1.0)
+    loss, grad = reference.loss_grad(components, X, y)
+    assert loss == pytest.approx(sk_loss, rel=1e-12)
+    np.testing.assert_allclose(grad.ravel(), sk_grad, rtol=1e-10, atol=1e-12)
+
+
+# The loss is float64-exact for float64 data; the gradient's weight products
+# run in float32 GEMMs (relative error ~1e-6).
+@pytest.mark.parametrize(
+    "dtype, loss_rtol, grad_rtol", [(np.float64, 1e-10, 1e-5), (np.float32, 1e-4, 1e-3)]
+)
+@pytest.mark.parametrize("working_memory", [None, 1e-3])
+def test_blocked_loss_grad_equals_reference(
+    dtype, loss_rtol, grad_rtol, working_memory
+):
+    # working_memory=1e-3 MiB gives blocks of a few rows.
+    X, y, components = make_problem(0, n_samples=60)
+    X = X.astype(dtype)
+    loss, grad, p_correct = nca_loss_grad(
+        components, X, y, working_memory=working_memory
+    )
+    ref_loss, ref_grad = reference.loss_grad(components, X.astype(np.float64), y)
+    assert loss == pytest.approx(ref_loss, rel=loss_rtol)
+    np.testing.assert_allclose(
+        grad, ref_grad, rtol=grad_rtol, atol=grad_rtol * np.abs(ref_grad).max()
+    )
+    assert -p_correct.sum() == pytest.approx(loss)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_blocked_gradient_matches_finite_differences(seed):
+    X, y, components = make_problem(seed)
+    shape = components.shape
+
+    def loss(flat):
+        return nca_loss_grad(flat.reshape(shape), X, y)[0]
+
+    def grad(flat):
+        return nca_loss_grad(flat.reshape(shape), X, y)[1].ravel()
+
+    # The weights pass through float32 GEMMs: relative precision ~1e-6.
+    error = check_grad(loss, grad, components.ravel())
+    assert error < 1e-5 * max(1.0, np.linalg.norm(grad(components.ravel())))
+
+
+def test_softmax_is_stable_when_all_points_are_far():
+    # exp(-d) underflows to 0 for every pair: a naive softmax gives 0/0.
+    X, y, components = make_problem(1)
+    far = components * 100.0
+    loss, grad, p_correct = nca_loss_grad(far, X, y)
+    ref_loss, ref_grad = reference.loss_grad(far, X, y)
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+    assert loss == pytest.approx(ref_loss, rel=1e-9)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-8)
+    assert set(np.unique(p_correct)) <= {0.0, 1.0}
+
+
+# -- truncated objective -----------------------------------------------------
+
+
+def test_candidates_are_the_nearest_points():
+    X, _, components = make_problem(2, n_samples=50)
+    Z = X @ components.T
+    sq_dist = ((Z[:, None] - Z[None]) ** 2).sum(axis=2)
+    candidates, dropped = find_candidates(components, X, 7, working_memory=1e-3)
+    np.fill_diagonal(sq_dist, np.inf)
+    expected = np.sort(sq_dist, axis=1)[:, :7]
+    kept = np.take_along_axis(sq_dist, candidates, axis=1)
+    np.testing.assert_allclose(kept, expected, rtol=1e-5)
+    p = reference.soft_neighbors(components, X)
+    kept_mass = np.take_along_axis(p, candidates, axis=1).sum(axis=1)
+    np.testing.assert_allclose(dropped, 1.0 - kept_mass, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nearest_candidates_kernel_on_ties_and_duplicates(dtype):
+    sq_dist = np.array(
+        [[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 4], [1, 1, 4, 0]], dtype=dtype
+    )
+    index = np.empty((4, 2), dtype=np.intp)
+    dropped = np.empty(4)
+    nearest_candidates(sq_dist, 0, index, dropped)
+    assert index.tolist() == [[1, 2], [0, 2], [0, 1], [0, 1]]
+    np.testing.assert_allclose(dropped[:2], np.exp(-1) / (1 + 2 * np.exp(-1)))
+    np.testing.assert_allclose(dropped[2:], np.exp(-3) / (2 + np.exp(-3)))
+
+
+def test_truncated_objective_with_all_candidates_is_exact():
+    X, y, components = make_problem(3)
+    candidates, dropped = find_candidates(components, X, X.shape[0] - 1)
+    loss, grad, _ = truncated_loss_grad(components, X, y, candidates)
+    ref_loss, ref_grad = reference.loss_grad(components, X, y)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dropped, 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_candidates", [3, 10])
+def test_truncated_loss_is_within_the_dropped_mass_of_the_exact_loss(n_candidates):
+    # |p_i(truncated) - p_i(exact)| <= the softmax mass outside i's candidates.
+    X, y, components = make_problem(4, n_samples=80)
+    candidates, dropped = find_candidates(components, X, n_candidates)
+    _, _, p_truncated = truncated_loss_grad(components, X, y, candidates)
+    p_exact = nca_loss_grad(components, X, y)[2]
+    assert np.all(np.abs(p_truncated - p_exact) <= dropped + 1e-6)
+    assert dropped.max() > 1e-3  # the bound is exercised, not vacuous
+
+
+def test_truncated_gradient_matches_finite_differences():
+    X, y, components = make_problem(5, n_samples=40)
+    candidates, _ = find_candidates(components, X, 6)
+    shape = components.shape
+
+    def loss(flat):
+        return truncated_loss_grad(flat.reshape(shape), X, y, candidates)[0]
+
+    def grad(flat):
+        return truncated_loss_grad(flat.reshape(shape), X, y, candidates)[1].ravel()
+
+    error = check_grad(loss, grad, components.ravel())
+    assert error < 1e-6 * max(1.0, np.linalg.norm(grad(components.ravel())))
+
+
+# -- estimator ---------------------------------------------------------------
+
+
+def test_fit_follows_scikit_learn(wine):
+    # Same objective, init and L-BFGS-B settings: the same optimum.
+    X, y = wine
+    ours = NCA(n_components=3, random_state=0).fit(X, y)
+    theirs = NeighborhoodComponentsAnalysis(n_components=3, random_state=0).fit(X, y)
+    ref_loss = reference.loss(theirs.components_, X, y)
+    assert ours.loss_curve_[-1] == pytest.approx(ref_loss, rel=1e-3)
+    np.testing.assert_allclose(
+        np.abs(ours.transform(X)), np.abs(theirs.transform(X)), atol=0.05 * X.std()
+    )
+
+
+def test_fit_improves_nearest_neighbours():
+    X, y = load_iris(return_X_y=True)
+    nca = NCA(n_components=2, init="random", random_state=0, max_iter=100).fit(X, y)
+    assert nca.loss_curve_[-1] < nca.loss_curve_[0]
+    assert nca.history_["expected_accuracy"][-1] > 0.95
+    knn = KNeighborsClassifier(3).fit(nca.transform(X), y)
+    assert knn.score(nca.transform(X), y) > 0.95
+
+
+def test_driver_attributes_callback_and_verbose(wine, capsys):
+    X, y = wine
+    calls = []
+
+    def callback(components, n_iter):
+        calls.append((components.shape, n_iter))
+
+    nca = NCA(n_components=2, max_iter=200, callback=callback, verbose=1)
+    nca.fit(X, y)
+    assert nca.solver_ == "exact"
+    assert nca.n_iter_ == len(nca.loss_curve_) == len(calls) >= 2
+    assert calls == [((2, X.shape[1]), i + 1) for i in range(nca.n_iter_)]
+    assert set(nca.history_) == {"loss", "expected_accuracy", "seconds"}
+    np.testing.assert_allclose(
+        nca.history_["expected_accuracy"], -nca.loss_curve_ / X.shape[0]
+    )
+    out = capsys.readouterr().out
+    assert re.search(r"\[NCA\] +Iteration +Loss +Expected accuracy", out)
+    assert len(re.findall(r"^\[NCA\] +\d+ ", out, flags=re.M)) == nca.n_iter_
+    assert "converged after" in out
+
+
+@pytest.mark.parametrize("solver", ["exact", "truncated"])
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_convergence_warning_whenever_max_iter_is_reached(wine, solver, verbose):
+    X, y = wine
+    nca = NCA(solver=solver, max_iter=3, n_candidates=5, verbose=verbose)
+    with pytest.warns(ConvergenceWarning, match="NCA did not converge"):
+        nca.fit(X, y)
+    assert nca.n_iter_ == 3
+
+
+def test_truncated_solver_fit(wine):
+    X, y = wine
+    nca = NCA(
+        n_components=3,
+        solver="truncated",
+        n_candidates=10,
+        refresh_every=5,
+        max_iter=100,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        nca.fit(X, y)
+    assert nca.solver_ == "truncated"
+    history = nca.history_
+    assert set(history) == {"loss", "expected_accuracy", "dropped_mass", "seconds"}
+    assert nca.n_iter_ == len(nca.loss_curve_)
+    assert np.all((history["dropped_mass"] >= 0) & (history["dropped_mass"] < 0.5))
+    # The exact objective at the truncated optimum is close to the exact fit's.
+    exact = NCA(n_components=3, random_state=0).fit(X, y)
+    truncated_exact_loss = reference.loss(nca.components_, X, y)
+    assert truncated_exact_loss < reference.loss(np.eye(3, X.shape[1]), X, y)
+    assert truncated_exact_loss == pytest.approx(exact.loss_curve_[-1], rel=0.05)
+
+
+def test_truncated_solver_with_every_candidate_reaches_the_exact_optimum(wine):
+    X, y = wine
+    exact = NCA(n_components=2, random_state=0).fit(X, y)
+    truncated = NCA(
+        n_components=2,
+        solver="truncated",
+        n_candidates=X.shape[0],
+        refresh_every=1000,
+        random_state=0,
+    ).fit(X, y)
+    np.testing.assert_allclose(truncated.loss_curve_, exact.loss_curve_, rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_auto_solver_is_exact_on_small_data(wine):
+    X, y = wine
+    assert NCA(max_iter=2).fit(X, y).solver_ == "exact"
+
+
+def test_float32_is_kept(wine):
+    X, y = wine
+    nca = NCA(n_components=2, random_state=0).fit(X.astype(np.float32), y)
+    assert nca.components_.dtype == np.float32
+    assert nca.transform(X.astype(np.float32)).dtype == np.float32
+    reference_fit = NCA(n_components=2, random_state=0).fit(X, y)
+    assert nca.loss_curve_[-1] == pytest.approx(reference_fit.loss_curve_[-1], rel=1e-2)
+
+
+def test_working_memory_does_not_change_the_result(wine):
+    X, y = wine
+    small = NCA(n_components=2, random_state=0, working_memory=0.01).fit(X, y)
+    default = NCA(n_components=2, random_state=0).fit(X, y)
+    np.testing.assert_allclose(small.components_, default.components_, rtol=1e-5)
+
+
+def test_singleton_class_is_allowed_and_never_correct():
+    X, y, _ = make_problem(6, n_samples=31)
+    y[0] = 7  # a class of one sample
+    nca = NCA(n_components=2, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        nca.fit(X, y)
+    p_correct = nca_loss_grad(nca.components_, X, np.unique(y, return_inverse=True)[1])[
+        2
+    ]
+    assert p_correct[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    "X, y, message",
+    [
+        (np.ones((4, 2)), [0, 0, 0, 0], "only one class"),
+        (np.eye(3), [0, 1, 2], "single sample"),
+        (np.array([[0.0, np.nan], [1, 2], [3, 4]]), [0, 0, 1], "NaN"),
+        (np.array([[0.0, np.inf], [1, 2], [3, 4]]), [0, 0, 1], "infinity"),
+    ],
+)
+def test_bad_input_raises_clear_errors(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        NCA().fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"solver": "sgd"}, "'solver' parameter"),
+        ({"max_iter": 0}, "'max_iter' parameter"),
+        ({"n_candidates": 0}, "'n_candidates' parameter"),
+        ({"working_memory": -1}, "'working_memory' parameter"),
+        ({"init": "bogus"}, "'init' parameter"),
+    ],
+)
+def test_bad_parameters_raise(params, message):
+    X, y, _ = make_problem(0)
+    with pytest.raises(ValueError, match=message):
+        NCA(**params).fit(X, y)
+
+
+def test_init_shape_is_checked():
+    X, y, _ = make_problem(0)
+    with pytest.raises(ValueError, match="init has shape"):
+        NCA(n_components=2, init=np.eye(3)).fit(X, y)
