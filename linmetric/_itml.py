@@ -305,8 +305,8 @@ class ITML(MetricLearner):
             metric_old = metric.copy()
             duals_old = duals.copy()
             n_updates = bregman_sweep(metric, diffs, signs, slack, duals, gamma)
-            change = linalg.norm(metric - metric_old) / linalg.norm(metric_old)
-            normsum = linalg.norm(duals) + linalg.norm(duals_old)
+            change = np.linalg.norm(metric - metric_old) / np.linalg.norm(metric_old)
+            normsum = np.linalg.norm(duals) + np.linalg.norm(duals_old)
             dual_change = np.abs(duals - duals_old).sum() / normsum if normsum else 0.0
             loss, factor = itml_objective(
                 metric, prior_inv, prior_logdet, slack, initial_slack, gamma
@@ -376,16 +376,16 @@ def itml_objective(metric, prior_inv, prior_logdet, slack, initial_slack, gamma)
         Upper triangular ``U`` with ``U^T U = metric``.
     """
     try:
-        factor = linalg.cholesky(metric, lower=False, check_finite=False)
-    except linalg.LinAlgError:
+        lower = np.linalg.cholesky(metric)
+    except np.linalg.LinAlgError:
         return np.nan, None
-    logdet = 2.0 * np.log(np.diag(factor)).sum()
+    logdet = 2.0 * np.log(np.diagonal(lower)).sum()
     n_features = metric.shape[0]
-    loss = np.sum(metric * prior_inv) - (logdet - prior_logdet) - n_features
+    loss = np.vdot(metric, prior_inv) - (logdet - prior_logdet) - n_features
     if gamma < np.inf:
         ratio = slack / initial_slack
         loss += gamma * np.sum(ratio - np.log(ratio) - 1.0)
-    return float(loss), factor
+    return float(loss), lower.T
 
 
 def sample_label_pairs(y_codes, n_constraints, random_state):
