@@ -71,37 +71,49 @@ def plot_accuracy_vs_time(records, path):
 
 
 def plot_loss_curves(records, path):
-    """Loss per iteration of the iterative learners, one panel per data set."""
+    """Loss per iteration of the iterative learners.
+
+    One row of panels per data set and one column per learner, since the
+    learners' objectives are on different scales; each panel holds every
+    library and seed that reported a curve.
+    """
     plt = _pyplot()
     curves = [r for r in records if r["status"] == "ok" and r.get("loss_curve")]
     datasets = list(dict.fromkeys(r["dataset"] for r in curves))
+    methods = list(dict.fromkeys(r["method"] for r in curves))
     if not datasets:
         return None
-    rows, columns = _grid(len(datasets))
     figure, axes = plt.subplots(
-        rows, columns, figsize=(6 * columns, 4.2 * rows), squeeze=False
+        len(datasets),
+        len(methods),
+        figsize=(4.5 * len(methods), 3.3 * len(datasets)),
+        squeeze=False,
     )
-    for axis, dataset in zip(axes.flat, datasets, strict=False):
-        for record in (r for r in curves if r["dataset"] == dataset):
-            curve = record["loss_curve"]
-            axis.plot(
-                range(1, len(curve) + 1),
-                curve,
-                label=f"{record['method']} ({record['library']}) seed={record['seed']}",
-            )
-        if all(
-            v > 0 for r in curves if r["dataset"] == dataset for v in r["loss_curve"]
-        ):
-            axis.set_yscale("log")
-        axis.set_title(dataset)
-        axis.set_xlabel("iteration")
-        axis.set_ylabel("loss")
-        axis.grid(True, alpha=0.3)
-        axis.legend(fontsize="small")
-    for axis in list(axes.flat)[len(datasets) :]:
-        axis.set_visible(False)
+    for row, dataset in enumerate(datasets):
+        for column, method in enumerate(methods):
+            axis = axes[row, column]
+            chosen = [
+                r for r in curves if r["dataset"] == dataset and r["method"] == method
+            ]
+            if not chosen:
+                axis.set_visible(False)
+                continue
+            for record in chosen:
+                curve = record["loss_curve"]
+                axis.plot(
+                    range(1, len(curve) + 1),
+                    curve,
+                    label=f"{record['library']} seed={record['seed']}",
+                )
+            if all(value > 0 for r in chosen for value in r["loss_curve"]):
+                axis.set_yscale("log")
+            axis.set_title(f"{dataset}: {method}")
+            axis.set_xlabel("iteration")
+            axis.set_ylabel("loss")
+            axis.grid(True, alpha=0.3)
+            axis.legend(fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
     return Path(path)
 
