@@ -334,6 +334,12 @@ class ITML(MetricLearner):
         self.history_ = log.history
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # fit(X, y) needs labels; pair constraints go through fit parameters.
+        tags.target_tags.required = True
+        return tags
+
     def _prior(self, X, random_state):
         n_features = X.shape[1]
         prior = self.prior
