@@ -36,8 +36,14 @@ class MetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         -------
         X_new : ndarray of shape (n_samples, n_components)
             The transformed data, float32 if X and ``components_`` are.
+            A Dask array in gives a lazy Dask array out, transformed block
+            of rows by block of rows.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return map_row_blocks(
+                self.transform, X, n_columns=self.components_.shape[0]
+            )
         X = validate_X(self, X, reset=False)
         components = self.components_
         if components.dtype != X.dtype:
@@ -114,6 +120,29 @@ class MetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def is_dask_array(X):
+    """Whether X is a Dask array (checked without importing Dask)."""
+    return type(X).__module__.partition(".")[0] == "dask" and hasattr(X, "map_blocks")
+
+
+def map_row_blocks(func, X, *, n_columns=None):
+    """Apply ``func`` to each block of rows of the Dask array ``X``, lazily.
+
+    ``func`` maps an ``(n_rows, n_features)`` ndarray to an
+    ``(n_rows, n_columns)`` array, or to an ``(n_rows,)`` array when
+    ``n_columns`` is None. Blocks are first joined along the features, so
+    that each call sees whole rows. The output type is found by calling
+    ``func`` on one row of zeros.
+    """
+    X = X.rechunk({1: -1})
+    meta = func(np.zeros((1, X.shape[1]), dtype=X.dtype))[:0]
+    if n_columns is None:
+        return X.map_blocks(func, drop_axis=1, dtype=meta.dtype, meta=meta)
+    return X.map_blocks(
+        func, chunks=(X.chunks[0], (n_columns,)), dtype=meta.dtype, meta=meta
+    )
 
 
 class _LearnedMetric:

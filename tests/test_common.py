@@ -8,6 +8,7 @@ pipelines, grid search, cloning, dtype, pickling, input errors).
 import inspect
 import pickle
 
+import dask.array as da
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -155,6 +156,15 @@ class TestLearnerContract:
         learner = clone(learner).fit(X32, y)
         assert learner.components_.dtype == np.float32
         assert learner.transform(X32).dtype == np.float32
+
+    def test_transform_works_on_dask_arrays_block_by_block(self, learner, iris):
+        X, y = iris
+        learner = clone(learner).fit(X, y)
+        X_dask = da.from_array(X, chunks=(40, 2))
+        Z = learner.transform(X_dask)
+        assert isinstance(Z, da.Array)
+        assert Z.chunks[0] == X_dask.chunks[0]
+        np.testing.assert_allclose(Z.compute(), learner.transform(X))
 
     def test_pickle_round_trip(self, learner, iris):
         X, y = iris
