@@ -19,7 +19,7 @@ import argparse
 import sys
 import time
 
-from .data import EMBEDDED_DATASETS
+from .data import EMBEDDED_DATASETS, IMAGE_DATASETS
 from .methods import METHOD_NAMES, parse_methods
 
 # per-suite settings of the learners: method -> constructor overrides
@@ -47,10 +47,10 @@ def _parse_list(text, *, option, allowed=None, cast=str):
     return values
 
 
-def _add_run_options(parser, *, datasets):
+def _add_run_options(parser, *, datasets, default_datasets="all"):
     parser.add_argument(
         "--datasets",
-        default="all",
+        default=default_datasets,
         help=f"comma-separated data sets ({', '.join(datasets)}) or 'all'",
     )
     parser.add_argument(
@@ -125,9 +125,11 @@ def build_parser():
         help="MNIST as in the LMNN paper (deskew, PCA 164, k=3, mu=0.5)",
         description="MNIST as in the LMNN paper: deskewed images, PCA to 164 "
         "dimensions fitted on the 60,000 training images, k = 3, mu = 0.5, "
-        "learners fitted on the training set, 3-NN error on the 10,000 test images.",
+        "learners fitted on the training set, 3-NN error on the 10,000 test images. "
+        "--datasets fashion-mnist applies the same protocol (without deskewing) "
+        "to Fashion-MNIST.",
     )
-    _add_run_options(mnist, datasets=("mnist",))
+    _add_run_options(mnist, datasets=IMAGE_DATASETS, default_datasets="mnist")
     mnist.add_argument(
         "--subsample", type=int, default=None, help="train on N stratified images"
     )
@@ -293,10 +295,11 @@ def cmd_mnist(args):
     from .data import load_mnist_protocol
 
     started = time.perf_counter()
-    _parse_list(args.datasets, option="--datasets", allowed=("mnist",))
+    datasets = _parse_list(args.datasets, option="--datasets", allowed=IMAGE_DATASETS)
 
     def load(name, seed):
         return load_mnist_protocol(
+            name,
             subsample=args.subsample,
             test_subsample=args.test_subsample,
             seed=seed,
@@ -304,7 +307,7 @@ def cmd_mnist(args):
             data_home=args.data_home,
         )
 
-    records = run_grid("mnist", load, ["mnist"], args, MNIST_SETTINGS)
+    records = run_grid("mnist", load, datasets or ["mnist"], args, MNIST_SETTINGS)
     return _finish(records, args, prefix="mnist_", started=started)
 
 
@@ -331,7 +334,10 @@ def cmd_list(args):
 
     print("suites: quick (default), mnist, kernels")
     print(f"embedded data sets: {', '.join(EMBEDDED_DATASETS)}")
-    print("other data: mnist (linmetric.datasets.load_mnist)")
+    print(
+        "image data sets (mnist suite): mnist (linmetric.datasets.load_mnist), "
+        "fashion-mnist (load_fashion_mnist)"
+    )
     print("methods:")
     for name in METHOD_NAMES:
         available, note = availability(name)

@@ -63,29 +63,46 @@ def load_embedded(name, seed=0, test_size=0.3):
     )
 
 
-def _mnist_pca(data_home, n_components):
-    """Deskewed MNIST projected on its first principal components, cached.
+IMAGE_DATASETS = ("mnist", "fashion-mnist")
 
-    Pixels are scaled to [0, 1], each image is deskewed, and PCA is fitted on
-    the 60,000 training images. The result is stored next to the IDX files so
-    that later runs skip the deskewing.
+
+def _mnist_pca(data_home, n_components, name="mnist"):
+    """MNIST (deskewed) or Fashion-MNIST projected by PCA, cached.
+
+    Pixels are scaled to [0, 1]; MNIST digits are deskewed (Fashion-MNIST's
+    clothes are not); PCA is fitted on the 60,000 training images. The result
+    is stored, in float32, next to the data set's files so that later runs skip
+    this step.
     """
     from sklearn.decomposition import PCA
 
-    from linmetric.datasets import deskew, get_data_home, load_mnist
+    from linmetric.datasets import (
+        deskew,
+        get_data_home,
+        load_fashion_mnist,
+        load_mnist,
+    )
 
-    cache = get_data_home(data_home) / "mnist" / f"deskew-pca{n_components}.npz"
+    if name == "mnist":
+        cache = get_data_home(data_home) / "mnist" / f"deskew-pca{n_components}.npz"
+    else:
+        cache = get_data_home(data_home) / "fashion-mnist" / f"pca{n_components}.npz"
     if cache.is_file():
         with np.load(cache) as stored:
             return tuple(
                 stored[key] for key in ("Z_train", "y_train", "Z_test", "y_test")
             )
-    X_train, y_train, X_test, y_test = load_mnist(data_home)
-    flat_train = deskew(X_train / 255.0).reshape(len(X_train), -1)
-    flat_test = deskew(X_test / 255.0).reshape(len(X_test), -1)
+    if name == "mnist":
+        X_train, y_train, X_test, y_test = load_mnist(data_home)
+        flat_train = deskew(X_train / 255.0).reshape(len(X_train), -1)
+        flat_test = deskew(X_test / 255.0).reshape(len(X_test), -1)
+    else:
+        X_train, y_train, X_test, y_test = load_fashion_mnist(data_home, flatten=True)
+        flat_train, flat_test = X_train / 255.0, X_test / 255.0
     pca = PCA(n_components=n_components, random_state=0).fit(flat_train)
     Z_train = pca.transform(flat_train).astype(np.float32)
     Z_test = pca.transform(flat_test).astype(np.float32)
+    cache.parent.mkdir(parents=True, exist_ok=True)
     temporary = cache.with_suffix(".partial.npz")
     np.savez(temporary, Z_train=Z_train, y_train=y_train, Z_test=Z_test, y_test=y_test)
     temporary.replace(cache)
@@ -93,17 +110,26 @@ def _mnist_pca(data_home, n_components):
 
 
 def load_mnist_protocol(
-    *, subsample=None, test_subsample=None, seed=0, n_components=164, data_home=None
+    name="mnist",
+    *,
+    subsample=None,
+    test_subsample=None,
+    seed=0,
+    n_components=164,
+    data_home=None,
 ):
     """MNIST as in the LMNN paper: deskew, PCA to 164, 60,000/10,000 split.
 
-    ``subsample`` draws a stratified subset of the training images (the PCA is
-    still the one fitted on all 60,000), ``test_subsample`` one of the test
-    images; both use ``seed``.
+    ``name="fashion-mnist"`` applies the same protocol, without deskewing, to
+    Fashion-MNIST. ``subsample`` draws a stratified subset of the training
+    images (the PCA is still the one fitted on all 60,000), ``test_subsample``
+    one of the test images; both use ``seed``.
     """
     from sklearn.model_selection import train_test_split
 
-    Z_train, y_train, Z_test, y_test = _mnist_pca(data_home, n_components)
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"name={name!r} is not one of {', '.join(IMAGE_DATASETS)}.")
+    Z_train, y_train, Z_test, y_test = _mnist_pca(data_home, n_components, name)
     if subsample is not None and subsample < len(Z_train):
         Z_train, _, y_train, _ = train_test_split(
             Z_train, y_train, train_size=subsample, stratify=y_train, random_state=seed
@@ -116,14 +142,15 @@ def load_mnist_protocol(
             stratify=y_test,
             random_state=seed,
         )
+    steps = "deskew, " if name == "mnist" else ""
     return Split(
-        "mnist",
+        name,
         np.ascontiguousarray(Z_train, dtype=np.float64),
         y_train.astype(np.intp),
         np.ascontiguousarray(Z_test, dtype=np.float64),
         y_test.astype(np.intp),
         {
-            "preprocessing": f"pixels/255, deskew, PCA {n_components} fit on 60000",
+            "preprocessing": f"pixels/255, {steps}PCA {n_components} fit on 60000",
             "subsample": subsample,
             "test_subsample": test_subsample,
             "seed": seed,

@@ -151,6 +151,10 @@ def run_linmetric(
                         record.update(energy_accuracy=accuracy, energy_seconds=seconds)
                     except (ImportError, AttributeError) as exc:
                         record["note"] = f"energy rule unavailable: {exc}"
+                    except Exception as exc:  # the learned map is still scored
+                        record["note"] = (
+                            f"energy rule failed: {type(exc).__name__}: {exc}"
+                        )
         except Exception as exc:  # a failing learner must not stop the suite
             record.update(status="error", note=f"{type(exc).__name__}: {exc}")
             return record

@@ -262,7 +262,7 @@ def test_cli_list(capsys):
 def test_cli_mnist_suite_on_stand_in_data(monkeypatch, tmp_path, capsys):
     rng = np.random.RandomState(0)
 
-    def fake_pca(data_home, n_components):
+    def fake_pca(data_home, n_components, name="mnist"):
         y_train = np.repeat(np.arange(10), 30)
         y_test = np.repeat(np.arange(10), 10)
         Z_train = rng.normal(size=(300, n_components)) + y_train[:, None]
