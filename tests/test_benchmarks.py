@@ -371,3 +371,30 @@ def test_apply_patches_records_diff_and_is_idempotent(monkeypatch, tmp_path):
     (package / "lmnn.py").write_text("something else\n")
     with pytest.raises(RuntimeError, match="cannot patch"):
         setup_env.apply_patches("python", log=lambda message: None)
+
+
+class StandInEnergy:
+    """Wraps a fitted learner; classifies by 1-NN in its space."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def fit(self, X, y):
+        from sklearn.neighbors import KNeighborsClassifier
+
+        Z = self.estimator.transform(X)
+        self.classifier_ = KNeighborsClassifier(n_neighbors=1).fit(Z, y)
+        return self
+
+    def score(self, X, y):
+        return self.classifier_.score(self.estimator.transform(X), y)
+
+
+def test_lmnn_records_energy_rule(monkeypatch, iris_split):
+    monkeypatch.setattr(linmetric, "StandInLearner", StandInLearner, raising=False)
+    monkeypatch.setitem(vars(linmetric), "EnergyClassifier", StandInEnergy)
+    monkeypatch.setitem(METHODS, "lmnn", Method("lmnn", "StandInLearner", "stand-in"))
+    record = run_linmetric(iris_split, "lmnn")
+    assert record["status"] == "ok"
+    assert 0.8 < record["energy_accuracy"] <= 1.0 and record["energy_seconds"] >= 0
+    assert "energy acc" in summary_line(record)
