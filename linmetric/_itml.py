@@ -50,7 +50,10 @@ class ITML(MetricLearner):
     - ``fit(X, pairs=index_pairs, pair_labels=labels)``: ``index_pairs`` of
       shape ``(n_pairs, 2)`` index rows of X. This works inside a
       :class:`~sklearn.pipeline.Pipeline` through ``fit`` parameters
-      (``pipe.fit(X, itml__pairs=..., itml__pair_labels=...)``).
+      (``pipe.fit(X, itml__pairs=..., itml__pair_labels=...)``; with
+      scikit-learn's metadata routing enabled, request them with
+      ``ITML().set_fit_request(pairs=True, pair_labels=True)`` and pass
+      ``pipe.fit(X, pairs=..., pair_labels=...)``).
     - ``fit_pairs(pairs, pair_labels)``: the points themselves, shape
       ``(n_pairs, 2, n_features)``, as in :meth:`pair_distance`.
 
