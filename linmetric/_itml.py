@@ -67,7 +67,10 @@ class ITML(MetricLearner):
     points of all pairs): all ``n (n - 1) / 2`` pairs when there are at most
     10,000, otherwise 10,000 pairs drawn uniformly with replacement. Pairs at
     distance zero (duplicate points) are left out, so ``u > 0``; if every
-    pair is at distance zero, ``u = l = 1``.
+    pair is at distance zero, ``u = l = 1``. (metric-learn 0.7.0 takes the
+    percentiles of non-squared Euclidean distances and compares them with
+    squared Mahalanobis distances, so its bounds are much tighter than
+    these.)
 
     **Convergence.** One iteration is one sweep over all constraints. The
     fit has converged when a sweep changes ``M`` by at most ``tol``
