@@ -20,6 +20,9 @@ from ._validation import validate_X_y
 
 # solver='auto' is exact up to this many samples, truncated above.
 AUTO_EXACT_MAX_SAMPLES = 10_000
+# The truncated solver measures the softmax mass it drops on about this many
+# evenly spaced points.
+_MASS_SAMPLE = 2_000
 
 
 class NCA(MetricLearner):
@@ -43,13 +46,17 @@ class NCA(MetricLearner):
 
     The truncated solver makes each evaluation ``O(n m n_components)``: it
     restricts every softmax to the point's ``m = n_candidates`` nearest
-    points (of any class) in the current projected space, found by an exact
-    search that is repeated every ``refresh_every`` iterations. Between two
-    searches it runs L-BFGS-B on this truncated objective, which differs
-    from the exact one by the softmax mass left outside the candidate sets;
-    that mass is measured at every search and reported in
-    ``history_['dropped_mass']``. With ``n_candidates >= n_samples - 1`` the
-    truncated objective is the exact one.
+    points (of any class) in the current projected space, found by a search
+    over all pairs (a float32 GEMM per block of rows) at the start of every
+    stage. A stage runs L-BFGS-B on this truncated objective for at most
+    ``refresh_every`` iterations, or until it converges on its candidate
+    sets. The truncated objective differs from the exact one by the softmax
+    mass left outside the candidate sets: ``|p_i(truncated) - p_i(exact)|``
+    is at most that mass, which every search measures (on about 2,000 evenly
+    spaced points) and reports in ``history_['dropped_mass']``. The fit has
+    converged when a stage converges having lowered the loss by less than
+    ``refresh_every * tol`` times its magnitude. With ``n_candidates >=
+    n_samples - 1`` the truncated objective is the exact one.
 
     Parameters
     ----------
@@ -262,24 +269,21 @@ class NCA(MetricLearner):
         n_candidates = min(self.n_candidates, X.shape[0] - 1)
         shape = components.shape
         n_iter = 0
-        candidates = None
-        stage_converged = False
         converged = False
         message = f"reached max_iter={self.max_iter}"
-        while n_iter < self.max_iter or stage_converged:
-            new_candidates, dropped = find_candidates(
-                components, X, n_candidates, working_memory=self.working_memory
+        while n_iter < self.max_iter:
+            candidates, dropped = find_candidates(
+                components,
+                X,
+                n_candidates,
+                working_memory=self.working_memory,
+                mass_sample=_MASS_SAMPLE,
             )
-            if stage_converged and _same_sets(new_candidates, candidates):
-                # L-BFGS-B converged and the search finds the same sets: the
-                # objective it converged on is the current one.
-                converged = True
-                break
-            if n_iter >= self.max_iter:
-                break
-            candidates = new_candidates
+            objective = _truncated_objective(
+                X, labels, candidates, float(np.nanmean(dropped))
+            )
             stage = minimize_lbfgs(
-                _truncated_objective(X, labels, candidates, float(dropped.mean())),
+                objective,
                 components,
                 max_iter=min(self.refresh_every, self.max_iter - n_iter),
                 tol=self.tol,
@@ -289,12 +293,20 @@ class NCA(MetricLearner):
             )
             components = stage.x
             n_iter += stage.n_iter
-            stage_converged = stage.converged
             if stage.n_iter == 0:
                 # Converged at the start of a stage (gradient below tol with
                 # fresh candidates), or L-BFGS-B cannot move at all.
                 converged = stage.converged
                 message = stage.message
+                break
+            # A stage that converged on fresh candidate sets and gained less
+            # than refresh_every iterations at L-BFGS-B's relative tolerance
+            # would: new searches no longer change the optimum.
+            gain = objective.first_loss - stage.loss
+            if stage.converged and gain <= self.refresh_every * self.tol * max(
+                abs(stage.loss), 1.0
+            ):
+                converged = True
                 break
         log.finish(converged, None if converged else message)
         return components, n_iter
@@ -321,11 +333,6 @@ class _StageLog:
 
     def finish(self, converged, message=None):
         pass
-
-
-def _same_sets(candidates, other):
-    """Whether each row holds the same candidates, in any order."""
-    return np.array_equal(np.sort(candidates, axis=1), np.sort(other, axis=1))
 
 
 def nca_loss_grad(components, X, labels, *, working_memory=None):
@@ -419,7 +426,9 @@ def truncated_loss_grad(components, X, labels, candidates):
     return -float(p_correct.sum()), grad, p_correct
 
 
-def find_candidates(components, X, n_candidates, *, working_memory=None):
+def find_candidates(
+    components, X, n_candidates, *, working_memory=None, mass_sample=None
+):
     """Each point's nearest points in the projected space, and the mass left out.
 
     The search runs on float32 distances (one GEMM per block): near ties may
@@ -434,20 +443,27 @@ def find_candidates(components, X, n_candidates, *, working_memory=None):
         Below ``n_samples``.
     working_memory : float, optional
         Budget in MiB for one block of distances.
+    mass_sample : int, optional
+        Measure the dropped mass on about this many evenly spaced points
+        only; None measures it on all.
 
     Returns
     -------
     candidates : ndarray of shape (n_samples, n_candidates), intp
         Nearest first.
     dropped_mass : ndarray of shape (n_samples,), float64
-        Softmax mass ``sum_j p_ij`` over the points ``j`` not kept.
+        Softmax mass ``sum_j p_ij`` over the points ``j`` not kept; NaN where
+        not measured.
     """
     Z = np.ascontiguousarray(X @ components.T, dtype=np.float32)
     n_samples = Z.shape[0]
     candidates = np.empty((n_samples, n_candidates), dtype=np.intp)
     dropped = np.empty(n_samples, dtype=np.float64)
+    stride = 1 if mass_sample is None else max(1, n_samples // mass_sample)
     for start, stop, block in sq_distance_blocks(Z, working_memory=working_memory):
-        nearest_candidates(block, start, candidates[start:stop], dropped[start:stop])
+        nearest_candidates(
+            block, start, candidates[start:stop], dropped[start:stop], stride
+        )
     return candidates, dropped
 
 
@@ -470,10 +486,13 @@ def _truncated_objective(X, labels, candidates, dropped_mass):
     def fun(flat_components):
         components = flat_components.reshape(-1, X.shape[1])
         loss, grad, p_correct = truncated_loss_grad(components, X, labels, candidates)
+        if fun.first_loss is None:
+            fun.first_loss = loss
         extras = {
             "expected_accuracy": p_correct.sum() / n_samples,
             "dropped_mass": dropped_mass,
         }
         return loss, grad, extras
 
+    fun.first_loss = None  # the loss where the stage starts
     return fun

@@ -147,7 +147,9 @@ def soft_neighbor_weights(gram, sq_norms, labels, row_offset, p_correct, out=Non
 
 
 @jit
-def _candidates_kernel(start, stop, block, row_offset, out_index, out_dropped):
+def _candidates_kernel(
+    start, stop, block, row_offset, mass_stride, out_index, out_dropped
+):
     n_cols = block.shape[1]
     m = out_index.shape[1]
     best = np.empty(m, dtype=np.float64)
@@ -172,10 +174,14 @@ def _candidates_kernel(start, stop, block, row_offset, out_index, out_dropped):
             best_index[position] = j
             if count < m:
                 count += 1
+        for c in range(m):
+            out_index[r, c] = best_index[c]
+        if i % mass_stride != 0:
+            out_dropped[r] = np.nan
+            continue
         nearest = best[0]
         kept = 0.0
         for c in range(m):
-            out_index[r, c] = best_index[c]
             kept += math.exp(-(best[c] - nearest))
         total = 0.0
         for j in range(n_cols):
@@ -188,7 +194,7 @@ def _candidates_kernel(start, stop, block, row_offset, out_index, out_dropped):
         out_dropped[r] = dropped if dropped > 0.0 else 0.0
 
 
-def nearest_candidates(sq_dist, row_offset, out_index, out_dropped):
+def nearest_candidates(sq_dist, row_offset, out_index, out_dropped, mass_stride=1):
     """Each row's nearest points and the softmax mass of all the others.
 
     Parameters
@@ -204,7 +210,11 @@ def nearest_candidates(sq_dist, row_offset, out_index, out_dropped):
         Receives ``sum_{j not kept} p_ij``: the soft-neighbour mass the
         truncated softmax leaves out (terms more than 50 units of squared
         distance beyond the nearest point, below ``2e-22`` of it, are not
-        evaluated).
+        evaluated); NaN for the rows it is not measured on.
+    mass_stride : int, default=1
+        The mass is measured on the points whose index is a multiple of
+        ``mass_stride`` (the selection is cheap, the mass needs an ``exp``
+        per pair).
 
     Examples
     --------
@@ -221,6 +231,7 @@ def nearest_candidates(sq_dist, row_offset, out_index, out_dropped):
         sq_dist.shape[0],
         sq_dist,
         row_offset,
+        mass_stride,
         out_index,
         out_dropped,
     )
