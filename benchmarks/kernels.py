@@ -16,9 +16,8 @@ isotropic noise), it times, in one process:
 - ``impostors``: :func:`linmetric._kernels.find_impostors` against
   ``sklearn.metrics.pairwise_distances_chunked`` with a reduce function
   doing the same filtering. The radii are LMNN's: farthest target
-  neighbour's squared distance plus a margin, the margin being the median of
-  those distances (a unit margin after scaling the data so that median is
-  1). GFLOP/s count the full ``2 n^2 d`` for both (the kernel computes fewer:
+  neighbour's squared distance plus a margin, 5% of the median of those
+  distances (a unit margin for data where that median is 20). GFLOP/s count the full ``2 n^2 d`` for both (the kernel computes fewer:
   only differently labelled pairs, each once). Target: >= 3x faster.
 - ``outer_sum``: :func:`linmetric._kernels.weighted_outer_sum` over the
   impostor pairs against ``X^T (D - W - W^T) X`` with ``scipy.sparse``.
@@ -41,6 +40,9 @@ import numpy as np
 
 N_NEIGHBORS = 3
 N_CLASSES = 10
+# LMNN's unit margin for data scaled so that the median squared distance to
+# the farthest target neighbour is 20 (pixels in [0, 1] after PCA give ~20-40)
+MARGIN = 0.05
 
 _FIRST_CALL_SCRIPT = r"""
 import json, sys, time
@@ -74,27 +76,29 @@ def make_random(n, d, dtype, seed=0):
     return X, y
 
 
-def make_mnist_like(n, d, dtype, seed=0, latent_dim=40, clusters_per_class=4):
+def make_mnist_like(
+    n, d, dtype, seed=0, latent_dim=40, clusters_per_class=4, separation=1.0, style=0.8
+):
     """Structured data shaped like PCA-reduced digits.
 
     Each class is a mixture of clusters (writing styles); cluster centres and
     within-cluster spread live in a ``latent_dim`` subspace whose axes have a
     decaying spectrum (scale ``1/(k+1)``), embedded in ``d`` dimensions by a
-    random orthonormal basis, plus small isotropic noise. Classes overlap, so
-    there are impostors, as in MNIST.
+    random orthonormal basis, plus small isotropic noise. Classes overlap as
+    in MNIST: the 3-NN error is about 2%.
     """
     rng = np.random.default_rng(seed)
     latent_dim = min(latent_dim, d)
     spectrum = 1.0 / np.arange(1, latent_dim + 1)
     y = rng.integers(0, N_CLASSES, n)
-    class_centres = rng.standard_normal((N_CLASSES, latent_dim)) * spectrum * 3.0
+    class_centres = rng.standard_normal((N_CLASSES, latent_dim)) * spectrum * separation
     style_offsets = (
         rng.standard_normal((N_CLASSES, clusters_per_class, latent_dim))
         * spectrum
         * 1.5
     )
-    style = rng.integers(0, clusters_per_class, n)
-    latent = class_centres[y] + style_offsets[y, style]
+    cluster = rng.integers(0, clusters_per_class, n)
+    latent = class_centres[y] + style_offsets[y, cluster]
     latent += rng.standard_normal((n, latent_dim)) * spectrum
     basis, _ = np.linalg.qr(rng.standard_normal((d, latent_dim)))
     X = latent @ basis.T + 0.01 * rng.standard_normal((n, d))
@@ -212,6 +216,12 @@ def _target_neighbors(X, y, repeats):
     }, sq_dists
 
 
+def _count_differing(n, rows, cols, other_rows, other_cols):
+    keys = rows.astype(np.int64) * n + cols
+    other_keys = other_rows.astype(np.int64) * n + other_cols
+    return int(np.setxor1d(keys, other_keys, assume_unique=True).size)
+
+
 def _impostors(X, y, radii, repeats):
     from sklearn.metrics import pairwise_distances_chunked
 
@@ -245,8 +255,10 @@ def _impostors(X, y, radii, repeats):
         "target_ratio": 3.0,
         "n_pairs": int(rows.size),
         "baseline_n_pairs": int(base_rows.size),
-        "same_pairs": bool(
-            np.array_equal(rows, base_rows) and np.array_equal(cols, base_cols)
+        # pairs found by one side only: sklearn rounds float32 distances, the
+        # kernel decides near the radius on exact float64 distances
+        "pairs_differing": _count_differing(
+            X.shape[0], rows, cols, base_rows, base_cols
         ),
     }, (rows, cols)
 
@@ -320,7 +332,7 @@ def run(n=20000, d=164, dtypes=("float32",), quick=False):
             results["distances"] = _distances(X, repeats)
             results["target_neighbors"], sq_dists = _target_neighbors(X, y, repeats)
             farthest = sq_dists[:, -1].astype(np.float64)
-            radii = farthest + np.median(farthest)
+            radii = farthest + MARGIN * np.median(farthest)
             results["impostors"], (rows, cols) = _impostors(X, y, radii, repeats)
             results["outer_sum"] = _outer_sum(X, rows, cols, repeats)
             for kernel, result in results.items():

@@ -152,55 +152,113 @@ def _fill_rows_kernel(start, stop, offsets, rows):
 
 
 @jit
-def _sort_segments_kernel(start, stop, offsets, cols, dists):
-    # Sort each row's segment by column. Segments arrive as a few sorted
-    # runs (one per class searched), often already sorted.
-    for r in range(start, stop):
-        begin = offsets[r]
-        end = offsets[r + 1]
-        is_sorted = True
-        for p in range(begin + 1, end):
-            if cols[p] < cols[p - 1]:
-                is_sorted = False
-                break
-        if is_sorted:
-            continue
-        order = np.argsort(cols[begin:end], kind="mergesort")
-        segment_cols = cols[begin:end][order]
-        segment_dists = dists[begin:end][order]
-        cols[begin:end] = segment_cols
-        dists[begin:end] = segment_dists
+def _merge_runs(cols, dists, begin, middle, end, buffer_cols, buffer_dists):
+    # Merge the sorted runs [begin, middle) and [middle, end) (stable).
+    size = middle - begin
+    for p in range(size):
+        buffer_cols[p] = cols[begin + p]
+        buffer_dists[p] = dists[begin + p]
+    left = 0
+    right = middle
+    out = begin
+    while left < size and right < end:
+        if cols[right] < buffer_cols[left]:
+            cols[out] = cols[right]
+            dists[out] = dists[right]
+            right += 1
+        else:
+            cols[out] = buffer_cols[left]
+            dists[out] = buffer_dists[left]
+            left += 1
+        out += 1
+    while left < size:
+        cols[out] = buffer_cols[left]
+        dists[out] = buffer_dists[left]
+        left += 1
+        out += 1
 
 
 @jit
-def _counting_sort_kernel(keys, n_keys, order_in, order_out, counts):
-    # Stable counting sort of the permutation order_in by keys[order_in].
-    for k in range(n_keys + 1):
-        counts[k] = 0
-    for p in range(order_in.shape[0]):
-        counts[keys[order_in[p]] + 1] += 1
-    for k in range(n_keys):
-        counts[k + 1] += counts[k]
-    for p in range(order_in.shape[0]):
-        key = keys[order_in[p]]
-        order_out[counts[key]] = order_in[p]
-        counts[key] += 1
+def _sort_segments_kernel(start, stop, offsets, cols, dists):
+    # Sort each row's segment by column. A segment is a few sorted runs (one
+    # per class searched): merge neighbouring runs until one is left.
+    longest = 0
+    for r in range(start, stop):
+        longest = max(longest, offsets[r + 1] - offsets[r])
+    buffer_cols = np.empty(longest, dtype=cols.dtype)
+    buffer_dists = np.empty(longest, dtype=dists.dtype)
+    bounds = np.empty(longest + 1, dtype=np.intp)
+    for r in range(start, stop):
+        begin = offsets[r]
+        end = offsets[r + 1]
+        n_runs = 1
+        bounds[0] = begin
+        for p in range(begin + 1, end):
+            if cols[p] < cols[p - 1]:
+                bounds[n_runs] = p
+                n_runs += 1
+        bounds[n_runs] = end
+        while n_runs > 1:
+            merged = 0
+            for run in range(0, n_runs, 2):
+                if run + 1 < n_runs:
+                    _merge_runs(
+                        cols,
+                        dists,
+                        bounds[run],
+                        bounds[run + 1],
+                        bounds[run + 2],
+                        buffer_cols,
+                        buffer_dists,
+                    )
+                bounds[merged] = bounds[run]
+                merged += 1
+            bounds[merged] = end
+            n_runs = merged
+
+
+@jit
+def _group_by_row_kernel(rows, counts, order):
+    # Stable counting sort: order lists the pairs grouped by row.
+    cursor = np.empty(counts.shape[0], dtype=np.intp)
+    position = 0
+    for r in range(counts.shape[0]):
+        cursor[r] = position
+        position += counts[r]
+    for p in range(rows.shape[0]):
+        order[cursor[rows[p]]] = p
+        cursor[rows[p]] += 1
 
 
 def sort_pairs(rows, cols, n_samples, *values):
     """Sort pairs by ``(row, col)``; return sorted ``rows, cols, *values``.
 
-    Two stable counting sorts (by col, then by row): linear time in the
-    number of pairs plus ``n_samples``.
+    A stable counting sort by row, then a merge sort of each row's columns
+    that takes sorted runs as they come: linear time for input made of a
+    few sorted pieces (for example the concatenation of sorted pair lists).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels import sort_pairs
+    >>> rows, cols, values = sort_pairs(
+    ...     np.array([1, 0, 1]), np.array([0, 2, 1]), 2, np.array([5.0, 6.0, 7.0])
+    ... )
+    >>> rows.tolist(), cols.tolist(), values.tolist()
+    ([0, 1, 1], [2, 0, 1], [6.0, 5.0, 7.0])
     """
-    n_pairs = rows.shape[0]
-    counts = np.empty(n_samples + 1, dtype=np.intp)
-    by_col = np.empty(n_pairs, dtype=np.intp)
-    order = np.empty(n_pairs, dtype=np.intp)
-    _counting_sort_kernel(cols, n_samples, np.arange(n_pairs), by_col, counts)
-    _counting_sort_kernel(rows, n_samples, by_col, order, counts)
-    del by_col
-    return (rows[order], cols[order], *(v[order] for v in values))
+    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    cols = np.ascontiguousarray(cols, dtype=np.intp)
+    counts = np.bincount(rows, minlength=n_samples)
+    offsets = np.zeros(counts.shape[0] + 1, dtype=np.intp)
+    np.cumsum(counts, out=offsets[1:])
+    order = np.empty(rows.shape[0], dtype=np.intp)
+    _group_by_row_kernel(rows, counts, order)
+    sorted_cols = cols[order]
+    run_on_row_ranges(
+        _sort_segments_kernel, counts.shape[0], offsets, sorted_cols, order
+    )
+    return (rows[order], sorted_cols, *(np.asarray(v)[order] for v in values))
 
 
 def _check_radii(radii, n_samples):
