@@ -96,6 +96,23 @@ def _add_run_options(parser, *, datasets, default_datasets="all"):
         help="time each learner's first fit in the process, numba compilation "
         "included (by default a short untimed fit comes first)",
     )
+    parser.add_argument(
+        "--n-jobs",
+        type=int,
+        default=1,
+        help="parallel workers for the grid (default 1: in order, uncontended timings)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("loky", "threading", "dask"),
+        default=None,
+        help="joblib backend for --n-jobs > 1; 'dask' uses a Dask cluster",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler address for --backend dask (default: a LocalCluster)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write one record per run")
     parser.add_argument("--csv", metavar="PATH", help="write one row per run")
     parser.add_argument("--plots", metavar="DIR", help="write PNG figures here")
@@ -200,11 +217,12 @@ def _write_outputs(records, args, *, prefix):
             print(f"wrote {path}", file=sys.stderr)
 
 
-def run_grid(suite, load_split, datasets, args, settings):
+def run_grid(suite, loader, datasets, args, settings):
     """Run every (data set, seed) x (method, peer) of a suite; return records."""
-    from .peers import parse_peers, run_peer
+    from .grid import LEARNER_PARAMS_CAPPED, Task, run_tasks
+    from .peers import parse_peers
     from .progress import Progress
-    from .runner import add_speed_ratios, run_linmetric, summary_line, warm_up
+    from .runner import add_speed_ratios
 
     try:
         methods = parse_methods(args.methods)
@@ -212,54 +230,43 @@ def run_grid(suite, load_split, datasets, args, settings):
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
     seeds = _parse_list(args.seeds, option="--seeds", cast=int) or [0]
-    runs = len(datasets) * len(seeds) * (len(methods) + len(peers))
-    records = []
-    warmed = {}
-    with Progress(runs, quiet=args.quiet) as progress:
-        for dataset in datasets:
-            for seed in seeds:
-                progress.start(f"loading {dataset} (seed {seed})")
-                split = load_split(dataset, seed)
-                for method in methods:
-                    overrides = dict(settings.get(method, {}))
-                    if args.max_iter is not None and method in ("lmnn", "nca", "itml"):
-                        overrides["max_iter"] = args.max_iter
-                    if not args.no_warmup and method not in warmed:
-                        progress.start(f"warming up {method} (untimed)")
-                        warmed[method] = warm_up(
-                            split,
-                            method,
-                            n_neighbors=args.n_neighbors,
-                            seed=seed,
-                            overrides=overrides,
-                        )
-                    progress.start(f"{dataset} {method} seed={seed}")
-                    record = run_linmetric(
-                        split,
-                        method,
+    common = {
+        "suite": suite,
+        "loader": loader,
+        "n_neighbors": args.n_neighbors,
+        "max_iter": args.max_iter,
+        "peer_timeout": args.peer_timeout,
+        "warmup": not args.no_warmup,
+    }
+    tasks = []
+    for dataset in datasets:
+        for seed in seeds:
+            for method in methods:
+                overrides = dict(settings.get(method, {}))
+                if args.max_iter is not None and method in LEARNER_PARAMS_CAPPED:
+                    overrides["max_iter"] = args.max_iter
+                tasks.append(
+                    Task(
+                        dataset=dataset,
                         seed=seed,
-                        n_neighbors=args.n_neighbors,
-                        overrides=overrides,
-                        progress=progress,
-                        suite=suite,
+                        kind="linmetric",
+                        name=method,
+                        overrides=tuple(sorted(overrides.items())),
+                        **common,
                     )
-                    record["warmup_seconds"] = warmed.pop(method, None)
-                    warmed.setdefault(method, None)
-                    records.append(record)
-                    progress.finish(summary_line(record))
-                for peer in peers:
-                    progress.start(f"{dataset} {peer} seed={seed}")
-                    record = run_peer(
-                        split,
-                        peer,
-                        seed=seed,
-                        n_neighbors=args.n_neighbors,
-                        max_iter=args.max_iter,
-                        suite=suite,
-                        timeout=args.peer_timeout,
-                    )
-                    records.append(record)
-                    progress.finish(summary_line(record))
+                )
+            for peer in peers:
+                tasks.append(
+                    Task(dataset=dataset, seed=seed, kind="peer", name=peer, **common)
+                )
+    with Progress(len(tasks), quiet=args.quiet) as progress:
+        records = run_tasks(
+            tasks,
+            progress=progress,
+            n_jobs=args.n_jobs,
+            backend=args.backend,
+            scheduler=args.scheduler,
+        )
     return add_speed_ratios(records)
 
 
@@ -275,7 +282,7 @@ def _finish(records, args, *, prefix, started):
 
 
 def cmd_quick(args):
-    from .data import load_embedded
+    from .grid import embedded_loader
 
     started = time.perf_counter()
     datasets = _parse_list(
@@ -283,7 +290,7 @@ def cmd_quick(args):
     )
     records = run_grid(
         "quick",
-        lambda name, seed: load_embedded(name, seed),
+        embedded_loader(),
         datasets or list(EMBEDDED_DATASETS),
         args,
         QUICK_SETTINGS,
@@ -292,21 +299,16 @@ def cmd_quick(args):
 
 
 def cmd_mnist(args):
-    from .data import load_mnist_protocol
+    from .grid import image_loader
 
     started = time.perf_counter()
     datasets = _parse_list(args.datasets, option="--datasets", allowed=IMAGE_DATASETS)
-
-    def load(name, seed):
-        return load_mnist_protocol(
-            name,
-            subsample=args.subsample,
-            test_subsample=args.test_subsample,
-            seed=seed,
-            n_components=args.n_components,
-            data_home=args.data_home,
-        )
-
+    load = image_loader(
+        subsample=args.subsample,
+        test_subsample=args.test_subsample,
+        n_components=args.n_components,
+        data_home=args.data_home,
+    )
     records = run_grid("mnist", load, datasets or ["mnist"], args, MNIST_SETTINGS)
     return _finish(records, args, prefix="mnist_", started=started)
 

@@ -44,6 +44,7 @@ RECORD_FIELDS = (
     "warmup_seconds",
     "speedup_vs_peer",
     "compared_with",
+    "executor",
     "note",
 )
 

@@ -398,3 +398,27 @@ def test_lmnn_records_energy_rule(monkeypatch, iris_split):
     assert record["status"] == "ok"
     assert 0.8 < record["energy_accuracy"] <= 1.0 and record["energy_seconds"] >= 0
     assert "energy acc" in summary_line(record)
+
+
+def test_grid_in_parallel_threads_and_dask(tmp_path):
+    from dask.distributed import LocalCluster
+
+    argv = ["--datasets", "iris", "--methods", "euclidean,whitening", "--seeds", "0,1"]
+    argv += ["--quiet", "--n-jobs", "2"]
+    json_path = tmp_path / "threads.json"
+    assert cli.main([*argv, "--backend", "threading", "--json", str(json_path)]) == 0
+    threaded = json.loads(json_path.read_text())
+    assert [r["executor"] for r in threaded] == ["threading:2"] * 4
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        dask_path = tmp_path / "dask.json"
+        dask_argv = ["--backend", "dask", "--scheduler", cluster.scheduler_address]
+        assert cli.main([*argv, *dask_argv, "--json", str(dask_path)]) == 0
+    on_dask = json.loads(dask_path.read_text())
+    assert all(r["executor"].startswith("dask:") for r in on_dask)
+    # same runs, same order, same scores as in threads
+    for ours, theirs in zip(threaded, on_dask, strict=True):
+        assert (ours["method"], ours["seed"]) == (theirs["method"], theirs["seed"])
+        assert ours["knn_accuracy"] == theirs["knn_accuracy"]
