@@ -401,7 +401,7 @@ def test_lmnn_records_energy_rule(monkeypatch, iris_split):
 
 
 def test_grid_in_parallel_threads_and_dask(tmp_path):
-    from dask.distributed import LocalCluster
+    LocalCluster = pytest.importorskip("dask.distributed").LocalCluster
 
     argv = ["--datasets", "iris", "--methods", "euclidean,whitening", "--seeds", "0,1"]
     argv += ["--quiet", "--n-jobs", "2"]
