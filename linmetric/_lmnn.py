@@ -13,70 +13,63 @@ from ._kernels import (
     target_neighbors,
     weighted_outer_sum,
 )
-from ._kernels.lmnn import push_terms
+from ._kernels.impostors import sort_pairs
+from ._kernels.lmnn import impostors_of_rows, push_terms
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._validation import validate_X_y
 
-# Candidate impostors are gathered for a map L_ref with a margin enlarged so
-# that they contain every impostor of any map L = A L_ref with
-# ||A - I||_2 <= _SAFE_MOVE (see _ImpostorSet). Larger values mean fewer
-# full searches but more candidates to re-check at every evaluation.
-_SAFE_MOVE = 0.1
-# When the bound above does not apply (L_ref without full column rank),
-# the full search is also repeated after this many evaluations.
-_REFRESH_EVERY = 10
+# Candidate impostors of a point i are the points of other classes with
+# d(i, l) < _CANDIDATE_SCALE * (max_j d(i, j) + 1) when they were gathered:
+# a margin enlarged so that the candidates stay valid while the map moves.
+_CANDIDATE_SCALE = 1.2
+# How far distances may have shrunk since a point's candidates were
+# gathered is estimated by this low quantile of the measured ratios
+# d_now / d_then over its candidate and target pairs.
+_SHRINK_QUANTILE = 1e-3
+_RATIO_SAMPLE = 50_000
+# When more than this fraction of the points needs new candidates, one full
+# search replaces the per-point searches.
+_FULL_SEARCH_FRACTION = 0.2
 # The most restarts of the optimizer after the final full check found
 # impostors that the candidates missed.
 _MAX_RESTARTS = 3
 
 
 class _ImpostorSet:
-    """Candidate impostor pairs, refreshed when the map has moved too far.
+    """Candidate impostor pairs, refreshed point by point when they go stale.
 
-    A full search at the map ``L_ref`` keeps every differently labelled
-    pair ``(i, l)`` with
-
-        d_ref(i, l) < ((1 + e)^2 max_j d_ref(i, j) + 1) / (1 - e)^2,
-
-    ``e = _SAFE_MOVE``. For any map ``L = A L_ref`` with ``||A - I||_2 <= e``,
-    distances change by factors within ``[(1 - e)^2, (1 + e)^2]``, so every
-    pair inside the margin under ``L`` (``d(i, l) < max_j d(i, j) + 1``) is
-    among the candidates: the loss and gradient computed from the
-    candidates are exact. ``||A - I||_2 = ||(L - L_ref) L_ref^+||_2`` is
-    measured at every evaluation and a new full search starts when it
-    exceeds ``e``. The argument needs ``L_ref`` to have full column rank;
-    otherwise the search is also repeated every ``_REFRESH_EVERY``
-    evaluations, and the final check in :meth:`LMNN.fit` catches the rest.
+    A search for point ``i`` at some map keeps the pairs ``(i, l)``,
+    ``y_l != y_i``, with ``d(i, l) < s r_i`` where ``r_i = max_j d(i, j) + 1``
+    is its margin then and ``s = _CANDIDATE_SCALE``. Every evaluation
+    computes the exact distances of all candidates and target pairs and
+    measures, as a low quantile ``q`` of the ratios ``d_now / d_then``, how
+    much distances have shrunk since their search. The points outside the
+    candidates were at least ``s r_i`` away then, so about ``q s r_i`` now:
+    point ``i`` is stale when its current margin exceeds that, and only
+    stale points are searched again (all points at once, by the blocked
+    full search, when many are stale). The estimate is a heuristic, so
+    :meth:`LMNN.fit` ends with an exact full search that checks the result.
     """
 
     def __init__(self, y, working_memory):
         self.y = y
         self.working_memory = working_memory
         self.n_searches = 0
-        self.reference = None
+        self.n_partial_searches = 0
+        self.rows = None
 
-    def movement(self, L):
-        """``||(L - L_ref) L_ref^+||_2``, or inf before the first search."""
-        if self.reference is None:
-            return np.inf
-        return float(np.linalg.norm((L - self.reference) @ self.pinv, ord=2))
+    def _store(self, rows, cols, pair_sq, ref_sq):
+        n_samples = self.y.shape[0]
+        self.rows, self.cols = rows, cols
+        self.ref_sq = ref_sq
+        self.indptr = np.zeros(n_samples + 1, dtype=np.intp)
+        np.cumsum(np.bincount(rows, minlength=n_samples), out=self.indptr[1:])
+        return pair_sq
 
-    def needs_search(self, L):
-        if self.movement(L) > _SAFE_MOVE:
-            return True
-        return not self.full_rank and self.evaluations >= _REFRESH_EVERY
-
-    def search(self, L, Z, target_sq, *, enlarge=True):
-        """Full search at ``L`` (``Z = X L^T``); returns sorted (rows, cols)."""
-        farthest = target_sq.max(axis=1)
-        if enlarge:
-            grow, shrink = (1 + _SAFE_MOVE) ** 2, (1 - _SAFE_MOVE) ** 2
-            radii = (grow * farthest + 1.0) / shrink
-        else:
-            radii = farthest + 1.0
-        # The search only selects pairs (its set is exact whatever the
-        # dtype); float32 halves the cost of its GEMMs.
+    def search(self, Z, radii):
+        """The exact set of pairs ``(i, l)`` with ``d(i, l) < radii[i]``."""
+        # float32 halves the cost of the GEMMs; the set is exact regardless.
         rows, cols, _ = find_impostors(
             Z.astype(np.float32, copy=False),
             self.y,
@@ -86,24 +79,81 @@ class _ImpostorSet:
         self.n_searches += 1
         return rows, cols
 
-    def refresh(self, L, Z, target_sq):
-        rows, cols = self.search(L, Z, target_sq)
-        n_samples = Z.shape[0]
-        self.rows, self.cols = rows, cols
-        self.indptr = np.zeros(n_samples + 1, dtype=np.intp)
-        np.cumsum(np.bincount(rows, minlength=n_samples), out=self.indptr[1:])
-        self.reference = L.copy()
-        self.pinv = np.linalg.pinv(L)
-        self.full_rank = np.linalg.matrix_rank(L) == L.shape[1]
-        self.evaluations = 0
+    def update(self, Z, target_sq):
+        """Refresh stale candidates for the map giving ``Z``.
 
-    def contains(self, rows, cols, n_samples):
+        Returns the exact squared distances of the candidate pairs.
+        """
+        margins = target_sq.max(axis=1) + 1.0
+        if self.rows is None:
+            return self._full(Z, target_sq, margins)
+        pair_sq = sq_distances_of_pairs(Z, self.rows, self.cols).astype(
+            np.float64, copy=False
+        )
+        ratios = np.concatenate(
+            [
+                _ratios(pair_sq, self.ref_sq),
+                _ratios(target_sq.ravel(), self.target_ref.ravel()),
+            ]
+        )
+        shrink = np.quantile(ratios, _SHRINK_QUANTILE) if ratios.size else 1.0
+        stale = margins > shrink * _CANDIDATE_SCALE * self.ref_margins
+        n_stale = int(np.count_nonzero(stale))
+        if n_stale == 0:
+            return pair_sq
+        if n_stale > _FULL_SEARCH_FRACTION * margins.shape[0]:
+            return self._full(Z, target_sq, margins)
+        stale_rows = np.flatnonzero(stale)
+        new_rows, new_cols = impostors_of_rows(
+            Z.astype(np.float32, copy=False),
+            self.y,
+            stale_rows,
+            _CANDIDATE_SCALE * margins,
+            working_memory=self.working_memory,
+        )
+        self.n_partial_searches += 1
+        new_sq = sq_distances_of_pairs(Z, new_rows, new_cols).astype(
+            np.float64, copy=False
+        )
+        keep = ~stale[self.rows]
+        rows, cols, pair_sq, ref_sq = sort_pairs(
+            np.concatenate([self.rows[keep], new_rows]),
+            np.concatenate([self.cols[keep], new_cols]),
+            margins.shape[0],
+            np.concatenate([pair_sq[keep], new_sq]),
+            np.concatenate([self.ref_sq[keep], new_sq]),
+        )
+        self.ref_margins[stale_rows] = margins[stale_rows]
+        self.target_ref[stale_rows] = target_sq[stale_rows]
+        return self._store(rows, cols, pair_sq, ref_sq)
+
+    def _full(self, Z, target_sq, margins):
+        rows, cols = self.search(Z, _CANDIDATE_SCALE * margins)
+        pair_sq = sq_distances_of_pairs(Z, rows, cols).astype(np.float64, copy=False)
+        self.ref_margins = margins.copy()
+        self.target_ref = target_sq.copy()
+        return self._store(rows, cols, pair_sq, pair_sq.copy())
+
+    def contains(self, rows, cols):
         """Whether every pair ``(rows[p], cols[p])`` is a candidate."""
-        codes = self.rows * n_samples + self.cols  # sorted: rows, cols sorted
+        n_samples = self.y.shape[0]
+        if self.cols.shape[0] == 0:
+            return rows.shape[0] == 0
+        codes = self.rows * n_samples + self.cols  # sorted by (row, col)
         query = rows * n_samples + cols
-        where = np.searchsorted(codes, query)
-        where = np.minimum(where, codes.shape[0] - 1)
-        return codes.shape[0] > 0 and bool(np.all(codes[where] == query))
+        where = np.minimum(np.searchsorted(codes, query), codes.shape[0] - 1)
+        return bool(np.all(codes[where] == query))
+
+
+def _ratios(now, then):
+    """``now / then`` where ``then > 0``, on at most ``_RATIO_SAMPLE`` pairs.
+
+    The pairs are taken at a fixed stride, so no random numbers are drawn.
+    """
+    stride = max(1, now.shape[0] // _RATIO_SAMPLE)
+    now, then = now[::stride], then[::stride]
+    positive = then > 0
+    return now[positive] / then[positive]
 
 
 class _Objective:
@@ -124,27 +174,17 @@ class _Objective:
         return self.X @ L.T.astype(self.X.dtype, copy=False)
 
     def target_sq(self, Z):
-        return (
-            sq_distances_of_pairs(Z, self.target_rows, self.target_cols)
-            .reshape(self.n_samples, -1)
-            .astype(np.float64, copy=False)
-        )
+        target_sq = sq_distances_of_pairs(Z, self.target_rows, self.target_cols)
+        return target_sq.reshape(self.n_samples, -1).astype(np.float64, copy=False)
 
     def __call__(self, x):
         L = np.asarray(x, dtype=np.float64).reshape(self.shape)
         Z = self.transform(L)
         target_sq = self.target_sq(Z)
         impostors = self.impostors
-        if impostors.reference is None or impostors.needs_search(L):
-            impostors.refresh(L, Z, target_sq)
-        impostors.evaluations += 1
-        push, pair_weights, target_weights, n_active, _ = push_terms(
-            Z,
-            impostors.indptr,
-            impostors.cols,
-            target_sq,
-            mu=self.mu,
-            squared=self.squared,
+        pair_sq = impostors.update(Z, target_sq)
+        push, pair_weights, target_weights, n_active = push_terms(
+            impostors.indptr, pair_sq, target_sq, mu=self.mu, squared=self.squared
         )
         loss = (1.0 - self.mu) * float(target_sq.sum()) + self.mu * push
         # C = (1 - mu) sum_ij C_ij + mu sum_active h' (C_ij - C_il): one
@@ -165,11 +205,9 @@ class _Objective:
     def missed_impostors(self, L):
         """Whether ``L`` has impostors outside the current candidates."""
         Z = self.transform(L)
-        target_sq = self.target_sq(Z)
-        rows, cols = self.impostors.search(L, Z, target_sq, enlarge=False)
-        if rows.shape[0] == 0:
-            return False
-        return not self.impostors.contains(rows, cols, self.n_samples)
+        margins = self.target_sq(Z).max(axis=1) + 1.0
+        rows, cols = self.impostors.search(Z, margins)
+        return not self.impostors.contains(rows, cols)
 
 
 class _ContinuedLog:
@@ -463,14 +501,10 @@ class LMNN(MetricLearner):
             )
             n_iter += run_iter
             converged, message = run_log.converged, run_log.message
-            # Final check: a full search at the returned map (unless the
-            # last evaluation there just ran one).
-            searched_here = objective.impostors.evaluations <= 1 and np.array_equal(
-                objective.impostors.reference, components
-            )
-            if searched_here or not objective.missed_impostors(components):
+            # Final check: an exact full search at the returned map.
+            if not objective.missed_impostors(components):
                 break
-            objective.impostors.reference = None  # search again when resuming
+            objective.impostors.rows = None  # a full search when resuming
             if n_iter >= self.max_iter or attempt == _MAX_RESTARTS:
                 converged = False
                 message = "impostors outside the candidate set remain"

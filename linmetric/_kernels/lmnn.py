@@ -14,20 +14,18 @@ import numpy as np
 
 from ._chunking import run_on_row_ranges
 from ._config import jit
-from .distances import check_array, exact_sq_distance
+from .distances import check_array, sq_distance_blocks
 
 
 @jit
 def _push_kernel(
     start,
     stop,
-    Z,
     indptr,
-    cols,
+    pair_sq,
     target_sq,
     mu,
     squared,
-    pair_sq,
     pair_weights,
     target_weights,
     row_push,
@@ -44,8 +42,7 @@ def _push_kernel(
         push = 0.0
         active = 0
         for p in range(indptr[i], indptr[i + 1]):
-            d = exact_sq_distance(Z, i, Z, cols[p])
-            pair_sq[p] = d
+            d = pair_sq[p]
             weight = 0.0
             if d < radius:
                 active += 1
@@ -65,17 +62,16 @@ def _push_kernel(
         row_active[i] = active
 
 
-def push_terms(Z, indptr, cols, target_sq, *, mu, squared):
+def push_terms(indptr, pair_sq, target_sq, *, mu, squared):
     """Push loss and gradient weights over candidate impostor pairs.
 
     Parameters
     ----------
-    Z : ndarray of shape (n_samples, n_components), float32 or float64
-        The transformed points.
     indptr : ndarray of shape (n_samples + 1,), intp
-        The candidates of row ``i`` are ``cols[indptr[i]:indptr[i + 1]]``.
-    cols : ndarray of shape (n_candidates,), intp
-        Candidate impostors (points of another class), grouped by row.
+        The candidate impostors of row ``i`` (points of another class) are
+        the pairs ``indptr[i]:indptr[i + 1]``.
+    pair_sq : ndarray of shape (n_candidates,), float64
+        Squared distances of the candidate pairs, grouped by row.
     target_sq : ndarray of shape (n_samples, n_neighbors), float64
         Squared distances of each point to its target neighbours.
     mu : float
@@ -93,27 +89,23 @@ def push_terms(Z, indptr, cols, target_sq, *, mu, squared):
         ``mu sum_l h'(1 + t_ij - d_il)`` per target pair.
     n_active : int
         Candidates inside their row's margin ``max_j t_ij + 1``.
-    pair_sq : ndarray of shape (n_candidates,), float64
-        The candidates' squared distances (float64 sums).
 
     Examples
     --------
     >>> import numpy as np
     >>> from linmetric._kernels.lmnn import push_terms
-    >>> Z = np.array([[0.0], [1.0], [1.5]])
-    >>> indptr = np.array([0, 1, 1, 1])
-    >>> cols = np.array([2])
+    >>> indptr = np.array([0, 1, 1, 1])  # one candidate pair, of row 0
+    >>> pair_sq = np.array([2.25])
     >>> target_sq = np.array([[2.0], [1.0], [0.25]])
-    >>> push, pair_w, target_w, n_active, _ = push_terms(
-    ...     Z, indptr, cols, target_sq, mu=0.5, squared=False)
+    >>> push, pair_w, target_w, n_active = push_terms(
+    ...     indptr, pair_sq, target_sq, mu=0.5, squared=False)
     >>> float(push), pair_w.tolist(), target_w[0].tolist(), n_active
     (0.75, [-0.5], [0.5], 1)
     """
-    Z = check_array(Z, "Z")
-    n_samples = Z.shape[0]
+    n_samples = target_sq.shape[0]
     target_sq = np.ascontiguousarray(target_sq, dtype=np.float64)
-    n_candidates = cols.shape[0]
-    pair_sq = np.empty(n_candidates, dtype=np.float64)
+    pair_sq = np.ascontiguousarray(pair_sq, dtype=np.float64)
+    n_candidates = pair_sq.shape[0]
     pair_weights = np.empty(n_candidates, dtype=np.float64)
     target_weights = np.empty(target_sq.shape, dtype=np.float64)
     row_push = np.empty(n_samples, dtype=np.float64)
@@ -121,13 +113,11 @@ def push_terms(Z, indptr, cols, target_sq, *, mu, squared):
     run_on_row_ranges(
         _push_kernel,
         n_samples,
-        Z,
         indptr,
-        cols,
+        pair_sq,
         target_sq,
         float(mu),
         bool(squared),
-        pair_sq,
         pair_weights,
         target_weights,
         row_push,
@@ -138,5 +128,55 @@ def push_terms(Z, indptr, cols, target_sq, *, mu, squared):
         pair_weights,
         target_weights,
         int(row_active.sum()),
-        pair_sq,
     )
+
+
+def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
+    """Impostor pairs ``(i, l)`` of a subset of rows, ``d(i, l) < radii[i]``.
+
+    The partial counterpart of :func:`linmetric._kernels.find_impostors`,
+    for refreshing the candidates of a few rows: one distance block of the
+    given rows against all rows at a time.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components), float32 or float64
+    y : ndarray of shape (n_samples,), int
+        Class codes.
+    rows : ndarray of shape (n_rows,), intp
+        The rows to search, in increasing order.
+    radii : ndarray of shape (n_samples,)
+        Squared radius per row (only ``radii[rows]`` is read).
+    working_memory : float or None
+        Budget in MiB for one distance block (and its mask).
+
+    Returns
+    -------
+    pair_rows, pair_cols : ndarray of shape (n_pairs,), intp
+        Sorted by ``(row, col)``. Distances come from the GEMM expansion
+        (see :mod:`linmetric._kernels.distances`), so pairs within its error
+        bound of a radius may go either way.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.lmnn import impostors_of_rows
+    >>> Z = np.array([[0.0], [1.0], [2.0], [5.0]])
+    >>> y = np.array([0, 1, 0, 1])
+    >>> impostors_of_rows(Z, y, np.array([1, 3]), np.full(4, 2.0))
+    (array([1, 1]), array([0, 2]))
+    """
+    Z = check_array(Z, "Z")
+    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    found_rows, found_cols = [], []
+    for start, stop, block in sq_distance_blocks(
+        Z[rows], Z, working_memory=working_memory
+    ):
+        chunk = rows[start:stop]
+        inside = (block < radii[chunk][:, None]) & (y[None, :] != y[chunk][:, None])
+        where_rows, where_cols = np.nonzero(inside)
+        found_rows.append(chunk[where_rows])
+        found_cols.append(where_cols.astype(np.intp, copy=False))
+    if not found_rows:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    return np.concatenate(found_rows), np.concatenate(found_cols)

@@ -1,0 +1,224 @@
+"""The energy-based classification rule of LMNN."""
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from ._kernels import sq_distances_of_pairs, target_neighbors
+from ._kernels.energy import lmnn_energies
+from ._lmnn import LMNN
+from ._params import Interval, validate_params
+from ._validation import validate_X, validate_X_y
+
+
+class EnergyClassifier(ClassifierMixin, BaseEstimator):
+    """Classify by the energy of LMNN's loss (Weinberger and Saul, section 5).
+
+    A test point ``t`` gets the label ``c`` under which it would add the
+    least to the LMNN loss if it joined the training set. With the learned
+    distance ``d(a, b) = ||L (x_a - x_b)||^2``, ``mu`` the LMNN's
+    ``push_weight`` and ``h`` its loss (hinge or squared hinge), the energy
+    of label ``c`` is
+
+    ``E(t, c) = (1 - mu) sum_{j ~> t} d(t, j)
+    + mu sum_{j ~> t} sum_{l: y_l != c} h(1 + d(t, j) - d(t, l))
+    + mu sum_{i: y_i != c} sum_{j ~> i} h(1 + d(i, j) - d(i, t))``
+
+    where ``j ~> t`` are the ``n_neighbors`` nearest training points of
+    class ``c`` (the target neighbours ``t`` would have) and ``j ~> i`` are
+    the training points' own target neighbours, chosen as in
+    :class:`~linmetric.LMNN` (nearest same-class points in the input space).
+    The first two terms are the pull and push terms of ``t`` itself; the
+    third counts the training points whose margin ``t`` would invade. The
+    prediction is ``argmin_c E(t, c)``.
+
+    Parameters
+    ----------
+    lmnn : LMNN, default=None
+        The metric. If it is already fitted it is used as it is (and must
+        have been fitted on the same features); otherwise a clone of it is
+        fitted on the training data in :meth:`fit`. None means ``LMNN()``.
+    working_memory : float, default=None
+        Budget in MiB for one block of test-to-training distances; None
+        means ``sklearn.get_config()["working_memory"]``.
+
+    Attributes
+    ----------
+    lmnn_ : LMNN
+        The fitted metric: the given estimator if it was fitted, else the
+        fitted clone.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    embedding_ : ndarray of shape (n_samples, n_components)
+        The training points mapped by ``lmnn_``.
+    target_neighbors_ : ndarray of shape (n_samples, n_neighbors)
+        The training points' target neighbours.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when X has string column names.
+
+    Notes
+    -----
+    ``decision_function`` returns the negated energies (higher is better);
+    there is no ``predict_proba``: energies are sums of distances and
+    hinge terms, not log-likelihoods, and turning them into probabilities
+    would need a calibration the rule does not define.
+
+    Prediction costs one pass over the test-to-training distances, computed
+    block by block within ``working_memory``.
+
+    References
+    ----------
+    .. [1] K. Q. Weinberger and L. K. Saul, "Distance Metric Learning for
+       Large Margin Nearest Neighbor Classification", Journal of Machine
+       Learning Research 10 (2009), 207-244, section 5.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from linmetric import LMNN, EnergyClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = EnergyClassifier(LMNN(n_neighbors=3, random_state=0)).fit(X, y)
+    >>> clf.predict(X[[0, 60, 120]])
+    array([0, 1, 2])
+    >>> clf.decision_function(X[:2]).shape
+    (2, 3)
+    """
+
+    _parameter_constraints = {
+        "lmnn": [None, LMNN],
+        "working_memory": [None, Interval(numbers.Real, 0, None, closed="neither")],
+    }
+
+    def __init__(self, lmnn=None, *, working_memory=None):
+        self.lmnn = lmnn
+        self.working_memory = working_memory
+
+    def fit(self, X, y):
+        """Fit the metric unless it is fitted, and store the training set.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels; every class needs more than ``n_neighbors``
+            members.
+
+        Returns
+        -------
+        self : EnergyClassifier
+            The fitted classifier.
+        """
+        validate_params(self)
+        lmnn = LMNN() if self.lmnn is None else self.lmnn
+        prefit = _is_fitted(lmnn)
+        n_neighbors = lmnn.n_neighbors
+        X, y_codes, classes = validate_X_y(
+            self,
+            X,
+            y,
+            min_class_size=n_neighbors + 1,
+            min_class_size_param=("n_neighbors", n_neighbors),
+        )
+        if prefit:
+            if lmnn.n_features_in_ != X.shape[1]:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but the fitted lmnn expects "
+                    f"{lmnn.n_features_in_} features."
+                )
+            self.lmnn_ = lmnn
+            targets = target_neighbors(
+                X, y_codes, n_neighbors, working_memory=self.working_memory
+            )
+        else:
+            self.lmnn_ = clone(lmnn).fit(X, y_codes)
+            targets = self.lmnn_.target_neighbors_
+        self.classes_ = classes
+        self.embedding_ = self._transform(X)
+        self.target_neighbors_ = targets
+        self._labels = y_codes
+        rows = np.repeat(np.arange(X.shape[0], dtype=np.intp), n_neighbors)
+        self._target_sq = (
+            sq_distances_of_pairs(self.embedding_, rows, targets.ravel())
+            .reshape(targets.shape)
+            .astype(np.float64)
+        )
+        return self
+
+    def _transform(self, X):
+        components = self.lmnn_.components_
+        return X @ components.T.astype(X.dtype, copy=False)
+
+    def energies(self, X):
+        """The energy ``E(t, c)`` of each point under each class label.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Test points.
+
+        Returns
+        -------
+        energies : ndarray of shape (n_samples, n_classes)
+            Column ``c`` is the energy of label ``classes_[c]``; lower is
+            better.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False)
+        return lmnn_energies(
+            self._transform(X),
+            self.embedding_,
+            self._labels,
+            self.classes_.shape[0],
+            self._target_sq,
+            mu=float(self.lmnn_.push_weight),
+            squared=self.lmnn_.loss == "squared_hinge",
+            working_memory=self.working_memory,
+        )
+
+    def decision_function(self, X):
+        """Negated energies: the higher, the more likely the class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Test points.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            ``-energies(X)``; with two classes, the score of the second
+            class against the first, ``E(t, c_0) - E(t, c_1)``.
+        """
+        energies = self.energies(X)
+        if energies.shape[1] == 2:
+            return energies[:, 0] - energies[:, 1]
+        return -energies
+
+    def predict(self, X):
+        """The label of least energy for each point.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Test points.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        energies = self.energies(X)
+        return self.classes_[np.argmin(energies, axis=1)]
+
+
+def _is_fitted(estimator):
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
