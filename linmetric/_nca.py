@@ -10,6 +10,7 @@ from ._init import INIT_METHODS, initialize_components, resolve_n_components
 from ._kernels import row_norms_sq, rows_per_chunk, sq_distance_blocks
 from ._kernels.nca import (
     nearest_candidates,
+    reselect_candidates,
     scatter_truncated_gradient,
     soft_neighbor_weights,
     truncated_soft_neighbors,
@@ -23,6 +24,11 @@ AUTO_EXACT_MAX_SAMPLES = 10_000
 # The truncated solver measures the softmax mass it drops on about this many
 # evenly spaced points.
 _MASS_SAMPLE = 2_000
+# It searches all pairs every _SEARCH_EVERY stages, keeping the
+# _POOL_FACTOR * n_candidates nearest; the stages in between re-select the
+# n_candidates nearest from that pool.
+_SEARCH_EVERY = 3
+_POOL_FACTOR = 3
 
 
 class NCA(MetricLearner):
@@ -46,17 +52,21 @@ class NCA(MetricLearner):
 
     The truncated solver makes each evaluation ``O(n m n_components)``: it
     restricts every softmax to the point's ``m = n_candidates`` nearest
-    points (of any class) in the current projected space, found by a search
-    over all pairs (a float32 GEMM per block of rows) at the start of every
-    stage. A stage runs L-BFGS-B on this truncated objective for at most
+    points (of any class) in the current projected space. It works in
+    stages; a stage runs L-BFGS-B on this truncated objective for at most
     ``refresh_every`` iterations, or until it converges on its candidate
-    sets. The truncated objective differs from the exact one by the softmax
-    mass left outside the candidate sets: ``|p_i(truncated) - p_i(exact)|``
-    is at most that mass, which every search measures (on about 2,000 evenly
-    spaced points) and reports in ``history_['dropped_mass']``. The fit has
-    converged when a stage converges having lowered the loss by less than
-    ``refresh_every * tol`` times its magnitude. With ``n_candidates >=
-    n_samples - 1`` the truncated objective is the exact one.
+    sets. Every third stage starts with a search over all pairs (a float32
+    GEMM per block of rows) that keeps each point's ``3 m`` nearest as a
+    pool; the stages in between re-select the ``m`` nearest from the pool
+    with exact distances, in ``O(n m n_components)``. The truncated objective
+    differs from the exact one by the softmax mass left outside the
+    candidate sets: ``|p_i(truncated) - p_i(exact)|`` is at most that mass,
+    which every full search measures (on about 2,000 evenly spaced points)
+    and reports in ``history_['dropped_mass']``. The fit has converged when
+    a stage on the sets of a full search converges having lowered the loss
+    by less than ``refresh_every * tol`` times its magnitude. With
+    ``n_candidates >= n_samples - 1`` the truncated objective is the exact
+    one.
 
     Parameters
     ----------
@@ -81,8 +91,8 @@ class NCA(MetricLearner):
         Candidate neighbours per point for the truncated solver (capped at
         ``n_samples - 1``).
     refresh_every : int, default=10
-        L-BFGS-B iterations between two candidate searches of the truncated
-        solver.
+        The most L-BFGS-B iterations of one stage of the truncated solver
+        (between two selections of the candidate sets).
     working_memory : float, default=None
         Budget in MiB for one block of the ``n x n`` computations; None means
         ``sklearn.get_config()['working_memory']``.
@@ -269,19 +279,29 @@ class NCA(MetricLearner):
         n_candidates = min(self.n_candidates, X.shape[0] - 1)
         shape = components.shape
         n_iter = 0
+        n_pool = min(_POOL_FACTOR * n_candidates, X.shape[0] - 1)
         converged = False
         message = f"reached max_iter={self.max_iter}"
+        stages_since_search = _SEARCH_EVERY
         while n_iter < self.max_iter:
-            candidates, dropped = find_candidates(
-                components,
-                X,
-                n_candidates,
-                working_memory=self.working_memory,
-                mass_sample=_MASS_SAMPLE,
-            )
-            objective = _truncated_objective(
-                X, labels, candidates, float(np.nanmean(dropped))
-            )
+            full_search = stages_since_search >= _SEARCH_EVERY
+            if full_search:
+                pool, dropped = find_candidates(
+                    components,
+                    X,
+                    n_pool,
+                    working_memory=self.working_memory,
+                    mass_sample=_MASS_SAMPLE,
+                    n_kept=n_candidates,
+                )
+                dropped_mass = float(np.nanmean(dropped))
+                candidates = np.ascontiguousarray(pool[:, :n_candidates])
+                stages_since_search = 0
+            else:
+                Z = np.ascontiguousarray(X @ components.T.astype(X.dtype))
+                reselect_candidates(Z, pool, candidates)
+            stages_since_search += 1
+            objective = _truncated_objective(X, labels, candidates, dropped_mass)
             stage = minimize_lbfgs(
                 objective,
                 components,
@@ -293,21 +313,21 @@ class NCA(MetricLearner):
             )
             components = stage.x
             n_iter += stage.n_iter
-            if stage.n_iter == 0:
-                # Converged at the start of a stage (gradient below tol with
-                # fresh candidates), or L-BFGS-B cannot move at all.
-                converged = stage.converged
-                message = stage.message
+            if stage.n_iter == 0 and not stage.converged:
+                message = stage.message  # L-BFGS-B cannot move at all
                 break
-            # A stage that converged on fresh candidate sets and gained less
-            # than refresh_every iterations at L-BFGS-B's relative tolerance
-            # would: new searches no longer change the optimum.
+            # A stage that converged having gained less than refresh_every
+            # iterations at L-BFGS-B's relative tolerance would: the candidate
+            # sets no longer move the optimum. Confirmed only on the sets of
+            # a full search.
             gain = objective.first_loss - stage.loss
             if stage.converged and gain <= self.refresh_every * self.tol * max(
                 abs(stage.loss), 1.0
             ):
-                converged = True
-                break
+                if full_search:
+                    converged = True
+                    break
+                stages_since_search = _SEARCH_EVERY
         log.finish(converged, None if converged else message)
         return components, n_iter
 
@@ -427,7 +447,7 @@ def truncated_loss_grad(components, X, labels, candidates):
 
 
 def find_candidates(
-    components, X, n_candidates, *, working_memory=None, mass_sample=None
+    components, X, n_candidates, *, working_memory=None, mass_sample=None, n_kept=None
 ):
     """Each point's nearest points in the projected space, and the mass left out.
 
@@ -446,6 +466,9 @@ def find_candidates(
     mass_sample : int, optional
         Measure the dropped mass on about this many evenly spaced points
         only; None measures it on all.
+    n_kept : int, optional
+        The dropped mass is that of a softmax over the ``n_kept`` nearest;
+        None means ``n_candidates``.
 
     Returns
     -------
@@ -462,7 +485,7 @@ def find_candidates(
     stride = 1 if mass_sample is None else max(1, n_samples // mass_sample)
     for start, stop, block in sq_distance_blocks(Z, working_memory=working_memory):
         nearest_candidates(
-            block, start, candidates[start:stop], dropped[start:stop], stride
+            block, start, candidates[start:stop], dropped[start:stop], stride, n_kept
         )
     return candidates, dropped
 

@@ -148,7 +148,7 @@ def soft_neighbor_weights(gram, sq_norms, labels, row_offset, p_correct, out=Non
 
 @jit
 def _candidates_kernel(
-    start, stop, block, row_offset, mass_stride, out_index, out_dropped
+    start, stop, block, row_offset, mass_stride, n_kept, out_index, out_dropped
 ):
     n_cols = block.shape[1]
     m = out_index.shape[1]
@@ -181,7 +181,7 @@ def _candidates_kernel(
             continue
         nearest = best[0]
         kept = 0.0
-        for c in range(m):
+        for c in range(n_kept):
             kept += math.exp(-(best[c] - nearest))
         total = 0.0
         for j in range(n_cols):
@@ -194,7 +194,9 @@ def _candidates_kernel(
         out_dropped[r] = dropped if dropped > 0.0 else 0.0
 
 
-def nearest_candidates(sq_dist, row_offset, out_index, out_dropped, mass_stride=1):
+def nearest_candidates(
+    sq_dist, row_offset, out_index, out_dropped, mass_stride=1, n_kept=None
+):
     """Each row's nearest points and the softmax mass of all the others.
 
     Parameters
@@ -207,14 +209,17 @@ def nearest_candidates(sq_dist, row_offset, out_index, out_dropped, mass_stride=
         Receives the indices of the ``m`` nearest points ``j != i``, nearest
         first (ties in index order). ``m`` must be below ``n_samples``.
     out_dropped : ndarray of shape (n_rows,), float64
-        Receives ``sum_{j not kept} p_ij``: the soft-neighbour mass the
-        truncated softmax leaves out (terms more than 50 units of squared
+        Receives ``sum_{j not kept} p_ij``, the soft-neighbour mass that a
+        softmax over the first ``n_kept`` selected points leaves out (terms more than 50 units of squared
         distance beyond the nearest point, below ``2e-22`` of it, are not
         evaluated); NaN for the rows it is not measured on.
     mass_stride : int, default=1
         The mass is measured on the points whose index is a multiple of
         ``mass_stride`` (the selection is cheap, the mass needs an ``exp``
         per pair).
+    n_kept : int, optional
+        How many of the selected points the mass counts as kept; None means
+        all ``m``.
 
     Examples
     --------
@@ -232,9 +237,48 @@ def nearest_candidates(sq_dist, row_offset, out_index, out_dropped, mass_stride=
         sq_dist,
         row_offset,
         mass_stride,
+        out_index.shape[1] if n_kept is None else n_kept,
         out_index,
         out_dropped,
     )
+
+
+@jit
+def _reselect_kernel(start, stop, Z, pool, out_candidates):
+    m = out_candidates.shape[1]
+    sq_dist = np.empty(pool.shape[1], dtype=np.float64)
+    for i in range(start, stop):
+        for c in range(pool.shape[1]):
+            sq_dist[c] = exact_sq_distance(Z, i, Z, pool[i, c])
+        order = np.argsort(sq_dist, kind="mergesort")
+        for c in range(m):
+            out_candidates[i, c] = pool[i, order[c]]
+
+
+def reselect_candidates(Z, pool, out_candidates):
+    """Each point's nearest points among its pool, by exact distances.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components)
+        Projected points.
+    pool : ndarray of shape (n_samples, p), intp
+        Distinct points to choose from (never the point itself).
+    out_candidates : ndarray of shape (n_samples, m), intp
+        Receives the ``m <= p`` nearest members of each pool, nearest first
+        (distances summed in float64; ties keep the pool's order).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.nca import reselect_candidates
+    >>> Z = np.array([[0.0], [1.0], [3.0]])
+    >>> out = np.empty((3, 1), dtype=np.intp)
+    >>> reselect_candidates(Z, np.array([[2, 1], [2, 0], [0, 1]]), out)
+    >>> out.ravel().tolist()
+    [1, 0, 1]
+    """
+    run_on_row_ranges(_reselect_kernel, Z.shape[0], Z, pool, out_candidates)
 
 
 @jit
