@@ -331,7 +331,8 @@ def test_sort_pairs():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_pairs", [0, 1, 300, 20000])
-def test_weighted_outer_sum_matches_reference(dtype, n_pairs):
+@pytest.mark.parametrize("sorted_rows", [False, True])
+def test_weighted_outer_sum_matches_reference(dtype, n_pairs, sorted_rows):
     X, _ = make_data(16, dtype=dtype)
     rng = np.random.default_rng(n_pairs)
     rows = rng.integers(0, X.shape[0], n_pairs)
@@ -339,12 +340,35 @@ def test_weighted_outer_sum_matches_reference(dtype, n_pairs):
     weights = rng.standard_normal(n_pairs)
     if n_pairs:
         rows[-1], cols[-1] = rows[0], cols[0]  # repeated pair
-    got = weighted_outer_sum(X, rows, cols, weights)
+        cols[1 % n_pairs] = rows[1 % n_pairs]  # a self pair contributes 0
+    if sorted_rows:
+        rows = np.sort(rows)
+    got = weighted_outer_sum(X, rows, cols, weights, working_memory=0.001)
     expected = reference.weighted_outer_sum(X, rows, cols, weights)
     assert got.dtype == np.float64 and got.shape == (6, 6)
     np.testing.assert_array_equal(got, got.T)
-    scale = max(1.0, np.abs(expected).max())
-    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10 * scale)
+    # rounding of order 1e-16 * sum |w| (|x_a|^2 + |x_b|^2): see the docstring
+    squares = np.sum(X.astype(np.float64) ** 2, axis=1)
+    scale = np.sum(np.abs(weights) * (squares[rows] + squares[cols])) + 1.0
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13 * scale)
+
+
+def test_weighted_outer_sum_sorted_rows_do_not_depend_on_threads():
+    import numba
+
+    X, _ = make_data(18)
+    rng = np.random.default_rng(18)
+    rows = np.sort(rng.integers(0, X.shape[0], 30000))
+    cols = rng.integers(0, X.shape[0], 30000)
+    weights = rng.random(30000)
+    many = weighted_outer_sum(X, rows, cols, weights)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = weighted_outer_sum(X, rows, cols, weights)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(one, many)
 
 
 def test_weighted_outer_sum_check_inputs():

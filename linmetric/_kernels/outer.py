@@ -1,38 +1,96 @@
 """Weighted sums of outer products of pair differences.
 
 ``C = sum_p w_p (x_a - x_b)(x_a - x_b)^T`` over pairs ``p = (a, b)`` equals
-``X^T S X`` with ``S = D - W - W^T``, where ``W[a, b] = sum of w_p`` and
-``D`` the diagonal of the row plus column sums of ``W``. The sparse product
-``S X`` is one numba pass over the pairs (``(S X)[a] += w_p (x_a - x_b)``,
-``(S X)[b] -= w_p (x_a - x_b)``, float64); ``X^T (S X)`` is one float64 GEMM.
-This is the LMNN gradient's main term, and the pull term of ITML-style
-updates.
+``X^T (D - W - W^T) X``, where ``W[a, b]`` sums the weights of the pairs
+``(a, b)`` and ``D`` is the diagonal of the row plus column sums of ``W``.
+Since ``X^T W^T X = (X^T W X)^T``, it is computed as
+
+    C = X^T D X - G - G^T,   G = X^T (W X),
+
+with one sparse product ``W X`` (a numba pass over the pairs:
+``(W X)[a] += w_p x_b``, a gather, no scattered writes) and GEMMs in float64
+over blocks of rows. This is the main term of the LMNN gradient.
 """
 
 import numpy as np
 
-from ._chunking import get_num_threads, run_tasks
+from ._chunking import get_num_threads, rows_per_chunk, run_tasks
 from ._config import jit
 from .distances import check_array, check_pairs
 
+# Below this many pairs per thread, one thread is faster.
+_MIN_PAIRS_PER_THREAD = 4096
+
 
 @jit
-def _scatter_kernel(start, stop, X, rows, cols, weights, out):
-    # out (this thread's own buffer) accumulates S X over the pairs start:stop.
-    n_features = X.shape[1]
-    diff = np.empty(n_features, dtype=np.float64)
+def _gather_kernel(start, stop, X, rows, cols, weights, out):
+    # out[a] += w_p x_b for the pairs start:stop, accumulated in float64.
     for p in range(start, stop):
         a = rows[p]
         b = cols[p]
         w = weights[p]
-        for k in range(n_features):
-            diff[k] = w * (np.float64(X[a, k]) - np.float64(X[b, k]))
-        for k in range(n_features):
-            out[a, k] += diff[k]
-            out[b, k] -= diff[k]
+        for k in range(X.shape[1]):
+            out[a, k] += w * np.float64(X[b, k])
 
 
-def weighted_outer_sum(X, rows, cols, weights):
+def _sparse_product(X, rows, cols, weights):
+    """``W X`` in float64, the pairs split over threads.
+
+    When ``rows`` is sorted (as impostor pairs are), each thread owns whole
+    rows, so all write to one array and the result does not depend on the
+    number of threads. Otherwise each thread has its own buffer and the
+    buffers are added in a fixed order.
+    """
+    n_pairs = rows.shape[0]
+    n_parts = max(1, min(get_num_threads(), n_pairs // _MIN_PAIRS_PER_THREAD))
+    nominal = [(n_pairs * part) // n_parts for part in range(n_parts + 1)]
+    if n_parts > 1 and np.all(rows[1:] >= rows[:-1]):
+        # move each boundary back to the first pair of its row
+        bounds = [0]
+        for position in nominal[1:-1]:
+            bounds.append(int(np.searchsorted(rows, rows[position], side="left")))
+        bounds.append(n_pairs)
+        product = np.zeros(X.shape, dtype=np.float64)
+        run_tasks(
+            [
+                (
+                    _gather_kernel,
+                    bounds[p],
+                    bounds[p + 1],
+                    X,
+                    rows,
+                    cols,
+                    weights,
+                    product,
+                )
+                for p in range(n_parts)
+                if bounds[p + 1] > bounds[p]
+            ]
+        )
+        return product
+    buffers = np.zeros((n_parts, *X.shape), dtype=np.float64)
+    run_tasks(
+        [
+            (
+                _gather_kernel,
+                nominal[p],
+                nominal[p + 1],
+                X,
+                rows,
+                cols,
+                weights,
+                buffers[p],
+            )
+            for p in range(n_parts)
+        ]
+    )
+    product = buffers[0]
+    for part in range(1, n_parts):
+        product += buffers[part]
+    return product
+
+
+def weighted_outer_sum(X, rows, cols, weights, *, working_memory=None):
     """``sum_p w_p (x_rows[p] - x_cols[p])(x_rows[p] - x_cols[p])^T``, in float64.
 
     Parameters
@@ -40,13 +98,25 @@ def weighted_outer_sum(X, rows, cols, weights):
     X : ndarray of shape (n_samples, n_features), float32 or float64
     rows, cols : array-like of int, shape (n_pairs,)
     weights : array-like of float, shape (n_pairs,)
+    working_memory : float or None
+        Budget in MiB for the float64 copies of blocks of ``X``; None means
+        ``sklearn.get_config()["working_memory"]``. Besides it, the kernel
+        holds ``W X``: ``n_samples x n_features`` float64 (one per thread
+        when ``rows`` is not sorted).
 
     Returns
     -------
     C : ndarray of shape (n_features, n_features), float64
-        Symmetric. Accumulated in float64. The pairs are split over threads,
-        each with its own ``(n_samples, n_features)`` float64 buffer, so the
-        last bits depend on the number of threads.
+        Symmetric. Everything is accumulated in float64; the result differs
+        from the pair-by-pair sum by rounding of order
+        ``1e-16 * sum_p |w_p| (||x_a||^2 + ||x_b||^2)``. With sorted
+        ``rows`` it does not depend on the number of threads.
+
+    References
+    ----------
+    K. Q. Weinberger and L. K. Saul, "Distance Metric Learning for Large
+    Margin Nearest Neighbor Classification", JMLR 10 (2009), eq. 26 (the
+    gradient as sums of outer products ``C_ij``).
 
     Examples
     --------
@@ -65,28 +135,17 @@ def weighted_outer_sum(X, rows, cols, weights):
             f"weights must have one value per pair ({rows.shape[0]}), got shape "
             f"{weights.shape}."
         )
-    n_pairs = rows.shape[0]
-    n_parts = max(1, min(get_num_threads(), n_pairs // 4096))
-    buffers = np.zeros((n_parts, *X.shape), dtype=np.float64)
-    bounds = [(n_pairs * p) // n_parts for p in range(n_parts + 1)]
-
-    run_tasks(
-        [
-            (
-                _scatter_kernel,
-                bounds[i],
-                bounds[i + 1],
-                X,
-                rows,
-                cols,
-                weights,
-                buffers[i],
-            )
-            for i in range(n_parts)
-        ]
-    )
-    product = buffers[0]
-    for index in range(1, n_parts):
-        product += buffers[index]
-    C = X.T @ product if X.dtype == np.float64 else X.T.astype(np.float64) @ product
+    n_samples, n_features = X.shape
+    product = _sparse_product(X, rows, cols, weights)  # W X
+    degrees = np.bincount(rows, weights, minlength=n_samples)
+    degrees += np.bincount(cols, weights, minlength=n_samples)
+    quadratic = np.zeros((n_features, n_features))  # X^T D X
+    cross = np.zeros((n_features, n_features))  # G = X^T W X
+    n_rows = rows_per_chunk(3 * n_features * 8, working_memory, max_rows=n_samples)
+    for start in range(0, n_samples, n_rows):
+        stop = min(start + n_rows, n_samples)
+        block = X[start:stop].astype(np.float64)
+        cross += block.T @ product[start:stop]
+        quadratic += (block * degrees[start:stop, None]).T @ block
+    C = quadratic - cross - cross.T
     return (C + C.T) / 2.0
