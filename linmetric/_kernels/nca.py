@@ -35,7 +35,6 @@ import numpy as np
 
 from ._chunking import run_on_row_ranges
 from ._config import jit
-from .distances import exact_sq_distance
 
 # exp(-_SKIP_EXPONENT) ~ 2e-22: terms this far past the row's nearest point
 # are below float64 resolution relative to it and are not evaluated.
@@ -249,7 +248,7 @@ def _reselect_kernel(start, stop, Z, pool, out_candidates):
     sq_dist = np.empty(pool.shape[1], dtype=np.float64)
     for i in range(start, stop):
         for c in range(pool.shape[1]):
-            sq_dist[c] = exact_sq_distance(Z, i, Z, pool[i, c])
+            sq_dist[c] = _sq_distance(Z, i, pool[i, c])
         order = np.argsort(sq_dist, kind="mergesort")
         for c in range(m):
             out_candidates[i, c] = pool[i, order[c]]
@@ -282,6 +281,34 @@ def reselect_candidates(Z, pool, out_candidates):
 
 
 @jit
+def _sq_distance(Z, i, j):
+    # ||z_i - z_j||^2 in float64 with four independent partial sums: the
+    # same exact differences as a plain loop, without its serial chain of
+    # additions (numba may not reorder a float sum without fastmath).
+    n = Z.shape[1]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    k = 0
+    while k + 4 <= n:
+        d0 = np.float64(Z[i, k]) - np.float64(Z[j, k])
+        d1 = np.float64(Z[i, k + 1]) - np.float64(Z[j, k + 1])
+        d2 = np.float64(Z[i, k + 2]) - np.float64(Z[j, k + 2])
+        d3 = np.float64(Z[i, k + 3]) - np.float64(Z[j, k + 3])
+        s0 += d0 * d0
+        s1 += d1 * d1
+        s2 += d2 * d2
+        s3 += d3 * d3
+        k += 4
+    while k < n:
+        d0 = np.float64(Z[i, k]) - np.float64(Z[j, k])
+        s0 += d0 * d0
+        k += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@jit
 def _truncated_kernel(start, stop, Z, candidates, labels, weights, p_correct, S):
     m = candidates.shape[1]
     n_components = Z.shape[1]
@@ -289,7 +316,7 @@ def _truncated_kernel(start, stop, Z, candidates, labels, weights, p_correct, S)
     for i in range(start, stop):
         nearest = np.inf
         for c in range(m):
-            value = exact_sq_distance(Z, i, Z, candidates[i, c])
+            value = _sq_distance(Z, i, candidates[i, c])
             sq_dist[c] = value
             if value < nearest:
                 nearest = value
