@@ -1,0 +1,244 @@
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neighbors import KNeighborsClassifier
+
+from linmetric import LMNN
+from linmetric._kernels import find_impostors
+from linmetric._kernels.lmnn import impostors_of_rows, push_terms
+from linmetric._lmnn import _Objective
+from linmetric.reference import lmnn as reference
+
+LOSSES = ["squared_hinge", "hinge"]
+
+
+def make_blobs_data(seed, n_samples=45, n_features=4, n_classes=3):
+    rng = np.random.RandomState(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    y = np.arange(n_samples) % n_classes
+    X[:, 0] += y  # some class structure, with plenty of impostors
+    return X, y
+
+
+def make_objective(X, y, shape, *, mu=0.5, loss="squared_hinge"):
+    targets = reference.target_neighbors(X, y, 3)
+    return _Objective(
+        X, y, targets, mu=mu, loss=loss, working_memory=None, shape=shape
+    ), targets
+
+
+def stretched_classes(seed, n_per_class=20):
+    """Two classes 1 apart along x0, spread 20 wide along x1.
+
+    Euclidean neighbours are mostly decided by the noisy x1; the answer is
+    a map that keeps x0 and shrinks x1.
+    """
+    rng = np.random.RandomState(seed)
+    y = np.repeat([0, 1], n_per_class)
+    X = np.column_stack(
+        [y + 0.05 * rng.standard_normal(y.shape), 10 * rng.standard_normal(y.shape)]
+    )
+    return X, y
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_objective_equals_reference(loss, seed):
+    X, y = make_blobs_data(seed)
+    rng = np.random.RandomState(seed)
+    L = rng.standard_normal((3, 4))
+    objective, targets = make_objective(X, y, L.shape, mu=0.3, loss=loss)
+    value, grad, extras = objective(L.ravel())
+    ref_value, ref_grad, ref_active = reference.loss_grad(
+        L, X, y, targets, mu=0.3, loss=loss
+    )
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    np.testing.assert_allclose(
+        grad.reshape(L.shape), ref_grad, rtol=1e-10, atol=1e-10 * abs(ref_grad).max()
+    )
+    assert extras["active_impostors"] == ref_active
+
+
+def test_fast_objective_float32_close_to_reference():
+    X, y = make_blobs_data(3)
+    L = np.random.RandomState(3).standard_normal((4, 4))
+    objective, targets = make_objective(X.astype(np.float32), y, L.shape)
+    value, grad, _ = objective(L.ravel())
+    ref_value, ref_grad, _ = reference.loss_grad(L, X, y, targets)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    np.testing.assert_allclose(
+        grad.reshape(L.shape), ref_grad, rtol=1e-4, atol=1e-4 * abs(ref_grad).max()
+    )
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradient_matches_finite_differences(loss, seed):
+    # At a random map no triplet sits exactly on its hinge, so both losses
+    # are differentiable there.
+    X, y = make_blobs_data(seed, n_samples=30, n_features=3)
+    L = np.random.RandomState(seed).standard_normal((3, 3))
+    objective, targets = make_objective(X, y, L.shape, loss=loss)
+    fast = check_grad(
+        lambda x: objective(x)[0], lambda x: objective(x)[1], L.ravel(), seed=seed
+    )
+    slow = check_grad(
+        lambda x: reference.loss_grad(x.reshape(L.shape), X, y, targets, loss=loss)[0],
+        lambda x: reference.loss_grad(x.reshape(L.shape), X, y, targets, loss=loss)[
+            1
+        ].ravel(),
+        L.ravel(),
+        seed=seed,
+    )
+    scale = np.linalg.norm(objective(L.ravel())[1])
+    assert fast < 1e-5 * scale
+    assert slow < 1e-5 * scale
+
+
+def test_push_terms_by_hand():
+    # Row 0: target at squared distance 2, impostor at 2.25: margin 3,
+    # z = 1 + 2 - 2.25 = 0.75.
+    indptr = np.array([0, 1, 1])
+    for squared, push, slope in [(False, 0.75, 1.0), (True, 0.5625, 1.5)]:
+        value, pair_w, target_w, n_active = push_terms(
+            indptr, np.array([2.25]), np.array([[2.0], [1.0]]), mu=0.5, squared=squared
+        )
+        assert value == pytest.approx(push)
+        assert pair_w.tolist() == [-0.5 * slope]
+        assert target_w[:, 0].tolist() == [0.5 * slope, 0.0]
+        assert n_active == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_impostors_of_rows_matches_full_search(dtype):
+    X, y = make_blobs_data(4, n_samples=60)
+    Z = X.astype(dtype)
+    radii = np.random.RandomState(0).uniform(1, 4, size=60)
+    rows, cols, _ = find_impostors(Z, y, radii)
+    subset = np.array([0, 5, 17, 59])
+    sub_rows, sub_cols = impostors_of_rows(Z, y, subset, radii)
+    keep = np.isin(rows, subset)
+    np.testing.assert_array_equal(sub_rows, rows[keep])
+    np.testing.assert_array_equal(sub_cols, cols[keep])
+
+
+def test_candidates_stay_complete_as_the_map_moves():
+    # After every evaluation along a path of maps, the candidates hold every
+    # impostor of the current map.
+    X, y = make_blobs_data(5, n_samples=90)
+    objective, _ = make_objective(X, y, (4, 4))
+    rng = np.random.RandomState(5)
+    L = np.eye(4)
+    for step in range(12):
+        L = L + 0.3 * rng.standard_normal((4, 4)) * (step % 3 == 0)
+        L = L * 0.8
+        objective(L.ravel())
+        assert not objective.missed_impostors(L)
+
+
+def test_toy_problem_learns_the_informative_direction():
+    X, y = stretched_classes(0)
+    X_test, y_test = stretched_classes(1)
+    euclidean = KNeighborsClassifier(3).fit(X, y).score(X_test, y_test)
+    lmnn = LMNN(n_neighbors=3, random_state=0).fit(X, y)
+    M = lmnn.get_mahalanobis_matrix()
+    assert M[0, 0] > 100 * M[1, 1]
+    knn = KNeighborsClassifier(3).fit(lmnn.transform(X), y)
+    assert knn.score(lmnn.transform(X_test), y_test) == 1.0
+    assert euclidean < 0.8
+    assert lmnn.converged_
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_loss_never_increases_and_history(loss):
+    X, y = make_blobs_data(6, n_samples=60)
+    lmnn = LMNN(loss=loss, random_state=0, max_iter=300).fit(X, y)
+    curve = lmnn.loss_curve_
+    assert curve.shape == (lmnn.n_iter_,)
+    assert np.all(np.diff(curve) <= 1e-12 * np.abs(curve[:-1]))
+    assert set(lmnn.history_) == {"loss", "active_impostors", "seconds"}
+    for values in lmnn.history_.values():
+        assert values.shape == (lmnn.n_iter_,)
+    np.testing.assert_array_equal(lmnn.history_["loss"], curve)
+    assert lmnn.converged_
+    assert lmnn.n_impostor_searches_ >= 2  # the first and the final check
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_convergence_warning_when_stopped_early(loss):
+    X, y = make_blobs_data(7)
+    with pytest.warns(ConvergenceWarning, match="LMNN did not converge"):
+        lmnn = LMNN(loss=loss, max_iter=1).fit(X, y)
+    assert not lmnn.converged_
+    assert lmnn.n_iter_ == 1
+
+
+def test_verbose_table_and_callback(capsys):
+    X, y = make_blobs_data(8)
+    seen = []
+    lmnn = LMNN(
+        verbose=1, callback=lambda L, n_iter: seen.append((L.shape, n_iter))
+    ).fit(X, y)
+    out = capsys.readouterr().out
+    assert "Active impostors" in out
+    assert "[LMNN] converged after" in out
+    assert seen == [((4, 4), i + 1) for i in range(lmnn.n_iter_)]
+
+
+def test_warm_start_resumes_from_previous_solution():
+    X, y = make_blobs_data(9, n_samples=60)
+    lmnn = LMNN(warm_start=True, random_state=0).fit(X, y)
+    first = lmnn.components_.copy()
+    lmnn.fit(X, y)
+    assert lmnn.n_iter_ <= 3
+    np.testing.assert_allclose(lmnn.components_, first, rtol=1e-2, atol=1e-3)
+
+
+def test_rectangular_map_and_float32():
+    X, y = make_blobs_data(10, n_samples=60, n_features=5)
+    lmnn = LMNN(n_components=2, random_state=0).fit(X.astype(np.float32), y)
+    assert lmnn.components_.shape == (2, 5)
+    assert lmnn.components_.dtype == np.float32
+    assert lmnn.transform(X.astype(np.float32)).dtype == np.float32
+
+
+def test_target_neighbors_fixed_and_exposed():
+    X, y = make_blobs_data(11)
+    lmnn = LMNN(n_neighbors=2).fit(X, y)
+    np.testing.assert_array_equal(
+        lmnn.target_neighbors_, reference.target_neighbors(X, y, 2)
+    )
+
+
+def test_small_class_error_names_class_and_size():
+    X, y = make_blobs_data(12, n_samples=30)
+    y = y.copy()
+    y[y == 2] = 1
+    y[:3] = 2  # class 2 has 3 members
+    with pytest.raises(ValueError, match=r"Class 2 has 3 sample\(s\).*n_neighbors=3"):
+        LMNN(n_neighbors=3).fit(X, y)
+
+
+def test_bad_inputs():
+    X, y = make_blobs_data(13)
+    with pytest.raises(ValueError, match="only one class"):
+        LMNN().fit(X, np.zeros(X.shape[0]))
+    for bad in (np.nan, np.inf):
+        X_bad = X.copy()
+        X_bad[0, 0] = bad
+        with pytest.raises(ValueError, match=r"NaN|infinity"):
+            LMNN().fit(X_bad, y)
+    for n_components in (0, 5):
+        with pytest.raises(ValueError, match="n_components"):
+            LMNN(n_components=n_components).fit(X, y)
+    with pytest.raises(ValueError, match="push_weight"):
+        LMNN(push_weight=1.5).fit(X, y)
+    with pytest.raises(ValueError, match="loss"):
+        LMNN(loss="log").fit(X, y)
+
+
+def test_verbose_goes_to_stdout_only_when_asked(capsys):
+    X, y = make_blobs_data(14)
+    LMNN().fit(X, y)
+    assert capsys.readouterr().out == ""
