@@ -12,7 +12,7 @@ from sklearn.neighbors import KNeighborsClassifier, NeighborhoodComponentsAnalys
 from sklearn.preprocessing import StandardScaler
 
 from linmetric import NCA
-from linmetric._kernels.nca import nearest_candidates
+from linmetric._kernels.nca import nearest_candidates, reselect_candidates
 from linmetric._nca import find_candidates, nca_loss_grad, truncated_loss_grad
 from linmetric.reference import nca as reference
 
@@ -344,3 +344,20 @@ def test_init_shape_is_checked():
     X, y, _ = make_problem(0)
     with pytest.raises(ValueError, match="init has shape"):
         NCA(n_components=2, init=np.eye(3)).fit(X, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reselect_candidates_picks_the_nearest_of_each_pool(dtype):
+    rng = np.random.RandomState(7)
+    Z = rng.standard_normal((40, 6)).astype(dtype)
+    pool = np.array(
+        [rng.permutation(np.delete(np.arange(40), i))[:12] for i in range(40)]
+    )
+    out = np.empty((40, 4), dtype=np.intp)
+    reselect_candidates(Z, pool, out)
+    Z64 = Z.astype(np.float64)
+    for i in range(40):
+        sq_dist = ((Z64[pool[i]] - Z64[i]) ** 2).sum(axis=1)
+        assert (
+            out[i].tolist() == pool[i][np.argsort(sq_dist, kind="stable")[:4]].tolist()
+        )
