@@ -10,9 +10,11 @@ Suites and commands::
     python -m benchmarks peers-setup          build the peers' environment
 
 Options of ``quick`` and ``mnist``: ``--datasets``, ``--methods``, ``--seeds``,
-``-k``, ``--max-iter``, ``--with-peers``, ``--peers``, ``--json PATH``,
+``-k``, ``--max-iter``, ``--with-peers``, ``--peers``, ``--peer-timeout``,
+``--no-warmup``, ``--n-jobs``, ``--backend``, ``--scheduler``, ``--json PATH``,
 ``--csv PATH``, ``--plots DIR``, ``--quiet``; ``mnist`` adds
-``--subsample N``, ``--test-subsample N`` and ``--data-home DIR``.
+``--subsample N``, ``--test-subsample N``, ``--n-components`` and
+``--data-home DIR``. See ``benchmarks/README.md``.
 """
 
 import argparse
