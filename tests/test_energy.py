@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from linmetric import LMNN, EnergyClassifier
+from linmetric._kernels.energy import lmnn_energies
+from linmetric.reference import lmnn as reference
+
+
+def make_data(seed, n_samples=60, n_features=3, n_classes=3, gap=2.0):
+    rng = np.random.RandomState(seed)
+    y = np.arange(n_samples) % n_classes
+    X = rng.standard_normal((n_samples, n_features))
+    X[:, 0] += gap * y
+    return X, y
+
+
+@pytest.mark.parametrize("loss", ["squared_hinge", "hinge"])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_energy_kernel_equals_reference(loss, dtype, rtol):
+    X, y = make_data(0)
+    X_test, _ = make_data(1, n_samples=12)
+    rng = np.random.RandomState(0)
+    L = rng.standard_normal((2, 3))
+    targets = reference.target_neighbors(X, y, 3)
+    expected = reference.energies(L, X, y, targets, X_test, 3, mu=0.3, loss=loss)
+    Z = (X @ L.T).astype(dtype)
+    target_sq = ((Z[:, None, :].astype(float) - Z[targets]) ** 2).sum(-1)
+    got = lmnn_energies(
+        (X_test @ L.T).astype(dtype),
+        Z,
+        y,
+        3,
+        target_sq,
+        mu=0.3,
+        squared=loss == "squared_hinge",
+        working_memory=1e-4,  # several blocks
+    )
+    np.testing.assert_allclose(
+        got, expected, rtol=rtol, atol=rtol * abs(expected).max()
+    )
+
+
+def test_classifier_uses_the_fitted_metric_and_the_rule():
+    X, y = make_data(2, gap=5.0)
+    X_test, y_test = make_data(3, n_samples=30, gap=5.0)
+    clf = EnergyClassifier(LMNN(n_neighbors=3, random_state=0)).fit(X, y)
+    lmnn = clf.lmnn_
+    expected = reference.energies(
+        lmnn.components_, X, y, lmnn.target_neighbors_, X_test, 3, mu=0.5
+    )
+    np.testing.assert_allclose(clf.energies(X_test), expected, rtol=1e-10)
+    np.testing.assert_array_equal(clf.predict(X_test), np.argmin(expected, axis=1))
+    np.testing.assert_allclose(clf.decision_function(X_test), -expected, rtol=1e-10)
+    assert clf.score(X_test, y_test) > 0.9
+
+
+def test_string_labels_and_binary_decision_function():
+    X, y = make_data(4, n_classes=2)
+    labels = np.array(["cat", "dog"])[y]
+    clf = EnergyClassifier(LMNN(random_state=0)).fit(X, labels)
+    np.testing.assert_array_equal(clf.classes_, ["cat", "dog"])
+    scores = clf.decision_function(X)
+    assert scores.shape == (X.shape[0],)
+    energies = clf.energies(X)
+    np.testing.assert_allclose(scores, energies[:, 0] - energies[:, 1])
+    np.testing.assert_array_equal(clf.predict(X), np.where(scores > 0, "dog", "cat"))
+
+
+def test_prefit_lmnn_is_used_as_is():
+    X, y = make_data(5)
+    lmnn = LMNN(random_state=0).fit(X, y)
+    before = lmnn.components_.copy()
+    clf = EnergyClassifier(lmnn).fit(X[:45], y[:45])
+    assert clf.lmnn_ is lmnn
+    np.testing.assert_array_equal(lmnn.components_, before)
+    np.testing.assert_array_equal(
+        clf.target_neighbors_, reference.target_neighbors(X[:45], y[:45], 3)
+    )
+
+
+def test_unfitted_lmnn_is_cloned_not_modified():
+    X, y = make_data(6)
+    lmnn = LMNN(random_state=0)
+    clf = EnergyClassifier(lmnn).fit(X, y)
+    assert clf.lmnn_ is not lmnn
+    assert not hasattr(lmnn, "components_")
+    assert clf.lmnn_.components_.shape == (3, 3)
+
+
+def test_default_metric_and_no_probabilities():
+    X, y = make_data(7)
+    clf = EnergyClassifier().fit(X, y)
+    assert isinstance(clf.lmnn_, LMNN)
+    assert not hasattr(clf, "predict_proba")
+
+
+def test_errors():
+    X, y = make_data(8)
+    with pytest.raises(NotFittedError):
+        EnergyClassifier().predict(X)
+    lmnn = LMNN().fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        EnergyClassifier(lmnn).fit(X[:, :2], y)
+    with pytest.raises(ValueError, match=r"Class 0 has 2 sample\(s\)"):
+        EnergyClassifier(LMNN(n_neighbors=2)).fit(
+            X[[0, 3, 1, 4, 7, 2, 5, 8]], y[[0, 3, 1, 4, 7, 2, 5, 8]]
+        )
+    with pytest.raises(ValueError, match="lmnn"):
+        EnergyClassifier(lmnn="LMNN").fit(X, y)
+    clf = EnergyClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :2])
