@@ -54,34 +54,47 @@ def _soft_neighbor_kernel(
         i = row_offset + r
         label = labels[i]
         norm_i = sq_norms[i]
-        nearest = np.inf
         for j in range(n_cols):
             value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
-            if value < 0.0:  # rounding of the expansion; keeps NaN as NaN
-                value = 0.0
-            sq_dist[j] = value
-            if j != i and value < nearest:
-                nearest = value
+            # clamp the expansion's rounding below 0; NaN stays NaN
+            sq_dist[j] = 0.0 if value < 0.0 else value
+        sq_dist[i] = np.inf  # a point never picks itself
+        # The row's smallest distance, with four independent running minima
+        # (a single one would be a serial chain).
+        m0 = np.inf
+        m1 = np.inf
+        m2 = np.inf
+        m3 = np.inf
+        j = 0
+        while j + 4 <= n_cols:
+            m0 = min(m0, sq_dist[j])
+            m1 = min(m1, sq_dist[j + 1])
+            m2 = min(m2, sq_dist[j + 2])
+            m3 = min(m3, sq_dist[j + 3])
+            j += 4
+        while j < n_cols:
+            m0 = min(m0, sq_dist[j])
+            j += 1
+        nearest = min(min(m0, m1), min(m2, m3))
+        limit = nearest + _SKIP_EXPONENT
         total = 0.0
         same = 0.0
         for j in range(n_cols):
-            shifted = sq_dist[j] - nearest
-            if j == i or shifted >= _SKIP_EXPONENT:
-                weight = 0.0
+            if sq_dist[j] < limit:
+                weight = math.exp(nearest - sq_dist[j])
+                sq_dist[j] = weight
+                total += weight
+                if labels[j] == label:
+                    same += weight
             else:
-                weight = math.exp(-shifted)
-            sq_dist[j] = weight
-            total += weight
-            if labels[j] == label:
-                same += weight
+                sq_dist[j] = 0.0
         p_i = same / total
         p_correct[r] = p_i
+        # W_ij = p_ij (1 - p_i) in i's class, -p_ij p_i outside it
+        same_factor = (1.0 - p_i) / total
+        other_factor = -p_i / total
         for j in range(n_cols):
-            p_ij = sq_dist[j] / total
-            if labels[j] == label:
-                w = p_ij * (1.0 - p_i)
-            else:
-                w = -p_ij * p_i
+            w = sq_dist[j] * (same_factor if labels[j] == label else other_factor)
             out[r, j] = w
             col_sums[j] += w
     return col_sums
