@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
 
 from ._base import MetricLearner
 from ._init import INIT_METHODS, initialize_components, resolve_n_components
@@ -21,6 +22,9 @@ from ._validation import validate_X_y
 
 # solver='auto' is exact up to this many samples, truncated above.
 AUTO_EXACT_MAX_SAMPLES = 10_000
+# Up to this many samples the exact solver's GEMMs (n x n x n_components) are
+# too small to gain from BLAS threads, whose synchronisation then dominates.
+SERIAL_BLAS_MAX_SAMPLES = 2_048
 # The truncated solver measures the softmax mass it drops on about this many
 # evenly spaced points.
 _MASS_SAMPLE = 2_000
@@ -246,15 +250,17 @@ class NCA(MetricLearner):
                 callback=self.callback,
                 columns=("expected_accuracy",),
             )
-            result = minimize_lbfgs(
-                _exact_objective(X_centered, labels, self.working_memory),
-                components,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                log=log,
-                shape=components.shape,
-                ftol=self.tol,
-            )
+            blas_threads = 1 if n_samples <= SERIAL_BLAS_MAX_SAMPLES else None
+            with threadpool_limits(limits=blas_threads, user_api="blas"):
+                result = minimize_lbfgs(
+                    _exact_objective(X_centered, labels, self.working_memory),
+                    components,
+                    max_iter=self.max_iter,
+                    tol=self.tol,
+                    log=log,
+                    shape=components.shape,
+                    ftol=self.tol,
+                )
             components, n_iter = result.x, result.n_iter
         else:
             log = IterationLog(
