@@ -5,6 +5,18 @@ Plain arrays in and out (C-contiguous float32 or float64), no estimators, no
 Dense products go through BLAS; numba fuses what BLAS cannot (norms,
 clamping, top-k selection, radius filtering, sparse accumulation). Kernels
 compile on their first call, never at import.
+
+Every numba kernel here is serial, cached on disk (``_config.jit``) and
+releases the GIL; the Python wrappers split rows over threads
+(``numba.get_num_threads()`` of them, see ``_chunking.run_on_row_ranges``),
+so the kernels use every core and still compile only once per machine.
+Results do not depend on the number of threads, except where a docstring
+says otherwise.
+
+Module map: ``distances`` (blocked squared distances, exact pair
+distances), ``neighbors`` (target neighbours), ``impostors`` (impostor
+search and candidate recheck, pair sorting), ``outer`` (weighted
+outer-product sums), ``_chunking`` (byte budget, threads).
 """
 
 from ._chunking import rows_per_chunk

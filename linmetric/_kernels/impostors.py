@@ -72,18 +72,18 @@ def _filter_kernel(
             exact = -1.0
             flags = 0
             if approx + slack < radius_i:
-                flags |= 1
+                flags |= _ROW_HIT
             elif approx - slack < radius_i:
                 exact = exact_sq_distance(Z_rows, i, Z_cols, j)
                 if exact < radius_i:
-                    flags |= 1
+                    flags |= _ROW_HIT
             if approx + slack < radius_j:
-                flags |= 2
+                flags |= _COL_HIT
             elif approx - slack < radius_j:
                 if exact < 0.0:
                     exact = exact_sq_distance(Z_rows, i, Z_cols, j)
                 if exact < radius_j:
-                    flags |= 2
+                    flags |= _COL_HIT
             if flags == 0:
                 continue
             if exact_values and exact < 0.0:
@@ -122,12 +122,12 @@ def _emit_kernel(
         for c in range(n_codes[ii]):
             code = codes[ii, c]
             l = col_index[code >> 2]
-            if code & 1:
+            if code & _ROW_HIT:
                 out_rows[position] = i
                 out_cols[position] = l
                 out_dists[position] = products[ii, c]
                 position += 1
-            if code & 2:
+            if code & _COL_HIT:
                 out_rows[position] = l
                 out_cols[position] = i
                 out_dists[position] = products[ii, c]

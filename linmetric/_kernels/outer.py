@@ -3,13 +3,14 @@
 ``C = sum_p w_p (x_a - x_b)(x_a - x_b)^T`` over pairs ``p = (a, b)`` equals
 ``X^T (D - W - W^T) X``, where ``W[a, b]`` sums the weights of the pairs
 ``(a, b)`` and ``D`` is the diagonal of the row plus column sums of ``W``.
-Since ``X^T W^T X = (X^T W X)^T``, it is computed as
+Since ``X^T W^T X = (X^T W X)^T`` and ``C`` is symmetric, ``C`` is the
+symmetric part of
 
-    C = X^T D X - G - G^T,   G = X^T (W X),
+    H = X^T (D X - 2 W X),
 
-with one sparse product ``W X`` (a numba pass over the pairs:
-``(W X)[a] += w_p x_b``, a gather, no scattered writes) and GEMMs in float64
-over blocks of rows. This is the main term of the LMNN gradient.
+computed with one sparse product ``W X`` (a numba pass over the pairs:
+``(W X)[a] += w_p x_b``, a gather, no scattered writes) and one float64 GEMM
+(over blocks of the rows that occur in some pair). This is the main term of the LMNN gradient.
 """
 
 import numpy as np
@@ -139,13 +140,21 @@ def weighted_outer_sum(X, rows, cols, weights, *, working_memory=None):
     product = _sparse_product(X, rows, cols, weights)  # W X
     degrees = np.bincount(rows, weights, minlength=n_samples)
     degrees += np.bincount(cols, weights, minlength=n_samples)
-    quadratic = np.zeros((n_features, n_features))  # X^T D X
-    cross = np.zeros((n_features, n_features))  # G = X^T W X
-    n_rows = rows_per_chunk(3 * n_features * 8, working_memory, max_rows=n_samples)
-    for start in range(0, n_samples, n_rows):
-        stop = min(start + n_rows, n_samples)
-        block = X[start:stop].astype(np.float64)
-        cross += block.T @ product[start:stop]
-        quadratic += (block * degrees[start:stop, None]).T @ block
-    C = quadratic - cross - cross.T
-    return (C + C.T) / 2.0
+    # Only rows in some pair contribute.
+    in_pairs = np.zeros(n_samples, dtype=bool)
+    in_pairs[rows] = True
+    in_pairs[cols] = True
+    active = np.flatnonzero(in_pairs)
+    n_active = active.shape[0]
+    # H = X^T (D X - 2 W X) = X^T D X - 2 G, whose symmetric part is C: one
+    # GEMM per block of rows, which bounds the float64 copies.
+    H = np.zeros((n_features, n_features))
+    n_rows = rows_per_chunk(3 * n_features * 8, working_memory, max_rows=n_active)
+    for start in range(0, n_active, n_rows):
+        index = active[start : start + n_rows]
+        block = X[index].astype(np.float64, copy=False)
+        right = block * degrees[index, None]
+        right -= 2.0 * product[index]
+        H += block.T @ right
+
+    return (H + H.T) / 2.0
