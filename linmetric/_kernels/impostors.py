@@ -57,18 +57,34 @@ def _filter_kernel(
     # products[ii, :n_codes[ii]] = their squared distances (compacted in
     # place: the write position never passes the read position).
     n_cols = products.shape[1]
+    keep = 1.0 - factor
+    is_candidate = np.empty(n_cols, dtype=np.bool_)
     for ii in range(start, stop):
         i = block_start + ii
         norm_i = row_norms[i]
         radius_i = row_radii[i]
         count = 0
         hits = 0
+        # Pass 1, branch-free (vectorised): a lower bound of the exact
+        # distance against the larger of the two radii.
+        lower_i = keep * norm_i
+        n_candidates = 0
         for j in range(n_cols):
+            lower = lower_i + keep * col_norms[j] - 2.0 * products[ii, j]
+            flag = lower < max(radius_i, col_radii[j])
+            is_candidate[j] = flag
+            n_candidates += flag
+        if n_candidates == 0:
+            n_codes[ii] = 0
+            n_hits[ii] = 0
+            continue
+        # Pass 2: decide the candidates, exactly near a radius.
+        for j in range(n_cols):
+            if not is_candidate[j]:
+                continue
             approx = norm_i + col_norms[j] - 2.0 * products[ii, j]
             slack = factor * (norm_i + col_norms[j])
             radius_j = col_radii[j]
-            if approx - slack >= radius_i and approx - slack >= radius_j:
-                continue  # the common case: far from both radii
             exact = -1.0
             flags = 0
             if approx + slack < radius_i:
