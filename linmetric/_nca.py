@@ -12,6 +12,7 @@ from ._kernels import row_norms_sq, rows_per_chunk, sq_distance_blocks
 from ._kernels.nca import (
     nearest_candidates,
     reselect_candidates,
+    reverse_candidates,
     scatter_truncated_gradient,
     soft_neighbor_weights,
     truncated_soft_neighbors,
@@ -423,7 +424,7 @@ def nca_loss_grad(components, X, labels, *, working_memory=None):
     return -float(p_correct.sum()), grad, p_correct
 
 
-def truncated_loss_grad(components, X, labels, candidates):
+def truncated_loss_grad(components, X, labels, candidates, reverse=None):
     """NCA loss and gradient with each softmax restricted to candidate sets.
 
     Parameters
@@ -433,6 +434,8 @@ def truncated_loss_grad(components, X, labels, candidates):
     labels : ndarray of shape (n_samples,), intp
     candidates : ndarray of shape (n_samples, m), intp
         Distinct candidate neighbours of each point, never the point itself.
+    reverse : tuple, optional
+        ``reverse_candidates(candidates, n_samples)``, to reuse over calls.
 
     Returns
     -------
@@ -447,7 +450,7 @@ def truncated_loss_grad(components, X, labels, candidates):
     p_correct = np.empty(n_samples, dtype=np.float64)
     S = np.empty(Z.shape, dtype=np.float64)
     truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S)
-    scatter_truncated_gradient(Z, candidates, weights, S)
+    scatter_truncated_gradient(Z, candidates, weights, S, reverse)
     grad = 2.0 * (S.T @ X)
     return -float(p_correct.sum()), grad, p_correct
 
@@ -511,10 +514,13 @@ def _exact_objective(X, labels, working_memory):
 
 def _truncated_objective(X, labels, candidates, dropped_mass):
     n_samples = X.shape[0]
+    reverse = reverse_candidates(candidates, n_samples)
 
     def fun(flat_components):
         components = flat_components.reshape(-1, X.shape[1])
-        loss, grad, p_correct = truncated_loss_grad(components, X, labels, candidates)
+        loss, grad, p_correct = truncated_loss_grad(
+            components, X, labels, candidates, reverse
+        )
         if fun.first_loss is None:
             fun.first_loss = loss
         extras = {

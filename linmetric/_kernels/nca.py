@@ -397,13 +397,56 @@ def truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S):
     )
 
 
+def reverse_candidates(candidates, n_samples):
+    """Index the candidate pairs ``(i, c)`` by their point ``j = candidates[i, c]``.
+
+    Parameters
+    ----------
+    candidates : ndarray of shape (n_samples, m), intp
+    n_samples : int
+
+    Returns
+    -------
+    indptr : ndarray of shape (n_samples + 1,), intp
+    positions : ndarray of shape (n_samples * m,), intp
+        ``positions[indptr[j]:indptr[j + 1]]`` are the flat positions
+        ``i * m + c`` with ``candidates[i, c] == j``, in increasing order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.nca import reverse_candidates
+    >>> indptr, positions = reverse_candidates(np.array([[1], [0], [1]]), 3)
+    >>> indptr.tolist(), positions.tolist()
+    ([0, 1, 3, 3], [1, 0, 2])
+    """
+    flat = candidates.ravel()
+    positions = np.argsort(flat, kind="stable").astype(np.intp, copy=False)
+    indptr = np.zeros(n_samples + 1, dtype=np.intp)
+    np.cumsum(np.bincount(flat, minlength=n_samples), out=indptr[1:])
+    return indptr, positions
+
+
 @jit
-def scatter_truncated_gradient(Z, candidates, weights, S):
+def _scatter_kernel(start, stop, Z, indptr, positions, m, flat_weights, S):
+    n_components = Z.shape[1]
+    for j in range(start, stop):
+        for q in range(indptr[j], indptr[j + 1]):
+            position = positions[q]
+            i = position // m
+            w = flat_weights[position]
+            for k in range(n_components):
+                S[j, k] += w * (np.float64(Z[j, k]) - np.float64(Z[i, k]))
+
+
+def scatter_truncated_gradient(Z, candidates, weights, S, reverse=None):
     """Add ``sum_i W_ij (z_j - z_i)`` to ``S[j]`` for every candidate pair.
 
     Completes ``S = (D - W - W^T) Z`` after :func:`truncated_soft_neighbors`
-    (``D Z - W^T Z`` is this scatter). Serial: rows of ``S`` receive from
-    many points. Sums in float64.
+    (``D Z - W^T Z`` is this scatter). Each row ``j`` of ``S`` gathers its
+    pairs through the reverse index, so rows split over threads without
+    races, and every row sums in the same order (increasing ``i``) whatever
+    the number of threads. Sums in float64.
 
     Parameters
     ----------
@@ -412,11 +455,19 @@ def scatter_truncated_gradient(Z, candidates, weights, S):
     weights : ndarray of shape (n_samples, m), float64
     S : ndarray of shape (n_samples, n_components), float64
         Updated in place.
+    reverse : tuple (indptr, positions), optional
+        :func:`reverse_candidates` of ``candidates``, when already computed.
     """
-    n_components = Z.shape[1]
-    for i in range(candidates.shape[0]):
-        for c in range(candidates.shape[1]):
-            j = candidates[i, c]
-            w = weights[i, c]
-            for k in range(n_components):
-                S[j, k] += w * (np.float64(Z[j, k]) - np.float64(Z[i, k]))
+    if reverse is None:
+        reverse = reverse_candidates(candidates, Z.shape[0])
+    indptr, positions = reverse
+    run_on_row_ranges(
+        _scatter_kernel,
+        Z.shape[0],
+        Z,
+        indptr,
+        positions,
+        candidates.shape[1],
+        np.ascontiguousarray(weights).ravel(),
+        S,
+    )
