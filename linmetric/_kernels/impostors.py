@@ -352,6 +352,9 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
     pieces = []
     counts = np.zeros(n_samples, dtype=np.intp)
     classes = np.unique(y)
+    product_buffer = np.empty(0, dtype=Z.dtype)
+    code_buffer = np.empty(0, dtype=code_dtype)
+    products = codes = None
     for label in classes[:-1]:
         members = np.flatnonzero(y == label)
         others = np.flatnonzero(y > label)
@@ -363,8 +366,15 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
         )
         for start in range(0, members.shape[0], n_rows):
             stop = min(start + n_rows, members.shape[0])
-            products = Z_rows[start:stop] @ Z_cols.T
-            codes = np.empty(products.shape, dtype=code_dtype)
+            shape = (stop - start, others.shape[0])
+            if product_buffer.size < shape[0] * shape[1]:
+                # one buffer for all blocks: no page faults on fresh memory
+                product_buffer = code_buffer = None
+                product_buffer = np.empty(shape[0] * shape[1], dtype=Z.dtype)
+                code_buffer = np.empty(shape[0] * shape[1], dtype=code_dtype)
+            products = product_buffer[: shape[0] * shape[1]].reshape(shape)
+            codes = code_buffer[: shape[0] * shape[1]].reshape(shape)
+            np.matmul(Z_rows[start:stop], Z_cols.T, out=products)
             n_codes = np.empty(stop - start, dtype=np.intp)
             n_hits = np.empty(stop - start, dtype=np.intp)
             run_on_row_ranges(
@@ -406,7 +416,8 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
                 )
                 counts += np.bincount(piece[0], minlength=n_samples)
                 pieces.append(piece)
-            del products, codes
+        del Z_rows, Z_cols
+    del product_buffer, code_buffer, products, codes
     return _assemble(pieces, counts, Z.dtype)
 
 

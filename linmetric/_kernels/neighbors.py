@@ -150,6 +150,7 @@ def target_neighbors(X, y, n_neighbors, *, working_memory=None, return_distance=
     factor = error_factor(X.dtype, X.shape[1])
     indices = np.empty((X.shape[0], k), dtype=np.intp)
     sq_distances = np.empty((X.shape[0], k), dtype=X.dtype)
+    product_buffer = np.empty(0, dtype=X.dtype)  # reused by every block
     for label in classes:
         members = np.flatnonzero(y == label)
         X_class = X[members]
@@ -160,7 +161,12 @@ def target_neighbors(X, y, n_neighbors, *, working_memory=None, return_distance=
         local_dist = np.empty((n_class, k), dtype=X.dtype)
         for start in range(0, n_class, n_rows):
             stop = min(start + n_rows, n_class)
-            products = X_class[start:stop] @ X_class.T
+            shape = (stop - start, n_class)
+            if product_buffer.size < shape[0] * shape[1]:
+                product_buffer = None
+                product_buffer = np.empty(shape[0] * shape[1], dtype=X.dtype)
+            products = product_buffer[: shape[0] * shape[1]].reshape(shape)
+            np.matmul(X_class[start:stop], X_class.T, out=products)
             run_on_row_ranges(
                 _top_k_kernel,
                 stop - start,
@@ -172,7 +178,7 @@ def target_neighbors(X, y, n_neighbors, *, working_memory=None, return_distance=
                 local_index[start:stop],
                 local_dist[start:stop],
             )
-            del products
+        del products, X_class
         indices[members] = members[local_index]
         sq_distances[members] = local_dist
     if return_distance:
