@@ -8,9 +8,9 @@ from threadpoolctl import threadpool_limits
 
 from ._base import MetricLearner
 from ._init import INIT_METHODS, initialize_components, resolve_n_components
-from ._kernels import row_norms_sq, rows_per_chunk, sq_distance_blocks
+from ._kernels import row_norms_sq, rows_per_chunk
 from ._kernels.nca import (
-    nearest_candidates,
+    candidate_search,
     reselect_candidates,
     reverse_candidates,
     scatter_truncated_gradient,
@@ -270,9 +270,13 @@ class NCA(MetricLearner):
                 callback=self.callback,
                 columns=("expected_accuracy", "dropped_mass"),
             )
-            components, n_iter = self._fit_truncated(
-                X_centered, labels, components, log
-            )
+            # Its GEMMs are (n x n_components x n_components) or split over
+            # threads by the kernels already: BLAS threads only add
+            # synchronisation.
+            with threadpool_limits(limits=1, user_api="blas"):
+                components, n_iter = self._fit_truncated(
+                    X_centered, labels, components, log
+                )
 
         self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.n_iter_ = n_iter
@@ -489,13 +493,14 @@ def find_candidates(
     """
     Z = np.ascontiguousarray(X @ components.T, dtype=np.float32)
     n_samples = Z.shape[0]
-    candidates = np.empty((n_samples, n_candidates), dtype=np.intp)
-    dropped = np.empty(n_samples, dtype=np.float64)
     stride = 1 if mass_sample is None else max(1, n_samples // mass_sample)
-    for start, stop, block in sq_distance_blocks(Z, working_memory=working_memory):
-        nearest_candidates(
-            block, start, candidates[start:stop], dropped[start:stop], stride, n_kept
-        )
+    candidates, dropped = candidate_search(
+        Z,
+        n_candidates,
+        working_memory=working_memory,
+        mass_stride=stride,
+        n_kept=n_kept,
+    )
     return candidates, dropped
 
 

@@ -139,7 +139,8 @@ def test_nearest_candidates_kernel_on_ties_and_duplicates(dtype):
     )
     index = np.empty((4, 2), dtype=np.intp)
     dropped = np.empty(4)
-    nearest_candidates(sq_dist, 0, index, dropped)
+    # d_ij = ||z_i||^2 + ||z_j||^2 - 2 g_ij with zero norms and g = -d / 2
+    nearest_candidates(-sq_dist / 2, np.zeros(4), 0, index, dropped)
     assert index.tolist() == [[1, 2], [0, 2], [0, 1], [0, 1]]
     np.testing.assert_allclose(dropped[:2], np.exp(-1) / (1 + 2 * np.exp(-1)))
     np.testing.assert_allclose(dropped[2:], np.exp(-3) / (2 + np.exp(-3)))

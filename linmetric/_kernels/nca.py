@@ -33,12 +33,16 @@ import math
 
 import numpy as np
 
-from ._chunking import run_on_row_ranges
+from ._chunking import get_num_threads, rows_per_chunk, run_on_row_ranges, run_tasks
 from ._config import jit
+from .distances import row_norms_sq
 
 # exp(-_SKIP_EXPONENT) ~ 2e-22: terms this far past the row's nearest point
 # are below float64 resolution relative to it and are not evaluated.
 _SKIP_EXPONENT = 50.0
+# Rows per GEMM block of the candidate search (at most; the budget may lower
+# it): large enough for an efficient GEMM, small enough to stay near cache.
+_SEARCH_BLOCK_ROWS = 256
 
 
 @jit
@@ -160,20 +164,30 @@ def soft_neighbor_weights(gram, sq_norms, labels, row_offset, p_correct, out=Non
 
 @jit
 def _candidates_kernel(
-    start, stop, block, row_offset, mass_stride, n_kept, out_index, out_dropped
+    start,
+    stop,
+    gram,
+    sq_norms,
+    row_offset,
+    mass_stride,
+    n_kept,
+    out_index,
+    out_dropped,
 ):
-    n_cols = block.shape[1]
+    # gram[r, j] = z_i . z_j for i = row_offset + r.
+    n_cols = gram.shape[1]
     m = out_index.shape[1]
     best = np.empty(m, dtype=np.float64)
     best_index = np.empty(m, dtype=np.intp)
     for r in range(start, stop):
         i = row_offset + r
+        norm_i = sq_norms[i]
         # Partial selection: keep the m smallest in a sorted buffer.
         count = 0
         for j in range(n_cols):
             if j == i:
                 continue
-            value = np.float64(block[r, j])
+            value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
             if count == m and value >= best[m - 1]:
                 continue
             position = count if count < m else m - 1
@@ -199,7 +213,8 @@ def _candidates_kernel(
         for j in range(n_cols):
             if j == i:
                 continue
-            shifted = np.float64(block[r, j]) - nearest
+            value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
+            shifted = value - nearest
             if shifted < _SKIP_EXPONENT:
                 total += math.exp(-shifted)
         dropped = (total - kept) / total
@@ -207,14 +222,20 @@ def _candidates_kernel(
 
 
 def nearest_candidates(
-    sq_dist, row_offset, out_index, out_dropped, mass_stride=1, n_kept=None
+    gram, sq_norms, row_offset, out_index, out_dropped, mass_stride=1, n_kept=None
 ):
     """Each row's nearest points and the softmax mass of all the others.
 
+    The squared distances ``||z_i||^2 + ||z_j||^2 - 2 z_i . z_j`` are formed
+    on the fly (in float64 from the given products) and never stored.
+
     Parameters
     ----------
-    sq_dist : ndarray of shape (n_rows, n_samples)
-        Squared distances from points ``row_offset ..`` to all points.
+    gram : ndarray of shape (n_rows, n_samples)
+        Inner products ``z_i . z_j`` of points ``row_offset ..`` with all
+        points (one GEMM).
+    sq_norms : ndarray of shape (n_samples,), float64
+        ``||z_j||^2``.
     row_offset : int
         Index of the block's first row among all points.
     out_index : ndarray of shape (n_rows, m), intp
@@ -222,9 +243,10 @@ def nearest_candidates(
         first (ties in index order). ``m`` must be below ``n_samples``.
     out_dropped : ndarray of shape (n_rows,), float64
         Receives ``sum_{j not kept} p_ij``, the soft-neighbour mass that a
-        softmax over the first ``n_kept`` selected points leaves out (terms more than 50 units of squared
-        distance beyond the nearest point, below ``2e-22`` of it, are not
-        evaluated); NaN for the rows it is not measured on.
+        softmax over the first ``n_kept`` selected points leaves out (terms
+        more than 50 units of squared distance beyond the nearest point,
+        below ``2e-22`` of it, are not evaluated); NaN for the rows it is
+        not measured on.
     mass_stride : int, default=1
         The mass is measured on the points whose index is a multiple of
         ``mass_stride`` (the selection is cheap, the mass needs an ``exp``
@@ -237,22 +259,100 @@ def nearest_candidates(
     --------
     >>> import numpy as np
     >>> from linmetric._kernels.nca import nearest_candidates
-    >>> d = np.array([[0.0, 3.0, 1.0], [3.0, 0.0, 2.0], [1.0, 2.0, 0.0]])
+    >>> Z = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
     >>> index, dropped = np.empty((3, 1), dtype=np.intp), np.empty(3)
-    >>> nearest_candidates(d, 0, index, dropped)
+    >>> nearest_candidates(Z @ Z.T, (Z**2).sum(axis=1), 0, index, dropped)
     >>> index.ravel().tolist(), dropped.round(3).tolist()
-    ([2, 2, 0], [0.119, 0.269, 0.269])
+    ([2, 2, 0], [0.269, 0.269, 0.5])
     """
     run_on_row_ranges(
         _candidates_kernel,
-        sq_dist.shape[0],
-        sq_dist,
+        gram.shape[0],
+        gram,
+        sq_norms,
         row_offset,
         mass_stride,
         out_index.shape[1] if n_kept is None else n_kept,
         out_index,
         out_dropped,
     )
+
+
+def candidate_search(
+    Z, n_candidates, *, working_memory=None, mass_stride=1, n_kept=None
+):
+    """Each point's nearest points among all, and the softmax mass left out.
+
+    Blocks of rows go through one GEMM (``Z[rows] @ Z.T``, in ``Z``'s dtype)
+    and :func:`nearest_candidates`. The blocks are shared among threads,
+    each running its own GEMMs with single-threaded BLAS: with small blocks,
+    BLAS's own threads spend more time synchronising than computing, the
+    more so on a busy machine.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components), float32 or float64
+        Projected points.
+    n_candidates : int
+        How many to select, below ``n_samples``.
+    working_memory : float, optional
+        Budget in MiB for the blocks of all threads together; None means
+        ``sklearn.get_config()['working_memory']``.
+    mass_stride, n_kept : int
+        As in :func:`nearest_candidates`.
+
+    Returns
+    -------
+    candidates : ndarray of shape (n_samples, n_candidates), intp
+        Nearest first.
+    dropped_mass : ndarray of shape (n_samples,), float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.nca import candidate_search
+    >>> Z = np.array([[0.0], [1.0], [3.0], [7.0]])
+    >>> candidates, dropped = candidate_search(Z, 2)
+    >>> candidates.tolist()
+    [[1, 2], [0, 2], [1, 0], [2, 1]]
+    """
+    from threadpoolctl import threadpool_limits
+
+    n_samples = Z.shape[0]
+    Z_T = np.ascontiguousarray(Z.T)
+    sq_norms = row_norms_sq(Z)
+    candidates = np.empty((n_samples, n_candidates), dtype=np.intp)
+    dropped = np.empty(n_samples, dtype=np.float64)
+    if n_kept is None:
+        n_kept = n_candidates
+    n_threads = get_num_threads()
+    n_rows = rows_per_chunk(
+        n_samples * Z.itemsize * n_threads,
+        working_memory,
+        max_rows=min(_SEARCH_BLOCK_ROWS, -(-n_samples // n_threads)),
+    )
+    starts = list(range(0, n_samples, n_rows))
+
+    def search(task_starts):
+        gram = np.empty((n_rows, n_samples), dtype=Z.dtype)
+        for start in task_starts:
+            stop = min(start + n_rows, n_samples)
+            block = np.matmul(Z[start:stop], Z_T, out=gram[: stop - start])
+            _candidates_kernel(
+                0,
+                stop - start,
+                block,
+                sq_norms,
+                start,
+                mass_stride,
+                n_kept,
+                candidates[start:stop],
+                dropped[start:stop],
+            )
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        run_tasks([(search, starts[t::n_threads]) for t in range(n_threads)])
+    return candidates, dropped
 
 
 @jit
