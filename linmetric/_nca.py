@@ -26,6 +26,8 @@ AUTO_EXACT_MAX_SAMPLES = 10_000
 # Up to this many samples the exact solver's GEMMs (n x n x n_components) are
 # too small to gain from BLAS threads, whose synchronisation then dominates.
 SERIAL_BLAS_MAX_SAMPLES = 2_048
+# Rows per block of the exact solver, at most.
+_EXACT_BLOCK_ROWS = 1_024
 # The truncated solver measures the softmax mass it drops on about this many
 # evenly spaced points.
 _MASS_SAMPLE = 2_000
@@ -409,8 +411,12 @@ def nca_loss_grad(components, X, labels, *, working_memory=None):
     S = np.zeros(Z.shape, dtype=np.float64)
     col_sums = np.zeros(n_samples, dtype=np.float64)
     # One block holds a Gram block in Z's dtype and the weights in float32.
+    # Blocks of at most _EXACT_BLOCK_ROWS rows: GEMMs stay efficient and
+    # memory stays well under the budget.
     n_rows = rows_per_chunk(
-        n_samples * (Z.itemsize + 4), working_memory, max_rows=n_samples
+        n_samples * (Z.itemsize + 4),
+        working_memory,
+        max_rows=min(n_samples, _EXACT_BLOCK_ROWS),
     )
     gram = np.empty((n_rows, n_samples), dtype=Z.dtype)
     weights = gram if Z.dtype == np.float32 else np.empty(gram.shape, np.float32)
