@@ -23,10 +23,10 @@ def _grid(n_panels):
 def plot_accuracy_vs_time(records, path):
     """kNN test accuracy against fit time, one panel per data set.
 
-    Every (library, method) pair is one point per seed; all libraries share
-    each panel and its legend, with a marker per library and a colour per
-    method. The time axis is logarithmic; the baseline (no fit) sits at the
-    left edge.
+    Every (library, method) pair is one point per seed, with a marker per
+    library and a colour per method; all libraries share each panel, and one
+    legend serves the figure. The time axis is logarithmic. Methods without a
+    fit (the Euclidean baseline) are drawn as a dashed horizontal line.
     """
     plt = _pyplot()
     done = [r for r in records if r["status"] == "ok" and r["knn_accuracy"] is not None]
@@ -38,33 +38,37 @@ def plot_accuracy_vs_time(records, path):
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     rows, columns = _grid(len(datasets))
     figure, axes = plt.subplots(
-        rows, columns, figsize=(6 * columns, 4.2 * rows), squeeze=False
+        rows, columns, figsize=(5.5 * columns + 2.5, 4 * rows), squeeze=False
     )
-    smallest = min((r["fit_seconds"] for r in done if r["fit_seconds"]), default=1e-3)
+    legend = {}
     for axis, dataset in zip(axes.flat, datasets, strict=False):
         for record in (r for r in done if r["dataset"] == dataset):
             library = libraries.index(record["library"])
             method = methods.index(record["method"])
-            axis.scatter(
-                max(record["fit_seconds"] or 0.0, smallest / 2),
-                record["knn_accuracy"],
-                marker=_MARKERS[library % len(_MARKERS)],
-                color=colours[method % len(colours)],
-                s=60,
-                alpha=0.85,
-                label=f"{record['method']} ({record['library']})",
-            )
+            label = f"{record['method']} ({record['library']})"
+            if not record["fit_seconds"]:
+                artist = axis.axhline(
+                    record["knn_accuracy"], color="0.4", linestyle="--", linewidth=1
+                )
+            else:
+                artist = axis.scatter(
+                    record["fit_seconds"],
+                    record["knn_accuracy"],
+                    marker=_MARKERS[library % len(_MARKERS)],
+                    color=colours[method % len(colours)],
+                    s=60,
+                    alpha=0.85,
+                )
+            legend.setdefault(label, artist)
         axis.set_xscale("log")
         axis.set_title(dataset)
         axis.set_xlabel("fit time (s)")
         axis.set_ylabel(f"{done[0]['n_neighbors']}-NN test accuracy")
         axis.grid(True, which="both", alpha=0.3)
-        handles, labels = axis.get_legend_handles_labels()
-        unique = dict(zip(labels, handles, strict=True))
-        axis.legend(unique.values(), unique.keys(), fontsize="small")
     for axis in list(axes.flat)[len(datasets) :]:
         axis.set_visible(False)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1 - 2.4 / (5.5 * columns + 2.5), 1))
+    figure.legend(legend.values(), legend.keys(), loc="upper right", fontsize="small")
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return Path(path)
