@@ -192,7 +192,7 @@ def test_progress_live_line_and_summaries():
 
 
 def test_cli_quick_smoke(tmp_path, capsys, stand_in_methods):
-    json_path, csv_path, plots = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "p"
+    json_path, csv_path = tmp_path / "r.json", tmp_path / "r.csv"
     status = cli.main(
         [
             "--datasets",
@@ -207,8 +207,6 @@ def test_cli_quick_smoke(tmp_path, capsys, stand_in_methods):
             str(json_path),
             "--csv",
             str(csv_path),
-            "--plots",
-            str(plots),
         ]
     )
     assert status == 0
@@ -241,10 +239,19 @@ def test_cli_quick_smoke(tmp_path, capsys, stand_in_methods):
         rows = list(csv.DictReader(stream))
     assert len(rows) == len(records)
     assert rows[0]["env_version_numpy"] == np.__version__ and "env_blas" in rows[0]
+
+
+def test_cli_plots(tmp_path, stand_in_methods):
+    pytest.importorskip("matplotlib")
+    plots = tmp_path / "plots"
+    argv = ["--datasets", "iris", "--methods", "euclidean,whitening,nca", "--quiet"]
+    assert cli.main([*argv, "--plots", str(plots)]) == 0
     assert {p.name for p in plots.iterdir()} == {
         "quick_accuracy_vs_fit_time.png",
         "quick_loss_curves.png",
     }
+    for path in plots.iterdir():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_rejects_unknown_dataset():
