@@ -25,7 +25,14 @@ isotropic noise), it times, in one process:
 Times are the best of ``repeats`` runs after a warm-up call; numba's
 first-call cost is measured apart, in fresh subprocesses: ``compile_seconds``
 with an empty numba cache (a true compile) and ``cached_first_call_seconds``
-with the default on-disk cache.
+with the default on-disk cache. The kernels are called in table order in one
+process, so ``distances`` also carries numba's one-time start-up and the
+helpers it compiles for the others.
+
+Impostor pairs are checked against the baseline: ``pairs_differing`` counts
+the pairs only one side found. They sit at the radius, where scikit-learn's
+float32 distances round one way and the kernel's exact float64 recheck the
+other.
 """
 
 import argparse
@@ -387,7 +394,8 @@ def format_table(records):
             f"({r.get('blas_architecture')}, {r.get('blas_threads')} threads); "
             f"OPENBLAS_CORETYPE={r.get('openblas_coretype')}. "
             "speedup = baseline seconds / kernel seconds. Impostor GFLOP/s count "
-            "all n^2 pairs for both. compile s: first call with an empty numba cache."
+            "all n^2 pairs for both. compile s: first call with an empty numba cache "
+            "(distances includes numba's start-up)."
         )
     return "\n".join(lines)
 

@@ -90,7 +90,7 @@ def target_neighbors(X, y, n_neighbors, *, working_memory=None, return_distance=
     ----------
     X : ndarray of shape (n_samples, n_features), float32 or float64
     y : ndarray of shape (n_samples,), int
-        Class codes (any non-negative ints; usually ``0..n_classes-1``).
+        Class codes (any integers; usually ``0..n_classes-1``).
     n_neighbors : int
         Number of target neighbours per row, ``>= 1``.
     working_memory : float or None
