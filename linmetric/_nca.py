@@ -308,7 +308,8 @@ class NCA(MetricLearner):
                     n_kept=n_candidates,
                 )
                 dropped_mass = float(np.nanmean(dropped))
-                candidates = np.ascontiguousarray(pool[:, :n_candidates])
+                # a copy: re-selection writes here while reading the pool
+                candidates = pool[:, :n_candidates].copy()
                 stages_since_search = 0
             else:
                 Z = np.ascontiguousarray(X @ components.T.astype(X.dtype))
