@@ -418,3 +418,25 @@ def test_peak_memory_is_bounded_by_the_budget():
     blocks_peak = peak_of(consume_blocks)
     for peak in (neighbors_peak, impostors_peak, blocks_peak):
         assert peak < allowed, (peak, allowed)
+
+
+def test_searches_do_not_depend_on_the_number_of_threads():
+    import numba
+
+    X, y = make_data(19, n_samples=400, dtype=np.float32)
+    radii = reference.target_neighbors(X, y, 3)[1][:, -1] * 1.5
+
+    def run_all():
+        neighbors = target_neighbors(X, y, 3, working_memory=0.01, return_distance=True)
+        impostors = find_impostors(X, y, radii, working_memory=0.01)
+        return (*neighbors, *impostors)
+
+    many = run_all()
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = run_all()
+    finally:
+        numba.set_num_threads(threads)
+    for a, b in zip(one, many, strict=True):
+        np.testing.assert_array_equal(a, b)
