@@ -362,3 +362,25 @@ def test_reselect_candidates_picks_the_nearest_of_each_pool(dtype):
         assert (
             out[i].tolist() == pool[i][np.argsort(sq_dist, kind="stable")[:4]].tolist()
         )
+
+
+def test_truncated_stages_with_every_candidate_follow_the_exact_objective(wine):
+    # Several stages, so candidate sets are re-selected from the pool (here
+    # the pool and the sets both hold every other point).
+    X, y = wine
+    nca = NCA(
+        n_components=2,
+        solver="truncated",
+        n_candidates=X.shape[0],
+        refresh_every=3,
+        max_iter=12,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        nca.fit(X, y)
+    assert nca.n_iter_ > 3
+    X_centered = X - X.mean(axis=0)
+    assert nca.loss_curve_[-1] == pytest.approx(
+        reference.loss(nca.components_, X_centered, y), rel=1e-9
+    )
