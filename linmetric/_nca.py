@@ -96,7 +96,8 @@ class NCA(MetricLearner):
         above; 'auto' is 'exact' up to 10,000 samples and 'truncated' above.
     n_candidates : int, default=50
         Candidate neighbours per point for the truncated solver (capped at
-        ``n_samples - 1``).
+        ``n_samples - 1``); its full searches keep three times as many as a
+        pool. Memory grows as ``n_samples * n_candidates``.
     refresh_every : int, default=10
         The most L-BFGS-B iterations of one stage of the truncated solver
         (between two selections of the candidate sets).
