@@ -9,6 +9,7 @@ from ._base import MetricLearner
 from ._init import initialize_components, resolve_n_components
 from ._kernels import (
     find_impostors,
+    sq_distance_blocks,
     sq_distances_of_pairs,
     target_neighbors,
     weighted_outer_sum,
@@ -31,6 +32,11 @@ _RATIO_SAMPLE = 50_000
 # When more than this fraction of the points needs new candidates, one full
 # search replaces the per-point searches.
 _FULL_SEARCH_FRACTION = 0.3
+# Beyond this many maps of reference (one per partial search), a full
+# search starts afresh.
+_MAX_REFERENCES = 30
+# Points used to estimate the best scale of the initial map.
+_SCALE_SAMPLE = 500
 # The most restarts of the optimizer after the final full check found
 # impostors that the candidates missed.
 _MAX_RESTARTS = 3
@@ -52,9 +58,13 @@ class _ImpostorSet:
     :meth:`LMNN.fit` ends with an exact full search that checks the result.
     """
 
-    def __init__(self, y, working_memory):
+    def __init__(self, y, working_memory, spread):
         self.y = y
         self.working_memory = working_memory
+        # ||x_i - mean|| + max_l ||x_l - mean|| bounds ||x_i - x_l|| for
+        # every l, which the guaranteed test needs.
+        self.spread = spread + spread.max()
+        self.guaranteed = False
         self.n_searches = 0
         self.n_partial_searches = 0
         self.rows = None
@@ -79,30 +89,26 @@ class _ImpostorSet:
         self.n_searches += 1
         return rows, cols
 
-    def update(self, Z, target_sq):
-        """Refresh stale candidates for the map giving ``Z``.
+    def update(self, L, Z, target_sq):
+        """Refresh stale candidates for the map ``L`` (``Z = X L^T``).
 
         Returns the exact squared distances of the candidate pairs.
         """
         margins = target_sq.max(axis=1) + 1.0
-        if self.rows is None:
-            return self._full(Z, target_sq, margins)
+        if self.rows is None or len(self.references) > _MAX_REFERENCES:
+            return self._full(L, Z, target_sq, margins)
         pair_sq = sq_distances_of_pairs(Z, self.rows, self.cols).astype(
             np.float64, copy=False
         )
-        ratios = np.concatenate(
-            [
-                _ratios(pair_sq, self.ref_sq),
-                _ratios(target_sq.ravel(), self.target_ref.ravel()),
-            ]
-        )
-        shrink = np.quantile(ratios, _SHRINK_QUANTILE) if ratios.size else 1.0
-        stale = margins > shrink * _CANDIDATE_SCALE * self.ref_margins
+        if self.guaranteed:
+            stale = self._stale_guaranteed(L, margins)
+        else:
+            stale = self._stale_estimated(pair_sq, target_sq, margins)
         n_stale = int(np.count_nonzero(stale))
         if n_stale == 0:
             return pair_sq
         if n_stale > _FULL_SEARCH_FRACTION * margins.shape[0]:
-            return self._full(Z, target_sq, margins)
+            return self._full(L, Z, target_sq, margins)
         stale_rows = np.flatnonzero(stale)
         new_rows, new_cols = impostors_of_rows(
             Z.astype(np.float32, copy=False),
@@ -125,13 +131,42 @@ class _ImpostorSet:
         )
         self.ref_margins[stale_rows] = margins[stale_rows]
         self.target_ref[stale_rows] = target_sq[stale_rows]
+        self.reference_of[stale_rows] = len(self.references)
+        self.references.append(L.copy())
         return self._store(rows, cols, pair_sq, ref_sq)
 
-    def _full(self, Z, target_sq, margins):
+    def _stale_estimated(self, pair_sq, target_sq, margins):
+        # Distances of the points outside the candidates are assumed to have
+        # shrunk no more than a low quantile of the measured ones.
+        ratios = np.concatenate(
+            [
+                _ratios(pair_sq, self.ref_sq),
+                _ratios(target_sq.ravel(), self.target_ref.ravel()),
+            ]
+        )
+        shrink = np.quantile(ratios, _SHRINK_QUANTILE) if ratios.size else 1.0
+        return margins > shrink * _CANDIDATE_SCALE * self.ref_margins
+
+    def _stale_guaranteed(self, L, margins):
+        # For l outside the candidates of i, searched at L_ref:
+        # ||L v|| >= ||L_ref v|| - ||L - L_ref||_2 ||v|| with v = x_i - x_l,
+        # ||L_ref v||^2 >= s r_ref_i and ||v|| <= spread_i. So l cannot be
+        # inside the margin while the bound below stays above sqrt(margin).
+        moves = np.array(
+            [np.linalg.norm(L - reference, ord=2) for reference in self.references]
+        )
+        lowest = np.sqrt(_CANDIDATE_SCALE * self.ref_margins) - (
+            moves[self.reference_of] * self.spread
+        )
+        return np.sqrt(margins) >= lowest
+
+    def _full(self, L, Z, target_sq, margins):
         rows, cols = self.search(Z, _CANDIDATE_SCALE * margins)
         pair_sq = sq_distances_of_pairs(Z, rows, cols).astype(np.float64, copy=False)
         self.ref_margins = margins.copy()
         self.target_ref = target_sq.copy()
+        self.references = [L.copy()]
+        self.reference_of = np.zeros(margins.shape[0], dtype=np.intp)
         return self._store(rows, cols, pair_sq, pair_sq.copy())
 
     def contains(self, rows, cols):
@@ -168,7 +203,8 @@ class _Objective:
         self.n_samples = n_samples
         self.target_rows = np.repeat(np.arange(n_samples, dtype=np.intp), n_neighbors)
         self.target_cols = np.ascontiguousarray(targets.ravel(), dtype=np.intp)
-        self.impostors = _ImpostorSet(y, working_memory)
+        spread = np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=1, dtype=np.float64))
+        self.impostors = _ImpostorSet(y, working_memory, spread)
 
     def transform(self, L):
         return self.X @ L.T.astype(self.X.dtype, copy=False)
@@ -182,7 +218,7 @@ class _Objective:
         Z = self.transform(L)
         target_sq = self.target_sq(Z)
         impostors = self.impostors
-        pair_sq = impostors.update(Z, target_sq)
+        pair_sq = impostors.update(L, Z, target_sq)
         push, pair_weights, target_weights, n_active = push_terms(
             impostors.indptr, pair_sq, target_sq, mu=self.mu, squared=self.squared
         )
@@ -208,6 +244,50 @@ class _Objective:
         margins = self.target_sq(Z).max(axis=1) + 1.0
         rows, cols = self.impostors.search(Z, margins)
         return not self.impostors.contains(rows, cols)
+
+
+def _best_scale(
+    X, y, components, targets, *, mu, squared, random_state, working_memory
+):
+    """The factor ``c`` for which ``c L`` has the lowest loss, estimated.
+
+    The loss is a sum over points, so it is estimated on up to
+    ``_SCALE_SAMPLE`` points drawn from ``random_state``: their distances to
+    every point give their exact share of the loss of ``c L`` for any ``c``.
+    With ``t = c^2`` every distance scales by ``t``, and a triplet is active
+    when ``d(i, l) < d(i, j) + 1 / t``; sorted distances and their cumulative
+    sums give each share on a grid of ``t`` at once.
+    """
+    n_samples = X.shape[0]
+    sample = np.sort(
+        random_state.choice(n_samples, min(n_samples, _SCALE_SAMPLE), replace=False)
+    )
+    Z = X @ components.T.astype(X.dtype, copy=False)
+    scales = np.logspace(-6, 2, 161)  # candidate values of t = c^2
+    loss = np.zeros_like(scales)
+    for start, stop, block in sq_distance_blocks(
+        Z[sample], Z, working_memory=working_memory
+    ):
+        for row, i in zip(block, sample[start:stop], strict=True):
+            row = row.astype(np.float64)
+            others = np.sort(row[y != y[i]])
+            sums = np.concatenate([[0.0], np.cumsum(others)])
+            squares = np.concatenate([[0.0], np.cumsum(others**2)])
+            for d_target in row[targets[i]]:
+                loss += (1.0 - mu) * scales * d_target
+                # active impostors: others < d_target + 1 / t
+                count = np.searchsorted(others, d_target + 1.0 / scales)
+                margin = 1.0 + scales * d_target
+                if squared:
+                    push = (
+                        count * margin**2
+                        - 2.0 * margin * scales * sums[count]
+                        + scales**2 * squares[count]
+                    )
+                else:
+                    push = count * margin - scales * sums[count]
+                loss += mu * push
+    return float(np.sqrt(scales[np.argmin(loss)]))
 
 
 class _ContinuedLog:
@@ -488,6 +568,19 @@ class LMNN(MetricLearner):
         targets = target_neighbors(
             X, y_codes, self.n_neighbors, working_memory=self.working_memory
         )
+        if previous is None or previous.shape != shape:
+            # Start at the scale the loss prefers along the initial map; the
+            # optimiser would otherwise spend its first iterations rescaling.
+            components *= _best_scale(
+                X,
+                y_codes,
+                components,
+                targets,
+                mu=float(self.push_weight),
+                squared=self.loss == "squared_hinge",
+                random_state=random_state,
+                working_memory=self.working_memory,
+            )
         objective = _Objective(
             X,
             y_codes,
@@ -514,7 +607,10 @@ class LMNN(MetricLearner):
             # Final check: an exact full search at the returned map.
             if not objective.missed_impostors(components):
                 break
-            objective.impostors.rows = None  # a full search when resuming
+            # Resume with a fresh full search and the guaranteed test, so
+            # that the next result has no impostor outside the candidates.
+            objective.impostors.rows = None
+            objective.impostors.guaranteed = True
             if n_iter >= self.max_iter or attempt == _MAX_RESTARTS:
                 converged = False
                 message = "impostors outside the candidate set remain"
