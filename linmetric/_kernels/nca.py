@@ -18,15 +18,17 @@ which the callers build block by block: ``S[rows] -= W_rows Z`` and
   before ``exp``, so no row underflows to ``0 / 0``; terms more than 50
   units beyond the nearest (below ``2e-22`` of its weight, under float64
   resolution of the sum) are set to zero without calling ``exp``.
-- :func:`nearest_candidates` selects each row's ``m`` nearest points (any
-  class) from a distance block and measures the softmax mass that the
-  others carry.
+- :func:`candidate_search` (GEMM blocks and :func:`nearest_candidates`)
+  selects each point's ``m`` nearest points (any class) and measures the
+  softmax mass that the others carry; :func:`reselect_candidates` picks the
+  nearest among a smaller pool of points.
 - :func:`truncated_soft_neighbors` and :func:`scatter_truncated_gradient`
   compute the same quantities with each softmax restricted to given
   candidate sets, in ``O(n m n_components)``.
 
 All sums (softmax denominators, ``p_i``, column sums, ``S``) accumulate in
-float64; stored blocks keep the caller's dtype.
+float64; stored blocks keep the caller's dtype, except the weights ``W``,
+which may be stored in float32 for the GEMMs they feed.
 """
 
 import math
