@@ -440,3 +440,16 @@ def test_searches_do_not_depend_on_the_number_of_threads():
         numba.set_num_threads(threads)
     for a, b in zip(one, many, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_kernels_run_in_a_forked_child():
+    import multiprocessing
+
+    X, y = make_data(20, n_samples=300)
+    expected = target_neighbors(X, y, 3)  # starts the thread pool here
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        got = pool.apply_async(target_neighbors, (X, y, 3)).get(timeout=60)
+    np.testing.assert_array_equal(got, expected)

@@ -12,6 +12,7 @@ kernels cached on disk (``prange`` kernels cannot be) while still using every
 core.
 """
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 _MIB = 2**20
@@ -101,17 +102,21 @@ def get_num_threads():
 
 _EXECUTOR = None
 _EXECUTOR_SIZE = 0
+_EXECUTOR_PID = None
 
 
 def _executor(n_threads):
-    global _EXECUTOR, _EXECUTOR_SIZE
-    if _EXECUTOR is None or _EXECUTOR_SIZE < n_threads:
-        if _EXECUTOR is not None:
+    global _EXECUTOR, _EXECUTOR_SIZE, _EXECUTOR_PID
+    # A forked child inherits the pool object but not its threads: make a
+    # new pool there instead of queueing work that nothing would run.
+    if _EXECUTOR is None or _EXECUTOR_SIZE < n_threads or _EXECUTOR_PID != os.getpid():
+        if _EXECUTOR is not None and _EXECUTOR_PID == os.getpid():
             _EXECUTOR.shutdown(wait=False)
         _EXECUTOR = ThreadPoolExecutor(
             max_workers=n_threads, thread_name_prefix="linmetric-kernel"
         )
         _EXECUTOR_SIZE = n_threads
+        _EXECUTOR_PID = os.getpid()
     return _EXECUTOR
 
 
