@@ -399,7 +399,10 @@ class LMNN(MetricLearner):
 (n_components, n_features), default='pca'
         The starting map; see ``linmetric._init.initialize_components``.
         'pca' starts from the principal directions, which keeps Euclidean
-        distances when ``n_components == n_features``.
+        distances when ``n_components == n_features``. The map is then
+        multiplied by the factor that minimises the loss along it (estimated
+        on 500 points drawn from ``random_state``), since the loss depends on
+        the scale of the data through its unit margin.
     push_weight : float, default=0.5
         The paper's ``mu``, in (0, 1]: the weight of the impostor (push)
         term; the target-neighbour (pull) term has weight ``1 - mu``.
