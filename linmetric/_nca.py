@@ -34,8 +34,8 @@ _MASS_SAMPLE = 2_000
 # It searches all pairs every _SEARCH_EVERY stages, keeping the
 # _POOL_FACTOR * n_candidates nearest; the stages in between re-select the
 # n_candidates nearest from that pool.
-_SEARCH_EVERY = 3
-_POOL_FACTOR = 3
+_SEARCH_EVERY = 4
+_POOL_FACTOR = 4
 
 
 class NCA(MetricLearner):
@@ -62,8 +62,8 @@ class NCA(MetricLearner):
     points (of any class) in the current projected space. It works in
     stages; a stage runs L-BFGS-B on this truncated objective for at most
     ``refresh_every`` iterations, or until it converges on its candidate
-    sets. Every third stage starts with a search over all pairs (a float32
-    GEMM per block of rows) that keeps each point's ``3 m`` nearest as a
+    sets. Every fourth stage starts with a search over all pairs (a float32
+    GEMM per block of rows) that keeps each point's ``4 m`` nearest as a
     pool; the stages in between re-select the ``m`` nearest from the pool
     with exact distances, in ``O(n m n_components)``. The truncated objective
     differs from the exact one by the softmax mass left outside the
@@ -96,7 +96,7 @@ class NCA(MetricLearner):
         above; 'auto' is 'exact' up to 10,000 samples and 'truncated' above.
     n_candidates : int, default=50
         Candidate neighbours per point for the truncated solver (capped at
-        ``n_samples - 1``); its full searches keep three times as many as a
+        ``n_samples - 1``); its full searches keep four times as many as a
         pool. Memory grows as ``n_samples * n_candidates``.
     refresh_every : int, default=10
         The most L-BFGS-B iterations of one stage of the truncated solver
