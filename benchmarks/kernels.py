@@ -22,8 +22,10 @@ isotropic noise), it times, in one process:
 - ``outer_sum``: :func:`linmetric._kernels.weighted_outer_sum` over the
   impostor pairs against ``X^T (D - W - W^T) X`` with ``scipy.sparse``.
 
-Times are the best of ``repeats`` runs after a warm-up call; numba's
-first-call cost is measured apart, in fresh subprocesses: ``compile_seconds``
+Times are the best of three runs (one with ``--quick``), kernel and baseline
+runs alternating so that both see the same machine load, after an untimed
+warm-up call of every kernel. numba's first-call cost is measured apart, in
+fresh subprocesses: ``compile_seconds``
 with an empty numba cache (a true compile) and ``cached_first_call_seconds``
 with the default on-disk cache. The kernels are called in table order in one
 process, so ``distances`` also carries numba's one-time start-up and the
@@ -112,14 +114,21 @@ def make_mnist_like(
     return X.astype(dtype), y
 
 
-def _best_time(function, repeats):
-    best = np.inf
-    result = None
+def _best_times(kernel, baseline, repeats):
+    """Best-of-``repeats`` seconds of both, runs alternating.
+
+    Alternating kernel and baseline runs exposes both to the same changes in
+    machine load. Returns ``(seconds, result, baseline_seconds,
+    baseline_result)``.
+    """
+    best = [np.inf, np.inf]
+    results = [None, None]
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        for side, function in enumerate((kernel, baseline)):
+            start = time.perf_counter()
+            results[side] = function()
+            best[side] = min(best[side], time.perf_counter() - start)
+    return best[0], results[0], best[1], results[1]
 
 
 def blas_info():
@@ -179,8 +188,7 @@ def _distances(X, repeats):
         for start, stop in bounds:
             np.matmul(X[start:stop], X.T)
 
-    seconds, _ = _best_time(kernel, repeats)
-    baseline_seconds, _ = _best_time(baseline, repeats)
+    seconds, _, baseline_seconds, _ = _best_times(kernel, baseline, repeats)
     flops = 2.0 * X.shape[0] ** 2 * X.shape[1]
     return {
         "seconds": seconds,
@@ -207,10 +215,11 @@ def _target_neighbors(X, y, repeats):
             indices[members] = members[neighbors]
         return indices
 
-    seconds, (indices, sq_dists) = _best_time(
-        lambda: target_neighbors(X, y, N_NEIGHBORS, return_distance=True), repeats
+    seconds, (indices, sq_dists), baseline_seconds, baseline_indices = _best_times(
+        lambda: target_neighbors(X, y, N_NEIGHBORS, return_distance=True),
+        baseline,
+        repeats,
     )
-    baseline_seconds, baseline_indices = _best_time(baseline, repeats)
     flops = 2.0 * X.shape[1] * float(np.sum(np.bincount(y).astype(float) ** 2))
     return {
         "seconds": seconds,
@@ -250,8 +259,9 @@ def _impostors(X, y, radii, repeats):
             pass
         return tuple(np.concatenate(parts) for parts in zip(*pieces, strict=True))
 
-    seconds, (rows, cols, _) = _best_time(lambda: find_impostors(X, y, radii), repeats)
-    baseline_seconds, (base_rows, base_cols, _) = _best_time(baseline, repeats)
+    seconds, (rows, cols, _), baseline_seconds, (base_rows, base_cols, _) = _best_times(
+        lambda: find_impostors(X, y, radii), baseline, repeats
+    )
     flops = 2.0 * X.shape[0] ** 2 * X.shape[1]
     return {
         "seconds": seconds,
@@ -285,8 +295,9 @@ def _outer_sum(X, rows, cols, repeats, seed=0):
         X64 = X.astype(np.float64)
         return X64.T @ (S @ X64)
 
-    seconds, C = _best_time(lambda: weighted_outer_sum(X, rows, cols, weights), repeats)
-    baseline_seconds, C_base = _best_time(baseline, repeats)
+    seconds, C, baseline_seconds, C_base = _best_times(
+        lambda: weighted_outer_sum(X, rows, cols, weights), baseline, repeats
+    )
     return {
         "seconds": seconds,
         "gflops": None,
@@ -297,6 +308,18 @@ def _outer_sum(X, rows, cols, repeats, seed=0):
         "n_pairs": int(rows.size),
         "max_abs_difference": float(np.abs(C - C_base).max()),
     }
+
+
+def _warm_up(X, y):
+    """Compile (or load from cache) every kernel for X's dtype, untimed."""
+    from linmetric import _kernels
+
+    for _ in _kernels.sq_distance_blocks(X):
+        pass
+    _, sq_dists = _kernels.target_neighbors(X, y, N_NEIGHBORS, return_distance=True)
+    radii = sq_dists[:, -1].astype(np.float64) * 1.5
+    rows, cols, _ = _kernels.find_impostors(X, y, radii)
+    _kernels.weighted_outer_sum(X, rows, cols, np.ones(rows.size))
 
 
 def run(n=20000, d=164, dtypes=("float32",), quick=False):
@@ -321,7 +344,7 @@ def run(n=20000, d=164, dtypes=("float32",), quick=False):
     """
     if quick:
         n = min(n, 4000)
-    repeats = 1 if quick else 2
+    repeats = 1 if quick else 3
     blas = blas_info()
     records = []
     for dtype in dtypes:
@@ -333,8 +356,7 @@ def run(n=20000, d=164, dtypes=("float32",), quick=False):
             ("mnist-like", make_mnist_like),
         ):
             X, y = make(n, d, dtype)
-            # warm-up: compile or load every kernel for this dtype
-            _outer_sum(X[:200], np.arange(10), np.arange(10)[::-1], 1)
+            _warm_up(X[:300], y[:300])
             results = {}
             results["distances"] = _distances(X, repeats)
             results["target_neighbors"], sq_dists = _target_neighbors(X, y, repeats)
