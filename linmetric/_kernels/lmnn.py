@@ -168,15 +168,61 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
     """
     Z = check_array(Z, "Z")
     rows = np.ascontiguousarray(rows, dtype=np.intp)
+    y = np.ascontiguousarray(y, dtype=np.intp)
+    radii = np.ascontiguousarray(radii, dtype=np.float64)
     found_rows, found_cols = [], []
     for start, stop, block in sq_distance_blocks(
         Z[rows], Z, working_memory=working_memory
     ):
         chunk = rows[start:stop]
-        inside = (block < radii[chunk][:, None]) & (y[None, :] != y[chunk][:, None])
-        where_rows, where_cols = np.nonzero(inside)
-        found_rows.append(chunk[where_rows])
-        found_cols.append(where_cols.astype(np.intp, copy=False))
+        counts = np.empty(stop - start, dtype=np.intp)
+        run_on_row_ranges(
+            _count_inside_kernel, stop - start, block, chunk, y, radii, counts
+        )
+        offsets = np.zeros(stop - start + 1, dtype=np.intp)
+        np.cumsum(counts, out=offsets[1:])
+        pair_rows = np.empty(offsets[-1], dtype=np.intp)
+        pair_cols = np.empty(offsets[-1], dtype=np.intp)
+        run_on_row_ranges(
+            _fill_inside_kernel,
+            stop - start,
+            block,
+            chunk,
+            y,
+            radii,
+            offsets,
+            pair_rows,
+            pair_cols,
+        )
+        found_rows.append(pair_rows)
+        found_cols.append(pair_cols)
     if not found_rows:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
     return np.concatenate(found_rows), np.concatenate(found_cols)
+
+
+@jit
+def _count_inside_kernel(start, stop, block, chunk, y, radii, counts):
+    for ii in range(start, stop):
+        i = chunk[ii]
+        radius = radii[i]
+        label = y[i]
+        count = 0
+        for l in range(block.shape[1]):
+            if block[ii, l] < radius and y[l] != label:
+                count += 1
+        counts[ii] = count
+
+
+@jit
+def _fill_inside_kernel(start, stop, block, chunk, y, radii, offsets, rows, cols):
+    for ii in range(start, stop):
+        i = chunk[ii]
+        radius = radii[i]
+        label = y[i]
+        position = offsets[ii]
+        for l in range(block.shape[1]):
+            if block[ii, l] < radius and y[l] != label:
+                rows[position] = i
+                cols[position] = l
+                position += 1
