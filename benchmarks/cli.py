@@ -83,8 +83,9 @@ def _add_run_options(parser, *, datasets, default_datasets="all"):
     )
     parser.add_argument(
         "--peers",
-        default="all",
-        help="comma-separated peers to run with --with-peers (see 'list')",
+        default="default",
+        help="comma-separated peers to run with --with-peers (see 'list'); "
+        "'default': all but mlpack's, 'all': every one",
     )
     parser.add_argument(
         "--peer-timeout",
@@ -334,7 +335,7 @@ def cmd_kernels(args):
 
 def cmd_list(args):
     from .methods import METHODS, availability
-    from .peers import PEERS, PEERS_VENV, peers_python
+    from .peers import DEFAULT_PEERS, PEERS, PEERS_VENV, peers_python
 
     print("suites: quick (default), mnist, kernels")
     print(f"embedded data sets: {', '.join(EMBEDDED_DATASETS)}")
@@ -354,7 +355,8 @@ def cmd_list(args):
     )
     for peer in PEERS.values():
         where = "this Python" if peer.environment == "main" else "peers venv"
-        print(f"  {peer.name:<24} {peer.library} {peer.method} ({where})")
+        default = "" if peer.name in DEFAULT_PEERS else ", only with --peers"
+        print(f"  {peer.name:<24} {peer.library} {peer.method} ({where}{default})")
     return 0
 
 

@@ -355,6 +355,8 @@ def test_peer_names():
     assert benchmarks.peers.parse_peers("all", ["nca"]) == [
         name for name, peer in PEERS.items() if peer.method == "nca"
     ]
+    assert "mlpack-lmnn" not in benchmarks.peers.parse_peers(None)
+    assert "mlpack-lmnn" in benchmarks.peers.parse_peers("all")
     with pytest.raises(ValueError, match="unknown peer"):
         benchmarks.peers.parse_peers("weka")
 

@@ -51,8 +51,9 @@ PEERS = {
     )
 }
 
-# peers run by --with-peers unless --peers names others
-DEFAULT_PEERS = tuple(PEERS)
+# peers run by --with-peers unless --peers names others; mlpack's take many
+# minutes on digits with their defaults, so they run only when asked for
+DEFAULT_PEERS = tuple(name for name, peer in PEERS.items() if peer.library != "mlpack")
 
 
 def peers_python():
@@ -71,12 +72,16 @@ def recorded_patches():
 
 
 def parse_peers(text, methods=None):
-    """Peer names from ``"pylmnn-lmnn,sklearn-nca"`` (``all`` for every one).
+    """Peer names from ``"pylmnn-lmnn,sklearn-nca"``.
 
-    With ``methods``, keep only the peers of those linmetric methods.
+    ``"default"`` (or nothing) means :data:`DEFAULT_PEERS`, ``"all"`` every
+    peer, mlpack's included. With ``methods``, keep only the peers of those
+    linmetric methods.
     """
-    if text in (None, "", "all"):
+    if text in (None, "", "default"):
         names = list(DEFAULT_PEERS)
+    elif text == "all":
+        names = list(PEERS)
     else:
         names = [name.strip() for name in text.split(",") if name.strip()]
         unknown = [name for name in names if name not in PEERS]
