@@ -29,6 +29,7 @@ _CANDIDATE_SCALE = 1.3
 # d_now / d_then over its candidate and target pairs.
 _SHRINK_QUANTILE = 1e-2
 _RATIO_SAMPLE = 50_000
+_MIN_GROUP_SAMPLE = 200
 # When more than this fraction of the points needs new candidates, one full
 # search replaces the per-point searches.
 _FULL_SEARCH_FRACTION = 0.3
@@ -137,15 +138,37 @@ class _ImpostorSet:
 
     def _stale_estimated(self, pair_sq, target_sq, margins):
         # Distances of the points outside the candidates are assumed to have
-        # shrunk no more than a low quantile of the measured ones.
-        ratios = np.concatenate(
+        # shrunk no more than a low quantile of the measured ones, measured
+        # separately for the points searched at each map of reference.
+        stride = max(1, pair_sq.shape[0] // _RATIO_SAMPLE)
+        sampled = slice(None, None, stride)
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0: dropped
+            ratios = np.concatenate(
+                [
+                    pair_sq[sampled] / self.ref_sq[sampled],
+                    (target_sq / self.target_ref).ravel(),
+                ]
+            )
+        groups = np.concatenate(
             [
-                _ratios(pair_sq, self.ref_sq),
-                _ratios(target_sq.ravel(), self.target_ref.ravel()),
+                self.reference_of[self.rows[sampled]],
+                np.repeat(self.reference_of, target_sq.shape[1]),
             ]
         )
-        shrink = np.quantile(ratios, _SHRINK_QUANTILE) if ratios.size else 1.0
-        return margins > shrink * _CANDIDATE_SCALE * self.ref_margins
+        valid = np.isfinite(ratios)
+        ratios, groups = ratios[valid], groups[valid]
+        shrink = np.ones(len(self.references))
+        if ratios.size:
+            overall = np.quantile(ratios, _SHRINK_QUANTILE)
+            order = np.argsort(groups, kind="stable")
+            bounds = np.searchsorted(groups[order], np.arange(len(self.references) + 1))
+            for group in range(len(self.references)):
+                members = ratios[order[bounds[group] : bounds[group + 1]]]
+                enough = members.size >= _MIN_GROUP_SAMPLE
+                shrink[group] = (
+                    np.quantile(members, _SHRINK_QUANTILE) if enough else overall
+                )
+        return margins > shrink[self.reference_of] * _CANDIDATE_SCALE * self.ref_margins
 
     def _stale_guaranteed(self, L, margins):
         # For l outside the candidates of i, searched at L_ref:
@@ -178,17 +201,6 @@ class _ImpostorSet:
         query = rows * n_samples + cols
         where = np.minimum(np.searchsorted(codes, query), codes.shape[0] - 1)
         return bool(np.all(codes[where] == query))
-
-
-def _ratios(now, then):
-    """``now / then`` where ``then > 0``, on at most ``_RATIO_SAMPLE`` pairs.
-
-    The pairs are taken at a fixed stride, so no random numbers are drawn.
-    """
-    stride = max(1, now.shape[0] // _RATIO_SAMPLE)
-    now, then = now[::stride], then[::stride]
-    positive = then > 0
-    return now[positive] / then[positive]
 
 
 class _Objective:
