@@ -161,7 +161,11 @@ class Whitening(MetricLearner):
 
 
 def centered_spectrum(X):
-    """Mean and covariance spectrum of X, from one SVD of the centred data.
+    """Mean and covariance spectrum of X.
+
+    With at least as many samples as features, the spectrum comes from the
+    eigendecomposition of the ``n_features x n_features`` scatter matrix (one
+    GEMM, fast for tall data); otherwise from the SVD of the centred data.
 
     Parameters
     ----------
@@ -172,23 +176,34 @@ def centered_spectrum(X):
     mean : ndarray of shape (n_features,)
     variances : ndarray of shape (min(n_samples, n_features),), float64
         Eigenvalues of the covariance (divisor ``n_samples - 1``), in
-        decreasing order; those below the numerical rank are set to 0.
+        decreasing order. Those below ``max(n_samples, n_features) * eps``
+        times the largest are rounding noise of a lower rank and set to 0.
     directions : ndarray of shape (n_features, min(n_samples, n_features))
         Matching orthonormal eigenvectors, as columns. The sign of each is
         fixed so that its largest entry is positive.
     """
     X64 = np.asarray(X, dtype=np.float64)
+    n_samples, n_features = X64.shape
     mean = X64.mean(axis=0)
-    _, singular, Vt = linalg.svd(X64 - mean, full_matrices=False, check_finite=False)
-    # Singular values under the usual numerical-rank cut are rounding noise.
-    tol = (
-        singular[0] * max(X64.shape) * np.finfo(np.float64).eps if singular.size else 0
-    )
-    singular[singular <= tol] = 0
-    variances = singular**2 / (X64.shape[0] - 1)
-    signs = np.sign(Vt[np.arange(Vt.shape[0]), np.argmax(np.abs(Vt), axis=1)])
+    centred = X64 - mean
+    if n_samples >= n_features:
+        scatter = centred.T @ centred
+        eigenvalues, vectors = linalg.eigh(scatter, check_finite=False)
+        variances = np.maximum(eigenvalues[::-1], 0) / (n_samples - 1)
+        directions = vectors[:, ::-1]
+    else:
+        _, singular, Vt = linalg.svd(centred, full_matrices=False, check_finite=False)
+        variances = singular**2 / (n_samples - 1)
+        directions = Vt.T
+    if variances.size:
+        variances[
+            variances
+            <= variances[0] * max(n_samples, n_features) * np.finfo(np.float64).eps
+        ] = 0
+    largest = np.argmax(np.abs(directions), axis=0)
+    signs = np.sign(directions[largest, np.arange(directions.shape[1])])
     signs[signs == 0] = 1
-    return mean.astype(X.dtype), variances, (Vt * signs[:, None]).T
+    return mean.astype(X.dtype), variances, directions * signs
 
 
 def floor_eigenvalues(variances, regularization):
