@@ -387,7 +387,9 @@ class LMNN(MetricLearner):
     points at once, in blocks, when many are concerned). The estimate is a
     heuristic, so ``fit`` ends with an exact full search at the returned
     map; if it finds an impostor the candidates missed, the optimisation
-    resumes from there. The returned map therefore has no unseen violations.
+    resumes from there under a staleness test that is guaranteed (from a
+    bound on ``||L - L_ref||_2`` and the spread of the data). A map returned
+    without a ``ConvergenceWarning`` therefore has no unseen violations.
     Distances are summed in float64; the searches run in float32 (their
     result is exact all the same).
 
