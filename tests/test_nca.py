@@ -11,6 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import KNeighborsClassifier, NeighborhoodComponentsAnalysis
 from sklearn.preprocessing import StandardScaler
 
+import linmetric._nca
 from linmetric import NCA
 from linmetric._kernels.nca import nearest_candidates, reselect_candidates
 from linmetric._nca import find_candidates, nca_loss_grad, truncated_loss_grad
@@ -277,9 +278,11 @@ def test_truncated_solver_with_every_candidate_reaches_the_exact_optimum(wine):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_auto_solver_is_exact_on_small_data(wine):
+def test_auto_solver_switches_on_the_number_of_samples(wine, monkeypatch):
     X, y = wine
     assert NCA(max_iter=2).fit(X, y).solver_ == "exact"
+    monkeypatch.setattr(linmetric._nca, "AUTO_EXACT_MAX_SAMPLES", X.shape[0] - 1)
+    assert NCA(max_iter=2).fit(X, y).solver_ == "truncated"
 
 
 def test_float32_is_kept(wine):
