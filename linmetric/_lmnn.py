@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
 
 from ._base import MetricLearner
 from ._init import initialize_components, resolve_n_components
@@ -38,6 +39,9 @@ _FULL_SEARCH_FRACTION = 0.3
 _MAX_REFERENCES = 30
 # Points used to estimate the best scale of the initial map.
 _SCALE_SAMPLE = 500
+# Up to this many samples the products are small, and BLAS threads only add
+# synchronisation to kernels that already use every core.
+_SERIAL_BLAS_MAX_SAMPLES = 5000
 # The most restarts of the optimizer after the final full check found
 # impostors that the candidates missed.
 _MAX_RESTARTS = 3
@@ -558,6 +562,15 @@ class LMNN(MetricLearner):
         self : LMNN
             The fitted learner.
         """
+        try:
+            n_samples = len(X)
+        except TypeError:  # not a sequence: validation will say so
+            n_samples = 0
+        blas_threads = 1 if n_samples <= _SERIAL_BLAS_MAX_SAMPLES else None
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
+            return self._fit(X, y)
+
+    def _fit(self, X, y):
         validate_params(self)
         previous = getattr(self, "components_", None) if self.warm_start else None
         X, y_codes, _ = validate_X_y(
