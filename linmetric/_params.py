@@ -88,12 +88,11 @@ def _accepts(constraint, value):
     if constraint == "callable":
         return callable(value)
     if constraint == "random_state":
-        return (
-            value is None
-            or (isinstance(
+        return value is None or (
+            isinstance(
                 value, (numbers.Integral, np.random.RandomState, np.random.Generator)
             )
-            and not isinstance(value, bool))
+            and not isinstance(value, bool)
         )
     if constraint == "verbose":
         return isinstance(value, (numbers.Integral, bool, np.bool_))
