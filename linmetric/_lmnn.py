@@ -4,7 +4,6 @@ import numbers
 
 import numpy as np
 from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
 
 from ._base import MetricLearner
 from ._init import initialize_components, resolve_n_components
@@ -15,6 +14,7 @@ from ._kernels import (
     target_neighbors,
     weighted_outer_sum,
 )
+from ._kernels._chunking import limit_threads
 from ._kernels.impostors import sort_pairs
 from ._kernels.lmnn import impostors_of_rows, push_terms
 from ._optimize import IterationLog, minimize_lbfgs
@@ -39,9 +39,9 @@ _FULL_SEARCH_FRACTION = 0.3
 _MAX_REFERENCES = 30
 # Points used to estimate the best scale of the initial map.
 _SCALE_SAMPLE = 500
-# Up to this many samples the products are small, and BLAS threads only add
-# synchronisation to kernels that already use every core.
-_SERIAL_BLAS_MAX_SAMPLES = 5000
+# Up to this many samples every kernel call and product is small, and handing
+# work to other threads (kernels' or BLAS's) costs more than it saves.
+_SERIAL_MAX_SAMPLES = 5000
 # The most restarts of the optimizer after the final full check found
 # impostors that the candidates missed.
 _MAX_RESTARTS = 3
@@ -566,8 +566,8 @@ class LMNN(MetricLearner):
             n_samples = len(X)
         except TypeError:  # not a sequence: validation will say so
             n_samples = 0
-        blas_threads = 1 if n_samples <= _SERIAL_BLAS_MAX_SAMPLES else None
-        with threadpool_limits(limits=blas_threads, user_api="blas"):
+        n_threads = 1 if n_samples <= _SERIAL_MAX_SAMPLES else None
+        with limit_threads(n_threads):
             return self._fit(X, y)
 
     def _fit(self, X, y):

@@ -13,7 +13,9 @@ core.
 """
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 _MIB = 2**20
 
@@ -89,15 +91,43 @@ def rows_per_chunk(bytes_per_row, working_memory=None, *, max_rows=None):
     return n_rows
 
 
+_LIMIT = threading.local()
+
+
 def get_num_threads():
     """Number of threads kernels split their rows over.
 
     ``numba.get_num_threads()``, which follows ``NUMBA_NUM_THREADS`` and
-    ``numba.set_num_threads``.
+    ``numba.set_num_threads``, capped by an enclosing :func:`limit_threads`.
     """
     import numba
 
-    return max(1, int(numba.get_num_threads()))
+    n_threads = max(1, int(numba.get_num_threads()))
+    limit = getattr(_LIMIT, "n_threads", None)
+    return n_threads if limit is None else max(1, min(n_threads, limit))
+
+
+@contextmanager
+def limit_threads(n_threads):
+    """Run kernels and BLAS on at most ``n_threads`` threads inside the block.
+
+    On small problems each kernel call and each GEMM takes microseconds, and
+    handing work to other threads costs more than it saves; on a busy machine
+    far more. The limit on kernels holds for the calling thread only; the
+    BLAS limit is threadpoolctl's. ``None`` changes nothing.
+    """
+    if n_threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    previous = getattr(_LIMIT, "n_threads", None)
+    _LIMIT.n_threads = int(n_threads)
+    try:
+        with threadpool_limits(limits=int(n_threads), user_api="blas"):
+            yield
+    finally:
+        _LIMIT.n_threads = previous
 
 
 _EXECUTOR = None
