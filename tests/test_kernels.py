@@ -453,3 +453,23 @@ def test_kernels_run_in_a_forked_child():
     with context.Pool(1) as pool:
         got = pool.apply_async(target_neighbors, (X, y, 3)).get(timeout=60)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_limit_threads_caps_kernels_for_the_calling_thread_only():
+    import threading
+
+    from linmetric._kernels._chunking import get_num_threads, limit_threads
+
+    outside = get_num_threads()
+    seen_elsewhere = []
+    with limit_threads(1):
+        assert get_num_threads() == 1
+        other = threading.Thread(
+            target=lambda: seen_elsewhere.append(get_num_threads())
+        )
+        other.start()
+        other.join()
+    assert seen_elsewhere == [outside]
+    assert get_num_threads() == outside
+    with limit_threads(None):
+        assert get_num_threads() == outside
