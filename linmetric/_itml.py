@@ -13,7 +13,12 @@ from ._kernels.bregman import bregman_sweep
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric
-from ._validation import validate_pairs, validate_X, validate_X_y
+from ._validation import (
+    validate_pair_labels,
+    validate_pairs,
+    validate_X,
+    validate_X_y,
+)
 
 # Pairs of points sampled to set the bounds u and l (all pairs when fewer).
 N_BOUND_PAIRS = 10_000
@@ -535,18 +540,7 @@ def _validate_index_pairs(pairs, pair_labels, n_samples):
         )
     if pair_labels is None:
         raise ValueError("pairs need pair_labels, +1 or -1 for each pair.")
-    pair_labels = np.asarray(pair_labels)
-    if pair_labels.shape != (pairs.shape[0],):
-        raise ValueError(
-            f"pair_labels must have shape ({pairs.shape[0]},), one label per "
-            f"pair; got shape {pair_labels.shape}."
-        )
-    bad = ~np.isin(pair_labels, (-1, 1))
-    if bad.any():
-        raise ValueError(
-            "pair_labels must be +1 (similar) or -1 (dissimilar); got "
-            f"{pair_labels[bad][0]!r}."
-        )
+    pair_labels = validate_pair_labels(pair_labels, pairs.shape[0])
     rows = pairs[:, 0].astype(np.intp)
     cols = pairs[:, 1].astype(np.intp)
-    return rows, cols, pair_labels.astype(np.int8)
+    return rows, cols, pair_labels

@@ -145,10 +145,20 @@ def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYP
         )
     if pair_labels is None:
         return pairs, None
+    return pairs, validate_pair_labels(pair_labels, pairs.shape[0])
+
+
+def validate_pair_labels(pair_labels, n_pairs):
+    """Check one +1 (similar) or -1 (dissimilar) label per pair.
+
+    Returns
+    -------
+    pair_labels : ndarray of shape (n_pairs,) of int8
+    """
     pair_labels = np.asarray(pair_labels)
-    if pair_labels.shape != (pairs.shape[0],):
+    if pair_labels.shape != (n_pairs,):
         raise ValueError(
-            f"pair_labels must have shape ({pairs.shape[0]},), one label per "
+            f"pair_labels must have shape ({n_pairs},), one label per "
             f"pair; got shape {pair_labels.shape}."
         )
     bad = ~np.isin(pair_labels, (-1, 1))
@@ -157,7 +167,7 @@ def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYP
             f"pair_labels must be +1 (similar) or -1 (dissimilar); got "
             f"{_plain(pair_labels[bad][0])!r}."
         )
-    return pairs, pair_labels.astype(np.int8)
+    return pair_labels.astype(np.int8)
 
 
 def _plain(value):
