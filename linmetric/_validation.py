@@ -5,8 +5,6 @@ afterwards the arrays are dense, 2-D, finite, C-contiguous and float32 or
 float64, so the kernels never have to check again.
 """
 
-import numbers
-
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, validate_data
@@ -173,12 +171,3 @@ def validate_pair_labels(pair_labels, n_pairs):
 def _plain(value):
     """A NumPy scalar as the Python value it holds, for readable messages."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def check_scalar_in_range(value, name, *, low=None, high=None, kind=numbers.Real):
-    """Check a scalar parameter that depends on the data, with a clear message."""
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a {kind.__name__}; got {value!r}.")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name} must be in the range [{low}, {high}]; got {value!r}.")
-    return value
