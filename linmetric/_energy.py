@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from ._base import is_dask_array, map_row_blocks
 from ._kernels import sq_distances_of_pairs, target_neighbors
 from ._kernels.energy import lmnn_energies
 from ._lmnn import LMNN
@@ -166,9 +167,12 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         -------
         energies : ndarray of shape (n_samples, n_classes)
             Column ``c`` is the energy of label ``classes_[c]``; lower is
-            better.
+            better. A Dask array in gives a lazy Dask array out, computed
+            block of rows by block of rows.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return map_row_blocks(self.energies, X, n_columns=self.classes_.shape[0])
         X = validate_X(self, X, reset=False)
         return lmnn_energies(
             self._transform(X),
@@ -211,7 +215,11 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            A lazy Dask array when X is one.
         """
+        check_is_fitted(self)
+        if is_dask_array(X):
+            return map_row_blocks(self.predict, X)
         energies = self.energies(X)
         return self.classes_[np.argmin(energies, axis=1)]
 

@@ -111,3 +111,18 @@ def test_errors():
     clf = EnergyClassifier().fit(X, y)
     with pytest.raises(ValueError, match="features"):
         clf.predict(X[:, :2])
+
+
+def test_predict_and_energies_work_on_dask_arrays_block_by_block():
+    import dask.array as da
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    classifier = EnergyClassifier(LMNN(random_state=0)).fit(X, y)
+    X_dask = da.from_array(X, chunks=(32, 4))
+    predicted = classifier.predict(X_dask)
+    assert isinstance(predicted, da.Array)
+    np.testing.assert_array_equal(predicted.compute(), classifier.predict(X))
+    np.testing.assert_allclose(
+        classifier.energies(X_dask).compute(), classifier.energies(X)
+    )
