@@ -23,15 +23,9 @@ class Split:
         return int(np.unique(self.y_train).size)
 
 
-def load_embedded(name, seed=0, test_size=0.3):
-    """Load one of scikit-learn's embedded data sets, split and standardised.
-
-    The split is stratified (``test_size`` of each class held out, drawn with
-    ``seed``); the standardisation is fitted on the training part only.
-    """
+def _embedded_arrays(name):
+    """The features (float64) and labels of one of scikit-learn's data sets."""
     from sklearn import datasets
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
 
     loaders = {
         "iris": datasets.load_iris,
@@ -45,13 +39,13 @@ def load_embedded(name, seed=0, test_size=0.3):
             f"{', '.join(EMBEDDED_DATASETS)}."
         )
     X, y = loaders[name](return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X.astype(np.float64),
-        y,
-        test_size=test_size,
-        stratify=y,
-        random_state=seed,
-    )
+    return X.astype(np.float64), y
+
+
+def _standardised_split(name, X_train, y_train, X_test, y_test, info):
+    """A :class:`Split` standardised with statistics of the training part only."""
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(X_train)
     return Split(
         name,
@@ -59,8 +53,47 @@ def load_embedded(name, seed=0, test_size=0.3):
         y_train,
         np.ascontiguousarray(scaler.transform(X_test)),
         y_test,
-        {"split": f"stratified {1 - test_size:.0%}/{test_size:.0%}", "seed": seed},
+        info,
     )
+
+
+def load_embedded(name, seed=0, test_size=0.3):
+    """Load one of scikit-learn's embedded data sets, split and standardised.
+
+    The split is stratified (``test_size`` of each class held out, drawn with
+    ``seed``); the standardisation is fitted on the training part only.
+    """
+    from sklearn.model_selection import train_test_split
+
+    X, y = _embedded_arrays(name)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, stratify=y, random_state=seed
+    )
+    info = {"split": f"stratified {1 - test_size:.0%}/{test_size:.0%}", "seed": seed}
+    return _standardised_split(name, X_train, y_train, X_test, y_test, info)
+
+
+def load_embedded_fold(name, seed=0, *, fold=0, n_folds=2):
+    """One fold of stratified k-fold cross-validation of an embedded data set.
+
+    The data set is shuffled with ``seed`` and cut into ``n_folds`` stratified
+    folds; fold ``fold`` is the test part, the others the training part, which
+    alone fixes the standardisation.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold={fold} must be in [0, n_folds={n_folds}).")
+    X, y = _embedded_arrays(name)
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    train, test = list(folds.split(X, y))[fold]
+    info = {
+        "split": f"stratified {n_folds}-fold cross-validation",
+        "seed": seed,
+        "fold": fold,
+        "n_folds": n_folds,
+    }
+    return _standardised_split(name, X[train], y[train], X[test], y[test], info)
 
 
 IMAGE_DATASETS = ("mnist", "fashion-mnist")

@@ -13,7 +13,7 @@ import functools
 import logging
 from dataclasses import dataclass
 
-from .data import load_embedded, load_mnist_protocol
+from .data import load_embedded, load_embedded_fold, load_mnist_protocol
 
 LEARNER_PARAMS_CAPPED = ("lmnn", "nca", "itml")
 
@@ -44,6 +44,11 @@ def embedded_loader():
     return functools.partial(_load_embedded)
 
 
+def fold_loader(*, fold, n_folds):
+    """Loader of one fold of the cross-validation suite's data sets."""
+    return functools.partial(_load_embedded_fold, fold=fold, n_folds=n_folds)
+
+
 def image_loader(**options):
     """Loader of the MNIST-protocol data sets with fixed options."""
     return functools.partial(_load_image, **options)
@@ -51,6 +56,10 @@ def image_loader(**options):
 
 def _load_embedded(dataset, seed):
     return load_embedded(dataset, seed)
+
+
+def _load_embedded_fold(dataset, seed, *, fold, n_folds):
+    return load_embedded_fold(dataset, seed, fold=fold, n_folds=n_folds)
 
 
 def _load_image(dataset, seed, **options):
