@@ -4,6 +4,8 @@ import csv
 import json
 import math
 
+import numpy as np
+
 from .runner import RECORD_FIELDS
 
 # (header, record field, format) of the terminal table
@@ -81,6 +83,75 @@ def format_table(records, *, show_notes=True):
             out.append("")
         previous = record["dataset"]
         out.append(line(row))
+    if notes:
+        out.append("")
+        out.extend(note[:300] for note in notes)
+    return "\n".join(out)
+
+
+def _aligned(headers, rows, numeric_from):
+    widths = [
+        max([len(headers[i]), *(len(row[i]) for row in rows)])
+        for i in range(len(headers))
+    ]
+    return [
+        "  ".join(
+            cell.rjust(widths[i]) if i >= numeric_from else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ).rstrip()
+        for cells in (headers, ["-" * w for w in widths], *rows)
+    ]
+
+
+def format_cv_table(records, *, show_notes=True):
+    """Summarise cross-validation records: one row per data set and method.
+
+    The test error of a run is ``1 - knn_accuracy``; ``mean error`` and
+    ``std`` are the mean and the sample standard deviation (``ddof=1``) of it
+    over the completed runs (folds x repetitions), ``fit s`` the mean fit
+    seconds and ``runs`` the number of completed runs out of those started.
+    Distinct notes of the runs (warnings, errors) are listed below the table.
+
+    Examples
+    --------
+    >>> records = [
+    ...     {"dataset": "iris", "method": "euclidean", "library": "baseline",
+    ...      "status": "ok", "knn_accuracy": acc, "fit_seconds": 0.0, "note": ""}
+    ...     for acc in (0.96, 0.94)
+    ... ]
+    >>> print(format_cv_table(records))
+    dataset  method     library   mean error     std  fit s  runs
+    -------  ---------  --------  ----------  ------  -----  ----
+    iris     euclidean  baseline      0.0500  0.0141  0.000   2/2
+    """
+    groups = {}
+    for record in records:
+        key = (record["dataset"], record["method"], record["library"])
+        groups.setdefault(key, []).append(record)
+    headers = ["dataset", "method", "library", "mean error", "std", "fit s", "runs"]
+    rows, notes = [], []
+    for (dataset, method, library), runs in groups.items():
+        done = [r for r in runs if r["status"] == "ok"]
+        errors = np.array([1.0 - r["knn_accuracy"] for r in done])
+        seconds = np.array([r["fit_seconds"] for r in done])
+        row = [dataset, method, library]
+        if done:
+            std = errors.std(ddof=1) if errors.size > 1 else None
+            row += [
+                f"{errors.mean():.4f}",
+                _cell(std, "{:.4f}"),
+                f"{seconds.mean():.3f}",
+            ]
+        else:
+            row += [runs[0]["status"], "-", "-"]
+        row.append(f"{len(done)}/{len(runs)}")
+        group_notes = list(dict.fromkeys(r["note"] for r in runs if r.get("note")))
+        if group_notes and show_notes:
+            notes.append(f"[{len(notes) + 1}] {dataset} {method} ({library}): ")
+            notes[-1] += " | ".join(group_notes)
+            row[-1] += f" [{len(notes)}]"
+        rows.append(row)
+    out = _aligned(headers, rows, numeric_from=3)
     if notes:
         out.append("")
         out.extend(note[:300] for note in notes)

@@ -23,6 +23,7 @@ RECORD_FIELDS = (
     "library",
     "library_version",
     "seed",
+    "fold",
     "n_neighbors",
     "n_train",
     "n_test",
@@ -59,6 +60,7 @@ def new_record(suite, split, method, library, library_version, seed, n_neighbors
         library=library,
         library_version=library_version,
         seed=seed,
+        fold=split.info.get("fold"),
         n_neighbors=n_neighbors,
         n_train=int(split.X_train.shape[0]),
         n_test=int(split.X_test.shape[0]),
@@ -224,6 +226,8 @@ def summary_line(record):
         f"{record['dataset']} {record['method']} ({record['library']}) "
         f"seed={record['seed']}"
     )
+    if record.get("fold") is not None:
+        head += f" fold={record['fold']}"
     if record["status"] != "ok":
         return f"{head}: {record['status']}: {record['note'][:150]}"
     text = (
