@@ -5,6 +5,7 @@ Suites and commands::
     python -m benchmarks                      quick suite (same as 'quick')
     python -m benchmarks quick [options]      iris, wine, breast_cancer, digits
     python -m benchmarks mnist [options]      the LMNN paper's MNIST protocol
+    python -m benchmarks cv [options]         the ITML paper's cross-validation
     python -m benchmarks kernels [options]    the numba kernel benchmark
     python -m benchmarks list                 data sets, methods, peers
     python -m benchmarks peers-setup          build the peers' environment
@@ -14,7 +15,9 @@ Options of ``quick`` and ``mnist``: ``--datasets``, ``--methods``, ``--seeds``,
 ``--no-warmup``, ``--n-jobs``, ``--backend``, ``--scheduler``, ``--json PATH``,
 ``--csv PATH``, ``--plots DIR``, ``--quiet``; ``mnist`` adds
 ``--subsample N``, ``--test-subsample N``, ``--n-components`` and
-``--data-home DIR``. See ``benchmarks/README.md``.
+``--data-home DIR``. ``cv`` takes the same options but ``--seeds`` (its
+repetitions are seeded 0, 1, ...) and the peers', and adds ``--folds`` and
+``--repeats``. See ``benchmarks/README.md``.
 """
 
 import argparse
@@ -27,6 +30,7 @@ from .methods import METHOD_NAMES, parse_methods
 # per-suite settings of the learners: method -> constructor overrides
 QUICK_SETTINGS = {}
 MNIST_SETTINGS = {}
+CV_SETTINGS = {}
 
 
 def _parse_list(text, *, option, allowed=None, cast=str):
@@ -49,7 +53,15 @@ def _parse_list(text, *, option, allowed=None, cast=str):
     return values
 
 
-def _add_run_options(parser, *, datasets, default_datasets="all"):
+def _add_run_options(
+    parser,
+    *,
+    datasets,
+    default_datasets="all",
+    default_methods="all",
+    default_k=3,
+    seeds=True,
+):
     parser.add_argument(
         "--datasets",
         default=default_datasets,
@@ -57,18 +69,19 @@ def _add_run_options(parser, *, datasets, default_datasets="all"):
     )
     parser.add_argument(
         "--methods",
-        default="all",
+        default=default_methods,
         help=f"comma-separated methods ({', '.join(METHOD_NAMES)}) or 'all'",
     )
-    parser.add_argument(
-        "--seeds", default="0", help="comma-separated seeds of split and learners"
-    )
+    if seeds:
+        parser.add_argument(
+            "--seeds", default="0", help="comma-separated seeds of split and learners"
+        )
     parser.add_argument(
         "-k",
         "--n-neighbors",
         type=int,
-        default=3,
-        help="k of the kNN rule and LMNN's target neighbours (default 3)",
+        default=default_k,
+        help=f"k of the kNN rule and LMNN's target neighbours (default {default_k})",
     )
     parser.add_argument(
         "--max-iter",
@@ -161,6 +174,34 @@ def build_parser():
         "--n-components", type=int, default=164, help="PCA dimensions (default 164)"
     )
 
+    cv = commands.add_parser(
+        "cv",
+        help="the ITML paper's protocol: k-NN error, 5 x 2-fold cross-validation",
+        description="The evaluation of Davis et al. (ICML 2007, Figure 1): k-NN "
+        "test error (k = 4) over stratified 2-fold cross-validation repeated 5 "
+        "times; repetition r shuffles the folds and seeds the learners with r; "
+        "each training fold fixes the standardisation. Prints mean error, its "
+        "standard deviation and mean fit seconds per data set and method; "
+        "--json/--csv write one record per fold run.",
+    )
+    _add_run_options(
+        cv,
+        datasets=EMBEDDED_DATASETS,
+        default_datasets="wine,iris",
+        default_methods="euclidean,itml",
+        default_k=4,
+        seeds=False,
+    )
+    cv.add_argument(
+        "--folds", type=int, default=2, help="folds of the cross-validation (2)"
+    )
+    cv.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="repetitions; repetition r uses seed r (default 5)",
+    )
+
     kernels = commands.add_parser(
         "kernels",
         help="the numba kernel benchmark",
@@ -220,8 +261,12 @@ def _write_outputs(records, args, *, prefix):
             print(f"wrote {path}", file=sys.stderr)
 
 
-def run_grid(suite, loader, datasets, args, settings):
-    """Run every (data set, seed) x (method, peer) of a suite; return records."""
+def run_grid(suite, draws, datasets, args, settings):
+    """Run every data set x draw x (method, peer) of a suite; return records.
+
+    ``draws`` are ``(loader, seed)`` pairs: ``loader(dataset, seed)`` gives the
+    split, and ``seed`` also seeds the learners.
+    """
     from .grid import LEARNER_PARAMS_CAPPED, Task, run_tasks
     from .peers import parse_peers
     from .progress import Progress
@@ -232,10 +277,8 @@ def run_grid(suite, loader, datasets, args, settings):
         peers = parse_peers(args.peers, methods) if args.with_peers else []
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
-    seeds = _parse_list(args.seeds, option="--seeds", cast=int) or [0]
     common = {
         "suite": suite,
-        "loader": loader,
         "n_neighbors": args.n_neighbors,
         "max_iter": args.max_iter,
         "peer_timeout": args.peer_timeout,
@@ -243,7 +286,7 @@ def run_grid(suite, loader, datasets, args, settings):
     }
     tasks = []
     for dataset in datasets:
-        for seed in seeds:
+        for loader, seed in draws:
             for method in methods:
                 overrides = dict(settings.get(method, {}))
                 if args.max_iter is not None and method in LEARNER_PARAMS_CAPPED:
@@ -252,6 +295,7 @@ def run_grid(suite, loader, datasets, args, settings):
                     Task(
                         dataset=dataset,
                         seed=seed,
+                        loader=loader,
                         kind="linmetric",
                         name=method,
                         overrides=tuple(sorted(overrides.items())),
@@ -260,7 +304,14 @@ def run_grid(suite, loader, datasets, args, settings):
                 )
             for peer in peers:
                 tasks.append(
-                    Task(dataset=dataset, seed=seed, kind="peer", name=peer, **common)
+                    Task(
+                        dataset=dataset,
+                        seed=seed,
+                        loader=loader,
+                        kind="peer",
+                        name=peer,
+                        **common,
+                    )
                 )
     with Progress(len(tasks), quiet=args.quiet) as progress:
         records = run_tasks(
@@ -273,11 +324,16 @@ def run_grid(suite, loader, datasets, args, settings):
     return add_speed_ratios(records)
 
 
-def _finish(records, args, *, prefix, started):
+def _seed_draws(loader, args):
+    seeds = _parse_list(args.seeds, option="--seeds", cast=int) or [0]
+    return [(loader, seed) for seed in seeds]
+
+
+def _finish(records, args, *, prefix, started, table=None):
     from .report import format_table
 
     _attach_environment(records)
-    print(format_table(records))
+    print((table or format_table)(records))
     _write_outputs(records, args, prefix=prefix)
     if not args.quiet:
         print(f"total {time.perf_counter() - started:.1f} s", file=sys.stderr)
@@ -293,7 +349,7 @@ def cmd_quick(args):
     )
     records = run_grid(
         "quick",
-        embedded_loader(),
+        _seed_draws(embedded_loader(), args),
         datasets or list(EMBEDDED_DATASETS),
         args,
         QUICK_SETTINGS,
@@ -312,8 +368,36 @@ def cmd_mnist(args):
         n_components=args.n_components,
         data_home=args.data_home,
     )
-    records = run_grid("mnist", load, datasets or ["mnist"], args, MNIST_SETTINGS)
+    records = run_grid(
+        "mnist", _seed_draws(load, args), datasets or ["mnist"], args, MNIST_SETTINGS
+    )
     return _finish(records, args, prefix="mnist_", started=started)
+
+
+def cmd_cv(args):
+    from .grid import fold_loader
+    from .report import format_cv_table
+
+    started = time.perf_counter()
+    if args.with_peers:
+        raise SystemExit(
+            "cv: --with-peers is not supported; the cv suite runs linmetric's "
+            "methods and the Euclidean baseline only."
+        )
+    if args.folds < 2:
+        raise SystemExit(f"--folds={args.folds} must be at least 2.")
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats={args.repeats} must be at least 1.")
+    datasets = _parse_list(
+        args.datasets, option="--datasets", allowed=EMBEDDED_DATASETS
+    )
+    draws = [
+        (fold_loader(fold=fold, n_folds=args.folds), repeat)
+        for repeat in range(args.repeats)
+        for fold in range(args.folds)
+    ]
+    records = run_grid("cv", draws, datasets or ["wine", "iris"], args, CV_SETTINGS)
+    return _finish(records, args, prefix="cv_", started=started, table=format_cv_table)
 
 
 def cmd_kernels(args):
@@ -337,7 +421,7 @@ def cmd_list(args):
     from .methods import METHODS, availability
     from .peers import DEFAULT_PEERS, PEERS, PEERS_VENV, peers_python
 
-    print("suites: quick (default), mnist, kernels")
+    print("suites: quick (default), mnist, cv, kernels")
     print(f"embedded data sets: {', '.join(EMBEDDED_DATASETS)}")
     print(
         "image data sets (mnist suite): mnist (linmetric.datasets.load_mnist), "
@@ -380,6 +464,7 @@ def cmd_peers_setup(args):
 COMMANDS = {
     "quick": cmd_quick,
     "mnist": cmd_mnist,
+    "cv": cmd_cv,
     "kernels": cmd_kernels,
     "list": cmd_list,
     "peers-setup": cmd_peers_setup,

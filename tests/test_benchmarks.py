@@ -254,6 +254,65 @@ def test_cli_plots(tmp_path, stand_in_methods):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_cv_smoke(tmp_path, capsys):
+    json_path, csv_path = tmp_path / "cv.json", tmp_path / "cv.csv"
+    argv = ["cv", "--datasets", "iris", "--methods", "euclidean,whitening"]
+    argv += ["--repeats", "1", "--json", str(json_path), "--csv", str(csv_path)]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "dataset",
+        "method",
+        "library",
+        "mean",
+        "error",
+        "std",
+        "fit",
+        "s",
+        "runs",
+    ]
+    assert lines[2].split()[:3] == ["iris", "euclidean", "baseline"]
+    assert lines[3].split()[:3] == ["iris", "whitening", "linmetric"]
+    assert lines[2].split()[-1] == lines[3].split()[-1] == "2/2"
+    assert "[4/4]" in err
+
+    records = json.loads(json_path.read_text())
+    assert len(records) == 1 * 2 * 2 * 1  # data sets x methods x folds x repeats
+    assert {(r["method"], r["fold"], r["seed"]) for r in records} == {
+        (method, fold, 0) for method in ("euclidean", "whitening") for fold in (0, 1)
+    }
+    for record in records:
+        assert set(RECORD_FIELDS) <= set(record)
+        assert record["suite"] == "cv" and record["status"] == "ok"
+        assert record["n_neighbors"] == 4 and record["n_train"] == 75
+        assert record["data"]["n_folds"] == 2
+        assert 0.0 <= 1.0 - record["knn_accuracy"] <= 1.0
+        assert record["environment"]["versions"]["numpy"] == np.__version__
+    euclidean = [r for r in records if r["method"] == "euclidean"]
+    mean_error = np.mean([1.0 - r["knn_accuracy"] for r in euclidean])
+    assert f"{mean_error:.4f}" in lines[2]
+    with open(csv_path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["fold"] for row in rows] == ["0", "0", "1", "1"]
+
+
+def test_cli_cv_rejects_peers_and_bad_folds():
+    with pytest.raises(SystemExit, match="--with-peers is not supported"):
+        cli.main(["cv", "--with-peers"])
+    with pytest.raises(SystemExit, match="--folds=1 must be at least 2"):
+        cli.main(["cv", "--folds", "1"])
+
+
+def test_fold_splits_partition_the_data():
+    folds = [benchmarks.data.load_embedded_fold("iris", 3, fold=f) for f in (0, 1)]
+    assert [len(split.y_test) for split in folds] == [75, 75]
+    np.testing.assert_array_equal(np.bincount(folds[0].y_test), [25, 25, 25])
+    np.testing.assert_allclose(folds[0].X_train.mean(axis=0), 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="fold=2 must be in"):
+        benchmarks.data.load_embedded_fold("iris", fold=2)
+
+
 def test_cli_rejects_unknown_dataset():
     with pytest.raises(SystemExit, match="unknown value"):
         cli.main(["quick", "--datasets", "imagenet"])
