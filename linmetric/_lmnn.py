@@ -9,14 +9,18 @@ from ._base import MetricLearner
 from ._init import initialize_components, resolve_n_components
 from ._kernels import (
     find_impostors,
-    sq_distance_blocks,
-    sq_distances_of_pairs,
     target_neighbors,
     weighted_outer_sum,
 )
 from ._kernels._chunking import limit_threads
 from ._kernels.impostors import sort_pairs
-from ._kernels.lmnn import impostors_of_rows, push_terms
+from ._kernels.lmnn import (
+    impostors_of_rows,
+    pair_sq_distances,
+    push_terms,
+    ratios_by_group,
+    scale_losses,
+)
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._validation import validate_X_y
@@ -102,9 +106,7 @@ class _ImpostorSet:
         margins = target_sq.max(axis=1) + 1.0
         if self.rows is None or len(self.references) > _MAX_REFERENCES:
             return self._full(L, Z, target_sq, margins)
-        pair_sq = sq_distances_of_pairs(Z, self.rows, self.cols).astype(
-            np.float64, copy=False
-        )
+        pair_sq = pair_sq_distances(Z, self.rows, self.cols)
         if self.guaranteed:
             stale = self._stale_guaranteed(L, margins)
         else:
@@ -123,9 +125,7 @@ class _ImpostorSet:
             working_memory=self.working_memory,
         )
         self.n_partial_searches += 1
-        new_sq = sq_distances_of_pairs(Z, new_rows, new_cols).astype(
-            np.float64, copy=False
-        )
+        new_sq = pair_sq_distances(Z, new_rows, new_cols)
         keep = ~stale[self.rows]
         rows, cols, pair_sq, ref_sq = sort_pairs(
             np.concatenate([self.rows[keep], new_rows]),
@@ -145,33 +145,28 @@ class _ImpostorSet:
         # shrunk no more than a low quantile of the measured ones, measured
         # separately for the points searched at each map of reference.
         stride = max(1, pair_sq.shape[0] // _RATIO_SAMPLE)
-        sampled = slice(None, None, stride)
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0: dropped
-            ratios = np.concatenate(
-                [
-                    pair_sq[sampled] / self.ref_sq[sampled],
-                    (target_sq / self.target_ref).ravel(),
-                ]
-            )
-        groups = np.concatenate(
-            [
-                self.reference_of[self.rows[sampled]],
-                np.repeat(self.reference_of, target_sq.shape[1]),
-            ]
+        n_groups = len(self.references)
+        ratios, bounds = ratios_by_group(
+            pair_sq,
+            self.ref_sq,
+            self.rows,
+            stride,
+            target_sq,
+            self.target_ref,
+            self.reference_of,
+            n_groups,
         )
-        valid = np.isfinite(ratios)
-        ratios, groups = ratios[valid], groups[valid]
-        shrink = np.ones(len(self.references))
+        shrink = np.ones(n_groups)
         if ratios.size:
-            overall = np.quantile(ratios, _SHRINK_QUANTILE)
-            order = np.argsort(groups, kind="stable")
-            bounds = np.searchsorted(groups[order], np.arange(len(self.references) + 1))
-            for group in range(len(self.references)):
-                members = ratios[order[bounds[group] : bounds[group + 1]]]
-                enough = members.size >= _MIN_GROUP_SAMPLE
-                shrink[group] = (
-                    np.quantile(members, _SHRINK_QUANTILE) if enough else overall
-                )
+            overall = None  # computed when a group is too small for its own
+            for group in range(n_groups):
+                members = ratios[bounds[group] : bounds[group + 1]]
+                if members.size >= _MIN_GROUP_SAMPLE or n_groups == 1:
+                    shrink[group] = np.quantile(members, _SHRINK_QUANTILE)
+                else:
+                    if overall is None:
+                        overall = np.quantile(ratios, _SHRINK_QUANTILE)
+                    shrink[group] = overall
         return margins > shrink[self.reference_of] * _CANDIDATE_SCALE * self.ref_margins
 
     def _stale_guaranteed(self, L, margins):
@@ -189,7 +184,7 @@ class _ImpostorSet:
 
     def _full(self, L, Z, target_sq, margins):
         rows, cols = self.search(Z, _CANDIDATE_SCALE * margins)
-        pair_sq = sq_distances_of_pairs(Z, rows, cols).astype(np.float64, copy=False)
+        pair_sq = pair_sq_distances(Z, rows, cols)
         self.ref_margins = margins.copy()
         self.target_ref = target_sq.copy()
         self.references = [L.copy()]
@@ -226,8 +221,8 @@ class _Objective:
         return self.X @ L.T.astype(self.X.dtype, copy=False)
 
     def target_sq(self, Z):
-        target_sq = sq_distances_of_pairs(Z, self.target_rows, self.target_cols)
-        return target_sq.reshape(self.n_samples, -1).astype(np.float64, copy=False)
+        target_sq = pair_sq_distances(Z, self.target_rows, self.target_cols)
+        return target_sq.reshape(self.n_samples, -1)
 
     def __call__(self, x):
         L = np.asarray(x, dtype=np.float64).reshape(self.shape)
@@ -280,29 +275,16 @@ def _best_scale(
     )
     Z = X @ components.T.astype(X.dtype, copy=False)
     scales = np.logspace(-6, 2, 161)  # candidate values of t = c^2
-    loss = np.zeros_like(scales)
-    for start, stop, block in sq_distance_blocks(
-        Z[sample], Z, working_memory=working_memory
-    ):
-        for row, i in zip(block, sample[start:stop], strict=True):
-            row = row.astype(np.float64)
-            others = np.sort(row[y != y[i]])
-            sums = np.concatenate([[0.0], np.cumsum(others)])
-            squares = np.concatenate([[0.0], np.cumsum(others**2)])
-            for d_target in row[targets[i]]:
-                loss += (1.0 - mu) * scales * d_target
-                # active impostors: others < d_target + 1 / t
-                count = np.searchsorted(others, d_target + 1.0 / scales)
-                margin = 1.0 + scales * d_target
-                if squared:
-                    push = (
-                        count * margin**2
-                        - 2.0 * margin * scales * sums[count]
-                        + scales**2 * squares[count]
-                    )
-                else:
-                    push = count * margin - scales * sums[count]
-                loss += mu * push
+    loss = scale_losses(
+        Z,
+        y,
+        targets,
+        sample,
+        scales,
+        mu=mu,
+        squared=squared,
+        working_memory=working_memory,
+    )
     return float(np.sqrt(scales[np.argmin(loss)]))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ._chunking import run_on_row_ranges
 from ._config import jit
-from .distances import check_array, sq_distance_blocks
+from .distances import check_array, exact_sq_distance, sq_distance_blocks
 
 
 @jit
@@ -226,3 +226,227 @@ def _fill_inside_kernel(start, stop, block, chunk, y, radii, offsets, rows, cols
                 rows[position] = i
                 cols[position] = l
                 position += 1
+
+
+@jit
+def _pair_sq_kernel(start, stop, Z, rows, cols, out):
+    for p in range(start, stop):
+        out[p] = exact_sq_distance(Z, rows[p], Z, cols[p])
+
+
+def pair_sq_distances(Z, rows, cols):
+    """Squared distances ``||Z[rows[p]] - Z[cols[p]]||^2`` in float64.
+
+    The values of :func:`linmetric._kernels.sq_distances_of_pairs` (float64
+    sums of squared differences), kept in float64 whatever the dtype of
+    ``Z``, with no copy or check of the indices: for the pairs that LMNN
+    built itself, on every evaluation of its loss.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components), float32 or float64
+        C-contiguous.
+    rows, cols : ndarray of shape (n_pairs,), intp
+        Valid row indices of ``Z``.
+
+    Returns
+    -------
+    sq_dists : ndarray of shape (n_pairs,), float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.lmnn import pair_sq_distances
+    >>> Z = np.array([[0.0, 0.0, 0.0, 0.0, 0.0], [3.0, 4.0, 0.0, 0.0, 1.0]])
+    >>> pair_sq_distances(Z, np.array([0, 1]), np.array([1, 1]))
+    array([26.,  0.])
+    """
+    out = np.empty(rows.shape[0], dtype=np.float64)
+    run_on_row_ranges(_pair_sq_kernel, rows.shape[0], Z, rows, cols, out)
+    return out
+
+
+@jit
+def _scale_loss_kernel(others, n_others, target_sq, scales, mu, squared, loss):
+    # loss[s] += the share of the rows of ``others`` (sorted distances to
+    # the points of other classes, +inf padded after n_others[ii]) in the
+    # loss of sqrt(t_s) L; see scale_losses.
+    n_scales = scales.shape[0]
+    sums = np.zeros(others.shape[1] + 1, dtype=np.float64)
+    squares = np.zeros(others.shape[1] + 1, dtype=np.float64)
+    for ii in range(others.shape[0]):
+        n_row = n_others[ii]
+        for l in range(n_row):
+            value = others[ii, l]
+            sums[l + 1] = sums[l] + value
+            squares[l + 1] = squares[l] + value * value
+        for j in range(target_sq.shape[1]):
+            d_target = target_sq[ii, j]
+            count = n_row
+            for s in range(n_scales):
+                t = scales[s]
+                loss[s] += (1.0 - mu) * t * d_target
+                # active impostors: others < d_target + 1 / t, a bound that
+                # falls as t grows (scales are increasing)
+                bound = d_target + 1.0 / t
+                while count > 0 and others[ii, count - 1] >= bound:
+                    count -= 1
+                margin = 1.0 + t * d_target
+                if squared:
+                    push = (
+                        count * margin * margin
+                        - 2.0 * margin * t * sums[count]
+                        + t * t * squares[count]
+                    )
+                else:
+                    push = count * margin - t * sums[count]
+                loss[s] += mu * push
+
+
+def scale_losses(Z, y, targets, sample, scales, *, mu, squared, working_memory=None):
+    """The share of sampled points in the LMNN loss of ``sqrt(t) L``, per ``t``.
+
+    With ``Z = X L^T`` the squared distances under ``c L`` are those under
+    ``L`` times ``t = c^2``, and a triplet ``(i, j, l)`` is active when
+    ``d(i, l) < d(i, j) + 1 / t``. For each sampled point the distances to
+    the points of other classes are sorted once; their cumulative sums then
+    give its exact share of the loss for every ``t``.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components), float32 or float64
+    y : ndarray of shape (n_samples,), int
+        Class codes.
+    targets : ndarray of shape (n_samples, n_neighbors), int
+        Target neighbours of each point.
+    sample : ndarray of shape (n_sample,), int
+        The points whose share is summed.
+    scales : ndarray of shape (n_scales,)
+        The values of ``t``, positive and increasing.
+    mu : float
+        Weight of the push term.
+    squared : bool
+        Squared hinge (True) or hinge (False).
+    working_memory : float or None
+        Budget in MiB for one distance block.
+
+    Returns
+    -------
+    loss : ndarray of shape (n_scales,), float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.lmnn import scale_losses
+    >>> Z = np.array([[0.0], [1.0], [1.2], [3.0]])
+    >>> y = np.array([0, 0, 1, 1])
+    >>> targets = np.array([[1], [0], [3], [2]])
+    >>> scale_losses(Z, y, targets, np.array([0]), np.array([1.0, 4.0]),
+    ...              mu=0.5, squared=False).tolist()
+    [0.78, 2.0]
+    """
+    Z = check_array(Z, "Z")
+    y = np.ascontiguousarray(y, dtype=np.intp)
+    targets = np.ascontiguousarray(targets, dtype=np.intp)
+    sample = np.ascontiguousarray(sample, dtype=np.intp)
+    scales = np.ascontiguousarray(scales, dtype=np.float64)
+    loss = np.zeros(scales.shape[0], dtype=np.float64)
+    class_sizes = np.bincount(y)
+    for start, stop, block in sq_distance_blocks(
+        Z[sample], Z, working_memory=working_memory
+    ):
+        chunk = sample[start:stop]
+        block = block.astype(np.float64)
+        target_sq = np.take_along_axis(block, targets[chunk], axis=1)
+        # distances to the points of the same class go last, then one sort
+        block[y[chunk, None] == y[None, :]] = np.inf
+        block.sort(axis=1)
+        _scale_loss_kernel(
+            block,
+            y.shape[0] - class_sizes[y[chunk]],
+            target_sq,
+            scales,
+            float(mu),
+            bool(squared),
+            loss,
+        )
+    return loss
+
+
+@jit
+def _ratios_by_group_kernel(
+    pair_sq, ref_sq, rows, stride, target_sq, target_ref, group_of, out, bounds
+):
+    # Two passes: count the finite ratios of each group, then place them.
+    for p in range(0, pair_sq.shape[0], stride):
+        ratio = pair_sq[p] / ref_sq[p]
+        if np.isfinite(ratio):
+            bounds[group_of[rows[p]] + 1] += 1
+    for i in range(target_sq.shape[0]):
+        for j in range(target_sq.shape[1]):
+            ratio = target_sq[i, j] / target_ref[i, j]
+            if np.isfinite(ratio):
+                bounds[group_of[i] + 1] += 1
+    for g in range(1, bounds.shape[0]):
+        bounds[g] += bounds[g - 1]
+    cursor = bounds[:-1].copy()
+    for p in range(0, pair_sq.shape[0], stride):
+        ratio = pair_sq[p] / ref_sq[p]
+        if np.isfinite(ratio):
+            g = group_of[rows[p]]
+            out[cursor[g]] = ratio
+            cursor[g] += 1
+    for i in range(target_sq.shape[0]):
+        g = group_of[i]
+        for j in range(target_sq.shape[1]):
+            ratio = target_sq[i, j] / target_ref[i, j]
+            if np.isfinite(ratio):
+                out[cursor[g]] = ratio
+                cursor[g] += 1
+
+
+def ratios_by_group(
+    pair_sq, ref_sq, rows, stride, target_sq, target_ref, group_of, n_groups
+):
+    """Ratios of current to reference squared distances, grouped by row's group.
+
+    The ratios ``pair_sq[p] / ref_sq[p]`` of every ``stride``-th pair and
+    ``target_sq[i, j] / target_ref[i, j]`` of every target pair, each put
+    in the group ``group_of`` gives its row; ratios that are not finite
+    (a reference distance of zero) are left out.
+
+    Parameters
+    ----------
+    pair_sq, ref_sq : ndarray of shape (n_pairs,), float64
+    rows : ndarray of shape (n_pairs,), intp
+        Row of each pair.
+    stride : int
+        Take the pairs ``0, stride, 2 stride, ...``.
+    target_sq, target_ref : ndarray of shape (n_samples, n_neighbors), float64
+    group_of : ndarray of shape (n_samples,), intp
+        Group of each row, in ``[0, n_groups)``.
+    n_groups : int
+
+    Returns
+    -------
+    ratios : ndarray of shape (n_ratios,), float64
+        The ratios of group ``g`` are ``ratios[bounds[g]:bounds[g + 1]]``.
+    bounds : ndarray of shape (n_groups + 1,), intp
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.lmnn import ratios_by_group
+    >>> ratios, bounds = ratios_by_group(
+    ...     np.array([1.0, 2.0]), np.array([2.0, 0.0]), np.array([1, 0]), 1,
+    ...     np.array([[3.0], [1.0]]), np.array([[1.0], [4.0]]),
+    ...     np.array([1, 0]), 2)
+    >>> ratios.tolist(), bounds.tolist()
+    ([0.5, 0.25, 3.0], [0, 2, 3])
+    """
+    out = np.empty(pair_sq.shape[0] // stride + 1 + target_sq.size, dtype=np.float64)
+    bounds = np.zeros(n_groups + 1, dtype=np.intp)
+    _ratios_by_group_kernel(
+        pair_sq, ref_sq, rows, int(stride), target_sq, target_ref, group_of, out, bounds
+    )
+    return out[: bounds[-1]], bounds
