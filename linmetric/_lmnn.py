@@ -16,6 +16,7 @@ from ._kernels._chunking import limit_threads
 from ._kernels.impostors import sort_pairs
 from ._kernels.lmnn import (
     impostors_of_rows,
+    lmnn_outer_sum,
     pair_sq_distances,
     push_terms,
     ratios_by_group,
@@ -214,6 +215,12 @@ class _Objective:
         self.n_samples = n_samples
         self.target_rows = np.repeat(np.arange(n_samples, dtype=np.intp), n_neighbors)
         self.target_cols = np.ascontiguousarray(targets.ravel(), dtype=np.intp)
+        self.targets = self.target_cols.reshape(n_samples, n_neighbors)
+        # On small float64 data one serial pass over LMNN's own arrays
+        # replaces the general, threaded outer-product sum.
+        self.serial_gradient = (
+            X.dtype == np.float64 and n_samples <= _SERIAL_MAX_SAMPLES
+        )
         spread = np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=1, dtype=np.float64))
         self.impostors = _ImpostorSet(y, working_memory, spread)
 
@@ -237,15 +244,24 @@ class _Objective:
         # C = (1 - mu) sum_ij C_ij + mu sum_active h' (C_ij - C_il): one
         # sparse outer-product sum over the target pairs (pull and push
         # weights together) and the active impostor pairs.
-        active = pair_weights != 0.0
-        C = weighted_outer_sum(
-            self.X,
-            np.concatenate([self.target_rows, impostors.rows[active]]),
-            np.concatenate([self.target_cols, impostors.cols[active]]),
-            np.concatenate(
-                [(1.0 - self.mu) + target_weights.ravel(), pair_weights[active]]
-            ),
-        )
+        target_weights += 1.0 - self.mu
+        if self.serial_gradient:
+            C = lmnn_outer_sum(
+                self.X,
+                self.targets,
+                target_weights,
+                impostors.indptr,
+                impostors.cols,
+                pair_weights,
+            )
+        else:
+            active = pair_weights != 0.0
+            C = weighted_outer_sum(
+                self.X,
+                np.concatenate([self.target_rows, impostors.rows[active]]),
+                np.concatenate([self.target_cols, impostors.cols[active]]),
+                np.concatenate([target_weights.ravel(), pair_weights[active]]),
+            )
         grad = 2.0 * L @ C
         return loss, grad.ravel(), {"active_impostors": n_active}
 

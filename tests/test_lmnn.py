@@ -6,7 +6,12 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from linmetric import LMNN
 from linmetric._kernels import find_impostors
-from linmetric._kernels.lmnn import impostors_of_rows, push_terms
+from linmetric._kernels.lmnn import (
+    impostors_of_rows,
+    push_terms,
+    ratios_by_group,
+    scale_losses,
+)
 from linmetric._lmnn import _Objective
 from linmetric.reference import lmnn as reference
 
@@ -121,6 +126,65 @@ def test_impostors_of_rows_matches_full_search(dtype):
     keep = np.isin(rows, subset)
     np.testing.assert_array_equal(sub_rows, rows[keep])
     np.testing.assert_array_equal(sub_cols, cols[keep])
+
+
+def test_serial_and_general_gradients_agree():
+    # Small float64 data take the serial outer-product sum; the general one
+    # must give the same gradient.
+    X, y = make_blobs_data(6, n_samples=60)
+    L = np.random.RandomState(6).standard_normal((4, 4))
+    objective, _ = make_objective(X, y, L.shape)
+    assert objective.serial_gradient
+    value, grad, _ = objective(L.ravel())
+    objective.serial_gradient = False
+    general_value, general_grad, _ = objective(L.ravel())
+    assert value == general_value
+    np.testing.assert_allclose(grad, general_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("squared", [True, False])
+def test_scale_losses_match_the_loss_of_scaled_maps(squared):
+    X, y = make_blobs_data(7, n_samples=40)
+    targets = reference.target_neighbors(X, y, 3)
+    L = np.random.RandomState(7).standard_normal((4, 4))
+    scales = np.array([0.01, 0.3, 1.0, 4.0])
+    loss = scale_losses(
+        X @ L.T, y, targets, np.arange(40), scales, mu=0.4, squared=squared
+    )
+    expected = [
+        reference.loss_grad(
+            np.sqrt(t) * L,
+            X,
+            y,
+            targets,
+            mu=0.4,
+            loss="squared_hinge" if squared else "hinge",
+        )[0]
+        for t in scales
+    ]
+    np.testing.assert_allclose(loss, expected, rtol=1e-10)
+
+
+def test_ratios_by_group_match_numpy():
+    rng = np.random.RandomState(8)
+    pair_sq, ref_sq = rng.uniform(0, 2, 50), rng.uniform(0, 2, 50)
+    ref_sq[[4, 8]] = 0.0  # taken by the stride, and dropped
+    rows = np.sort(rng.randint(0, 10, 50))
+    target_sq, target_ref = rng.uniform(0, 2, (10, 2)), rng.uniform(0, 2, (10, 2))
+    group_of = rng.randint(0, 3, 10)
+    ratios, bounds = ratios_by_group(
+        pair_sq, ref_sq, rows, 2, target_sq, target_ref, group_of, 3
+    )
+    with np.errstate(divide="ignore"):
+        all_ratios = np.concatenate(
+            [pair_sq[::2] / ref_sq[::2], (target_sq / target_ref).ravel()]
+        )
+    groups = np.concatenate([group_of[rows[::2]], np.repeat(group_of, 2)])
+    for group in range(3):
+        members = all_ratios[(groups == group) & np.isfinite(all_ratios)]
+        np.testing.assert_array_equal(
+            np.sort(ratios[bounds[group] : bounds[group + 1]]), np.sort(members)
+        )
 
 
 def test_candidates_stay_complete_under_the_guaranteed_test():

@@ -450,3 +450,80 @@ def ratios_by_group(
         pair_sq, ref_sq, rows, int(stride), target_sq, target_ref, group_of, out, bounds
     )
     return out[: bounds[-1]], bounds
+
+
+@jit
+def _gradient_gather_kernel(
+    X, targets, target_weights, indptr, cols, pair_weights, product, degrees
+):
+    # product[a] += w x_b and degrees[a] += w, degrees[b] += w over the
+    # target pairs (i, targets[i, j]) and the candidate pairs of nonzero
+    # weight (i, cols[p]), p in indptr[i]:indptr[i + 1].
+    n_features = X.shape[1]
+    for i in range(targets.shape[0]):
+        for j in range(targets.shape[1]):
+            b = targets[i, j]
+            w = target_weights[i, j]
+            degrees[i] += w
+            degrees[b] += w
+            for k in range(n_features):
+                product[i, k] += w * X[b, k]
+        for p in range(indptr[i], indptr[i + 1]):
+            w = pair_weights[p]
+            if w != 0.0:
+                b = cols[p]
+                degrees[i] += w
+                degrees[b] += w
+                for k in range(n_features):
+                    product[i, k] += w * X[b, k]
+
+
+def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
+    """``C = sum_p w_p (x_a - x_b)(x_a - x_b)^T`` over LMNN's pairs, serially.
+
+    The pairs are the target pairs ``(i, targets[i, j])`` with weights
+    ``target_weights[i, j]`` and the candidate impostor pairs
+    ``(i, cols[p])``, ``p`` in ``indptr[i]:indptr[i + 1]``, with weights
+    ``pair_weights[p]`` (zero weights are skipped). As in
+    :func:`linmetric._kernels.weighted_outer_sum`, ``C`` is the symmetric
+    part of ``X^T (D X - 2 W X)``; here one serial numba pass gathers
+    ``W X`` and the degrees ``D`` straight from LMNN's arrays, without
+    building the list of pairs, and one GEMM over all rows follows. Meant
+    for small problems, where the pass takes about as long as the
+    bookkeeping around a threaded one.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float64
+    targets : ndarray of shape (n_samples, n_neighbors), intp
+    target_weights : ndarray of shape (n_samples, n_neighbors), float64
+    indptr : ndarray of shape (n_samples + 1,), intp
+    cols : ndarray of shape (n_candidates,), intp
+    pair_weights : ndarray of shape (n_candidates,), float64
+
+    Returns
+    -------
+    C : ndarray of shape (n_features, n_features), float64
+        Symmetric.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.lmnn import lmnn_outer_sum
+    >>> X = np.array([[0.0, 0.0], [1.0, 2.0], [1.0, 0.0]])
+    >>> targets = np.array([[1], [0], [1]])
+    >>> lmnn_outer_sum(X, targets, np.array([[1.0], [0.0], [0.5]]),
+    ...                np.array([0, 0, 0, 0]), np.empty(0, dtype=np.intp),
+    ...                np.empty(0))
+    array([[1., 2.],
+           [2., 6.]])
+    """
+    product = np.zeros(X.shape, dtype=np.float64)
+    degrees = np.zeros(X.shape[0], dtype=np.float64)
+    _gradient_gather_kernel(
+        X, targets, target_weights, indptr, cols, pair_weights, product, degrees
+    )
+    right = X * degrees[:, None]
+    right -= 2.0 * product
+    H = X.T @ right
+    return (H + H.T) / 2.0
