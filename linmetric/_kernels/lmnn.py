@@ -269,7 +269,7 @@ def pair_sq_distances(Z, rows, cols):
 @jit
 def _scale_loss_kernel(others, n_others, target_sq, scales, mu, squared, loss):
     # loss[s] += the share of the rows of ``others`` (sorted distances to
-    # the points of other classes, +inf padded after n_others[ii]) in the
+    # the points of other classes, +inf after n_others[ii]) in the
     # loss of sqrt(t_s) L; see scale_losses.
     n_scales = scales.shape[0]
     sums = np.zeros(others.shape[1] + 1, dtype=np.float64)
@@ -277,7 +277,7 @@ def _scale_loss_kernel(others, n_others, target_sq, scales, mu, squared, loss):
     for ii in range(others.shape[0]):
         n_row = n_others[ii]
         for l in range(n_row):
-            value = others[ii, l]
+            value = np.float64(others[ii, l])
             sums[l + 1] = sums[l] + value
             squares[l + 1] = squares[l] + value * value
         for j in range(target_sq.shape[1]):
@@ -356,9 +356,10 @@ def scale_losses(Z, y, targets, sample, scales, *, mu, squared, working_memory=N
         Z[sample], Z, working_memory=working_memory
     ):
         chunk = sample[start:stop]
-        block = block.astype(np.float64)
         target_sq = np.take_along_axis(block, targets[chunk], axis=1)
+        target_sq = target_sq.astype(np.float64)
         # distances to the points of the same class go last, then one sort
+        # (in place: each block is a new array)
         block[y[chunk, None] == y[None, :]] = np.inf
         block.sort(axis=1)
         _scale_loss_kernel(
