@@ -7,8 +7,12 @@ Kernels are compiled lazily, on their first call, never at import.
 - ``jit_parallel``: kernels with ``prange`` loops. Not cached: numba's cache
   of parallel kernels breaks when the thread count changes between runs.
 
-Neither sets ``fastmath``: its no-NaN/no-inf assumptions would delete the
-finiteness checks some kernels rely on. ``error_model="numpy"`` makes a
+- ``jit_reassoc``: serial, cached, and allowed to reorder floating-point
+  sums (``fastmath={"reassoc", "contract"}``) so that long float64
+  reductions vectorise. The result changes only by rounding.
+
+None sets the full ``fastmath``: its no-NaN/no-inf assumptions would delete
+the finiteness checks some kernels rely on. ``error_model="numpy"`` makes a
 division by zero give inf/NaN, as in NumPy, instead of raising, which lets
 numba vectorise the loops.
 """
@@ -21,6 +25,13 @@ _COMMON = {"nogil": True, "error_model": "numpy"}
 def jit(*args, **kwargs):
     """``numba.njit`` for serial kernels: cached on disk, compiled lazily."""
     return numba.njit(*args, cache=True, **_COMMON, **kwargs)
+
+
+def jit_reassoc(*args, **kwargs):
+    """``jit`` that may reassociate sums (and fuse multiply-adds)."""
+    return numba.njit(
+        *args, cache=True, fastmath={"reassoc", "contract"}, **_COMMON, **kwargs
+    )
 
 
 def jit_parallel(*args, **kwargs):

@@ -13,8 +13,8 @@ thread and no two threads write the same weight.
 import numpy as np
 
 from ._chunking import run_on_row_ranges
-from ._config import jit
-from .distances import check_array, exact_sq_distance, sq_distance_blocks
+from ._config import jit, jit_reassoc
+from .distances import check_array, sq_distance_blocks
 
 
 @jit
@@ -228,10 +228,18 @@ def _fill_inside_kernel(start, stop, block, chunk, y, radii, offsets, rows, cols
                 position += 1
 
 
-@jit
+@jit_reassoc
 def _pair_sq_kernel(start, stop, Z, rows, cols, out):
+    # The float64 sum is reordered so that it vectorises; the order of a
+    # sum of 2 to 1,000 squares changes it by rounding only.
     for p in range(start, stop):
-        out[p] = exact_sq_distance(Z, rows[p], Z, cols[p])
+        a = rows[p]
+        b = cols[p]
+        total = 0.0
+        for k in range(Z.shape[1]):
+            diff = np.float64(Z[a, k]) - np.float64(Z[b, k])
+            total += diff * diff
+        out[p] = total
 
 
 def pair_sq_distances(Z, rows, cols):
