@@ -309,6 +309,10 @@ class _ContinuedLog:
 
     Numbers iterations after those of earlier runs and holds back the
     convergence report until :meth:`LMNN.fit` knows the final outcome.
+    ``rose`` tells whether the loss ever increased from one iteration to the
+    next, which an exact objective never lets L-BFGS do: the candidates
+    missed impostors at some evaluation, and the optimiser's stopping rule
+    may have been met on the wrong losses.
     """
 
     def __init__(self, log, offset):
@@ -316,8 +320,12 @@ class _ContinuedLog:
         self.offset = offset
         self.converged = None
         self.message = None
+        self.rose = False
+        self._last = np.inf
 
     def record(self, n_iter, loss, components=None, **extras):
+        self.rose = self.rose or loss > self._last
+        self._last = loss
         self.log.record(self.offset + n_iter, loss, components, **extras)
 
     def finish(self, converged, message=None):
@@ -378,7 +386,11 @@ class LMNN(MetricLearner):
 
     where ``mu`` is ``push_weight``. The target neighbours are chosen once,
     at the start of ``fit``, by the Euclidean distance in the input space,
-    and stay fixed during the optimisation.
+    and stay fixed during the optimisation. With ``n_passes > 1`` the
+    optimisation is repeated: each further pass chooses the target
+    neighbours again, by the distance learned so far, and resumes from the
+    map reached (the multi-pass LMNN of the paper). Passes stop early when
+    the target neighbours no longer change.
 
     Impostors are kept as an active set. A search gathers, for each point,
     the candidate impostors inside its margin enlarged by a factor 1.3; each
@@ -437,6 +449,10 @@ class LMNN(MetricLearner):
     verbose : int, default=0
         If positive, print a table of iteration, loss, active impostors and
         seconds, then the outcome.
+    n_passes : int, default=1
+        How many times the target neighbours are chosen: once in the input
+        space, then once more under the learned map for each further pass.
+        Iterations of all passes count against ``max_iter``.
     warm_start : bool, default=False
         Start from the ``components_`` of the previous fit when their shape
         fits; the target neighbours are chosen again.
@@ -452,16 +468,20 @@ class LMNN(MetricLearner):
     components_ : ndarray of shape (n_components, n_features)
         The learned map ``L``, in the dtype of X.
     target_neighbors_ : ndarray of shape (n_samples, n_neighbors)
-        Indices of the target neighbours of each training point.
+        Indices of the target neighbours of each training point, as chosen
+        for the last pass.
+    n_passes_ : int
+        Passes run (fewer than ``n_passes`` when the target neighbours
+        stopped changing or ``max_iter`` was reached).
     n_iter_ : int
-        Iterations run, over all restarts.
+        Iterations run, over all passes and restarts.
     loss_curve_ : ndarray of shape (n_iter_,)
         The loss after each iteration.
     history_ : dict of str to ndarray of shape (n_iter_,)
         Per iteration: 'loss', 'active_impostors' (impostor pairs
         ``(i, l)`` inside the margin of ``i``) and 'seconds' since the start.
     converged_ : bool
-        Whether the optimiser met its stopping rule (a
+        Whether the optimiser met its stopping rule in every pass (a
         ``ConvergenceWarning`` is raised otherwise).
     n_impostor_searches_ : int
         Full impostor searches run, the final check included.
@@ -508,6 +528,7 @@ class LMNN(MetricLearner):
         "loss": [StrOptions({"squared_hinge", "hinge"})],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_passes": [Interval(numbers.Integral, 1, None, closed="left")],
         "callback": [None, "callable"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -525,6 +546,7 @@ class LMNN(MetricLearner):
         loss="squared_hinge",
         max_iter=1000,
         tol=1e-5,
+        n_passes=1,
         callback=None,
         verbose=0,
         warm_start=False,
@@ -538,6 +560,7 @@ class LMNN(MetricLearner):
         self.loss = loss
         self.max_iter = max_iter
         self.tol = tol
+        self.n_passes = n_passes
         self.callback = callback
         self.verbose = verbose
         self.warm_start = warm_start
@@ -609,22 +632,71 @@ class LMNN(MetricLearner):
                 random_state=random_state,
                 working_memory=self.working_memory,
             )
-        objective = _Objective(
-            X,
-            y_codes,
-            targets,
-            mu=float(self.push_weight),
-            loss=self.loss,
-            working_memory=self.working_memory,
-            shape=shape,
-        )
         log = IterationLog(
             "LMNN",
             verbose=self.verbose,
             callback=self.callback,
             columns=("active_impostors",),
         )
-        n_iter = 0
+        n_iter, n_searches, n_passes = 0, 0, 0
+        all_converged, first_message = True, None
+        while True:
+            objective = _Objective(
+                X,
+                y_codes,
+                targets,
+                mu=float(self.push_weight),
+                loss=self.loss,
+                working_memory=self.working_memory,
+                shape=shape,
+            )
+            components, run_iter, converged, message = self._run_pass(
+                objective, components, n_iter, log, shape
+            )
+            n_iter += run_iter
+            n_passes += 1
+            n_searches += objective.impostors.n_searches
+            if not converged:
+                all_converged = False
+                first_message = first_message or message
+            if n_passes == self.n_passes or n_iter >= self.max_iter:
+                break
+            # The next pass: target neighbours by the distance learned so far.
+            Z = X @ components.T.astype(X.dtype, copy=False)
+            new_targets = target_neighbors(
+                Z, y_codes, self.n_neighbors, working_memory=self.working_memory
+            )
+            changed = np.any(
+                np.sort(new_targets, axis=1) != np.sort(targets, axis=1), axis=1
+            )
+            n_changed = int(np.count_nonzero(changed))
+            if self.verbose:
+                print(
+                    f"[LMNN] pass {n_passes + 1}: target neighbours of "
+                    f"{n_changed} points changed"
+                )
+            if n_changed == 0:
+                break
+            targets = new_targets
+        log.finish(all_converged, None if all_converged else first_message)
+
+        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
+        self.target_neighbors_ = targets
+        self.n_passes_ = n_passes
+        self.n_iter_ = n_iter
+        self.loss_curve_ = log.loss_curve
+        self.history_ = log.history
+        self.converged_ = bool(converged)
+        self.n_impostor_searches_ = n_searches
+        return self
+
+    def _run_pass(self, objective, components, n_iter, log, shape):
+        """Minimise over one set of target neighbours, then check the result.
+
+        Returns the map, the iterations run, whether the optimiser
+        converged, and why not.
+        """
+        start = n_iter
         for attempt in range(_MAX_RESTARTS + 1):
             run_log = _ContinuedLog(log, n_iter)
             components, run_iter = self._minimize(
@@ -632,27 +704,19 @@ class LMNN(MetricLearner):
             )
             n_iter += run_iter
             converged, message = run_log.converged, run_log.message
-            # Final check: an exact full search at the returned map.
-            if not objective.missed_impostors(components):
+            # Final check: an exact full search at the returned map, and a
+            # loss that never rose on the way there.
+            if not run_log.rose and not objective.missed_impostors(components):
                 break
             # Resume with a fresh full search and the guaranteed test, so
-            # that the next result has no impostor outside the candidates.
+            # that the next run sees the exact loss throughout.
             objective.impostors.rows = None
             objective.impostors.guaranteed = True
             if n_iter >= self.max_iter or attempt == _MAX_RESTARTS:
                 converged = False
                 message = "impostors outside the candidate set remain"
                 break
-        log.finish(converged, None if converged else message)
-
-        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
-        self.target_neighbors_ = targets
-        self.n_iter_ = n_iter
-        self.loss_curve_ = log.loss_curve
-        self.history_ = log.history
-        self.converged_ = bool(converged)
-        self.n_impostor_searches_ = objective.impostors.n_searches
-        return self
+        return components, n_iter - start, converged, message
 
     def _minimize(self, objective, components, max_iter, log, shape):
         if self.loss == "hinge":

@@ -230,6 +230,32 @@ def test_loss_never_increases_and_history(loss):
     assert lmnn.n_impostor_searches_ >= 2  # the first and the final check
 
 
+def test_a_rising_loss_sends_the_optimiser_back(monkeypatch):
+    # L-BFGS never accepts a step that raises an exact loss: a recorded rise
+    # means the candidates had missed impostors at some evaluation, so the
+    # stopping rule was met on wrong losses, even if the final search at the
+    # returned map finds nothing missing.
+    real_minimize = LMNN._minimize
+    guaranteed = []
+
+    def minimize(self, objective, components, max_iter, log, shape):
+        guaranteed.append(objective.impostors.guaranteed)
+        if len(guaranteed) > 1:
+            return real_minimize(self, objective, components, max_iter, log, shape)
+        loss = objective(components.ravel())[0]
+        log.record(1, loss)
+        log.record(2, 1.5 * loss)
+        log.finish(True)
+        return components, 2
+
+    monkeypatch.setattr(LMNN, "_minimize", minimize)
+    X, y = make_blobs_data(8)
+    lmnn = LMNN(random_state=0).fit(X, y)
+    assert guaranteed == [False, True]
+    assert lmnn.converged_ and lmnn.n_iter_ > 2
+    assert lmnn.loss_curve_[-1] < lmnn.loss_curve_[0]
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 def test_convergence_warning_when_stopped_early(loss):
     X, y = make_blobs_data(7)
@@ -276,6 +302,41 @@ def test_target_neighbors_fixed_and_exposed():
     )
 
 
+def test_second_pass_chooses_targets_under_the_first_map():
+    X, y = make_blobs_data(15, n_samples=60)
+    first = LMNN(random_state=0).fit(X, y)
+    two = LMNN(n_passes=2, random_state=0).fit(X, y)
+    assert two.n_passes_ == 2
+    expected = reference.target_neighbors(X @ first.components_.T, y, 3)
+    assert not np.array_equal(expected, first.target_neighbors_)
+    np.testing.assert_array_equal(
+        np.sort(two.target_neighbors_, axis=1), np.sort(expected, axis=1)
+    )
+    # the second pass starts from the first map and only goes on from there
+    assert two.n_iter_ > first.n_iter_
+    np.testing.assert_allclose(two.loss_curve_[: first.n_iter_], first.loss_curve_)
+    assert two.converged_
+
+
+def test_passes_stop_when_targets_no_longer_change():
+    # on one feature every map keeps the order of distances, so the second
+    # pass would find the same target neighbours
+    rng = np.random.RandomState(16)
+    y = np.arange(40) % 2
+    X = (rng.standard_normal(40) + 2.0 * y)[:, None]
+    lmnn = LMNN(n_passes=3, random_state=0).fit(X, y)
+    assert lmnn.n_passes_ == 1
+    assert lmnn.converged_
+
+
+def test_passes_share_max_iter():
+    X, y = make_blobs_data(17, n_samples=60)
+    with pytest.warns(ConvergenceWarning):
+        lmnn = LMNN(n_passes=3, max_iter=4, random_state=0).fit(X, y)
+    assert lmnn.n_iter_ <= 4
+    assert not lmnn.converged_
+
+
 def test_small_class_error_names_class_and_size():
     X, y = make_blobs_data(12, n_samples=30)
     y = y.copy()
@@ -301,6 +362,8 @@ def test_bad_inputs():
         LMNN(push_weight=1.5).fit(X, y)
     with pytest.raises(ValueError, match="loss"):
         LMNN(loss="log").fit(X, y)
+    with pytest.raises(ValueError, match="n_passes"):
+        LMNN(n_passes=0).fit(X, y)
 
 
 def test_verbose_goes_to_stdout_only_when_asked(capsys):
