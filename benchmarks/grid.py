@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .data import load_embedded, load_embedded_fold, load_mnist_protocol
 
-LEARNER_PARAMS_CAPPED = ("lmnn", "nca", "itml")
+LEARNER_PARAMS_CAPPED = ("lmnn", "lmnn2", "nca", "itml")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,15 @@ reported as unavailable instead of stopping the suite.
 
 from dataclasses import dataclass
 
-METHOD_NAMES = ("euclidean", "whitening", "covariance", "lmnn", "nca", "itml")
+METHOD_NAMES = (
+    "euclidean",
+    "whitening",
+    "covariance",
+    "lmnn",
+    "lmnn2",
+    "nca",
+    "itml",
+)
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,7 @@ class Method:
     class_name: str | None  # attribute of the linmetric package; None = identity
     description: str
     defaults: tuple = ()  # (parameter, value) pairs, passed if the class has them
+    energy_rule: bool = False  # also score LMNN's energy-based classifier
 
     def make(self, *, n_neighbors, seed, callback=None, overrides=None):
         """Build the estimator, or raise ImportError when it is unavailable.
@@ -64,6 +73,14 @@ METHODS = {
         "LMNN",
         "large margin nearest neighbour",
         (("push_weight", 0.5), ("mu", 0.5)),
+        energy_rule=True,
+    ),
+    "lmnn2": Method(
+        "lmnn2",
+        "LMNN",
+        "LMNN in two passes (targets chosen again under the first map)",
+        (("push_weight", 0.5), ("mu", 0.5), ("n_passes", 2)),
+        energy_rule=True,
     ),
     "nca": Method("nca", "NCA", "neighbourhood components analysis"),
     "itml": Method("itml", "ITML", "information-theoretic metric learning"),

@@ -148,7 +148,7 @@ def run_linmetric(
                 Z_train = estimator.transform(split.X_train)
                 Z_test = estimator.transform(split.X_test)
                 record["transform_seconds"] = time.perf_counter() - start
-                if method_name == "lmnn":
+                if METHODS[method_name].energy_rule:
                     try:
                         accuracy, seconds = _energy_accuracy(estimator, split)
                         record.update(energy_accuracy=accuracy, energy_seconds=seconds)
@@ -213,7 +213,7 @@ def warm_up(split, method_name, *, n_neighbors=3, seed=0, overrides=None):
             warnings.simplefilter("ignore")
             estimator.fit(X, y)
             estimator.transform(X)
-            if method_name == "lmnn":
+            if METHODS[method_name].energy_rule:
                 _energy_accuracy(estimator, Split(split.name, X, y, X[:5], y[:5]))
     except Exception:  # the timed run reports what went wrong
         pass

@@ -461,11 +461,20 @@ class StandInEnergy:
 def test_lmnn_records_energy_rule(monkeypatch, iris_split):
     monkeypatch.setattr(linmetric, "StandInLearner", StandInLearner, raising=False)
     monkeypatch.setitem(vars(linmetric), "EnergyClassifier", StandInEnergy)
-    monkeypatch.setitem(METHODS, "lmnn", Method("lmnn", "StandInLearner", "stand-in"))
+    stand_in = Method("lmnn", "StandInLearner", "stand-in", energy_rule=True)
+    monkeypatch.setitem(METHODS, "lmnn", stand_in)
     record = run_linmetric(iris_split, "lmnn")
     assert record["status"] == "ok"
     assert 0.8 < record["energy_accuracy"] <= 1.0 and record["energy_seconds"] >= 0
     assert "energy acc" in summary_line(record)
+
+
+def test_two_pass_lmnn_is_a_method_of_its_own(iris_split):
+    record = run_linmetric(iris_split, "lmnn2")
+    assert record["status"] == "ok", record["note"]
+    assert record["energy_accuracy"] is not None
+    assert METHODS["lmnn2"].make(n_neighbors=3, seed=0).n_passes == 2
+    assert "lmnn2" in parse_methods("all")
 
 
 def test_grid_in_parallel_threads_and_dask(tmp_path):
