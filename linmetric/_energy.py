@@ -30,8 +30,10 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
 
     where ``j ~> t`` are the ``n_neighbors`` nearest training points of
     class ``c`` (the target neighbours ``t`` would have) and ``j ~> i`` are
-    the training points' own target neighbours, chosen as in
-    :class:`~linmetric.LMNN` (nearest same-class points in the input space).
+    the training points' own target neighbours, chosen as in the first pass
+    of :class:`~linmetric.LMNN` (nearest same-class points in the input
+    space), whether the LMNN was fitted here or before, in one pass or
+    several.
     The first two terms are the pull and push terms of ``t`` itself; the
     third counts the training points whose margin ``t`` would invade. The
     prediction is ``argmin_c E(t, c)``.
@@ -138,7 +140,12 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
             )
         else:
             self.lmnn_ = clone(lmnn).fit(X, y_codes)
-            targets = self.lmnn_.target_neighbors_
+            if self.lmnn_.n_passes_ == 1:  # chosen in the input space
+                targets = self.lmnn_.target_neighbors_
+            else:
+                targets = target_neighbors(
+                    X, y_codes, n_neighbors, working_memory=self.working_memory
+                )
         self.classes_ = classes
         self.embedding_ = self._transform(X)
         self.target_neighbors_ = targets

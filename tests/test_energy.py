@@ -88,6 +88,20 @@ def test_unfitted_lmnn_is_cloned_not_modified():
     assert clf.lmnn_.components_.shape == (3, 3)
 
 
+def test_fitted_here_or_before_gives_the_same_rule():
+    # the training points' target neighbours are those of LMNN's first
+    # pass, however many passes the metric was fitted with
+    X, y = make_data(8, gap=1.0)
+    lmnn = LMNN(n_passes=2, random_state=0)
+    here = EnergyClassifier(lmnn).fit(X, y)
+    assert here.lmnn_.n_passes_ == 2
+    first_pass = reference.target_neighbors(X, y, 3)
+    assert not np.array_equal(here.lmnn_.target_neighbors_, first_pass)
+    np.testing.assert_array_equal(here.target_neighbors_, first_pass)
+    before = EnergyClassifier(here.lmnn_).fit(X, y)
+    np.testing.assert_allclose(before.energies(X), here.energies(X))
+
+
 def test_default_metric_and_no_probabilities():
     X, y = make_data(7)
     clf = EnergyClassifier().fit(X, y)
