@@ -15,6 +15,13 @@ from .memory import PeakMemory
 from .methods import METHODS
 from .scoring import score_embedding
 
+# A fit shorter than REPEAT_BELOW_SECONDS is run again, up to MAX_FITS fits in
+# all, and the median time is reported: on a shared machine one short fit is
+# at the mercy of a single scheduling hiccup. Peers' fits follow the same rule
+# (benchmarks/peers/runner.py).
+REPEAT_BELOW_SECONDS = 1.0
+MAX_FITS = 5
+
 # the scalar fields of a record, in table/CSV order
 RECORD_FIELDS = (
     "suite",
@@ -32,6 +39,7 @@ RECORD_FIELDS = (
     "n_classes",
     "status",
     "fit_seconds",
+    "fit_repeats",
     "transform_seconds",
     "n_iter",
     "knn_accuracy",
@@ -48,6 +56,24 @@ RECORD_FIELDS = (
     "executor",
     "note",
 )
+
+
+def timed_fits(fit):
+    """Call ``fit()`` and return the seconds of each call.
+
+    One call, or up to :data:`MAX_FITS` when the first takes less than
+    :data:`REPEAT_BELOW_SECONDS`.
+
+    >>> len(timed_fits(lambda: None))
+    5
+    """
+    seconds = []
+    while True:
+        start = time.perf_counter()
+        fit()
+        seconds.append(time.perf_counter() - start)
+        if seconds[0] >= REPEAT_BELOW_SECONDS or len(seconds) == MAX_FITS:
+            return seconds
 
 
 def new_record(suite, split, method, library, library_version, seed, n_neighbors):
@@ -137,13 +163,20 @@ def run_linmetric(
             if key != "callback"
             and isinstance(value, (int, float, str, bool, type(None)))
         }
+        reports_progress = estimator.get_params(deep=False).get("callback")
+
+        def fit():
+            estimator.fit(split.X_train, split.y_train)
+            if reports_progress is not None:  # progress of the first fit only
+                estimator.set_params(callback=None)
+
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 with PeakMemory() as memory:
-                    start = time.perf_counter()
-                    estimator.fit(split.X_train, split.y_train)
-                    record["fit_seconds"] = time.perf_counter() - start
+                    seconds = timed_fits(fit)
+                median = float(np.median(seconds))
+                record.update(fit_seconds=median, fit_repeats=len(seconds))
                 start = time.perf_counter()
                 Z_train = estimator.transform(split.X_train)
                 Z_test = estimator.transform(split.X_test)

@@ -473,6 +473,7 @@ def test_two_pass_lmnn_is_a_method_of_its_own(iris_split):
     record = run_linmetric(iris_split, "lmnn2")
     assert record["status"] == "ok", record["note"]
     assert record["energy_accuracy"] is not None
+    assert record["fit_repeats"] == 5  # a fit under a second, timed 5 times
     assert METHODS["lmnn2"].make(n_neighbors=3, seed=0).n_passes == 2
     assert "lmnn2" in parse_methods("all")
 

@@ -207,6 +207,7 @@ def run_peer(
     record["peer_environment"] = meta["environment"]
     record.update(
         fit_seconds=meta["fit_seconds"],
+        fit_repeats=meta.get("fit_repeats", 1),
         transform_seconds=meta["transform_seconds"],
         n_iter=meta["n_iter"],
         peak_memory_mib=meta["peak_memory_mib"],

@@ -191,6 +191,12 @@ def _blas():
     return [{k: pool.get(k) for k in keys if k in pool} for pool in threadpool_info()]
 
 
+# the suite's rule (benchmarks/runner.py): a fit under 1 s is timed again, up
+# to 5 fits in all, and the median is reported
+_REPEAT_BELOW_SECONDS = 1.0
+_MAX_FITS = 5
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True)
@@ -207,10 +213,16 @@ def main(argv=None):
         y_train = np.asarray(data["y_train"])
         X_test = np.ascontiguousarray(data["X_test"])
     meta = {"method": args.method, "n_iter": None, "transform_seconds": None}
+    seconds = []
     with _PeakMemory() as memory:
-        start = time.perf_counter()
-        fitted = METHODS[args.method](X_train, y_train, args)
-        meta["fit_seconds"] = time.perf_counter() - start
+        while True:
+            start = time.perf_counter()
+            fitted = METHODS[args.method](X_train, y_train, args)
+            seconds.append(time.perf_counter() - start)
+            if seconds[0] >= _REPEAT_BELOW_SECONDS or len(seconds) == _MAX_FITS:
+                break
+    meta["fit_seconds"] = float(np.median(seconds))
+    meta["fit_repeats"] = len(seconds)
     meta["peak_memory_mib"] = memory.peak_mib
     if fitted.n_iter is not None:
         meta["n_iter"] = int(fitted.n_iter)
