@@ -240,8 +240,8 @@ def warm_up(split, method_name, *, n_neighbors=3, seed=0, overrides=None):
     try:
         overrides = dict(overrides or {})
         estimator = method.make(n_neighbors=n_neighbors, seed=seed, overrides=overrides)
-        if "max_iter" in estimator.get_params(deep=False):
-            estimator.set_params(max_iter=2)
+        # a whole fit on the slice, so that the kernels of later stages
+        # (partial impostor searches, restarts) are compiled too
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             estimator.fit(X, y)

@@ -27,6 +27,7 @@ from benchmarks.runner import (
     run_linmetric,
     summary_line,
     timed_fits,
+    warm_up,
 )
 from benchmarks.scoring import clustering_scores, knn_accuracy, retrieval_scores
 
@@ -144,6 +145,17 @@ def test_run_linmetric_records(stand_in_methods, iris_split):
     assert "unavailable" in summary_line(missing)
     table = format_table([record, failed, missing])
     assert "unavailable" in table and "error" in table and "diverged" in table
+
+
+def test_warm_up_runs_a_whole_fit(stand_in_methods, iris_split, monkeypatch):
+    # a capped fit would leave the kernels of later stages to compile inside
+    # the first timed fit
+    fitted = []
+    monkeypatch.setattr(
+        StandInLearner, "fit", lambda self, X, y: fitted.append(self.max_iter)
+    )
+    warm_up(iris_split, "nca")
+    assert fitted == [4]
 
 
 def test_method_rejects_unknown_parameter(stand_in_methods):
