@@ -662,9 +662,11 @@ class LMNN(MetricLearner):
             if n_passes == self.n_passes or n_iter >= self.max_iter:
                 break
             # The next pass: target neighbours by the distance learned so far.
-            Z = X @ components.T.astype(X.dtype, copy=False)
             new_targets = target_neighbors(
-                Z, y_codes, self.n_neighbors, working_memory=self.working_memory
+                objective.transform(components),
+                y_codes,
+                self.n_neighbors,
+                working_memory=self.working_memory,
             )
             changed = np.any(
                 np.sort(new_targets, axis=1) != np.sort(targets, axis=1), axis=1
@@ -686,7 +688,7 @@ class LMNN(MetricLearner):
         self.n_iter_ = n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
-        self.converged_ = bool(converged)
+        self.converged_ = all_converged
         self.n_impostor_searches_ = n_searches
         return self
 

@@ -329,6 +329,25 @@ def test_passes_stop_when_targets_no_longer_change():
     assert lmnn.converged_
 
 
+def test_converged_only_when_every_pass_converged(monkeypatch):
+    real_run_pass = LMNN._run_pass
+    outcomes = []
+
+    def run_pass(self, *args):
+        components, n_iter, converged, message = real_run_pass(self, *args)
+        if not outcomes:  # the first pass reports a failed line search
+            converged, message = False, "line search failed"
+        outcomes.append(converged)
+        return components, n_iter, converged, message
+
+    monkeypatch.setattr(LMNN, "_run_pass", run_pass)
+    X, y = make_blobs_data(15, n_samples=60)
+    with pytest.warns(ConvergenceWarning, match="line search failed"):
+        lmnn = LMNN(n_passes=2, random_state=0).fit(X, y)
+    assert outcomes == [False, True]
+    assert lmnn.converged_ is False
+
+
 def test_passes_share_max_iter():
     X, y = make_blobs_data(17, n_samples=60)
     with pytest.warns(ConvergenceWarning):
