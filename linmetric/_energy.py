@@ -135,17 +135,14 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
                     f"{lmnn.n_features_in_} features."
                 )
             self.lmnn_ = lmnn
+        else:
+            self.lmnn_ = clone(lmnn).fit(X, y_codes)
+        if not prefit and self.lmnn_.n_passes_ == 1:
+            targets = self.lmnn_.target_neighbors_  # chosen in the input space
+        else:
             targets = target_neighbors(
                 X, y_codes, n_neighbors, working_memory=self.working_memory
             )
-        else:
-            self.lmnn_ = clone(lmnn).fit(X, y_codes)
-            if self.lmnn_.n_passes_ == 1:  # chosen in the input space
-                targets = self.lmnn_.target_neighbors_
-            else:
-                targets = target_neighbors(
-                    X, y_codes, n_neighbors, working_memory=self.working_memory
-                )
         self.classes_ = classes
         self.embedding_ = self._transform(X)
         self.target_neighbors_ = targets
