@@ -17,8 +17,8 @@ from .scoring import score_embedding
 
 # A fit shorter than REPEAT_BELOW_SECONDS is run again, up to MAX_FITS fits in
 # all, and the median time is reported: on a shared machine one short fit is
-# at the mercy of a single scheduling hiccup. Peers' fits follow the same rule
-# (benchmarks/peers/runner.py).
+# at the mercy of a single scheduling hiccup. Peers' fits follow the same rule:
+# benchmarks.peers hands both numbers to its runner.
 REPEAT_BELOW_SECONDS = 1.0
 MAX_FITS = 5
 
@@ -174,14 +174,14 @@ def run_linmetric(
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 with PeakMemory() as memory:
-                    seconds = timed_fits(fit)
-                median = float(np.median(seconds))
-                record.update(fit_seconds=median, fit_repeats=len(seconds))
+                    fit_times = timed_fits(fit)
+                median = float(np.median(fit_times))
+                record.update(fit_seconds=median, fit_repeats=len(fit_times))
                 start = time.perf_counter()
                 Z_train = estimator.transform(split.X_train)
                 Z_test = estimator.transform(split.X_test)
                 record["transform_seconds"] = time.perf_counter() - start
-                if METHODS[method_name].energy_rule:
+                if method.energy_rule:
                     try:
                         accuracy, seconds = _energy_accuracy(estimator, split)
                         record.update(energy_accuracy=accuracy, energy_seconds=seconds)
@@ -246,7 +246,7 @@ def warm_up(split, method_name, *, n_neighbors=3, seed=0, overrides=None):
             warnings.simplefilter("ignore")
             estimator.fit(X, y)
             estimator.transform(X)
-            if METHODS[method_name].energy_rule:
+            if method.energy_rule:
                 _energy_accuracy(estimator, Split(split.name, X, y, X[:5], y[:5]))
     except Exception:  # the timed run reports what went wrong
         pass

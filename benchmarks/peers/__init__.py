@@ -125,7 +125,7 @@ def run_peer(
     workdir=None,
 ):
     """Fit one peer method on ``split`` in its own process and score it."""
-    from ..runner import new_record
+    from ..runner import MAX_FITS, REPEAT_BELOW_SECONDS, new_record
     from ..scoring import score_embedding
 
     peer = PEERS[peer_name]
@@ -171,6 +171,10 @@ def run_peer(
             str(mu),
             "--seed",
             str(seed),
+            "--repeat-below",
+            str(REPEAT_BELOW_SECONDS),
+            "--max-fits",
+            str(MAX_FITS),
         ]
         if max_iter is not None:
             command += ["--max-iter", str(max_iter)]
