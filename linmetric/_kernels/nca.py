@@ -38,6 +38,7 @@ import numpy as np
 from ._chunking import get_num_threads, rows_per_chunk, run_on_row_ranges, run_tasks
 from ._config import jit
 from .distances import row_norms_sq
+from .neighbors import _insert
 
 # exp(-_SKIP_EXPONENT) ~ 2e-22: terms this far past the row's nearest point
 # are below float64 resolution relative to it and are not evaluated.
@@ -190,18 +191,8 @@ def _candidates_kernel(
             if j == i:
                 continue
             value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
-            if count == m and value >= best[m - 1]:
-                continue
-            position = count if count < m else m - 1
-            while position > 0 and best[position - 1] > value:
-                if position < m:
-                    best[position] = best[position - 1]
-                    best_index[position] = best_index[position - 1]
-                position -= 1
-            best[position] = value
-            best_index[position] = j
-            if count < m:
-                count += 1
+            if count < m or value < best[m - 1]:
+                count = _insert(best, best_index, count, value, j)
         for c in range(m):
             out_index[r, c] = best_index[c]
         if i % mass_stride != 0:
