@@ -157,6 +157,27 @@ def _distance_block(A, start, stop, B, row_norms, col_norms, same, out=None):
     return block
 
 
+def _blocked(A, B, working_memory):
+    """What both blocked distance routines start from.
+
+    The checked ``A`` and ``B`` (``A`` itself when None), whether they are
+    the same array, their squared row norms, and the ``(start, stop)`` row
+    ranges of ``A``'s blocks within ``working_memory``.
+    """
+    A, B = check_pair_of_arrays(A, B)
+    same = B is None
+    if same:
+        B = A
+    row_norms = row_norms_sq(A)
+    col_norms = row_norms if same else row_norms_sq(B)
+    n_rows = block_rows(B.shape[0] * A.itemsize, working_memory, A.shape[0])
+    ranges = [
+        (start, min(start + n_rows, A.shape[0]))
+        for start in range(0, A.shape[0], n_rows)
+    ]
+    return A, B, same, row_norms, col_norms, ranges
+
+
 def sq_distance_blocks(A, B=None, *, working_memory=None):
     """Squared Euclidean distances from blocks of rows of ``A`` to all of ``B``.
 
@@ -189,15 +210,8 @@ def sq_distance_blocks(A, B=None, *, working_memory=None):
     ...     print(start, stop, block.tolist())
     0 3 [[0.0, 25.0, 1.0], [25.0, 0.0, 20.0], [1.0, 20.0, 0.0]]
     """
-    A, B = check_pair_of_arrays(A, B)
-    same = B is None
-    if same:
-        B = A
-    row_norms = row_norms_sq(A)
-    col_norms = row_norms if same else row_norms_sq(B)
-    n_rows = block_rows(B.shape[0] * A.itemsize, working_memory, A.shape[0])
-    for start in range(0, A.shape[0], n_rows):
-        stop = min(start + n_rows, A.shape[0])
+    A, B, same, row_norms, col_norms, ranges = _blocked(A, B, working_memory)
+    for start, stop in ranges:
         yield (
             start,
             stop,
@@ -219,16 +233,9 @@ def pairwise_sq_distances(A, B=None, *, working_memory=None):
     array([[ 0., 25.],
            [25.,  0.]])
     """
-    A, B = check_pair_of_arrays(A, B)
-    same = B is None
-    if same:
-        B = A
-    row_norms = row_norms_sq(A)
-    col_norms = row_norms if same else row_norms_sq(B)
+    A, B, same, row_norms, col_norms, ranges = _blocked(A, B, working_memory)
     out = np.empty((A.shape[0], B.shape[0]), dtype=A.dtype)
-    n_rows = block_rows(B.shape[0] * A.itemsize, working_memory, A.shape[0])
-    for start in range(0, A.shape[0], n_rows):
-        stop = min(start + n_rows, A.shape[0])
+    for start, stop in ranges:
         _distance_block(
             A, start, stop, B, row_norms, col_norms, same, out=out[start:stop]
         )
