@@ -95,21 +95,20 @@ def parse_peers(text, methods=None):
     return names
 
 
+def python_output(python, code, *, check=False):
+    """What ``python -c code`` prints, stripped (raises on failure if ``check``)."""
+    completed = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, check=check
+    )
+    return completed.stdout.strip()
+
+
 def _library_installed(python, library):
     module = {"metric-learn": "metric_learn", "scikit-learn": "sklearn"}.get(
         library, library
     )
-    completed = subprocess.run(
-        [
-            str(python),
-            "-c",
-            f"import importlib.util as u; print(bool(u.find_spec({module!r})))",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return completed.stdout.strip() == "True"
+    code = f"import importlib.util as u; print(bool(u.find_spec({module!r})))"
+    return python_output(python, code) == "True"
 
 
 def run_peer(

@@ -16,7 +16,7 @@ import sys
 import venv
 from pathlib import Path
 
-from . import PATCHES_FILE, PEERS_VENV
+from . import PATCHES_FILE, PEERS_VENV, python_output
 
 REQUIREMENTS = (
     "metric-learn==0.7.0",
@@ -49,32 +49,16 @@ def _run(command, log):
 
 
 def _package_dir(python, package):
-    completed = subprocess.run(
-        [
-            str(python),
-            "-c",
-            "import importlib.util as u, sys; "
-            f"print(u.find_spec({package!r}).submodule_search_locations[0])",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    code = (
+        "import importlib.util as u; "
+        f"print(u.find_spec({package!r}).submodule_search_locations[0])"
     )
-    return Path(completed.stdout.strip())
+    return Path(python_output(python, code, check=True))
 
 
 def _version(python, package):
-    completed = subprocess.run(
-        [
-            str(python),
-            "-c",
-            f"from importlib import metadata; print(metadata.version({package!r}))",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return completed.stdout.strip() or None
+    code = f"from importlib import metadata; print(metadata.version({package!r}))"
+    return python_output(python, code) or None
 
 
 def apply_patches(python, log=print):
