@@ -12,7 +12,7 @@ Suites and commands::
 
 Options of ``quick`` and ``mnist``: ``--datasets``, ``--methods``, ``--seeds``,
 ``-k``, ``--max-iter``, ``--with-peers``, ``--peers``, ``--peer-timeout``,
-``--no-warmup``, ``--n-jobs``, ``--backend``, ``--scheduler``, ``--json PATH``,
+``--no-cold``, ``--busy-load``, ``--n-jobs``, ``--backend``, ``--scheduler``, ``--json PATH``,
 ``--csv PATH``, ``--plots DIR``, ``--quiet``; ``mnist`` adds
 ``--subsample N``, ``--test-subsample N``, ``--n-components`` and
 ``--data-home DIR``. ``cv`` takes the same options but ``--seeds`` (its
@@ -21,35 +21,36 @@ repetitions are seeded 0, 1, ...) and the peers', and adds ``--folds`` and
 """
 
 import argparse
+import functools
 import sys
 import time
 
 from .data import EMBEDDED_DATASETS, IMAGE_DATASETS
-from .methods import METHOD_NAMES, parse_methods
-
-# per-suite settings of the learners: method -> constructor overrides
-QUICK_SETTINGS = {}
-MNIST_SETTINGS = {}
-CV_SETTINGS = {}
+from .methods import method_names
+from .timing import BUSY_LOAD_PER_CPU
 
 
-def _parse_list(text, *, option, allowed=None, cast=str):
-    if text in (None, ""):
-        return None
-    if allowed is not None and text == "all":
-        return list(allowed)
-    items = [item.strip() for item in text.split(",") if item.strip()]
+def comma_list(text, *, option, choices=None, cast=str):
+    """The items of a comma-separated option; ``all`` (or nothing) means ``choices``.
+
+    Values outside ``choices`` (when given) stop the command with a message
+    naming the option.
+    """
+    if text in (None, "", "all") and choices is not None:
+        return list(choices)
+    items = [item.strip() for item in (text or "").split(",") if item.strip()]
     try:
         values = [cast(item) for item in items]
     except ValueError as exc:
         raise SystemExit(f"{option}: cannot read {text!r}: {exc}") from exc
-    if allowed is not None:
-        unknown = [value for value in values if value not in allowed]
-        if unknown:
-            raise SystemExit(
-                f"{option} got unknown value(s) {unknown}; choose from "
-                f"{', '.join(map(str, allowed))} or 'all'."
-            )
+    unknown = [
+        value for value in values if choices is not None and value not in choices
+    ]
+    if unknown:
+        raise SystemExit(
+            f"{option} got unknown value(s) {unknown}; choose from "
+            f"{', '.join(map(str, choices))} or 'all'."
+        )
     return values
 
 
@@ -70,7 +71,7 @@ def _add_run_options(
     parser.add_argument(
         "--methods",
         default=default_methods,
-        help=f"comma-separated methods ({', '.join(METHOD_NAMES)}) or 'all'",
+        help=f"comma-separated methods ({', '.join(method_names())}) or 'all'",
     )
     if seeds:
         parser.add_argument(
@@ -107,10 +108,17 @@ def _add_run_options(
         help="seconds after which a peer run is stopped and reported as timeout",
     )
     parser.add_argument(
-        "--no-warmup",
-        action="store_true",
-        help="time each learner's first fit in the process, numba compilation "
-        "included (by default a short untimed fit comes first)",
+        "--no-cold",
+        dest="cold",
+        action="store_false",
+        help="skip the cold fit (the first fit in a fresh process) of each run",
+    )
+    parser.add_argument(
+        "--busy-load",
+        type=float,
+        default=BUSY_LOAD_PER_CPU,
+        help="load average per CPU above which a run is marked busy "
+        f"(default {BUSY_LOAD_PER_CPU})",
     )
     parser.add_argument(
         "--n-jobs",
@@ -261,58 +269,47 @@ def _write_outputs(records, args, *, prefix):
             print(f"wrote {path}", file=sys.stderr)
 
 
-def run_grid(suite, draws, datasets, args, settings):
+def _selected_peers(args, methods):
+    """The peers of ``methods`` named by ``--peers`` (none without --with-peers)."""
+    from .peers import DEFAULT_PEERS, PEER_METHOD, PEERS
+
+    if not args.with_peers:
+        return []
+    if args.peers in (None, "", "default"):
+        names = list(DEFAULT_PEERS)
+    else:
+        names = comma_list(args.peers, option="--peers", choices=list(PEERS))
+    return [name for name in names if PEER_METHOD[name] in methods]
+
+
+def run_grid(suite, draws, datasets, args):
     """Run every data set x draw x (method, peer) of a suite; return records.
 
-    ``draws`` are ``(loader, seed)`` pairs: ``loader(dataset, seed)`` gives the
-    split, and ``seed`` also seeds the learners.
+    ``draws`` are ``(loader, seed)`` pairs: ``loader(dataset, seed=seed)``
+    gives the split, and ``seed`` also seeds the learners.
     """
-    from .grid import LEARNER_PARAMS_CAPPED, Task, run_tasks
-    from .peers import parse_peers
+    from .grid import Task, run_tasks
     from .progress import Progress
     from .runner import add_speed_ratios
 
-    try:
-        methods = parse_methods(args.methods)
-        peers = parse_peers(args.peers, methods) if args.with_peers else []
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from exc
+    methods = comma_list(args.methods, option="--methods", choices=method_names())
+    peers = _selected_peers(args, methods)
     common = {
         "suite": suite,
         "n_neighbors": args.n_neighbors,
         "max_iter": args.max_iter,
         "peer_timeout": args.peer_timeout,
-        "warmup": not args.no_warmup,
+        "cold": args.cold,
+        "busy_load": args.busy_load,
     }
-    tasks = []
-    for dataset in datasets:
-        for loader, seed in draws:
-            for method in methods:
-                overrides = dict(settings.get(method, {}))
-                if args.max_iter is not None and method in LEARNER_PARAMS_CAPPED:
-                    overrides["max_iter"] = args.max_iter
-                tasks.append(
-                    Task(
-                        dataset=dataset,
-                        seed=seed,
-                        loader=loader,
-                        kind="linmetric",
-                        name=method,
-                        overrides=tuple(sorted(overrides.items())),
-                        **common,
-                    )
-                )
-            for peer in peers:
-                tasks.append(
-                    Task(
-                        dataset=dataset,
-                        seed=seed,
-                        loader=loader,
-                        kind="peer",
-                        name=peer,
-                        **common,
-                    )
-                )
+    runs = [("linmetric", name) for name in methods]
+    runs += [("peer", name) for name in peers]
+    tasks = [
+        Task(dataset=dataset, seed=seed, loader=loader, kind=kind, name=name, **common)
+        for dataset in datasets
+        for loader, seed in draws
+        for kind, name in runs
+    ]
     with Progress(len(tasks), quiet=args.quiet) as progress:
         records = run_tasks(
             tasks,
@@ -325,57 +322,51 @@ def run_grid(suite, draws, datasets, args, settings):
 
 
 def _seed_draws(loader, args):
-    seeds = _parse_list(args.seeds, option="--seeds", cast=int) or [0]
+    seeds = comma_list(args.seeds, option="--seeds", cast=int) or [0]
     return [(loader, seed) for seed in seeds]
 
 
 def _finish(records, args, *, prefix, started, table=None):
-    from .report import format_table
+    from .report import busy_warning, format_table
 
     _attach_environment(records)
     print((table or format_table)(records))
     _write_outputs(records, args, prefix=prefix)
+    warning = busy_warning(records, per_cpu=args.busy_load)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:
         print(f"total {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
 
 
 def cmd_quick(args):
-    from .grid import embedded_loader
+    from .data import load_embedded
 
     started = time.perf_counter()
-    datasets = _parse_list(
-        args.datasets, option="--datasets", allowed=EMBEDDED_DATASETS
-    )
-    records = run_grid(
-        "quick",
-        _seed_draws(embedded_loader(), args),
-        datasets or list(EMBEDDED_DATASETS),
-        args,
-        QUICK_SETTINGS,
-    )
+    datasets = comma_list(args.datasets, option="--datasets", choices=EMBEDDED_DATASETS)
+    records = run_grid("quick", _seed_draws(load_embedded, args), datasets, args)
     return _finish(records, args, prefix="quick_", started=started)
 
 
 def cmd_mnist(args):
-    from .grid import image_loader
+    from .data import load_mnist_protocol
 
     started = time.perf_counter()
-    datasets = _parse_list(args.datasets, option="--datasets", allowed=IMAGE_DATASETS)
-    load = image_loader(
+    datasets = comma_list(args.datasets, option="--datasets", choices=IMAGE_DATASETS)
+    load = functools.partial(
+        load_mnist_protocol,
         subsample=args.subsample,
         test_subsample=args.test_subsample,
         n_components=args.n_components,
         data_home=args.data_home,
     )
-    records = run_grid(
-        "mnist", _seed_draws(load, args), datasets or ["mnist"], args, MNIST_SETTINGS
-    )
+    records = run_grid("mnist", _seed_draws(load, args), datasets, args)
     return _finish(records, args, prefix="mnist_", started=started)
 
 
 def cmd_cv(args):
-    from .grid import fold_loader
+    from .data import load_embedded_fold
     from .report import format_cv_table
 
     started = time.perf_counter()
@@ -388,15 +379,13 @@ def cmd_cv(args):
         raise SystemExit(f"--folds={args.folds} must be at least 2.")
     if args.repeats < 1:
         raise SystemExit(f"--repeats={args.repeats} must be at least 1.")
-    datasets = _parse_list(
-        args.datasets, option="--datasets", allowed=EMBEDDED_DATASETS
-    )
+    datasets = comma_list(args.datasets, option="--datasets", choices=EMBEDDED_DATASETS)
     draws = [
-        (fold_loader(fold=fold, n_folds=args.folds), repeat)
+        (functools.partial(load_embedded_fold, fold=fold, n_folds=args.folds), repeat)
         for repeat in range(args.repeats)
         for fold in range(args.folds)
     ]
-    records = run_grid("cv", draws, datasets or ["wine", "iris"], args, CV_SETTINGS)
+    records = run_grid("cv", draws, datasets, args)
     return _finish(records, args, prefix="cv_", started=started, table=format_cv_table)
 
 
@@ -405,7 +394,7 @@ def cmd_kernels(args):
         from . import kernels
     except ImportError as exc:
         raise SystemExit(f"the kernel benchmark is not available: {exc}") from exc
-    dtypes = tuple(_parse_list(args.dtypes, option="--dtypes") or ["float32"])
+    dtypes = tuple(comma_list(args.dtypes, option="--dtypes") or ["float32"])
     records = kernels.run(n=args.n, d=args.d, dtypes=dtypes, quick=args.quick)
     print(kernels.format_table(records))
     if args.json:
@@ -419,7 +408,7 @@ def cmd_kernels(args):
 
 def cmd_list(args):
     from .methods import METHODS, availability
-    from .peers import DEFAULT_PEERS, PEERS, PEERS_VENV, peers_python
+    from .peers import DEFAULT_PEERS, PEER_METHOD, PEERS, PEERS_VENV, peers_python
 
     print("suites: quick (default), mnist, cv, kernels")
     print(f"embedded data sets: {', '.join(EMBEDDED_DATASETS)}")
@@ -428,7 +417,7 @@ def cmd_list(args):
         "fashion-mnist (load_fashion_mnist)"
     )
     print("methods:")
-    for name in METHOD_NAMES:
+    for name in METHODS:
         available, note = availability(name)
         state = "available" if available else f"unavailable ({note})"
         print(f"  {name:<11} {METHODS[name].description}: {state}")
@@ -440,7 +429,8 @@ def cmd_list(args):
     for peer in PEERS.values():
         where = "this Python" if peer.environment == "main" else "peers venv"
         default = "" if peer.name in DEFAULT_PEERS else ", only with --peers"
-        print(f"  {peer.name:<24} {peer.library} {peer.method} ({where}{default})")
+        method = PEER_METHOD[peer.name]
+        print(f"  {peer.name:<24} {peer.library} {method} ({where}{default})")
     return 0
 
 

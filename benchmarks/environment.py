@@ -53,6 +53,7 @@ def blas_info():
     except ImportError:
         return []
     keys = ("user_api", "internal_api", "version", "num_threads", "threading_layer")
+    keys += ("architecture",)
     return [
         {key: pool.get(key) for key in keys if key in pool}
         for pool in threadpool_info()

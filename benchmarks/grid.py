@@ -9,13 +9,10 @@ accuracy runs, but the runs then share the machines' CPUs, so their times are
 contended; each record names its executor.
 """
 
-import functools
 import logging
 from dataclasses import dataclass
 
-from .data import load_embedded, load_embedded_fold, load_mnist_protocol
-
-LEARNER_PARAMS_CAPPED = ("lmnn", "lmnn2", "nca", "itml")
+from .timing import BUSY_LOAD_PER_CPU, is_busy, load_average
 
 
 @dataclass(frozen=True)
@@ -23,107 +20,58 @@ class Task:
     """One run: a method (ours or a peer's) on one data set and seed."""
 
     suite: str
-    loader: functools.partial  # loader(dataset, seed) -> Split; picklable
+    loader: object  # loader(dataset, seed=seed) -> Split; picklable
     dataset: str
     seed: int
     kind: str  # "linmetric" or "peer"
     name: str  # method or peer name
     n_neighbors: int = 3
-    overrides: tuple = ()  # (parameter, value) pairs for the learner
-    max_iter: int | None = None
-    peer_timeout: float | None = None
-    warmup: bool = True
+    max_iter: int | None = None  # cap of the iterative learners, ours and peers'
+    peer_timeout: float | None = None  # also bounds our cold-fit process
+    cold: bool = True  # also time the first fit in a fresh process
+    busy_load: float = BUSY_LOAD_PER_CPU  # load average per CPU that marks a run busy
 
     @property
     def label(self):
         return f"{self.dataset} {self.name} seed={self.seed}"
 
 
-def embedded_loader():
-    """Loader of the quick suite's data sets."""
-    return functools.partial(_load_embedded)
+def run_task(task, progress=None, executor="sequential", splits=None):
+    """Run one task in this process; return its record.
 
-
-def fold_loader(*, fold, n_folds):
-    """Loader of one fold of the cross-validation suite's data sets."""
-    return functools.partial(_load_embedded_fold, fold=fold, n_folds=n_folds)
-
-
-def image_loader(**options):
-    """Loader of the MNIST-protocol data sets with fixed options."""
-    return functools.partial(_load_image, **options)
-
-
-def _load_embedded(dataset, seed):
-    return load_embedded(dataset, seed)
-
-
-def _load_embedded_fold(dataset, seed, *, fold, n_folds):
-    return load_embedded_fold(dataset, seed, fold=fold, n_folds=n_folds)
-
-
-def _load_image(dataset, seed, **options):
-    return load_mnist_protocol(dataset, seed=seed, **options)
-
-
-# per-process state: the last split loaded and the learners already warmed up
-_SPLIT_CACHE = {}
-_WARMED = set()
-
-
-def _split_for(task):
-    key = (repr(task.loader), task.dataset, task.seed)
-    if key not in _SPLIT_CACHE:
-        _SPLIT_CACHE.clear()  # keep one split in memory at a time
-        _SPLIT_CACHE[key] = task.loader(task.dataset, task.seed)
-    return _SPLIT_CACHE[key]
-
-
-def run_task(task, progress=None, executor="sequential"):
-    """Run one task in this process; return its record."""
+    ``splits`` is a dict reused across calls to keep the last split loaded;
+    the machine's load average is recorded before and after the run.
+    """
     from .peers import run_peer
-    from .runner import run_linmetric, warm_up
+    from .runner import run_linmetric
 
-    split = _split_for(task)
-    overrides = dict(task.overrides)
-    warmup_seconds = None
+    key = (repr(task.loader), task.dataset, task.seed)
+    splits = {} if splits is None else splits
+    if key not in splits:
+        splits.clear()  # keep one split in memory at a time
+        splits[key] = task.loader(task.dataset, seed=task.seed)
+    if progress is not None:
+        progress.start(task.label)
+    common = {
+        "seed": task.seed,
+        "n_neighbors": task.n_neighbors,
+        "max_iter": task.max_iter,
+        "cold": task.cold,
+        "timeout": task.peer_timeout,
+        "suite": task.suite,
+    }
+    load_before = load_average()
     if task.kind == "linmetric":
-        if task.warmup and task.name not in _WARMED:
-            if progress is not None:
-                progress.start(f"warming up {task.name} (untimed)")
-            warmup_seconds = warm_up(
-                split,
-                task.name,
-                n_neighbors=task.n_neighbors,
-                seed=task.seed,
-                overrides=overrides,
-            )
-            _WARMED.add(task.name)
-        if progress is not None:
-            progress.start(task.label)
-        record = run_linmetric(
-            split,
-            task.name,
-            seed=task.seed,
-            n_neighbors=task.n_neighbors,
-            overrides=overrides,
-            progress=progress,
-            suite=task.suite,
-        )
-        record["warmup_seconds"] = warmup_seconds
+        record = run_linmetric(splits[key], task.name, progress=progress, **common)
     else:
-        if progress is not None:
-            progress.start(task.label)
-        record = run_peer(
-            split,
-            task.name,
-            seed=task.seed,
-            n_neighbors=task.n_neighbors,
-            max_iter=task.max_iter,
-            suite=task.suite,
-            timeout=task.peer_timeout,
-        )
-    record["executor"] = executor
+        record = run_peer(splits[key], task.name, **common)
+    load_after = load_average()
+    record.update(
+        load_before=load_before,
+        load_after=load_after,
+        busy=is_busy(load_before, load_after, per_cpu=task.busy_load),
+        executor=executor,
+    )
     return record
 
 
@@ -146,9 +94,9 @@ def run_tasks(tasks, *, progress, n_jobs=1, backend=None, scheduler=None):
     from .runner import summary_line
 
     if n_jobs == 1 and backend in (None, "sequential"):
-        records = []
+        records, splits = [], {}
         for task in tasks:
-            record = run_task(task, progress)
+            record = run_task(task, progress, splits=splits)
             records.append(record)
             progress.finish(summary_line(record))
         return records

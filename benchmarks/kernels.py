@@ -1,7 +1,11 @@
 """Benchmark of linmetric's kernels against NumPy and scikit-learn peers.
 
-    python -m benchmarks.kernels [--n N] [--d D] [--dtypes float32,float64]
+    python -m benchmarks kernels [--n N] [--d D] [--dtypes float32,float64]
                                  [--quick] [--json PATH]
+
+Unlike the rest of the suite, which uses linmetric's public API only, this
+benchmark calls the private kernel package ``linmetric._kernels`` directly:
+timing a kernel means calling it without an estimator around it.
 
 On random Gaussian data and on MNIST-like data (10 classes, each a mixture
 of clusters in a low-dimensional subspace with a decaying spectrum, plus
@@ -37,7 +41,6 @@ float32 distances round one way and the kernel's exact float64 recheck the
 other.
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -131,23 +134,18 @@ def _best_times(kernel, baseline, repeats):
     return best[0], results[0], best[1], results[1]
 
 
-def blas_info():
-    """The BLAS NumPy uses (threadpoolctl), and OPENBLAS_CORETYPE if set."""
-    info = {"openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return info
-    for library in threadpool_info():
-        if library.get("user_api") == "blas":
-            info.update(
-                blas=library.get("internal_api"),
-                blas_version=library.get("version"),
-                blas_architecture=library.get("architecture"),
-                blas_threads=library.get("num_threads"),
-            )
-            break
-    return info
+def _blas_summary():
+    """The BLAS NumPy uses, and OPENBLAS_CORETYPE if set, as record fields."""
+    from .environment import blas_info
+
+    pool = next((p for p in blas_info() if p.get("user_api") == "blas"), {})
+    return {
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "blas": pool.get("internal_api"),
+        "blas_version": pool.get("version"),
+        "blas_architecture": pool.get("architecture"),
+        "blas_threads": pool.get("num_threads"),
+    }
 
 
 def first_call_seconds(dtype, *, cold):
@@ -345,7 +343,7 @@ def run(n=20000, d=164, dtypes=("float32",), quick=False):
     if quick:
         n = min(n, 4000)
     repeats = 1 if quick else 3
-    blas = blas_info()
+    blas = _blas_summary()
     records = []
     for dtype in dtypes:
         dtype = np.dtype(dtype)
@@ -388,27 +386,33 @@ def run(n=20000, d=164, dtypes=("float32",), quick=False):
 
 def format_table(records):
     """A plain-text table of the records, one line per measurement."""
+    from .report import aligned
 
-    def number(value, digits=2):
-        return "-" if value is None else f"{value:.{digits}f}"
+    def number(value, digits=2, suffix=""):
+        return "-" if value is None else f"{value:.{digits}f}{suffix}"
 
-    header = (
-        f"{'kernel':<17}{'data':<11}{'dtype':<8}{'n':>7}{'d':>5}"
-        f"{'seconds':>9}{'GFLOP/s':>9}{'base s':>9}{'base GF/s':>10}"
-        f"{'speedup':>9}{'target':>8}{'compile s':>10}  baseline"
-    )
-    lines = [header, "-" * len(header)]
-    for r in records:
-        target = r.get("target_ratio")
-        mark = "" if r.get("meets_target") in (None, True) else " (miss)"
-        lines.append(
-            f"{r['kernel']:<17}{r['data']:<11}{r['dtype']:<8}{r['n']:>7}{r['d']:>5}"
-            f"{number(r['seconds'], 3):>9}{number(r['gflops'], 1):>9}"
-            f"{number(r['baseline_seconds'], 3):>9}{number(r['baseline_gflops'], 1):>10}"
-            f"{number(r['speedup']) + 'x':>9}"
-            f"{('>=' + number(target, 1) + 'x') if target else '-':>8}"
-            f"{number(r.get('compile_seconds')):>10}  {r['baseline']}{mark}"
-        )
+    headers = ["kernel", "data", "dtype", "n", "d", "seconds", "GFLOP/s", "base s"]
+    headers += ["base GF/s", "speedup", "target", "compile s", "baseline"]
+    rows = [
+        [
+            r["kernel"],
+            r["data"],
+            r["dtype"],
+            str(r["n"]),
+            str(r["d"]),
+            number(r["seconds"], 3),
+            number(r["gflops"], 1),
+            number(r["baseline_seconds"], 3),
+            number(r["baseline_gflops"], 1),
+            number(r["speedup"], suffix="x"),
+            ">=" + number(r["target_ratio"], 1, "x") if r["target_ratio"] else "-",
+            number(r.get("compile_seconds")),
+            r["baseline"]
+            + ("" if r.get("meets_target") in (None, True) else " (miss)"),
+        ]
+        for r in records
+    ]
+    lines = aligned(headers, rows, numeric=range(3, len(headers) - 1))
     if records:
         r = records[0]
         lines.append(
@@ -420,24 +424,3 @@ def format_table(records):
             "(distances includes numba's start-up)."
         )
     return "\n".join(lines)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.kernels")
-    parser.add_argument("--n", type=int, default=20000, help="number of rows")
-    parser.add_argument("--d", type=int, default=164, help="number of features")
-    parser.add_argument("--dtypes", default="float32", help="comma-separated dtypes")
-    parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--json", metavar="PATH", help="write the records as JSON")
-    args = parser.parse_args(argv)
-    dtypes = tuple(name.strip() for name in args.dtypes.split(",") if name.strip())
-    records = run(n=args.n, d=args.d, dtypes=dtypes, quick=args.quick)
-    print(format_table(records))
-    if args.json:
-        with open(args.json, "w") as stream:
-            json.dump(records, stream, indent=2)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

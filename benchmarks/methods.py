@@ -1,20 +1,26 @@
-"""The linmetric methods of the suites and how each is built.
+"""The linmetric methods of the suites: one registry entry per method.
+
+Adding a learner to the suites is one entry in :data:`METHODS`: its class
+name in the ``linmetric`` package, the parameters the suite fixes, which of
+the suite's common parameters it takes (``n_neighbors``, ``random_state``,
+``max_iter`` and ``callback``), what its ``loss_curve_`` holds, and the
+names of the other libraries' runs of the same method (keys of
+:data:`benchmarks.peers.PEERS`). Nothing else in the suite names a method.
+
+Every method here learns from labelled points (``task="classification"``).
+A suite of weakly supervised tuples would add entries with
+``task="pairs"`` (or ``"triplets"``), a loader that draws the tuples from a
+split's labels, and a runner that calls ``fit_pairs``; a regression suite
+(MLKR) would add ``task="regression"`` entries, loaders of real-valued
+targets and a scorer of kNN regression error. Each suite takes the methods
+of its task (:func:`method_names`).
 
 A method whose class linmetric does not provide (yet, or in this install) is
 reported as unavailable instead of stopping the suite.
 """
 
+import inspect
 from dataclasses import dataclass
-
-METHOD_NAMES = (
-    "euclidean",
-    "whitening",
-    "covariance",
-    "lmnn",
-    "lmnn2",
-    "nca",
-    "itml",
-)
 
 
 @dataclass(frozen=True)
@@ -24,36 +30,33 @@ class Method:
     name: str
     class_name: str | None  # attribute of the linmetric package; None = identity
     description: str
-    defaults: tuple = ()  # (parameter, value) pairs, passed if the class has them
+    params: tuple = ()  # (parameter, value) pairs fixed by the suite
+    uses_k: bool = False  # takes n_neighbors, set to the suite's k
+    seeded: bool = False  # takes random_state, set to the run's seed
+    iterative: bool = False  # takes max_iter and callback; has n_iter_, loss_curve_
+    objective: str = "loss"  # what loss_curve_ holds (axis label of the plots)
     energy_rule: bool = False  # also score LMNN's energy-based classifier
+    peers: tuple = ()  # names of the other libraries' runs of this method
+    task: str = "classification"  # what fit learns from; see the module docstring
 
-    def make(self, *, n_neighbors, seed, callback=None, overrides=None):
-        """Build the estimator, or raise ImportError when it is unavailable.
-
-        Common parameters (``n_neighbors``, ``random_state``, ``callback``) are
-        passed only to classes that accept them, so the same code drives every
-        learner.
-        """
+    def make(self, *, n_neighbors=3, seed=0, max_iter=None, callback=None):
+        """Build the estimator, or raise ImportError when it is unavailable."""
         import linmetric
 
-        try:
-            cls = getattr(linmetric, self.class_name)
-        except (AttributeError, ImportError) as exc:
-            raise ImportError(
-                f"linmetric.{self.class_name} is not available: {exc}"
-            ) from exc
-        accepted = set(cls().get_params(deep=False))
-        # defaults name the paper's parameter under each spelling a version
-        # may use; only the ones the class has are passed
-        params = {key: value for key, value in self.defaults if key in accepted}
-        params.update(overrides or {})
-        if "n_neighbors" in accepted:
+        cls = getattr(linmetric, self.class_name, None)
+        if cls is None:
+            raise ImportError(f"linmetric.{self.class_name} is not available")
+        params = dict(self.params)
+        if self.uses_k:
             params["n_neighbors"] = n_neighbors
-        if "random_state" in accepted:
+        if self.seeded:
             params["random_state"] = seed
-        if callback is not None and "callback" in accepted:
+        if self.iterative:
             params["callback"] = callback
-        unknown = sorted(set(params) - accepted)
+            if max_iter is not None:
+                params["max_iter"] = max_iter
+        accepted = inspect.signature(cls).parameters
+        unknown = sorted(set(params) - set(accepted))
         if unknown:
             raise ValueError(
                 f"method {self.name!r}: {cls.__name__} has no parameter(s) {unknown}; "
@@ -62,43 +65,69 @@ class Method:
         return cls(**params)
 
 
+_LMNN = {
+    "class_name": "LMNN",
+    "uses_k": True,
+    "seeded": True,
+    "iterative": True,
+    "objective": "LMNN loss (pull + push_weight * hinge)",
+    "energy_rule": True,
+}
+
 METHODS = {
-    "euclidean": Method("euclidean", None, "Euclidean baseline (identity map)"),
-    "whitening": Method(
-        "whitening", "Whitening", "PCA whitening", (("method", "pca"),)
-    ),
-    "covariance": Method("covariance", "Covariance", "inverse-covariance Mahalanobis"),
-    "lmnn": Method(
-        "lmnn",
-        "LMNN",
-        "large margin nearest neighbour",
-        (("push_weight", 0.5), ("mu", 0.5)),
-        energy_rule=True,
-    ),
-    "lmnn2": Method(
-        "lmnn2",
-        "LMNN",
-        "LMNN in two passes (targets chosen again under the first map)",
-        (("push_weight", 0.5), ("mu", 0.5), ("n_passes", 2)),
-        energy_rule=True,
-    ),
-    "nca": Method("nca", "NCA", "neighbourhood components analysis"),
-    "itml": Method("itml", "ITML", "information-theoretic metric learning"),
+    method.name: method
+    for method in (
+        Method("euclidean", None, "Euclidean baseline (identity map)"),
+        Method("whitening", "Whitening", "PCA whitening", (("method", "pca"),)),
+        Method(
+            "covariance",
+            "Covariance",
+            "inverse-covariance Mahalanobis",
+            peers=("metric-learn-covariance",),
+        ),
+        Method(
+            "lmnn",
+            description="large margin nearest neighbour",
+            params=(("push_weight", 0.5),),
+            peers=("metric-learn-lmnn", "pylmnn-lmnn", "mlpack-lmnn"),
+            **_LMNN,
+        ),
+        Method(
+            "lmnn2",
+            description="LMNN in two passes (targets chosen again under the first map)",
+            params=(("push_weight", 0.5), ("n_passes", 2)),
+            **_LMNN,
+        ),
+        Method(
+            "nca",
+            "NCA",
+            "neighbourhood components analysis",
+            seeded=True,
+            iterative=True,
+            objective="NCA loss: minus the expected correct points",
+            peers=("metric-learn-nca", "sklearn-nca", "mlpack-nca"),
+        ),
+        Method(
+            "itml",
+            "ITML",
+            "information-theoretic metric learning",
+            seeded=True,
+            iterative=True,
+            objective="LogDet divergence to the prior (rises as constraints are met)",
+            peers=("metric-learn-itml",),
+        ),
+    )
 }
 
 
-def parse_methods(text):
-    """Turn ``"lmnn,nca"`` (or ``"all"``) into method names, checking each."""
-    if text in (None, "", "all"):
-        return list(METHOD_NAMES)
-    names = [name.strip().lower() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in METHODS]
-    if unknown:
-        raise ValueError(
-            f"--methods got unknown method(s) {unknown}; choose from "
-            f"{', '.join(METHOD_NAMES)} or 'all'."
-        )
-    return names
+def method_names(task="classification"):
+    """Names of the registered methods that learn from ``task``, in order."""
+    return [name for name, method in METHODS.items() if method.task == task]
+
+
+def push_weight(method_name):
+    """LMNN's weight of the push term fixed for a method, or None."""
+    return dict(METHODS[method_name].params).get("push_weight")
 
 
 def availability(name):
@@ -107,7 +136,7 @@ def availability(name):
     if method.class_name is None:
         return True, ""
     try:
-        method.make(n_neighbors=3, seed=0)
+        method.make()
     except ImportError as exc:
         return False, str(exc)
     return True, ""

@@ -8,13 +8,24 @@ import numpy as np
 
 from .runner import RECORD_FIELDS
 
-# (header, record field, format) of the terminal table
+
+def _load_cell(record):
+    """``before>after`` one-minute load averages, ``!`` when the run was busy."""
+    loads = (record.get("load_before"), record.get("load_after"))
+    if None in loads:
+        return "-"
+    return f"{loads[0]:.1f}>{loads[1]:.1f}" + ("!" if record.get("busy") else "")
+
+
+# (header, record field, format) of the terminal table; a column whose field
+# no record has is left out
 _COLUMNS = (
     ("dataset", "dataset", "{}"),
     ("method", "method", "{}"),
     ("library", "library", "{}"),
     ("seed", "seed", "{}"),
-    ("fit s", "fit_seconds", "{:.3f}"),
+    ("warm s", "fit_seconds", "{:.3f}"),
+    ("cold s", "cold_fit_seconds", "{:.3f}"),
     ("kNN acc", "knn_accuracy", "{:.4f}"),
     ("energy acc", "energy_accuracy", "{:.4f}"),
     ("P@1", "precision_at_1", "{:.4f}"),
@@ -24,7 +35,10 @@ _COLUMNS = (
     ("iter", "n_iter", "{}"),
     ("mem MiB", "peak_memory_mib", "{:.0f}"),
     ("peer/ours", "speedup_vs_peer", "{:.1f}x"),
+    ("cold p/o", "cold_speedup_vs_peer", "{:.1f}x"),
+    ("load", "load_before", _load_cell),
 )
+_ALWAYS_SHOWN = ("dataset", "method", "library", "fit_seconds")
 
 
 def _cell(value, fmt):
@@ -33,25 +47,48 @@ def _cell(value, fmt):
     return fmt.format(value)
 
 
+def aligned(headers, rows, numeric):
+    """Header, rule and rows as text lines; the columns in ``numeric`` right-aligned."""
+    widths = [
+        max([len(headers[i]), *(len(row[i]) for row in rows)])
+        for i in range(len(headers))
+    ]
+    return [
+        "  ".join(
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ).rstrip()
+        for cells in (headers, ["-" * w for w in widths], *rows)
+    ]
+
+
 def format_table(records, *, show_notes=True):
     """Render records as an aligned text table, notes listed below it.
 
-    The kNN column uses each record's own ``n_neighbors``; ``peer/ours`` is a
-    peer's fit time divided by linmetric's on the same data (above 1: linmetric
-    is faster). Runs that did not complete show their status in place of
-    numbers, with the reason under the table.
+    ``warm s`` is the median warm fit time, ``cold s`` the first fit in a
+    fresh process (:mod:`benchmarks.timing`). The kNN column uses each
+    record's own ``n_neighbors``; ``peer/ours`` (warm) and ``cold p/o`` are a
+    peer's fit time divided by linmetric's on the same data (above 1:
+    linmetric is faster); ``load`` the one-minute load average before and
+    after the run, ``!`` marking a busy machine. Runs that did not complete
+    show their status in place of numbers, with the reason under the table.
     """
     seeds = {record["seed"] for record in records}
-    columns = [c for c in _COLUMNS if c[1] != "seed" or len(seeds) > 1]
-    if not any(record.get("speedup_vs_peer") is not None for record in records):
-        columns = [c for c in columns if c[1] != "speedup_vs_peer"]
-    rows = []
-    notes = []
+    columns = [
+        (header, field, fmt)
+        for header, field, fmt in _COLUMNS
+        if field in _ALWAYS_SHOWN
+        or (field == "seed" and len(seeds) > 1)
+        or (field != "seed" and any(r.get(field) is not None for r in records))
+    ]
+    rows, notes = [], []
     for record in records:
         row = []
         for _, field, fmt in columns:
             if record["status"] != "ok" and field == "fit_seconds":
                 row.append(record["status"])
+            elif callable(fmt):
+                row.append(fmt(record))
             else:
                 row.append(_cell(record.get(field), fmt))
         if record.get("note") and show_notes:
@@ -62,45 +99,36 @@ def format_table(records, *, show_notes=True):
             row[-1] += f" [{len(notes)}]"
         rows.append(row)
     headers = [header for header, _, _ in columns]
-    widths = [
-        max(len(headers[i]), *(len(row[i]) for row in rows))
-        if rows
-        else len(headers[i])
-        for i in range(len(headers))
-    ]
-    numeric = {i for i, (_, field, _) in enumerate(columns) if i >= 3}
-
-    def line(cells):
-        return "  ".join(
-            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
-            for i, cell in enumerate(cells)
-        ).rstrip()
-
-    out = [line(headers), line(["-" * w for w in widths])]
+    lines = aligned(headers, rows, numeric=range(3, len(headers)))
+    out = lines[:2]
     previous = None
-    for record, row in zip(records, rows, strict=True):
+    for record, line in zip(records, lines[2:], strict=True):
         if previous is not None and record["dataset"] != previous:
             out.append("")
         previous = record["dataset"]
-        out.append(line(row))
+        out.append(line)
     if notes:
         out.append("")
         out.extend(note[:300] for note in notes)
     return "\n".join(out)
 
 
-def _aligned(headers, rows, numeric_from):
-    widths = [
-        max([len(headers[i]), *(len(row[i]) for row in rows)])
-        for i in range(len(headers))
-    ]
-    return [
-        "  ".join(
-            cell.rjust(widths[i]) if i >= numeric_from else cell.ljust(widths[i])
-            for i, cell in enumerate(cells)
-        ).rstrip()
-        for cells in (headers, ["-" * w for w in widths], *rows)
-    ]
+def busy_warning(records, *, per_cpu):
+    """A sentence when some runs had a busy machine, else ''."""
+    busy = [record for record in records if record.get("busy")]
+    if not busy:
+        return ""
+    highest = max(
+        load
+        for record in busy
+        for load in (record["load_before"], record["load_after"])
+        if load is not None
+    )
+    return (
+        f"{len(busy)} of {len(records)} runs saw a load average above {per_cpu:g} "
+        f"per CPU (up to {highest:.2f}); their times are contended, not "
+        "quiet-machine figures."
+    )
 
 
 def format_cv_table(records, *, show_notes=True):
@@ -151,7 +179,7 @@ def format_cv_table(records, *, show_notes=True):
             notes[-1] += " | ".join(group_notes)
             row[-1] += f" [{len(notes)}]"
         rows.append(row)
-    out = _aligned(headers, rows, numeric_from=3)
+    out = aligned(headers, rows, numeric=range(3, len(headers)))
     if notes:
         out.append("")
         out.extend(note[:300] for note in notes)

@@ -5,8 +5,11 @@ A record is a flat dict (see :data:`RECORD_FIELDS`) plus ``params``,
 (:func:`benchmarks.scoring.score_embedding`) serves every library.
 """
 
+import sys
 import time
 import warnings
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -14,13 +17,7 @@ from .data import Split
 from .memory import PeakMemory
 from .methods import METHODS
 from .scoring import score_embedding
-
-# A fit shorter than REPEAT_BELOW_SECONDS is run again, up to MAX_FITS fits in
-# all, and the median time is reported: on a shared machine one short fit is
-# at the mercy of a single scheduling hiccup. Peers' fits follow the same rule:
-# benchmarks.peers hands both numbers to its runner.
-REPEAT_BELOW_SECONDS = 1.0
-MAX_FITS = 5
+from .timing import cold_and_warm_seconds, warm_up_rows
 
 # the scalar fields of a record, in table/CSV order
 RECORD_FIELDS = (
@@ -40,6 +37,7 @@ RECORD_FIELDS = (
     "status",
     "fit_seconds",
     "fit_repeats",
+    "cold_fit_seconds",
     "transform_seconds",
     "n_iter",
     "knn_accuracy",
@@ -50,30 +48,15 @@ RECORD_FIELDS = (
     "nmi",
     "ari",
     "peak_memory_mib",
-    "warmup_seconds",
     "speedup_vs_peer",
+    "cold_speedup_vs_peer",
     "compared_with",
+    "load_before",
+    "load_after",
+    "busy",
     "executor",
     "note",
 )
-
-
-def timed_fits(fit, clock=time.perf_counter):
-    """Call ``fit()`` and return the seconds of each call.
-
-    One call, or up to :data:`MAX_FITS` when the first takes less than
-    :data:`REPEAT_BELOW_SECONDS`.
-
-    >>> len(timed_fits(lambda: None))
-    5
-    """
-    seconds = []
-    while True:
-        start = clock()
-        fit()
-        seconds.append(clock() - start)
-        if seconds[0] >= REPEAT_BELOW_SECONDS or len(seconds) == MAX_FITS:
-            return seconds
 
 
 def new_record(suite, split, method, library, library_version, seed, n_neighbors):
@@ -122,17 +105,41 @@ def _energy_accuracy(lmnn, split):
     return accuracy, time.perf_counter() - start
 
 
+def score_into(record, split, Z_train, Z_test):
+    """Add the scores of a learned space to ``record``; return it."""
+    record.update(
+        score_embedding(
+            Z_train,
+            split.y_train,
+            Z_test,
+            split.y_test,
+            n_neighbors=record["n_neighbors"],
+            seed=record["seed"],
+        )
+    )
+    return record
+
+
 def run_linmetric(
     split,
     method_name,
     *,
     seed=0,
     n_neighbors=3,
-    overrides=None,
+    max_iter=None,
+    cold=True,
+    timeout=None,
     progress=None,
     suite="quick",
 ):
-    """Fit one linmetric method (or the Euclidean baseline) and score it."""
+    """Fit one linmetric method (or the Euclidean baseline) and score it.
+
+    The warm fits follow an untimed warm-up fit on a slice (:func:`warm_up`)
+    under :func:`benchmarks.timing.cold_and_warm_seconds`, as in the peers'
+    runner; with ``cold``, the cold fit is timed in a fresh process
+    (:func:`cold_fit_seconds`). Peak memory covers the warm-up and warm fits
+    on both sides.
+    """
     import linmetric
 
     method = METHODS[method_name]
@@ -140,117 +147,106 @@ def run_linmetric(
     record = new_record(
         suite, split, method_name, library, linmetric.__version__, seed, n_neighbors
     )
-    callback = progress.callback if progress is not None else None
     if method.class_name is None:
-        start = time.perf_counter()
-        Z_train, Z_test = split.X_train, split.X_test
-        record.update(fit_seconds=0.0, transform_seconds=time.perf_counter() - start)
-        record["n_components"] = record["n_features"]
-    else:
-        try:
-            estimator = method.make(
-                n_neighbors=n_neighbors,
-                seed=seed,
-                callback=callback,
-                overrides=overrides,
-            )
-        except ImportError as exc:
-            record.update(status="unavailable", note=str(exc))
-            return record
-        record["params"] = {
-            key: value
-            for key, value in estimator.get_params(deep=False).items()
-            if key != "callback"
-            and isinstance(value, (int, float, str, bool, type(None)))
-        }
-        reports_progress = estimator.get_params(deep=False).get("callback")
+        record.update(fit_seconds=0.0, n_components=record["n_features"])
+        record["transform_seconds"] = 0.0
+        return score_into(record, split, split.X_train, split.X_test)
+    make = {"n_neighbors": n_neighbors, "seed": seed, "max_iter": max_iter}
+    callback = progress.callback if progress is not None else None
+    try:
+        estimator = method.make(callback=callback, **make)
+    except ImportError as exc:
+        record.update(status="unavailable", note=str(exc))
+        return record
+    record["params"] = {
+        key: value
+        for key, value in estimator.get_params(deep=False).items()
+        if key != "callback" and isinstance(value, (int, float, str, bool, type(None)))
+    }
+    try:
 
         def fit():
             estimator.fit(split.X_train, split.y_train)
-            if reports_progress is not None:  # progress of the first fit only
+            if method.iterative:  # progress of the first fit only
                 estimator.set_params(callback=None)
 
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                with PeakMemory() as memory:
-                    fit_times = timed_fits(fit)
-                median = float(np.median(fit_times))
-                record.update(fit_seconds=median, fit_repeats=len(fit_times))
-                start = time.perf_counter()
-                Z_train = estimator.transform(split.X_train)
-                Z_test = estimator.transform(split.X_test)
-                record["transform_seconds"] = time.perf_counter() - start
-                if method.energy_rule:
-                    try:
-                        accuracy, seconds = _energy_accuracy(estimator, split)
-                        record.update(energy_accuracy=accuracy, energy_seconds=seconds)
-                    except (ImportError, AttributeError) as exc:
-                        record["note"] = f"energy rule unavailable: {exc}"
-                    except Exception as exc:  # the learned map is still scored
-                        record["note"] = (
-                            f"energy rule failed: {type(exc).__name__}: {exc}"
-                        )
-        except Exception as exc:  # a failing learner must not stop the suite
-            record.update(status="error", note=f"{type(exc).__name__}: {exc}")
-            return record
-        record["peak_memory_mib"] = memory.peak_mib
-        record["n_components"] = int(estimator.components_.shape[0])
-        n_iter = getattr(estimator, "n_iter_", None)
-        record["n_iter"] = None if n_iter is None else int(n_iter)
-        loss_curve = getattr(estimator, "loss_curve_", None)
-        if loss_curve is not None:
-            record["loss_curve"] = [float(value) for value in np.ravel(loss_curve)]
-        note = _warning_note(caught)
-        if note:
-            record["note"] = "; ".join(filter(None, [record["note"], note]))
-    record.update(
-        score_embedding(
-            Z_train,
-            split.y_train,
-            Z_test,
-            split.y_test,
-            n_neighbors=n_neighbors,
-            seed=seed,
-        )
-    )
-    return record
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with PeakMemory() as memory:
+                _, fit_times = cold_and_warm_seconds(
+                    fit, partial(warm_up, split, method_name, **make), cold=False
+                )
+            record.update(
+                fit_seconds=float(np.median(fit_times)), fit_repeats=len(fit_times)
+            )
+            start = time.perf_counter()
+            Z_train = estimator.transform(split.X_train)
+            Z_test = estimator.transform(split.X_test)
+            record["transform_seconds"] = time.perf_counter() - start
+            if method.energy_rule:
+                accuracy, seconds = _energy_accuracy(estimator, split)
+                record.update(energy_accuracy=accuracy, energy_seconds=seconds)
+        if cold:
+            record["cold_fit_seconds"] = cold_fit_seconds(
+                split, method_name, timeout=timeout, **make
+            )
+    except Exception as exc:  # a failing learner must not stop the suite
+        record.update(status="error", note=f"{type(exc).__name__}: {exc}")
+        return record
+    record["peak_memory_mib"] = memory.peak_mib
+    record["n_components"] = int(estimator.components_.shape[0])
+    n_iter = getattr(estimator, "n_iter_", None)
+    record["n_iter"] = None if n_iter is None else int(n_iter)
+    loss_curve = getattr(estimator, "loss_curve_", None)
+    if loss_curve is not None:
+        record["loss_curve"] = [float(value) for value in np.ravel(loss_curve)]
+    record["note"] = _warning_note(caught)
+    return score_into(record, split, Z_train, Z_test)
 
 
-def warm_up(split, method_name, *, n_neighbors=3, seed=0, overrides=None):
-    """Fit a method once on a small slice of ``split``, untimed; return seconds.
+def warm_up(split, method_name, *, n_neighbors=3, seed=0, max_iter=None):
+    """Fit a method once on the warm-up slice of ``split``, untimed.
 
     The first fit of a learner in a process also compiles its numba kernels
-    (or loads them from numba's cache); doing that here keeps compilation out
-    of the timed fits. Failures are left for the timed run to report.
+    (or loads them from numba's cache); doing that here keeps it out of the
+    warm fits. The peers' runner warms up on the same slice
+    (:func:`benchmarks.timing.warm_up_rows`). A whole fit, so that the
+    kernels of later stages (partial impostor searches, restarts) are
+    compiled too.
     """
     method = METHODS[method_name]
-    if method.class_name is None:
-        return 0.0
-    from sklearn.model_selection import train_test_split
+    rows = warm_up_rows(split.y_train, seed)
+    X, y = split.X_train[rows], split.y_train[rows]
+    estimator = method.make(n_neighbors=n_neighbors, seed=seed, max_iter=max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(X, y)
+        estimator.transform(X)
+        if method.energy_rule:
+            _energy_accuracy(estimator, Split(split.name, X, y, X[:5], y[:5]))
 
-    n_train = len(split.y_train)
-    size = min(n_train, max(20 * split.n_classes, 60))
-    X, y = split.X_train, split.y_train
-    if size < n_train:
-        X, _, y, _ = train_test_split(
-            X, y, train_size=size, stratify=y, random_state=seed
-        )
-    start = time.perf_counter()
-    try:
-        overrides = dict(overrides or {})
-        estimator = method.make(n_neighbors=n_neighbors, seed=seed, overrides=overrides)
-        # a whole fit on the slice, so that the kernels of later stages
-        # (partial impostor searches, restarts) are compiled too
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            estimator.fit(X, y)
-            estimator.transform(X)
-            if method.energy_rule:
-                _energy_accuracy(estimator, Split(split.name, X, y, X[:5], y[:5]))
-    except Exception:  # the timed run reports what went wrong
-        pass
-    return time.perf_counter() - start
+
+def cold_fit_seconds(split, method_name, *, timeout=None, **make):
+    """Seconds of the first fit of ``split`` in a fresh process of this Python.
+
+    The process imports linmetric (from where this one did) before the timed
+    fit, so the time holds what a first fit pays: loading the compiled
+    kernels from numba's cache, or compiling them, and first-touch costs.
+    """
+    import linmetric
+
+    from .peers import fit_in_fresh_process
+
+    _, meta = fit_in_fresh_process(
+        split,
+        method_name,
+        sys.executable,
+        fits="cold",
+        timeout=timeout,
+        pythonpath=Path(linmetric.__file__).resolve().parent.parent,
+        **make,
+    )
+    return meta["cold_fit_seconds"]
 
 
 def summary_line(record):
@@ -263,10 +259,10 @@ def summary_line(record):
         head += f" fold={record['fold']}"
     if record["status"] != "ok":
         return f"{head}: {record['status']}: {record['note'][:150]}"
-    text = (
-        f"{head}: fit {record['fit_seconds']:.2f} s, "
-        f"{record['n_neighbors']}-NN acc {record['knn_accuracy']:.4f}"
-    )
+    text = f"{head}: fit {record['fit_seconds']:.2f} s warm"
+    if record.get("cold_fit_seconds") is not None:
+        text += f", {record['cold_fit_seconds']:.2f} s cold"
+    text += f", {record['n_neighbors']}-NN acc {record['knn_accuracy']:.4f}"
     if record.get("n_iter") is not None:
         text += f", {record['n_iter']} iter"
     if record.get("energy_accuracy") is not None:
@@ -275,10 +271,11 @@ def summary_line(record):
 
 
 def add_speed_ratios(records):
-    """Give each peer record the ratio of its fit time to linmetric's.
+    """Give each peer record the ratios of its fit times to linmetric's.
 
-    ``speedup_vs_peer`` is ``peer fit seconds / linmetric fit seconds`` for the
-    same data set, seed and learner: above 1 means linmetric was faster.
+    ``speedup_vs_peer`` is ``peer fit seconds / linmetric fit seconds`` of the
+    warm fits, ``cold_speedup_vs_peer`` the same of the cold fits, for the same
+    data set, seed and learner: above 1 means linmetric was faster.
     """
     ours = {
         (r["dataset"], r["seed"], r["method"]): r
@@ -289,8 +286,13 @@ def add_speed_ratios(records):
         if record["library"] in ("linmetric", "baseline") or record["status"] != "ok":
             continue
         mine = ours.get((record["dataset"], record["seed"], record["method"]))
-        if mine is None or not mine["fit_seconds"]:
+        if mine is None:
             continue
-        record["speedup_vs_peer"] = record["fit_seconds"] / mine["fit_seconds"]
         record["compared_with"] = f"linmetric {mine['method']}"
+        for ratio, field in (
+            ("speedup_vs_peer", "fit_seconds"),
+            ("cold_speedup_vs_peer", "cold_fit_seconds"),
+        ):
+            if mine[field] and record[field] is not None:
+                record[ratio] = record[field] / mine[field]
     return records

@@ -1,6 +1,7 @@
 """Tests of the benchmark suite: CLI, records, scoring, peers plumbing."""
 
 import csv
+import importlib.util
 import io
 import json
 import subprocess
@@ -12,24 +13,26 @@ import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 
 import benchmarks.data
+import benchmarks.grid
 import benchmarks.peers
 import benchmarks.peers.setup_env
 import linmetric
-from benchmarks import cli
+from benchmarks import cli, timing
 from benchmarks.data import Split, load_embedded
-from benchmarks.methods import METHODS, Method, parse_methods
-from benchmarks.peers import PEERS, RUNNER, run_peer
+from benchmarks.grid import Task, run_task
+from benchmarks.methods import METHODS, Method, method_names
+from benchmarks.peers import PEER_METHOD, PEERS, RUNNER, run_peer
 from benchmarks.progress import Progress
-from benchmarks.report import format_table
+from benchmarks.report import busy_warning, format_table
 from benchmarks.runner import (
     RECORD_FIELDS,
     add_speed_ratios,
     run_linmetric,
     summary_line,
-    timed_fits,
     warm_up,
 )
 from benchmarks.scoring import clustering_scores, knn_accuracy, retrieval_scores
+from benchmarks.timing import cold_and_warm_seconds, timed_fits
 
 # ------------------------------------------------------------------ scoring
 
@@ -97,9 +100,8 @@ class FailingLearner(StandInLearner):
 def stand_in_methods(monkeypatch):
     monkeypatch.setattr(linmetric, "StandInLearner", StandInLearner, raising=False)
     monkeypatch.setattr(linmetric, "FailingLearner", FailingLearner, raising=False)
-    monkeypatch.setitem(
-        METHODS, "nca", Method("nca", "StandInLearner", "stand-in", (("max_iter", 4),))
-    )
+    stand_in = Method("nca", "StandInLearner", "stand-in", seeded=True, iterative=True)
+    monkeypatch.setitem(METHODS, "nca", stand_in)
     monkeypatch.setitem(METHODS, "itml", Method("itml", "FailingLearner", "fails"))
     monkeypatch.setitem(METHODS, "lmnn", Method("lmnn", "NoSuchLearner", "missing"))
 
@@ -126,7 +128,7 @@ def test_embedded_split_is_stratified_and_standardised(iris_split):
 def test_run_linmetric_records(stand_in_methods, iris_split):
     seen = []
     progress = types.SimpleNamespace(callback=lambda c, n: seen.append(n))
-    record = run_linmetric(iris_split, "nca", seed=1, progress=progress)
+    record = run_linmetric(iris_split, "nca", seed=1, progress=progress, cold=False)
     assert set(RECORD_FIELDS) <= set(record)
     assert record["status"] == "ok" and record["library"] == "linmetric"
     assert record["n_iter"] == 4 and seen == [1, 2, 3, 4]
@@ -137,7 +139,7 @@ def test_run_linmetric_records(stand_in_methods, iris_split):
     assert record["fit_seconds"] >= 0 and record["transform_seconds"] >= 0
     assert record["n_components"] == 4
 
-    failed = run_linmetric(iris_split, "itml")
+    failed = run_linmetric(iris_split, "itml", cold=False)
     assert failed["status"] == "error" and "RuntimeError: diverged" in failed["note"]
     missing = run_linmetric(iris_split, "lmnn")
     assert missing["status"] == "unavailable"
@@ -151,29 +153,49 @@ def test_warm_up_runs_a_whole_fit(stand_in_methods, iris_split, monkeypatch):
     # a capped fit would leave the kernels of later stages to compile inside
     # the first timed fit
     fitted = []
-    monkeypatch.setattr(
-        StandInLearner, "fit", lambda self, X, y: fitted.append(self.max_iter)
-    )
+    real_fit = StandInLearner.fit
+
+    def fit(self, X, y):
+        fitted.append((self.max_iter, len(y)))
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(StandInLearner, "fit", fit)
     warm_up(iris_split, "nca")
-    assert fitted == [4]
+    # the whole fit on the warm-up slice: 20 rows of each of the 3 classes
+    assert fitted == [(4, 60)]
 
 
 def test_method_rejects_unknown_parameter(stand_in_methods):
-    with pytest.raises(ValueError, match="has no parameter"):
-        METHODS["nca"].make(n_neighbors=3, seed=0, overrides={"learning_rate": 1})
-    with pytest.raises(ValueError, match="unknown method"):
-        parse_methods("lmnn,svm")
+    bad = Method("bad", "StandInLearner", "stand-in", (("learning_rate", 1),))
+    with pytest.raises(ValueError, match=r"has no parameter\(s\) \['learning_rate'\]"):
+        bad.make()
+    with pytest.raises(SystemExit, match="--methods got unknown value"):
+        cli.comma_list("lmnn,svm", option="--methods", choices=method_names())
+
+
+def test_registry_drives_the_common_parameters():
+    lmnn = METHODS["lmnn"].make(n_neighbors=5, seed=3, max_iter=7)
+    assert (lmnn.n_neighbors, lmnn.random_state, lmnn.max_iter) == (5, 3, 7)
+    assert lmnn.push_weight == 0.5
+    itml = METHODS["itml"].make(n_neighbors=5, seed=3)
+    assert itml.random_state == 3 and itml.max_iter == linmetric.ITML().max_iter
+    assert METHODS["whitening"].make(seed=3).get_params()["method"] == "pca"
+    # every peer a method names is a known peer, and every peer has a method
+    assert set(PEER_METHOD) == set(PEERS)
+    assert PEER_METHOD["pylmnn-lmnn"] == "lmnn" and PEER_METHOD["sklearn-nca"] == "nca"
 
 
 def test_speed_ratio_against_peer():
     ours = dict.fromkeys(RECORD_FIELDS)
     ours.update(dataset="d", seed=0, method="nca", library="linmetric", status="ok")
-    ours["fit_seconds"] = 2.0
-    peer = dict(ours, library="scikit-learn", fit_seconds=6.0)
+    ours.update(fit_seconds=2.0, cold_fit_seconds=4.0)
+    peer = dict(ours, library="scikit-learn", fit_seconds=6.0, cold_fit_seconds=2.0)
     add_speed_ratios([ours, peer])
     assert peer["speedup_vs_peer"] == pytest.approx(3.0)
+    assert peer["cold_speedup_vs_peer"] == pytest.approx(0.5)
     assert ours["speedup_vs_peer"] is None
-    assert "3.0x" in format_table([ours, peer])
+    table = format_table([ours, peer])
+    assert "3.0x" in table and "0.5x" in table and "cold s" in table
 
 
 def test_progress_live_line_and_summaries():
@@ -220,6 +242,7 @@ def test_cli_quick_smoke(tmp_path, capsys, stand_in_methods):
             str(json_path),
             "--csv",
             str(csv_path),
+            "--no-cold",
         ]
     )
     assert status == 0
@@ -258,7 +281,7 @@ def test_cli_plots(tmp_path, stand_in_methods):
     pytest.importorskip("matplotlib")
     plots = tmp_path / "plots"
     argv = ["--datasets", "iris", "--methods", "euclidean,whitening,nca", "--quiet"]
-    assert cli.main([*argv, "--plots", str(plots)]) == 0
+    assert cli.main([*argv, "--no-cold", "--plots", str(plots)]) == 0
     assert {p.name for p in plots.iterdir()} == {
         "quick_accuracy_vs_fit_time.png",
         "quick_loss_curves.png",
@@ -271,6 +294,7 @@ def test_cli_cv_smoke(tmp_path, capsys):
     json_path, csv_path = tmp_path / "cv.json", tmp_path / "cv.csv"
     argv = ["cv", "--datasets", "iris", "--methods", "euclidean,whitening"]
     argv += ["--repeats", "1", "--json", str(json_path), "--csv", str(csv_path)]
+    argv += ["--no-cold"]
     assert cli.main(argv) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
@@ -327,7 +351,7 @@ def test_fold_splits_partition_the_data():
 
 
 def test_cli_rejects_unknown_dataset():
-    with pytest.raises(SystemExit, match="unknown value"):
+    with pytest.raises(SystemExit, match="--datasets got unknown value"):
         cli.main(["quick", "--datasets", "imagenet"])
 
 
@@ -352,6 +376,7 @@ def test_cli_mnist_suite_on_stand_in_data(monkeypatch, tmp_path, capsys):
     json_path = tmp_path / "m.json"
     argv = ["mnist", "--methods", "euclidean,whitening", "--n-components", "8"]
     argv += ["--subsample", "100", "--test-subsample", "50", "--json", str(json_path)]
+    argv += ["--no-cold"]
     assert cli.main(argv) == 0
     records = json.loads(json_path.read_text())
     assert [r["method"] for r in records] == ["euclidean", "whitening"]
@@ -392,17 +417,20 @@ def test_peer_runner_script_round_trip(tmp_path, iris_split):
     )
     result = tmp_path / "result.npz"
     command = [sys.executable, str(RUNNER), "--input", str(data), "--output"]
-    command += [str(result), "--method", "identity"]
+    command += [str(result), "--method", "euclidean"]
     subprocess.run(command, check=True, capture_output=True)
     with np.load(result) as stored:
         np.testing.assert_array_equal(stored["components"], np.eye(4))
         meta = json.loads(str(stored["meta"]))
-    assert meta["fit_seconds"] >= 0 and meta["environment"]["versions"]["numpy"]
+    assert meta["fit_seconds"] >= 0 and meta["cold_fit_seconds"] >= 0
+    assert 1 <= meta["fit_repeats"] <= timing.MAX_FITS
+    assert meta["environment"]["versions"]["numpy"]
 
 
 def test_run_peer_sklearn_nca(iris_split):
     record = run_peer(iris_split, "sklearn-nca", seed=0, max_iter=5)
     assert record["status"] == "ok", record["note"]
+    assert record["fit_seconds"] > 0 and record["cold_fit_seconds"] > 0
     assert record["library"] == "scikit-learn" and record["method"] == "nca"
     assert record["library_version"] and isinstance(record["n_iter"], int)
     assert 0.5 < record["knn_accuracy"] <= 1.0
@@ -424,13 +452,18 @@ def test_peer_failure_is_reported(monkeypatch, tmp_path):
 
 
 def test_peer_names():
-    assert benchmarks.peers.parse_peers("all", ["nca"]) == [
-        name for name, peer in PEERS.items() if peer.method == "nca"
+    def peers(text, methods, with_peers=True):
+        args = types.SimpleNamespace(peers=text, with_peers=with_peers)
+        return cli._selected_peers(args, methods)
+
+    assert peers("all", ["nca"]) == [
+        name for name in PEERS if PEER_METHOD[name] == "nca"
     ]
-    assert "mlpack-lmnn" not in benchmarks.peers.parse_peers(None)
-    assert "mlpack-lmnn" in benchmarks.peers.parse_peers("all")
-    with pytest.raises(ValueError, match="unknown peer"):
-        benchmarks.peers.parse_peers("weka")
+    assert "mlpack-lmnn" not in peers("default", ["lmnn"])
+    assert "mlpack-lmnn" in peers("all", ["lmnn"])
+    assert peers("all", ["lmnn"], with_peers=False) == []
+    with pytest.raises(SystemExit, match="--peers got unknown value"):
+        peers("weka", ["lmnn"])
 
 
 def test_apply_patches_records_diff_and_is_idempotent(monkeypatch, tmp_path):
@@ -476,7 +509,7 @@ def test_lmnn_records_energy_rule(monkeypatch, iris_split):
     monkeypatch.setitem(vars(linmetric), "EnergyClassifier", StandInEnergy)
     stand_in = Method("lmnn", "StandInLearner", "stand-in", energy_rule=True)
     monkeypatch.setitem(METHODS, "lmnn", stand_in)
-    record = run_linmetric(iris_split, "lmnn")
+    record = run_linmetric(iris_split, "lmnn", cold=False)
     assert record["status"] == "ok"
     assert 0.8 < record["energy_accuracy"] <= 1.0 and record["energy_seconds"] >= 0
     assert "energy acc" in summary_line(record)
@@ -495,19 +528,112 @@ def test_only_fits_under_a_second_are_timed_again():
 
 
 def test_two_pass_lmnn_is_a_method_of_its_own(iris_split):
-    record = run_linmetric(iris_split, "lmnn2")
+    record = run_linmetric(iris_split, "lmnn2", cold=False)
     assert record["status"] == "ok", record["note"]
     assert record["energy_accuracy"] is not None
     assert 1 <= record["fit_repeats"] <= 5
     assert METHODS["lmnn2"].make(n_neighbors=3, seed=0).n_passes == 2
-    assert "lmnn2" in parse_methods("all")
+    assert "lmnn2" in method_names()
+
+
+def test_timing_rule_cold_then_warm_up_then_warm_fits():
+    readings = iter([0.0, 0.75] + [0.25 * tick for tick in range(10, 20)])
+    calls = []
+    cold, warm = cold_and_warm_seconds(
+        lambda: calls.append("fit"),
+        lambda: calls.append("warm-up"),
+        clock=readings.__next__,
+    )
+    # the cold fit is timed alone; the warm-up is not timed; sub-second warm
+    # fits are repeated up to MAX_FITS times
+    assert cold == 0.75 and warm == [0.25] * timing.MAX_FITS
+    assert calls == ["fit", "warm-up"] + ["fit"] * timing.MAX_FITS
+    readings = iter([0.0, 1.5])
+    calls.clear()
+    assert cold_and_warm_seconds(
+        lambda: calls.append("fit"), None, warm=False, clock=readings.__next__
+    ) == (1.5, None)
+    assert calls == ["fit"]
+
+
+def test_peer_runner_follows_the_same_rule(monkeypatch, tmp_path, iris_split):
+    # the runner, loaded as a module, with a recording method in place of a peer
+    spec = importlib.util.spec_from_file_location("peer_runner", RUNNER)
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    sizes = []
+
+    def recording_fit(args):
+        def fit(X, y):
+            sizes.append(len(y))
+            return runner._Fitted(np.eye(X.shape[1]))
+
+        return fit
+
+    monkeypatch.setitem(runner.PEER_FITS, "recording", recording_fit)
+    data, result = tmp_path / "data.npz", tmp_path / "result.npz"
+    np.savez(
+        data,
+        X_train=iris_split.X_train,
+        y_train=iris_split.y_train,
+        X_test=iris_split.X_test,
+    )
+    argv = ["--input", str(data), "--output", str(result), "--method", "recording"]
+    assert runner.main(argv) == 0
+    # cold fit of the training set, the warm-up slice, then the warm fits
+    n_warm = len(sizes) - 2
+    assert sizes == [105, 60] + [105] * n_warm and 1 <= n_warm <= timing.MAX_FITS
+    # linmetric's side: the same warm-up slice before the warm fits
+    fitted = []
+    real_fit = StandInLearner.fit
+
+    def fit(self, X, y):
+        fitted.append(len(y))
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(linmetric, "StandInLearner", StandInLearner, raising=False)
+    monkeypatch.setattr(StandInLearner, "fit", fit)
+    stand_in = Method("nca", "StandInLearner", "stand-in", iterative=True)
+    monkeypatch.setitem(METHODS, "nca", stand_in)
+    run_linmetric(iris_split, "nca", cold=False)
+    assert fitted == [60] + [105] * (len(fitted) - 1)
+
+
+def test_cold_fit_of_linmetric_runs_in_a_fresh_process(iris_split):
+    record = run_linmetric(iris_split, "whitening", cold=True)
+    assert record["status"] == "ok", record["note"]
+    assert record["cold_fit_seconds"] > 0 and record["fit_seconds"] >= 0
+
+
+def test_load_average_is_recorded_and_busy_runs_warned(monkeypatch, iris_split):
+    loads = iter([0.25, 9.0])
+    monkeypatch.setattr(benchmarks.grid, "load_average", loads.__next__)
+    task = Task(
+        suite="quick",
+        loader=lambda name, seed: iris_split,
+        dataset="iris",
+        seed=0,
+        kind="linmetric",
+        name="euclidean",
+        busy_load=0.5,
+    )
+    record = run_task(task)
+    assert (record["load_before"], record["load_after"]) == (0.25, 9.0)
+    assert record["busy"] is True
+    assert "0.2>9.0!" in format_table([record])
+    warning = busy_warning([record, dict(record, busy=False)], per_cpu=0.5)
+    assert warning.startswith("1 of 2 runs saw a load average above 0.5 per CPU")
+    assert "up to 9.00" in warning
+    assert timing.is_busy(0.1, 1.1, per_cpu=0.5, cpus=2)
+    assert not timing.is_busy(0.1, 0.9, per_cpu=0.5, cpus=2)
+    assert not timing.is_busy(None, None, cpus=2)
 
 
 def test_grid_in_parallel_threads_and_dask(tmp_path):
     LocalCluster = pytest.importorskip("dask.distributed").LocalCluster
 
     argv = ["--datasets", "iris", "--methods", "euclidean,whitening", "--seeds", "0,1"]
-    argv += ["--quiet", "--n-jobs", "2"]
+    argv += ["--quiet", "--n-jobs", "2", "--no-cold"]
     json_path = tmp_path / "threads.json"
     assert cli.main([*argv, "--backend", "threading", "--json", str(json_path)]) == 0
     threaded = json.loads(json_path.read_text())

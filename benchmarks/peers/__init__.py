@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..methods import METHODS, push_weight
+
 PEERS_DIR = Path(__file__).resolve().parent.parent / ".peers"
 PEERS_VENV = PEERS_DIR / "venv"
 PATCHES_FILE = PEERS_DIR / "patches.json"
@@ -33,23 +35,25 @@ class Peer:
 
     name: str  # the runner's method name
     library: str
-    method: str  # the linmetric method it is compared with
     environment: str  # "peers" (the peers' venv) or "main" (this Python)
 
 
 PEERS = {
     peer.name: peer
     for peer in (
-        Peer("metric-learn-lmnn", "metric-learn", "lmnn", "peers"),
-        Peer("metric-learn-nca", "metric-learn", "nca", "peers"),
-        Peer("metric-learn-itml", "metric-learn", "itml", "peers"),
-        Peer("metric-learn-covariance", "metric-learn", "covariance", "peers"),
-        Peer("pylmnn-lmnn", "pylmnn", "lmnn", "peers"),
-        Peer("sklearn-nca", "scikit-learn", "nca", "main"),
-        Peer("mlpack-lmnn", "mlpack", "lmnn", "peers"),
-        Peer("mlpack-nca", "mlpack", "nca", "peers"),
+        Peer("metric-learn-lmnn", "metric-learn", "peers"),
+        Peer("metric-learn-nca", "metric-learn", "peers"),
+        Peer("metric-learn-itml", "metric-learn", "peers"),
+        Peer("metric-learn-covariance", "metric-learn", "peers"),
+        Peer("pylmnn-lmnn", "pylmnn", "peers"),
+        Peer("sklearn-nca", "scikit-learn", "main"),
+        Peer("mlpack-lmnn", "mlpack", "peers"),
+        Peer("mlpack-nca", "mlpack", "peers"),
     )
 }
+
+# the linmetric method each peer is compared with, from the method registry
+PEER_METHOD = {peer: name for name, method in METHODS.items() for peer in method.peers}
 
 # peers run by --with-peers unless --peers names others; mlpack's take many
 # minutes on digits with their defaults, so they run only when asked for
@@ -71,30 +75,6 @@ def recorded_patches():
         return []
 
 
-def parse_peers(text, methods=None):
-    """Peer names from ``"pylmnn-lmnn,sklearn-nca"``.
-
-    ``"default"`` (or nothing) means :data:`DEFAULT_PEERS`, ``"all"`` every
-    peer, mlpack's included. With ``methods``, keep only the peers of those
-    linmetric methods.
-    """
-    if text in (None, "", "default"):
-        names = list(DEFAULT_PEERS)
-    elif text == "all":
-        names = list(PEERS)
-    else:
-        names = [name.strip() for name in text.split(",") if name.strip()]
-        unknown = [name for name in names if name not in PEERS]
-        if unknown:
-            raise ValueError(
-                f"--peers got unknown peer(s) {unknown}; choose from "
-                f"{', '.join(PEERS)} or 'all'."
-            )
-    if methods is not None:
-        names = [name for name in names if PEERS[name].method in methods]
-    return names
-
-
 def python_output(python, code, *, check=False):
     """What ``python -c code`` prints, stripped (raises on failure if ``check``)."""
     completed = subprocess.run(
@@ -111,27 +91,98 @@ def _library_installed(python, library):
     return python_output(python, code) == "True"
 
 
+class RunFailed(Exception):
+    """A fresh-process fit gave no result; ``status`` says how it ended."""
+
+    def __init__(self, status, note):
+        super().__init__(note)
+        self.status = status
+
+
+def fit_in_fresh_process(
+    split,
+    method,
+    python,
+    *,
+    fits="both",
+    seed=0,
+    n_neighbors=3,
+    mu=None,
+    max_iter=None,
+    timeout=None,
+    pythonpath=None,
+):
+    """Fit ``method`` on ``split`` with :mod:`benchmarks.peers.runner` in a new process.
+
+    ``fits`` is the runner's ``--fits`` (``both``, ``cold`` or ``warm``);
+    ``pythonpath`` is put first on the new process's ``PYTHONPATH``. Returns
+    ``(components, meta)``; raises :class:`RunFailed` on a timeout or an error.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = Path(tmp) / "data.npz"
+        result_path = Path(tmp) / "result.npz"
+        log_path = Path(tmp) / "log.txt"
+        np.savez(
+            data_path, X_train=split.X_train, y_train=split.y_train, X_test=split.X_test
+        )
+        command = [python, RUNNER, "--input", data_path, "--output", result_path]
+        command += ["--method", method, "--fits", fits, "--seed", seed]
+        command += ["--n-neighbors", n_neighbors]
+        if mu is not None:
+            command += ["--mu", mu]
+        if max_iter is not None:
+            command += ["--max-iter", max_iter]
+        environment = dict(os.environ, PYTHONWARNINGS="ignore")
+        if pythonpath is not None:
+            paths = [str(pythonpath), environment.get("PYTHONPATH", "")]
+            environment["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+        start = time.perf_counter()
+        try:
+            with open(log_path, "w") as log:
+                completed = subprocess.run(
+                    [str(part) for part in command],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    env=environment,
+                    check=False,
+                )
+        except subprocess.TimeoutExpired as exc:
+            seconds = time.perf_counter() - start
+            raise RunFailed("timeout", f"no result after {seconds:.0f} s") from exc
+        if completed.returncode != 0 or not result_path.exists():
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            raise RunFailed(
+                "error",
+                f"runner exited with {completed.returncode}: " + " | ".join(tail),
+            )
+        with np.load(result_path) as result:
+            return result["components"], json.loads(str(result["meta"]))
+
+
 def run_peer(
     split,
     peer_name,
     *,
     seed=0,
     n_neighbors=3,
-    mu=0.5,
     max_iter=None,
+    cold=True,
     suite="quick",
     timeout=None,
-    workdir=None,
 ):
-    """Fit one peer method on ``split`` in its own process and score it."""
-    from ..runner import MAX_FITS, REPEAT_BELOW_SECONDS, new_record
-    from ..scoring import score_embedding
+    """Fit one peer method on ``split`` in its own process and score it.
+
+    The process times a cold fit first (unless ``cold`` is False), then the
+    warm fits after the same untimed warm-up as linmetric's.
+    """
+    from ..runner import new_record, score_into
 
     peer = PEERS[peer_name]
-    record = new_record(
-        suite, split, peer.method, peer.library, None, seed, n_neighbors
-    )
+    method = PEER_METHOD[peer_name]
+    record = new_record(suite, split, method, peer.library, None, seed, n_neighbors)
     record["peer"] = peer.name
+    mu = push_weight(method)
     record["params"] = {"n_neighbors": n_neighbors, "mu": mu, "max_iter": max_iter}
     python = Path(sys.executable) if peer.environment == "main" else peers_python()
     if python is None:
@@ -147,88 +198,36 @@ def run_peer(
     record["patches"] = [
         p for p in recorded_patches() if p.get("package") == peer.library
     ]
-
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        data_path = Path(tmp) / "data.npz"
-        result_path = Path(tmp) / "result.npz"
-        log_path = Path(tmp) / "log.txt"
-        np.savez(
-            data_path, X_train=split.X_train, y_train=split.y_train, X_test=split.X_test
-        )
-        command = [
-            str(python),
-            str(RUNNER),
-            "--input",
-            str(data_path),
-            "--output",
-            str(result_path),
-            "--method",
+    try:
+        components, meta = fit_in_fresh_process(
+            split,
             peer.name,
-            "--n-neighbors",
-            str(n_neighbors),
-            "--mu",
-            str(mu),
-            "--seed",
-            str(seed),
-            "--repeat-below",
-            str(REPEAT_BELOW_SECONDS),
-            "--max-fits",
-            str(MAX_FITS),
-        ]
-        if max_iter is not None:
-            command += ["--max-iter", str(max_iter)]
-        environment = dict(os.environ, PYTHONWARNINGS="ignore")
-        start = time.perf_counter()
-        try:
-            with open(log_path, "w") as log:
-                completed = subprocess.run(
-                    command,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=timeout,
-                    env=environment,
-                    check=False,
-                )
-        except subprocess.TimeoutExpired:
-            record.update(
-                status="timeout",
-                note=f"no result after {time.perf_counter() - start:.0f} s",
-            )
-            return record
-        if completed.returncode != 0 or not result_path.exists():
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-            record.update(
-                status="error",
-                note=f"runner exited with {completed.returncode}: " + " | ".join(tail),
-            )
-            return record
-        with np.load(result_path) as result:
-            components = result["components"]
-            meta = json.loads(str(result["meta"]))
-
+            python,
+            fits="both" if cold else "warm",
+            seed=seed,
+            n_neighbors=n_neighbors,
+            mu=mu,
+            max_iter=max_iter,
+            timeout=timeout,
+        )
+    except RunFailed as exc:
+        record.update(status=exc.status, note=str(exc))
+        return record
     record["library_version"] = meta["environment"]["versions"].get(peer.library)
     record["peer_environment"] = meta["environment"]
-    record.update(
-        fit_seconds=meta["fit_seconds"],
-        fit_repeats=meta.get("fit_repeats", 1),
-        transform_seconds=meta["transform_seconds"],
-        n_iter=meta["n_iter"],
-        peak_memory_mib=meta["peak_memory_mib"],
-        n_components=int(components.shape[0]),
-    )
+    for field in (
+        "fit_seconds",
+        "cold_fit_seconds",
+        "fit_repeats",
+        "transform_seconds",
+        "n_iter",
+        "peak_memory_mib",
+    ):
+        record[field] = meta[field]
+    record["n_components"] = int(components.shape[0])
     if not np.all(np.isfinite(components)):
         record.update(status="error", note="the learned map has non-finite entries")
         return record
-    Z_train = split.X_train @ components.T
-    Z_test = split.X_test @ components.T
-    record.update(
-        score_embedding(
-            Z_train,
-            split.y_train,
-            Z_test,
-            split.y_test,
-            n_neighbors=n_neighbors,
-            seed=seed,
-        )
+    return score_into(
+        record, split, split.X_train @ components.T, split.X_test @ components.T
     )
-    return record

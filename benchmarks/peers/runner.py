@@ -1,70 +1,56 @@
-"""Fit one method of another library on arrays read from a file.
+"""Fit one method in a fresh process, on arrays read from a file.
 
-This script runs inside the peers' virtual environment (see
-``python -m benchmarks peers-setup``), where linmetric is not installed, so
-it imports nothing from this repository. It reads ``X_train`` and ``y_train``
-from an ``.npz`` file, fits the named method, and writes an ``.npz`` file with
-the learned linear map ``components`` (so that the suite transforms and scores
-the data with its own code) and a JSON string ``meta`` with the fit and
-transform seconds, iterations, peak memory and versions.
+The suite runs this script for every run of another library, with the peers'
+virtual environment's Python (see ``python -m benchmarks peers-setup``), and
+for the cold fit of each linmetric run, with the suite's own Python. It reads
+``X_train``, ``y_train`` and ``X_test`` from an ``.npz`` file, fits the named
+method under the suite's timing rule (:mod:`benchmarks.timing`): the cold
+fit first (the first fit of the process, the library already imported), then
+the untimed warm-up fit on the slice, then the warm fits. It writes an
+``.npz`` file with the learned linear map ``components`` (the suite
+transforms and scores the data with its own code) and a JSON string ``meta``:
+cold and warm fit seconds, transform seconds, iterations, peak memory,
+versions.
+
+linmetric is not installed in the peers' environment and the ``benchmarks``
+package need not be importable, so the suite's timing, memory and
+environment modules (standard library and NumPy only) are loaded by file
+path; so is :mod:`benchmarks.methods` for linmetric's methods.
 
 Usage::
 
     python runner.py --input data.npz --output result.npz --method pylmnn-lmnn \
-        --n-neighbors 3 --mu 0.5 --seed 0 [--max-iter N] \
-        [--repeat-below 1.0 --max-fits 5]
+        [--fits both|cold|warm] [--n-neighbors 3] [--mu 0.5] [--seed 0] \
+        [--max-iter N]
 """
 
 import argparse
+import importlib
+import importlib.util
 import json
-import os
-import platform
 import sys
-import threading
-import time
-from importlib import metadata
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 
-
-def _rss_bytes():
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None
+SUITE_DIR = Path(__file__).resolve().parent.parent
 
 
-class _PeakMemory:
-    """Peak growth of the resident set size inside a block, in MiB."""
-
-    def __enter__(self):
-        self.peak_mib = None
-        self._start = self._peak = _rss_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        if self._start is not None:
-            self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.wait(0.005):
-            rss = _rss_bytes()
-            if rss is not None and rss > self._peak:
-                self._peak = rss
-
-    def __exit__(self, *exc_info):
-        if self._start is not None:
-            self._stop.set()
-            self._thread.join()
-            self.peak_mib = (max(self._peak, _rss_bytes() or 0) - self._start) / 2**20
+def load_suite_module(name):
+    """Import ``benchmarks/<name>.py`` by its file path."""
+    spec = importlib.util.spec_from_file_location(
+        f"_suite_{name}", SUITE_DIR / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
 
 
-def _version(name):
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
+timing = load_suite_module("timing")
+memory = load_suite_module("memory")
+environment = load_suite_module("environment")
 
 
 class _Fitted:
@@ -76,86 +62,38 @@ class _Fitted:
         self.transform = transform
 
 
-def _estimator_fit(estimator, X, y):
-    estimator.fit(X, y)
+def _estimator_fit(build, X, y):
+    estimator = build().fit(X, y)
     n_iter = getattr(estimator, "n_iter_", None)
     return _Fitted(estimator.components_, n_iter, estimator.transform)
 
 
-def _metric_learn(name):
-    def fit(X, y, args):
-        import metric_learn
-
-        if name == "lmnn":
-            params = {
-                "n_neighbors": args.n_neighbors,
-                "regularization": args.mu,
-                "random_state": args.seed,
-            }
-            if args.max_iter is not None:
-                params["max_iter"] = args.max_iter
-            estimator = metric_learn.LMNN(**params)
-        elif name == "nca":
-            params = {"random_state": args.seed}
-            if args.max_iter is not None:
-                params["max_iter"] = args.max_iter
-            estimator = metric_learn.NCA(**params)
-        elif name == "itml":
-            params = {"random_state": args.seed}
-            if args.max_iter is not None:
-                params["max_iter"] = args.max_iter
-            estimator = metric_learn.ITML_Supervised(**params)
-        else:
-            estimator = metric_learn.Covariance()
-        return _estimator_fit(estimator, X, y)
-
-    return fit
+def _estimator(module, class_name, args, *, max_iter="max_iter", **params):
+    """A fit function of a scikit-learn-style class; imports happen here, untimed."""
+    cls = getattr(importlib.import_module(module), class_name)
+    if max_iter is not None and args.max_iter is not None:
+        params[max_iter] = args.max_iter
+    return partial(_estimator_fit, partial(cls, **params))
 
 
-def _pylmnn(X, y, args):
-    from pylmnn import LargeMarginNearestNeighbor
+def _mlpack(name, args):
+    mlpack = importlib.import_module("mlpack")
+    # mlpack's seed 0 means "seed from the clock"
+    params = {"seed": args.seed + 1}
+    if name == "lmnn":
+        params.update(k=args.n_neighbors, regularization=args.mu)
+        if args.max_iter is not None:
+            params["passes"] = args.max_iter
+    else:
+        # mlpack's default optimizer for NCA is SGD over single points with
+        # 500,000 steps, far slower than the other libraries' batch solvers;
+        # L-BFGS with metric-learn's default of 100 iterations is comparable
+        params.update(optimizer="lbfgs", max_iterations=args.max_iter or 100)
 
-    params = {
-        "n_neighbors": args.n_neighbors,
-        "weight_push_loss": args.mu,
-        "random_state": args.seed,
-    }
-    if args.max_iter is not None:
-        params["max_iter"] = args.max_iter
-    return _estimator_fit(LargeMarginNearestNeighbor(**params), X, y)
-
-
-def _sklearn_nca(X, y, args):
-    from sklearn.neighbors import NeighborhoodComponentsAnalysis
-
-    params = {"random_state": args.seed}
-    if args.max_iter is not None:
-        params["max_iter"] = args.max_iter
-    return _estimator_fit(NeighborhoodComponentsAnalysis(**params), X, y)
-
-
-def _mlpack(name):
-    def fit(X, y, args):
-        import mlpack
-
-        labels = np.asarray(y, dtype=np.int64)
-        # mlpack's seed 0 means "seed from the clock"
-        seed = args.seed + 1
-        if name == "lmnn":
-            params = {"k": args.n_neighbors, "regularization": args.mu, "seed": seed}
-            if args.max_iter is not None:
-                params["passes"] = args.max_iter
-            result = mlpack.lmnn(input_=X, labels=labels, **params)
-        else:
-            # mlpack's default optimizer for NCA is SGD over single points with
-            # 500,000 steps, far slower than the other libraries' batch solvers;
-            # L-BFGS with metric-learn's default of 100 iterations is comparable
-            params = {
-                "seed": seed,
-                "optimizer": "lbfgs",
-                "max_iterations": 100 if args.max_iter is None else args.max_iter,
-            }
-            result = mlpack.nca(input_=X, labels=labels, **params)
+    def fit(X, y):
+        result = getattr(mlpack, name)(
+            input_=X, labels=np.asarray(y, dtype=np.int64), **params
+        )
         output = np.asarray(result["output"], dtype=np.float64)
         # The bindings hand matrices over transposed (rows are points), so the
         # learned map arrives as L^T; LMNN's transformed data confirms it.
@@ -170,82 +108,114 @@ def _mlpack(name):
     return fit
 
 
-METHODS = {
-    "identity": lambda X, y, args: _Fitted(np.eye(X.shape[1])),
-    "metric-learn-lmnn": _metric_learn("lmnn"),
-    "metric-learn-nca": _metric_learn("nca"),
-    "metric-learn-itml": _metric_learn("itml"),
-    "metric-learn-covariance": _metric_learn("covariance"),
-    "pylmnn-lmnn": _pylmnn,
-    "sklearn-nca": _sklearn_nca,
-    "mlpack-lmnn": _mlpack("lmnn"),
-    "mlpack-nca": _mlpack("nca"),
+def _linmetric(args):
+    method = load_suite_module("methods").METHODS[args.method]
+    if method.class_name is None:
+        return lambda X, y: _Fitted(np.eye(X.shape[1]))
+    build = partial(
+        method.make,
+        n_neighbors=args.n_neighbors,
+        seed=args.seed,
+        max_iter=args.max_iter,
+    )
+    build()  # imports linmetric and checks the parameters, untimed
+    return partial(_estimator_fit, build)
+
+
+# peer name -> args -> fit(X, y); any other name is a linmetric method
+PEER_FITS = {
+    "metric-learn-lmnn": lambda a: _estimator(
+        "metric_learn",
+        "LMNN",
+        a,
+        n_neighbors=a.n_neighbors,
+        regularization=a.mu,
+        random_state=a.seed,
+    ),
+    "metric-learn-nca": lambda a: _estimator(
+        "metric_learn", "NCA", a, random_state=a.seed
+    ),
+    "metric-learn-itml": lambda a: _estimator(
+        "metric_learn", "ITML_Supervised", a, random_state=a.seed
+    ),
+    "metric-learn-covariance": lambda a: _estimator(
+        "metric_learn", "Covariance", a, max_iter=None
+    ),
+    "pylmnn-lmnn": lambda a: _estimator(
+        "pylmnn",
+        "LargeMarginNearestNeighbor",
+        a,
+        n_neighbors=a.n_neighbors,
+        weight_push_loss=a.mu,
+        random_state=a.seed,
+    ),
+    "sklearn-nca": lambda a: _estimator(
+        "sklearn.neighbors", "NeighborhoodComponentsAnalysis", a, random_state=a.seed
+    ),
+    "mlpack-lmnn": partial(_mlpack, "lmnn"),
+    "mlpack-nca": partial(_mlpack, "nca"),
 }
-
-
-def _blas():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return []
-    keys = ("user_api", "internal_api", "version", "num_threads", "threading_layer")
-    return [{k: pool.get(k) for k in keys if k in pool} for pool in threadpool_info()]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
-    parser.add_argument("--method", required=True, choices=sorted(METHODS))
+    parser.add_argument(
+        "--method", required=True, help="a peer's name or a linmetric method's"
+    )
+    parser.add_argument("--fits", choices=("both", "cold", "warm"), default="both")
     parser.add_argument("--n-neighbors", type=int, default=3)
     parser.add_argument("--mu", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-iter", type=int, default=None)
-    # the suite's timing rule: a fit shorter than --repeat-below seconds is
-    # run again, up to --max-fits fits in all, and the median is reported
-    parser.add_argument("--repeat-below", type=float, default=1.0)
-    parser.add_argument("--max-fits", type=int, default=5)
     args = parser.parse_args(argv)
 
     with np.load(args.input) as data:
         X_train = np.ascontiguousarray(data["X_train"])
         y_train = np.asarray(data["y_train"])
         X_test = np.ascontiguousarray(data["X_test"])
+    fit = PEER_FITS.get(args.method, _linmetric)(args)
+    fitted = []
+
+    def fit_training_set():
+        fitted[:] = [fit(X_train, y_train)]
+
+    rows = timing.warm_up_rows(y_train, args.seed)
+
+    def warm_up():
+        fit(X_train[rows], y_train[rows])
+
+    # the cold fit comes first; peak memory covers the warm-up and warm fits,
+    # as on linmetric's side
+    cold, _ = timing.cold_and_warm_seconds(
+        fit_training_set, warm_up, cold=args.fits != "warm", warm=False
+    )
+    with memory.PeakMemory() as meter:
+        _, warm = timing.cold_and_warm_seconds(
+            fit_training_set, warm_up, cold=False, warm=args.fits != "cold"
+        )
     meta = {"method": args.method, "n_iter": None, "transform_seconds": None}
-    seconds = []
-    with _PeakMemory() as memory:
-        while True:
-            start = time.perf_counter()
-            fitted = METHODS[args.method](X_train, y_train, args)
-            seconds.append(time.perf_counter() - start)
-            if seconds[0] >= args.repeat_below or len(seconds) == args.max_fits:
-                break
-    meta["fit_seconds"] = float(np.median(seconds))
-    meta["fit_repeats"] = len(seconds)
-    meta["peak_memory_mib"] = memory.peak_mib
+    meta.update(
+        cold_fit_seconds=cold,
+        fit_seconds=None if warm is None else float(np.median(warm)),
+        fit_repeats=None if warm is None else len(warm),
+        peak_memory_mib=meter.peak_mib,
+    )
+    fitted = fitted[0]
     if fitted.n_iter is not None:
         meta["n_iter"] = int(fitted.n_iter)
     if fitted.transform is not None:
-        start = time.perf_counter()
-        fitted.transform(X_train)
-        fitted.transform(X_test)
-        meta["transform_seconds"] = time.perf_counter() - start
+        meta["transform_seconds"] = timing.time_once(
+            lambda: (fitted.transform(X_train), fitted.transform(X_test))
+        )
+    packages = ("numpy", "scipy", "scikit-learn", "metric-learn", "pylmnn", "mlpack")
     meta["environment"] = {
         "python": sys.version.split()[0],
         "executable": sys.executable,
-        "platform": platform.platform(),
-        "versions": {
-            name: _version(name)
-            for name in (
-                "numpy",
-                "scipy",
-                "scikit-learn",
-                "metric-learn",
-                "pylmnn",
-                "mlpack",
-            )
-        },
-        "blas": _blas(),
+        "platform": environment.platform.platform(),
+        "versions": environment.package_versions(packages),
+        "blas": environment.blas_info(),
     }
     np.savez(args.output, components=fitted.components, meta=json.dumps(meta))
     return 0
