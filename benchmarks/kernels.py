@@ -134,6 +134,18 @@ def _best_times(kernel, baseline, repeats):
     return best[0], results[0], best[1], results[1]
 
 
+def _rates(seconds, baseline_seconds, flops, baseline, target_ratio):
+    """The fields every kernel record has: seconds and GFLOP/s of both sides."""
+    return {
+        "seconds": seconds,
+        "gflops": None if flops is None else flops / seconds / 1e9,
+        "baseline": baseline,
+        "baseline_seconds": baseline_seconds,
+        "baseline_gflops": None if flops is None else flops / baseline_seconds / 1e9,
+        "target_ratio": target_ratio,
+    }
+
+
 def _blas_summary():
     """The BLAS NumPy uses, and OPENBLAS_CORETYPE if set, as record fields."""
     from .environment import blas_info
@@ -189,12 +201,7 @@ def _distances(X, repeats):
     seconds, _, baseline_seconds, _ = _best_times(kernel, baseline, repeats)
     flops = 2.0 * X.shape[0] ** 2 * X.shape[1]
     return {
-        "seconds": seconds,
-        "gflops": flops / seconds / 1e9,
-        "baseline": "numpy.matmul (same blocks)",
-        "baseline_seconds": baseline_seconds,
-        "baseline_gflops": flops / baseline_seconds / 1e9,
-        "target_ratio": 0.6,
+        **_rates(seconds, baseline_seconds, flops, "numpy.matmul (same blocks)", 0.6),
         "block_rows": bounds[0][1] - bounds[0][0],
     }
 
@@ -219,13 +226,9 @@ def _target_neighbors(X, y, repeats):
         repeats,
     )
     flops = 2.0 * X.shape[1] * float(np.sum(np.bincount(y).astype(float) ** 2))
+    baseline_name = "sklearn NearestNeighbors(brute) per class"
     return {
-        "seconds": seconds,
-        "gflops": flops / seconds / 1e9,
-        "baseline": "sklearn NearestNeighbors(brute) per class",
-        "baseline_seconds": baseline_seconds,
-        "baseline_gflops": flops / baseline_seconds / 1e9,
-        "target_ratio": 1.0,
+        **_rates(seconds, baseline_seconds, flops, baseline_name, 1.0),
         "agreement": float(np.mean(indices == baseline_indices)),
     }, sq_dists
 
@@ -261,13 +264,9 @@ def _impostors(X, y, radii, repeats):
         lambda: find_impostors(X, y, radii), baseline, repeats
     )
     flops = 2.0 * X.shape[0] ** 2 * X.shape[1]
+    baseline_name = "sklearn pairwise_distances_chunked + filter"
     return {
-        "seconds": seconds,
-        "gflops": flops / seconds / 1e9,
-        "baseline": "sklearn pairwise_distances_chunked + filter",
-        "baseline_seconds": baseline_seconds,
-        "baseline_gflops": flops / baseline_seconds / 1e9,
-        "target_ratio": 3.0,
+        **_rates(seconds, baseline_seconds, flops, baseline_name, 3.0),
         "n_pairs": int(rows.size),
         "baseline_n_pairs": int(base_rows.size),
         # pairs found by one side only: sklearn rounds float32 distances, the
@@ -297,12 +296,7 @@ def _outer_sum(X, rows, cols, repeats, seed=0):
         lambda: weighted_outer_sum(X, rows, cols, weights), baseline, repeats
     )
     return {
-        "seconds": seconds,
-        "gflops": None,
-        "baseline": "scipy.sparse X^T (D - W - W^T) X",
-        "baseline_seconds": baseline_seconds,
-        "baseline_gflops": None,
-        "target_ratio": None,
+        **_rates(seconds, baseline_seconds, None, "scipy.sparse X^T (D-W-W^T) X", None),
         "n_pairs": int(rows.size),
         "max_abs_difference": float(np.abs(C - C_base).max()),
     }

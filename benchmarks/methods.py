@@ -104,7 +104,7 @@ METHODS = {
             "neighbourhood components analysis",
             seeded=True,
             iterative=True,
-            objective="NCA loss: minus the expected correct points",
+            objective="NCA loss: minus the expected number of correct points",
             peers=("metric-learn-nca", "sklearn-nca", "mlpack-nca"),
         ),
         Method(
@@ -113,7 +113,8 @@ METHODS = {
             "information-theoretic metric learning",
             seeded=True,
             iterative=True,
-            objective="LogDet divergence to the prior (rises as constraints are met)",
+            objective="ITML: LogDet divergence to the prior, slack included "
+            "(grows as the constraints are met)",
             peers=("metric-learn-itml",),
         ),
     )

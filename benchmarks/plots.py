@@ -1,7 +1,12 @@
 """Figures of benchmark records (matplotlib, PNG files)."""
 
 import math
+import textwrap
 from pathlib import Path
+
+import numpy as np
+
+from .methods import METHODS
 
 _MARKERS = "osD^v<>pPX*h"
 
@@ -15,18 +20,24 @@ def _pyplot():
     return plt
 
 
-def _grid(n_panels):
-    columns = min(n_panels, 2)
-    return math.ceil(n_panels / columns), columns
+def _groups(records, *keys):
+    """Records grouped by the values of ``keys``, in order of appearance."""
+    groups = {}
+    for record in records:
+        groups.setdefault(tuple(record[key] for key in keys), []).append(record)
+    return groups
 
 
 def plot_accuracy_vs_time(records, path):
-    """kNN test accuracy against fit time, one panel per data set.
+    """kNN test accuracy against warm fit time, one panel per data set.
 
-    Every (library, method) pair is one point per seed, with a marker per
-    library and a colour per method; all libraries share each panel, and one
-    legend serves the figure. The time axis is logarithmic. Methods without a
-    fit (the Euclidean baseline) are drawn as a dashed horizontal line.
+    Each (method, library) pair has a colour (its method) and a marker (its
+    library). With several runs of a pair (seeds, folds), every run is a small
+    dot and the mean a large marker (at the geometric mean of the times) with
+    a bar of one standard deviation of the accuracy. Methods without a fit (the Euclidean baseline) are a dashed
+    line at their mean accuracy, shaded over one standard deviation. One
+    legend, outside the panels, serves the figure; the time axis is
+    logarithmic.
     """
     plt = _pyplot()
     done = [r for r in records if r["status"] == "ok" and r["knn_accuracy"] is not None]
@@ -36,51 +47,93 @@ def plot_accuracy_vs_time(records, path):
     libraries = list(dict.fromkeys(r["library"] for r in done))
     methods = list(dict.fromkeys(r["method"] for r in done))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    rows, columns = _grid(len(datasets))
+    columns = min(len(datasets), 2)
+    rows = math.ceil(len(datasets) / columns)
     figure, axes = plt.subplots(
-        rows, columns, figsize=(5.5 * columns + 2.5, 4 * rows), squeeze=False
+        rows,
+        columns,
+        figsize=(5.2 * columns + 2.8, 3.8 * rows),
+        squeeze=False,
+        layout="constrained",
     )
     legend = {}
+    most_runs = 1
     for axis, dataset in zip(axes.flat, datasets, strict=False):
-        for record in (r for r in done if r["dataset"] == dataset):
-            library = libraries.index(record["library"])
-            method = methods.index(record["method"])
-            label = f"{record['method']} ({record['library']})"
-            if not record["fit_seconds"]:
+        mine = [r for r in done if r["dataset"] == dataset]
+        for (method, library), runs in _groups(mine, "method", "library").items():
+            colour = colours[methods.index(method) % len(colours)]
+            accuracy = np.array([r["knn_accuracy"] for r in runs])
+            seconds = np.array([r["fit_seconds"] or 0.0 for r in runs])
+            most_runs = max(most_runs, len(runs))
+            label = f"{method} ({library})"
+            spread = accuracy.std(ddof=1) if len(runs) > 1 else 0.0
+            if not seconds.any():
                 artist = axis.axhline(
-                    record["knn_accuracy"], color="0.4", linestyle="--", linewidth=1
+                    accuracy.mean(), color="0.35", linestyle="--", linewidth=1.2
                 )
-            else:
-                artist = axis.scatter(
-                    record["fit_seconds"],
-                    record["knn_accuracy"],
-                    marker=_MARKERS[library % len(_MARKERS)],
-                    color=colours[method % len(colours)],
-                    s=60,
-                    alpha=0.85,
+                if spread:
+                    axis.axhspan(
+                        accuracy.mean() - spread,
+                        accuracy.mean() + spread,
+                        color="0.35",
+                        alpha=0.12,
+                        linewidth=0,
+                    )
+                legend.setdefault(label, artist)
+                continue
+            marker = _MARKERS[libraries.index(library) % len(_MARKERS)]
+            if len(runs) > 1:
+                axis.scatter(
+                    seconds, accuracy, marker=marker, color=colour, s=14, alpha=0.35
                 )
+            artist = axis.errorbar(
+                np.exp(np.log(np.maximum(seconds, 1e-9)).mean()),
+                accuracy.mean(),
+                yerr=spread if len(runs) > 1 else None,
+                marker=marker,
+                color=colour,
+                markersize=8,
+                capsize=3,
+                linestyle="none",
+            )
             legend.setdefault(label, artist)
         axis.set_xscale("log")
         axis.set_title(dataset)
-        axis.set_xlabel("fit time (s)")
+        axis.set_xlabel("warm fit time (s)")
         axis.set_ylabel(f"{done[0]['n_neighbors']}-NN test accuracy")
         axis.grid(True, which="both", alpha=0.3)
     for axis in list(axes.flat)[len(datasets) :]:
         axis.set_visible(False)
-    figure.tight_layout(rect=(0, 0, 1 - 2.4 / (5.5 * columns + 2.5), 1))
-    figure.legend(legend.values(), legend.keys(), loc="upper right", fontsize="small")
+    if most_runs > 1:
+        figure.suptitle(
+            f"large markers: mean over up to {most_runs} runs (seeds or folds), "
+            "bars and bands: one standard deviation; dots: single runs",
+            fontsize="medium",
+        )
+    figure.legend(
+        legend.values(), legend.keys(), loc="outside right upper", fontsize="small"
+    )
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return Path(path)
 
 
+def _objective(method):
+    text = METHODS[method].objective if method in METHODS else "loss"
+    return "\n".join(textwrap.wrap(text, 28))
+
+
 def plot_loss_curves(records, path):
-    """Loss per iteration of the iterative learners.
+    """The objective per iteration of the iterative learners.
 
     One row of panels per data set and one column per learner, since the
-    learners' objectives are on different scales; each panel holds every
-    library and seed that reported a curve.
+    objectives differ (each panel's axis names its learner's: ITML's LogDet
+    divergence to the prior grows as the constraints are met, it does not
+    diverge). Each line is one run (seed or fold); the iteration axis has
+    whole numbers only.
     """
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     curves = [r for r in records if r["status"] == "ok" and r.get("loss_curve")]
     datasets = list(dict.fromkeys(r["dataset"] for r in curves))
@@ -90,9 +143,12 @@ def plot_loss_curves(records, path):
     figure, axes = plt.subplots(
         len(datasets),
         len(methods),
-        figsize=(4.5 * len(methods), 3.3 * len(datasets)),
+        figsize=(3.9 * len(methods), 2.9 * len(datasets) + 0.5),
         squeeze=False,
+        layout="constrained",
     )
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    most_runs = 1
     for row, dataset in enumerate(datasets):
         for column, method in enumerate(methods):
             axis = axes[row, column]
@@ -102,21 +158,29 @@ def plot_loss_curves(records, path):
             if not chosen:
                 axis.set_visible(False)
                 continue
+            most_runs = max(most_runs, len(chosen))
             for record in chosen:
                 curve = record["loss_curve"]
                 axis.plot(
                     range(1, len(curve) + 1),
                     curve,
-                    label=f"{record['library']} seed={record['seed']}",
+                    color=colours[column % len(colours)],
+                    alpha=1.0 if len(chosen) == 1 else 0.45,
+                    linewidth=1.2,
                 )
-            if all(value > 0 for r in chosen for value in r["loss_curve"]):
-                axis.set_yscale("log")
-            axis.set_title(f"{dataset}: {method}")
+            values = np.concatenate([r["loss_curve"] for r in chosen])
+            if values.min() > 0 and values.max() > 20 * values.min():
+                axis.set_yscale("log")  # only when the curves span decades
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axis.set_title(f"{dataset}: {method}", fontsize="medium")
             axis.set_xlabel("iteration")
-            axis.set_ylabel("loss")
+            axis.set_ylabel(_objective(method), fontsize="small")
             axis.grid(True, alpha=0.3)
-            axis.legend(fontsize="small")
-    figure.tight_layout()
+    if most_runs > 1:
+        figure.suptitle(
+            f"each line is one run (up to {most_runs} seeds or folds per panel)",
+            fontsize="medium",
+        )
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return Path(path)

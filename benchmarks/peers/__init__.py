@@ -107,7 +107,7 @@ def fit_in_fresh_process(
     fits="both",
     seed=0,
     n_neighbors=3,
-    mu=None,
+    push_weight=None,
     max_iter=None,
     timeout=None,
     pythonpath=None,
@@ -128,8 +128,8 @@ def fit_in_fresh_process(
         command = [python, RUNNER, "--input", data_path, "--output", result_path]
         command += ["--method", method, "--fits", fits, "--seed", seed]
         command += ["--n-neighbors", n_neighbors]
-        if mu is not None:
-            command += ["--mu", mu]
+        if push_weight is not None:
+            command += ["--push-weight", push_weight]
         if max_iter is not None:
             command += ["--max-iter", max_iter]
         environment = dict(os.environ, PYTHONWARNINGS="ignore")
@@ -182,8 +182,12 @@ def run_peer(
     method = PEER_METHOD[peer_name]
     record = new_record(suite, split, method, peer.library, None, seed, n_neighbors)
     record["peer"] = peer.name
-    mu = push_weight(method)
-    record["params"] = {"n_neighbors": n_neighbors, "mu": mu, "max_iter": max_iter}
+    weight = push_weight(method)
+    record["params"] = {
+        "n_neighbors": n_neighbors,
+        "push_weight": weight,
+        "max_iter": max_iter,
+    }
     python = Path(sys.executable) if peer.environment == "main" else peers_python()
     if python is None:
         record.update(
@@ -206,7 +210,7 @@ def run_peer(
             fits="both" if cold else "warm",
             seed=seed,
             n_neighbors=n_neighbors,
-            mu=mu,
+            push_weight=weight,
             max_iter=max_iter,
             timeout=timeout,
         )

@@ -20,7 +20,7 @@ path; so is :mod:`benchmarks.methods` for linmetric's methods.
 Usage::
 
     python runner.py --input data.npz --output result.npz --method pylmnn-lmnn \
-        [--fits both|cold|warm] [--n-neighbors 3] [--mu 0.5] [--seed 0] \
+        [--fits both|cold|warm] [--n-neighbors 3] [--push-weight 0.5] [--seed 0] \
         [--max-iter N]
 """
 
@@ -68,11 +68,18 @@ def _estimator_fit(build, X, y):
     return _Fitted(estimator.components_, n_iter, estimator.transform)
 
 
-def _estimator(module, class_name, args, *, max_iter="max_iter", **params):
-    """A fit function of a scikit-learn-style class; imports happen here, untimed."""
+def _estimator(module, class_name, names, args):
+    """A fit function of a scikit-learn-style class; imports happen here, untimed.
+
+    ``names`` maps the runner's options (``n_neighbors``, ``push_weight``, ``seed``,
+    ``max_iter``) to the class's parameters; options left unset are not passed.
+    """
     cls = getattr(importlib.import_module(module), class_name)
-    if max_iter is not None and args.max_iter is not None:
-        params[max_iter] = args.max_iter
+    params = {
+        name: getattr(args, option)
+        for option, name in names.items()
+        if getattr(args, option) is not None
+    }
     return partial(_estimator_fit, partial(cls, **params))
 
 
@@ -81,7 +88,7 @@ def _mlpack(name, args):
     # mlpack's seed 0 means "seed from the clock"
     params = {"seed": args.seed + 1}
     if name == "lmnn":
-        params.update(k=args.n_neighbors, regularization=args.mu)
+        params.update(k=args.n_neighbors, regularization=args.push_weight)
         if args.max_iter is not None:
             params["passes"] = args.max_iter
     else:
@@ -122,36 +129,28 @@ def _linmetric(args):
     return partial(_estimator_fit, build)
 
 
-# peer name -> args -> fit(X, y); any other name is a linmetric method
-PEER_FITS = {
-    "metric-learn-lmnn": lambda a: _estimator(
+_SEEDED = {"seed": "random_state", "max_iter": "max_iter"}
+_LMNN = {"n_neighbors": "n_neighbors", **_SEEDED}
+# the peers of scikit-learn-style classes: module, class, parameter names
+ESTIMATORS = {
+    "metric-learn-lmnn": (
         "metric_learn",
         "LMNN",
-        a,
-        n_neighbors=a.n_neighbors,
-        regularization=a.mu,
-        random_state=a.seed,
+        {"push_weight": "regularization", **_LMNN},
     ),
-    "metric-learn-nca": lambda a: _estimator(
-        "metric_learn", "NCA", a, random_state=a.seed
-    ),
-    "metric-learn-itml": lambda a: _estimator(
-        "metric_learn", "ITML_Supervised", a, random_state=a.seed
-    ),
-    "metric-learn-covariance": lambda a: _estimator(
-        "metric_learn", "Covariance", a, max_iter=None
-    ),
-    "pylmnn-lmnn": lambda a: _estimator(
+    "metric-learn-nca": ("metric_learn", "NCA", _SEEDED),
+    "metric-learn-itml": ("metric_learn", "ITML_Supervised", _SEEDED),
+    "metric-learn-covariance": ("metric_learn", "Covariance", {}),
+    "pylmnn-lmnn": (
         "pylmnn",
         "LargeMarginNearestNeighbor",
-        a,
-        n_neighbors=a.n_neighbors,
-        weight_push_loss=a.mu,
-        random_state=a.seed,
+        {"push_weight": "weight_push_loss", **_LMNN},
     ),
-    "sklearn-nca": lambda a: _estimator(
-        "sklearn.neighbors", "NeighborhoodComponentsAnalysis", a, random_state=a.seed
-    ),
+    "sklearn-nca": ("sklearn.neighbors", "NeighborhoodComponentsAnalysis", _SEEDED),
+}
+# peer name -> args -> fit(X, y); any other name is a linmetric method
+PEER_FITS = {
+    **{name: partial(_estimator, *estimator) for name, estimator in ESTIMATORS.items()},
     "mlpack-lmnn": partial(_mlpack, "lmnn"),
     "mlpack-nca": partial(_mlpack, "nca"),
 }
@@ -166,7 +165,7 @@ def main(argv=None):
     )
     parser.add_argument("--fits", choices=("both", "cold", "warm"), default="both")
     parser.add_argument("--n-neighbors", type=int, default=3)
-    parser.add_argument("--mu", type=float, default=0.5)
+    parser.add_argument("--push-weight", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-iter", type=int, default=None)
     args = parser.parse_args(argv)
