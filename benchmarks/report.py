@@ -136,8 +136,8 @@ def format_cv_table(records, *, show_notes=True):
 
     The test error of a run is ``1 - knn_accuracy``; ``mean error`` and
     ``std`` are the mean and the sample standard deviation (``ddof=1``) of it
-    over the completed runs (folds x repetitions), ``fit s`` the mean fit
-    seconds and ``runs`` the number of completed runs out of those started.
+    over the completed runs (folds x repetitions), ``warm s`` and ``cold s``
+    the mean warm and cold fit seconds (the latter when measured) and ``runs`` the number of completed runs out of those started.
     Distinct notes of the runs (warnings, errors) are listed below the table.
 
     Examples
@@ -148,20 +148,23 @@ def format_cv_table(records, *, show_notes=True):
     ...     for acc in (0.96, 0.94)
     ... ]
     >>> print(format_cv_table(records))
-    dataset  method     library   mean error     std  fit s  runs
-    -------  ---------  --------  ----------  ------  -----  ----
-    iris     euclidean  baseline      0.0500  0.0141  0.000   2/2
+    dataset  method     library   mean error     std  warm s  cold s  runs
+    -------  ---------  --------  ----------  ------  ------  ------  ----
+    iris     euclidean  baseline      0.0500  0.0141   0.000       -   2/2
     """
     groups = {}
     for record in records:
         key = (record["dataset"], record["method"], record["library"])
         groups.setdefault(key, []).append(record)
-    headers = ["dataset", "method", "library", "mean error", "std", "fit s", "runs"]
+    headers = ["dataset", "method", "library", "mean error", "std", "warm s", "cold s"]
+    headers.append("runs")
     rows, notes = [], []
     for (dataset, method, library), runs in groups.items():
         done = [r for r in runs if r["status"] == "ok"]
         errors = np.array([1.0 - r["knn_accuracy"] for r in done])
         seconds = np.array([r["fit_seconds"] for r in done])
+        cold = [r.get("cold_fit_seconds") for r in done]
+        cold = None if None in cold or not cold else float(np.mean(cold))
         row = [dataset, method, library]
         if done:
             std = errors.std(ddof=1) if errors.size > 1 else None
@@ -169,9 +172,10 @@ def format_cv_table(records, *, show_notes=True):
                 f"{errors.mean():.4f}",
                 _cell(std, "{:.4f}"),
                 f"{seconds.mean():.3f}",
+                _cell(cold, "{:.3f}"),
             ]
         else:
-            row += [runs[0]["status"], "-", "-"]
+            row += [runs[0]["status"], "-", "-", "-"]
         row.append(f"{len(done)}/{len(runs)}")
         group_notes = list(dict.fromkeys(r["note"] for r in runs if r.get("note")))
         if group_notes and show_notes:

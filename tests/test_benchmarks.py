@@ -305,7 +305,9 @@ def test_cli_cv_smoke(tmp_path, capsys):
         "mean",
         "error",
         "std",
-        "fit",
+        "warm",
+        "s",
+        "cold",
         "s",
         "runs",
     ]
