@@ -16,6 +16,7 @@ import numpy as np
 from .data import Split
 from .memory import PeakMemory
 from .methods import METHODS
+from .peers import RunFailed, fit_in_fresh_process
 from .scoring import score_embedding
 from .timing import cold_and_warm_seconds, warm_up_rows
 
@@ -183,16 +184,23 @@ def run_linmetric(
             Z_train = estimator.transform(split.X_train)
             Z_test = estimator.transform(split.X_test)
             record["transform_seconds"] = time.perf_counter() - start
-            if method.energy_rule:
-                accuracy, seconds = _energy_accuracy(estimator, split)
-                record.update(energy_accuracy=accuracy, energy_seconds=seconds)
-        if cold:
-            record["cold_fit_seconds"] = cold_fit_seconds(
-                split, method_name, timeout=timeout, **make
-            )
     except Exception as exc:  # a failing learner must not stop the suite
         record.update(status="error", note=f"{type(exc).__name__}: {exc}")
         return record
+    notes = [_warning_note(caught)]
+    if method.energy_rule:
+        try:
+            accuracy, seconds = _energy_accuracy(estimator, split)
+            record.update(energy_accuracy=accuracy, energy_seconds=seconds)
+        except Exception as exc:  # the learned map is still scored
+            notes.append(f"energy rule failed: {type(exc).__name__}: {exc}")
+    if cold:
+        try:
+            record["cold_fit_seconds"] = cold_fit_seconds(
+                split, method_name, timeout=timeout, **make
+            )
+        except RunFailed as exc:  # the warm fits are still reported
+            notes.append(f"cold fit: {exc.status}: {exc}")
     record["peak_memory_mib"] = memory.peak_mib
     record["n_components"] = int(estimator.components_.shape[0])
     n_iter = getattr(estimator, "n_iter_", None)
@@ -200,7 +208,7 @@ def run_linmetric(
     loss_curve = getattr(estimator, "loss_curve_", None)
     if loss_curve is not None:
         record["loss_curve"] = [float(value) for value in np.ravel(loss_curve)]
-    record["note"] = _warning_note(caught)
+    record["note"] = "; ".join(filter(None, notes))
     return score_into(record, split, Z_train, Z_test)
 
 
@@ -234,8 +242,6 @@ def cold_fit_seconds(split, method_name, *, timeout=None, **make):
     kernels from numba's cache, or compiling them, and first-touch costs.
     """
     import linmetric
-
-    from .peers import fit_in_fresh_process
 
     _, meta = fit_in_fresh_process(
         split,

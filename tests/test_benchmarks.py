@@ -16,6 +16,7 @@ import benchmarks.data
 import benchmarks.grid
 import benchmarks.peers
 import benchmarks.peers.setup_env
+import benchmarks.runner
 import linmetric
 from benchmarks import cli, timing
 from benchmarks.data import Split, load_embedded
@@ -653,3 +654,14 @@ def test_grid_in_parallel_threads_and_dask(tmp_path):
     for ours, theirs in zip(threaded, on_dask, strict=True):
         assert (ours["method"], ours["seed"]) == (theirs["method"], theirs["seed"])
         assert ours["knn_accuracy"] == theirs["knn_accuracy"]
+
+
+def test_failed_cold_fit_keeps_the_warm_result(monkeypatch, iris_split):
+    def fail(*args, **kwargs):
+        raise benchmarks.peers.RunFailed("timeout", "no result after 9 s")
+
+    monkeypatch.setattr(benchmarks.runner, "cold_fit_seconds", fail)
+    record = run_linmetric(iris_split, "whitening", cold=True)
+    assert record["status"] == "ok" and record["fit_seconds"] is not None
+    assert record["cold_fit_seconds"] is None
+    assert record["note"] == "cold fit: timeout: no result after 9 s"
