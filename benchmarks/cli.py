@@ -105,7 +105,8 @@ def _add_run_options(
         "--peer-timeout",
         type=float,
         default=None,
-        help="seconds after which a peer run is stopped and reported as timeout",
+        help="seconds after which a peer run, or the process of one of our cold "
+        "fits, is stopped and reported as timeout",
     )
     parser.add_argument(
         "--no-cold",
