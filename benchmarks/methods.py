@@ -2,8 +2,8 @@
 
 Adding a learner to the suites is one entry in :data:`METHODS`: its class
 name in the ``linmetric`` package, the parameters the suite fixes, which of
-the suite's common parameters it takes (``n_neighbors``, ``random_state``,
-``max_iter`` and ``callback``), what its ``loss_curve_`` holds, and the
+the suite's common parameters it takes (``n_neighbors``, ``random_state``
+and ``max_iter``), what its ``loss_curve_`` holds, and the
 names of the other libraries' runs of the same method (keys of
 :data:`benchmarks.peers.PEERS`). Nothing else in the suite names a method.
 
@@ -33,14 +33,18 @@ class Method:
     params: tuple = ()  # (parameter, value) pairs fixed by the suite
     uses_k: bool = False  # takes n_neighbors, set to the suite's k
     seeded: bool = False  # takes random_state, set to the run's seed
-    iterative: bool = False  # takes max_iter and callback; has n_iter_, loss_curve_
+    iterative: bool = False  # takes max_iter; has n_iter_ and loss_curve_
     objective: str = "loss"  # what loss_curve_ holds (axis label of the plots)
     energy_rule: bool = False  # also score LMNN's energy-based classifier
     peers: tuple = ()  # names of the other libraries' runs of this method
     task: str = "classification"  # what fit learns from; see the module docstring
 
     def make(self, *, n_neighbors=3, seed=0, max_iter=None, callback=None):
-        """Build the estimator, or raise ImportError when it is unavailable."""
+        """Build the estimator, or raise ImportError when it is unavailable.
+
+        ``callback`` (the progress display's) is passed to classes whose
+        signature has one; any other parameter the class lacks is an error.
+        """
         import linmetric
 
         cls = getattr(linmetric, self.class_name, None)
@@ -51,11 +55,11 @@ class Method:
             params["n_neighbors"] = n_neighbors
         if self.seeded:
             params["random_state"] = seed
-        if self.iterative:
-            params["callback"] = callback
-            if max_iter is not None:
-                params["max_iter"] = max_iter
+        if self.iterative and max_iter is not None:
+            params["max_iter"] = max_iter
         accepted = inspect.signature(cls).parameters
+        if callback is not None and "callback" in accepted:
+            params["callback"] = callback
         unknown = sorted(set(params) - set(accepted))
         if unknown:
             raise ValueError(

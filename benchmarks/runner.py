@@ -164,11 +164,12 @@ def run_linmetric(
         for key, value in estimator.get_params(deep=False).items()
         if key != "callback" and isinstance(value, (int, float, str, bool, type(None)))
     }
+    reports_progress = estimator.get_params(deep=False).get("callback") is not None
     try:
 
         def fit():
             estimator.fit(split.X_train, split.y_train)
-            if method.iterative:  # progress of the first fit only
+            if reports_progress:  # progress of the first fit only
                 estimator.set_params(callback=None)
 
         with warnings.catch_warnings(record=True) as caught:

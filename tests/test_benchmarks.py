@@ -665,3 +665,21 @@ def test_failed_cold_fit_keeps_the_warm_result(monkeypatch, iris_split):
     assert record["status"] == "ok" and record["fit_seconds"] is not None
     assert record["cold_fit_seconds"] is None
     assert record["note"] == "cold fit: timeout: no result after 9 s"
+
+
+def test_a_learner_without_callback_still_runs(monkeypatch, iris_split):
+    class Quiet(StandInLearner):
+        callback = None  # not a parameter: fit reads it, the signature lacks it
+
+        def __init__(self, max_iter=4, random_state=None):
+            self.max_iter = max_iter
+            self.random_state = random_state
+
+    monkeypatch.setattr(linmetric, "Quiet", Quiet, raising=False)
+    monkeypatch.setitem(
+        METHODS, "nca", Method("nca", "Quiet", "quiet", seeded=True, iterative=True)
+    )
+    progress = types.SimpleNamespace(callback=lambda c, n: None)
+    record = run_linmetric(iris_split, "nca", progress=progress, max_iter=2, cold=False)
+    assert record["status"] == "ok", record["note"]
+    assert record["n_iter"] == 2 and record["params"]["max_iter"] == 2
