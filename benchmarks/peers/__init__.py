@@ -6,8 +6,11 @@ six, GPy and GPyOpt, so they live in their own virtual environment,
 Each peer fit runs :mod:`benchmarks.peers.runner` as a separate process with
 that environment's Python; the data goes in and the learned map comes back
 through ``.npz`` files, and the suite transforms and scores on its side.
-scikit-learn's NCA runs the same way with the suite's own Python. Every patch
-the setup applied to a peer is recorded in its results.
+scikit-learn's NCA runs the same way with the suite's own Python. The
+process times the cold fit first, then the warm fits after the same warm-up
+as linmetric's (:mod:`benchmarks.timing`); :func:`fit_in_fresh_process` also
+serves the cold fits of linmetric's own runs. Every patch the setup applied
+to a peer is recorded in its results.
 """
 
 import json
