@@ -242,6 +242,54 @@ def minimize_lbfgs(fun, x0, *, max_iter, tol, log, shape, ftol=None, finish=True
     )
 
 
+def iterate(step, *, max_iter, log, finish=True):
+    """Run a custom update rule, one iteration per call of ``step``.
+
+    For learners whose iteration is not a gradient step (projections,
+    coordinate sweeps): the rule keeps its own state, the driver counts,
+    records and reports.
+
+    Parameters
+    ----------
+    step : callable
+        ``step() -> (loss, components, extras, converged, message)``: one
+        iteration. ``components`` is handed to the callback (None when the
+        rule has no cheap map to show), ``extras`` a dict of the log's
+        extra columns, ``converged`` whether the stopping rule is met, and
+        ``message`` why not (used if this is the last iteration).
+    max_iter : int
+        The most iterations.
+    log, finish
+        As in :func:`minimize_lbfgs`.
+
+    Returns
+    -------
+    result : OptimizeResult
+        ``x`` is the last ``components``.
+    """
+    offset = log.n_iter
+    losses = []
+    components, converged, message = None, False, f"reached max_iter={max_iter}"
+    n_iter = 0
+    while n_iter < max_iter:
+        loss, components, extras, converged, message = step()
+        n_iter += 1
+        losses.append(float(loss))
+        log.record(offset + n_iter, loss, components, **extras)
+        if converged:
+            break
+    if finish:
+        log.finish(converged, None if converged else message)
+    return OptimizeResult(
+        x=components,
+        loss=losses[-1] if losses else np.nan,
+        n_iter=n_iter,
+        converged=converged,
+        message=message,
+        loss_rose=_loss_rose(losses),
+    )
+
+
 # Subgradient descent with the step-size adaptation of Weinberger and Saul
 # (2009): the first step moves x by this fraction of max(||x||, 1) ...
 SUBGRADIENT_FIRST_STEP = 0.01

@@ -5,7 +5,12 @@ import pytest
 from scipy.optimize import rosen, rosen_der
 from sklearn.exceptions import ConvergenceWarning
 
-from linmetric._optimize import IterationLog, minimize_lbfgs, minimize_subgradient
+from linmetric._optimize import (
+    IterationLog,
+    iterate,
+    minimize_lbfgs,
+    minimize_subgradient,
+)
 
 
 def quadratic(x):
@@ -167,3 +172,23 @@ def test_a_rising_loss_is_reported_as_data():
         finish=False,
     )
     assert result.loss_rose
+
+
+def test_iterate_runs_a_custom_rule_until_it_converges():
+    state = {"x": 8.0}
+
+    def halve():
+        state["x"] /= 2
+        return state["x"], None, {"active": 1}, state["x"] < 1, "x still large"
+
+    log = IterationLog("Halve", columns=("active",))
+    log.record(1, 16.0)  # an earlier stage
+    result = iterate(halve, max_iter=10, log=log)
+    assert result.converged and result.n_iter == 4 and log.n_iter == 5
+    np.testing.assert_array_equal(log.loss_curve, [16, 4, 2, 1, 0.5])
+    state["x"] = 8.0
+    with pytest.warns(ConvergenceWarning, match="x still large"):
+        result = iterate(
+            halve, max_iter=2, log=IterationLog("Halve", columns=("active",))
+        )
+    assert not result.converged and result.n_iter == 2
