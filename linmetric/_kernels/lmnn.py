@@ -7,7 +7,13 @@ triplet ``(i, j, l)`` is active when ``z = 1 + t_ij - d_il > 0``; it adds
 matrix ``C = sum_p w_p (x_a - x_b)(x_a - x_b)^T``, the weight ``mu h'(z)``
 on the pair ``(i, j)`` and ``-mu h'(z)`` on the pair ``(i, l)``. The
 candidates arrive sorted by row, so each row's triplets are handled by one
-thread and no two threads write the same weight.
+thread and no two threads write the same weight (:func:`push_terms`).
+
+The rest serves LMNN's working set and start: :func:`impostors_of_rows`
+(the impostor search for some points only), :func:`ratios_by_group` (how
+much distances shrank since each point's search), :func:`scale_losses` (the
+loss of the initial map at many scales at once) and :func:`lmnn_outer_sum`
+(the gradient's outer-product sum in one serial pass, for small problems).
 """
 
 import numpy as np
