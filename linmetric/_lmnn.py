@@ -423,6 +423,15 @@ def lmnn_loss_grad(L, X, targets, impostor_pairs, *, push_weight, loss):
     targets = np.ascontiguousarray(targets, dtype=np.intp)
     pairs = np.asarray(impostor_pairs, dtype=np.intp).reshape(-1, 2)
     n_samples = X.shape[0]
+    if targets.ndim != 2 or targets.shape[0] != n_samples:
+        raise ValueError(
+            f"targets must have shape (n_samples, n_neighbors) = ({n_samples}, k), "
+            f"got {targets.shape}."
+        )
+    if targets.size and (targets.min() < 0 or targets.max() >= n_samples):
+        raise ValueError(f"targets must index rows of X (0 to {n_samples - 1}).")
+    if pairs.size and (pairs.min() < 0 or pairs.max() >= n_samples):
+        raise ValueError(f"impostor_pairs must index rows of X (0 to {n_samples - 1}).")
     rows, cols = sort_pairs(pairs[:, 0], pairs[:, 1], n_samples)
     indptr = np.zeros(n_samples + 1, dtype=np.intp)
     np.cumsum(np.bincount(rows, minlength=n_samples), out=indptr[1:])
@@ -435,7 +444,7 @@ def lmnn_loss_grad(L, X, targets, impostor_pairs, *, push_weight, loss):
         indptr,
         rows,
         cols,
-        sq_distances_of_pairs(Z, rows, cols, dtype=np.float64),
+        sq_distances_of_pairs(Z, rows, cols, dtype=np.float64, check_indices=False),
         mu=float(push_weight),
         squared=loss == "squared_hinge",
     )
@@ -449,7 +458,9 @@ def _transform(X, L):
 def _target_sq(Z, targets):
     n_samples, n_neighbors = targets.shape
     rows = np.repeat(np.arange(n_samples, dtype=np.intp), n_neighbors)
-    target_sq = sq_distances_of_pairs(Z, rows, targets.ravel(), dtype=np.float64)
+    target_sq = sq_distances_of_pairs(
+        Z, rows, targets.ravel(), dtype=np.float64, check_indices=False
+    )
     return target_sq.reshape(n_samples, n_neighbors)
 
 

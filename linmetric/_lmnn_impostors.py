@@ -102,7 +102,9 @@ class ImpostorSet:
         margins = target_sq.max(axis=1) + 1.0
         if self.rows is None or len(self.references) > MAX_REFERENCES:
             return self._full(L, Z, target_sq, margins)
-        pair_sq = sq_distances_of_pairs(Z, self.rows, self.cols, dtype=np.float64)
+        pair_sq = sq_distances_of_pairs(
+            Z, self.rows, self.cols, dtype=np.float64, check_indices=False
+        )
         if self.guaranteed:
             stale = self._stale_guaranteed(L, margins)
         else:
@@ -123,7 +125,9 @@ class ImpostorSet:
             working_memory=self.working_memory,
         )
         self.n_partial_searches += 1
-        new_sq = sq_distances_of_pairs(Z, new_rows, new_cols, dtype=np.float64)
+        new_sq = sq_distances_of_pairs(
+            Z, new_rows, new_cols, dtype=np.float64, check_indices=False
+        )
         keep = ~stale[self.rows]
         rows, cols, pair_sq, ref_sq = sort_pairs(
             np.concatenate([self.rows[keep], new_rows]),
@@ -158,7 +162,9 @@ class ImpostorSet:
 
     def _full(self, L, Z, target_sq, margins):
         rows, cols = self.search(Z, CANDIDATE_SCALE * margins)
-        pair_sq = sq_distances_of_pairs(Z, rows, cols, dtype=np.float64)
+        pair_sq = sq_distances_of_pairs(
+            Z, rows, cols, dtype=np.float64, check_indices=False
+        )
         self.ref_margins = margins.copy()
         self.target_ref = target_sq.copy()
         self.references = [L.copy()]

@@ -115,6 +115,18 @@ def test_pure_loss_equals_reference(loss, seed):
     )
 
 
+def test_pure_loss_checks_its_indices():
+    X, y = make_blobs_data(0)
+    targets = reference.target_neighbors(X, y, 3)
+    kwargs = {"push_weight": 0.5, "loss": "hinge"}
+    with pytest.raises(ValueError, match="impostor_pairs must index rows"):
+        lmnn_loss_grad(np.eye(4), X, targets, [[0, X.shape[0]]], **kwargs)
+    with pytest.raises(ValueError, match="targets must index rows"):
+        lmnn_loss_grad(np.eye(4), X, targets - 1, [[0, 1]], **kwargs)
+    with pytest.raises(ValueError, match="targets must have shape"):
+        lmnn_loss_grad(np.eye(4), X, targets[:3], [[0, 1]], **kwargs)
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gradient_matches_finite_differences(loss, seed):

@@ -243,7 +243,7 @@ def _pair_distances_kernel(start, stop, Z, rows, cols, out):
         out[p] = exact_sq_distance(Z, rows[p], Z, cols[p])
 
 
-def sq_distances_of_pairs(Z, rows, cols, *, dtype=None):
+def sq_distances_of_pairs(Z, rows, cols, *, dtype=None, check_indices=True):
     """Exact squared distances ``||Z[rows[p]] - Z[cols[p]]||^2`` of given pairs.
 
     Sums of squared differences accumulated in float64 (no expansion, so no
@@ -255,6 +255,10 @@ def sq_distances_of_pairs(Z, rows, cols, *, dtype=None):
     rows, cols : array-like of int, shape (n_pairs,)
     dtype : {None, numpy.float32, numpy.float64}, default=None
         The dtype of the result; None means ``Z``'s.
+    check_indices : bool, default=True
+        Check that the indices are rows of ``Z``. False skips the check (and
+        any copy) for ``intp`` index arrays the caller built itself, as LMNN
+        does on every evaluation of its loss.
 
     Returns
     -------
@@ -269,7 +273,8 @@ def sq_distances_of_pairs(Z, rows, cols, *, dtype=None):
     array([25., 20.])
     """
     Z = as_float_matrix(Z, "Z")
-    rows, cols = check_pairs(rows, cols, Z.shape[0])
+    if check_indices:
+        rows, cols = check_pairs(rows, cols, Z.shape[0])
     out = np.empty(rows.shape[0], dtype=Z.dtype if dtype is None else dtype)
     run_on_row_ranges(_pair_distances_kernel, rows.shape[0], Z, rows, cols, out)
     return out
