@@ -560,3 +560,12 @@ def test_verbose_goes_to_stdout_only_when_asked(capsys):
     X, y = make_blobs_data(14)
     LMNN().fit(X, y)
     assert capsys.readouterr().out == ""
+
+
+def test_verbose_notes_each_new_pass(capsys):
+    X, y = make_blobs_data(15, n_samples=60)
+    lmnn = LMNN(n_passes=2, verbose=1, random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert "[LMNN] pass 2: target neighbours of " in out
+    assert out.count("[LMNN] converged after") == 1  # one report for all passes
+    assert lmnn.n_passes_ == 2
