@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_array
 
 from ._base import MetricLearner
 from ._kernels.bregman import bregman_sweep
-from ._optimize import IterationLog
+from ._optimize import IterationLog, iterate
 from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric
 from ._validation import (
@@ -309,10 +309,8 @@ class ITML(MetricLearner):
             callback=self.callback,
             columns=("metric_change", "dual_change", "n_updates"),
         )
-        converged = False
-        n_iter = 0
-        change = np.inf
-        for n_iter in range(1, self.max_iter + 1):
+
+        def sweep():
             metric_old = metric.copy()
             duals_old = duals.copy()
             n_updates = bregman_sweep(metric, diffs, signs, slack, duals, gamma)
@@ -322,25 +320,20 @@ class ITML(MetricLearner):
             loss, factor = itml_objective(
                 metric, prior_inv, prior_logdet, slack, initial_slack, gamma
             )
-            log.record(
-                n_iter,
-                loss,
-                factor if self.callback is not None else None,
-                metric_change=change,
-                dual_change=dual_change,
-                n_updates=int(n_updates),
+            extras = {
+                "metric_change": change,
+                "dual_change": dual_change,
+                "n_updates": int(n_updates),
+            }
+            message = (
+                f"relative change of M in the last sweep {change:.3g} > tol={self.tol}"
             )
-            if change <= self.tol:
-                converged = True
-                break
-        log.finish(
-            converged,
-            None
-            if converged
-            else f"relative change of M in the last sweep {change:.3g} > tol={self.tol}",
-        )
+            shown = factor if self.callback is not None else None
+            return loss, shown, extras, change <= self.tol, message
+
+        result = iterate(sweep, max_iter=self.max_iter, log=log)
         self.components_ = components_from_metric(metric).astype(X.dtype, copy=False)
-        self.n_iter_ = n_iter
+        self.n_iter_ = result.n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
         return self

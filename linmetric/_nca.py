@@ -4,7 +4,6 @@ import numbers
 
 import numpy as np
 from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
 
 from ._base import MetricLearner
 from ._init import INIT_METHODS, initialize_components, resolve_n_components
@@ -19,13 +18,11 @@ from ._kernels.nca import (
 )
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
+from ._threads import fit_threads
 from ._validation import validate_X_y
 
 # solver='auto' is exact up to this many samples, truncated above.
 AUTO_EXACT_MAX_SAMPLES = 10_000
-# Up to this many samples the exact solver's GEMMs (n x n x n_components) are
-# too small to gain from BLAS threads, whose synchronisation then dominates.
-SERIAL_BLAS_MAX_SAMPLES = 2_048
 # Rows per block of the exact solver, at most.
 _EXACT_BLOCK_ROWS = 1_024
 # The truncated solver measures the softmax mass it drops on about this many
@@ -90,7 +87,9 @@ class NCA(MetricLearner):
         Convergence when the largest entry of the gradient falls below
         ``tol``, or one iteration lowers the loss by less than ``tol`` times
         its magnitude (SciPy's ``gtol`` and ``ftol``, as scikit-learn sets
-        them).
+        them). The truncated solver has converged when a stage on the sets
+        of a full search converges having lowered the loss by less than
+        ``refresh_every * tol`` times its magnitude.
     solver : {'auto', 'exact', 'truncated'}, default='auto'
         'exact' uses every pair; 'truncated' the candidate sets described
         above; 'auto' is 'exact' up to 10,000 samples and 'truncated' above.
@@ -260,8 +259,7 @@ class NCA(MetricLearner):
                 callback=self.callback,
                 columns=("expected_accuracy",),
             )
-            blas_threads = 1 if n_samples <= SERIAL_BLAS_MAX_SAMPLES else None
-            with threadpool_limits(limits=blas_threads, user_api="blas"):
+            with fit_threads("nca_exact", n_samples):
                 result = minimize_lbfgs(
                     _exact_objective(X_centered, labels, self.working_memory),
                     components,
@@ -279,13 +277,9 @@ class NCA(MetricLearner):
                 callback=self.callback,
                 columns=("expected_accuracy", "dropped_mass"),
             )
-            # Its GEMMs are (n x n_components x n_components) or split over
-            # threads by the kernels already: BLAS threads only add
-            # synchronisation.
-            with threadpool_limits(limits=1, user_api="blas"):
-                components, n_iter = self._fit_truncated(
-                    X_centered, labels, components, log
-                )
+            with fit_threads("nca_truncated", n_samples):
+                components = self._fit_truncated(X_centered, labels, components, log)
+            n_iter = log.n_iter
 
         self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.n_iter_ = n_iter
@@ -298,12 +292,11 @@ class NCA(MetricLearner):
         """Alternate candidate searches and L-BFGS-B stages."""
         n_candidates = min(self.n_candidates, X.shape[0] - 1)
         shape = components.shape
-        n_iter = 0
         n_pool = min(_POOL_FACTOR * n_candidates, X.shape[0] - 1)
         converged = False
         message = f"reached max_iter={self.max_iter}"
         stages_since_search = _SEARCH_EVERY
-        while n_iter < self.max_iter:
+        while log.n_iter < self.max_iter:
             full_search = stages_since_search >= _SEARCH_EVERY
             if full_search:
                 pool, dropped = find_candidates(
@@ -326,14 +319,14 @@ class NCA(MetricLearner):
             stage = minimize_lbfgs(
                 objective,
                 components,
-                max_iter=min(self.refresh_every, self.max_iter - n_iter),
+                max_iter=min(self.refresh_every, self.max_iter - log.n_iter),
                 tol=self.tol,
-                log=_StageLog(log, n_iter),
+                log=log,
                 shape=shape,
                 ftol=self.tol,
+                finish=False,
             )
             components = stage.x
-            n_iter += stage.n_iter
             if stage.n_iter == 0 and not stage.converged:
                 message = stage.message  # L-BFGS-B cannot move at all
                 break
@@ -341,7 +334,7 @@ class NCA(MetricLearner):
             # iterations at L-BFGS-B's relative tolerance would: the candidate
             # sets no longer move the optimum. Confirmed only on the sets of
             # a full search.
-            gain = objective.first_loss - stage.loss
+            gain = stage.initial_loss - stage.loss
             if stage.converged and gain <= self.refresh_every * self.tol * max(
                 abs(stage.loss), 1.0
             ):
@@ -350,30 +343,12 @@ class NCA(MetricLearner):
                     break
                 stages_since_search = _SEARCH_EVERY
         log.finish(converged, None if converged else message)
-        return components, n_iter
+        return components
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         return tags
-
-
-class _StageLog:
-    """Forwards one truncated stage's iterations to the fit's log.
-
-    The fit decides once, at the end, whether it converged, so a stage's own
-    end is not reported.
-    """
-
-    def __init__(self, log, offset):
-        self.log = log
-        self.offset = offset
-
-    def record(self, n_iter, loss, components=None, **extras):
-        self.log.record(self.offset + n_iter, loss, components, **extras)
-
-    def finish(self, converged, message=None):
-        pass
 
 
 def nca_loss_grad(components, X, labels, *, working_memory=None):
@@ -540,13 +515,10 @@ def _truncated_objective(X, labels, candidates, dropped_mass):
         loss, grad, p_correct = truncated_loss_grad(
             components, X, labels, candidates, reverse
         )
-        if fun.first_loss is None:
-            fun.first_loss = loss
         extras = {
             "expected_accuracy": p_correct.sum() / n_samples,
             "dropped_mass": dropped_mass,
         }
         return loss, grad, extras
 
-    fun.first_loss = None  # the loss where the stage starts
     return fun

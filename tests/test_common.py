@@ -32,11 +32,10 @@ REQUIRED_ARGUMENTS = {
 # Checks that cannot pass, with the reason; keep this empty where possible.
 _TINY_CLASSES = (
     "the check fits 10 samples with about 3 per class, fewer than "
-    "n_neighbors + 1 = 4; LMNN rightly refuses with the class-size error, "
-    "which the check does not recognise"
+    "n_neighbors + 1 = 4; EnergyClassifier refuses with the class-size "
+    "error, which the check does not recognise"
 )
 EXPECTED_FAILED_CHECKS = {
-    "LMNN": {"check_fit2d_1feature": _TINY_CLASSES},
     "EnergyClassifier": {"check_fit2d_1feature": _TINY_CLASSES},
 }
 

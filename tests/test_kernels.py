@@ -18,8 +18,6 @@ import sklearn
 
 from linmetric._kernels import (
     find_impostors,
-    pairwise_sq_distances,
-    recheck_impostors,
     row_norms_sq,
     rows_per_chunk,
     sort_pairs,
@@ -114,31 +112,25 @@ def test_sq_distance_blocks_match_reference(dtype, working_memory):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_pairwise_sq_distances_two_sets(dtype):
+def test_sq_distance_blocks_two_sets(dtype):
     A, _ = make_data(1, n_samples=31, dtype=dtype)
     B, _ = make_data(2, n_samples=45, dtype=dtype)
-    D = pairwise_sq_distances(A, B, working_memory=0.001)
+    D = np.vstack([b for _, _, b in sq_distance_blocks(A, B, working_memory=0.001)])
     assert D.dtype == dtype and D.shape == (31, 45)
     assert np.all(
         np.abs(D - reference.sq_distances(A, B)) <= expansion_tolerance(A, B, dtype)
     )
-    blocks = np.vstack(
-        [b for _, _, b in sq_distance_blocks(A, B, working_memory=0.001)]
-    )
-    np.testing.assert_array_equal(blocks, D)
 
 
 def test_distances_check_inputs():
     with pytest.raises(ValueError, match="same number of columns"):
-        pairwise_sq_distances(np.ones((3, 2)), np.ones((3, 4)))
+        next(sq_distance_blocks(np.ones((3, 2)), np.ones((3, 4))))
     with pytest.raises(ValueError, match="2-D"):
-        pairwise_sq_distances(np.ones(3))
+        next(sq_distance_blocks(np.ones(3)))
     # float32 with float64 gives float64; ints become float64
-    assert (
-        pairwise_sq_distances(np.ones((2, 2), np.float32), np.ones((2, 2))).dtype
-        == np.float64
-    )
-    assert pairwise_sq_distances(np.ones((2, 2), int)).dtype == np.float64
+    mixed = next(sq_distance_blocks(np.ones((2, 2), np.float32), np.ones((2, 2))))
+    assert mixed[2].dtype == np.float64
+    assert next(sq_distance_blocks(np.ones((2, 2), int)))[2].dtype == np.float64
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -154,9 +146,12 @@ def test_row_norms_and_pair_distances(dtype):
     got = sq_distances_of_pairs(X, rows, cols)
     assert got.dtype == dtype
     assert np.all(got[:3] == 0)
-    np.testing.assert_allclose(
-        got, reference.sq_distances_of_pairs(X, rows, cols), rtol=EXACT_RTOL[dtype]
-    )
+    expected = reference.sq_distances_of_pairs(X, rows, cols)
+    np.testing.assert_allclose(got, expected, rtol=EXACT_RTOL[dtype])
+    # kept in float64 on request: no rounding to the dtype of X
+    wide = sq_distances_of_pairs(X, rows, cols, dtype=np.float64)
+    assert wide.dtype == np.float64
+    np.testing.assert_allclose(wide, expected, rtol=1e-12)
     with pytest.raises(ValueError, match="cols must index"):
         sq_distances_of_pairs(X, [0], [X.shape[0]])
 
@@ -293,25 +288,6 @@ def test_find_impostors_check_inputs():
         find_impostors(X, y, np.ones(3))
     with pytest.raises(ValueError, match="NaN"):
         find_impostors(X, y, np.full(X.shape[0], np.nan))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_recheck_impostors_match_reference(dtype):
-    X, y = make_data(14, dtype=dtype)
-    radii = reference.target_neighbors(X, y, 3)[1][:, -1] + 1.0
-    rows, cols, _ = find_impostors(X, y, radii)
-    rng = np.random.default_rng(14)
-    order = rng.permutation(rows.size)  # any candidate order is kept
-    shrunk = 0.7 * radii
-    got = recheck_impostors(X, shrunk, rows[order], cols[order])
-    expected = reference.recheck_impostors(X, shrunk, rows[order], cols[order])
-    assert 0 < got[0].size < rows.size
-    assert_same_pairs(got, expected, dtype, exact=True)
-    # the recheck with the search's radii keeps every pair of the search
-    again = recheck_impostors(X, radii, rows, cols)
-    np.testing.assert_array_equal(again[0], rows)
-    empty = recheck_impostors(X, radii, [], [])
-    assert empty[0].size == 0 and empty[2].dtype == dtype
 
 
 def test_sort_pairs():
@@ -458,18 +434,32 @@ def test_kernels_run_in_a_forked_child():
 def test_limit_threads_caps_kernels_for_the_calling_thread_only():
     import threading
 
-    from linmetric._kernels._chunking import get_num_threads, limit_threads
+    from linmetric._threads import kernel_threads, limit_threads
 
-    outside = get_num_threads()
+    outside = kernel_threads()
     seen_elsewhere = []
-    with limit_threads(1):
-        assert get_num_threads() == 1
-        other = threading.Thread(
-            target=lambda: seen_elsewhere.append(get_num_threads())
-        )
+    with limit_threads(kernels=1):
+        assert kernel_threads() == 1
+        other = threading.Thread(target=lambda: seen_elsewhere.append(kernel_threads()))
         other.start()
         other.join()
+        with limit_threads(kernels=3):  # nested limits cap, and restore
+            assert kernel_threads() == min(outside, 3)
+        assert kernel_threads() == 1
     assert seen_elsewhere == [outside]
-    assert get_num_threads() == outside
-    with limit_threads(None):
-        assert get_num_threads() == outside
+    assert kernel_threads() == outside
+    with limit_threads():
+        assert kernel_threads() == outside
+    assert kernel_threads(10, 8) == 1  # too few items to split
+
+
+def test_run_tasks_is_reentrant():
+    # a task that itself runs tasks must not wait on a shared, busy pool
+    from linmetric._kernels._chunking import run_tasks
+
+    def inner(k):
+        return run_tasks([(lambda a: a * k, a) for a in range(3)])
+
+    assert run_tasks([(inner, k) for k in range(4)]) == [
+        [a * k for a in range(3)] for k in range(4)
+    ]

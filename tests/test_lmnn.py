@@ -5,14 +5,23 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import KNeighborsClassifier
 
 from linmetric import LMNN
-from linmetric._kernels import find_impostors
+from linmetric._kernels import find_impostors, weighted_outer_sum
 from linmetric._kernels.lmnn import (
     impostors_of_rows,
+    lmnn_outer_sum,
     push_terms,
     ratios_by_group,
     scale_losses,
 )
-from linmetric._lmnn import _Objective
+from linmetric._lmnn import (
+    _minimize_checked,
+    _target_sq,
+    _transform,
+    _working_set_objective,
+    lmnn_loss_grad,
+)
+from linmetric._lmnn_impostors import ImpostorSet
+from linmetric._optimize import IterationLog, OptimizeResult, minimize_lbfgs
 from linmetric.reference import lmnn as reference
 
 LOSSES = ["squared_hinge", "hinge"]
@@ -26,11 +35,22 @@ def make_blobs_data(seed, n_samples=45, n_features=4, n_classes=3):
     return X, y
 
 
-def make_objective(X, y, shape, *, mu=0.5, loss="squared_hinge"):
+def make_impostors(X, y):
+    X = X - X.mean(axis=0)
+    return ImpostorSet(y, np.sqrt((X**2).sum(axis=1)), None)
+
+
+def make_objective(X, y, *, mu=0.5, loss="squared_hinge"):
+    """LMNN's objective over its working set of candidate impostors."""
     targets = reference.target_neighbors(X, y, 3)
-    return _Objective(
-        X, y, targets, mu=mu, loss=loss, working_memory=None, shape=shape
-    ), targets
+    impostors = make_impostors(X, y)
+    objective = _working_set_objective(X, targets, impostors, mu=mu, loss=loss)
+    return objective, targets, impostors
+
+
+def other_class_pairs(y):
+    rows, cols = np.nonzero(y[:, None] != y[None, :])
+    return np.column_stack([rows, cols])
 
 
 def stretched_classes(seed, n_per_class=20):
@@ -53,7 +73,7 @@ def test_fast_objective_equals_reference(loss, seed):
     X, y = make_blobs_data(seed)
     rng = np.random.RandomState(seed)
     L = rng.standard_normal((3, 4))
-    objective, targets = make_objective(X, y, L.shape, mu=0.3, loss=loss)
+    objective, targets, _ = make_objective(X, y, mu=0.3, loss=loss)
     value, grad, extras = objective(L.ravel())
     ref_value, ref_grad, ref_active = reference.loss_grad(
         L, X, y, targets, mu=0.3, loss=loss
@@ -68,7 +88,7 @@ def test_fast_objective_equals_reference(loss, seed):
 def test_fast_objective_float32_close_to_reference():
     X, y = make_blobs_data(3)
     L = np.random.RandomState(3).standard_normal((4, 4))
-    objective, targets = make_objective(X.astype(np.float32), y, L.shape)
+    objective, targets, _ = make_objective(X.astype(np.float32), y)
     value, grad, _ = objective(L.ravel())
     ref_value, ref_grad, _ = reference.loss_grad(L, X, y, targets)
     np.testing.assert_allclose(value, ref_value, rtol=1e-5)
@@ -79,14 +99,54 @@ def test_fast_objective_float32_close_to_reference():
 
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pure_loss_equals_reference(loss, seed):
+    # every pair of points of different classes: the pairs outside the
+    # margin add nothing, so this is the loss over all impostors
+    X, y = make_blobs_data(seed)
+    L = np.random.RandomState(seed).standard_normal((3, 4))
+    targets = reference.target_neighbors(X, y, 3)
+    value, grad = lmnn_loss_grad(
+        L, X, targets, other_class_pairs(y), push_weight=0.3, loss=loss
+    )
+    ref_value, ref_grad, _ = reference.loss_grad(L, X, y, targets, mu=0.3, loss=loss)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    np.testing.assert_allclose(
+        grad, ref_grad, rtol=1e-10, atol=1e-10 * abs(ref_grad).max()
+    )
+
+
+def test_pure_loss_checks_its_indices():
+    X, y = make_blobs_data(0)
+    targets = reference.target_neighbors(X, y, 3)
+    kwargs = {"push_weight": 0.5, "loss": "hinge"}
+    with pytest.raises(ValueError, match="impostor_pairs must index rows"):
+        lmnn_loss_grad(np.eye(4), X, targets, [[0, X.shape[0]]], **kwargs)
+    with pytest.raises(ValueError, match="targets must index rows"):
+        lmnn_loss_grad(np.eye(4), X, targets - 1, [[0, 1]], **kwargs)
+    with pytest.raises(ValueError, match="targets must have shape"):
+        lmnn_loss_grad(np.eye(4), X, targets[:3], [[0, 1]], **kwargs)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gradient_matches_finite_differences(loss, seed):
     # At a random map no triplet sits exactly on its hinge, so both losses
     # are differentiable there.
     X, y = make_blobs_data(seed, n_samples=30, n_features=3)
     L = np.random.RandomState(seed).standard_normal((3, 3))
-    objective, targets = make_objective(X, y, L.shape, loss=loss)
+    targets = reference.target_neighbors(X, y, 3)
+    pairs = other_class_pairs(y)
+
+    def loss_grad(x):
+        return lmnn_loss_grad(
+            x.reshape(L.shape), X, targets, pairs, push_weight=0.5, loss=loss
+        )
+
     fast = check_grad(
-        lambda x: objective(x)[0], lambda x: objective(x)[1], L.ravel(), seed=seed
+        lambda x: loss_grad(x)[0],
+        lambda x: loss_grad(x)[1].ravel(),
+        L.ravel(),
+        seed=seed,
     )
     slow = check_grad(
         lambda x: reference.loss_grad(x.reshape(L.shape), X, y, targets, loss=loss)[0],
@@ -96,7 +156,7 @@ def test_gradient_matches_finite_differences(loss, seed):
         L.ravel(),
         seed=seed,
     )
-    scale = np.linalg.norm(objective(L.ravel())[1])
+    scale = np.linalg.norm(loss_grad(L.ravel())[1])
     assert fast < 1e-5 * scale
     assert slow < 1e-5 * scale
 
@@ -128,18 +188,29 @@ def test_impostors_of_rows_matches_full_search(dtype):
     np.testing.assert_array_equal(sub_cols, cols[keep])
 
 
-def test_serial_and_general_gradients_agree():
-    # Small float64 data take the serial outer-product sum; the general one
-    # must give the same gradient.
+def test_serial_and_general_gradient_sums_agree():
+    # Small float64 fits take LMNN's serial outer-product sum; the general
+    # one must give the same matrix.
     X, y = make_blobs_data(6, n_samples=60)
-    L = np.random.RandomState(6).standard_normal((4, 4))
-    objective, _ = make_objective(X, y, L.shape)
-    assert objective.serial_gradient
-    value, grad, _ = objective(L.ravel())
-    objective.serial_gradient = False
-    general_value, general_grad, _ = objective(L.ravel())
-    assert value == general_value
-    np.testing.assert_allclose(grad, general_grad, rtol=1e-12, atol=1e-12)
+    targets = reference.target_neighbors(X, y, 3)
+    rows, cols = np.nonzero(y[:, None] != y[None, :])
+    indptr = np.searchsorted(rows, np.arange(61))
+    Z = X @ np.random.RandomState(6).standard_normal((4, 4)).T
+    pair_sq = ((Z[rows] - Z[cols]) ** 2).sum(axis=1)
+    target_sq = ((Z[:, None, :] - Z[targets]) ** 2).sum(axis=2)
+    _, pair_w, target_w, _ = push_terms(
+        indptr, pair_sq, target_sq, mu=0.5, squared=True
+    )
+    target_w += 0.5
+    serial = lmnn_outer_sum(X, targets, target_w, indptr, cols, pair_w)
+    general = weighted_outer_sum(
+        X,
+        np.concatenate([np.repeat(np.arange(60), 3), rows]),
+        np.concatenate([targets.ravel(), cols]),
+        np.concatenate([target_w.ravel(), pair_w]),
+    )
+    assert np.any(pair_w != 0)
+    np.testing.assert_allclose(serial, general, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("squared", [True, False])
@@ -187,19 +258,36 @@ def test_ratios_by_group_match_numpy():
         )
 
 
-def test_candidates_stay_complete_under_the_guaranteed_test():
-    # After every evaluation along a path of maps, the candidates hold every
-    # impostor of the current map.
+@pytest.mark.parametrize("guaranteed", [False, True])
+def test_candidates_stay_complete_along_a_path(guaranteed):
+    # After every evaluation along a path of maps that shrinks distances,
+    # the candidates hold every impostor of the current map, under the
+    # estimated staleness test as under the guaranteed one.
     X, y = make_blobs_data(5, n_samples=90)
-    objective, _ = make_objective(X, y, (4, 4))
-    objective.impostors.guaranteed = True
+    objective, targets, impostors = make_objective(X, y)
+    impostors.reset(guaranteed=guaranteed)
     rng = np.random.RandomState(5)
     L = np.eye(4)
     for step in range(12):
         L = L + 0.3 * rng.standard_normal((4, 4)) * (step % 3 == 0)
         L = L * 0.8
         objective(L.ravel())
-        assert not objective.missed_impostors(L)
+        Z = _transform(X, L)
+        assert not impostors.missed(Z, _target_sq(Z, targets).max(axis=1) + 1.0)
+    # the candidates were refreshed on the way, not only at the start
+    assert impostors.n_partial_searches + impostors.n_searches > 12 + 1
+
+
+def test_impostor_set_reset_forgets_the_candidates():
+    X, y = make_blobs_data(5, n_samples=30)
+    objective, _, impostors = make_objective(X, y)
+    objective(np.eye(4).ravel())
+    assert impostors.rows is not None and not impostors.guaranteed
+    impostors.reset(guaranteed=True)
+    assert impostors.rows is None and impostors.references == []
+    assert impostors.guaranteed
+    objective(np.eye(4).ravel())
+    assert impostors.rows is not None
 
 
 def test_toy_problem_learns_the_informative_direction():
@@ -230,30 +318,62 @@ def test_loss_never_increases_and_history(loss):
     assert lmnn.n_impostor_searches_ >= 2  # the first and the final check
 
 
-def test_a_rising_loss_sends_the_optimiser_back(monkeypatch):
+def test_a_rising_loss_sends_the_optimiser_back():
     # L-BFGS never accepts a step that raises an exact loss: a recorded rise
     # means the candidates had missed impostors at some evaluation, so the
     # stopping rule was met on wrong losses, even if the final search at the
     # returned map finds nothing missing.
-    real_minimize = LMNN._minimize
+    X, y = make_blobs_data(8)
+    objective, targets, impostors = make_objective(X, y)
     guaranteed = []
 
-    def minimize(self, objective, components, max_iter, log, shape):
-        guaranteed.append(objective.impostors.guaranteed)
+    def minimize(fun, x0, **kwargs):
+        guaranteed.append(impostors.guaranteed)
         if len(guaranteed) > 1:
-            return real_minimize(self, objective, components, max_iter, log, shape)
-        loss = objective(components.ravel())[0]
-        log.record(1, loss)
-        log.record(2, 1.5 * loss)
-        log.finish(True)
-        return components, 2
+            return minimize_lbfgs(fun, x0, tol=0.0, ftol=1e-5, **kwargs)
+        loss = fun(x0.ravel())[0]
+        return OptimizeResult(x0, loss, 2, True, "", loss, loss_rose=True)
 
-    monkeypatch.setattr(LMNN, "_minimize", minimize)
-    X, y = make_blobs_data(8)
-    lmnn = LMNN(random_state=0).fit(X, y)
+    log = IterationLog("LMNN", columns=("active_impostors",))
+    _, converged, _ = _minimize_checked(
+        minimize,
+        objective,
+        0.3 * np.eye(4),
+        X,
+        targets,
+        impostors,
+        max_iter=100,
+        log=log,
+        shape=(4, 4),
+    )
     assert guaranteed == [False, True]
-    assert lmnn.converged_ and lmnn.n_iter_ > 2
-    assert lmnn.loss_curve_[-1] < lmnn.loss_curve_[0]
+    assert converged and log.n_iter > 0
+    assert log.loss_curve[-1] < objective((0.3 * np.eye(4)).ravel())[0]
+
+
+def test_missed_impostors_are_not_reported_as_converged():
+    # a run that stops at a map whose candidates miss impostors is resumed;
+    # when no iterations are left it must not report convergence
+    X, y = make_blobs_data(8)
+    objective, targets, impostors = make_objective(X, y)
+
+    def minimize(fun, x0, **kwargs):
+        impostors.reset(guaranteed=False)
+        impostors.update(x0, _transform(X, x0), np.zeros((X.shape[0], 3)))
+        return OptimizeResult(x0, 0.0, 0, True, "")
+
+    _, converged, message = _minimize_checked(
+        minimize,
+        objective,
+        np.eye(4),
+        X,
+        targets,
+        impostors,
+        max_iter=0,
+        log=IterationLog("LMNN", columns=("active_impostors",)),
+        shape=(4, 4),
+    )
+    assert not converged and "impostors" in message
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -329,23 +449,27 @@ def test_passes_stop_when_targets_no_longer_change():
     assert lmnn.converged_
 
 
-def test_converged_only_when_every_pass_converged(monkeypatch):
-    real_run_pass = LMNN._run_pass
+def test_converged_only_when_every_pass_converged():
+    X, y = make_blobs_data(15, n_samples=60)
     outcomes = []
 
-    def run_pass(self, *args):
-        components, n_iter, converged, message = real_run_pass(self, *args)
+    def minimize(fun, x0, **kwargs):
+        result = minimize_lbfgs(fun, x0, tol=0.0, ftol=1e-5, **kwargs)
         if not outcomes:  # the first pass reports a failed line search
-            converged, message = False, "line search failed"
-        outcomes.append(converged)
-        return components, n_iter, converged, message
+            result.converged, result.message = False, "line search failed"
+        outcomes.append(result.converged)
+        return result
 
-    monkeypatch.setattr(LMNN, "_run_pass", run_pass)
-    X, y = make_blobs_data(15, n_samples=60)
+    lmnn = LMNN(n_passes=2, random_state=0)
+    targets = reference.target_neighbors(X, y, 3)
+    log = IterationLog("LMNN", columns=("active_impostors",))
+    _, _, n_passes, converged, message = lmnn._passes(
+        X, y, targets, np.eye(4), make_impostors(X, y), log, minimize
+    )
+    assert outcomes == [False, True] and n_passes == 2
+    assert converged is False and message == "line search failed"
     with pytest.warns(ConvergenceWarning, match="line search failed"):
-        lmnn = LMNN(n_passes=2, random_state=0).fit(X, y)
-    assert outcomes == [False, True]
-    assert lmnn.converged_ is False
+        log.finish(converged, message)
 
 
 def test_passes_share_max_iter():
@@ -356,13 +480,60 @@ def test_passes_share_max_iter():
     assert not lmnn.converged_
 
 
-def test_small_class_error_names_class_and_size():
+def test_small_class_gets_fewer_targets_with_a_warning():
     X, y = make_blobs_data(12, n_samples=30)
     y = y.copy()
     y[y == 2] = 1
     y[:3] = 2  # class 2 has 3 members
-    with pytest.raises(ValueError, match=r"Class 2 has 3 sample\(s\).*n_neighbors=3"):
-        LMNN(n_neighbors=3).fit(X, y)
+    y[3] = 3  # class 3 has one
+    with pytest.warns(UserWarning, match="n_neighbors=3 members or fewer"):
+        lmnn = LMNN(n_neighbors=3, random_state=0).fit(X, y)
+    targets = lmnn.target_neighbors_
+    # the two others of class 2, then the point itself in place of a third
+    for i in range(3):
+        assert sorted(targets[i, :2]) == sorted({0, 1, 2} - {i})
+        assert targets[i, 2] == i
+    np.testing.assert_array_equal(targets[3], [3, 3, 3])
+    large = np.flatnonzero(y < 2)
+    np.testing.assert_array_equal(
+        targets[large], large[reference.target_neighbors(X[large], y[large], 3)]
+    )
+    assert np.all(np.isfinite(lmnn.components_))
+
+
+def test_fit_is_invariant_to_a_shift_of_the_data():
+    X, y = make_blobs_data(18, n_samples=60)
+    expected = LMNN(random_state=0).fit(X, y).components_
+    for shift in (1e6, 1e10):
+        shifted = LMNN(random_state=0).fit(X + shift, y).components_
+        np.testing.assert_allclose(
+            shifted, expected, rtol=1e-4, atol=1e-4 * abs(expected).max()
+        )
+
+
+def test_default_start_with_fewer_samples_than_features():
+    rng = np.random.RandomState(19)
+    y = np.arange(12) % 2
+    X = rng.standard_normal((12, 30)) + 2.0 * y[:, None]
+    lmnn = LMNN(n_neighbors=2, random_state=0).fit(X, y)
+    assert lmnn.components_.shape == (30, 30)
+    assert np.all(np.isfinite(lmnn.components_))
+    assert (
+        KNeighborsClassifier(1).fit(lmnn.transform(X), y).score(lmnn.transform(X), y)
+        == 1.0
+    )
+
+
+def test_float32_fit_computes_in_float32():
+    # Fitted on the same values, a float32 fit computed in float64 would
+    # return exactly the float64 fit's map rounded to float32.
+    X, y = make_blobs_data(20, n_samples=60)
+    X32 = X.astype(np.float32)
+    fit32 = LMNN(random_state=0, max_iter=30).fit(X32, y).components_
+    fit64 = LMNN(random_state=0, max_iter=30).fit(X32.astype(np.float64), y).components_
+    assert fit32.dtype == np.float32
+    assert not np.array_equal(fit32, fit64.astype(np.float32))
+    np.testing.assert_allclose(fit32, fit64, rtol=1e-2, atol=1e-3 * abs(fit64).max())
 
 
 def test_bad_inputs():
@@ -389,3 +560,12 @@ def test_verbose_goes_to_stdout_only_when_asked(capsys):
     X, y = make_blobs_data(14)
     LMNN().fit(X, y)
     assert capsys.readouterr().out == ""
+
+
+def test_verbose_notes_each_new_pass(capsys):
+    X, y = make_blobs_data(15, n_samples=60)
+    lmnn = LMNN(n_passes=2, verbose=1, random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert "[LMNN] pass 2: target neighbours of " in out
+    assert out.count("[LMNN] converged after") == 1  # one report for all passes
+    assert lmnn.n_passes_ == 2

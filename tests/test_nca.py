@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 import linmetric._nca
 from linmetric import NCA
-from linmetric._kernels.nca import nearest_candidates, reselect_candidates
+from linmetric._kernels.nca import candidate_search, reselect_candidates
 from linmetric._nca import find_candidates, nca_loss_grad, truncated_loss_grad
 from linmetric.reference import nca as reference
 
@@ -134,14 +134,10 @@ def test_candidates_are_the_nearest_points():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_nearest_candidates_kernel_on_ties_and_duplicates(dtype):
-    sq_dist = np.array(
-        [[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 4], [1, 1, 4, 0]], dtype=dtype
-    )
-    index = np.empty((4, 2), dtype=np.intp)
-    dropped = np.empty(4)
-    # d_ij = ||z_i||^2 + ||z_j||^2 - 2 g_ij with zero norms and g = -d / 2
-    nearest_candidates(-sq_dist / 2, np.zeros(4), 0, index, dropped)
+def test_candidate_search_on_ties_and_duplicates(dtype):
+    # squared distances [[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 4], [1, 1, 4, 0]]
+    Z = np.array([[0, 0], [0, 0], [1, 0], [-1, 0]], dtype=dtype)
+    index, dropped = candidate_search(Z, 2)
     assert index.tolist() == [[1, 2], [0, 2], [0, 1], [0, 1]]
     np.testing.assert_allclose(dropped[:2], np.exp(-1) / (1 + 2 * np.exp(-1)))
     np.testing.assert_allclose(dropped[2:], np.exp(-3) / (2 + np.exp(-3)))
@@ -387,3 +383,19 @@ def test_truncated_stages_with_every_candidate_follow_the_exact_objective(wine):
     assert nca.loss_curve_[-1] == pytest.approx(
         reference.loss(nca.components_, X_centered, y), rel=1e-9
     )
+
+
+@pytest.mark.parametrize("solver", ["exact", "truncated"])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_float32_fit_computes_in_float32(solver):
+    # Fitted on the same values, a float32 fit computed in float64 would
+    # return exactly the float64 fit's map rounded to float32.
+    rng = np.random.RandomState(20)
+    y = np.arange(60) % 3
+    X32 = (rng.standard_normal((60, 4)) + y[:, None]).astype(np.float32)
+    params = {"random_state": 0, "max_iter": 3, "solver": solver, "n_candidates": 20}
+    fit32 = NCA(**params).fit(X32, y).components_
+    fit64 = NCA(**params).fit(X32.astype(np.float64), y).components_
+    assert fit32.dtype == np.float32
+    assert not np.array_equal(fit32, fit64.astype(np.float32))
+    np.testing.assert_allclose(fit32, fit64, rtol=1e-2, atol=1e-3 * abs(fit64).max())

@@ -8,32 +8,41 @@ compile on their first call, never at import.
 
 Every numba kernel here is serial, cached on disk (``_config.jit``) and
 releases the GIL; the Python wrappers split rows over threads
-(``numba.get_num_threads()`` of them, see ``_chunking.run_on_row_ranges``),
+(``linmetric._threads.kernel_threads()`` of them, see
+``_chunking.run_on_row_ranges``),
 so the kernels use every core and still compile only once per machine.
 Results do not depend on the number of threads, except where a docstring
 says otherwise.
 
-Module map: ``distances`` (blocked squared distances, exact pair
-distances), ``neighbors`` (target neighbours), ``impostors`` (impostor
-search and candidate recheck, pair sorting), ``outer`` (weighted
-outer-product sums), ``_chunking`` (byte budget, threads).
+Module map:
+
+- ``distances``: blocked squared distances (GEMM expansion with an error
+  bound), exact distances of given pairs, row norms, input checks.
+- ``neighbors``: target neighbours (k nearest of the same class).
+- ``impostors``: the impostor search (pairs inside a radius, other class)
+  and sorting pairs by row.
+- ``lmnn``: LMNN's per-triplet pass, partial impostor searches, the scale of
+  the initial map, staleness ratios, LMNN's serial gradient sum.
+- ``nca``: NCA's softmax weights, candidate search and truncated gradient.
+- ``outer``: weighted sums of outer products of pair differences.
+- ``energy``: the energy-based classification rule's scores.
+- ``_chunking``: row blocks from the byte budget, rows split over threads
+  (how many threads: :mod:`linmetric._threads`).
+- ``_config``: the numba options.
 """
 
 from ._chunking import rows_per_chunk
 from .distances import (
-    pairwise_sq_distances,
     row_norms_sq,
     sq_distance_blocks,
     sq_distances_of_pairs,
 )
-from .impostors import find_impostors, recheck_impostors, sort_pairs
+from .impostors import find_impostors, sort_pairs
 from .neighbors import target_neighbors
 from .outer import weighted_outer_sum
 
 __all__ = [
     "find_impostors",
-    "pairwise_sq_distances",
-    "recheck_impostors",
     "row_norms_sq",
     "rows_per_chunk",
     "sort_pairs",

@@ -9,18 +9,16 @@ The serial numba kernels release the GIL (``nogil=True`` in
 :mod:`linmetric._kernels._config`), so :func:`run_on_row_ranges` can run one
 kernel on disjoint row ranges from several Python threads. That keeps the
 kernels cached on disk (``prange`` kernels cannot be) while still using every
-core.
+core. How many threads is :func:`linmetric._threads.kernel_threads`'s
+decision. Each call makes its own threads, so calls may nest and run from
+several threads at once.
 """
 
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+
+from .._threads import MIN_ROWS_PER_THREAD, kernel_threads
 
 _MIB = 2**20
-
-# Below this many rows a block is not worth splitting over threads.
-_MIN_ROWS_PER_THREAD = 8
 
 
 def get_working_memory(working_memory=None):
@@ -91,65 +89,6 @@ def rows_per_chunk(bytes_per_row, working_memory=None, *, max_rows=None):
     return n_rows
 
 
-_LIMIT = threading.local()
-
-
-def get_num_threads():
-    """Number of threads kernels split their rows over.
-
-    ``numba.get_num_threads()``, which follows ``NUMBA_NUM_THREADS`` and
-    ``numba.set_num_threads``, capped by an enclosing :func:`limit_threads`.
-    """
-    import numba
-
-    n_threads = max(1, int(numba.get_num_threads()))
-    limit = getattr(_LIMIT, "n_threads", None)
-    return n_threads if limit is None else max(1, min(n_threads, limit))
-
-
-@contextmanager
-def limit_threads(n_threads):
-    """Run kernels and BLAS on at most ``n_threads`` threads inside the block.
-
-    On small problems each kernel call and each GEMM takes microseconds, and
-    handing work to other threads costs more than it saves; on a busy machine
-    far more. The limit on kernels holds for the calling thread only; the
-    BLAS limit is threadpoolctl's. ``None`` changes nothing.
-    """
-    if n_threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    previous = getattr(_LIMIT, "n_threads", None)
-    _LIMIT.n_threads = int(n_threads)
-    try:
-        with threadpool_limits(limits=int(n_threads), user_api="blas"):
-            yield
-    finally:
-        _LIMIT.n_threads = previous
-
-
-_EXECUTOR = None
-_EXECUTOR_SIZE = 0
-_EXECUTOR_PID = None
-
-
-def _executor(n_threads):
-    global _EXECUTOR, _EXECUTOR_SIZE, _EXECUTOR_PID
-    # A forked child inherits the pool object but not its threads: make a
-    # new pool there instead of queueing work that nothing would run.
-    if _EXECUTOR is None or _EXECUTOR_SIZE < n_threads or _EXECUTOR_PID != os.getpid():
-        if _EXECUTOR is not None and _EXECUTOR_PID == os.getpid():
-            _EXECUTOR.shutdown(wait=False)
-        _EXECUTOR = ThreadPoolExecutor(
-            max_workers=n_threads, thread_name_prefix="linmetric-kernel"
-        )
-        _EXECUTOR_SIZE = n_threads
-        _EXECUTOR_PID = os.getpid()
-    return _EXECUTOR
-
-
 def split_range(n, n_parts):
     """Split ``range(n)`` into at most ``n_parts`` contiguous ``(start, stop)``."""
     n_parts = max(1, min(int(n_parts), int(n)))
@@ -172,8 +111,7 @@ def run_on_row_ranges(kernel, n_rows, *args, n_threads=None):
         The kernel's return values, in range order.
     """
     if n_threads is None:
-        n_threads = get_num_threads()
-    n_threads = min(n_threads, max(1, n_rows // _MIN_ROWS_PER_THREAD))
+        n_threads = kernel_threads(n_rows, MIN_ROWS_PER_THREAD)
     if n_threads <= 1:
         return [kernel(0, n_rows, *args)]
     ranges = split_range(n_rows, n_threads)
@@ -183,11 +121,15 @@ def run_on_row_ranges(kernel, n_rows, *args, n_threads=None):
 def run_tasks(tasks):
     """Run ``func(*args)`` for each ``(func, *args)`` in ``tasks`` on threads.
 
-    Returns the results in task order. One task runs in the calling thread.
+    Returns the results in task order. One task runs in the calling thread;
+    more run on threads made for this call, so that a task may itself call
+    ``run_tasks`` without waiting on a shared pool.
     """
     if len(tasks) == 1:
         func, *args = tasks[0]
         return [func(*args)]
-    executor = _executor(len(tasks))
-    futures = [executor.submit(*task) for task in tasks]
-    return [future.result() for future in futures]
+    with ThreadPoolExecutor(
+        max_workers=len(tasks), thread_name_prefix="linmetric-kernel"
+    ) as executor:
+        futures = [executor.submit(*task) for task in tasks]
+        return [future.result() for future in futures]

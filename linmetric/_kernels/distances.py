@@ -3,8 +3,7 @@
 ``||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b``: the ``a.b`` block is one GEMM in
 the input's dtype; adding the norms (accumulated in float64) and clamping at
 zero is one fused numba pass. Blocks of rows are sized by the byte budget, so
-no ``n x n`` array is ever made unless the caller asks for one
-(:func:`pairwise_sq_distances`).
+no ``n x n`` array is ever made.
 
 Precision. With unit roundoff ``u`` of the input's dtype (``2**-24`` for
 float32, ``2**-53`` for float64) and ``d`` features, every GEMM-based value
@@ -21,10 +20,10 @@ differences) for given pairs.
 import numpy as np
 
 from ._chunking import rows_per_chunk, run_on_row_ranges
-from ._config import jit
+from ._config import jit, jit_reassoc
 
 
-def check_array(X, name, *, dtype=None):
+def as_float_matrix(X, name, *, dtype=None):
     """Make ``X`` a C-contiguous 2-D float32/float64 array; return it.
 
     Float32 and float64 are kept; any other dtype becomes float64, or
@@ -40,15 +39,19 @@ def check_array(X, name, *, dtype=None):
     return np.ascontiguousarray(X, dtype=dtype)
 
 
+# energy.py's name for as_float_matrix
+check_array = as_float_matrix
+
+
 def check_pair_of_arrays(A, B):
     """Validate ``A`` and ``B`` (None means ``A``) to one common float dtype."""
-    A = check_array(A, "A")
+    A = as_float_matrix(A, "A")
     if B is None:
         return A, None
     B = np.asarray(B)
     dtype = np.result_type(A.dtype, B.dtype if B.dtype.kind == "f" else np.float64)
-    A = check_array(A, "A", dtype=dtype)
-    B = check_array(B, "B", dtype=dtype)
+    A = as_float_matrix(A, "A", dtype=dtype)
+    B = as_float_matrix(B, "B", dtype=dtype)
     if A.shape[1] != B.shape[1]:
         raise ValueError(
             f"A and B must have the same number of columns, got A with "
@@ -108,7 +111,7 @@ def row_norms_sq(X):
     >>> row_norms_sq(np.array([[3.0, 4.0], [0.0, 1.0]]))
     array([25.,  1.])
     """
-    X = check_array(X, "X")
+    X = as_float_matrix(X, "X")
     out = np.empty(X.shape[0], dtype=np.float64)
     run_on_row_ranges(_row_norms_kernel, X.shape[0], X, out)
     return out
@@ -219,32 +222,14 @@ def sq_distance_blocks(A, B=None, *, working_memory=None):
         )
 
 
-def pairwise_sq_distances(A, B=None, *, working_memory=None):
-    """Full matrix of squared Euclidean distances (for small problems).
-
-    Same arithmetic as :func:`sq_distance_blocks`, written block by block into
-    one ``(n_samples_a, n_samples_b)`` array in the input's dtype.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from linmetric._kernels import pairwise_sq_distances
-    >>> pairwise_sq_distances(np.array([[0.0, 0.0], [3.0, 4.0]]))
-    array([[ 0., 25.],
-           [25.,  0.]])
-    """
-    A, B, same, row_norms, col_norms, ranges = _blocked(A, B, working_memory)
-    out = np.empty((A.shape[0], B.shape[0]), dtype=A.dtype)
-    for start, stop in ranges:
-        _distance_block(
-            A, start, stop, B, row_norms, col_norms, same, out=out[start:stop]
-        )
-    return out
-
-
-@jit
+@jit_reassoc
 def exact_sq_distance(X, i, Y, j):
-    """``||X[i] - Y[j]||^2`` summed in float64."""
+    """``||X[i] - Y[j]||^2`` as a float64 sum of squared differences.
+
+    The one exact row-distance loop of the kernels. The sum may be reordered
+    so that it vectorises (``jit_reassoc``): the order of a sum of squares
+    changes it by rounding only.
+    """
     total = 0.0
     for k in range(X.shape[1]):
         diff = np.float64(X[i, k]) - np.float64(Y[j, k])
@@ -258,20 +243,26 @@ def _pair_distances_kernel(start, stop, Z, rows, cols, out):
         out[p] = exact_sq_distance(Z, rows[p], Z, cols[p])
 
 
-def sq_distances_of_pairs(Z, rows, cols):
+def sq_distances_of_pairs(Z, rows, cols, *, dtype=None, check_indices=True):
     """Exact squared distances ``||Z[rows[p]] - Z[cols[p]]||^2`` of given pairs.
 
     Sums of squared differences accumulated in float64 (no expansion, so no
-    cancellation), stored in ``Z``'s dtype.
+    cancellation), stored in ``dtype``.
 
     Parameters
     ----------
     Z : ndarray of shape (n_samples, n_features), float32 or float64
     rows, cols : array-like of int, shape (n_pairs,)
+    dtype : {None, numpy.float32, numpy.float64}, default=None
+        The dtype of the result; None means ``Z``'s.
+    check_indices : bool, default=True
+        Check that the indices are rows of ``Z``. False skips the check (and
+        any copy) for ``intp`` index arrays the caller built itself, as LMNN
+        does on every evaluation of its loss.
 
     Returns
     -------
-    sq_dists : ndarray of shape (n_pairs,), dtype of ``Z``
+    sq_dists : ndarray of shape (n_pairs,)
 
     Examples
     --------
@@ -281,8 +272,9 @@ def sq_distances_of_pairs(Z, rows, cols):
     >>> sq_distances_of_pairs(Z, [0, 1], [1, 2])
     array([25., 20.])
     """
-    Z = check_array(Z, "Z")
-    rows, cols = check_pairs(rows, cols, Z.shape[0])
-    out = np.empty(rows.shape[0], dtype=Z.dtype)
+    Z = as_float_matrix(Z, "Z")
+    if check_indices:
+        rows, cols = check_pairs(rows, cols, Z.shape[0])
+    out = np.empty(rows.shape[0], dtype=Z.dtype if dtype is None else dtype)
     run_on_row_ranges(_pair_distances_kernel, rows.shape[0], Z, rows, cols, out)
     return out

@@ -21,13 +21,11 @@ import numpy as np
 from ._chunking import run_on_row_ranges
 from ._config import jit
 from .distances import (
+    as_float_matrix,
     block_rows,
-    check_array,
-    check_pairs,
     error_factor,
     exact_sq_distance,
     row_norms_sq,
-    sq_distances_of_pairs,
 )
 
 _ROW_HIT = 1  # (block row, col) is a pair: distance < radius of the block row
@@ -335,7 +333,7 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
     >>> rows.tolist(), cols.tolist(), sq_dists.tolist()
     ([0, 1, 1, 2], [1, 0, 2, 1], [1.0, 1.0, 1.0, 1.0])
     """
-    Z = check_array(Z, "Z")
+    Z = as_float_matrix(Z, "Z")
     n_samples = Z.shape[0]
     y = np.asarray(y)
     if y.shape != (n_samples,):
@@ -439,39 +437,3 @@ def _assemble(pieces, counts, dtype):
     rows = np.empty(n_pairs, dtype=np.intp)
     run_on_row_ranges(_fill_rows_kernel, n_samples, offsets, rows)
     return rows, cols, sq_dists
-
-
-def recheck_impostors(Z, radii, rows, cols):
-    """Keep the candidate pairs that are still within their row's radius.
-
-    Candidate mode for active-set schemes: only the given pairs are checked,
-    with exact squared distances (float64 sums of squared differences).
-
-    Parameters
-    ----------
-    Z : ndarray of shape (n_samples, n_components), float32 or float64
-    radii : ndarray of shape (n_samples,)
-    rows, cols : array-like of int, shape (n_candidates,)
-        Candidate pairs (for example, the impostors of an earlier search).
-
-    Returns
-    -------
-    rows, cols : ndarray of shape (n_pairs,), intp
-        The candidates with ``||z_row - z_col||^2 < radii[row]``, in the
-        input's order.
-    sq_dists : ndarray of shape (n_pairs,), dtype of ``Z``
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from linmetric._kernels import recheck_impostors
-    >>> Z = np.array([[0.0], [1.0], [3.0]])
-    >>> recheck_impostors(Z, np.full(3, 2.0), [0, 0, 2], [1, 2, 1])
-    (array([0]), array([1]), array([1.]))
-    """
-    Z = check_array(Z, "Z")
-    radii = _check_radii(radii, Z.shape[0])
-    rows, cols = check_pairs(rows, cols, Z.shape[0])
-    sq_dists = sq_distances_of_pairs(Z, rows, cols)
-    keep = sq_dists < radii[rows]
-    return rows[keep], cols[keep], sq_dists[keep]

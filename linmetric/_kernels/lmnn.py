@@ -7,14 +7,20 @@ triplet ``(i, j, l)`` is active when ``z = 1 + t_ij - d_il > 0``; it adds
 matrix ``C = sum_p w_p (x_a - x_b)(x_a - x_b)^T``, the weight ``mu h'(z)``
 on the pair ``(i, j)`` and ``-mu h'(z)`` on the pair ``(i, l)``. The
 candidates arrive sorted by row, so each row's triplets are handled by one
-thread and no two threads write the same weight.
+thread and no two threads write the same weight (:func:`push_terms`).
+
+The rest serves LMNN's working set and start: :func:`impostors_of_rows`
+(the impostor search for some points only), :func:`ratios_by_group` (how
+much distances shrank since each point's search), :func:`scale_losses` (the
+loss of the initial map at many scales at once) and :func:`lmnn_outer_sum`
+(the gradient's outer-product sum in one serial pass, for small problems).
 """
 
 import numpy as np
 
 from ._chunking import run_on_row_ranges
-from ._config import jit, jit_reassoc
-from .distances import check_array, sq_distance_blocks
+from ._config import jit
+from .distances import as_float_matrix, sq_distance_blocks
 
 
 @jit
@@ -166,7 +172,7 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
     >>> impostors_of_rows(Z, y, np.array([1, 3]), np.full(4, 2.0))
     (array([1, 1]), array([0, 2]))
     """
-    Z = check_array(Z, "Z")
+    Z = as_float_matrix(Z, "Z")
     rows = np.ascontiguousarray(rows, dtype=np.intp)
     y = np.ascontiguousarray(y, dtype=np.intp)
     radii = np.ascontiguousarray(radii, dtype=np.float64)
@@ -226,52 +232,6 @@ def _fill_inside_kernel(start, stop, block, chunk, y, radii, offsets, rows, cols
                 rows[position] = i
                 cols[position] = l
                 position += 1
-
-
-@jit_reassoc
-def _pair_sq_kernel(start, stop, Z, rows, cols, out):
-    # The float64 sum is reordered so that it vectorises; the order of a
-    # sum of 2 to 1,000 squares changes it by rounding only.
-    for p in range(start, stop):
-        a = rows[p]
-        b = cols[p]
-        total = 0.0
-        for k in range(Z.shape[1]):
-            diff = np.float64(Z[a, k]) - np.float64(Z[b, k])
-            total += diff * diff
-        out[p] = total
-
-
-def pair_sq_distances(Z, rows, cols):
-    """Squared distances ``||Z[rows[p]] - Z[cols[p]]||^2`` in float64.
-
-    The values of :func:`linmetric._kernels.sq_distances_of_pairs` (float64
-    sums of squared differences), kept in float64 whatever the dtype of
-    ``Z``, with no copy or check of the indices: for the pairs that LMNN
-    built itself, on every evaluation of its loss.
-
-    Parameters
-    ----------
-    Z : ndarray of shape (n_samples, n_components), float32 or float64
-        C-contiguous.
-    rows, cols : ndarray of shape (n_pairs,), intp
-        Valid row indices of ``Z``.
-
-    Returns
-    -------
-    sq_dists : ndarray of shape (n_pairs,), float64
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from linmetric._kernels.lmnn import pair_sq_distances
-    >>> Z = np.array([[0.0, 0.0, 0.0, 0.0, 0.0], [3.0, 4.0, 0.0, 0.0, 1.0]])
-    >>> pair_sq_distances(Z, np.array([0, 1]), np.array([1, 1]))
-    array([26.,  0.])
-    """
-    out = np.empty(rows.shape[0], dtype=np.float64)
-    run_on_row_ranges(_pair_sq_kernel, rows.shape[0], Z, rows, cols, out)
-    return out
 
 
 @jit
@@ -353,7 +313,7 @@ def scale_losses(Z, y, targets, sample, scales, *, mu, squared, working_memory=N
     ...              mu=0.5, squared=False).tolist()
     [0.78, 2.0]
     """
-    Z = check_array(Z, "Z")
+    Z = as_float_matrix(Z, "Z")
     y = np.ascontiguousarray(y, dtype=np.intp)
     targets = np.ascontiguousarray(targets, dtype=np.intp)
     sample = np.ascontiguousarray(sample, dtype=np.intp)

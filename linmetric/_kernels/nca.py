@@ -18,9 +18,10 @@ which the callers build block by block: ``S[rows] -= W_rows Z`` and
   before ``exp``, so no row underflows to ``0 / 0``; terms more than 50
   units beyond the nearest (below ``2e-22`` of its weight, under float64
   resolution of the sum) are set to zero without calling ``exp``.
-- :func:`candidate_search` (GEMM blocks and :func:`nearest_candidates`)
-  selects each point's ``m`` nearest points (any class) and measures the
-  softmax mass that the others carry; :func:`reselect_candidates` picks the
+- :func:`candidate_search` (one GEMM per block of rows, then one fused
+  pass that forms the distances on the fly and keeps the nearest in a
+  sorted buffer) selects each point's ``m`` nearest points (any class) and
+  measures the softmax mass that the others carry; :func:`reselect_candidates` picks the
   nearest among a smaller pool of points.
 - :func:`truncated_soft_neighbors` and :func:`scatter_truncated_gradient`
   compute the same quantities with each softmax restricted to given
@@ -35,9 +36,10 @@ import math
 
 import numpy as np
 
-from ._chunking import get_num_threads, rows_per_chunk, run_on_row_ranges, run_tasks
+from .._threads import kernel_threads, limit_threads
+from ._chunking import rows_per_chunk, run_on_row_ranges, run_tasks
 from ._config import jit
-from .distances import row_norms_sq
+from .distances import exact_sq_distance, row_norms_sq
 from .neighbors import _insert
 
 # exp(-_SKIP_EXPONENT) ~ 2e-22: terms this far past the row's nearest point
@@ -214,70 +216,15 @@ def _candidates_kernel(
         out_dropped[r] = dropped if dropped > 0.0 else 0.0
 
 
-def nearest_candidates(
-    gram, sq_norms, row_offset, out_index, out_dropped, mass_stride=1, n_kept=None
-):
-    """Each row's nearest points and the softmax mass of all the others.
-
-    The squared distances ``||z_i||^2 + ||z_j||^2 - 2 z_i . z_j`` are formed
-    on the fly (in float64 from the given products) and never stored.
-
-    Parameters
-    ----------
-    gram : ndarray of shape (n_rows, n_samples)
-        Inner products ``z_i . z_j`` of points ``row_offset ..`` with all
-        points (one GEMM).
-    sq_norms : ndarray of shape (n_samples,), float64
-        ``||z_j||^2``.
-    row_offset : int
-        Index of the block's first row among all points.
-    out_index : ndarray of shape (n_rows, m), intp
-        Receives the indices of the ``m`` nearest points ``j != i``, nearest
-        first (ties in index order). ``m`` must be below ``n_samples``.
-    out_dropped : ndarray of shape (n_rows,), float64
-        Receives ``sum_{j not kept} p_ij``, the soft-neighbour mass that a
-        softmax over the first ``n_kept`` selected points leaves out (terms
-        more than 50 units of squared distance beyond the nearest point,
-        below ``2e-22`` of it, are not evaluated); NaN for the rows it is
-        not measured on.
-    mass_stride : int, default=1
-        The mass is measured on the points whose index is a multiple of
-        ``mass_stride`` (the selection is cheap, the mass needs an ``exp``
-        per pair).
-    n_kept : int, optional
-        How many of the selected points the mass counts as kept; None means
-        all ``m``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from linmetric._kernels.nca import nearest_candidates
-    >>> Z = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
-    >>> index, dropped = np.empty((3, 1), dtype=np.intp), np.empty(3)
-    >>> nearest_candidates(Z @ Z.T, (Z**2).sum(axis=1), 0, index, dropped)
-    >>> index.ravel().tolist(), dropped.round(3).tolist()
-    ([2, 2, 0], [0.269, 0.269, 0.5])
-    """
-    run_on_row_ranges(
-        _candidates_kernel,
-        gram.shape[0],
-        gram,
-        sq_norms,
-        row_offset,
-        mass_stride,
-        out_index.shape[1] if n_kept is None else n_kept,
-        out_index,
-        out_dropped,
-    )
-
-
 def candidate_search(
     Z, n_candidates, *, working_memory=None, mass_stride=1, n_kept=None
 ):
     """Each point's nearest points among all, and the softmax mass left out.
 
     Blocks of rows go through one GEMM (``Z[rows] @ Z.T``, in ``Z``'s dtype)
-    and :func:`nearest_candidates`. The blocks are shared among threads,
+    and one numba pass that forms the squared distances
+    ``||z_i||^2 + ||z_j||^2 - 2 z_i . z_j`` in float64 without storing them
+    and keeps the nearest (ties in index order). The blocks are shared among threads,
     each running its own GEMMs with single-threaded BLAS: with small blocks,
     BLAS's own threads spend more time synchronising than computing, the
     more so on a busy machine.
@@ -291,8 +238,13 @@ def candidate_search(
     working_memory : float, optional
         Budget in MiB for the blocks of all threads together; None means
         ``sklearn.get_config()['working_memory']``.
-    mass_stride, n_kept : int
-        As in :func:`nearest_candidates`.
+    mass_stride : int, default=1
+        The dropped mass is measured on the points whose index is a
+        multiple of ``mass_stride`` (the selection is cheap, the mass needs
+        an ``exp`` per pair).
+    n_kept : int, optional
+        How many of the selected points the mass counts as kept; None means
+        ``n_candidates``.
 
     Returns
     -------
@@ -309,8 +261,6 @@ def candidate_search(
     >>> candidates.tolist()
     [[1, 2], [0, 2], [1, 0], [2, 1]]
     """
-    from threadpoolctl import threadpool_limits
-
     n_samples = Z.shape[0]
     Z_T = np.ascontiguousarray(Z.T)
     sq_norms = row_norms_sq(Z)
@@ -318,7 +268,7 @@ def candidate_search(
     dropped = np.empty(n_samples, dtype=np.float64)
     if n_kept is None:
         n_kept = n_candidates
-    n_threads = get_num_threads()
+    n_threads = kernel_threads()
     n_rows = rows_per_chunk(
         n_samples * Z.itemsize * n_threads,
         working_memory,
@@ -343,7 +293,8 @@ def candidate_search(
                 dropped[start:stop],
             )
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    # Each thread runs its own GEMMs: BLAS threads would only compete.
+    with limit_threads(blas=1):
         run_tasks([(search, starts[t::n_threads]) for t in range(n_threads)])
     return candidates, dropped
 
@@ -354,7 +305,7 @@ def _reselect_kernel(start, stop, Z, pool, out_candidates):
     sq_dist = np.empty(pool.shape[1], dtype=np.float64)
     for i in range(start, stop):
         for c in range(pool.shape[1]):
-            sq_dist[c] = _sq_distance(Z, i, pool[i, c])
+            sq_dist[c] = exact_sq_distance(Z, i, Z, pool[i, c])
         order = np.argsort(sq_dist, kind="mergesort")
         for c in range(m):
             out_candidates[i, c] = pool[i, order[c]]
@@ -387,34 +338,6 @@ def reselect_candidates(Z, pool, out_candidates):
 
 
 @jit
-def _sq_distance(Z, i, j):
-    # ||z_i - z_j||^2 in float64 with four independent partial sums: the
-    # same exact differences as a plain loop, without its serial chain of
-    # additions (numba may not reorder a float sum without fastmath).
-    n = Z.shape[1]
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    k = 0
-    while k + 4 <= n:
-        d0 = np.float64(Z[i, k]) - np.float64(Z[j, k])
-        d1 = np.float64(Z[i, k + 1]) - np.float64(Z[j, k + 1])
-        d2 = np.float64(Z[i, k + 2]) - np.float64(Z[j, k + 2])
-        d3 = np.float64(Z[i, k + 3]) - np.float64(Z[j, k + 3])
-        s0 += d0 * d0
-        s1 += d1 * d1
-        s2 += d2 * d2
-        s3 += d3 * d3
-        k += 4
-    while k < n:
-        d0 = np.float64(Z[i, k]) - np.float64(Z[j, k])
-        s0 += d0 * d0
-        k += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-@jit
 def _truncated_kernel(start, stop, Z, candidates, labels, weights, p_correct, S):
     m = candidates.shape[1]
     n_components = Z.shape[1]
@@ -422,7 +345,7 @@ def _truncated_kernel(start, stop, Z, candidates, labels, weights, p_correct, S)
     for i in range(start, stop):
         nearest = np.inf
         for c in range(m):
-            value = _sq_distance(Z, i, candidates[i, c])
+            value = exact_sq_distance(Z, i, Z, candidates[i, c])
             sq_dist[c] = value
             if value < nearest:
                 nearest = value

@@ -16,8 +16,8 @@ import numpy as np
 from ._chunking import run_on_row_ranges
 from ._config import jit
 from .distances import (
+    as_float_matrix,
     block_rows,
-    check_array,
     error_factor,
     exact_sq_distance,
     row_norms_sq,
@@ -128,7 +128,7 @@ def target_neighbors(X, y, n_neighbors, *, working_memory=None, return_distance=
     >>> target_neighbors(X, y, 1).ravel().tolist()
     [1, 0, 1, 4, 3, 4]
     """
-    X = check_array(X, "X")
+    X = as_float_matrix(X, "X")
     y = np.asarray(y)
     if y.shape != (X.shape[0],):
         raise ValueError(

@@ -15,12 +15,10 @@ computed with one sparse product ``W X`` (a numba pass over the pairs:
 
 import numpy as np
 
-from ._chunking import get_num_threads, rows_per_chunk, run_tasks
+from .._threads import MIN_PAIRS_PER_THREAD, kernel_threads
+from ._chunking import rows_per_chunk, run_tasks
 from ._config import jit
-from .distances import check_array, check_pairs
-
-# Below this many pairs per thread, one thread is faster.
-_MIN_PAIRS_PER_THREAD = 4096
+from .distances import as_float_matrix, check_pairs
 
 
 @jit
@@ -43,7 +41,7 @@ def _sparse_product(X, rows, cols, weights):
     buffers are added in a fixed order.
     """
     n_pairs = rows.shape[0]
-    n_parts = max(1, min(get_num_threads(), n_pairs // _MIN_PAIRS_PER_THREAD))
+    n_parts = kernel_threads(n_pairs, MIN_PAIRS_PER_THREAD)
     nominal = [(n_pairs * part) // n_parts for part in range(n_parts + 1)]
     if n_parts > 1 and np.all(rows[1:] >= rows[:-1]):
         # move each boundary back to the first pair of its row
@@ -128,7 +126,7 @@ def weighted_outer_sum(X, rows, cols, weights, *, working_memory=None):
     array([[1., 2.],
            [2., 6.]])
     """
-    X = check_array(X, "X")
+    X = as_float_matrix(X, "X")
     rows, cols = check_pairs(rows, cols, X.shape[0])
     weights = np.ascontiguousarray(weights, dtype=np.float64)
     if weights.shape != rows.shape:

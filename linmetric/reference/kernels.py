@@ -50,14 +50,6 @@ def find_impostors(Z, y, radii):
     return rows, cols, D[rows, cols]
 
 
-def recheck_impostors(Z, radii, rows, cols):
-    """The given pairs that satisfy ``||z_row - z_col||^2 < radii[row]``."""
-    rows, cols = np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
-    sq_dists = sq_distances_of_pairs(Z, rows, cols)
-    keep = sq_dists < np.asarray(radii)[rows]
-    return rows[keep], cols[keep], sq_dists[keep]
-
-
 def sq_distances_of_pairs(Z, rows, cols):
     """``||z_rows[p] - z_cols[p]||^2`` for each pair, in float64."""
     Z = np.asarray(Z, dtype=np.float64)

@@ -1,0 +1,94 @@
+"""How many threads the kernels and BLAS use: one policy, in one place.
+
+Each learner's ``fit`` validates its input, then runs inside
+:func:`fit_threads`, which sets both limits from the problem size. The
+kernels ask :func:`kernel_threads` how many threads to split their rows
+over. On small problems each kernel call and each GEMM takes microseconds,
+and handing work to other threads costs more than it saves (on a busy
+machine far more), so small fits run on one thread.
+
+The kernel limit is a context variable: it holds for the calling thread
+(and context) only, and nested limits restore the outer one on exit.
+"""
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+# LMNN up to this many samples: kernels and BLAS on one thread.
+LMNN_SERIAL_MAX_SAMPLES = 5000
+# NCA's exact solver up to this many samples: BLAS on one thread (its GEMMs,
+# n x n x n_components, are too small to gain from BLAS threads).
+NCA_SERIAL_BLAS_MAX_SAMPLES = 2048
+# A kernel gives each thread at least this many rows ...
+MIN_ROWS_PER_THREAD = 8
+# ... and a sparse outer-product sum at least this many pairs.
+MIN_PAIRS_PER_THREAD = 4096
+
+_KERNEL_LIMIT = ContextVar("linmetric_kernel_threads", default=None)
+
+
+def kernel_threads(n_items=None, min_per_thread=1):
+    """Number of threads a kernel splits its work over.
+
+    ``numba.get_num_threads()`` (which follows ``NUMBA_NUM_THREADS`` and
+    ``numba.set_num_threads``), capped by an enclosing :func:`limit_threads`
+    and, when ``n_items`` is given, by ``n_items // min_per_thread``.
+    Always at least 1.
+    """
+    import numba
+
+    n_threads = max(1, int(numba.get_num_threads()))
+    limit = _KERNEL_LIMIT.get()
+    if limit is not None:
+        n_threads = min(n_threads, limit)
+    if n_items is not None:
+        n_threads = min(n_threads, int(n_items) // max(int(min_per_thread), 1))
+    return max(1, n_threads)
+
+
+@contextmanager
+def limit_threads(kernels=None, blas=None):
+    """Run kernels on at most ``kernels`` threads and BLAS on ``blas``.
+
+    None leaves that limit as it is. The BLAS limit is threadpoolctl's.
+    """
+    token = None if kernels is None else _KERNEL_LIMIT.set(max(1, int(kernels)))
+    try:
+        if blas is None:
+            yield
+        else:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=max(1, int(blas)), user_api="blas"):
+                yield
+    finally:
+        if token is not None:
+            _KERNEL_LIMIT.reset(token)
+
+
+def fit_threads(job, n_samples):
+    """The thread limits for one fit of ``job`` on ``n_samples`` samples.
+
+    Parameters
+    ----------
+    job : {'lmnn', 'nca_exact', 'nca_truncated'}
+        The solver about to run.
+    n_samples : int
+        Number of samples, after validation.
+
+    Returns
+    -------
+    context : context manager
+        Sets the limits inside its block.
+    """
+    if job == "lmnn":
+        serial = n_samples <= LMNN_SERIAL_MAX_SAMPLES
+        return limit_threads(kernels=1 if serial else None, blas=1 if serial else None)
+    if job == "nca_exact":
+        serial = n_samples <= NCA_SERIAL_BLAS_MAX_SAMPLES
+        return limit_threads(blas=1 if serial else None)
+    if job == "nca_truncated":
+        # Its GEMMs are n x n_components x n_components or already split over
+        # threads by the kernels: BLAS threads only add synchronisation.
+        return limit_threads(blas=1)
+    raise ValueError(f"unknown job {job!r}")
