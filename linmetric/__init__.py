@@ -22,6 +22,7 @@ _PUBLIC = {
     "EnergyClassifier": "._energy",
     "NCA": "._nca",
     "ITML": "._itml",
+    "KISSME": "._kissme",
 }
 
 __all__ = ["__version__", *_PUBLIC]
