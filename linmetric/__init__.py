@@ -23,6 +23,7 @@ _PUBLIC = {
     "NCA": "._nca",
     "ITML": "._itml",
     "KISSME": "._kissme",
+    "GMML": "._gmml",
 }
 
 __all__ = ["__version__", *_PUBLIC]
