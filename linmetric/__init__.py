@@ -24,6 +24,7 @@ _PUBLIC = {
     "ITML": "._itml",
     "KISSME": "._kissme",
     "GMML": "._gmml",
+    "DMLMJ": "._dmlmj",
 }
 
 __all__ = ["__version__", *_PUBLIC]
