@@ -61,7 +61,7 @@ class GMML(MetricLearner):
         Position on the geodesic from ``S^-1`` (0) to ``D`` (1).
     regularization : float, default=1e-3
         ``lambda``, relative to the data's scale as described above. 0
-        needs positive definite ``S`` and ``D``.
+        needs a positive definite ``S`` (a singular ``D`` is fine).
     prior : 'identity' or array-like of shape (n_features, n_features), \
             default='identity'
         ``A0``: the identity (in the rescaled units), or a symmetric
@@ -92,8 +92,8 @@ class GMML(MetricLearner):
     Deviations from [1]_: means instead of sums and the scale
     normalisation above (the paper's ``A`` for ``lambda = 0`` up to a
     positive factor); all pairs in closed form by default (the paper draws
-    pairs: 40 ``c (c - 1)`` for ``c`` classes in its experiments); ``t``
-    and ``lambda`` are not cross-validated here.
+    random pairs); ``t`` and ``lambda`` are not cross-validated here (the
+    paper does: wrap GMML in :class:`~sklearn.model_selection.GridSearchCV`).
 
     References
     ----------
