@@ -203,15 +203,16 @@ class GMML(MetricLearner):
                 "zero); no metric can be learned from them."
             )
         similar, dissimilar = similar / scale, dissimilar / scale
+        if isinstance(self.prior, str):
+            prior = prior_inverse = np.eye(n_features)
+        else:
+            # The prior metric expressed in the rescaled units.
+            prior = scale * check_spd(
+                self.prior, param_name="prior", n_features=n_features
+            )
+            prior_inverse = linalg.inv(prior)
         lam = float(self.regularization)
         if lam > 0:
-            if isinstance(self.prior, str):
-                prior = prior_inverse = np.eye(n_features)
-            else:
-                prior = scale * check_spd(
-                    self.prior, param_name="prior", n_features=n_features
-                )
-                prior_inverse = linalg.inv(prior)
             similar = similar + lam * prior_inverse
             dissimilar = dissimilar + lam * prior
         components = geometric_mean_factor(similar, dissimilar, float(self.t))
