@@ -22,6 +22,9 @@ _PUBLIC = {
     "EnergyClassifier": "._energy",
     "NCA": "._nca",
     "ITML": "._itml",
+    "KISSME": "._kissme",
+    "GMML": "._gmml",
+    "DMLMJ": "._dmlmj",
 }
 
 __all__ = ["__version__", *_PUBLIC]
