@@ -42,7 +42,12 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "gallery/*.rst"]
+exclude_patterns = [
+    "_build",
+    "**.ipynb_checkpoints",
+    "gallery/*.rst",
+    "generated/benchmark_table.rst",  # included by choosing.rst
+]
 root_doc = "index"
 nitpicky = True
 # Names in the docstrings that point outside this site (no network at build
@@ -205,7 +210,7 @@ def quote_fitted_names(app, what, name, obj, options, lines):
     for index, line in enumerate(lines):
         match = _FIELD.match(line)
         if match:
-            lines[index] = match[1] + _FITTED_NAME.sub(r"`\1`", match[2])
+            lines[index] = match[1] + _FITTED_NAME.sub(r"``\1``", match[2])
 
 
 def setup(app):

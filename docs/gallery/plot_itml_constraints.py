@@ -23,8 +23,8 @@ n_points = 80
 y = rng.integers(0, 2, n_points)
 X = np.column_stack(
     [
-        rng.normal(0.0, 1.0, n_points) + 1.2 * y,
-        rng.normal(0.0, 1.0, n_points) - 1.2 * y,
+        rng.normal(0.0, 3.0, n_points),  # wide, the same for both groups
+        3.0 * y + rng.normal(0.0, 0.5, n_points),  # the groups differ here
     ]
 )
 
@@ -78,7 +78,8 @@ ax.text(1.45, u, " u", va="center", color="tab:green")
 ax.text(1.45, l, " l", va="center", color="tab:red")
 ax.set_xticks([0, 1], ["similar pairs", "dissimilar pairs"])
 ax.set_xlim(-0.5, 1.7)
-ax.set_ylabel("squared distance of the pair")
+ax.set_yscale("log")
+ax.set_ylabel("squared distance of the pair (log scale)")
 ax.legend(fontsize=9)
 fig.tight_layout()
 plt.show()

@@ -22,12 +22,12 @@ import numpy as np
 from linmetric import LMNN
 
 rng = np.random.default_rng(1)
-n_per_class = 25
+n_per_class = 20
 y = np.repeat(np.arange(3), n_per_class)
 X = np.column_stack(
     [
-        rng.normal(0.0, 2.0, size=y.size),
-        1.0 * y + rng.normal(0.0, 0.45, size=y.size),
+        rng.normal(0.0, 2.0, size=y.size),  # wide, says nothing of the class
+        1.0 * y + rng.normal(0.0, 0.15, size=y.size),  # narrow stripes
     ]
 )
 
@@ -35,6 +35,8 @@ iterates = []
 lmnn = LMNN(
     n_neighbors=3,
     init="identity",
+    loss="hinge",  # the paper's hinge: many small steps, good to watch
+    max_iter=300,
     random_state=0,
     callback=lambda components, n_iter: iterates.append(components.copy()),
 )
@@ -58,8 +60,8 @@ def geometry(L):
 
 
 colors = np.array(["tab:blue", "tab:orange", "tab:green"])
-chosen = [5, 40]
-moments = sorted({0, 1, len(iterates) // 4, len(iterates) - 1})
+chosen = [5, 30]
+moments = sorted({0, 5, 30, len(iterates) - 1})
 fig, axes = plt.subplots(1, len(moments) + 1, figsize=(4 * (len(moments) + 1), 4.2))
 for ax, moment in zip(axes, moments, strict=False):
     Z, margin_sq, impostors = geometry(iterates[moment])

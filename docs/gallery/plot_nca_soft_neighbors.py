@@ -42,17 +42,14 @@ for ax, (name, L) in zip(axes, maps.items(), strict=False):
     Z = X @ L.T
     correct = p[query, y == y[query]].sum()
     ax.scatter(Z[:, 0], Z[:, 1], s=2, c=colors[y], alpha=0.5)
-    ax.scatter(Z[:, 0], Z[:, 1], s=2000 * p[query], c=colors[y], alpha=0.6)
+    ax.scatter(Z[:, 0], Z[:, 1], s=800 * p[query], c=colors[y], alpha=0.6)
     ax.scatter(*Z[query], s=120, facecolor="none", edgecolor="k", lw=2)
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(f"{name}: p_i = {correct:.2f} for the ringed point", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
 
-# %%
-# The probability of a correct classification for every point, before and
-# after.
-
+# the probability of a correct classification for every point
 ax = axes[2]
 for name, L in maps.items():
     p = soft_neighbors(L, X)

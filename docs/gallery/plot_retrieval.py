@@ -51,9 +51,15 @@ for name, transform in spaces.items():
 wrong = (y[retrieved["Euclidean"][:, :5]] != y[test][:, None]).sum(axis=1)
 queries = np.argsort(-wrong, kind="stable")[:6]
 
-fig, axes = plt.subplots(len(queries), 12, figsize=(11, 6.2))
+fig, axes = plt.subplots(len(queries), 13, figsize=(11.5, 6.2))
 for row, q in enumerate(queries):
-    panels = [test[q], None, *retrieved["Euclidean"][q, :5], *retrieved["LMNN"][q, :5]]
+    panels = [
+        test[q],
+        None,
+        *retrieved["Euclidean"][q, :5],
+        None,
+        *retrieved["LMNN"][q, :5],
+    ]
     for column, item in enumerate(panels):
         ax = axes[row, column]
         ax.set_xticks([])
@@ -69,7 +75,7 @@ for row, q in enumerate(queries):
                 spine.set_linewidth(2)
 axes[0, 0].set_title("query", fontsize=10)
 axes[0, 4].set_title("Euclidean: 5 nearest", fontsize=10)
-axes[0, 9].set_title("LMNN: 5 nearest", fontsize=10)
+axes[0, 10].set_title("LMNN: 5 nearest", fontsize=10)
 fig.tight_layout()
 plt.show()
 

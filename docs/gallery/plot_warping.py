@@ -25,15 +25,22 @@ from sklearn.neighbors import KNeighborsClassifier
 import linmetric
 
 rng = np.random.default_rng(0)
-n_per_class = 40
-centers = np.array([0.0, 1.2, 2.4])
-y = np.repeat(np.arange(3), n_per_class)
-X = np.column_stack(
-    [
-        rng.normal(0.0, 3.0, size=y.size),  # wide and useless
-        centers[y] + rng.normal(0.0, 0.35, size=y.size),  # narrow and useful
-    ]
-)
+
+
+def sample(n_per_class):
+    """Three horizontal stripes: the class shows only in the vertical axis."""
+    labels = np.repeat(np.arange(3), n_per_class)
+    points = np.column_stack(
+        [
+            rng.normal(0.0, 3.0, size=labels.size),  # wide and useless
+            1.0 * labels + rng.normal(0.0, 0.3, size=labels.size),  # narrow
+        ]
+    )
+    return points, labels
+
+
+X, y = sample(30)
+X_test, y_test = sample(200)
 
 # %%
 # Every transformer learner of the package, with its defaults.
@@ -82,14 +89,14 @@ n = len(fitted)
 fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.6), squeeze=False)
 for column, (name, learner) in enumerate(fitted):
     knn = KNeighborsClassifier(n_neighbors=3).fit(mapped(learner, X), y)
-    accuracy = knn.score(mapped(learner, X), y)
+    accuracy = knn.score(mapped(learner, X_test), y_test)
     regions = knn.predict(mapped(learner, grid)).reshape(span_y.size, span_x.size)
     top = axes[0, column]
     top.contourf(
         span_x, span_y, regions, levels=[-0.5, 0.5, 1.5, 2.5], colors=colors, alpha=0.2
     )
     top.scatter(X[:, 0], X[:, 1], c=colors[y], s=8)
-    top.set_title(f"{name}\ntraining 3-NN acc. {accuracy:.2f}", fontsize=9)
+    top.set_title(f"{name}\n3-NN test accuracy {accuracy:.2f}", fontsize=9)
     top.set_xticks([])
     top.set_yticks([])
 
