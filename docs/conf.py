@@ -109,6 +109,36 @@ sphinx_gallery_conf = {
     "write_computation_times": True,
 }
 
+
+def _local_mathjax():
+    """Copy MathJax 3 (from the ``django-static-mathjax`` wheel of the docs
+    extra) into ``generated/static/mathjax`` so that the formulas render when the
+    site is opened from disk with no network; None when it is not installed.
+    """
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    es5 = Path(spec.submodule_search_locations[0]) / "static" / "mathjax" / "es5"
+    if not (es5 / "tex-chtml.js").is_file():
+        return None
+    target = HERE / "generated" / "static" / "mathjax"
+    fonts = Path("output") / "chtml" / "fonts" / "woff-v2"
+    if not (target / "tex-chtml.js").is_file():
+        (target / fonts).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(es5 / "tex-chtml.js", target / "tex-chtml.js")
+        shutil.copytree(es5 / fonts, target / fonts, dirs_exist_ok=True)
+        shutil.copy2(es5.parent / "LICENSE", target / "LICENSE")
+    return target
+
+
+if _local_mathjax() is not None:
+    # relative to _static; fonts load from output/ beside the script
+    html_static_path.append("generated/static")
+    mathjax_path = "mathjax/tex-chtml.js"
+
 # Keep the numerical libraries to the cores CI has.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
