@@ -84,7 +84,16 @@ html_theme_options = {
     "navbar_align": "left",
     "show_toc_level": 2,
     "navigation_with_keys": False,
-    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    # the gallery's pages and the wide table get the width of the right column
+    "secondary_sidebar_items": {
+        "index": ["page-toc", "sourcelink"],
+        "user_guide": ["page-toc", "sourcelink"],
+        "learners/*": ["page-toc", "sourcelink"],
+        "api": ["page-toc", "sourcelink"],
+        "generated/*": ["page-toc", "sourcelink"],
+        "auto_examples/*": [],
+        "choosing": [],
+    },
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
@@ -98,7 +107,7 @@ sphinx_gallery_conf = {
     "gallery_dirs": ["auto_examples"],
     "filename_pattern": r"/plot_",
     "abort_on_example_error": True,
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "_ext.gallery_order.ExampleOrder",
     "download_all_examples": True,
     "remove_config_comments": True,
     "image_scrapers": ("matplotlib",),

@@ -22,6 +22,19 @@ def _cell(value, fmt):
     return "--" if value is None else fmt.format(value)
 
 
+def _milliseconds(seconds):
+    if seconds is None:
+        return "--"
+    milliseconds = 1000 * seconds
+    return (
+        "0"
+        if milliseconds == 0
+        else f"{milliseconds:.2g}"
+        if milliseconds < 10
+        else f"{milliseconds:.0f}"
+    )
+
+
 def measure():
     """Records of every available method on every embedded data set."""
     from benchmarks.data import load_embedded
@@ -53,9 +66,7 @@ def format_records(records, seconds):
                 _cell(record.get("n_components"), "{:d}"),
                 _cell(record.get("knn_accuracy") if ok else None, "{:.3f}"),
                 _cell(record.get("energy_accuracy") if ok else None, "{:.3f}"),
-                _cell(record.get("fit_seconds") if ok else None, "{:.3f}")
-                if ok
-                else record["status"],
+                _milliseconds(record.get("fit_seconds")) if ok else record["status"],
             ]
         )
     headers = [
@@ -65,7 +76,7 @@ def format_records(records, seconds):
         "output dim.",
         "3-NN accuracy",
         "energy rule accuracy",
-        "fit time (s)",
+        "fit time (ms)",
     ]
     lines = [
         ".. This file is written at build time by docs/_ext/benchmark_table.py.",

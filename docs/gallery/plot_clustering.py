@@ -33,7 +33,7 @@ spaces = {
     "NCA": make_pipeline(StandardScaler(), NCA(random_state=0)),
 }
 clusterers = {
-    "KMeans": lambda: KMeans(n_clusters=10, n_init=10, random_state=0),
+    "KMeans": lambda: KMeans(n_clusters=10, n_init=3, random_state=0),
     "agglomerative (Ward)": lambda: AgglomerativeClustering(n_clusters=10),
 }
 

@@ -26,7 +26,7 @@ n_per_class = 20
 y = np.repeat(np.arange(3), n_per_class)
 X = np.column_stack(
     [
-        rng.normal(0.0, 2.0, size=y.size),  # wide, says nothing of the class
+        rng.normal(0.0, 2.0, size=y.size),  # wide, no class information
         1.0 * y + rng.normal(0.0, 0.15, size=y.size),  # narrow stripes
     ]
 )
@@ -35,7 +35,7 @@ iterates = []
 lmnn = LMNN(
     n_neighbors=3,
     init="identity",
-    loss="hinge",  # the paper's hinge: many small steps, good to watch
+    loss="hinge",  # the paper's hinge: small steps
     max_iter=300,
     random_state=0,
     callback=lambda components, n_iter: iterates.append(components.copy()),
