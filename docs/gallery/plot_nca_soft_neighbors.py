@@ -68,6 +68,8 @@ plt.show()
 
 # %%
 # Under the Euclidean distance the ringed point spreads its choice over
-# points of all three classes along the wide horizontal axis. NCA shrinks
-# that axis and stretches the vertical one: the neighbourhood concentrates
-# on its own class and ``p_i`` approaches one for almost every point.
+# points of all three classes. NCA rotates and rescales the plane so that
+# the classes lie side by side: the ringed point's neighbourhood
+# concentrates on a nearby point of its own class, and ``p_i`` is close to
+# one for most points (the histogram), close to zero for the few that end
+# up among another class.
