@@ -101,8 +101,7 @@ class ITML(MetricLearner):
         ``(u, l)``: the largest squared distance wanted for similar pairs
         and the smallest for dissimilar pairs, both positive. None computes
         them from the data as described above.
-    prior : {'identity', 'covariance', 'random'} or array-like of shape \
-            (n_features, n_features), default='identity'
+    prior : {'identity', 'covariance', 'random'} or array-like of shape (n_features, n_features), default='identity'
         The matrix ``M0``: the identity (Euclidean distance), the inverse
         covariance of the training points (Mahalanobis distance; needs an
         invertible covariance), a random SPD matrix drawn from

@@ -1,0 +1,69 @@
+"""The documentation covers every public learner and every reference.
+
+Fast checks on the sources only (no Sphinx build): each public class has a
+user-guide page named after it, and each NumPy reference module is shown on
+some page, included from the file so that the page cannot drift from it.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import linmetric
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+REFERENCE = ROOT / "linmetric" / "reference"
+
+PUBLIC_CLASSES = [
+    name
+    for name in linmetric.__all__
+    if name not in ("__version__", "MetricLearner")
+    and isinstance(getattr(linmetric, name), type)
+]
+INCLUDE = re.compile(r"^\s*\.\.\s+literalinclude::\s+(\S+)", re.MULTILINE)
+
+
+def _pages():
+    return sorted(DOCS.rglob("*.rst"))
+
+
+def _included_files():
+    included = set()
+    for page in _pages():
+        for target in INCLUDE.findall(page.read_text(encoding="utf-8")):
+            included.add((page.parent / target).resolve())
+    return included
+
+
+def test_public_classes_are_found():
+    # guards the two tests below against passing on an empty list
+    assert {"LMNN", "NCA", "ITML"} <= set(PUBLIC_CLASSES)
+
+
+@pytest.mark.parametrize("name", PUBLIC_CLASSES)
+def test_every_public_class_has_a_learner_page(name):
+    page = DOCS / "learners" / f"{name.lower()}.rst"
+    assert page.is_file(), f"{name} has no user-guide page {page.relative_to(ROOT)}"
+    text = page.read_text(encoding="utf-8")
+    assert f":class:`linmetric.{name}`" in text, (
+        f"{page.relative_to(ROOT)} does not link the API of linmetric.{name}"
+    )
+
+
+@pytest.mark.parametrize(
+    "module",
+    sorted(p.name for p in REFERENCE.glob("*.py") if p.name != "__init__.py"),
+)
+def test_every_reference_is_included_by_a_page(module):
+    assert (REFERENCE / module).resolve() in _included_files(), (
+        f"linmetric/reference/{module} is not shown by any docs page "
+        "(add a '.. literalinclude:: ../../linmetric/reference/"
+        f"{module}' to its learner's page)"
+    )
+
+
+def test_literalincludes_point_at_existing_files():
+    missing = sorted(str(p) for p in _included_files() if not p.is_file())
+    assert not missing, f"literalinclude of missing files: {missing}"
