@@ -73,7 +73,7 @@ def test_labels_of_mixed_types_rejected(estimator, labels, message, data):
 
 
 def test_object_labels_of_one_type_accepted(data):
-    X, y = data
+    X, _ = data
     labels = np.array(["a", "b"] * 15, dtype=object)
     model = LMNN(max_iter=3).fit(X, labels)
     assert model.components_.shape == (3, 3)
