@@ -270,7 +270,7 @@ class ITML(MetricLearner):
                 )
             X = validate_X(self, X)
             rows, cols, signs = _validate_index_pairs(pairs, pair_labels, X.shape[0])
-        return self._fit_constraints(X, rows, cols, signs, random_state)
+        return self._fit_in_units(X, rows, cols, signs, random_state)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -295,7 +295,40 @@ class ITML(MetricLearner):
         # The points of all pairs, pair p at rows 2p and 2p + 1.
         X = validate_X(self, pairs.reshape(2 * n_pairs, n_features))
         rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
-        return self._fit_constraints(X, rows, rows + 1, signs, random_state)
+        return self._fit_in_units(X, rows, rows + 1, signs, random_state)
+
+    def _fit_in_units(self, X, rows, cols, signs, random_state):
+        X_units, exponent = self._in_units(X)
+        self._fit_constraints(X_units, rows, cols, signs, random_state)
+        if exponent:
+            # bounds_ in squared units of X (inf beyond the float64 range)
+            with np.errstate(over="ignore", under="ignore"):
+                self.bounds_ = np.ldexp(self.bounds_, 2 * exponent)
+        return self
+
+    def _in_units(self, X):
+        """X divided by a power of two near its spread, where that is exact.
+
+        With bounds taken from the data and a prior that does not depend on
+        it ('identity', 'random'), the ITML problem is the same for ``X`` and
+        ``X / s`` (the bounds scale with the squared distances), and dividing
+        by a power of two changes no digit. Fitting in these units keeps the
+        squared distances of data at scale 1e200 or 1e-200 representable.
+        """
+        if self.bounds is not None or not (
+            isinstance(self.prior, str) and self.prior in ("identity", "random")
+        ):
+            return X, 0
+        X64 = np.asarray(X, dtype=np.float64)
+        spread = float(np.abs(X64 - X64.mean(axis=0)).max()) if X.size else 0.0
+        if not 0.0 < spread < np.inf:
+            return X, 0
+        exponent = int(np.frexp(spread)[1])
+        scaled = np.ldexp(X, -exponent).astype(X.dtype, copy=False)
+        # exact only if nothing left the normal range
+        if np.any((scaled != 0) & (np.abs(scaled) < np.finfo(X.dtype).tiny)):
+            return X, 0
+        return scaled, exponent
 
     def _fit_constraints(self, X, rows, cols, signs, random_state):
         X64 = np.asarray(X, dtype=np.float64)
