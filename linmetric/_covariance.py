@@ -25,8 +25,9 @@ class Covariance(MetricLearner):
 
     - ``shrinkage=None`` (default): the pseudo-inverse. With
       ``Sigma = U diag(lambda) U^T``, ``M = U diag(1/lambda) U^T`` over the
-      directions with ``lambda > 0`` (numerical rank of the centred data, see
-      :func:`linmetric._psd.rank_tolerance`),
+      directions with ``lambda > 0`` (numerical rank of the centred data:
+      eigenvalues at most ``max(n_samples, n_features) * eps * lambda_max``
+      count as zero),
       and ``M`` is zero on the others: differences along a direction in
       which the training data never varied do not count.
     - ``shrinkage`` a float ``a`` in [0, 1] or ``'ledoit_wolf'``: the

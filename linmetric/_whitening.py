@@ -31,9 +31,9 @@ class Whitening(MetricLearner):
     ``M = L^T L = U_k diag(lambda_k)^{-1} U_k^T``. Eigenvalues smaller than
     ``regularization * lambda_max`` are raised to that floor, so directions
     in which the data hardly varies are not blown up. Directions in which
-    the centred data does not vary at all (beyond the numerical rank, see
-    :func:`linmetric._psd.rank_tolerance`: fewer samples than features,
-    constant or collinear features) are dropped: by default only the
+    the centred data does not vary at all (eigenvalues at most
+    ``max(n_samples, n_features) * eps * lambda_max``: fewer samples than
+    features, constant or collinear features) are dropped: by default only the
     ``rank`` varying directions are kept, and an ``n_components`` larger
     than the rank gives zero rows for the others, so that differences
     along them do not count. Constant data gives the Euclidean metric.
