@@ -7,8 +7,9 @@ from sklearn.covariance import ledoit_wolf_shrinkage
 
 from ._base import MetricLearner
 from ._params import Interval, StrOptions, validate_params
+from ._psd import rank_tolerance
 from ._validation import validate_X
-from ._whitening import centered_spectrum
+from ._whitening import _stable_mean, centered_spectrum
 
 
 class Covariance(MetricLearner):
@@ -24,7 +25,9 @@ class Covariance(MetricLearner):
 
     - ``shrinkage=None`` (default): the pseudo-inverse. With
       ``Sigma = U diag(lambda) U^T``, ``M = U diag(1/lambda) U^T`` over the
-      directions with ``lambda > 0`` (numerical rank of the centred data),
+      directions with ``lambda > 0`` (numerical rank of the centred data:
+      eigenvalues at most ``max(n_samples, n_features) * eps * lambda_max``
+      count as zero),
       and ``M`` is zero on the others: differences along a direction in
       which the training data never varied do not count.
     - ``shrinkage`` a float ``a`` in [0, 1] or ``'ledoit_wolf'``: the
@@ -42,7 +45,10 @@ class Covariance(MetricLearner):
     components_ : ndarray of shape (n_features, n_features)
         The map ``L = Sigma^{-1/2}`` (pseudo-inverse or shrunk).
     covariance_ : ndarray of shape (n_features, n_features)
-        The covariance that was inverted (shrunk if asked), float64.
+        The covariance that was inverted (shrunk if asked), float64; inf
+        where it exceeds the float64 range (data beyond about 1e154). The
+        map itself is computed in units of the data, so any finite scale
+        works.
     shrinkage_ : float
         The shrinkage used (0 with ``shrinkage=None``).
     rank_ : int
@@ -108,30 +114,36 @@ class Covariance(MetricLearner):
         X = validate_X(self, X, ensure_min_samples=2)
         n_features = X.shape[1]
         if self.shrinkage is None:
-            _, variances, directions = centered_spectrum(X)
+            _, variances, directions, unit = centered_spectrum(X)
             shrinkage = 0.0
         else:
+            # in units of the centred data, so that no product overflows
+            centred = np.asarray(X, dtype=np.float64)
+            centred = centred - _stable_mean(centred)
+            unit = float(np.abs(centred).max())
+            if not 0.0 < unit < np.inf:
+                unit = 1.0
+            centred /= unit
             if self.shrinkage == "ledoit_wolf":
-                shrinkage = float(
-                    ledoit_wolf_shrinkage(X - X.mean(axis=0), assume_centered=True)
-                )
+                shrinkage = float(ledoit_wolf_shrinkage(centred, assume_centered=True))
             else:
                 shrinkage = float(self.shrinkage)
-            covariance = np.cov(X, rowvar=False, dtype=np.float64).reshape(
-                n_features, n_features
-            )
+            covariance = (centred.T @ centred) / (X.shape[0] - 1)
             mu = np.trace(covariance) / n_features
             covariance = (1 - shrinkage) * covariance + shrinkage * mu * np.eye(
                 n_features
             )
             variances, directions = np.linalg.eigh(covariance)
             variances, directions = variances[::-1], directions[:, ::-1]
-            tol = max(variances.max(), 0) * n_features * np.finfo(np.float64).eps
+            tol = rank_tolerance(variances)
             variances = np.where(variances > tol, variances, 0.0)
+        unit = np.float64(unit)
         kept = variances > 0
         directions = directions[:, kept]
-        inv_sqrt = 1.0 / np.sqrt(variances[kept])
-        self.covariance_ = (directions * variances[kept]) @ directions.T
+        inv_sqrt = 1.0 / np.sqrt(variances[kept]) / unit
+        with np.errstate(over="ignore", under="ignore"):
+            scaled = (directions * variances[kept]) @ directions.T
+            self.covariance_ = scaled * unit * unit
         self.shrinkage_ = shrinkage
         self.rank_ = int(kept.sum())
         self.components_ = np.ascontiguousarray(

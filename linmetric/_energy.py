@@ -13,6 +13,7 @@ from ._kernels.energy import lmnn_energies
 from ._lmnn import LMNN
 from ._params import Interval, validate_params
 from ._validation import validate_X, validate_X_y
+from ._whitening import _stable_mean
 
 
 class EnergyClassifier(ClassifierMixin, BaseEstimator):
@@ -144,6 +145,9 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
                 X, y_codes, n_neighbors, working_memory=self.working_memory
             )
         self.classes_ = classes
+        # Distances are computed from centred points: the norms expansion
+        # on data far from the origin (X + 1e10) would lose every digit.
+        self._center = _stable_mean(X).astype(X.dtype)
         self.embedding_ = self._transform(X)
         self.target_neighbors_ = targets
         self._labels = y_codes
@@ -156,8 +160,35 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _transform(self, X):
-        components = self.lmnn_.components_
-        return X @ components.T.astype(X.dtype, copy=False)
+        components = self.lmnn_.components_.astype(X.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            embedded = (X - self._center.astype(X.dtype, copy=False)) @ components.T
+        return embedded
+
+    def _energies(self, X, *, relative):
+        X = validate_X(self, X, reset=False)
+        energies = lmnn_energies(
+            self._transform(X),
+            self.embedding_,
+            self._labels,
+            self.classes_.shape[0],
+            self._target_sq,
+            mu=float(self.lmnn_.push_weight),
+            squared=self.lmnn_.loss == "squared_hinge",
+            working_memory=self.working_memory,
+            relative=relative,
+        )
+        if relative and not np.all(np.isfinite(energies)):
+            raise ValueError(
+                "X holds points too far from the training data for their "
+                "energies to be computed in float64 (the learned map takes "
+                f"them to norms up to {self._largest_norm(X):.3g})."
+            )
+        return energies
+
+    def _largest_norm(self, X):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.max(np.abs(self._transform(X)), initial=0.0))
 
     def energies(self, X):
         """The energy ``E(t, c)`` of each point under each class label.
@@ -172,22 +203,15 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         energies : ndarray of shape (n_samples, n_classes)
             Column ``c`` is the energy of label ``classes_[c]``; lower is
             better. A Dask array in gives a lazy Dask array out, computed
-            block of rows by block of rows.
+            block of rows by block of rows. +inf where a point is so far
+            from the training data that its squared distance overflows
+            float64; :meth:`decision_function` and :meth:`predict` leave
+            out the label-independent term and stay finite there.
         """
         check_is_fitted(self)
         if is_dask_array(X):
             return map_row_blocks(self.energies, X, n_columns=self.classes_.shape[0])
-        X = validate_X(self, X, reset=False)
-        return lmnn_energies(
-            self._transform(X),
-            self.embedding_,
-            self._labels,
-            self.classes_.shape[0],
-            self._target_sq,
-            mu=float(self.lmnn_.push_weight),
-            squared=self.lmnn_.loss == "squared_hinge",
-            working_memory=self.working_memory,
-        )
+        return self._energies(X, relative=False)
 
     def decision_function(self, X):
         """Negated energies: the higher, the more likely the class.
@@ -200,10 +224,21 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
-            ``-energies(X)``; with two classes, the score of the second
-            class against the first, ``E(t, c_0) - E(t, c_1)``.
+            ``-energies(X)`` up to a per-point constant, the term
+            ``(1 - mu) k ||L (t - c)||^2`` that is the same for every label
+            (leaving it out keeps the scores finite for far points); with
+            two classes, the score of the second class against the first,
+            ``E(t, c_0) - E(t, c_1)``.
         """
-        energies = self.energies(X)
+        check_is_fitted(self)
+        if is_dask_array(X):
+            n_classes = self.classes_.shape[0]
+            return map_row_blocks(
+                self.decision_function,
+                X,
+                n_columns=None if n_classes == 2 else n_classes,
+            )
+        energies = self._energies(X, relative=True)
         if energies.shape[1] == 2:
             return energies[:, 0] - energies[:, 1]
         return -energies
@@ -224,7 +259,7 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         if is_dask_array(X):
             return map_row_blocks(self.predict, X)
-        energies = self.energies(X)
+        energies = self._energies(X, relative=True)
         return self.classes_[np.argmin(energies, axis=1)]
 
 

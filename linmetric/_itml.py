@@ -1,6 +1,7 @@
 """Information-Theoretic Metric Learning (ITML)."""
 
 import numbers
+import warnings
 
 import numpy as np
 from scipy import linalg
@@ -12,7 +13,7 @@ from ._base import MetricLearner
 from ._kernels.bregman import bregman_sweep
 from ._optimize import IterationLog, iterate
 from ._params import Interval, StrOptions, validate_params
-from ._psd import check_spd, components_from_metric
+from ._psd import check_spd, components_from_metric, numerical_rank
 from ._validation import (
     validate_pair_labels,
     validate_pairs,
@@ -24,6 +25,8 @@ from ._validation import (
 N_BOUND_PAIRS = 10_000
 # Pairs per block when computing their squared distances (bounds the memory).
 _BOUND_BLOCK = 2_048
+# Memory for the difference vectors of the constraints drawn from labels.
+MAX_CONSTRAINT_BYTES = 256 * 2**20
 
 
 class ITML(MetricLearner):
@@ -49,7 +52,15 @@ class ITML(MetricLearner):
     two members) and half dissimilar (the first uniform over all samples,
     the second uniform over the samples of the other classes); drawn with
     replacement from the fit's random state and visited in a random order.
-    When no class has two members, all pairs are dissimilar. Users with pair
+    When no class has two members, all pairs are dissimilar. Work and
+    memory grow with the number of constraints (one ``n_features`` vector of
+    float64 each, one rank-one update of ``M`` per constraint and sweep), so
+    it is bounded: never more than the ``n (n - 1) / 2`` distinct pairs of
+    the ``n`` samples (more draws would only repeat pairs), and never more
+    than fit in 256 MiB of difference vectors (``MAX_CONSTRAINT_BYTES``; 42,799
+    constraints for 784 features). A default count above the bound is
+    lowered silently; an explicit ``n_constraints`` above it is lowered with
+    a warning. Users with pair
     constraints instead of labels have two entry points:
 
     - ``fit(X, pairs=index_pairs, pair_labels=labels)``: ``index_pairs`` of
@@ -96,7 +107,8 @@ class ITML(MetricLearner):
         ``gamma``). ``np.inf`` enforces the bounds exactly.
     n_constraints : int or None, default=None
         Number of pairs drawn from the labels in ``fit(X, y)``; None means
-        ``20 * n_classes ** 2``. Not used with pair constraints.
+        ``20 * n_classes ** 2``. Either is bounded as described under
+        Constraints. Not used with pair constraints.
     bounds : array-like of shape (2,) or None, default=None
         ``(u, l)``: the largest squared distance wanted for similar pairs
         and the smallest for dissimilar pairs, both positive. None computes
@@ -183,7 +195,7 @@ class ITML(MetricLearner):
     """
 
     _parameter_constraints = {
-        "gamma": [Interval(numbers.Real, 0, None, closed="neither")],
+        "gamma": [Interval(numbers.Real, 0, None, closed="right")],  # inf: hard bounds
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "bounds": ["array-like", None],
         "prior": [StrOptions({"identity", "covariance", "random"}), "array-like"],
@@ -246,9 +258,9 @@ class ITML(MetricLearner):
                     "pair_labels= to fit, or use fit_pairs."
                 )
             X, y_codes, classes = validate_X_y(self, X, y)
-            n_constraints = self.n_constraints
-            if n_constraints is None:
-                n_constraints = 20 * classes.shape[0] ** 2
+            n_constraints = bounded_n_constraints(
+                self.n_constraints, classes.shape[0], X.shape[0], X.shape[1]
+            )
             rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
         else:
             if y is not None:
@@ -257,7 +269,7 @@ class ITML(MetricLearner):
                 )
             X = validate_X(self, X)
             rows, cols, signs = _validate_index_pairs(pairs, pair_labels, X.shape[0])
-        return self._fit_constraints(X, rows, cols, signs, random_state)
+        return self._fit_in_units(X, rows, cols, signs, random_state)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -282,7 +294,40 @@ class ITML(MetricLearner):
         # The points of all pairs, pair p at rows 2p and 2p + 1.
         X = validate_X(self, pairs.reshape(2 * n_pairs, n_features))
         rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
-        return self._fit_constraints(X, rows, rows + 1, signs, random_state)
+        return self._fit_in_units(X, rows, rows + 1, signs, random_state)
+
+    def _fit_in_units(self, X, rows, cols, signs, random_state):
+        X_units, exponent = self._in_units(X)
+        self._fit_constraints(X_units, rows, cols, signs, random_state)
+        if exponent:
+            # bounds_ in squared units of X (inf beyond the float64 range)
+            with np.errstate(over="ignore", under="ignore"):
+                self.bounds_ = np.ldexp(self.bounds_, 2 * exponent)
+        return self
+
+    def _in_units(self, X):
+        """X divided by a power of two near its spread, where that is exact.
+
+        With bounds taken from the data and a prior that does not depend on
+        it ('identity', 'random'), the ITML problem is the same for ``X`` and
+        ``X / s`` (the bounds scale with the squared distances), and dividing
+        by a power of two changes no digit. Fitting in these units keeps the
+        squared distances of data at scale 1e200 or 1e-200 representable.
+        """
+        if self.bounds is not None or not (
+            isinstance(self.prior, str) and self.prior in ("identity", "random")
+        ):
+            return X, 0
+        X64 = np.asarray(X, dtype=np.float64)
+        spread = float(np.abs(X64 - X64.mean(axis=0)).max()) if X.size else 0.0
+        if not 0.0 < spread < np.inf:
+            return X, 0
+        exponent = int(np.frexp(spread)[1])
+        scaled = np.ldexp(X, -exponent).astype(X.dtype, copy=False)
+        # exact only if nothing left the normal range
+        if np.any((scaled != 0) & (np.abs(scaled) < np.finfo(X.dtype).tiny)):
+            return X, 0
+        return scaled, exponent
 
     def _fit_constraints(self, X, rows, cols, signs, random_state):
         X64 = np.asarray(X, dtype=np.float64)
@@ -331,7 +376,7 @@ class ITML(MetricLearner):
             return loss, shown, extras, change <= self.tol, message
 
         result = iterate(sweep, max_iter=self.max_iter, log=log)
-        self.components_ = components_from_metric(metric).astype(X.dtype, copy=False)
+        self.components_ = _components(metric).astype(X.dtype, copy=False)
         self.n_iter_ = result.n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
@@ -357,10 +402,9 @@ class ITML(MetricLearner):
                     "prior='covariance' needs at least two training points."
                 )
             covariance = np.atleast_2d(np.cov(X, rowvar=False))
-            smallest = linalg.eigvalsh(covariance)[0]
-            if not smallest > n_features * np.finfo(float).eps * max(
-                np.abs(covariance).max(), np.finfo(float).tiny
-            ):
+            eigenvalues = linalg.eigvalsh(covariance)
+            smallest = eigenvalues[0]
+            if numerical_rank(eigenvalues) < n_features:
                 raise ValueError(
                     "prior='covariance' needs an invertible covariance of the "
                     f"training points; its smallest eigenvalue is {smallest:.3g} "
@@ -395,6 +439,62 @@ def itml_objective(metric, prior_inv, prior_logdet, slack, initial_slack, gamma)
         ratio = slack / initial_slack
         loss += gamma * np.sum(ratio - np.log(ratio) - 1.0)
     return float(loss), lower.T
+
+
+def bounded_n_constraints(n_constraints, n_classes, n_samples, n_features):
+    """The number of pairs to draw from labels, within the stated bounds.
+
+    ``n_constraints`` (None: ``20 * n_classes ** 2``) lowered to at most the
+    ``n_samples * (n_samples - 1) / 2`` distinct pairs and to at most
+    ``MAX_CONSTRAINT_BYTES`` of float64 difference vectors; a warning says so
+    when an explicit value is lowered.
+    """
+    requested = 20 * n_classes**2 if n_constraints is None else int(n_constraints)
+    n_pairs = n_samples * (n_samples - 1) // 2
+    by_memory = max(1, MAX_CONSTRAINT_BYTES // (8 * max(n_features, 1)))
+    bounded = max(1, min(requested, n_pairs, by_memory))
+    if n_constraints is not None and bounded < requested:
+        reason = (
+            f"the {n_pairs} distinct pairs of {n_samples} samples"
+            if bounded == n_pairs
+            else f"{MAX_CONSTRAINT_BYTES // 2**20} MiB of difference vectors "
+            f"for {n_features} features"
+        )
+        warnings.warn(
+            f"n_constraints={n_constraints} is more than {reason}; drawing "
+            f"{bounded} constraints instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return bounded
+
+
+def _components(metric):
+    """``L`` from the learned ``M``, clipping what rounding made negative.
+
+    The Bregman projections keep ``M`` positive definite in exact
+    arithmetic; with features whose scales span many orders of magnitude,
+    rounding can leave eigenvalues below zero. Those beyond
+    :func:`linmetric._psd.rank_tolerance` are set to zero with a warning.
+    """
+    try:
+        return components_from_metric(metric)
+    except ValueError:
+        pass
+    metric = (metric + metric.T) / 2
+    scale = float(np.abs(metric).max())
+    w, V = linalg.eigh(metric / scale)
+    warnings.warn(
+        "ITML's metric is not positive semi-definite after the Bregman "
+        f"projections (smallest eigenvalue {w[0] * scale:.3g}, largest "
+        f"{w[-1] * scale:.3g}): they lost precision, as happens when feature "
+        "scales differ by many orders of magnitude. Negative eigenvalues were "
+        "set to zero; standardise the features to avoid this.",
+        UserWarning,
+        stacklevel=3,
+    )
+    w = np.clip(w, 0.0, None)
+    return np.ascontiguousarray((np.sqrt(w * scale)[:, None] * V.T)[::-1])
 
 
 def sample_label_pairs(y_codes, n_constraints, random_state):

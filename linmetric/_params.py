@@ -30,7 +30,10 @@ class Interval:
     low, high : float or None
         Bounds; None means unbounded.
     closed : {'left', 'right', 'both', 'neither'}
-        Which bounds belong to the interval.
+        Which bounds belong to the interval. An unbounded side that is
+        closed admits the infinity on that side; an open one does not.
+
+    NaN is never inside an interval.
     """
 
     def __init__(self, kind, low, high, *, closed):
@@ -42,6 +45,12 @@ class Interval:
     def accepts(self, value):
         if isinstance(value, bool) or not isinstance(value, self.kind):
             return False
+        if value != value:  # NaN compares false with every bound
+            return False
+        if value in (np.inf, -np.inf):
+            side = "right" if value > 0 else "left"
+            bound = self.high if value > 0 else self.low
+            return bound is None and self.closed in (side, "both")
         if self.low is not None:
             if value < self.low or (
                 value == self.low and self.closed in ("right", "neither")

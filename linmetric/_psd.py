@@ -5,6 +5,46 @@ from scipy import linalg
 from sklearn.utils.validation import check_array
 
 
+def rank_tolerance(eigenvalues, *, dtype=np.float64, size=None):
+    """The one rule for numerical rank: which eigenvalues count as zero.
+
+    An eigenvalue ``w`` of a symmetric matrix is zero when
+    ``|w| <= size * eps(dtype) * max|eigenvalues|``: the rounding error of an
+    eigendecomposition of a ``size x size`` matrix stored in ``dtype`` is
+    about ``size * eps`` times its largest eigenvalue, so smaller values
+    cannot be told from zero. The rule is relative, so that it does not
+    depend on the units of the data.
+
+    Parameters
+    ----------
+    eigenvalues : array-like
+        The spectrum (any order).
+    dtype : dtype, default=np.float64
+        The precision the matrix was computed in.
+    size : int, optional
+        Size of the matrix (or the larger dimension of the data it comes
+        from); defaults to ``len(eigenvalues)``.
+
+    Returns
+    -------
+    tol : float
+        0 for an empty or all-zero spectrum.
+    """
+    eigenvalues = np.asarray(eigenvalues, dtype=np.float64)
+    if eigenvalues.size == 0:
+        return 0.0
+    size = eigenvalues.size if size is None else size
+    largest = float(np.max(np.abs(eigenvalues)))
+    return max(size, 1) * float(np.finfo(dtype).eps) * largest
+
+
+def numerical_rank(eigenvalues, *, dtype=np.float64, size=None):
+    """Number of eigenvalues above :func:`rank_tolerance`."""
+    eigenvalues = np.asarray(eigenvalues, dtype=np.float64)
+    tol = rank_tolerance(eigenvalues, dtype=dtype, size=size)
+    return int(np.count_nonzero(eigenvalues > tol))
+
+
 def components_from_metric(M, *, tol=None):
     """A linear map ``L`` with ``L.T @ L == M`` for a PSD matrix ``M``.
 
@@ -20,7 +60,8 @@ def components_from_metric(M, *, tol=None):
         Symmetric positive semi-definite matrix.
     tol : float, optional
         Eigenvalues in ``[-tol, tol]`` count as zero (rounding); more
-        negative ones raise. Defaults to ``n_features * eps * max|w|``.
+        negative ones raise. Defaults to :func:`rank_tolerance` in the
+        dtype of ``M``.
 
     Returns
     -------
@@ -31,20 +72,32 @@ def components_from_metric(M, *, tol=None):
     if M.shape[0] != M.shape[1]:
         raise ValueError(f"M must be a square matrix; got shape {M.shape}.")
     M = (M + M.T) / 2
+    # Work in units of the largest entry, so that neither the Cholesky
+    # factor nor the eigenvalues over- or underflow, whatever the scale of M.
+    scale = float(np.abs(M).max()) if M.size else 0.0
+    if scale == 0.0:
+        return np.zeros_like(M)
+    unit = M / M.dtype.type(scale)
+    root = np.sqrt(scale)
     try:
-        return np.ascontiguousarray(linalg.cholesky(M, lower=False))
+        factor = linalg.cholesky(unit, lower=False)
+        return np.ascontiguousarray(factor * root, dtype=M.dtype)
     except linalg.LinAlgError:
         pass
-    w, V = linalg.eigh(M)
+    w, V = linalg.eigh(unit)
     if tol is None:
-        tol = M.shape[0] * np.finfo(M.dtype).eps * max(np.abs(w).max(), 1e-300)
+        tol = rank_tolerance(w, dtype=M.dtype)
+    else:
+        tol = tol / scale
     if w[0] < -tol:
         raise ValueError(
-            f"M is not positive semi-definite: its smallest eigenvalue is {w[0]:.3g}."
+            "M is not positive semi-definite: its smallest eigenvalue is "
+            f"{w[0] * scale:.3g}."
         )
     # Eigenvalues within rounding of zero are zero: they set the rank.
     w = np.where(w > tol, w, 0.0)
-    return np.ascontiguousarray((np.sqrt(w)[:, None] * V.T)[::-1], dtype=M.dtype)
+    L = (np.sqrt(w)[:, None] * V.T)[::-1] * root
+    return np.ascontiguousarray(L, dtype=M.dtype)
 
 
 def check_spd(M, *, param_name, n_features=None):

@@ -5,6 +5,8 @@ afterwards the arrays are dense, 2-D, finite, C-contiguous and float32 or
 float64, so the kernels never have to check again.
 """
 
+import numbers
+
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, validate_data
@@ -80,6 +82,7 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
         ensure_all_finite=True,
         y_numeric=False,
     )
+    _check_label_types(y)
     check_classification_targets(y)
     classes, y_codes = np.unique(y, return_inverse=True)
     if classes.shape[0] < 2:
@@ -102,6 +105,29 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
             f"Class {_plain(classes[smallest])!r} has {counts[smallest]} sample(s), but {rule}."
         )
     return X, y_codes.astype(np.intp, copy=False), classes
+
+
+def _check_label_types(y):
+    """Labels must be all strings or all numbers, so that they can be sorted."""
+    if y.dtype != object:
+        return
+    kinds = set()
+    for label in y:
+        if label is None:
+            raise ValueError("y contains None; every sample needs a class label.")
+        kinds.add("str" if isinstance(label, str) else type(label).__name__)
+        if isinstance(label, (str, bytes)) or not isinstance(
+            label, (numbers.Number, np.generic)
+        ):
+            kinds.add("non-number")
+        else:
+            kinds.add("number")
+        if "number" in kinds and "non-number" in kinds:
+            names = sorted(kinds - {"number", "non-number"})
+            raise ValueError(
+                "y mixes labels of different types (" + " and ".join(names) + "); "
+                "use labels of one type, all strings or all numbers."
+            )
 
 
 def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYPES):

@@ -7,6 +7,7 @@ from scipy import linalg
 
 from ._base import MetricLearner
 from ._params import Interval, StrOptions, validate_params
+from ._psd import rank_tolerance
 from ._validation import validate_X
 
 
@@ -29,8 +30,14 @@ class Whitening(MetricLearner):
     distance is the Mahalanobis distance of the (truncated) covariance,
     ``M = L^T L = U_k diag(lambda_k)^{-1} U_k^T``. Eigenvalues smaller than
     ``regularization * lambda_max`` are raised to that floor, so directions
-    in which the data (almost) does not vary are not blown up; this also makes
-    the map well defined when ``n_features > n_samples``.
+    in which the data hardly varies are not blown up. Directions in which
+    the centred data does not vary at all (eigenvalues at most
+    ``max(n_samples, n_features) * eps * lambda_max``: fewer samples than
+    features, constant or collinear features) are dropped: by default only the
+    ``rank`` varying directions are kept, and an ``n_components`` larger
+    than the rank gives zero rows for the others, so that differences
+    along them do not count. Constant data gives the Euclidean metric.
+    The map is computed in units of the data, so any finite scale works.
 
     ``transform`` applies ``L`` only; it does not subtract ``mean_``, because
     a metric is invariant to translation. Subtract ``mean_`` first for
@@ -41,7 +48,8 @@ class Whitening(MetricLearner):
     method : {'pca', 'zca'}, default='pca'
         Whitening with a rotation to principal axes, or its symmetric form.
     n_components : int, float or None, default=None
-        Directions kept. None keeps ``min(n_samples, n_features)``; an int
+        Directions kept. None keeps the numerical rank of the centred data
+        (at most ``min(n_samples - 1, n_features)``); an int
         keeps that many; a float in (0, 1) keeps the fewest directions that
         explain at least that fraction of the variance.
     regularization : float, default=1e-6
@@ -55,7 +63,8 @@ class Whitening(MetricLearner):
     mean_ : ndarray of shape (n_features,)
         Mean of the training data.
     explained_variance_ : ndarray of shape (n_components_,)
-        Eigenvalues of the kept directions (before the floor).
+        Eigenvalues of the kept directions (before the floor); inf where a
+        variance exceeds the float64 range (data beyond about 1e154).
     explained_variance_ratio_ : ndarray of shape (n_components_,)
         Fraction of the total variance that each kept direction explains.
     n_components_ : int
@@ -124,27 +133,37 @@ class Whitening(MetricLearner):
         """
         validate_params(self)
         X = validate_X(self, X, ensure_min_samples=2)
-        self.mean_, variances, directions = centered_spectrum(X)
-        n_kept = self._n_kept(variances)
+        self.mean_, variances, directions, unit = centered_spectrum(X)
+        unit = np.float64(unit)
+        rank = int(np.count_nonzero(variances))
+        n_kept = self._n_kept(variances, rank)
         total = variances.sum()
         variances, directions = variances[:n_kept], directions[:, :n_kept]
-        self.explained_variance_ = variances
+        with np.errstate(over="ignore", under="ignore"):
+            self.explained_variance_ = variances * unit * unit
         self.explained_variance_ratio_ = (
             variances / total if total > 0 else np.full(n_kept, 1.0 / variances.size)
         )
         self.n_components_ = n_kept
-        scales = 1.0 / np.sqrt(floor_eigenvalues(variances, self.regularization))
+        if rank == 0:  # constant data: the Euclidean metric
+            scales = np.ones(n_kept)
+        else:
+            floored = floor_eigenvalues(variances, self.regularization)
+            # zero-variance directions get a zero row, never 1 / sqrt(floor)
+            varying = variances > 0
+            scales = np.zeros(n_kept)
+            scales[varying] = 1.0 / np.sqrt(floored[varying]) / unit
         components = scales[:, None] * directions.T
         if self.method == "zca":
             components = directions @ components
         self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         return self
 
-    def _n_kept(self, variances):
+    def _n_kept(self, variances, rank):
         n_max = variances.shape[0]
         n_components = self.n_components
         if n_components is None:
-            return n_max
+            return rank if rank else n_max
         if isinstance(n_components, numbers.Integral):
             if n_components > n_max:
                 raise ValueError(
@@ -161,11 +180,15 @@ class Whitening(MetricLearner):
 
 
 def centered_spectrum(X):
-    """Mean and covariance spectrum of X.
+    """Mean and covariance spectrum of X, in units that cannot overflow.
 
-    With at least as many samples as features, the spectrum comes from the
-    eigendecomposition of the ``n_features x n_features`` scatter matrix (one
-    GEMM, fast for tall data); otherwise from the SVD of the centred data.
+    The centred data is divided by its largest absolute entry ``unit``
+    before any product, so that data of any finite scale (1e-200 or 1e200)
+    gives the same directions and relative variances; the variances of X
+    are ``variances * unit**2``. With at least as many samples as features,
+    the spectrum comes from the eigendecomposition of the
+    ``n_features x n_features`` scatter matrix (one GEMM, fast for tall
+    data); otherwise from the SVD of the centred data.
 
     Parameters
     ----------
@@ -175,17 +198,25 @@ def centered_spectrum(X):
     -------
     mean : ndarray of shape (n_features,)
     variances : ndarray of shape (min(n_samples, n_features),), float64
-        Eigenvalues of the covariance (divisor ``n_samples - 1``), in
-        decreasing order. Those below ``max(n_samples, n_features) * eps``
-        times the largest are rounding noise of a lower rank and set to 0.
+        Eigenvalues of the covariance of ``(X - mean) / unit`` (divisor
+        ``n_samples - 1``), in decreasing order. Those at or below
+        :func:`linmetric._psd.rank_tolerance` (with size
+        ``max(n_samples, n_features)``) are rounding noise of a lower rank
+        and set to 0.
     directions : ndarray of shape (n_features, min(n_samples, n_features))
         Matching orthonormal eigenvectors, as columns. The sign of each is
         fixed so that its largest entry is positive.
+    unit : float
+        The scale of the centred data (1 for constant data).
     """
     X64 = np.asarray(X, dtype=np.float64)
     n_samples, n_features = X64.shape
-    mean = X64.mean(axis=0)
+    mean = _stable_mean(X64)
     centred = X64 - mean
+    unit = float(np.abs(centred).max()) if centred.size else 0.0
+    if not 0.0 < unit < np.inf:
+        unit = 1.0
+    centred /= unit
     if n_samples >= n_features:
         scatter = centred.T @ centred
         eigenvalues, vectors = linalg.eigh(scatter, check_finite=False)
@@ -195,15 +226,20 @@ def centered_spectrum(X):
         _, singular, Vt = linalg.svd(centred, full_matrices=False, check_finite=False)
         variances = singular**2 / (n_samples - 1)
         directions = Vt.T
-    if variances.size:
-        variances[
-            variances
-            <= variances[0] * max(n_samples, n_features) * np.finfo(np.float64).eps
-        ] = 0
+    tol = rank_tolerance(variances, size=max(n_samples, n_features))
+    variances[variances <= tol] = 0
     largest = np.argmax(np.abs(directions), axis=0)
     signs = np.sign(directions[largest, np.arange(directions.shape[1])])
     signs[signs == 0] = 1
-    return mean.astype(X.dtype), variances, directions * signs
+    return mean.astype(X.dtype), variances, directions * signs, unit
+
+
+def _stable_mean(X64):
+    # The mean of data near the float64 limit: X.mean() would overflow.
+    scale = float(np.abs(X64).max()) if X64.size else 0.0
+    if scale > 1e300:
+        return (X64 / scale).mean(axis=0) * scale
+    return X64.mean(axis=0)
 
 
 def floor_eigenvalues(variances, regularization):

@@ -82,3 +82,32 @@ def test_float32_is_kept():
 def test_invalid_shrinkage_is_named():
     with pytest.raises(ValueError, match="'shrinkage' parameter of Covariance"):
         Covariance(shrinkage=2.0).fit(np.eye(3))
+
+
+def test_nan_shrinkage_is_named():
+    with pytest.raises(ValueError, match=r"'shrinkage' parameter.*got nan"):
+        Covariance(shrinkage=np.nan).fit(np.eye(3))
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-100, 1e100, 1e200])
+@pytest.mark.parametrize("shrinkage", [None, 0.1, "ledoit_wolf"])
+def test_map_scales_with_the_data_at_any_finite_scale(scale, shrinkage):
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((60, 4)) @ rng.standard_normal((4, 4)) + 5.0
+    reference = Covariance(shrinkage=shrinkage).fit(X)
+    scaled = Covariance(shrinkage=shrinkage).fit(X * scale)
+    assert scaled.rank_ == 4
+    np.testing.assert_allclose(
+        scaled.components_ * scale, reference.components_, rtol=1e-8, atol=1e-12
+    )
+    np.testing.assert_allclose(scaled.shrinkage_, reference.shrinkage_, rtol=1e-8)
+
+
+def test_float32_tiny_data_gives_a_finite_map():
+    rng = np.random.RandomState(1)
+    X = (rng.standard_normal((60, 4)) * 1e-30).astype(np.float32)
+    metric = Covariance().fit(X)
+    assert metric.components_.dtype == np.float32
+    Z = metric.transform(X)
+    assert np.all(np.isfinite(Z))
+    np.testing.assert_allclose(np.cov(Z, rowvar=False), np.eye(4), atol=1e-4)

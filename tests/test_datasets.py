@@ -2,7 +2,11 @@
 
 import gzip
 import hashlib
+import os
+import socket
 import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -159,8 +163,12 @@ def test_load_mnist_checksum_mismatch(monkeypatch, tmp_path, tiny_mnist):
     content[-1] ^= 0xFF  # same size, different bytes
     path.write_bytes(bytes(content))
     with pytest.raises(ValueError, match=r"sha256 [0-9a-f]{64}, expected") as info:
-        load_mnist(tmp_path)
+        load_mnist(tmp_path, download=False)
     assert str(path) in str(info.value) and "Delete it" in str(info.value)
+    # allowed to download, the set is fetched again
+    _, y_train, _, _ = load_mnist(tmp_path)
+    assert len(tiny_mnist.calls) == 2
+    np.testing.assert_array_equal(y_train, tiny_mnist.arrays["train-labels-idx1-ubyte"])
 
 
 def test_load_mnist_size_mismatch(monkeypatch, tmp_path, tiny_mnist):
@@ -169,7 +177,10 @@ def test_load_mnist_size_mismatch(monkeypatch, tmp_path, tiny_mnist):
     path = tmp_path / "mnist" / "t10k-labels-idx1-ubyte"
     path.write_bytes(path.read_bytes()[:-1])
     with pytest.raises(ValueError, match="truncated"):
-        load_mnist(tmp_path)
+        load_mnist(tmp_path, download=False)
+    load_mnist(tmp_path)
+    assert len(tiny_mnist.calls) == 2
+    assert path.stat().st_size == _mnist.MNIST_FILES[path.name][0]
 
 
 def test_fetch_rejects_corrupt_source(monkeypatch, tmp_path, tiny_mnist):
@@ -181,7 +192,8 @@ def test_fetch_rejects_corrupt_source(monkeypatch, tmp_path, tiny_mnist):
     monkeypatch.setattr(_mnist, "_MNIST_SOURCES", {"corrupt": corrupt})
     with pytest.raises(FileNotFoundError, match="corrupt: ValueError"):
         load_mnist(tmp_path)
-    assert not list((tmp_path / "mnist").iterdir())  # nothing half-installed
+    assert not (tmp_path / "mnist").exists()  # nothing half-installed
+    assert not list(tmp_path.glob(".fetch-*"))
 
 
 def test_load_mnist_no_source(monkeypatch, tmp_path, tiny_mnist):
@@ -319,3 +331,86 @@ def test_deskew_upright_image_is_only_centred():
 def test_deskew_rejects_bad_shapes(shape, match):
     with pytest.raises(ValueError, match=match):
         deskew(np.ones(shape))
+
+
+def test_cache_is_a_unit_half_a_set_is_fetched_again(monkeypatch, tmp_path, tiny_mnist):
+    monkeypatch.setattr(_mnist, "_MNIST_SOURCES", {"fake": tiny_mnist})
+    load_mnist(tmp_path)
+    # a kill in the middle of an earlier version's four renames
+    (tmp_path / "mnist" / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match="download=False"):
+        load_mnist(tmp_path, download=False)
+    load_mnist(tmp_path)
+    assert len(tiny_mnist.calls) == 2
+    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(TINY_SHAPES)
+
+
+def test_failure_during_install_leaves_all_or_nothing(
+    monkeypatch, tmp_path, tiny_mnist
+):
+    monkeypatch.setattr(_mnist, "_MNIST_SOURCES", {"fake": tiny_mnist})
+    load_mnist(tmp_path)
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(b"broken")
+    real_replace = os.replace
+    replaced = []
+
+    def killed_after_first_rename(source, target):
+        replaced.append(target)
+        real_replace(source, target)
+        if len(replaced) == 1:
+            raise KeyboardInterrupt  # stands for a kill between the renames
+
+    monkeypatch.setattr(_mnist.os, "replace", killed_after_first_rename)
+    with pytest.raises(KeyboardInterrupt):
+        load_mnist(tmp_path)
+    monkeypatch.setattr(_mnist.os, "replace", real_replace)
+    # no half set: the old directory was moved aside whole
+    assert not (tmp_path / "mnist").exists()
+    load_mnist(tmp_path)
+    assert len(list((tmp_path / "mnist").iterdir())) == 4
+    assert not list(tmp_path.glob(".fetch-*"))
+
+
+def test_interrupted_fetch_folders_are_cleaned(monkeypatch, tmp_path, tiny_mnist):
+    monkeypatch.setattr(_mnist, "_MNIST_SOURCES", {"fake": tiny_mnist})
+    host = socket.gethostname()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone = tmp_path / f".fetch-{host}-{dead.pid}-abc"
+    old = tmp_path / ".fetch-otherhost-1-xyz"
+    running = tmp_path / ".fetch-otherhost-2-xyz"
+    legacy = tmp_path / "mnist" / ".fetch-q1w2e3"
+    for folder in (gone, old, running, legacy):
+        folder.mkdir(parents=True)
+        (folder / "train-images-idx3-ubyte").write_bytes(b"partial")
+    week_ago = time.time() - 7 * 24 * 3600
+    os.utime(old, (week_ago, week_ago))
+    load_mnist(tmp_path)
+    assert not gone.exists() and not old.exists() and not legacy.exists()
+    assert running.exists()  # may belong to a fetch still under way elsewhere
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="a read-only folder is writable to root",
+)
+def test_read_only_data_home_is_a_clear_error(monkeypatch, tmp_path, tiny_mnist):
+    monkeypatch.setattr(_mnist, "_MNIST_SOURCES", {"fake": tiny_mnist})
+    home = tmp_path / "read-only"
+    home.mkdir(mode=0o500)
+    try:
+        with pytest.raises(PermissionError, match=r"cannot be written.*LINMETRIC_DATA"):
+            load_mnist(home)
+    finally:
+        home.chmod(0o700)
+
+
+def test_unwritable_data_home_is_a_clear_error(monkeypatch, tmp_path, tiny_mnist):
+    monkeypatch.setattr(_mnist, "_MNIST_SOURCES", {"fake": tiny_mnist})
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_mnist.tempfile, "mkdtemp", refuse)
+    with pytest.raises(PermissionError, match=r"cannot be written.*LINMETRIC_DATA"):
+        load_mnist(tmp_path / "home")

@@ -51,7 +51,14 @@ def test_classifier_uses_the_fitted_metric_and_the_rule():
     )
     np.testing.assert_allclose(clf.energies(X_test), expected, rtol=1e-10)
     np.testing.assert_array_equal(clf.predict(X_test), np.argmin(expected, axis=1))
-    np.testing.assert_allclose(clf.decision_function(X_test), -expected, rtol=1e-10)
+    # the scores leave out a term common to all labels
+    scores = clf.decision_function(X_test)
+    np.testing.assert_allclose(
+        scores - scores[:, :1],
+        -(expected - expected[:, :1]),
+        rtol=1e-10,
+        atol=1e-10 * abs(expected).max(),
+    )
     assert clf.score(X_test, y_test) > 0.9
 
 
@@ -140,3 +147,42 @@ def test_predict_and_energies_work_on_dask_arrays_block_by_block():
     np.testing.assert_allclose(
         classifier.energies(X_dask).compute(), classifier.energies(X)
     )
+
+
+@pytest.mark.parametrize(
+    "offset, dtype", [(1e10, np.float64), (1e6, np.float64), (1e5, np.float32)]
+)
+def test_rule_is_translation_invariant(offset, dtype):
+    # a fixed metric: only the energy computations see the offset
+    X, y = make_data(5, n_classes=2, gap=3.0)
+    X = X.astype(dtype)
+    lmnn = LMNN(n_neighbors=3, random_state=0).fit(X, y)
+    near = EnergyClassifier(lmnn).fit(X, y)
+    far = EnergyClassifier(lmnn).fit(X + dtype(offset), y)
+    expected = near.predict(X)
+    assert np.mean(expected == y) > 0.9
+    np.testing.assert_array_equal(far.predict(X + dtype(offset)), expected)
+    # the rounding of X + offset itself bounds the agreement of the scores
+    spacing = float(np.spacing(dtype(offset)))
+    scale = np.abs(near.decision_function(X)).max()
+    np.testing.assert_allclose(
+        far.decision_function(X + dtype(offset)),
+        near.decision_function(X),
+        atol=scale * 1e3 * spacing,
+    )
+
+
+def test_far_test_points_get_finite_scores_or_a_clear_error():
+    X, y = make_data(6, n_classes=2, gap=3.0)
+    hinge = EnergyClassifier(LMNN(loss="hinge", random_state=0)).fit(X, y)
+    scores = hinge.decision_function(X * 1e300)
+    assert np.all(np.isfinite(scores))
+    # far along x, the rule picks the class whose points lie furthest that way
+    assert np.all(np.isposinf(hinge.energies(X * 1e300)))
+    far_right = np.zeros((1, 3))
+    far_right[0, 0] = 1e300
+    assert hinge.predict(far_right)[0] == 1
+    assert hinge.predict(-far_right)[0] == 0
+    squared = EnergyClassifier(LMNN(random_state=0)).fit(X, y)
+    with pytest.raises(ValueError, match="too far from the training data"):
+        squared.decision_function(X * 1e300)

