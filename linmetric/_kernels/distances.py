@@ -39,10 +39,6 @@ def as_float_matrix(X, name, *, dtype=None):
     return np.ascontiguousarray(X, dtype=dtype)
 
 
-# energy.py's name for as_float_matrix
-check_array = as_float_matrix
-
-
 def check_pair_of_arrays(A, B):
     """Validate ``A`` and ``B`` (None means ``A``) to one common float dtype."""
     A = as_float_matrix(A, "A")

@@ -26,7 +26,7 @@ import numpy as np
 
 from ._chunking import run_on_row_ranges
 from ._config import jit
-from .distances import block_rows, check_array, row_norms_sq
+from .distances import as_float_matrix, block_rows, row_norms_sq
 from .neighbors import _insert
 
 
@@ -156,7 +156,10 @@ def lmnn_energies(
     ...               mu=0.5, squared=False)
     array([[  0.125, 122.5  ]])
     """
-    Z_test, Z_train = check_array(Z_test, "Z_test"), check_array(Z_train, "Z_train")
+    Z_test, Z_train = (
+        as_float_matrix(Z_test, "Z_test"),
+        as_float_matrix(Z_train, "Z_train"),
+    )
     Z_test = Z_test.astype(np.result_type(Z_test, Z_train), copy=False)
     Z_train = Z_train.astype(Z_test.dtype, copy=False)
     labels = np.ascontiguousarray(labels, dtype=np.intp)
