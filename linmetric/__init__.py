@@ -22,6 +22,7 @@ _PUBLIC = {
     "EnergyClassifier": "._energy",
     "NCA": "._nca",
     "ITML": "._itml",
+    "LFDA": "._lfda",
 }
 
 __all__ = ["__version__", *_PUBLIC]
