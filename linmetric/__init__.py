@@ -23,6 +23,7 @@ _PUBLIC = {
     "NCA": "._nca",
     "ITML": "._itml",
     "LFDA": "._lfda",
+    "RCA": "._rca",
 }
 
 __all__ = ["__version__", *_PUBLIC]
