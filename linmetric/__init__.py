@@ -24,6 +24,7 @@ _PUBLIC = {
     "ITML": "._itml",
     "LFDA": "._lfda",
     "RCA": "._rca",
+    "MLKR": "._mlkr",
 }
 
 __all__ = ["__version__", *_PUBLIC]
