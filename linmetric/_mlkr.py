@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._tags import RegressorTags
 from sklearn.utils.validation import validate_data
+from threadpoolctl import threadpool_limits
 
 from ._base import MetricLearner
 from ._init import initialize_components, resolve_n_components
@@ -13,6 +14,10 @@ from ._kernels import rows_per_chunk
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._validation import FLOAT_DTYPES
+
+# Up to this many samples the GEMMs of one evaluation are too small to gain
+# from BLAS threads, whose synchronisation then dominates.
+SERIAL_BLAS_MAX_SAMPLES = 2_048
 
 
 class MLKR(MetricLearner):
@@ -211,15 +216,17 @@ class MLKR(MetricLearner):
             return loss * normaliser, grad * normaliser, {}
 
         log = IterationLog("MLKR", verbose=self.verbose, callback=self.callback)
-        result = minimize_lbfgs(
-            objective,
-            components.astype(np.float64),
-            max_iter=self.max_iter,
-            tol=self.tol,
-            log=log,
-            shape=components.shape,
-            ftol=self.tol,
-        )
+        blas_threads = 1 if X.shape[0] <= SERIAL_BLAS_MAX_SAMPLES else None
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
+            result = minimize_lbfgs(
+                objective,
+                components.astype(np.float64),
+                max_iter=self.max_iter,
+                tol=self.tol,
+                log=log,
+                shape=components.shape,
+                ftol=self.tol,
+            )
         self.components_ = np.ascontiguousarray(result.x * scale, dtype=X.dtype)
         self.n_iter_ = result.n_iter
         self.loss_curve_ = log.loss_curve
