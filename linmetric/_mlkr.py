@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 from ._base import MetricLearner
 from ._init import initialize_components, resolve_n_components
 from ._kernels import rows_per_chunk
+from ._kernels.mlkr import loo_kernel_regression
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._validation import FLOAT_DTYPES
@@ -18,6 +19,9 @@ from ._validation import FLOAT_DTYPES
 # Up to this many samples the GEMMs of one evaluation are too small to gain
 # from BLAS threads, whose synchronisation then dominates.
 SERIAL_BLAS_MAX_SAMPLES = 2_048
+# Up to this many output dimensions the fused numba kernel is faster than
+# BLAS blocks (measured: about 2.5x at 10, even at 64).
+FUSED_MAX_COMPONENTS = 48
 
 
 class MLKR(MetricLearner):
@@ -251,16 +255,17 @@ def start_scale(X, components):
     return 1.0 / np.sqrt(variance) if variance > 0 else 1.0
 
 
-def loss_and_gradient(components, X, y, *, working_memory=None):
-    """The MLKR loss ``sum_i (y_i - yhat_i)^2`` and its gradient, by blocks.
+def loss_and_gradient(components, X, y, *, working_memory=None, fused=None):
+    """The MLKR loss ``sum_i (y_i - yhat_i)^2`` and its gradient.
 
     With ``Z = X A^T`` and weights ``W_ij = (yhat_i - y_i) p_ij (yhat_i -
     y_j)``, the gradient is ``4 A X^T S X = 4 (S Z)^T X`` with ``S = D_r +
     D_c - W - W^T`` (``D_r``, ``D_c`` the diagonal row and column sums of
-    ``W``). A block of rows gives its rows of ``W`` completely (``yhat_i``
-    needs only row ``i``), so ``S Z`` is accumulated block by block:
-    ``D_r Z - W Z`` on the block's rows, ``- W^T Z`` and the column sums on
-    all rows. No ``n x n`` array is formed.
+    ``W``). A row ``i`` of ``W`` needs only ``yhat_i``, so ``S Z`` is
+    accumulated row by row (fused numba kernel,
+    :func:`linmetric._kernels.mlkr.loo_kernel_regression`) or block of rows
+    by block (BLAS): ``D_r Z - W Z`` on the rows, ``- W^T Z`` and the column
+    sums on all rows. No ``n x n`` array is formed.
 
     Parameters
     ----------
@@ -269,14 +274,26 @@ def loss_and_gradient(components, X, y, *, working_memory=None):
     X : ndarray of shape (n_samples, n_features), float64
     y : ndarray of shape (n_samples,), float64
     working_memory : float or None
-        Budget in MiB for one block (two ``rows x n_samples`` float64
-        arrays).
+        Budget in MiB for one block of the BLAS path (two ``rows x
+        n_samples`` float64 arrays).
+    fused : bool or None
+        Use the fused kernel; None chooses it up to 48 components.
 
     Returns
     -------
     loss : float
     gradient : ndarray of shape (n_components, n_features), float64
     """
+    if fused is None:
+        fused = components.shape[0] <= FUSED_MAX_COMPONENTS
+    if fused:
+        residuals, SZ = loo_kernel_regression(X @ components.T, y)
+        return float(residuals @ residuals), 4.0 * (SZ.T @ X)
+    return _blocked_loss_and_gradient(components, X, y, working_memory)
+
+
+def _blocked_loss_and_gradient(components, X, y, working_memory):
+    """:func:`loss_and_gradient` with BLAS blocks of rows."""
     n_samples = X.shape[0]
     Z = X @ components.T
     norms = np.einsum("ij,ij->i", Z, Z)

@@ -4,6 +4,7 @@ from scipy.optimize import check_grad
 from sklearn.datasets import make_friedman1
 
 from linmetric import MLKR
+from linmetric._kernels.mlkr import loo_kernel_regression
 from linmetric._mlkr import loss_and_gradient
 from linmetric.reference import mlkr as reference
 
@@ -19,11 +20,12 @@ def _problem(seed, n=40, d=5, k=3):
     return X, y, A
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "blocks"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_loss_and_gradient_match_reference(seed):
+def test_loss_and_gradient_match_reference(seed, fused):
     X, y, A = _problem(seed)
     # a tiny budget forces blocks of a few rows
-    loss, grad = loss_and_gradient(A, X, y, working_memory=2e-4)
+    loss, grad = loss_and_gradient(A, X, y, working_memory=2e-4, fused=fused)
     assert loss == pytest.approx(reference.loss(A, X, y), rel=1e-12)
     expected = reference.gradient(A, X, y)
     np.testing.assert_allclose(
@@ -45,10 +47,20 @@ def test_gradient_matches_finite_differences(seed):
     assert error < 1e-5 * max(1.0, np.linalg.norm(grad(A.ravel())))
 
 
-def test_far_points_do_not_overflow():
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "blocks"])
+def test_far_points_do_not_overflow(fused):
     X, y, A = _problem(0)
-    loss, grad = loss_and_gradient(A * 1e3, X, y)  # kernels underflow
+    loss, grad = loss_and_gradient(A * 1e3, X, y, fused=fused)  # kernels underflow
     assert np.isfinite(loss) and np.all(np.isfinite(grad))
+
+
+def test_fused_kernel_does_not_depend_on_threads():
+    X, y, A = _problem(1, n=300)
+    Z = X @ A.T
+    one = loo_kernel_regression(Z, y, n_threads=1)
+    four = loo_kernel_regression(Z, y, n_threads=4)
+    np.testing.assert_array_equal(one[0], four[0])  # rows are independent
+    np.testing.assert_allclose(one[1], four[1], rtol=1e-12, atol=1e-12)
 
 
 @pytest.fixture(scope="module")
