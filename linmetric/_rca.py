@@ -4,7 +4,7 @@ import numbers
 import warnings
 
 import numpy as np
-from scipy import linalg
+from scipy import linalg, sparse
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
@@ -264,8 +264,12 @@ def chunklet_covariance(X, chunks):
     n_features = X.shape[1]
     if points.shape[0] == 0:
         return np.zeros((n_features, n_features)), 0
-    sums = np.zeros((ids.shape[0], n_features))
-    np.add.at(sums, codes, points)
+    # Chunklet sums as one sparse product (np.add.at is slow on many rows).
+    indicator = sparse.csr_matrix(
+        (np.ones(codes.shape[0]), (codes, np.arange(codes.shape[0]))),
+        shape=(ids.shape[0], codes.shape[0]),
+    )
+    sums = indicator @ points
     means = sums / np.maximum(sizes, 1)[:, None]
     centred = points - means[codes]
     covariance = centred.T @ centred / points.shape[0]
@@ -288,11 +292,11 @@ def draw_chunklets(labels, n_chunks, chunk_size, random_state):
     for label in np.unique(labels):
         members = random_state.permutation(np.flatnonzero(labels == label))
         n_class_chunks = members.shape[0] // chunk_size
-        candidates.extend(
-            members[c * chunk_size : (c + 1) * chunk_size]
-            for c in range(n_class_chunks)
+        candidates.append(
+            members[: n_class_chunks * chunk_size].reshape(n_class_chunks, chunk_size)
         )
-    available = len(candidates)
+    candidates = np.concatenate(candidates)
+    available = candidates.shape[0]
     if available == 0 or (n_chunks is not None and n_chunks > available):
         raise ValueError(
             f"n_chunks={n_chunks} chunklets of chunk_size={chunk_size} points "
@@ -300,8 +304,7 @@ def draw_chunklets(labels, n_chunks, chunk_size, random_state):
             "chunklets of that size. Lower n_chunks or chunk_size."
         )
     n_chunks = available if n_chunks is None else n_chunks
-    chosen = random_state.choice(available, size=n_chunks, replace=False)
+    chosen = np.sort(random_state.choice(available, size=n_chunks, replace=False))
     chunks = np.full(labels.shape[0], -1, dtype=np.intp)
-    for chunk_id, candidate in enumerate(np.sort(chosen)):
-        chunks[candidates[candidate]] = chunk_id
+    chunks[candidates[chosen]] = np.arange(n_chunks)[:, None]
     return chunks
