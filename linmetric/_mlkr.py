@@ -71,7 +71,7 @@ class MLKR(MetricLearner):
         always used as given.
     max_iter : int, default=200
         The most L-BFGS-B iterations.
-    tol : float, default=1e-5
+    tol : float, default=1e-6
         Convergence when the largest gradient entry (in the units of the
         start) falls below ``tol``, or one iteration lowers the normalised
         loss by less than ``tol`` times its value.
@@ -149,7 +149,7 @@ class MLKR(MetricLearner):
         init="auto",
         init_scale="auto",
         max_iter=200,
-        tol=1e-5,
+        tol=1e-6,
         working_memory=None,
         callback=None,
         verbose=0,
