@@ -243,19 +243,21 @@ def _affinity_laplacian(X_class, k, working_memory):
         return_distance=True,
     )
     scales = np.sqrt(sq_distances[:, k_class - 1].astype(np.float64))
-    scales = scales.astype(X_class.dtype)
+    # A scale of 0 (a point with k duplicates) is raised to sqrt(tiny), so
+    # that sigma_i sigma_j stays a positive normal number: a coinciding pair
+    # keeps d_ij / (sigma_i sigma_j) = 0 (affinity 1), any other pair gets a
+    # huge or infinite ratio (affinity 0), and no 0/0 arises.
+    tiny = np.finfo(X_class.dtype).tiny
+    inverse_scales = (1.0 / np.maximum(scales, np.sqrt(tiny))).astype(X_class.dtype)
     X64 = X_class.astype(np.float64)
     laplacian = np.zeros((X_class.shape[1], X_class.shape[1]))
     for start, stop, affinity in sq_distance_blocks(
         X_class, working_memory=working_memory
     ):
-        # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place; 0/0 (a point and
-        # its duplicate, both of scale 0) means affinity 1, d/0 means 0.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            affinity /= scales[start:stop, None]
-            affinity /= scales[None, :]
-        np.nan_to_num(affinity, copy=False, nan=0.0)
-        np.negative(affinity, out=affinity)
+        # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
+        with np.errstate(over="ignore"):
+            affinity *= inverse_scales[start:stop, None]
+            affinity *= -inverse_scales[None, :]
         np.exp(affinity, out=affinity)
         degree = affinity.sum(axis=1, dtype=np.float64)
         block = X64[start:stop]
