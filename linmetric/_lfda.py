@@ -66,7 +66,8 @@ class LFDA(MetricLearner):
         ``S^w`` is made positive definite by raising its eigenvalues to at
         least ``regularization`` times its largest one, so the eigenproblem
         is solved stably when ``S^w`` is singular (more features than
-        points, constant features, duplicated points).
+        points, constant features, duplicated points). With 0, ``S^w``
+        must be positive definite.
     working_memory : float, default=None
         Budget in MiB for one block of within-class distances; None means
         ``sklearn.get_config()['working_memory']``.
@@ -93,10 +94,11 @@ class LFDA(MetricLearner):
     Deviations from [1]_: the local scale uses the k-th neighbour *within
     the class* (as the author's code does; only within-class affinities are
     ever used); a class smaller than ``k + 1`` uses its farthest neighbour;
-    two points whose scales are both 0 (duplicates of their own k-th
-    neighbour) have affinity 1 if they coincide and 0 otherwise; ``S^w`` is
-    regularised relative to its largest eigenvalue; each direction's sign is
-    fixed so that its largest entry is positive.
+    a scale of 0 (a point with ``k`` duplicates) is raised to the square
+    root of the smallest normal number of the dtype, so a pair involving
+    such a point has affinity 1 if the two points coincide and 0 otherwise;
+    ``S^w`` is regularised relative to its largest eigenvalue; each
+    direction's sign is fixed so that its largest entry is positive.
 
     References
     ----------
