@@ -7,16 +7,11 @@ from scipy import linalg
 
 from ._base import MetricLearner
 from ._init import resolve_n_components
-from ._kernels._chunking import limit_threads
 from ._kernels.distances import sq_distance_blocks
 from ._kernels.neighbors import target_neighbors
 from ._params import Interval, StrOptions, validate_params
+from ._threads import fit_threads
 from ._validation import validate_X_y
-
-# Up to this many samples in the largest class, the per-class GEMMs are too
-# small to gain from threads (BLAS or kernel), whose synchronisation then
-# dominates.
-SERIAL_MAX_CLASS_SIZE = 2_048
 
 
 class LFDA(MetricLearner):
@@ -159,8 +154,7 @@ class LFDA(MetricLearner):
         validate_params(self)
         X, labels, _ = validate_X_y(self, X, y)
         n_components = resolve_n_components(self.n_components, X.shape[1])
-        serial = np.bincount(labels).max() <= SERIAL_MAX_CLASS_SIZE
-        with limit_threads(1 if serial else None):
+        with fit_threads("lfda", int(np.bincount(labels).max())):
             within, between = local_scatter_matrices(
                 X, labels, self.k, working_memory=self.working_memory
             )

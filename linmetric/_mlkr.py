@@ -6,7 +6,6 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils._tags import RegressorTags
 from sklearn.utils.validation import validate_data
-from threadpoolctl import threadpool_limits
 
 from ._base import MetricLearner
 from ._init import initialize_components, resolve_n_components
@@ -14,11 +13,9 @@ from ._kernels import rows_per_chunk
 from ._kernels.mlkr import loo_kernel_regression
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
+from ._threads import fit_threads
 from ._validation import FLOAT_DTYPES
 
-# Up to this many samples the GEMMs of one evaluation are too small to gain
-# from BLAS threads, whose synchronisation then dominates.
-SERIAL_BLAS_MAX_SAMPLES = 2_048
 # Up to this many output dimensions the fused numba kernel is faster than
 # BLAS blocks (measured: about 2.5x at 10, even at 64).
 FUSED_MAX_COMPONENTS = 48
@@ -220,8 +217,7 @@ class MLKR(MetricLearner):
             return loss * normaliser, grad * normaliser, {}
 
         log = IterationLog("MLKR", verbose=self.verbose, callback=self.callback)
-        blas_threads = 1 if X.shape[0] <= SERIAL_BLAS_MAX_SAMPLES else None
-        with threadpool_limits(limits=blas_threads, user_api="blas"):
+        with fit_threads("mlkr", X.shape[0]):
             result = minimize_lbfgs(
                 objective,
                 components.astype(np.float64),

@@ -20,7 +20,8 @@ import math
 
 import numpy as np
 
-from ._chunking import get_num_threads, run_tasks, split_range
+from .._threads import kernel_threads
+from ._chunking import run_tasks, split_range
 from ._config import jit
 
 
@@ -78,7 +79,7 @@ def loo_kernel_regression(Z, y, *, n_threads=None):
         Targets.
     n_threads : int, optional
         Threads to split the rows over; default
-        :func:`linmetric._kernels._chunking.get_num_threads`.
+        :func:`linmetric._threads.kernel_threads`.
 
     Returns
     -------
@@ -109,7 +110,7 @@ def loo_kernel_regression(Z, y, *, n_threads=None):
             f"Leave-one-out regression needs at least 2 samples; got {n_samples}."
         )
     if n_threads is None:
-        n_threads = get_num_threads()
+        n_threads = kernel_threads()
     ranges = split_range(n_samples, max(1, min(n_threads, n_samples // 64)))
     residuals = np.empty(n_samples)
     SZ = np.zeros((n_samples, n_components))
