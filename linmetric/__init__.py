@@ -22,6 +22,7 @@ _PUBLIC = {
     "EnergyClassifier": "._energy",
     "NCA": "._nca",
     "ITML": "._itml",
+    "SDML": "._sdml",
 }
 
 __all__ = ["__version__", *_PUBLIC]
