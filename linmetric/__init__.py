@@ -23,6 +23,7 @@ _PUBLIC = {
     "NCA": "._nca",
     "ITML": "._itml",
     "SDML": "._sdml",
+    "LSML": "._lsml",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -14,9 +14,6 @@ from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric
 from ._validation import validate_pairs, validate_X, validate_X_y
 
-# Smallest eigenvalue kept in the normalised matrix P / ||P||_2 (see fit).
-EIGENVALUE_FLOOR = 1e-3
-
 
 class SDML(MetricLearner):
     r"""Sparse Determinant Metric Learning.
@@ -53,10 +50,11 @@ class SDML(MetricLearner):
     garbage. SDML first scales ``P`` to unit spectral norm (so that
     ``lambda`` is relative and the fit is unchanged by rescaling the data
     with the covariance prior), then, if the smallest eigenvalue of the
-    scaled ``P`` is below ``1e-3``, adds the smallest multiple of the
-    identity that lifts it to ``1e-3``: ``P <- P + s I``. This is the
-    minimiser with the smallest extra ``tr(M)`` weight, i.e. a
-    Euclidean-norm regulariser added only when needed. When ``P`` was
+    scaled ``P`` is below ``eigenvalue_floor``, adds the smallest multiple
+    of the identity that lifts it there: ``P <- P + s I``, a ``s tr(M)``
+    (Euclidean) regulariser added only when needed. The floor also bounds
+    the condition number of the solution, which the proximal gradient
+    method needs to converge in a few hundred iterations. When ``P`` was
     indefinite (an eigenvalue below zero by more than rounding) a
     ``UserWarning`` says so and suggests a smaller ``balance_param``; a
     merely singular ``P`` (constant features, fewer points than features) is
@@ -69,6 +67,10 @@ class SDML(MetricLearner):
     sparsity_param : float, default=0.01
         ``lambda``, the weight of the off-diagonal L1 penalty, relative to
         the spectral norm of ``P``.
+    eigenvalue_floor : float, default=0.1
+        The smallest eigenvalue allowed in ``P / ||P||_2``; smaller ones
+        are lifted by a shift of the identity as described above. In
+        (0, 1].
     prior : {'covariance', 'identity'} or array-like of shape \
             (n_features, n_features), default='covariance'
         ``M0``: the inverse covariance of the training points (then
@@ -158,6 +160,7 @@ class SDML(MetricLearner):
     _parameter_constraints = {
         "balance_param": [Interval(numbers.Real, 0, None, closed="left")],
         "sparsity_param": [Interval(numbers.Real, 0, None, closed="left")],
+        "eigenvalue_floor": [Interval(numbers.Real, 0, 1, closed="right")],
         "prior": [StrOptions({"covariance", "identity"}), "array-like"],
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -171,6 +174,7 @@ class SDML(MetricLearner):
         self,
         balance_param=0.5,
         sparsity_param=0.01,
+        eigenvalue_floor=0.1,
         prior="covariance",
         n_constraints=None,
         max_iter=1000,
@@ -181,6 +185,7 @@ class SDML(MetricLearner):
     ):
         self.balance_param = balance_param
         self.sparsity_param = sparsity_param
+        self.eigenvalue_floor = eigenvalue_floor
         self.prior = prior
         self.n_constraints = n_constraints
         self.max_iter = max_iter
@@ -244,7 +249,7 @@ class SDML(MetricLearner):
         prior_inverse = self._prior_inverse(X64)
         pair_term = (diffs.T * (signs / signs.shape[0])) @ diffs
         P = prior_inverse + self.balance_param * pair_term
-        P_scaled, scale, shift = shifted_normalised(P)
+        P_scaled, scale, shift = shifted_normalised(P, self.eigenvalue_floor)
         self.shift_ = shift * scale
         log = IterationLog(
             "SDML",
@@ -285,14 +290,14 @@ class SDML(MetricLearner):
         return tags
 
 
-def shifted_normalised(P):
+def shifted_normalised(P, floor):
     """``P`` scaled to unit spectral norm and lifted to be positive definite.
 
     Returns
     -------
     P_scaled : ndarray of shape (n_features, n_features)
         ``P / scale + shift * I`` with smallest eigenvalue at least
-        ``EIGENVALUE_FLOOR``.
+        ``floor``.
     scale : float
         ``||P||_2`` (1 when ``P`` is zero).
     shift : float
@@ -304,7 +309,7 @@ def shifted_normalised(P):
     if not scale > 0:
         scale = 1.0
     smallest = eigenvalues[0] / scale
-    shift = max(0.0, EIGENVALUE_FLOOR - smallest)
+    shift = max(0.0, floor - smallest)
     rounding = P.shape[0] * np.finfo(np.float64).eps
     if smallest < -rounding:
         warnings.warn(

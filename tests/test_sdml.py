@@ -49,7 +49,7 @@ def test_fit_pairs_matches_reference(iris, dtype, balance_param):
 def test_solver_reaches_the_optimality_conditions():
     rng = np.random.RandomState(0)
     A = rng.standard_normal((40, 8))
-    P, _, _ = shifted_normalised(A.T @ A / 40)
+    P, _, _ = shifted_normalised(A.T @ A / 40, 0.01)
     log = IterationLog("test", columns=("residual", "step"))
     M, _, converged, _ = sparse_inverse(P, 0.1, max_iter=5000, tol=1e-9, log=log)
     assert converged
@@ -72,7 +72,8 @@ def test_indefinite_problem_is_shifted_with_a_warning(iris):
     # A positive definite P is left alone, silently.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sdml = SDML(balance_param=0.1).fit_pairs(pairs, np.ones(60))
+        sdml = SDML(balance_param=0.1, eigenvalue_floor=1e-3)
+        sdml.fit_pairs(pairs, np.ones(60))
     assert sdml.shift_ == 0
 
 

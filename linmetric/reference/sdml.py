@@ -30,7 +30,7 @@ def pair_matrix(diffs, labels):
     return matrix / len(labels)
 
 
-def lifted(P, floor=1e-3):
+def lifted(P, floor):
     """``P / ||P||_2 + s I`` with the smallest ``s >= 0`` giving eigenvalues >= floor."""
     eigenvalues = np.linalg.eigvalsh(P)
     scale = np.abs(eigenvalues).max()
@@ -45,14 +45,14 @@ def soft_threshold_off_diagonal(A, threshold):
     return out
 
 
-def sdml(diffs, labels, prior_inverse, eta, lam, n_iter=20000):
+def sdml(diffs, labels, prior_inverse, eta, lam, floor=0.1, n_iter=20000):
     """The SDML metric ``M`` for pair differences ``diffs`` (shape (n, d)).
 
     Returns ``M`` in the units of the data: the minimiser for the lifted,
     scaled ``P``, divided by the scale.
     """
     P = prior_inverse + eta * pair_matrix(diffs, labels)
-    P, scale, _ = lifted(P)
+    P, scale, _ = lifted(P, floor)
     M = np.diag(1.0 / np.diag(P))
     for _ in range(n_iter):
         # A safe step: smaller than lambda_min(M)^2, the inverse Lipschitz
