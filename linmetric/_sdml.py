@@ -393,8 +393,10 @@ def sparse_inverse(P, sparsity, *, max_iter, tol, log):
             change = candidate - M
             logdet = 2.0 * np.log(np.diagonal(lower)).sum()
             smooth_new = float(np.vdot(P, candidate) - logdet)
-            bound = smooth + np.vdot(gradient, change) + np.vdot(change, change) / (
-                2 * step
+            bound = (
+                smooth
+                + np.vdot(gradient, change)
+                + np.vdot(change, change) / (2 * step)
             )
             if smooth_new <= bound + 1e-12 * abs(smooth):
                 break

@@ -18,7 +18,6 @@ def iris():
     return StandardScaler().fit_transform(X), y
 
 
-
 def _problem(seed, n=30, d=4):
     rng = np.random.RandomState(seed)
     quadruplets = rng.standard_normal((n, 4, d))
@@ -64,7 +63,9 @@ def test_loss_and_gradient_match_reference_and_finite_differences(seed):
             flat.reshape(d, d), diffs_ab, diffs_cd, weights, prior_inverse, 0.7
         )[1].ravel()
 
-    assert check_grad(f, g, L.ravel(), epsilon=1e-7) < 1e-5 * np.linalg.norm(g(L.ravel()))
+    assert check_grad(f, g, L.ravel(), epsilon=1e-7) < 1e-5 * np.linalg.norm(
+        g(L.ravel())
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -62,7 +62,7 @@ def test_solver_reaches_the_optimality_conditions():
 
 def test_indefinite_problem_is_shifted_with_a_warning(iris):
     X, y = iris
-    pairs, labels = _pairs(X, y, 60, seed=0)
+    pairs, _ = _pairs(X, y, 60, seed=0)
     # All dissimilar with a large weight: P = cov - 5 * (mean dissimilar scatter).
     with pytest.warns(UserWarning, match="not positive definite"):
         sdml = SDML(balance_param=5.0).fit_pairs(pairs, -np.ones(60))
