@@ -24,6 +24,7 @@ _PUBLIC = {
     "ITML": "._itml",
     "SDML": "._sdml",
     "LSML": "._lsml",
+    "SCML": "._scml",
 }
 
 __all__ = ["__version__", *_PUBLIC]

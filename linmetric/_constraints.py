@@ -7,11 +7,13 @@ into the training data; the learners' ``fit_triplets`` and
 """
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_array
 
 from ._itml import sample_label_pairs
 from ._validation import FLOAT_DTYPES
+
+# Bytes of one block of query-to-point distances in the triplet sampler.
+_BLOCK_BYTES = 16 * 2**20
 
 
 def sample_triplets(
@@ -22,7 +24,7 @@ def sample_triplets(
     For every sample ``i`` whose class has another member, ``j`` runs over
     its ``k_genuine`` nearest neighbours of the same class and ``l`` over
     its ``k_impostor`` nearest neighbours of the other classes (Euclidean
-    distance, ties broken by the lower index), giving
+    distance), giving
     ``k_genuine * k_impostor`` triplets per sample; ``k_genuine`` and
     ``k_impostor`` are cut to the class sizes available. With
     ``n_constraints``, that many of them are drawn uniformly without
@@ -52,11 +54,8 @@ def sample_triplets(
         k_other = min(k_impostor, others.size)
         if k_same < 1 or k_other < 1:
             continue
-        # Own class: the first neighbour of each member is itself.
-        same = NearestNeighbors(n_neighbors=k_same + 1).fit(X[members])
-        genuine = members[same.kneighbors(return_distance=False)[:, :k_same]]
-        other = NearestNeighbors(n_neighbors=k_other).fit(X[others])
-        impostors = others[other.kneighbors(X[members], return_distance=False)]
+        genuine = members[_nearest(X[members], X[members], k_same, exclude_self=True)]
+        impostors = others[_nearest(X[members], X[others], k_other)]
         anchors = np.repeat(members, k_same * k_other)
         genuine = np.repeat(genuine, k_other, axis=1).ravel()
         impostors = np.tile(impostors, (1, k_same)).ravel()
@@ -72,6 +71,31 @@ def sample_triplets(
         chosen = random_state.choice(triplets.shape[0], n_constraints, replace=replace)
         triplets = triplets[np.sort(chosen)]
     return triplets
+
+
+def _nearest(queries, points, k, *, exclude_self=False):
+    """Indices of the ``k`` nearest ``points`` of each query, nearest first.
+
+    Squared Euclidean distances by blocks of queries (memory bounded by
+    ``_BLOCK_BYTES``); the chosen are sorted by distance, then index (which
+    of several points tied at the k-th distance is chosen is unspecified). With ``exclude_self``,
+    ``queries`` are ``points`` and each query skips itself.
+    """
+    n_queries, n_points = queries.shape[0], points.shape[0]
+    point_norms = np.einsum("ij,ij->i", points, points)
+    block = max(1, _BLOCK_BYTES // (8 * max(n_points, 1)))
+    nearest = np.empty((n_queries, k), dtype=np.intp)
+    for start in range(0, n_queries, block):
+        stop = min(start + block, n_queries)
+        distances = point_norms - 2.0 * queries[start:stop] @ points.T
+        if exclude_self:
+            distances[np.arange(stop - start), np.arange(start, stop)] = np.inf
+        candidates = np.argpartition(distances, k - 1, axis=1)[:, :k]
+        order = np.lexsort(
+            (candidates, np.take_along_axis(distances, candidates, axis=1))
+        )
+        nearest[start:stop] = np.take_along_axis(candidates, order, axis=1)
+    return nearest
 
 
 def sample_quadruplets(y_codes, n_constraints, random_state):
