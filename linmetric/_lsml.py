@@ -80,7 +80,7 @@ class LSML(MetricLearner):
     components_ : ndarray of shape (n_features, n_features)
         ``L`` with ``L^T L = M``, in the dtype of the training data.
     n_iter_ : int
-        L-BFGS iterations done.
+        L-BFGS iterations done (1 if the start was already optimal).
     loss_curve_ : ndarray of shape (n_iter_,)
         The objective after each iteration.
     n_features_in_ : int
@@ -257,7 +257,8 @@ class LSML(MetricLearner):
             shape=(n_features, n_features),
         )
         self.components_ = np.ascontiguousarray(result.x, dtype=X.dtype)
-        self.n_iter_ = result.n_iter
+        # A start that is already optimal still took one gradient check.
+        self.n_iter_ = max(result.n_iter, 1)
         self.loss_curve_ = log.loss_curve
         return self
 

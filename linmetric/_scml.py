@@ -74,7 +74,7 @@ class SCML(MetricLearner):
         Steps per recorded window (one row of ``loss_curve_``).
     batch_size : int, default=10
         Triplets per step.
-    tol : float, default=1e-3
+    tol : float, default=1e-2
         Relative improvement of the window objective below which the fit
         stops.
     k_genuine, k_impostor : int, default=3 and 10
@@ -179,7 +179,7 @@ class SCML(MetricLearner):
         max_iter=10000,
         output_iter=500,
         batch_size=10,
-        tol=1e-3,
+        tol=1e-2,
         k_genuine=3,
         k_impostor=10,
         n_constraints=None,
@@ -219,8 +219,13 @@ class SCML(MetricLearner):
         validate_params(self)
         random_state = check_random_state(self.random_state)
         X, y_codes, _ = validate_X_y(self, X, y)
+        # Centred: the metric ignores translation, and so do the rounding
+        # errors of the neighbour search and the basis.
+        X_centred = np.asarray(X, dtype=np.float64) - np.mean(
+            X, axis=0, dtype=np.float64
+        )
         triplets = sample_triplets(
-            X,
+            X_centred,
             y_codes,
             k_genuine=self.k_genuine,
             k_impostor=self.k_impostor,
@@ -230,7 +235,7 @@ class SCML(MetricLearner):
         basis = self.basis
         if isinstance(basis, str) and basis == "auto":
             basis = "lda"
-        return self._fit(X, triplets, basis, y_codes, random_state)
+        return self._fit(X, X_centred, triplets, basis, y_codes, random_state)
 
     def fit_triplets(self, triplets):
         """Learn the metric from triplets ``(a, b, c)``, ``d(a, b) < d(a, c)``.
@@ -262,10 +267,14 @@ class SCML(MetricLearner):
             triplets.reshape(3 * n_triplets, n_features), axis=0, return_inverse=True
         )
         X = validate_X(self, points)
-        return self._fit(X, index.reshape(n_triplets, 3), basis, None, random_state)
+        X_centred = np.asarray(X, dtype=np.float64) - np.mean(
+            X, axis=0, dtype=np.float64
+        )
+        return self._fit(
+            X, X_centred, index.reshape(n_triplets, 3), basis, None, random_state
+        )
 
-    def _fit(self, X, triplets, basis, y_codes, random_state):
-        X64 = np.asarray(X, dtype=np.float64)
+    def _fit(self, X, X64, triplets, basis, y_codes, random_state):
         n_features = X64.shape[1]
         n_basis = self.n_basis if self.n_basis is not None else 20 * n_features
         if isinstance(basis, str):
