@@ -178,7 +178,7 @@ def validate_weights(weights, n_tuples, *, name="weights"):
             f"{weights.shape}."
         )
     if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-        bad = weights[~(np.isfinite(weights) & (weights >= 0))][0]
+        bad = float(weights[~(np.isfinite(weights) & (weights >= 0))][0])
         raise ValueError(f"{name} must be finite and non-negative; got {bad!r}.")
     if not weights.sum() > 0:
         raise ValueError(f"{name} must not all be zero.")

@@ -142,7 +142,7 @@ class SCML(MetricLearner):
     ...     X, y, stratify=y, random_state=0)
     >>> model = make_pipeline(SCML(random_state=0), KNeighborsClassifier(3))
     >>> round(model.fit(X_train, y_train).score(X_test, y_test), 2)
-    0.98
+    1.0
 
     From triplets of points, ``d(a, b) < d(a, c)``:
 

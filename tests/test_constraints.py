@@ -75,7 +75,7 @@ def test_tuple_and_weight_checks():
     with pytest.raises(ValueError, match="NaN"):
         validate_tuples(np.full((1, 3, 2), np.nan), 3, name="triplets", meaning="m")
     np.testing.assert_array_equal(validate_weights(None, 3), np.ones(3))
-    with pytest.raises(ValueError, match="non-negative; got -1.0"):
+    with pytest.raises(ValueError, match=r"non-negative; got -1\.0"):
         validate_weights([1.0, -1.0, 2.0], 3)
     with pytest.raises(ValueError, match="non-negative; got inf"):
         validate_weights([1.0, np.inf, 2.0], 3)
