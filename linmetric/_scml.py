@@ -147,7 +147,7 @@ class SCML(MetricLearner):
     From triplets of points, ``d(a, b) < d(a, c)``:
 
     >>> import numpy as np
-    >>> triplets = np.stack([X[:50], X[1:51], X[130:180]], axis=1)
+    >>> triplets = np.stack([X[:40], X[1:41], X[130:170]], axis=1)
     >>> scml = SCML(random_state=0).fit_triplets(triplets)
     >>> scml.components_.shape[1]
     13
