@@ -310,14 +310,18 @@ def lsml_loss_grad(
     distance_cd = np.sqrt(np.einsum("ij,ij->i", mapped_cd, mapped_cd))
     residual = np.maximum(distance_ab - distance_cd, 0.0)
     loss = float(weights @ residual**2)
-    scaled = 2.0 * weights * residual
+    # Only violated comparisons have a gradient: the backward products run
+    # over those rows alone.
+    violated = np.flatnonzero(residual)
+    scaled = 2.0 * weights[violated] * residual[violated]
+    near, far = distance_ab[violated], distance_cd[violated]
     with np.errstate(divide="ignore", invalid="ignore"):
-        coef_ab = np.where(distance_ab > 0, scaled / distance_ab, 0.0)
-        coef_cd = np.where(distance_cd > 0, scaled / distance_cd, 0.0)
-    gradient = (mapped_ab * coef_ab[:, None]).T @ diffs_ab
-    gradient -= (mapped_cd * coef_cd[:, None]).T @ diffs_cd
+        coef_ab = np.where(near > 0, scaled / near, 0.0)
+        coef_cd = np.where(far > 0, scaled / far, 0.0)
+    gradient = (mapped_ab[violated] * coef_ab[:, None]).T @ diffs_ab[violated]
+    gradient -= (mapped_cd[violated] * coef_cd[:, None]).T @ diffs_cd[violated]
     prior_product = components @ prior_inverse
     loss += regularization * (np.vdot(prior_product, components) - 2.0 * logabsdet)
     inverse_transpose = np.linalg.inv(components).T
     gradient += regularization * 2.0 * (prior_product - inverse_transpose)
-    return loss, gradient, int(np.count_nonzero(residual))
+    return loss, gradient, int(violated.shape[0])
