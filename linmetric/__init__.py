@@ -28,6 +28,9 @@ _PUBLIC = {
     "LFDA": "._lfda",
     "RCA": "._rca",
     "MLKR": "._mlkr",
+    "SDML": "._sdml",
+    "LSML": "._lsml",
+    "SCML": "._scml",
 }
 
 __all__ = ["__version__", *_PUBLIC]
