@@ -22,6 +22,10 @@ _PUBLIC = {
     "EnergyClassifier": "._energy",
     "NCA": "._nca",
     "ITML": "._itml",
+    "MMC": "._mmc",
+    "PairsClassifier": "._tuples",
+    "TripletsClassifier": "._tuples",
+    "QuadrupletsClassifier": "._tuples",
 }
 
 __all__ = ["__version__", *_PUBLIC]
