@@ -1,10 +1,12 @@
 """Mahalanobis Metric for Clustering (MMC)."""
 
 import numbers
+from contextlib import nullcontext
 
 import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
 
 from ._base import MetricLearner
 from ._itml import sample_label_pairs
@@ -27,6 +29,9 @@ ARMIJO = 1e-4
 S_FLOOR = 1e-3
 # Ridge of the Newton system, relative to the Hessian's largest diagonal entry.
 RIDGE = 1e-10
+# Up to this many features, the full form's many small eigendecompositions run
+# on one BLAS thread: threads cost more than they save on such matrices.
+SMALL_PROBLEM = 256
 
 
 class MMC(MetricLearner):
@@ -242,9 +247,16 @@ class MMC(MetricLearner):
             columns=("change", "step"),
         )
         solve = _mmc_diagonal if self.diagonal else _mmc_full
-        metric, n_iter, converged, change = solve(
-            similar, dissimilar, self.max_iter, self.tol, log, self.callback is not None
-        )
+        small = diffs.shape[1] <= SMALL_PROBLEM
+        with threadpool_limits(1, user_api="blas") if small else nullcontext():
+            metric, n_iter, converged, change = solve(
+                similar,
+                dissimilar,
+                self.max_iter,
+                self.tol,
+                log,
+                self.callback is not None,
+            )
         log.finish(
             converged,
             None
