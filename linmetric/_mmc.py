@@ -6,7 +6,7 @@ from contextlib import nullcontext
 import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._base import MetricLearner
 from ._itml import sample_label_pairs
@@ -247,8 +247,8 @@ class MMC(MetricLearner):
             columns=("change", "step"),
         )
         solve = _mmc_diagonal if self.diagonal else _mmc_full
-        small = diffs.shape[1] <= SMALL_PROBLEM
-        with threadpool_limits(1, user_api="blas") if small else nullcontext():
+        small = not self.diagonal and diffs.shape[1] <= SMALL_PROBLEM
+        with _one_blas_thread() if small else nullcontext():
             metric, n_iter, converged, change = solve(
                 similar,
                 dissimilar,
@@ -281,6 +281,15 @@ class MMC(MetricLearner):
 
 
 # --- full form ----------------------------------------------------------------
+
+_controller = []
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread; the library scan is done once per process."""
+    if not _controller:
+        _controller.append(ThreadpoolController())
+    return _controller[0].limit(limits=1, user_api="blas")
 
 
 def dissimilar_objective(A, dissimilar_diffs):
