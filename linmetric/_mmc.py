@@ -29,8 +29,9 @@ ARMIJO = 1e-4
 S_FLOOR = 1e-3
 # Ridge of the Newton system, relative to the Hessian's largest diagonal entry.
 RIDGE = 1e-10
-# Up to this many features, the full form's many small eigendecompositions run
-# on one BLAS thread: threads cost more than they save on such matrices.
+# Up to this many features, the solvers' many small products and
+# eigendecompositions run on one BLAS thread: on matrices this small, threads
+# cost more than they save (much more on a loaded machine).
 SMALL_PROBLEM = 256
 
 
@@ -247,7 +248,7 @@ class MMC(MetricLearner):
             columns=("change", "step"),
         )
         solve = _mmc_diagonal if self.diagonal else _mmc_full
-        small = not self.diagonal and diffs.shape[1] <= SMALL_PROBLEM
+        small = diffs.shape[1] <= SMALL_PROBLEM
         with _one_blas_thread() if small else nullcontext():
             metric, n_iter, converged, change = solve(
                 similar,
