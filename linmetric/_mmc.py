@@ -1,18 +1,17 @@
 """Mahalanobis Metric for Clustering (MMC)."""
 
 import numbers
-from contextlib import nullcontext
 
 import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
-from threadpoolctl import ThreadpoolController
 
 from ._base import MetricLearner
 from ._itml import sample_label_pairs
 from ._optimize import IterationLog
 from ._params import Interval, validate_params
 from ._psd import components_from_metric
+from ._threads import fit_threads
 from ._validation import validate_pairs, validate_X, validate_X_y
 
 # Relative length of the first gradient step of the full form, ||step|| / ||A||.
@@ -29,10 +28,6 @@ ARMIJO = 1e-4
 S_FLOOR = 1e-3
 # Ridge of the Newton system, relative to the Hessian's largest diagonal entry.
 RIDGE = 1e-10
-# Up to this many features, the solvers' many small products and
-# eigendecompositions run on one BLAS thread: on matrices this small, threads
-# cost more than they save (much more on a loaded machine).
-SMALL_PROBLEM = 256
 
 
 class MMC(MetricLearner):
@@ -248,8 +243,7 @@ class MMC(MetricLearner):
             columns=("change", "step"),
         )
         solve = _mmc_diagonal if self.diagonal else _mmc_full
-        small = diffs.shape[1] <= SMALL_PROBLEM
-        with _one_blas_thread() if small else nullcontext():
+        with fit_threads("mmc", diffs.shape[1]):
             metric, n_iter, converged, change = solve(
                 similar,
                 dissimilar,
@@ -282,15 +276,6 @@ class MMC(MetricLearner):
 
 
 # --- full form ----------------------------------------------------------------
-
-_controller = []
-
-
-def _one_blas_thread():
-    """Limit BLAS to one thread; the library scan is done once per process."""
-    if not _controller:
-        _controller.append(ThreadpoolController())
-    return _controller[0].limit(limits=1, user_api="blas")
 
 
 def dissimilar_objective(A, dissimilar_diffs):
