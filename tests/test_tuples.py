@@ -12,8 +12,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_checks
 
 from linmetric import (
+    GMML,
     ITML,
+    KISSME,
+    LSML,
     MMC,
+    SCML,
+    SDML,
     MetricLearner,
     PairsClassifier,
     QuadrupletsClassifier,
@@ -503,3 +508,50 @@ def test_quadruplets_pass_weights_and_weight_the_score(iris):
     assert cross_val_score(clone(model), quadruplets, cv=3).mean() > 0.85
     with pytest.raises(ValueError, match="sample_weight must hold 60 non-negative"):
         model.fit(quadruplets, sample_weight=-weights)
+
+
+# --- the real learners of each tuple kind -----------------------------------------
+
+
+@pytest.mark.parametrize("learner", [SDML(), KISSME(), GMML()], ids=repr)
+def test_pair_learners_in_cross_val_score(learner, iris, index_pairs):
+    X, _ = iris
+    pairs, labels = index_pairs
+    auc = cross_val_score(
+        PairsClassifier(learner, preprocessor=X),
+        pairs,
+        labels,
+        cv=3,
+        scoring="roc_auc",
+    )
+    assert auc.mean() > 0.85
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_scml_learns_from_triplets_through_the_wrapper(iris):
+    X, y = iris
+    triplets = _triplets(y, 150, 3)
+    learner = SCML(random_state=0, max_iter=2000)
+    scores = cross_val_score(
+        TripletsClassifier(learner, preprocessor=X), triplets, cv=3
+    )
+    assert scores.mean() > 0.85
+    model = TripletsClassifier(learner, preprocessor=X).fit(triplets)
+    expected = clone(learner).fit_triplets(X[triplets]).components_
+    np.testing.assert_allclose(model.components_, expected)
+
+
+def test_lsml_learns_from_quadruplets_through_the_wrapper(iris):
+    X, y = iris
+    rows, cols, labels = sample_label_pairs(y, 200, np.random.RandomState(4))
+    similar = np.stack([rows, cols], axis=1)[labels > 0]
+    dissimilar = np.stack([rows, cols], axis=1)[labels < 0]
+    n = min(similar.shape[0], dissimilar.shape[0])
+    quadruplets = np.concatenate([similar[:n], dissimilar[:n]], axis=1)
+    euclidean = np.linalg.norm(
+        X[quadruplets[:, 2]] - X[quadruplets[:, 3]], axis=1
+    ) > np.linalg.norm(X[quadruplets[:, 0]] - X[quadruplets[:, 1]], axis=1)
+    model = QuadrupletsClassifier(LSML(), preprocessor=X)
+    scores = cross_val_score(model, quadruplets, cv=3)
+    assert scores.mean() >= euclidean.mean() - 0.02
+    assert model.fit(quadruplets).score(quadruplets) > euclidean.mean()
