@@ -72,12 +72,7 @@ REQUIRED_ARGUMENTS = {
 # Parameters that keep each fit small; applied where the estimator has them.
 FAST_PARAMETERS = {"max_iter": 30, "random_state": 0}
 
-# Known open work on LMNN (fixed elsewhere); drop these marks once it lands.
-LMNN_TRANSLATION = (
-    "LMNN is not yet translation invariant far from the origin (X + 1e10)"
-)
-LMNN_SMALL_CLASSES = "LMNN refuses classes smaller than n_neighbors + 1"
-LMNN_WIDE_START = "LMNN's default start refuses fewer samples than features"
+# Known open work.
 LMNN_SCALE = (
     "LMNN's start does not follow the data's scale; far from unit scale its "
     "loss overflows or its margin of 1 dominates"
@@ -388,8 +383,6 @@ def _shift_params():
     for estimator, name in zip(ESTIMATORS, IDS, strict=True):
         for offset in (1e3, 1e6, 1e10):
             marks = ()
-            if offset == 1e10 and _uses_lmnn(estimator):
-                marks = pytest.mark.xfail(strict=False, reason=LMNN_TRANSLATION)
             cases.append(
                 pytest.param(estimator, offset, marks=marks, id=f"{name}-{offset:g}")
             )
@@ -535,9 +528,7 @@ def test_itml_constraints_are_bounded(monkeypatch, two_blobs):
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=IDS)
-def test_small_classes_are_handled(estimator, request):
-    if _uses_lmnn(estimator):
-        request.applymarker(pytest.mark.xfail(strict=False, reason=LMNN_SMALL_CLASSES))
+def test_small_classes_are_handled(estimator):
     X, y = _blobs(0, 26, 3, 2)
     y[-2:] = 2  # a class of two samples, fewer than n_neighbors + 1 = 4
     model = clone(estimator).fit(X, y)
@@ -545,9 +536,7 @@ def test_small_classes_are_handled(estimator, request):
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=IDS)
-def test_fewer_samples_than_features_with_defaults(estimator, request):
-    if _uses_lmnn(estimator):
-        request.applymarker(pytest.mark.xfail(strict=False, reason=LMNN_WIDE_START))
+def test_fewer_samples_than_features_with_defaults(estimator):
     X, y = _blobs(0, 12, 20, 2)
     model = clone(estimator).fit(X, y)
     _check_fitted(model, X, y, np.float64)
