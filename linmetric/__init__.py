@@ -25,6 +25,12 @@ _PUBLIC = {
     "KISSME": "._kissme",
     "GMML": "._gmml",
     "DMLMJ": "._dmlmj",
+    "LFDA": "._lfda",
+    "RCA": "._rca",
+    "MLKR": "._mlkr",
+    "SDML": "._sdml",
+    "LSML": "._lsml",
+    "SCML": "._scml",
 }
 
 __all__ = ["__version__", *_PUBLIC]

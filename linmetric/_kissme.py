@@ -300,7 +300,7 @@ def pca_projection(X, n_components):
     """The leading ``n_components`` principal directions of X, as rows; or None."""
     if n_components is None:
         return None
-    _, _, directions = centered_spectrum(X)
+    _, _, directions, _ = centered_spectrum(X)
     n_max = directions.shape[1]
     if n_components > n_max:
         raise ValueError(

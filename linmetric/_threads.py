@@ -19,6 +19,11 @@ LMNN_SERIAL_MAX_SAMPLES = 5000
 # NCA's exact solver up to this many samples: BLAS on one thread (its GEMMs,
 # n x n x n_components, are too small to gain from BLAS threads).
 NCA_SERIAL_BLAS_MAX_SAMPLES = 2048
+# LFDA while its largest class has at most this many samples, and MLKR up to
+# this many samples: kernels and BLAS on one thread (their per-class or
+# per-block products are too small to gain from threads).
+LFDA_SERIAL_MAX_CLASS_SIZE = 2048
+MLKR_SERIAL_MAX_SAMPLES = 2048
 # A kernel gives each thread at least this many rows ...
 MIN_ROWS_PER_THREAD = 8
 # ... and a sparse outer-product sum at least this many pairs.
@@ -71,10 +76,11 @@ def fit_threads(job, n_samples):
 
     Parameters
     ----------
-    job : {'lmnn', 'nca_exact', 'nca_truncated'}
+    job : {'lmnn', 'nca_exact', 'nca_truncated', 'lfda', 'mlkr'}
         The solver about to run.
     n_samples : int
-        Number of samples, after validation.
+        Number of samples, after validation (for 'lfda', the size of the
+        largest class).
 
     Returns
     -------
@@ -91,4 +97,9 @@ def fit_threads(job, n_samples):
         # Its GEMMs are n x n_components x n_components or already split over
         # threads by the kernels: BLAS threads only add synchronisation.
         return limit_threads(blas=1)
+    if job == "lfda":
+        serial = n_samples <= LFDA_SERIAL_MAX_CLASS_SIZE
+        return limit_threads(kernels=1 if serial else None, blas=1 if serial else None)
+    if job == "mlkr":
+        return limit_threads(blas=1 if n_samples <= MLKR_SERIAL_MAX_SAMPLES else None)
     raise ValueError(f"unknown job {job!r}")

@@ -30,7 +30,15 @@ REQUIRED_ARGUMENTS = {
 }
 
 # Checks that cannot pass, with the reason; keep this empty where possible.
-EXPECTED_FAILED_CHECKS = {}
+EXPECTED_FAILED_CHECKS = {
+    "MLKR": {
+        "check_transformer_n_iter": (
+            "the check's two tight blobs are predicted exactly by the "
+            "leave-one-out kernel regression at the start, so L-BFGS-B rightly "
+            "stops before its first iteration"
+        )
+    },
+}
 
 
 def _public_classes():
@@ -208,6 +216,8 @@ class TestLearnerContract:
             pytest.skip("unsupervised: y is ignored")
         with pytest.raises(ValueError, match="inconsistent numbers of samples"):
             clone(learner).fit(X, y[:-1])
+        if learner.__sklearn_tags__().regressor_tags is not None:
+            return  # real-valued targets: a constant y is valid
         with pytest.raises(ValueError, match="only one class"):
             clone(learner).fit(X, np.zeros_like(y))
 
