@@ -31,13 +31,7 @@ REQUIRED_ARGUMENTS = {
 }
 
 # Checks that cannot pass, with the reason; keep this empty where possible.
-_TINY_CLASSES = (
-    "the check fits 10 samples with about 3 per class, fewer than "
-    "n_neighbors + 1 = 4; EnergyClassifier refuses with the class-size "
-    "error, which the check does not recognise"
-)
 EXPECTED_FAILED_CHECKS = {
-    "EnergyClassifier": {"check_fit2d_1feature": _TINY_CLASSES},
     "MLKR": {
         "check_transformer_n_iter": (
             "the check's two tight blobs are predicted exactly by the "
