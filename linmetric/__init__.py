@@ -22,6 +22,9 @@ _PUBLIC = {
     "EnergyClassifier": "._energy",
     "NCA": "._nca",
     "ITML": "._itml",
+    "LFDA": "._lfda",
+    "RCA": "._rca",
+    "MLKR": "._mlkr",
 }
 
 __all__ = ["__version__", *_PUBLIC]
