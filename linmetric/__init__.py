@@ -25,6 +25,9 @@ _PUBLIC = {
     "LFDA": "._lfda",
     "RCA": "._rca",
     "MLKR": "._mlkr",
+    "KISSME": "._kissme",
+    "GMML": "._gmml",
+    "DMLMJ": "._dmlmj",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -1,0 +1,358 @@
+"""KISSME: the metric of the likelihood-ratio test on pair differences."""
+
+import numbers
+
+import numpy as np
+from scipy import linalg
+from sklearn.utils import check_random_state
+
+from ._base import MetricLearner
+from ._itml import sample_label_pairs
+from ._kernels.outer import weighted_outer_sum
+from ._params import Interval, validate_params
+from ._validation import validate_pairs, validate_X, validate_X_y
+from ._whitening import centered_spectrum
+
+
+class KISSME(MetricLearner):
+    r"""Keep It Simple and Straightforward MEtric (KISSME).
+
+    KISSME models the difference ``x_ij = x_i - x_j`` of a similar pair and
+    of a dissimilar pair as zero-mean Gaussians with covariances
+    ``Sigma_S`` and ``Sigma_D``. The log-likelihood ratio of the two
+    hypotheses is, up to a constant, a squared Mahalanobis distance::
+
+        delta(x_ij) = x_ij^T (Sigma_S^-1 - Sigma_D^-1) x_ij,
+
+    ``Sigma_S = (1 / |S|) sum_{(i, j) in S} x_ij x_ij^T`` (likewise
+    ``Sigma_D`` over the dissimilar pairs ``D``). ``M = Sigma_S^-1 -
+    Sigma_D^-1`` is in general indefinite; as in [1]_ it is projected onto
+    the cone of positive semi-definite matrices by setting its negative
+    eigenvalues to zero, and ``components_`` is ``L = diag(sqrt(w)) V^T``
+    for ``M_+ = V diag(w) V^T`` (rows in decreasing order of ``w``; the
+    rows of the clipped directions are zero). No iteration: the cost is a
+    few ``n_features x n_features`` eigendecompositions once the two
+    covariances are known.
+
+    **Pairs.** ``fit_pairs(pairs, pair_labels)`` takes the pairs themselves.
+    ``fit(X, y)`` builds them from labels: with ``n_constraints=None``
+    (default) every pair of distinct samples counts, similar when both have
+    the same class. Both covariances are then computed in closed form from
+    the class means and scatter matrices, without enumerating the
+    ``n (n - 1) / 2`` pairs; with class scatters ``W_c``, sizes ``n_c``,
+    means ``mu_c`` and ``B = sum_c n_c (mu_c - mu)(mu_c - mu)^T``::
+
+        sum_{similar} x_ij x_ij^T    = sum_c n_c W_c,
+        sum_{dissimilar} x_ij x_ij^T = sum_c (n - n_c) W_c + n B.
+
+    With an int ``n_constraints``, that many pairs are drawn instead (half
+    similar, half dissimilar, as in :class:`ITML`).
+
+    **Regularisation.** Both covariances get the same ridge
+    ``epsilon I`` with ``epsilon = regularization * (tr Sigma_S + tr
+    Sigma_D) / (2 d)``: relative to the scale of the data, so that
+    rescaling the data only rescales ``components_`` (inversely). In a
+    direction in which no pair differs at all (a constant feature), both
+    inverses equal ``1 / epsilon`` and ``M`` is zero there.
+    ``regularization=0`` needs both covariances positive definite.
+
+    **PCA.** The paper reduces the data by PCA first; ``n_components``
+    does the same: the covariances are projected onto the leading
+    ``n_components`` principal directions ``P`` of the training points
+    (for ``fit_pairs``, all points of all pairs) and ``components_ = L P``.
+
+    Parameters
+    ----------
+    n_components : int or None, default=None
+        Principal directions kept before learning; None learns in the full
+        space.
+    n_constraints : int or None, default=None
+        Number of pairs drawn from the labels in ``fit(X, y)``; None uses
+        all pairs (exactly, in closed form). Not used by ``fit_pairs``.
+    regularization : float, default=1e-3
+        Relative ridge added to both covariances, see above.
+    random_state : int, RandomState instance or None, default=None
+        Draws the pairs when ``n_constraints`` is an int.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components_, n_features)
+        The map ``L``, in the dtype of the training data.
+    n_components_ : int
+        Rows of ``components_``: ``n_components``, or ``n_features``.
+    n_similar_, n_dissimilar_ : int
+        Numbers of similar and dissimilar pairs the covariances come from.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    GMML : Another closed-form metric from the same two covariances.
+    Covariance : The inverse covariance of the data itself.
+
+    Notes
+    -----
+    Deviations from [1]_: the ridge regularisation (the paper inverts the
+    covariances as they are, which fails when a covariance is singular);
+    learning from labels with all pairs in closed form (the paper samples
+    pairs); and PCA optional (the paper always applies it).
+
+    References
+    ----------
+    .. [1] M. Köstinger, M. Hirzer, P. Wohlhart, P. M. Roth and H. Bischof,
+       "Large scale metric learning from equivalence constraints", CVPR 2012.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_wine
+    >>> from sklearn.model_selection import train_test_split
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from linmetric import KISSME
+    >>> X, y = load_wine(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(
+    ...     X, y, stratify=y, random_state=0)
+    >>> euclidean = KNeighborsClassifier(3).fit(X_train, y_train)
+    >>> round(euclidean.score(X_test, y_test), 2)
+    0.64
+    >>> model = make_pipeline(KISSME(), KNeighborsClassifier(3))
+    >>> round(model.fit(X_train, y_train).score(X_test, y_test), 2)
+    0.93
+
+    From pairs of points labelled +1 (similar) or -1 (dissimilar):
+
+    >>> import numpy as np
+    >>> pairs = np.array([[0, 1], [0, 70], [70, 71], [71, 140], [1, 2], [2, 140]])
+    >>> kissme = KISSME().fit_pairs(X[pairs], [1, -1, 1, -1, 1, -1])
+    >>> kissme.components_.shape
+    (13, 13)
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "regularization": [Interval(numbers.Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        n_components=None,
+        n_constraints=None,
+        regularization=1e-3,
+        random_state=None,
+    ):
+        self.n_components = n_components
+        self.n_constraints = n_constraints
+        self.regularization = regularization
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Learn the metric from class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels, at least two classes and one class with two
+            members.
+
+        Returns
+        -------
+        self : KISSME
+        """
+        validate_params(self)
+        X, y_codes, _ = validate_X_y(self, X, y)
+        moments = label_pair_moments(
+            X, y_codes, self.n_constraints, check_random_state(self.random_state)
+        )
+        return self._fit_moments(X, *moments)
+
+    def fit_pairs(self, pairs, pair_labels):
+        """Learn the metric from pairs of points labelled similar or dissimilar.
+
+        Parameters
+        ----------
+        pairs : array-like of shape (n_pairs, 2, n_features)
+            ``pairs[p, 0]`` and ``pairs[p, 1]`` are the two points of pair p.
+        pair_labels : array-like of shape (n_pairs,)
+            +1 (similar) or -1 (dissimilar); both kinds must occur.
+
+        Returns
+        -------
+        self : KISSME
+        """
+        validate_params(self)
+        X, rows, cols, signs = points_of_pairs(self, pairs, pair_labels)
+        return self._fit_moments(X, *pair_moments(X, rows, cols, signs))
+
+    def _fit_moments(self, X, similar, dissimilar, n_similar, n_dissimilar):
+        projection = pca_projection(X, self.n_components)
+        if projection is not None:
+            similar = projection @ similar @ projection.T
+            dissimilar = projection @ dissimilar @ projection.T
+        similar, dissimilar = ridge(similar, dissimilar, self.regularization)
+        inverse_similar = spd_inverse(similar, "the similar-pair covariance")
+        inverse_dissimilar = spd_inverse(dissimilar, "the dissimilar-pair covariance")
+        components = psd_factor(inverse_similar - inverse_dissimilar)
+        if projection is not None:
+            components = components @ projection
+        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
+        self.n_components_ = components.shape[0]
+        self.n_similar_ = int(n_similar)
+        self.n_dissimilar_ = int(n_dissimilar)
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
+def label_pair_moments(X, y_codes, n_constraints, random_state):
+    """Second moments of the differences of similar and dissimilar pairs.
+
+    With ``n_constraints=None`` over all pairs of distinct samples, in
+    closed form from the class means and scatters; otherwise over
+    ``n_constraints`` pairs drawn by :func:`linmetric._itml.sample_label_pairs`.
+
+    Returns
+    -------
+    similar, dissimilar : ndarray of shape (n_features, n_features), float64
+        ``mean x_ij x_ij^T`` over the similar and the dissimilar pairs.
+    n_similar, n_dissimilar : int
+        The numbers of pairs.
+    """
+    if n_constraints is not None:
+        rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
+        return pair_moments(X, rows, cols, signs)
+    X64 = np.asarray(X, dtype=np.float64)
+    n_samples, n_features = X64.shape
+    mean = X64.mean(axis=0)
+    counts = np.bincount(y_codes)
+    within = np.zeros((n_features, n_features))  # sum_c n_c W_c
+    weighted_within = np.zeros((n_features, n_features))  # sum_c (n - n_c) W_c
+    between = np.zeros((n_features, n_features))  # B
+    for label in np.flatnonzero(counts):
+        members = X64[y_codes == label]
+        class_mean = members.mean(axis=0)
+        centred = members - class_mean
+        scatter = centred.T @ centred
+        within += counts[label] * scatter
+        weighted_within += (n_samples - counts[label]) * scatter
+        offset = class_mean - mean
+        between += counts[label] * np.outer(offset, offset)
+    n_similar = int(np.sum(counts * (counts - 1)) // 2)
+    n_dissimilar = int((n_samples**2 - np.sum(counts**2)) // 2)
+    _check_counts(n_similar, n_dissimilar)
+    dissimilar = weighted_within + n_samples * between
+    return within / n_similar, dissimilar / n_dissimilar, n_similar, n_dissimilar
+
+
+def pair_moments(X, rows, cols, signs):
+    """``mean x_ij x_ij^T`` over the similar (+1) and dissimilar (-1) pairs."""
+    similar = signs > 0
+    n_similar = int(similar.sum())
+    n_dissimilar = signs.shape[0] - n_similar
+    _check_counts(n_similar, n_dissimilar)
+    moments = []
+    for chosen, count in ((similar, n_similar), (~similar, n_dissimilar)):
+        outer = weighted_outer_sum(X, rows[chosen], cols[chosen], np.ones(count))
+        moments.append(outer / count)
+    return moments[0], moments[1], n_similar, n_dissimilar
+
+
+def points_of_pairs(estimator, pairs, pair_labels):
+    """Validate pairs of points; return them as rows of X and index pairs.
+
+    Pair p becomes rows ``2p`` and ``2p + 1`` of ``X``; ``n_features_in_``
+    is set on ``estimator``.
+    """
+    if pair_labels is None:
+        raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
+    pairs, signs = validate_pairs(pairs, pair_labels)
+    n_pairs, _, n_features = pairs.shape
+    if n_pairs == 0:
+        raise ValueError("pairs is empty; at least two pairs are needed.")
+    X = validate_X(estimator, pairs.reshape(2 * n_pairs, n_features))
+    rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
+    return X, rows, rows + 1, signs
+
+
+def _check_counts(n_similar, n_dissimilar):
+    if n_similar == 0:
+        raise ValueError(
+            "There are no similar pairs: every class has a single sample, or "
+            "no pair is labelled +1. The similar-pair covariance needs at "
+            "least one."
+        )
+    if n_dissimilar == 0:
+        raise ValueError(
+            "There are no dissimilar pairs: no pair is labelled -1. The "
+            "dissimilar-pair covariance needs at least one."
+        )
+
+
+def pca_projection(X, n_components):
+    """The leading ``n_components`` principal directions of X, as rows; or None."""
+    if n_components is None:
+        return None
+    _, _, directions = centered_spectrum(X)
+    n_max = directions.shape[1]
+    if n_components > n_max:
+        raise ValueError(
+            f"n_components={n_components} is out of range: PCA keeps at most "
+            f"min(n_samples, n_features) = {n_max} directions."
+        )
+    return np.ascontiguousarray(directions[:, :n_components].T)
+
+
+def ridge(similar, dissimilar, regularization):
+    """Add ``epsilon I`` to both, ``epsilon`` relative to their mean eigenvalue."""
+    n_features = similar.shape[0]
+    scale = (np.trace(similar) + np.trace(dissimilar)) / (2 * n_features)
+    if not scale > 0:
+        raise ValueError(
+            "Every pair has two identical points (all differences are zero); "
+            "no metric can be learned from them."
+        )
+    epsilon = regularization * scale
+    identity = np.eye(n_features)
+    return similar + epsilon * identity, dissimilar + epsilon * identity
+
+
+def spd_inverse(matrix, name):
+    """Inverse of a symmetric positive definite matrix via its eigenvalues.
+
+    Raises a ValueError naming ``regularization`` when ``matrix`` is
+    singular to working precision (eigenvalues at or below
+    ``n_features * eps * largest``).
+    """
+    values, vectors = linalg.eigh((matrix + matrix.T) / 2, check_finite=False)
+    tol = matrix.shape[0] * np.finfo(np.float64).eps * max(values[-1], 0.0)
+    if not values[0] > tol:
+        raise ValueError(
+            f"{name[0].upper()}{name[1:]} is singular (smallest eigenvalue "
+            f"{values[0]:.3g}); set regularization > 0."
+        )
+    return (vectors / values) @ vectors.T
+
+
+def psd_factor(metric):
+    """``L`` with ``L^T L`` the projection of ``metric`` onto the PSD cone.
+
+    Negative eigenvalues are set to zero, and so are those within rounding
+    of zero (``n_features * eps * max|w|``). Rows come in decreasing order
+    of eigenvalue; each row's largest entry is positive.
+    """
+    values, vectors = linalg.eigh((metric + metric.T) / 2, check_finite=False)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    tol = metric.shape[0] * np.finfo(np.float64).eps * max(np.abs(values).max(), 0)
+    values = np.where(values > tol, values, 0.0)
+    largest = np.argmax(np.abs(vectors), axis=0)
+    signs = np.sign(vectors[largest, np.arange(vectors.shape[1])])
+    signs[signs == 0] = 1
+    return np.sqrt(values)[:, None] * (vectors * signs).T

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from linmetric import DMLMJ
+from linmetric._dmlmj import other_class_neighbor_pairs, same_class_neighbor_pairs
+from linmetric.reference.dmlmj import dmlmj, jeffrey_divergence, neighbor_pairs
+
+
+@pytest.fixture
+def labelled():
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1, 2, 3], [14, 9, 17, 3])
+    means = rng.standard_normal((4, 5)) * 2
+    mixing = rng.standard_normal((5, 5)) + 2 * np.eye(5)
+    X = means[y] + rng.standard_normal((y.size, 5)) @ mixing
+    return X, y
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("working_memory", [None, 1e-4])
+def test_neighbour_pairs_match_brute_force(labelled, dtype, working_memory):
+    X, y = labelled
+    X = X.astype(dtype)
+    similar, dissimilar = neighbor_pairs(X.astype(np.float64), y, 4)
+    rows, cols = same_class_neighbor_pairs(X, y, 4, working_memory=working_memory)
+    # Class 3 has 3 members, fewer than 4 + 1: each gets the other two.
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == sorted(similar)
+    rows, cols = other_class_neighbor_pairs(X, y, 4, working_memory=working_memory)
+    assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == sorted(dissimilar)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_components", [2, 5])
+def test_matches_the_reference(labelled, dtype, n_components):
+    X, y = labelled
+    model = DMLMJ(n_components=n_components, n_neighbors=4).fit(X.astype(dtype), y)
+    L, values, _, _ = dmlmj(X, y, n_components, k=4)
+    assert model.components_.dtype == dtype
+    tol = 1e-8 if dtype == np.float64 else 1e-3
+    np.testing.assert_allclose(model.eigenvalues_, values, rtol=tol)
+    expected = L.T @ L
+    np.testing.assert_allclose(
+        model.get_mahalanobis_matrix(), expected, atol=tol * np.abs(expected).max()
+    )
+
+
+def test_kept_directions_maximise_the_jeffrey_divergence(labelled):
+    X, y = labelled
+    _, _, sigma_s, sigma_d = dmlmj(X, y, 2, k=5)
+    model = DMLMJ(n_components=2).fit(X, y)
+    best = jeffrey_divergence(model.components_, sigma_s, sigma_d)
+    values = model.eigenvalues_
+    np.testing.assert_allclose(best, 0.5 * np.sum(values + 1 / values))
+    rng = np.random.RandomState(1)
+    for _ in range(20):
+        other = rng.standard_normal((2, 5))
+        assert jeffrey_divergence(other, sigma_s, sigma_d) < best
+    # All directions kept: M is the inverse same-class covariance.
+    full = DMLMJ().fit(X, y)
+    np.testing.assert_allclose(
+        full.get_mahalanobis_matrix(), np.linalg.inv(sigma_s), rtol=1e-8
+    )
+
+
+def test_shift_rescale_and_permutation(labelled):
+    X, y = labelled
+    base = DMLMJ(n_components=3).fit(X, y).components_
+    shifted = DMLMJ(n_components=3).fit(X + 20.0, y).components_
+    np.testing.assert_allclose(shifted, base, atol=1e-8)
+    scaled = DMLMJ(n_components=3).fit(X * 1e3, y).components_
+    np.testing.assert_allclose(scaled, base / 1e3, rtol=1e-8)
+    order = np.random.RandomState(2).permutation(y.size)
+    permuted = DMLMJ(n_components=3).fit(X[order], y[order]).components_
+    np.testing.assert_allclose(permuted, base, rtol=1e-8)
+
+
+def test_bad_input_is_a_clear_error(labelled):
+    X, y = labelled
+    with pytest.raises(ValueError, match="n_components=6 is out of range"):
+        DMLMJ(n_components=6).fit(X, y)
+    with pytest.raises(ValueError, match="every class has a single sample"):
+        DMLMJ().fit(X[:3], [0, 1, 2])
+    constant = np.column_stack((X, np.ones(y.size)))
+    with pytest.raises(ValueError, match="set regularization > 0"):
+        DMLMJ(regularization=0).fit(constant, y)
+    assert np.all(np.isfinite(DMLMJ().fit(constant, y).components_))
+    with pytest.raises(ValueError, match="n_neighbors"):
+        DMLMJ(n_neighbors=0).fit(X, y)

@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+from sklearn.utils import check_random_state
+
+from linmetric import KISSME
+from linmetric._itml import sample_label_pairs
+from linmetric.reference.kissme import kissme_metric, pair_covariances
+
+
+@pytest.fixture
+def labelled():
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1, 2], [12, 9, 15])
+    means = rng.standard_normal((3, 4)) * 3
+    mixing = rng.standard_normal((4, 4)) + 2 * np.eye(4)
+    X = means[y] + rng.standard_normal((y.size, 4)) @ mixing
+    return X, y
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_all_pairs_in_closed_form_match_the_pair_by_pair_reference(labelled, dtype):
+    X, y = labelled
+    kissme = KISSME().fit(X.astype(dtype), y)
+    expected = kissme_metric(*pair_covariances(X, y))
+    assert kissme.components_.dtype == dtype
+    rtol = 1e-9 if dtype == np.float64 else 2e-4
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(
+        kissme.get_mahalanobis_matrix(), expected, rtol=0, atol=rtol * scale
+    )
+    n = y.size
+    assert kissme.n_similar_ == (12 * 11 + 9 * 8 + 15 * 14) // 2
+    assert kissme.n_dissimilar_ == n * (n - 1) // 2 - kissme.n_similar_
+
+
+def test_fit_pairs_matches_reference_on_the_same_pairs(labelled):
+    X, y = labelled
+    rows, cols, signs = sample_label_pairs(y, 60, check_random_state(1))
+    pairs = np.stack((X[rows], X[cols]), axis=1)
+    kissme = KISSME().fit_pairs(pairs, signs)
+    diffs = X[rows] - X[cols]
+    similar = diffs[signs > 0].T @ diffs[signs > 0] / np.sum(signs > 0)
+    dissimilar = diffs[signs < 0].T @ diffs[signs < 0] / np.sum(signs < 0)
+    np.testing.assert_allclose(
+        kissme.get_mahalanobis_matrix(),
+        kissme_metric(similar, dissimilar),
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    # fit(X, y) with n_constraints draws the same pairs from the same seed.
+    sampled = KISSME(n_constraints=60, random_state=1).fit(X, y)
+    np.testing.assert_allclose(sampled.components_, kissme.components_, atol=1e-12)
+
+
+def test_negative_eigenvalues_are_clipped(labelled):
+    X, y = labelled
+    similar, dissimilar = pair_covariances(X, y)
+    epsilon = 1e-3 * np.trace(similar + dissimilar) / 8
+    raw = np.linalg.inv(similar + epsilon * np.eye(4)) - np.linalg.inv(
+        dissimilar + epsilon * np.eye(4)
+    )
+    n_negative = np.sum(np.linalg.eigvalsh(raw) < 0)
+    assert n_negative >= 1
+    kissme = KISSME().fit(X, y)
+    eigenvalues = np.linalg.eigvalsh(kissme.get_mahalanobis_matrix())
+    assert eigenvalues.min() > -1e-10 * eigenvalues.max()
+    assert np.sum(np.all(kissme.components_ == 0, axis=1)) == n_negative
+
+
+def test_shift_rescale_and_permutation(labelled):
+    X, y = labelled
+    base = KISSME().fit(X, y).components_
+    np.testing.assert_allclose(KISSME().fit(X + 100.0, y).components_, base, atol=1e-8)
+    np.testing.assert_allclose(KISSME().fit(7.0 * X, y).components_, base / 7.0)
+    order = np.random.RandomState(3).permutation(y.size)
+    np.testing.assert_allclose(KISSME().fit(X[order], y[order]).components_, base)
+
+
+def test_pca_pre_step_learns_in_the_principal_subspace(labelled):
+    X, y = labelled
+    kissme = KISSME(n_components=2).fit(X, y)
+    assert kissme.components_.shape == (2, 4)
+    centred = X - X.mean(axis=0)
+    _, _, Vt = np.linalg.svd(centred, full_matrices=False)
+    P = Vt[:2]
+    expected = kissme_metric(*pair_covariances(X @ P.T, y))
+    np.testing.assert_allclose(
+        kissme.get_mahalanobis_matrix(), P.T @ expected @ P, atol=1e-9
+    )
+    with pytest.raises(ValueError, match="n_components=5 is out of range"):
+        KISSME(n_components=5).fit(X, y)
+
+
+def test_constant_feature_gets_zero_weight(labelled):
+    X, y = labelled
+    X = np.column_stack((X, np.full(y.size, 3.0)))
+    M = KISSME().fit(X, y).get_mahalanobis_matrix()
+    np.testing.assert_allclose(M[-1], 0.0, atol=1e-12 * np.abs(M).max())
+
+
+def test_bad_input_is_a_clear_error(labelled):
+    X, y = labelled
+    pairs = np.stack((X[:4], X[4:8]), axis=1)
+    with pytest.raises(ValueError, match="no dissimilar pairs"):
+        KISSME().fit_pairs(pairs, [1, 1, 1, 1])
+    with pytest.raises(ValueError, match="no similar pairs"):
+        KISSME().fit_pairs(pairs, [-1, -1, -1, -1])
+    with pytest.raises(ValueError, match="no similar pairs"):
+        KISSME().fit(X[:3], [0, 1, 2])
+    with pytest.raises(ValueError, match="pair_labels must be"):
+        KISSME().fit_pairs(pairs, [1, 0, 1, -1])
+    with pytest.raises(ValueError, match="set regularization > 0"):
+        KISSME(regularization=0).fit_pairs(pairs, [1, -1, 1, -1])
+    with pytest.raises(ValueError, match="regularization"):
+        KISSME(regularization=-1.0).fit(X, y)
+    with pytest.raises(ValueError, match="identical points"):
+        KISSME().fit(np.ones((6, 2)), [0, 0, 0, 1, 1, 1])
