@@ -28,6 +28,10 @@ _PUBLIC = {
     "KISSME": "._kissme",
     "GMML": "._gmml",
     "DMLMJ": "._dmlmj",
+    "MMC": "._mmc",
+    "PairsClassifier": "._tuples",
+    "TripletsClassifier": "._tuples",
+    "QuadrupletsClassifier": "._tuples",
 }
 
 __all__ = ["__version__", *_PUBLIC]
