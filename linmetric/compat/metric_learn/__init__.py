@@ -26,6 +26,8 @@ from .rca import RCA, RCA_Supervised
 from .scml import SCML, SCML_Supervised
 from .sdml import SDML, SDML_Supervised
 
+__version__ = "0.7.0"  # the metric-learn API this namespace follows
+
 __all__ = [
     "ITML",
     "LFDA",
@@ -45,4 +47,5 @@ __all__ = [
     "RCA_Supervised",
     "SCML_Supervised",
     "SDML_Supervised",
+    "__version__",
 ]

@@ -538,6 +538,12 @@ def renamed_argument(owner, old, old_value, new, value):
     return old_value
 
 
+def count_features(X):
+    """The number of columns of a 2-D X, or None."""
+    shape = np.shape(np.asarray(X)) if X is not None else ()
+    return shape[1] if len(shape) == 2 else None
+
+
 def n_constraints_default(n_constraints, y):
     """metric-learn's default number of constraints: ``20 * n_classes**2``."""
     if n_constraints is not None or y is None:

@@ -2,10 +2,8 @@
 
 import warnings
 
-import numpy as np
-
 from ... import LFDA as _LinmetricLFDA
-from .base_metric import MahalanobisMixin, _SupervisedMixin
+from .base_metric import MahalanobisMixin, _SupervisedMixin, count_features
 
 __all__ = ["LFDA"]
 
@@ -37,8 +35,8 @@ class LFDA(_SupervisedMixin, MahalanobisMixin):
 
     def _make_learner(self, X=None, y=None):
         k = self.k
-        if X is not None:
-            n_features = np.shape(X)[1] if np.ndim(X) == 2 else 1
+        n_features = count_features(X)
+        if n_features is not None:
             if k is None:
                 k = max(1, min(7, n_features - 1))
             elif isinstance(k, int) and k >= n_features > 1:

@@ -12,6 +12,7 @@ from .base_metric import (
     MahalanobisMixin,
     _QuadrupletsClassifierMixin,
     _SupervisedMixin,
+    count_features,
     n_constraints_default,
     renamed,
     samples,
@@ -141,7 +142,7 @@ class LSML_Supervised(_SupervisedMixin, _BaseLSML):
         self.num_constraints = num_constraints
 
     def _make_learner(self, X=None, y=None):
-        n_features = np.shape(X)[1] if X is not None and np.ndim(X) == 2 else None
+        n_features = count_features(X)
         learner = super()._make_learner(n_features=n_features)
         n_constraints = n_constraints_default(
             renamed(self, "num_constraints", "n_constraints", self.n_constraints), y

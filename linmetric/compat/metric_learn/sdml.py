@@ -1,6 +1,5 @@
 """SDML and SDML_Supervised with metric-learn's parameters, on :class:`linmetric.SDML`."""
 
-import numpy as np
 from sklearn.datasets import make_spd_matrix
 from sklearn.utils import check_random_state
 
@@ -9,6 +8,7 @@ from .base_metric import (
     MahalanobisMixin,
     _PairsClassifierMixin,
     _SupervisedMixin,
+    count_features,
     n_constraints_default,
     renamed,
     tuples,
@@ -152,7 +152,7 @@ class SDML_Supervised(_SupervisedMixin, _BaseSDML):
         self.num_constraints = num_constraints
 
     def _make_learner(self, X=None, y=None):
-        n_features = np.shape(X)[1] if X is not None and np.ndim(X) == 2 else None
+        n_features = count_features(X)
         learner = super()._make_learner(n_features=n_features)
         n_constraints = n_constraints_default(
             renamed(self, "num_constraints", "n_constraints", self.n_constraints), y
