@@ -185,6 +185,8 @@ def test_pairs_with_preprocessor_match_pairs_of_points(iris, index_pairs):
         predicted, np.where(distances <= by_index.threshold_, 1, -1)
     )
     np.testing.assert_allclose(by_index.decision_function(pairs), -distances)
+    restored = pickle.loads(pickle.dumps(by_index))
+    np.testing.assert_array_equal(restored.predict(pairs), predicted)
 
 
 def test_index_pairs_without_preprocessor_say_so(iris, index_pairs):

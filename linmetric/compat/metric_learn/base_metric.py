@@ -342,6 +342,13 @@ class _PairsClassifierMixin(ClassifierMixin, BaseMetricLearner):
         self.threshold_ = -self.estimator_.threshold_
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # samples are tuples: (n, k, n_features) points or (n, k) indices
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
+
 
 class _OrderedTuplesMixin(ClassifierMixin, BaseMetricLearner):
     """Triplets and quadruplets: a tuple holds when its first pair is closer."""
@@ -377,6 +384,13 @@ class _OrderedTuplesMixin(ClassifierMixin, BaseMetricLearner):
         score : float
         """
         return float(np.mean(self.predict(tuples_)) / 2 + 0.5)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # samples are tuples: (n, k, n_features) points or (n, k) indices
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags
 
 
 class _TripletsClassifierMixin(_OrderedTuplesMixin):
