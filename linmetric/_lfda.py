@@ -66,7 +66,8 @@ class LFDA(MetricLearner):
         ``S^w`` is made positive definite by raising its eigenvalues to at
         least ``regularization`` times its largest one, so the eigenproblem
         is solved stably when ``S^w`` is singular (more features than
-        points, constant features, duplicated points).
+        points, constant features, duplicated points). With 0, ``S^w``
+        must be positive definite.
     working_memory : float, default=None
         Budget in MiB for one block of within-class distances; None means
         ``sklearn.get_config()['working_memory']``.
@@ -93,10 +94,11 @@ class LFDA(MetricLearner):
     Deviations from [1]_: the local scale uses the k-th neighbour *within
     the class* (as the author's code does; only within-class affinities are
     ever used); a class smaller than ``k + 1`` uses its farthest neighbour;
-    two points whose scales are both 0 (duplicates of their own k-th
-    neighbour) have affinity 1 if they coincide and 0 otherwise; ``S^w`` is
-    regularised relative to its largest eigenvalue; each direction's sign is
-    fixed so that its largest entry is positive.
+    a scale of 0 (a point with ``k`` duplicates) is raised to the square
+    root of the smallest normal number of the dtype, so a pair involving
+    such a point has affinity 1 if the two points coincide and 0 otherwise;
+    ``S^w`` is regularised relative to its largest eigenvalue; each
+    direction's sign is fixed so that its largest entry is positive.
 
     References
     ----------
@@ -243,19 +245,21 @@ def _affinity_laplacian(X_class, k, working_memory):
         return_distance=True,
     )
     scales = np.sqrt(sq_distances[:, k_class - 1].astype(np.float64))
-    scales = scales.astype(X_class.dtype)
+    # A scale of 0 (a point with k duplicates) is raised to sqrt(tiny), so
+    # that sigma_i sigma_j stays a positive normal number: a coinciding pair
+    # keeps d_ij / (sigma_i sigma_j) = 0 (affinity 1), any other pair gets a
+    # huge or infinite ratio (affinity 0), and no 0/0 arises.
+    tiny = np.finfo(X_class.dtype).tiny
+    inverse_scales = (1.0 / np.maximum(scales, np.sqrt(tiny))).astype(X_class.dtype)
     X64 = X_class.astype(np.float64)
     laplacian = np.zeros((X_class.shape[1], X_class.shape[1]))
     for start, stop, affinity in sq_distance_blocks(
         X_class, working_memory=working_memory
     ):
-        # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place; 0/0 (a point and
-        # its duplicate, both of scale 0) means affinity 1, d/0 means 0.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            affinity /= scales[start:stop, None]
-            affinity /= scales[None, :]
-        np.nan_to_num(affinity, copy=False, nan=0.0)
-        np.negative(affinity, out=affinity)
+        # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
+        with np.errstate(over="ignore"):
+            affinity *= inverse_scales[start:stop, None]
+            affinity *= -inverse_scales[None, :]
         np.exp(affinity, out=affinity)
         degree = affinity.sum(axis=1, dtype=np.float64)
         block = X64[start:stop]
