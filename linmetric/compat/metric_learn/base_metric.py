@@ -24,8 +24,6 @@ from sklearn.base import (
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..._params import InvalidParameterError
-
 __all__ = [
     "BaseMetricLearner",
     "MahalanobisMixin",
@@ -563,11 +561,3 @@ def n_constraints_default(n_constraints, y):
     if n_constraints is not None or y is None:
         return n_constraints
     return 20 * np.unique(np.asarray(y)).shape[0] ** 2
-
-
-def invalid(estimator, name, value, rule):
-    """An error naming the parameter, the value and the rule."""
-    return InvalidParameterError(
-        f"The {name!r} parameter of {type(estimator).__name__} must be {rule}; "
-        f"got {value!r}."
-    )
