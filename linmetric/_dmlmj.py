@@ -12,7 +12,7 @@ from ._kernels.neighbors import _top_k_kernel, target_neighbors
 from ._kernels.outer import weighted_outer_sum
 from ._kissme import ridge
 from ._params import Interval, validate_params
-from ._validation import validate_X_y
+from ._validation import centred_in_units, validate_X_y
 
 
 class DMLMJ(MetricLearner):
@@ -155,6 +155,9 @@ class DMLMJ(MetricLearner):
         """
         validate_params(self)
         X, y_codes, _ = validate_X_y(self, X, y)
+        # Centred, in units of 2**exponent: the neighbour search expands
+        # squared distances, which lose every digit far from the origin.
+        X, exponent = centred_in_units(X)
         n_features = X.shape[1]
         if self.n_components is not None and self.n_components > n_features:
             raise ValueError(
@@ -181,7 +184,8 @@ class DMLMJ(MetricLearner):
         similar, dissimilar = ridge(*covariances, self.regularization)
         eigenvalues, directions = jeffrey_directions(similar, dissimilar)
         n_kept = n_features if self.n_components is None else self.n_components
-        self.components_ = np.ascontiguousarray(directions[:, :n_kept].T, dtype=X.dtype)
+        components = np.ldexp(directions[:, :n_kept].T, -exponent)
+        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.eigenvalues_ = eigenvalues[:n_kept]
         self.n_components_ = n_kept
         self.n_similar_, self.n_dissimilar_ = counts
