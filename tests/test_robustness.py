@@ -433,6 +433,35 @@ def test_rescaling_does_not_change_the_learned_neighbours(estimator, scale, seed
     assert _agreement(_neighbours(base, X), _neighbours(scaled, X * scale)) >= 0.9
 
 
+def _exact_scale_params():
+    cases = []
+    for estimator, name in zip(ESTIMATORS, IDS, strict=True):
+        marks = ()
+        if name == "NCA":
+            marks = pytest.mark.xfail(strict=False, reason=NCA_SCALE)
+        elif _uses_lmnn(estimator):
+            marks = pytest.mark.xfail(strict=False, reason=LMNN_SCALE)
+        cases.append(pytest.param(estimator, marks=marks, id=name))
+    return cases
+
+
+@pytest.mark.parametrize("estimator", _exact_scale_params())
+@given(seed=st.integers(0, 2**16), exponent=st.sampled_from([-600, -7, 9, 600]))
+@examples(2)
+def test_rescaling_by_a_power_of_two_rescales_the_output(estimator, seed, exponent):
+    # Multiplying by a power of two changes no digit of the data, so a
+    # learner that works in units of the data gives the same output, rescaled.
+    X, y = _blobs(seed, 30, 3, 2)
+    X_scaled = np.ldexp(X, exponent)
+    base = clone(estimator).fit(X, y)
+    scaled = clone(estimator).fit(X_scaled, y)
+    if not isinstance(base, MetricLearner):
+        base, scaled = base.lmnn_, scaled.lmnn_
+    Z, Z_scaled = base.transform(X), scaled.transform(X_scaled)
+    Z, Z_scaled = Z / np.abs(Z).max(), Z_scaled / np.abs(Z_scaled).max()
+    np.testing.assert_allclose(Z_scaled, Z, rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=IDS)
 @given(seed=st.integers(0, 2**16))
 @examples(3)
@@ -540,6 +569,19 @@ def test_small_classes_are_handled(estimator, request):
         request.applymarker(pytest.mark.xfail(strict=False, reason=LMNN_SMALL_CLASSES))
     X, y = _blobs(0, 26, 3, 2)
     y[-2:] = 2  # a class of two samples, fewer than n_neighbors + 1 = 4
+    model = clone(estimator).fit(X, y)
+    _check_fitted(model, X, y, np.float64)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=IDS)
+@pytest.mark.parametrize("n_features", [3, 30])
+def test_classes_of_one_sample_are_handled(estimator, n_features, request):
+    # Classes of one sample have no same-class pair: they can still serve as
+    # impostors or dissimilar points, and must not stop the fit.
+    if _uses_lmnn(estimator):
+        request.applymarker(pytest.mark.xfail(strict=False, reason=LMNN_SMALL_CLASSES))
+    X, y = _blobs(1, 26, n_features, 2)
+    y[-1], y[-2] = 2, 3
     model = clone(estimator).fit(X, y)
     _check_fitted(model, X, y, np.float64)
 
