@@ -45,7 +45,9 @@ class GMML(MetricLearner):
     formula is applied; the prior becomes ``sigma^2 A0`` (the same metric in
     the rescaled units) and the result is divided by ``sigma^2``. Then
     ``lambda`` does not depend on the number of pairs or the units of the
-    data, and rescaling the data only rescales ``components_``, inversely.
+    data, and rescaling the data only rescales ``components_``, inversely
+    (the sums are computed on the centred data in units of its spread, so
+    any finite scale works).
     Without regularisation this changes the paper's ``A`` by a positive
     factor only, which leaves every ranking of distances, and so every
     nearest neighbour, unchanged.

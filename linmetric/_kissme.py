@@ -54,7 +54,10 @@ class KISSME(MetricLearner):
     rescaling the data only rescales ``components_`` (inversely). In a
     direction in which no pair differs at all (a constant feature), both
     inverses equal ``1 / epsilon`` and ``M`` is zero there.
-    ``regularization=0`` needs both covariances positive definite.
+    ``regularization=0`` needs both covariances positive definite. The
+    covariances are computed on the centred data divided by a power of two
+    near its spread, so any shift and any finite scale (1e-200 or 1e200)
+    give the same map, rescaled.
 
     **PCA.** The paper reduces the data by PCA first; ``n_components``
     does the same: the covariances are projected onto the leading

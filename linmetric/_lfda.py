@@ -41,7 +41,8 @@ class LFDA(MetricLearner):
     total scatter plus within-class terms, so only pairs of the same class
     are ever formed: blocks of a class's rows against all its rows, sized by
     ``working_memory``. Time ``O(sum_c n_c^2 d)``, memory ``O(n d + d^2)``
-    plus one block.
+    plus one block. The scatter matrices are computed on the centred data
+    in units of its spread, so any shift and any finite scale work.
 
     Parameters
     ----------

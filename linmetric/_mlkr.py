@@ -52,7 +52,9 @@ class MLKR(MetricLearner):
     the optimisation runs in units of that start. Rescaling X by ``s`` then
     rescales ``components_`` by ``1/s`` and changes nothing else; the
     objective is also divided by ``sum_i (y_i - mean(y))^2``, so ``tol``
-    does not depend on the units of y.
+    does not depend on the units of y. X and y are centred and divided by a
+    power of two near their spread first (exact, and it keeps distances and
+    residuals finite at any scale).
 
     Parameters
     ----------
@@ -171,7 +173,7 @@ class MLKR(MetricLearner):
             Training data, at least two samples; float32 is kept for
             ``components_`` (the objective is computed in float64).
         y : array-like of shape (n_samples,)
-            Real-valued targets.
+            Real-valued targets, not all equal.
 
         Returns
         -------
