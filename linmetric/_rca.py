@@ -34,7 +34,9 @@ class RCA(MetricLearner):
     that maximise total variance relative to within-chunklet variance.
 
     ``fit(X, y)`` draws chunklets from class labels: ``n_chunks`` disjoint
-    chunklets of ``chunk_size`` points each, every chunklet inside one class.
+    chunklets of ``chunk_size`` points each, every chunklet inside one class;
+    with a fixed ``random_state`` the same chunklets of points are drawn
+    whatever the order of the samples.
     :meth:`fit_chunklets` takes chunklets directly, as a chunklet id per
     sample.
 
