@@ -11,7 +11,7 @@ from ._base import MetricLearner
 from ._itml import sample_label_pairs
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
-from ._psd import check_spd, components_from_metric
+from ._psd import check_spd, components_from_metric, rank_tolerance
 from ._validation import centred_in_units, validate_pairs, validate_X, validate_X_y
 
 
@@ -269,7 +269,9 @@ class SDML(MetricLearner):
         prior_inverse = self._prior_inverse(X, exponent)
         pair_term = (diffs.T * (signs / signs.shape[0])) @ diffs
         P = prior_inverse + self.balance_param * pair_term
-        P_scaled, scale, shift = shifted_normalised(P, self.eigenvalue_floor)
+        P_scaled, scale, shift = shifted_normalised(
+            P, self.eigenvalue_floor, size=X.shape[0] + diffs.shape[0]
+        )
         with np.errstate(over="ignore", under="ignore"):
             self.shift_ = float(np.ldexp(shift * scale, 2 * exponent))
         log = IterationLog(
@@ -315,8 +317,13 @@ class SDML(MetricLearner):
         return tags
 
 
-def shifted_normalised(P, floor):
+def shifted_normalised(P, floor, *, size=None):
     """``P`` scaled to unit spectral norm and lifted to be positive definite.
+
+    ``P`` is indefinite (a warning) when its smallest eigenvalue is below
+    minus :func:`linmetric._psd.rank_tolerance` with ``size`` (the number of
+    points or pairs summed into ``P``, at least its order): an eigenvalue
+    closer to zero is rounding noise of a singular ``P``.
 
     Returns
     -------
@@ -335,7 +342,7 @@ def shifted_normalised(P, floor):
         scale = 1.0
     smallest = eigenvalues[0] / scale
     shift = max(0.0, floor - smallest)
-    rounding = P.shape[0] * np.finfo(np.float64).eps
+    rounding = rank_tolerance([1.0], size=max(size or 0, P.shape[0]))
     if smallest < -rounding:
         warnings.warn(
             f"SDML: the matrix P = M0^-1 + balance_param * X^T L X is not "
