@@ -31,6 +31,10 @@ _PUBLIC = {
     "SDML": "._sdml",
     "LSML": "._lsml",
     "SCML": "._scml",
+    "MMC": "._mmc",
+    "PairsClassifier": "._tuples",
+    "TripletsClassifier": "._tuples",
+    "QuadrupletsClassifier": "._tuples",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -56,11 +56,19 @@ class MetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Returns
         -------
         M : ndarray of shape (n_features, n_features)
-            Symmetric positive semi-definite.
+            Symmetric positive semi-definite, computed in float64. It has
+            the dtype of ``components_``, except where float32
+            ``components_`` give an ``M`` outside float32's range (a learner
+            fitted on data scaled by 1e-30 has ``L ~ 1e30`` and
+            ``M ~ 1e60``; on data scaled by 1e30, ``M ~ 1e-60``): that
+            ``M`` is float64, not inf or 0.
         """
         check_is_fitted(self)
         components = self.components_
-        return components.T @ components
+        M = components.T.astype(np.float64) @ components.astype(np.float64)
+        if components.dtype == np.float64 or not _fits(M, components.dtype):
+            return M
+        return M.astype(components.dtype)
 
     def pair_distance(self, pairs):
         """Learned distances between the two points of each pair.
@@ -143,6 +151,15 @@ def map_row_blocks(func, X, *, n_columns=None):
     return X.map_blocks(
         func, chunks=(X.chunks[0], (n_columns,)), dtype=meta.dtype, meta=meta
     )
+
+
+def _fits(M, dtype):
+    """Whether ``M`` keeps its largest entries as normal numbers of ``dtype``:
+    the largest is finite there, and so is every entry within the dtype's
+    precision of it (down to ``eps`` times the largest)."""
+    info = np.finfo(dtype)
+    largest = float(np.max(np.abs(M), initial=0.0))
+    return largest == 0.0 or info.tiny / info.eps <= largest <= info.max
 
 
 class _LearnedMetric:

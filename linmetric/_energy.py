@@ -1,6 +1,7 @@
 """The energy-based classification rule of LMNN."""
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -8,9 +9,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import is_dask_array, map_row_blocks
-from ._kernels import sq_distances_of_pairs, target_neighbors
+from ._kernels import sq_distances_of_pairs
 from ._kernels.energy import lmnn_energies
-from ._lmnn import LMNN
+from ._lmnn import LMNN, _choose_targets
 from ._params import Interval, validate_params
 from ._validation import validate_X, validate_X_y
 from ._whitening import _stable_mean
@@ -35,6 +36,17 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
     of :class:`~linmetric.LMNN` (nearest same-class points in the input
     space), whether the LMNN was fitted here or before, in one pass or
     several.
+
+    Small classes follow LMNN's rule: a class with fewer than
+    ``n_neighbors`` training points gives ``t`` all of them as target
+    neighbours and ``t`` itself in place of each missing one (no pull, and
+    the push term ``h(1 - d(t, l))`` asks other-class points to stay a unit
+    margin away from ``t``); a training point of a class of ``n_neighbors``
+    members or fewer has the others of its class as target neighbours and
+    itself in place of the rest (see ``n_neighbors`` in
+    :class:`~linmetric.LMNN`). Such a class pulls ``t`` by fewer distances
+    than a larger one, so far from all the training data (where every
+    distance is large) the rule prefers it.
     The first two terms are the pull and push terms of ``t`` itself; the
     third counts the training points whose margin ``t`` would invade. The
     prediction is ``argmin_c E(t, c)``.
@@ -59,7 +71,9 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
     embedding_ : ndarray of shape (n_samples, n_components)
         The training points mapped by ``lmnn_``.
     target_neighbors_ : ndarray of shape (n_samples, n_neighbors)
-        The training points' target neighbours.
+        The training points' target neighbours; a point of a class of
+        ``n_neighbors`` members or fewer fills the missing slots with its
+        own index.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -110,8 +124,9 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,)
-            Class labels; every class needs more than ``n_neighbors``
-            members.
+            Class labels; at least two classes. A class of ``n_neighbors``
+            members or fewer is kept, with fewer target neighbours, and a
+            warning (from :class:`~linmetric.LMNN` when it is fitted here).
 
         Returns
         -------
@@ -122,32 +137,35 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
         lmnn = LMNN() if self.lmnn is None else self.lmnn
         prefit = _is_fitted(lmnn)
         n_neighbors = lmnn.n_neighbors
-        X, y_codes, classes = validate_X_y(
-            self,
-            X,
-            y,
-            min_class_size=n_neighbors + 1,
-            min_class_size_param=("n_neighbors", n_neighbors),
-        )
+        X, y_codes, classes = validate_X_y(self, X, y)
         if prefit:
             if lmnn.n_features_in_ != X.shape[1]:
                 raise ValueError(
                     f"X has {X.shape[1]} features, but the fitted lmnn expects "
                     f"{lmnn.n_features_in_} features."
                 )
+            small = np.count_nonzero(np.bincount(y_codes) <= n_neighbors)
+            if small:
+                warnings.warn(
+                    f"{small} classes have n_neighbors={n_neighbors} members or "
+                    "fewer; their points get fewer target neighbours (the "
+                    "others of their class).",
+                    UserWarning,
+                    stacklevel=2,
+                )
             self.lmnn_ = lmnn
         else:
             self.lmnn_ = clone(lmnn).fit(X, y_codes)
-        if not prefit and self.lmnn_.n_passes_ == 1:
-            targets = self.lmnn_.target_neighbors_  # chosen in the input space
-        else:
-            targets = target_neighbors(
-                X, y_codes, n_neighbors, working_memory=self.working_memory
-            )
-        self.classes_ = classes
         # Distances are computed from centred points: the norms expansion
         # on data far from the origin (X + 1e10) would lose every digit.
         self._center = _stable_mean(X).astype(X.dtype)
+        if not prefit and self.lmnn_.n_passes_ == 1:
+            targets = self.lmnn_.target_neighbors_  # chosen in the input space
+        else:
+            targets = _choose_targets(
+                X - self._center, y_codes, n_neighbors, self.working_memory
+            )
+        self.classes_ = classes
         self.embedding_ = self._transform(X)
         self.target_neighbors_ = targets
         self._labels = y_codes

@@ -1,6 +1,7 @@
 """Metric Learning for Kernel Regression (MLKR)."""
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -173,7 +174,8 @@ class MLKR(MetricLearner):
             Training data, at least two samples; float32 is kept for
             ``components_`` (the objective is computed in float64).
         y : array-like of shape (n_samples,)
-            Real-valued targets, not all equal.
+            Real-valued targets (constant targets leave nothing to learn:
+            the start is returned, with a warning).
 
         Returns
         -------
@@ -194,10 +196,11 @@ class MLKR(MetricLearner):
         )
         y = np.asarray(y, dtype=np.float64)
         if not np.ptp(y) > 0:
-            raise ValueError(
+            warnings.warn(
                 f"y is constant (a single value, {y[0]:.6g}): every map predicts "
-                "it exactly, so MLKR has nothing to learn. It needs targets "
-                "that vary."
+                "it exactly, so MLKR has nothing to learn and returns its start.",
+                UserWarning,
+                stacklevel=2,
             )
         n_components = resolve_n_components(self.n_components, X.shape[1])
         random_state = check_random_state(self.random_state)
@@ -233,7 +236,7 @@ class MLKR(MetricLearner):
         y, _ = centred_in_units(y[:, None])
         y = y[:, 0]
         total = float(y @ y)
-        normaliser = 1.0 / total
+        normaliser = 1.0 / total if total > 0 else 1.0
 
         def objective(flat):
             loss, grad = loss_and_gradient(
@@ -281,7 +284,8 @@ def check_targets(y):
     for value in values.ravel():
         if value is None:
             raise ValueError(
-                "y contains None; MLKR needs a real-valued target for every sample."
+                "y contains None; MLKR needs a real-valued target (a number) "
+                "for every sample."
             )
         if isinstance(value, numbers.Real):
             kinds.add("number")

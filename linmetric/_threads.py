@@ -24,6 +24,9 @@ NCA_SERIAL_BLAS_MAX_SAMPLES = 2048
 # per-block products are too small to gain from threads).
 LFDA_SERIAL_MAX_CLASS_SIZE = 2048
 MLKR_SERIAL_MAX_SAMPLES = 2048
+# MMC up to this many features: BLAS on one thread (its many small products
+# and eigendecompositions lose far more to thread hand-offs than they gain).
+MMC_SERIAL_MAX_FEATURES = 256
 # A kernel gives each thread at least this many rows ...
 MIN_ROWS_PER_THREAD = 8
 # ... and a sparse outer-product sum at least this many pairs.
@@ -76,11 +79,11 @@ def fit_threads(job, n_samples):
 
     Parameters
     ----------
-    job : {'lmnn', 'nca_exact', 'nca_truncated', 'lfda', 'mlkr'}
+    job : {'lmnn', 'nca_exact', 'nca_truncated', 'lfda', 'mlkr', 'mmc'}
         The solver about to run.
     n_samples : int
         Number of samples, after validation (for 'lfda', the size of the
-        largest class).
+        largest class; for 'mmc', the number of features).
 
     Returns
     -------
@@ -102,4 +105,6 @@ def fit_threads(job, n_samples):
         return limit_threads(kernels=1 if serial else None, blas=1 if serial else None)
     if job == "mlkr":
         return limit_threads(blas=1 if n_samples <= MLKR_SERIAL_MAX_SAMPLES else None)
+    if job == "mmc":
+        return limit_threads(blas=1 if n_samples <= MMC_SERIAL_MAX_FEATURES else None)
     raise ValueError(f"unknown job {job!r}")

@@ -116,3 +116,32 @@ def test_import_is_lazy():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30])
+def test_float32_mahalanobis_matrix_out_of_float32_range_is_float64(scale):
+    # L ~ 1e30 gives M ~ 1e60 (inf in float32); L ~ 1e-30 gives M ~ 1e-60
+    # (0 in float32): M is then returned in float64, right
+    L = np.array([[2.0, 1.0], [0.0, 0.5]]) * scale
+    learner = FixedMap(L).fit(np.zeros((3, 2), dtype=np.float32))
+    assert learner.components_.dtype == np.float32
+    M = learner.get_mahalanobis_matrix()
+    assert M.dtype == np.float64
+    L32 = learner.components_.astype(np.float64)
+    np.testing.assert_allclose(M, L32.T @ L32, rtol=1e-12)
+    assert M[0, 0] == pytest.approx(4 * scale**2, rel=1e-6)
+    # within float32's range, float32 stays float32
+    learner = FixedMap(L / scale).fit(np.zeros((3, 2), dtype=np.float32))
+    M = learner.get_mahalanobis_matrix()
+    assert M.dtype == np.float32
+    np.testing.assert_allclose(M, [[4.0, 2.0], [2.0, 1.25]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_float32_data_at_extreme_scales_gives_a_finite_metric(scale):
+    X = np.random.RandomState(0).standard_normal((40, 3)) * [1.0, 2.0, 0.5]
+    metric = Covariance().fit((X * scale).astype(np.float32))
+    M = metric.get_mahalanobis_matrix()
+    assert np.all(np.isfinite(M))
+    unit = Covariance().fit(X).get_mahalanobis_matrix()
+    np.testing.assert_allclose(M * scale**2, unit, rtol=1e-3, atol=1e-3)

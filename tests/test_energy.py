@@ -4,6 +4,7 @@ from sklearn.exceptions import NotFittedError
 
 from linmetric import LMNN, EnergyClassifier
 from linmetric._kernels.energy import lmnn_energies
+from linmetric._lmnn import _choose_targets
 from linmetric.reference import lmnn as reference
 
 
@@ -123,10 +124,8 @@ def test_errors():
     lmnn = LMNN().fit(X, y)
     with pytest.raises(ValueError, match="features"):
         EnergyClassifier(lmnn).fit(X[:, :2], y)
-    with pytest.raises(ValueError, match=r"Class 0 has 2 sample\(s\)"):
-        EnergyClassifier(LMNN(n_neighbors=2)).fit(
-            X[[0, 3, 1, 4, 7, 2, 5, 8]], y[[0, 3, 1, 4, 7, 2, 5, 8]]
-        )
+    with pytest.raises(ValueError, match="class"):
+        EnergyClassifier().fit(X, np.zeros_like(y))
     with pytest.raises(ValueError, match="lmnn"):
         EnergyClassifier(lmnn="LMNN").fit(X, y)
     clf = EnergyClassifier().fit(X, y)
@@ -186,3 +185,102 @@ def test_far_test_points_get_finite_scores_or_a_clear_error():
     squared = EnergyClassifier(LMNN(random_state=0)).fit(X, y)
     with pytest.raises(ValueError, match="too far from the training data"):
         squared.decision_function(X * 1e300)
+
+
+def _small_class_energies(L, X, y, targets, X_test, n_classes, *, mu, loss):
+    """The reference energies, with LMNN's rule for classes smaller than k:
+    the test point is its own target in each missing slot, adding the push
+    term h(1 - d(t, l)) for every point l of another class."""
+    expected = reference.energies(L, X, y, targets, X_test, n_classes, mu=mu, loss=loss)
+    k = targets.shape[1]
+    d = (((X_test @ L.T)[:, None, :] - (X @ L.T)[None, :, :]) ** 2).sum(-1)
+    for c in range(n_classes):
+        missing = max(k - np.count_nonzero(y == c), 0)
+        own = reference.hinge(1.0 - d[:, y != c], loss).sum(axis=1)
+        expected[:, c] += mu * missing * own
+    return expected
+
+
+def _tiny_class_data(seed, n_samples=40):
+    # two classes of 19 along x, and a class of two points up the y axis
+    X, y = make_data(seed, n_samples=n_samples, n_classes=2, gap=4.0)
+    rng = np.random.RandomState(seed)
+    X[-2:] = rng.standard_normal((2, 3)) * 0.3 + [0.0, 6.0, 0.0]
+    y[-2:] = 2
+    return X, y
+
+
+@pytest.mark.parametrize("loss", ["squared_hinge", "hinge"])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+@pytest.mark.parametrize("mu", [0.3, 1.0])
+def test_energy_kernel_with_classes_smaller_than_k(loss, dtype, rtol, mu):
+    X, y = _tiny_class_data(0)
+    y[-3] = 3  # and a class of one point
+    X_test = np.vstack([make_data(1, n_samples=12)[0] * 3, X[-3:] + 0.1])
+    rng = np.random.RandomState(0)
+    L = rng.standard_normal((2, 3))
+    targets = _choose_targets(X, y, 3, None)
+    expected = _small_class_energies(L, X, y, targets, X_test, 4, mu=mu, loss=loss)
+    Z = (X @ L.T).astype(dtype)
+    target_sq = ((Z[:, None, :].astype(float) - Z[targets]) ** 2).sum(-1)
+    assert np.all(target_sq[-3] == 0.0)  # the class of one is its own target
+    got = lmnn_energies(
+        (X_test @ L.T).astype(dtype),
+        Z,
+        y,
+        4,
+        target_sq,
+        mu=mu,
+        squared=loss == "squared_hinge",
+        working_memory=1e-4,
+    )
+    np.testing.assert_allclose(
+        got, expected, rtol=rtol, atol=rtol * abs(expected).max()
+    )
+
+
+def test_classes_smaller_than_k_are_kept_with_a_warning():
+    X, y = _tiny_class_data(3)
+    X_test, y_test = _tiny_class_data(4)
+    with pytest.warns(UserWarning, match="1 classes have n_neighbors=3 members"):
+        clf = EnergyClassifier(LMNN(random_state=0)).fit(X, y)
+    np.testing.assert_array_equal(clf.target_neighbors_[-1], [38, 39, 39])
+    energies = clf.energies(X_test)
+    assert np.all(np.isfinite(energies))
+    assert np.all(np.isfinite(clf.decision_function(X_test)))
+    # the small class is predicted where it lies, and only there
+    predicted = clf.predict(X_test)
+    np.testing.assert_array_equal(predicted[-2:], [2, 2])
+    assert np.mean(predicted[:-2] == y_test[:-2]) >= 0.9
+    assert np.count_nonzero(predicted[:-2] == 2) <= 1
+    # the rule is the reference's, with t its own target in the missing slot
+    lmnn = clf.lmnn_
+    centred = X - X.mean(axis=0)
+    expected = _small_class_energies(
+        lmnn.components_,
+        centred,
+        y,
+        clf.target_neighbors_,
+        X_test - X.mean(axis=0),
+        3,
+        mu=0.5,
+        loss="squared_hinge",
+    )
+    np.testing.assert_allclose(energies, expected, rtol=1e-8)
+    # a fitted metric is used as it is; the classifier warns itself
+    with pytest.warns(UserWarning, match="fewer target neighbours"):
+        prefit = EnergyClassifier(lmnn).fit(X, y)
+    np.testing.assert_array_equal(prefit.predict(X_test), predicted)
+
+
+def test_far_points_with_a_small_class_get_a_clear_error_not_nan():
+    X, y = _tiny_class_data(5)
+    with pytest.warns(UserWarning, match="fewer target neighbours"):
+        clf = EnergyClassifier(LMNN(loss="hinge", random_state=0)).fit(X, y)
+    # the larger classes pull a far point by more distances: beyond float64
+    with pytest.raises(ValueError, match="too far from the training data"):
+        clf.predict(X * 1e300)
+    # moderately far: finite, and the small class wins (fewer pulls)
+    far = X[:3] * 1e50
+    assert np.all(np.isfinite(clf.decision_function(far)))
+    np.testing.assert_array_equal(clf.predict(far), [2, 2, 2])
