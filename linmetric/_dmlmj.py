@@ -12,7 +12,8 @@ from ._kernels.neighbors import _top_k_kernel, target_neighbors
 from ._kernels.outer import weighted_outer_sum
 from ._kissme import ridge
 from ._params import Interval, validate_params
-from ._validation import validate_X_y
+from ._psd import rank_tolerance
+from ._validation import centred_in_units, validate_X_y
 
 
 class DMLMJ(MetricLearner):
@@ -38,7 +39,8 @@ class DMLMJ(MetricLearner):
     within. ``J`` does not fix the scale of the rows; they are normalised
     as the authors' code does, ``v^T Sigma_S v = 1``, so the kept
     directions are whitened with respect to neighbouring same-class
-    differences. Keeping all of them gives ``M = Sigma_S^-1``.
+    differences. Keeping all of them gives ``M = Sigma_S^-1`` (on the
+    directions in which the data varies, see below).
 
     **Neighbours.** Found exactly, block by block (one matrix product per
     block of rows, then a compiled top-k selection), so memory stays within
@@ -49,16 +51,22 @@ class DMLMJ(MetricLearner):
     others, ``O(n^2 d)`` time in total.
 
     **Regularisation.** Both covariances get the ridge ``epsilon I``,
-    ``epsilon = regularization * (tr Sigma_S + tr Sigma_D) / (2 d)``; a
-    direction in which no neighbouring pair differs then gets ``lambda =
-    1``, the lowest rank. (The authors' code adds ``0.001 I`` to a
-    covariance with determinant below ``1e-10``, which depends on the
-    units of the data.)
+    ``epsilon = regularization * (tr Sigma_S + tr Sigma_D) / (2 d)``. A
+    direction in which no neighbouring pair differs (a constant or
+    collinear feature, fewer samples than features) carries no information
+    (``lambda = 1``, it adds nothing to ``J``); it comes last, as a zero
+    row of ``components_``, so that differences along it do not count
+    (scaled to ``v^T Sigma_S v = 1`` it would weigh ``1 / sqrt(epsilon)``
+    and swamp the learned directions). (The authors' code adds ``0.001 I``
+    to a covariance with determinant below ``1e-10``, which depends on the
+    units of the data.) The fit is computed on the centred data in units
+    of its spread, so any shift and any finite scale work.
 
     Parameters
     ----------
     n_components : int or None, default=None
-        Directions kept; None keeps ``n_features``.
+        Directions kept; None keeps ``n_features`` (zero rows for those in
+        which the data does not vary).
     n_neighbors : int, default=5
         Neighbours of each point in each of the two difference spaces (the
         authors' default, ``k1 = k2 = 5``).
@@ -155,6 +163,9 @@ class DMLMJ(MetricLearner):
         """
         validate_params(self)
         X, y_codes, _ = validate_X_y(self, X, y)
+        # Centred, in units of 2**exponent: the neighbour search expands
+        # squared distances, which lose every digit far from the origin.
+        X, exponent = centred_in_units(X)
         n_features = X.shape[1]
         if self.n_components is not None and self.n_components > n_features:
             raise ValueError(
@@ -178,10 +189,12 @@ class DMLMJ(MetricLearner):
                 X, rows, cols, np.ones(rows.shape[0]), working_memory=memory
             )
             covariances.append(outer / rows.shape[0])
+        varying = varying_directions(sum(covariances), X.shape[0])
         similar, dissimilar = ridge(*covariances, self.regularization)
-        eigenvalues, directions = jeffrey_directions(similar, dissimilar)
+        eigenvalues, directions = jeffrey_directions(similar, dissimilar, varying)
         n_kept = n_features if self.n_components is None else self.n_components
-        self.components_ = np.ascontiguousarray(directions[:, :n_kept].T, dtype=X.dtype)
+        components = np.ldexp(directions[:, :n_kept].T, -exponent)
+        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.eigenvalues_ = eigenvalues[:n_kept]
         self.n_components_ = n_kept
         self.n_similar_, self.n_dissimilar_ = counts
@@ -193,8 +206,30 @@ class DMLMJ(MetricLearner):
         return tags
 
 
-def jeffrey_directions(similar, dissimilar):
+def varying_directions(covariance, n_samples):
+    """Orthonormal basis of the range of a covariance, as columns.
+
+    Eigenvalues at or below :func:`linmetric._psd.rank_tolerance` (size
+    ``max(n_samples, n_features)``) count as zero: the data does not vary
+    in their directions.
+    """
+    values, vectors = linalg.eigh(covariance, check_finite=False)
+    tol = rank_tolerance(values, size=max(n_samples, covariance.shape[0]))
+    return vectors[:, values > tol]
+
+
+def jeffrey_directions(similar, dissimilar, varying=None):
     """Generalised eigenpairs of ``(dissimilar, similar)`` by Jeffrey criterion.
+
+    Parameters
+    ----------
+    similar, dissimilar : ndarray of shape (d, d)
+        The two (ridged) covariances.
+    varying : ndarray of shape (d, r), optional
+        Orthonormal basis of the directions in which the data varies. The
+        problem is solved in their span; the other ``d - r`` directions
+        (where both covariances are the ridge alone, ``lambda = 1``, no
+        information) get zero columns and ``lambda = 1``, last.
 
     Returns
     -------
@@ -205,7 +240,13 @@ def jeffrey_directions(similar, dissimilar):
         The matching ``v`` as columns, ``v^T similar v = 1``, each with its
         largest entry positive.
     """
+    n_all = similar.shape[0]
+    if varying is not None:
+        similar = varying.T @ similar @ varying
+        dissimilar = varying.T @ dissimilar @ varying
     n_features = similar.shape[0]
+    if n_features == 0:
+        return np.ones(n_all), np.zeros((n_all, n_all))
     spectrum = linalg.eigvalsh(similar, check_finite=False)
     if not spectrum[0] > n_features * np.finfo(np.float64).eps * spectrum[-1]:
         raise ValueError(
@@ -217,8 +258,11 @@ def jeffrey_directions(similar, dissimilar):
     criterion = values + 1.0 / values
     order = np.lexsort((-values, -criterion))
     values, vectors = values[order], vectors[:, order]
+    if varying is not None:
+        vectors = np.hstack((varying @ vectors, np.zeros((n_all, n_all - n_features))))
+        values = np.concatenate((values, np.ones(n_all - n_features)))
     biggest = np.argmax(np.abs(vectors), axis=0)
-    signs = np.sign(vectors[biggest, np.arange(n_features)])
+    signs = np.sign(vectors[biggest, np.arange(n_all)])
     signs[signs == 0] = 1
     return values, vectors * signs
 

@@ -10,7 +10,7 @@ from ._base import MetricLearner
 from ._kissme import label_pair_moments, pair_moments, points_of_pairs
 from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd
-from ._validation import validate_X_y
+from ._validation import centred_in_units, validate_X_y
 
 
 class GMML(MetricLearner):
@@ -45,7 +45,9 @@ class GMML(MetricLearner):
     formula is applied; the prior becomes ``sigma^2 A0`` (the same metric in
     the rescaled units) and the result is divided by ``sigma^2``. Then
     ``lambda`` does not depend on the number of pairs or the units of the
-    data, and rescaling the data only rescales ``components_``, inversely.
+    data, and rescaling the data only rescales ``components_``, inversely
+    (the sums are computed on the centred data in units of its spread, so
+    any finite scale works).
     Without regularisation this changes the paper's ``A`` by a positive
     factor only, which leaves every ranking of distances, and so every
     nearest neighbour, unchanged.
@@ -171,10 +173,11 @@ class GMML(MetricLearner):
         """
         validate_params(self)
         X, y_codes, _ = validate_X_y(self, X, y)
+        X, exponent = centred_in_units(X)
         moments = label_pair_moments(
             X, y_codes, self.n_constraints, check_random_state(self.random_state)
         )
-        return self._fit_moments(X, *moments)
+        return self._fit_moments(X, exponent, *moments)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -192,9 +195,12 @@ class GMML(MetricLearner):
         """
         validate_params(self)
         X, rows, cols, signs = points_of_pairs(self, pairs, pair_labels)
-        return self._fit_moments(X, *pair_moments(X, rows, cols, signs))
+        X, exponent = centred_in_units(X)
+        return self._fit_moments(X, exponent, *pair_moments(X, rows, cols, signs))
 
-    def _fit_moments(self, X, similar, dissimilar, n_similar, n_dissimilar):
+    def _fit_moments(self, X, exponent, similar, dissimilar, n_similar, n_dissimilar):
+        # X and the moments are in units of 2**exponent (centred_in_units);
+        # the scale of the data in its own units is 4**exponent * scale.
         n_features = similar.shape[0]
         scale = (np.trace(similar) + np.trace(dissimilar)) / (2 * n_features)
         if not scale > 0:
@@ -207,18 +213,18 @@ class GMML(MetricLearner):
             prior = prior_inverse = np.eye(n_features)
         else:
             # The prior metric expressed in the rescaled units.
-            prior = scale * check_spd(
-                self.prior, param_name="prior", n_features=n_features
-            )
+            prior = check_spd(self.prior, param_name="prior", n_features=n_features)
+            with np.errstate(over="ignore", under="ignore"):
+                prior = np.ldexp(scale * prior, 2 * exponent)
+            _check_prior_in_range(prior)
             prior_inverse = linalg.inv(prior)
         lam = float(self.regularization)
         if lam > 0:
             similar = similar + lam * prior_inverse
             dissimilar = dissimilar + lam * prior
         components = geometric_mean_factor(similar, dissimilar, float(self.t))
-        self.components_ = np.ascontiguousarray(
-            components / np.sqrt(scale), dtype=X.dtype
-        )
+        components = np.ldexp(components / np.sqrt(scale), -exponent)
+        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.n_similar_ = int(n_similar)
         self.n_dissimilar_ = int(n_dissimilar)
         return self
@@ -227,6 +233,18 @@ class GMML(MetricLearner):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         return tags
+
+
+def _check_prior_in_range(prior):
+    # A prior given in the units of data near the float64 limits may not be
+    # representable in those of the problem.
+    diagonal = np.diagonal(prior)
+    if not (np.all(np.isfinite(prior)) and np.all(diagonal > 0)):
+        raise ValueError(
+            "prior is out of range for the scale of the data: relative to the "
+            "pair covariances its entries over- or underflow float64. Rescale "
+            "the data, or use prior='identity'."
+        )
 
 
 def geometric_mean_factor(similar, dissimilar, t):

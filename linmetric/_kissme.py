@@ -10,7 +10,7 @@ from ._base import MetricLearner
 from ._itml import sample_label_pairs
 from ._kernels.outer import weighted_outer_sum
 from ._params import Interval, validate_params
-from ._validation import validate_pairs, validate_X, validate_X_y
+from ._validation import centred_in_units, validate_pairs, validate_X, validate_X_y
 from ._whitening import centered_spectrum
 
 
@@ -54,7 +54,10 @@ class KISSME(MetricLearner):
     rescaling the data only rescales ``components_`` (inversely). In a
     direction in which no pair differs at all (a constant feature), both
     inverses equal ``1 / epsilon`` and ``M`` is zero there.
-    ``regularization=0`` needs both covariances positive definite.
+    ``regularization=0`` needs both covariances positive definite. The
+    covariances are computed on the centred data divided by a power of two
+    near its spread, so any shift and any finite scale (1e-200 or 1e200)
+    give the same map, rescaled.
 
     **PCA.** The paper reduces the data by PCA first; ``n_components``
     does the same: the covariances are projected onto the leading
@@ -166,10 +169,11 @@ class KISSME(MetricLearner):
         """
         validate_params(self)
         X, y_codes, _ = validate_X_y(self, X, y)
+        X, exponent = centred_in_units(X)
         moments = label_pair_moments(
             X, y_codes, self.n_constraints, check_random_state(self.random_state)
         )
-        return self._fit_moments(X, *moments)
+        return self._fit_moments(X, exponent, *moments)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -187,9 +191,11 @@ class KISSME(MetricLearner):
         """
         validate_params(self)
         X, rows, cols, signs = points_of_pairs(self, pairs, pair_labels)
-        return self._fit_moments(X, *pair_moments(X, rows, cols, signs))
+        X, exponent = centred_in_units(X)
+        return self._fit_moments(X, exponent, *pair_moments(X, rows, cols, signs))
 
-    def _fit_moments(self, X, similar, dissimilar, n_similar, n_dissimilar):
+    def _fit_moments(self, X, exponent, similar, dissimilar, n_similar, n_dissimilar):
+        # X and the moments are in units of 2**exponent (centred_in_units).
         projection = pca_projection(X, self.n_components)
         if projection is not None:
             similar = projection @ similar @ projection.T
@@ -200,6 +206,7 @@ class KISSME(MetricLearner):
         components = psd_factor(inverse_similar - inverse_dissimilar)
         if projection is not None:
             components = components @ projection
+        components = np.ldexp(components, -exponent)
         self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.n_components_ = components.shape[0]
         self.n_similar_ = int(n_similar)

@@ -11,7 +11,7 @@ from ._kernels.distances import sq_distance_blocks
 from ._kernels.neighbors import target_neighbors
 from ._params import Interval, StrOptions, validate_params
 from ._threads import fit_threads
-from ._validation import validate_X_y
+from ._validation import centred_in_units, validate_X_y
 
 
 class LFDA(MetricLearner):
@@ -41,7 +41,8 @@ class LFDA(MetricLearner):
     total scatter plus within-class terms, so only pairs of the same class
     are ever formed: blocks of a class's rows against all its rows, sized by
     ``working_memory``. Time ``O(sum_c n_c^2 d)``, memory ``O(n d + d^2)``
-    plus one block.
+    plus one block. The scatter matrices are computed on the centred data
+    in units of its spread, so any shift and any finite scale work.
 
     Parameters
     ----------
@@ -153,6 +154,9 @@ class LFDA(MetricLearner):
         """
         validate_params(self)
         X, labels, _ = validate_X_y(self, X, y)
+        # In units of 2**exponent: the scatter matrices of data at any finite
+        # scale neither over- nor underflow.
+        X, exponent = centred_in_units(X)
         n_components = resolve_n_components(self.n_components, X.shape[1])
         with fit_threads("lfda", int(np.bincount(labels).max())):
             within, between = local_scatter_matrices(
@@ -165,9 +169,11 @@ class LFDA(MetricLearner):
         directions = directions[:, :n_components]
         if self.embedding == "weighted":
             directions = directions * np.sqrt(np.maximum(eigenvalues, 0))
-        elif self.embedding == "orthonormalized":
+        if self.embedding == "orthonormalized":
             directions, _ = linalg.qr(directions, mode="economic")
             directions = fix_signs(directions)
+        else:  # back to the units of the data
+            directions = np.ldexp(directions, -exponent)
         self.components_ = np.ascontiguousarray(directions.T, dtype=X.dtype)
         self.eigenvalues_ = eigenvalues
         return self

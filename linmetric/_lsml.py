@@ -15,7 +15,7 @@ from ._constraints import (
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd
-from ._validation import validate_X, validate_X_y
+from ._validation import centred_in_units, validate_X, validate_X_y
 from ._whitening import floor_eigenvalues
 
 
@@ -54,12 +54,16 @@ class LSML(MetricLearner):
         ``lambda``, the weight of the LogDet prior term.
     prior : {'covariance', 'identity'} or array-like of shape \
             (n_features, n_features), default='identity'
-        ``M0``: the identity, the inverse covariance of the training points
-        (its eigenvalues below ``1e-6`` times the largest raised to that
-        floor, so constant features are allowed), or a symmetric positive
-        definite array. With the covariance prior the fit is invariant to
-        rescaling the data (``components_`` scales inversely); with the
-        identity, rescaling changes the balance between the two terms.
+        ``M0``: the identity in the units of the data, ``I / s^2`` with
+        ``s^2`` the mean variance of the features of the training points;
+        the inverse covariance of the training points (its eigenvalues
+        below ``1e-6`` times the largest raised to that floor, so constant
+        features are allowed); or a symmetric positive definite array, used
+        as given. With 'identity' and 'covariance' the fit is invariant to
+        rescaling the data (``components_`` scales inversely); a given array
+        fixes the units, and rescaling the data then changes the balance
+        between the two terms. The fit is computed in units of the data's
+        spread, so any finite scale works.
     n_constraints : int or None, default=None
         Quadruplets drawn from labels in ``fit``: None means
         ``20 * n_classes ** 2``. See
@@ -98,7 +102,9 @@ class LSML(MetricLearner):
     descent on ``M``; the weights are normalised to sum to one, and the
     prior's weight ``lambda`` is explicit (metric-learn 0.7.0 also
     normalises the weights and uses ``lambda = 1``, with the identity as
-    the default prior, as here).
+    the default prior, as here); the identity prior is scaled to the data's
+    mean variance (on standardised data it is the identity itself), so that
+    the fit does not depend on the units of the data.
 
     References
     ----------
@@ -183,8 +189,15 @@ class LSML(MetricLearner):
         if n_constraints is None:
             n_constraints = 20 * classes.shape[0] ** 2
         index = sample_quadruplets(y_codes, n_constraints, random_state)
+        X_units, exponent = centred_in_units(X)
+        X_units = np.asarray(X_units, dtype=np.float64)
         return self._fit(
-            X, X[index[:, 0]] - X[index[:, 1]], X[index[:, 2]] - X[index[:, 3]], None
+            X.dtype,
+            X_units,
+            exponent,
+            X_units[index[:, 0]] - X_units[index[:, 1]],
+            X_units[index[:, 2]] - X_units[index[:, 3]],
+            None,
         )
 
     def fit_quadruplets(self, quadruplets, weights=None):
@@ -210,21 +223,24 @@ class LSML(MetricLearner):
         n_quadruplets, _, n_features = quadruplets.shape
         weights = validate_weights(weights, n_quadruplets)
         X = validate_X(self, quadruplets.reshape(4 * n_quadruplets, n_features))
+        X_units, exponent = centred_in_units(X)
+        points = np.asarray(X_units, dtype=np.float64).reshape(quadruplets.shape)
         return self._fit(
-            X,
-            quadruplets[:, 0] - quadruplets[:, 1],
-            quadruplets[:, 2] - quadruplets[:, 3],
+            X.dtype,
+            points.reshape(X.shape),
+            exponent,
+            points[:, 0] - points[:, 1],
+            points[:, 2] - points[:, 3],
             weights,
         )
 
-    def _fit(self, X, diffs_ab, diffs_cd, weights):
-        X64 = np.asarray(X, dtype=np.float64)
-        diffs_ab = np.asarray(diffs_ab, dtype=np.float64)
-        diffs_cd = np.asarray(diffs_cd, dtype=np.float64)
+    def _fit(self, dtype, X64, exponent, diffs_ab, diffs_cd, weights):
+        # The points (centred) and their differences are in units of
+        # 2**exponent (centred_in_units), where no product overflows.
         if weights is None:
             weights = np.ones(diffs_ab.shape[0])
         weights = weights / weights.sum()
-        prior, prior_inverse = self._prior(X64)
+        prior, prior_inverse = self._prior(X64, exponent)
         start = linalg.cholesky(prior, lower=False)  # start^T start = M0
         prior_logdet = 2.0 * np.log(np.diagonal(start)).sum()
         n_features = X64.shape[1]
@@ -256,25 +272,40 @@ class LSML(MetricLearner):
             log=log,
             shape=(n_features, n_features),
         )
-        self.components_ = np.ascontiguousarray(result.x, dtype=X.dtype)
+        components = np.ldexp(result.x, -exponent)
+        self.components_ = np.ascontiguousarray(components, dtype=dtype)
         # A start that is already optimal still took one gradient check.
         self.n_iter_ = max(result.n_iter, 1)
         self.loss_curve_ = log.loss_curve
         return self
 
-    def _prior(self, X):
-        """``M0`` and its inverse."""
+    def _prior(self, X, exponent):
+        """``M0`` and its inverse, in the units of ``X`` (``2**exponent``)."""
         n_features = X.shape[1]
         if isinstance(self.prior, str):
-            if self.prior == "identity" or X.shape[0] < 2:
+            if X.shape[0] < 2:
                 return np.eye(n_features), np.eye(n_features)
             covariance = np.atleast_2d(np.cov(X, rowvar=False))
+            if self.prior == "identity":
+                # The identity in units of the data's mean variance.
+                variance = np.trace(covariance) / n_features
+                variance = variance if variance > 0 else 1.0
+                identity = np.eye(n_features)
+                return identity / variance, identity * variance
             variances, directions = linalg.eigh(covariance)
             variances = floor_eigenvalues(np.maximum(variances, 0), 1e-6)
             prior = (directions / variances) @ directions.T
             prior_inverse = (directions * variances) @ directions.T
             return (prior + prior.T) / 2, (prior_inverse + prior_inverse.T) / 2
         prior = check_spd(self.prior, param_name="prior", n_features=n_features)
+        with np.errstate(over="ignore", under="ignore"):
+            prior = np.ldexp(prior, 2 * exponent)
+        if not (np.all(np.isfinite(prior)) and np.all(np.diagonal(prior) > 0)):
+            raise ValueError(
+                "prior is out of range for the scale of the data: in units of "
+                "the data's spread its entries over- or underflow float64. "
+                "Rescale the data, or use prior='identity' or 'covariance'."
+            )
         return prior, linalg.inv(prior)
 
     def __sklearn_tags__(self):

@@ -1,6 +1,7 @@
 """Metric Learning for Kernel Regression (MLKR)."""
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -14,7 +15,7 @@ from ._kernels.mlkr import loo_kernel_regression
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._threads import fit_threads
-from ._validation import FLOAT_DTYPES
+from ._validation import FLOAT_DTYPES, centred_in_units
 
 # Up to this many output dimensions the fused numba kernel is faster than
 # BLAS blocks (measured: about 2.5x at 10, even at 64).
@@ -52,7 +53,9 @@ class MLKR(MetricLearner):
     the optimisation runs in units of that start. Rescaling X by ``s`` then
     rescales ``components_`` by ``1/s`` and changes nothing else; the
     objective is also divided by ``sum_i (y_i - mean(y))^2``, so ``tol``
-    does not depend on the units of y.
+    does not depend on the units of y. X and y are centred and divided by a
+    power of two near their spread first (exact, and it keeps distances and
+    residuals finite at any scale).
 
     Parameters
     ----------
@@ -171,13 +174,15 @@ class MLKR(MetricLearner):
             Training data, at least two samples; float32 is kept for
             ``components_`` (the objective is computed in float64).
         y : array-like of shape (n_samples,)
-            Real-valued targets.
+            Real-valued targets (constant targets leave nothing to learn:
+            the start is returned, with a warning).
 
         Returns
         -------
         self : MLKR
         """
         validate_params(self)
+        check_targets(y)
         X, y = validate_data(
             self,
             X,
@@ -190,21 +195,47 @@ class MLKR(MetricLearner):
             y_numeric=True,
         )
         y = np.asarray(y, dtype=np.float64)
+        if not np.ptp(y) > 0:
+            warnings.warn(
+                f"y is constant (a single value, {y[0]:.6g}): every map predicts "
+                "it exactly, so MLKR has nothing to learn and returns its start.",
+                UserWarning,
+                stacklevel=2,
+            )
         n_components = resolve_n_components(self.n_components, X.shape[1])
         random_state = check_random_state(self.random_state)
-        components = initialize_components(
-            self.init, X, None, n_components=n_components, random_state=random_state
-        )
         # The objective does not change with a shift of X; centring keeps
-        # the GEMM expansion of the distances accurate.
-        X64 = np.asarray(X, dtype=np.float64)
-        X64 = X64 - X64.mean(axis=0)
+        # the GEMM expansion of the distances accurate, and the units of
+        # 2**exponent keep them finite at any scale of X.
+        X_units, exponent = centred_in_units(X)
+        if isinstance(self.init, str):
+            # PCA and the identity do not depend on the units (the scale of
+            # the start is set below).
+            components = initialize_components(
+                self.init,
+                X_units,
+                None,
+                n_components=n_components,
+                random_state=random_state,
+            )
+        else:  # the given map, checked against X, in the units of X_units
+            components = initialize_components(
+                self.init, X, None, n_components=n_components, random_state=None
+            )
+            components = np.ldexp(components.astype(np.float64), exponent)
+        X64 = np.asarray(X_units, dtype=np.float64)
         scale = 1.0
-        if isinstance(self.init, str) and self.init_scale == "auto":
-            scale = start_scale(X64, components)
+        if isinstance(self.init, str):
+            if self.init_scale == "auto":
+                scale = start_scale(X64, components)
+            else:  # unit rows in the units of X
+                scale = float(np.ldexp(1.0, exponent))
         X_scaled = X64 * scale
-        y_centred = y - y.mean()
-        total = float(y_centred @ y_centred)
+        # Predictions are affine in y, so the normalised loss is the same for
+        # y centred and in units of its spread, where it cannot overflow.
+        y, _ = centred_in_units(y[:, None])
+        y = y[:, 0]
+        total = float(y @ y)
         normaliser = 1.0 / total if total > 0 else 1.0
 
         def objective(flat):
@@ -227,7 +258,8 @@ class MLKR(MetricLearner):
                 shape=components.shape,
                 ftol=self.tol,
             )
-        self.components_ = np.ascontiguousarray(result.x * scale, dtype=X.dtype)
+        components = np.ldexp(result.x * scale, -exponent)
+        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.n_iter_ = result.n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
@@ -239,6 +271,40 @@ class MLKR(MetricLearner):
         # Real-valued targets: a regression learner, not a classifier.
         tags.regressor_tags = RegressorTags()
         return tags
+
+
+def check_targets(y):
+    """Reject class labels given as regression targets, saying what they are."""
+    if y is None:
+        return
+    values = np.asarray(y)
+    if values.dtype.kind not in "OUS":
+        return
+    kinds = set()
+    for value in values.ravel():
+        if value is None:
+            raise ValueError(
+                "y contains None; MLKR needs a real-valued target (a number) "
+                "for every sample."
+            )
+        if isinstance(value, numbers.Real):
+            kinds.add("number")
+        else:
+            kinds.add("str" if isinstance(value, str) else type(value).__name__)
+    if "number" in kinds and len(kinds) > 1:
+        names = " and ".join([*sorted(kinds - {"number"}), "numbers"])
+        raise ValueError(
+            f"y mixes labels of different types ({names}); MLKR needs "
+            "real-valued regression targets."
+        )
+    if "number" not in kinds:
+        first = values.ravel()[0]
+        first = first.item() if isinstance(first, np.generic) else first
+        raise ValueError(
+            f"y holds {' and '.join(sorted(kinds))} values, such as "
+            f"{first!r}; MLKR is a regression learner and needs "
+            "real-valued targets."
+        )
 
 
 def start_scale(X, components):

@@ -12,7 +12,7 @@ from ._optimize import IterationLog
 from ._params import Interval, validate_params
 from ._psd import components_from_metric
 from ._threads import fit_threads
-from ._validation import validate_pairs, validate_X, validate_X_y
+from ._validation import centred_in_units, validate_pairs, validate_X, validate_X_y
 
 # Relative length of the first gradient step of the full form, ||step|| / ||A||.
 INITIAL_RATE = 0.1
@@ -200,8 +200,11 @@ class MMC(MetricLearner):
         if n_constraints is None:
             n_constraints = 20 * classes.shape[0] ** 2
         rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
-        X64 = np.asarray(X, dtype=np.float64)
-        return self._fit_differences(X64[rows] - X64[cols], signs, X.dtype)
+        # In units of 2**exponent: the metric of data at any finite scale
+        # stays representable (MMC's metric scales as 1 / scale**2).
+        X_units, exponent = centred_in_units(X)
+        X64 = np.asarray(X_units, dtype=np.float64)
+        return self._fit_differences(X64[rows] - X64[cols], signs, X.dtype, exponent)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -223,11 +226,15 @@ class MMC(MetricLearner):
         pairs, signs = validate_pairs(pairs, pair_labels)
         n_pairs, _, n_features = pairs.shape
         # Sets n_features_in_ (and checks the points) like fit does.
-        validate_X(self, pairs.reshape(2 * n_pairs, n_features))
-        pairs64 = np.asarray(pairs, dtype=np.float64)
-        return self._fit_differences(pairs64[:, 0] - pairs64[:, 1], signs, pairs.dtype)
+        X = validate_X(self, pairs.reshape(2 * n_pairs, n_features))
+        X_units, exponent = centred_in_units(X)
+        pairs64 = np.asarray(X_units, dtype=np.float64).reshape(pairs.shape)
+        return self._fit_differences(
+            pairs64[:, 0] - pairs64[:, 1], signs, pairs.dtype, exponent
+        )
 
-    def _fit_differences(self, diffs, signs, dtype):
+    def _fit_differences(self, diffs, signs, dtype, exponent=0):
+        # diffs in units of 2**exponent; the map in those of X is L / 2**exponent
         similar = diffs[signs > 0]
         dissimilar = diffs[signs < 0]
         for name, part in (("similar", similar), ("dissimilar", dissimilar)):
@@ -263,7 +270,7 @@ class MMC(MetricLearner):
             components = np.diag(np.sqrt(metric))
         else:
             components = components_from_metric(metric)
-        self.components_ = components.astype(dtype, copy=False)
+        self.components_ = np.ldexp(components, -exponent).astype(dtype, copy=False)
         self.n_iter_ = n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history

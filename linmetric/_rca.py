@@ -11,7 +11,7 @@ from sklearn.utils.validation import column_or_1d
 from ._base import MetricLearner
 from ._lfda import fix_signs
 from ._params import Interval, validate_params
-from ._validation import validate_X, validate_X_y
+from ._validation import centred_in_units, validate_X, validate_X_y
 
 
 class RCA(MetricLearner):
@@ -34,7 +34,9 @@ class RCA(MetricLearner):
     that maximise total variance relative to within-chunklet variance.
 
     ``fit(X, y)`` draws chunklets from class labels: ``n_chunks`` disjoint
-    chunklets of ``chunk_size`` points each, every chunklet inside one class.
+    chunklets of ``chunk_size`` points each, every chunklet inside one class;
+    with a fixed ``random_state`` the same chunklets of points are drawn
+    whatever the order of the samples.
     :meth:`fit_chunklets` takes chunklets directly, as a chunklet id per
     sample.
 
@@ -68,7 +70,9 @@ class RCA(MetricLearner):
     components_ : ndarray of shape (n_components_, n_features)
         The learned map ``L``, in the dtype of X.
     chunk_covariance_ : ndarray of shape (n_features, n_features)
-        The within-chunklet covariance ``C`` (float64).
+        The within-chunklet covariance ``C`` (float64; inf where it exceeds
+        the float64 range, for data beyond about 1e154). RCA itself computes
+        in units of the data, so any finite scale works.
     rank_ : int
         Numerical rank of ``C``.
     n_components_ : int
@@ -147,8 +151,11 @@ class RCA(MetricLearner):
         validate_params(self)
         X, labels, _ = validate_X_y(self, X, y)
         random_state = check_random_state(self.random_state)
-        chunks = draw_chunklets(labels, self.n_chunks, self.chunk_size, random_state)
-        return self._fit(X, chunks)
+        X_units, exponent = centred_in_units(X)
+        chunks = draw_chunklets(
+            labels, self.n_chunks, self.chunk_size, random_state, points=X_units
+        )
+        return self._fit(X_units, exponent, chunks)
 
     def fit_chunklets(self, X, chunks):
         """Fit RCA to given chunklets.
@@ -181,9 +188,10 @@ class RCA(MetricLearner):
                 f"in no chunklet; got values of dtype {chunks.dtype} in "
                 f"[{chunks.min()}, {chunks.max()}]."
             )
-        return self._fit(X, chunks.astype(np.intp))
+        return self._fit(*centred_in_units(X), chunks.astype(np.intp))
 
-    def _fit(self, X, chunks):
+    def _fit(self, X, exponent, chunks):
+        # X is centred, in units of 2**exponent (centred_in_units).
         covariance, n_points = chunklet_covariance(X, chunks)
         if n_points == 0:
             raise ValueError(
@@ -218,15 +226,15 @@ class RCA(MetricLearner):
         # Whitening of C on its range: W C W^T = I.
         whitening = fix_signs(U[:, :rank]).T / np.sqrt(w[:rank])[:, None]
         if self.n_components is not None and self.n_components < rank:
-            X64 = np.asarray(X, dtype=np.float64)
-            centred = X64 - X64.mean(axis=0)
-            projected = centred @ whitening.T
+            projected = np.asarray(X, dtype=np.float64) @ whitening.T
             total = projected.T @ projected / X.shape[0]
             _, vectors = linalg.eigh((total + total.T) / 2, check_finite=False)
             kept = fix_signs(vectors[:, ::-1][:, : self.n_components])
             whitening = kept.T @ whitening
+        whitening = np.ldexp(whitening, -exponent)
         self.components_ = np.ascontiguousarray(whitening, dtype=X.dtype)
-        self.chunk_covariance_ = covariance
+        with np.errstate(over="ignore", under="ignore"):
+            self.chunk_covariance_ = np.ldexp(covariance, 2 * exponent)
         self.rank_ = rank
         self.n_components_ = whitening.shape[0]
         return self
@@ -276,12 +284,16 @@ def chunklet_covariance(X, chunks):
     return (covariance + covariance.T) / 2, int(points.shape[0])
 
 
-def draw_chunklets(labels, n_chunks, chunk_size, random_state):
+def draw_chunklets(labels, n_chunks, chunk_size, random_state, *, points=None):
     """Disjoint chunklets of ``chunk_size`` points, each inside one class.
 
     Every class is shuffled and cut into ``n_c // chunk_size`` chunklets;
     ``n_chunks`` of all these are chosen uniformly without replacement (all
     of them when None), so classes contribute in proportion to their size.
+    With ``points`` (the samples, centred), each class is first put in the
+    order of its members' squared distances to the class mean, so that the
+    same seed draws the same chunklets of points whatever the order of the
+    samples (and after shifting, rescaling or permuting the features).
 
     Returns
     -------
@@ -290,7 +302,13 @@ def draw_chunklets(labels, n_chunks, chunk_size, random_state):
     """
     candidates = []
     for label in np.unique(labels):
-        members = random_state.permutation(np.flatnonzero(labels == label))
+        members = np.flatnonzero(labels == label)
+        if points is not None:
+            class_points = np.asarray(points[members], dtype=np.float64)
+            spread = class_points - class_points.mean(axis=0)
+            distances = np.einsum("ij,ij->i", spread, spread)
+            members = members[np.argsort(distances, kind="stable")]
+        members = random_state.permutation(members)
         n_class_chunks = members.shape[0] // chunk_size
         candidates.append(
             members[: n_class_chunks * chunk_size].reshape(n_class_chunks, chunk_size)

@@ -11,7 +11,7 @@ from ._base import MetricLearner
 from ._constraints import sample_triplets, validate_tuples
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
-from ._validation import validate_X, validate_X_y
+from ._validation import centred_in_units, validate_X, validate_X_y
 
 # Shrinkage of the local within-class scatter: this fraction of its mean
 # eigenvalue is added to the diagonal (chosen on digits, for pair AUC).
@@ -107,7 +107,10 @@ class SCML(MetricLearner):
         The unit basis vectors ``b_i``.
     weights_ : ndarray of shape (n_basis,)
         ``w``, in the units of the data (``M = basis_.T @ diag(weights_) @
-        basis_``).
+        basis_``); they scale as the inverse square of the data, so beyond
+        about 1e154 (or below 1e-154) they leave the float64 range. The fit
+        itself is computed in units of the data's spread and works at any
+        finite scale.
     n_iter_ : int
         RDA steps done.
     loss_curve_ : ndarray of shape (n_windows,)
@@ -226,10 +229,10 @@ class SCML(MetricLearner):
         random_state = check_random_state(self.random_state)
         X, y_codes, _ = validate_X_y(self, X, y)
         # Centred: the metric ignores translation, and so do the rounding
-        # errors of the neighbour search and the basis.
-        X_centred = np.asarray(X, dtype=np.float64) - np.mean(
-            X, axis=0, dtype=np.float64
-        )
+        # errors of the neighbour search and the basis; in units of
+        # 2**exponent, where no product over- or underflows.
+        X_centred, exponent = centred_in_units(X)
+        X_centred = np.asarray(X_centred, dtype=np.float64)
         triplets = sample_triplets(
             X_centred,
             y_codes,
@@ -241,7 +244,7 @@ class SCML(MetricLearner):
         basis = self.basis
         if isinstance(basis, str) and basis == "auto":
             basis = "lda"
-        return self._fit(X, X_centred, triplets, basis, y_codes, random_state)
+        return self._fit(X, X_centred, exponent, triplets, basis, y_codes, random_state)
 
     def fit_triplets(self, triplets):
         """Learn the metric from triplets ``(a, b, c)``, ``d(a, b) < d(a, c)``.
@@ -273,14 +276,21 @@ class SCML(MetricLearner):
             triplets.reshape(3 * n_triplets, n_features), axis=0, return_inverse=True
         )
         X = validate_X(self, points)
-        X_centred = np.asarray(X, dtype=np.float64) - np.mean(
-            X, axis=0, dtype=np.float64
-        )
+        X_centred, exponent = centred_in_units(X)
+        X_centred = np.asarray(X_centred, dtype=np.float64)
         return self._fit(
-            X, X_centred, index.reshape(n_triplets, 3), basis, None, random_state
+            X,
+            X_centred,
+            exponent,
+            index.reshape(n_triplets, 3),
+            basis,
+            None,
+            random_state,
         )
 
-    def _fit(self, X, X64, triplets, basis, y_codes, random_state):
+    def _fit(self, X, X64, exponent, triplets, basis, y_codes, random_state):
+        # X64 is centred, in units of 2**exponent; a weight w in these units
+        # is w / 4**exponent in those of X, a map L is L / 2**exponent.
         n_features = X64.shape[1]
         n_basis = self.n_basis if self.n_basis is not None else 5 * n_features
         if isinstance(basis, str):
@@ -308,22 +318,26 @@ class SCML(MetricLearner):
             tol=self.tol,
             random_state=random_state,
             log=log,
-            components=lambda w: _components(w / features.scale, basis),
+            components=lambda w: _components(
+                np.ldexp(w / features.scale, -2 * exponent), basis
+            ),
         )
         log.finish(
             converged,
             None if converged else f"{n_iter} steps without a stable objective",
         )
         self.basis_ = basis.astype(X.dtype)
-        self.weights_ = weights / features.scale
-        if not np.any(self.weights_ > 0):
+        with np.errstate(over="ignore", under="ignore"):
+            self.weights_ = np.ldexp(weights / features.scale, -2 * exponent)
+        if not np.any(weights > 0):
             warnings.warn(
                 "SCML: every basis weight is zero, so the learned metric is "
                 "zero; lower beta or give more informative triplets.",
                 UserWarning,
                 stacklevel=3,
             )
-        self.components_ = _components(self.weights_, basis).astype(X.dtype)
+        components = np.ldexp(_components(weights / features.scale, basis), -exponent)
+        self.components_ = components.astype(X.dtype)
         self.n_iter_ = n_iter
         self.loss_curve_ = log.loss_curve
         return self

@@ -11,8 +11,8 @@ from ._base import MetricLearner
 from ._itml import sample_label_pairs
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
-from ._psd import check_spd, components_from_metric
-from ._validation import validate_pairs, validate_X, validate_X_y
+from ._psd import check_spd, components_from_metric, rank_tolerance
+from ._validation import centred_in_units, validate_pairs, validate_X, validate_X_y
 
 
 class SDML(MetricLearner):
@@ -49,7 +49,7 @@ class SDML(MetricLearner):
     can make it indefinite; graphical-lasso solvers then fail or return
     garbage. SDML first scales ``P`` to unit spectral norm (so that
     ``lambda`` is relative and the fit is unchanged by rescaling the data
-    with the covariance prior), then, if the smallest eigenvalue of the
+    with the 'covariance' or 'identity' prior), then, if the smallest eigenvalue of the
     scaled ``P`` is below ``eigenvalue_floor``, adds the smallest multiple
     of the identity that lifts it there: ``P <- P + s I``, a ``s tr(M)``
     (Euclidean) regulariser added only when needed. The floor also bounds
@@ -75,7 +75,12 @@ class SDML(MetricLearner):
             (n_features, n_features), default='covariance'
         ``M0``: the inverse covariance of the training points (then
         ``M0^-1`` is the covariance itself, so it needs no inverse and may
-        be singular), the identity, or a symmetric positive definite array.
+        be singular); the identity in the units of the data, ``I / s^2``
+        with ``s^2`` the mean variance of the features of the training
+        points (so that ``balance_param`` weighs the pairs against it
+        whatever those units); or a symmetric positive definite array,
+        used as given. The fit is computed in units of the data's spread, so
+        any finite scale works.
     n_constraints : int or None, default=None
         Pairs drawn from the labels in ``fit``: None means
         ``20 * n_classes ** 2``. Drawn by
@@ -121,7 +126,9 @@ class SDML(MetricLearner):
     default prior is the inverse covariance (the paper's choice in its
     experiments; metric-learn defaults to the identity); and an indefinite
     ``P`` is shifted as described above instead of being handed to the
-    graphical lasso, which fails on it.
+    graphical lasso, which fails on it; ``prior='identity'`` is scaled to
+    the data's mean variance (an absolute identity would weigh the pairs
+    differently in other units).
 
     References
     ----------
@@ -215,7 +222,11 @@ class SDML(MetricLearner):
         if n_constraints is None:
             n_constraints = 20 * classes.shape[0] ** 2
         rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
-        return self._fit_pairs(X, X[rows] - X[cols], signs)
+        X_units, exponent = centred_in_units(X)
+        X_units = np.asarray(X_units, dtype=np.float64)
+        return self._fit_pairs(
+            X.dtype, X_units, exponent, X_units[rows] - X_units[cols], signs
+        )
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -241,16 +252,28 @@ class SDML(MetricLearner):
         pairs, signs = validate_pairs(pairs, pair_labels)
         n_pairs, _, n_features = pairs.shape
         X = validate_X(self, pairs.reshape(2 * n_pairs, n_features))
-        return self._fit_pairs(X, pairs[:, 0] - pairs[:, 1], signs)
+        X_units, exponent = centred_in_units(X)
+        X_units = np.asarray(X_units, dtype=np.float64)
+        pair_points = X_units.reshape(n_pairs, 2, n_features)
+        return self._fit_pairs(
+            X.dtype,
+            X_units,
+            exponent,
+            pair_points[:, 0] - pair_points[:, 1],
+            signs,
+        )
 
-    def _fit_pairs(self, X, diffs, signs):
-        X64 = np.asarray(X, dtype=np.float64)
-        diffs = np.asarray(diffs, dtype=np.float64)
-        prior_inverse = self._prior_inverse(X64)
+    def _fit_pairs(self, dtype, X, exponent, diffs, signs):
+        # X (centred) and diffs are in units of 2**exponent (centred_in_units),
+        # where their products cannot over- or underflow; so are P and M.
+        prior_inverse = self._prior_inverse(X, exponent)
         pair_term = (diffs.T * (signs / signs.shape[0])) @ diffs
         P = prior_inverse + self.balance_param * pair_term
-        P_scaled, scale, shift = shifted_normalised(P, self.eigenvalue_floor)
-        self.shift_ = shift * scale
+        P_scaled, scale, shift = shifted_normalised(
+            P, self.eigenvalue_floor, size=X.shape[0] + diffs.shape[0]
+        )
+        with np.errstate(over="ignore", under="ignore"):
+            self.shift_ = float(np.ldexp(shift * scale, 2 * exponent))
         log = IterationLog(
             "SDML",
             verbose=self.verbose,
@@ -266,23 +289,27 @@ class SDML(MetricLearner):
             if converged
             else f"optimality residual {residual:.3g} > tol={self.tol}",
         )
-        self.components_ = components_from_metric(metric / scale).astype(
-            X.dtype, copy=False
-        )
+        components = np.ldexp(components_from_metric(metric / scale), -exponent)
+        self.components_ = components.astype(dtype, copy=False)
         self.n_iter_ = n_iter
         self.loss_curve_ = log.loss_curve
         return self
 
-    def _prior_inverse(self, X):
+    def _prior_inverse(self, X, exponent):
+        """``M0^-1`` in the units of the centred ``X`` (``2**exponent``)."""
         n_features = X.shape[1]
         if isinstance(self.prior, str):
-            if self.prior == "identity":
-                return np.eye(n_features)
-            if X.shape[0] < 2:
-                return np.zeros((n_features, n_features))
-            return np.atleast_2d(np.cov(X, rowvar=False))
+            covariance = np.zeros((n_features, n_features))
+            if X.shape[0] >= 2:
+                covariance = np.atleast_2d(np.cov(X, rowvar=False))
+            if self.prior == "covariance":
+                return covariance
+            # The identity in units of the data's mean variance.
+            variance = np.trace(covariance) / n_features
+            return (variance if variance > 0 else 1.0) * np.eye(n_features)
         prior = check_spd(self.prior, param_name="prior", n_features=n_features)
-        return linalg.inv(prior)
+        with np.errstate(over="ignore", under="ignore"):
+            return np.ldexp(linalg.inv(prior), -2 * exponent)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -290,8 +317,13 @@ class SDML(MetricLearner):
         return tags
 
 
-def shifted_normalised(P, floor):
+def shifted_normalised(P, floor, *, size=None):
     """``P`` scaled to unit spectral norm and lifted to be positive definite.
+
+    ``P`` is indefinite (a warning) when its smallest eigenvalue is below
+    minus :func:`linmetric._psd.rank_tolerance` with ``size`` (the number of
+    points or pairs summed into ``P``, at least its order): an eigenvalue
+    closer to zero is rounding noise of a singular ``P``.
 
     Returns
     -------
@@ -310,7 +342,7 @@ def shifted_normalised(P, floor):
         scale = 1.0
     smallest = eigenvalues[0] / scale
     shift = max(0.0, floor - smallest)
-    rounding = P.shape[0] * np.finfo(np.float64).eps
+    rounding = rank_tolerance([1.0], size=max(size or 0, P.shape[0]))
     if smallest < -rounding:
         warnings.warn(
             f"SDML: the matrix P = M0^-1 + balance_param * X^T L X is not "

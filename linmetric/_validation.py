@@ -107,6 +107,49 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
     return X, y_codes.astype(np.intp, copy=False), classes
 
 
+def centred_in_units(X):
+    """X minus its mean, divided by a power of two near its spread.
+
+    Learners whose result does not depend on translation, and only scales
+    with the data, fit on these units: products and traces of data at any
+    finite scale (1e-200 or 1e200) neither overflow nor underflow, and
+    distances computed from the centred data keep their digits far from the
+    origin. Dividing by a power of two changes no digit, so a map ``L``
+    learned in these units is ``np.ldexp(L, -exponent)`` in the units of X
+    (and a matrix ``M`` in squared units, ``np.ldexp(M, -2 * exponent)``).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+
+    Returns
+    -------
+    centred : ndarray of shape (n_samples, n_features)
+        ``(X - mean) / 2**exponent`` in the dtype of X (computed in float64),
+        largest absolute entry in [0.5, 1); zeros for constant data.
+    exponent : int
+        0 for constant data.
+    """
+    X64 = np.asarray(X, dtype=np.float64)
+    if X64.size == 0:
+        return np.zeros_like(X), 0
+    # First to the scale of the largest entry, so that the mean of data near
+    # the float64 limit does not overflow; then to the spread about the mean.
+    outer = _exponent(np.abs(X64).max())
+    centred = np.ldexp(X64, -outer)
+    centred -= centred.mean(axis=0)
+    inner = _exponent(np.abs(centred).max())
+    if inner is None or outer is None:
+        return np.zeros_like(X), 0
+    centred = np.ldexp(centred, -inner)
+    return np.ascontiguousarray(centred, dtype=X.dtype), outer + inner
+
+
+def _exponent(spread):
+    """``e`` with ``spread / 2**e`` in [0.5, 1); None for 0."""
+    return int(np.frexp(spread)[1]) if spread > 0 else None
+
+
 def _check_label_types(y):
     """Labels must be all strings or all numbers, so that they can be sorted."""
     if y.dtype != object:

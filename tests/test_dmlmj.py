@@ -80,9 +80,25 @@ def test_bad_input_is_a_clear_error(labelled):
         DMLMJ(n_components=6).fit(X, y)
     with pytest.raises(ValueError, match="every class has a single sample"):
         DMLMJ().fit(X[:3], [0, 1, 2])
-    constant = np.column_stack((X, np.ones(y.size)))
+    # a feature constant inside each class: no same-class pair differs in it
+    by_class = np.column_stack((X, y))
     with pytest.raises(ValueError, match="set regularization > 0"):
-        DMLMJ(regularization=0).fit(constant, y)
-    assert np.all(np.isfinite(DMLMJ().fit(constant, y).components_))
+        DMLMJ(regularization=0).fit(by_class, y)
+    assert np.all(np.isfinite(DMLMJ().fit(by_class, y).components_))
     with pytest.raises(ValueError, match="n_neighbors"):
         DMLMJ(n_neighbors=0).fit(X, y)
+
+
+@pytest.mark.parametrize("regularization", [0.0, 1e-3])
+def test_directions_without_variance_get_zero_rows(labelled, regularization):
+    X, y = labelled
+    # a constant feature, and a collinear one: two directions without variance
+    wide = np.column_stack((X, np.full(y.size, 7.0), X[:, 0] - 2 * X[:, 1]))
+    model = DMLMJ(regularization=regularization).fit(wide, y)
+    assert np.all(np.isfinite(model.components_))
+    null = np.zeros((2, wide.shape[1]))
+    null[0, -2] = 1.0
+    null[1, [0, 1, -1]] = [1.0, -2.0, -1.0]
+    np.testing.assert_allclose(model.transform(null), 0.0, atol=1e-10)
+    np.testing.assert_array_equal(model.components_[-2:], 0.0)
+    np.testing.assert_array_equal(model.eigenvalues_[-2:], 1.0)

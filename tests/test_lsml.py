@@ -86,7 +86,11 @@ def test_degenerate_quadruplets_are_finite(iris):
     # a == b and c == d: zero-length sides contribute nothing, no NaN.
     quadruplets = np.stack([X[:10], X[:10], X[10:20], X[10:20]], axis=1)
     lsml = LSML().fit_quadruplets(quadruplets)
-    np.testing.assert_allclose(lsml.components_, np.eye(4), atol=1e-6)
+    # nothing to learn: the prior, the identity in units of the mean variance
+    variance = np.trace(np.cov(quadruplets.reshape(-1, 4), rowvar=False)) / 4
+    np.testing.assert_allclose(
+        lsml.components_, np.eye(4) / np.sqrt(variance), atol=1e-6
+    )
 
 
 def test_comparisons_are_learned(iris):
@@ -104,20 +108,21 @@ def test_comparisons_are_learned(iris):
     assert after > before
 
 
-def test_invariances(iris):
+@pytest.mark.parametrize("prior", ["covariance", "identity"])
+def test_invariances(iris, prior):
     X, y = iris
-    lsml = LSML(prior="covariance", random_state=0, tol=1e-9).fit(X, y)
-    shifted = LSML(prior="covariance", random_state=0, tol=1e-9).fit(X + 5.0, y)
+    lsml = LSML(prior=prior, random_state=0, tol=1e-9).fit(X, y)
+    shifted = LSML(prior=prior, random_state=0, tol=1e-9).fit(X + 5.0, y)
     np.testing.assert_allclose(
         shifted.get_mahalanobis_matrix(), lsml.get_mahalanobis_matrix(), rtol=1e-4
     )
-    scaled = LSML(prior="covariance", random_state=0, tol=1e-9).fit(3.0 * X, y)
-    np.testing.assert_allclose(
-        9.0 * scaled.get_mahalanobis_matrix(),
-        lsml.get_mahalanobis_matrix(),
-        rtol=1e-4,
-        atol=1e-6,
-    )
+    for scale in (3.0, 1e-200, 1e200):
+        scaled = LSML(prior=prior, random_state=0, tol=1e-9).fit(scale * X, y)
+        # M = L^T L in the units of X (M itself would underflow at 1e200)
+        rescaled = scale * scaled.components_
+        np.testing.assert_allclose(
+            rescaled.T @ rescaled, lsml.get_mahalanobis_matrix(), rtol=1e-4, atol=1e-6
+        )
     index = sample_quadruplets(y, 100, np.random.RandomState(1))
     order = np.random.RandomState(0).permutation(100)
     a = LSML(tol=1e-9).fit_quadruplets(X[index])

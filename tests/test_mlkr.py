@@ -123,8 +123,15 @@ def test_bad_input_is_a_clear_error():
     X = np.random.RandomState(0).standard_normal((10, 3))
     with pytest.raises(ValueError, match="init"):
         MLKR(init="lda").fit(X, np.arange(10.0))
-    with pytest.raises(ValueError, match=r"could not convert|numeric"):
+    with pytest.raises(ValueError, match="real-valued targets"):
         MLKR().fit(X, np.array(["a", "b"] * 5))
+    with pytest.raises(ValueError, match="mixes labels"):
+        MLKR().fit(X, np.array(["a", 1] * 5, dtype=object))
+    with pytest.raises(ValueError, match="None"):
+        MLKR().fit(X, np.array([0.5, None] * 5, dtype=object))
+    with pytest.warns(UserWarning, match="y is constant"):
+        constant = MLKR(init="identity").fit(X, np.full(10, 3.0))
+    assert constant.n_iter_ == 0 and np.all(np.isfinite(constant.components_))
     with pytest.raises(ValueError, match="n_components=4"):
         MLKR(n_components=4).fit(X, np.arange(10.0))
 

@@ -113,3 +113,18 @@ def test_bad_chunklets_are_clear_errors():
         RCA().fit_chunklets(np.ones((4, 2)), np.array([0, 0, 1, 1]))
     with pytest.raises(ValueError, match="chunk_size"):
         RCA(chunk_size=1).fit(X, [0, 0, 0, 1, 1, 1])
+
+
+def test_drawn_chunklets_do_not_depend_on_the_order_of_the_samples():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((40, 3)) * [3.0, 1.0, 0.3]
+    y = np.arange(40) % 2
+    order = rng.permutation(40)
+    base = RCA(random_state=0).fit(X, y)
+    permuted = RCA(random_state=0).fit(X[order], y[order])
+    np.testing.assert_allclose(permuted.components_, base.components_, rtol=1e-10)
+    # and the same after a shift, a rescaling and a permutation of features
+    moved = RCA(random_state=0).fit((X[:, ::-1] + 5.0) * 8.0, y)
+    np.testing.assert_allclose(
+        moved.components_[:, ::-1] * 8.0, base.components_, rtol=1e-8, atol=1e-10
+    )

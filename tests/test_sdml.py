@@ -98,13 +98,17 @@ def test_similar_pairs_get_closer(iris):
     assert ratio[labels > 0].mean() < ratio[labels < 0].mean()
 
 
-def test_invariances(iris):
+@pytest.mark.parametrize("prior", ["covariance", "identity"])
+def test_invariances(iris, prior):
     X, y = iris
-    sdml = SDML(random_state=0, tol=1e-10).fit(X, y)
-    shifted = SDML(random_state=0, tol=1e-10).fit(X + 5.0, y)
+    sdml = SDML(prior=prior, random_state=0, tol=1e-10).fit(X, y)
+    shifted = SDML(prior=prior, random_state=0, tol=1e-10).fit(X + 5.0, y)
     np.testing.assert_allclose(shifted.components_, sdml.components_, rtol=1e-6)
-    scaled = SDML(random_state=0, tol=1e-10).fit(3.0 * X, y)
-    np.testing.assert_allclose(3.0 * scaled.components_, sdml.components_, rtol=1e-6)
+    for scale in (3.0, 1e-200, 1e200):
+        scaled = SDML(prior=prior, random_state=0, tol=1e-10).fit(scale * X, y)
+        np.testing.assert_allclose(
+            scale * scaled.components_, sdml.components_, rtol=1e-6, atol=1e-9
+        )
     pairs, labels = _pairs(X, y, 80, seed=3)
     order = np.random.RandomState(0).permutation(80)
     a = SDML(tol=1e-10).fit_pairs(pairs, labels)

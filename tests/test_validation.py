@@ -144,3 +144,23 @@ def test_import_from_read_only_install(tmp_path):
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
     assert result.returncode == 0, result.stderr
     assert "(3, 3)" in result.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale, offset", [(1.0, 0.0), (1e-200, 0.0), (1e200, 3.0)])
+def test_centred_in_units_keeps_every_digit(dtype, scale, offset):
+    from linmetric._validation import centred_in_units
+
+    if dtype is np.float32:
+        scale = float(np.clip(scale, 1e-20, 1e20))
+    X = np.random.RandomState(0).standard_normal((7, 3))
+    units, exponent = centred_in_units((X * scale + offset * scale).astype(dtype))
+    assert units.dtype == dtype
+    assert 0.5 <= np.abs(units).max() < 1
+    np.testing.assert_allclose(units.mean(axis=0), 0, atol=1e-6)
+    expected = (X - X.mean(axis=0)) * (scale / 2.0**exponent)
+    # float32 input is rounded to 6e-8 of its largest entry
+    tol = 1e-6 if dtype is np.float32 else 1e-12
+    np.testing.assert_allclose(units, expected, rtol=0, atol=tol)
+    constant, exponent = centred_in_units(np.full((4, 2), 1e200))
+    assert exponent == 0 and not constant.any()
