@@ -38,6 +38,8 @@ _POOL_FACTOR = 4
 # The starting scale: squared distances times t for t on this grid (relative
 # to the mean squared distance of the projected points) ...
 _SCALE_GRID = np.logspace(-1, 5, 25)
+# (searched on every _SCALE_REFINE-th point first, then refined) ...
+_SCALE_REFINE = 4
 # ... the smallest t whose loss is within this fraction of the largest gain
 # over the uniform softmax (t = 0) ...
 _SCALE_GAIN_SHORTFALL = 0.3
@@ -638,16 +640,30 @@ def _best_scale(X, labels, components, random_state, working_memory):
     else:
         n_rows = min(n_samples, max(_SCALE_PAIRS // n_samples, _SCALE_MIN_ROWS))
         rows = np.sort(random_state.choice(n_samples, n_rows, replace=False))
-    scales = _SCALE_GRID / spread
-    loss = scale_losses(
-        np.ascontiguousarray(Z), labels, rows, scales, working_memory=working_memory
-    )
+    Z = np.ascontiguousarray(Z)
     # At t = 0 every p_ij is 1 / (n - 1): p_i is the share of i's class.
     same = np.bincount(labels)[labels[rows]] - 1.0
     uniform_loss = -float(same.sum()) / (n_samples - 1)
-    best = float(loss.min())
-    enough = best + _SCALE_GAIN_SHORTFALL * max(uniform_loss - best, 0.0)
+    # A coarse grid (every _SCALE_REFINE-th point of the fine one), then the
+    # fine points just below the first coarse one that is good enough.
+    scales = _SCALE_GRID[::_SCALE_REFINE] / spread
+    loss = scale_losses(Z, labels, rows, scales, working_memory=working_memory)
+    enough = _good_enough(loss, uniform_loss)
+    first = int(np.argmax(loss <= enough))
+    if first > 0:
+        fine = _SCALE_GRID[(first - 1) * _SCALE_REFINE + 1 : first * _SCALE_REFINE]
+        fine_loss = scale_losses(
+            Z, labels, rows, fine / spread, working_memory=working_memory
+        )
+        scales = np.concatenate([fine / spread, scales[first:]])
+        loss = np.concatenate([fine_loss, loss[first:]])
+        enough = min(enough, _good_enough(loss, uniform_loss))
     return float(np.sqrt(scales[np.argmax(loss <= enough)]))
+
+
+def _good_enough(loss, uniform_loss):
+    best = float(loss.min())
+    return best + _SCALE_GAIN_SHORTFALL * max(uniform_loss - best, 0.0)
 
 
 def _exact_objective(X, labels, working_memory):

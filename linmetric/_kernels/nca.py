@@ -165,6 +165,7 @@ def soft_neighbor_weights(gram, sq_norms, labels, row_offset, p_correct, out=Non
         row_offset,
         p_correct,
         out,
+        row_work=gram.shape[1],
     )
     return np.sum(partial_sums, axis=0)
 
@@ -450,7 +451,14 @@ def reselect_candidates(Z, pool, out_candidates):
     >>> out.ravel().tolist()
     [1, 0, 1]
     """
-    run_on_row_ranges(_reselect_kernel, Z.shape[0], Z, pool, out_candidates)
+    run_on_row_ranges(
+        _reselect_kernel,
+        Z.shape[0],
+        Z,
+        pool,
+        out_candidates,
+        row_work=pool.shape[1] * (Z.shape[1] + 8),  # distances, then a sort
+    )
 
 
 @jit
@@ -525,7 +533,15 @@ def truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S):
     [1.0, 1.0, 0.0]
     """
     run_on_row_ranges(
-        _truncated_kernel, Z.shape[0], Z, candidates, labels, weights, p_correct, S
+        _truncated_kernel,
+        Z.shape[0],
+        Z,
+        candidates,
+        labels,
+        weights,
+        p_correct,
+        S,
+        row_work=2 * candidates.shape[1] * Z.shape[1],
     )
 
 
@@ -602,4 +618,5 @@ def scatter_truncated_gradient(Z, candidates, weights, S, reverse=None):
         candidates.shape[1],
         np.ascontiguousarray(weights).ravel(),
         S,
+        row_work=candidates.shape[1] * Z.shape[1],
     )
