@@ -8,16 +8,6 @@ from sklearn.utils import check_random_state
 
 from ._base import MetricLearner
 from ._init import INIT_METHODS, initialize_components, resolve_n_components
-from ._kernels import row_norms_sq, rows_per_chunk
-from ._kernels.nca import (
-    candidate_search,
-    reselect_candidates,
-    reverse_candidates,
-    scale_losses,
-    scatter_truncated_gradient,
-    soft_neighbor_weights,
-    truncated_soft_neighbors,
-)
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._threads import fit_threads
@@ -25,6 +15,10 @@ from ._validation import validate_X_y
 
 # solver='auto' is exact up to this many samples, truncated above.
 AUTO_EXACT_MAX_SAMPLES = 10_000
+# The exact solver works on n x n NumPy arrays up to this many samples (no
+# compiled kernel to load: a first fit in a new process saves about half a
+# second), in row blocks with numba kernels above.
+DENSE_MAX_SAMPLES = 256
 # Rows per block of the exact solver, at most.
 _EXACT_BLOCK_ROWS = 1_024
 # The truncated solver measures the softmax mass it drops on about this many
@@ -408,7 +402,7 @@ class NCA(MetricLearner):
                 stages_since_search = 0
             else:
                 Z = np.ascontiguousarray(X @ components.T.astype(X.dtype))
-                reselect_candidates(Z, pool, candidates)
+                _kernels_nca().reselect_candidates(Z, pool, candidates)
             stages_since_search += 1
             objective = _truncated_objective(X, labels, candidates, dropped_mass)
             stage = minimize_lbfgs(
@@ -477,6 +471,9 @@ def nca_loss_grad(components, X, labels, *, working_memory=None):
     >>> round(loss, 4)
     -3.9982
     """
+    from ._kernels import row_norms_sq, rows_per_chunk
+    from ._kernels.nca import soft_neighbor_weights
+
     Z = np.ascontiguousarray(X @ components.T.astype(X.dtype, copy=False))
     # The weight products only need float32's relative precision.
     Z32 = Z.astype(np.float32, copy=False)
@@ -537,8 +534,9 @@ def truncated_loss_grad(components, X, labels, candidates, reverse=None):
     weights = np.empty(candidates.shape, dtype=np.float64)
     p_correct = np.empty(n_samples, dtype=np.float64)
     S = np.empty(Z.shape, dtype=np.float64)
-    truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S)
-    scatter_truncated_gradient(Z, candidates, weights, S, reverse)
+    kernels = _kernels_nca()
+    kernels.truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S)
+    kernels.scatter_truncated_gradient(Z, candidates, weights, S, reverse)
     grad = 2.0 * (S.T @ X)
     return -float(p_correct.sum()), grad, p_correct
 
@@ -592,7 +590,7 @@ def find_candidates(
     n_samples = Z.shape[0]
     stride = 1 if mass_sample is None else max(1, n_samples // mass_sample)
     p_correct = None if labels is None else np.empty(n_samples, dtype=np.float64)
-    candidates, dropped = candidate_search(
+    candidates, dropped = _kernels_nca().candidate_search(
         Z,
         n_candidates,
         working_memory=working_memory,
@@ -646,6 +644,10 @@ def _best_scale(X, labels, components, random_state, working_memory):
     uniform_loss = -float(same.sum()) / (n_samples - 1)
     # A coarse grid (every _SCALE_REFINE-th point of the fine one), then the
     # fine points just below the first coarse one that is good enough.
+    if n_samples <= DENSE_MAX_SAMPLES:
+        scale_losses = _dense_scale_losses
+    else:
+        scale_losses = _kernels_nca().scale_losses
     scales = _SCALE_GRID[::_SCALE_REFINE] / spread
     loss = scale_losses(Z, labels, rows, scales, working_memory=working_memory)
     enough = _good_enough(loss, uniform_loss)
@@ -668,20 +670,101 @@ def _good_enough(loss, uniform_loss):
 
 def _exact_objective(X, labels, working_memory):
     n_samples = X.shape[0]
+    if n_samples <= DENSE_MAX_SAMPLES:
+        same_class = (labels[:, None] == labels[None, :]).astype(np.float64)
+
+        def loss_grad(components):
+            return dense_loss_grad(components, X, same_class)
+
+    else:
+
+        def loss_grad(components):
+            return nca_loss_grad(components, X, labels, working_memory=working_memory)
 
     def fun(flat_components):
-        components = flat_components.reshape(-1, X.shape[1])
-        loss, grad, p_correct = nca_loss_grad(
-            components, X, labels, working_memory=working_memory
-        )
+        loss, grad, p_correct = loss_grad(flat_components.reshape(-1, X.shape[1]))
         return loss, grad, {"expected_accuracy": p_correct.sum() / n_samples}
 
     return fun
 
 
+def dense_loss_grad(components, X, same_class):
+    """Exact NCA loss ``-sum_i p_i`` and its gradient, with ``n x n`` arrays.
+
+    The small-data form of :func:`nca_loss_grad`, in NumPy alone (no
+    compiled kernel to load): the same formulas, distances in the dtype of
+    X, exponentials, sums and the gradient's products in float64.
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_components, n_features)
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+    same_class : ndarray of shape (n_samples, n_samples), float64
+        1 where two points share a class, else 0.
+
+    Returns
+    -------
+    loss, grad, p_correct
+        As :func:`nca_loss_grad`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._nca import dense_loss_grad
+    >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [1.0, 3.0]])
+    >>> y = np.array([0, 0, 1, 1])
+    >>> same_class = (y[:, None] == y).astype(float)
+    >>> round(dense_loss_grad(np.eye(2), X, same_class)[0], 4)
+    -3.9982
+    """
+    Z = X @ components.T.astype(X.dtype, copy=False)
+    sq_norms = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
+    sq_dist = np.multiply(Z @ Z.T, -2.0, dtype=np.float64)
+    sq_dist += sq_norms[:, None]
+    sq_dist += sq_norms[None, :]
+    np.maximum(sq_dist, 0.0, out=sq_dist)  # the expansion's rounding; NaN stays
+    np.fill_diagonal(sq_dist, np.inf)  # a point never picks itself
+    # p_ij, shifted by each row's nearest so that no row underflows to 0 / 0
+    sq_dist -= sq_dist.min(axis=1, keepdims=True)
+    p = np.exp(np.negative(sq_dist, out=sq_dist), out=sq_dist)
+    p /= p.sum(axis=1, keepdims=True)
+    p_correct = np.einsum("ij,ij->i", p, same_class)
+    # W_ij = p_ij (1[y_i = y_j] - p_i), then S = (D - W - W^T) Z
+    weights = np.multiply(p, same_class - p_correct[:, None], out=p)
+    Z64 = Z.astype(np.float64, copy=False)
+    S = weights.sum(axis=0)[:, None] * Z64
+    S -= weights @ Z64
+    S -= weights.T @ Z64
+    grad = 2.0 * (S.T @ X)
+    return -float(p_correct.sum()), grad, p_correct
+
+
+def _dense_scale_losses(Z, labels, rows, scales, *, working_memory=None):
+    """:func:`linmetric._kernels.nca.scale_losses` with ``n x n`` arrays."""
+    Z = np.asarray(Z, dtype=np.float64)
+    sq_norms = np.einsum("ij,ij->i", Z, Z)
+    sq_dist = sq_norms[rows, None] + sq_norms[None, :] - 2.0 * (Z[rows] @ Z.T)
+    np.maximum(sq_dist, 0.0, out=sq_dist)
+    sq_dist[np.arange(rows.shape[0]), rows] = np.inf
+    sq_dist -= sq_dist.min(axis=1, keepdims=True)
+    same_class = labels[rows, None] == labels[None, :]
+    loss = np.empty(scales.shape[0], dtype=np.float64)
+    for s, t in enumerate(scales):
+        weights = np.exp(-t * sq_dist)
+        loss[s] = -float(np.sum(np.sum(weights * same_class, axis=1) / weights.sum(1)))
+    return loss
+
+
+def _kernels_nca():
+    # Imported on first use: small exact fits never load compiled kernels.
+    from ._kernels import nca
+
+    return nca
+
+
 def _truncated_objective(X, labels, candidates, dropped_mass):
     n_samples = X.shape[0]
-    reverse = reverse_candidates(candidates, n_samples)
+    reverse = _kernels_nca().reverse_candidates(candidates, n_samples)
 
     def fun(flat_components):
         components = flat_components.reshape(-1, X.shape[1])

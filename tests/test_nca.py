@@ -488,3 +488,69 @@ def test_truncated_solver_warns_when_its_candidates_miss_the_exact_loss(wine):
         reference.loss(nca.components_, X_centered, y), rel=1e-5
     )
     assert nca.exact_loss_ > -0.9 * X.shape[0] and nca.dropped_mass_ > 0.1
+
+
+# -- small data: NumPy alone -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dtype, loss_rtol, grad_rtol", [(np.float64, 1e-10, 1e-8), (np.float32, 1e-4, 1e-3)]
+)
+def test_dense_loss_grad_equals_reference(dtype, loss_rtol, grad_rtol):
+    X, y, components = make_problem(5, n_samples=60)
+    X = X.astype(dtype)
+    same_class = (y[:, None] == y[None, :]).astype(np.float64)
+    loss, grad, p_correct = linmetric._nca.dense_loss_grad(components, X, same_class)
+    X64 = X.astype(np.float64)
+    ref_loss, ref_grad = reference.loss_grad(components, X64, y)
+    assert loss == pytest.approx(ref_loss, rel=loss_rtol)
+    np.testing.assert_allclose(
+        grad, ref_grad, rtol=grad_rtol, atol=grad_rtol * abs(ref_grad).max()
+    )
+    assert p_correct.sum() == pytest.approx(-loss)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_scale_losses_equal_the_kernel(dtype):
+    X, y, components = make_problem(6, n_samples=50)
+    Z = (X @ components.T).astype(dtype)
+    rows = np.arange(50, dtype=np.intp)
+    scales = np.logspace(-2, 3, 6)
+    np.testing.assert_allclose(
+        linmetric._nca._dense_scale_losses(Z, y, rows, scales),
+        scale_losses(Z, y, rows, scales),
+        rtol=1e-10 if dtype == np.float64 else 1e-4,
+    )
+
+
+def test_dense_and_blocked_exact_solvers_give_the_same_fit(wine, monkeypatch):
+    X, y = wine
+    dense = NCA(n_components=3, random_state=0).fit(X, y)
+    monkeypatch.setattr(linmetric._nca, "DENSE_MAX_SAMPLES", 0)
+    blocked = NCA(n_components=3, random_state=0).fit(X, y)
+    assert dense.n_iter_ == blocked.n_iter_
+    np.testing.assert_allclose(dense.loss_curve_, blocked.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(
+        dense.components_, blocked.components_, rtol=1e-4, atol=1e-4
+    )
+
+
+def test_small_exact_fit_loads_no_compiled_kernel():
+    # Loading numba and its kernels costs about half a second per process,
+    # more than a small fit.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from linmetric import NCA; "
+        "X = np.random.RandomState(0).standard_normal((60, 3)); "
+        "NCA(max_iter=5).fit(X, np.arange(60) % 2); "
+        "print('numba' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "False"
