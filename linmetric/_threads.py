@@ -19,6 +19,9 @@ LMNN_SERIAL_MAX_SAMPLES = 5000
 # NCA's exact solver up to this many samples: BLAS on one thread (its GEMMs,
 # n x n x n_components, are too small to gain from BLAS threads).
 NCA_SERIAL_BLAS_MAX_SAMPLES = 2048
+# ITML up to this many features: BLAS on one thread (its d x d products and
+# factorisations, one per sweep, are too small to gain from threads).
+ITML_SERIAL_BLAS_MAX_FEATURES = 256
 # A kernel gives each thread at least this many rows ...
 MIN_ROWS_PER_THREAD = 8
 # ... and, when its caller states the work of a row, at least this much work
@@ -91,10 +94,10 @@ def fit_threads(job, n_samples):
 
     Parameters
     ----------
-    job : {'lmnn', 'nca_exact', 'nca_truncated'}
+    job : {'lmnn', 'nca_exact', 'nca_truncated', 'itml'}
         The solver about to run.
     n_samples : int
-        Number of samples, after validation.
+        Number of samples, after validation (for 'itml': of features).
 
     Returns
     -------
@@ -111,4 +114,7 @@ def fit_threads(job, n_samples):
         # Its GEMMs are n x n_components x n_components or already split over
         # threads by the kernels: BLAS threads only add synchronisation.
         return limit_threads(blas=1)
+    if job == "itml":
+        serial = n_samples <= ITML_SERIAL_BLAS_MAX_FEATURES
+        return limit_threads(blas=1 if serial else None)
     raise ValueError(f"unknown job {job!r}")
