@@ -747,12 +747,11 @@ def _dense_scale_losses(Z, labels, rows, scales, *, working_memory=None):
     np.maximum(sq_dist, 0.0, out=sq_dist)
     sq_dist[np.arange(rows.shape[0]), rows] = np.inf
     sq_dist -= sq_dist.min(axis=1, keepdims=True)
-    same_class = labels[rows, None] == labels[None, :]
-    loss = np.empty(scales.shape[0], dtype=np.float64)
-    for s, t in enumerate(scales):
-        weights = np.exp(-t * sq_dist)
-        loss[s] = -float(np.sum(np.sum(weights * same_class, axis=1) / weights.sum(1)))
-    return loss
+    same_class = (labels[rows, None] == labels[None, :]).astype(np.float64)
+    # every scale at once: (n_scales, n_rows, n_samples) weights
+    weights = np.exp(np.multiply.outer(-np.asarray(scales), sq_dist))
+    same = np.einsum("sij,ij->si", weights, same_class)
+    return -(same / weights.sum(axis=2)).sum(axis=1)
 
 
 def _kernels_nca():
