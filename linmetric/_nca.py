@@ -39,7 +39,7 @@ _SCALE_REFINE = 4
 _SCALE_GAIN_SHORTFALL = 0.3
 # ... the loss summed over about this many pairs (all points if fewer), on
 # at least this many rows.
-_SCALE_PAIRS = 2**17
+_SCALE_PAIRS = 2**15
 _SCALE_MIN_ROWS = 100
 # The truncated solver warns when the exact loss at its optimum exceeds its
 # truncated loss by more than this fraction.
