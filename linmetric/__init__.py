@@ -31,19 +31,10 @@ _PUBLIC = {
     "SDML": "._sdml",
     "LSML": "._lsml",
     "SCML": "._scml",
-    "LFDA": "._lfda",
-    "RCA": "._rca",
-    "MLKR": "._mlkr",
-    "KISSME": "._kissme",
-    "GMML": "._gmml",
-    "DMLMJ": "._dmlmj",
     "MMC": "._mmc",
     "PairsClassifier": "._tuples",
     "TripletsClassifier": "._tuples",
     "QuadrupletsClassifier": "._tuples",
-    "SDML": "._sdml",
-    "LSML": "._lsml",
-    "SCML": "._scml",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -14,6 +14,7 @@ from ._kernels.bregman import bregman_sweep
 from ._optimize import IterationLog, iterate
 from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric, numerical_rank
+from ._threads import fit_threads
 from ._validation import (
     validate_pair_labels,
     validate_pairs,
@@ -375,7 +376,8 @@ class ITML(MetricLearner):
             shown = factor if self.callback is not None else None
             return loss, shown, extras, change <= self.tol, message
 
-        result = iterate(sweep, max_iter=self.max_iter, log=log)
+        with fit_threads("itml", X.shape[1]):
+            result = iterate(sweep, max_iter=self.max_iter, log=log)
         self.components_ = _components(metric).astype(X.dtype, copy=False)
         self.n_iter_ = result.n_iter
         self.loss_curve_ = log.loss_curve
@@ -590,10 +592,13 @@ def squared_distance_bounds(X, prior, random_state):
         cols = random_state.randint(n_samples - 1, size=N_BOUND_PAIRS)
         cols += cols >= rows
     sq_distances = np.empty(rows.shape[0])
+    # The default prior needs no product with M0.
+    identity = np.array_equal(prior, np.eye(prior.shape[0]))
     for start in range(0, rows.shape[0], _BOUND_BLOCK):
         stop = start + _BOUND_BLOCK
         diffs = X[rows[start:stop]] - X[cols[start:stop]]
-        sq_distances[start:stop] = np.einsum("ij,ij->i", diffs @ prior, diffs)
+        weighted = diffs if identity else diffs @ prior
+        sq_distances[start:stop] = np.einsum("ij,ij->i", weighted, diffs)
     sq_distances = sq_distances[sq_distances > 0]
     if sq_distances.size == 0:
         return np.ones(2)

@@ -1,21 +1,13 @@
 """Neighbourhood Components Analysis (NCA)."""
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.utils import check_random_state
 
 from ._base import MetricLearner
 from ._init import INIT_METHODS, initialize_components, resolve_n_components
-from ._kernels import row_norms_sq, rows_per_chunk
-from ._kernels.nca import (
-    candidate_search,
-    reselect_candidates,
-    reverse_candidates,
-    scatter_truncated_gradient,
-    soft_neighbor_weights,
-    truncated_soft_neighbors,
-)
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._threads import fit_threads
@@ -23,6 +15,10 @@ from ._validation import validate_X_y
 
 # solver='auto' is exact up to this many samples, truncated above.
 AUTO_EXACT_MAX_SAMPLES = 10_000
+# The exact solver works on n x n NumPy arrays up to this many samples (no
+# compiled kernel to load: a first fit in a new process saves about half a
+# second), in row blocks with numba kernels above.
+DENSE_MAX_SAMPLES = 256
 # Rows per block of the exact solver, at most.
 _EXACT_BLOCK_ROWS = 1_024
 # The truncated solver measures the softmax mass it drops on about this many
@@ -33,6 +29,21 @@ _MASS_SAMPLE = 2_000
 # n_candidates nearest from that pool.
 _SEARCH_EVERY = 4
 _POOL_FACTOR = 4
+# The starting scale: squared distances times t for t on this grid (relative
+# to the mean squared distance of the projected points) ...
+_SCALE_GRID = np.logspace(-1, 5, 25)
+# (searched on every _SCALE_REFINE-th point first, then refined) ...
+_SCALE_REFINE = 4
+# ... the smallest t whose loss is within this fraction of the largest gain
+# over the uniform softmax (t = 0) ...
+_SCALE_GAIN_SHORTFALL = 0.3
+# ... the loss summed over about this many pairs (all points if fewer), on
+# at least this many rows.
+_SCALE_PAIRS = 2**15
+_SCALE_MIN_ROWS = 100
+# The truncated solver warns when the exact loss at its optimum exceeds its
+# truncated loss by more than this fraction.
+_EXACT_GAP_WARN = 1e-2
 
 
 class NCA(MetricLearner):
@@ -65,12 +76,27 @@ class NCA(MetricLearner):
     with exact distances, in ``O(n m n_components)``. The truncated objective
     differs from the exact one by the softmax mass left outside the
     candidate sets: ``|p_i(truncated) - p_i(exact)|`` is at most that mass,
-    which every full search measures (on about 2,000 evenly spaced points)
-    and reports in ``history_['dropped_mass']``. The fit has converged when
-    a stage on the sets of a full search converges having lowered the loss
-    by less than ``refresh_every * tol`` times its magnitude. With
-    ``n_candidates >= n_samples - 1`` the truncated objective is the exact
-    one.
+    whose largest value every full search measures (on about 2,000 evenly
+    spaced points) and reports in ``history_['dropped_mass']``. The fit has
+    converged when a stage on the sets of a full search converges having
+    lowered the loss by less than ``refresh_every * tol`` times its
+    magnitude. At the end, one more search over all pairs measures, at the
+    final map and over all points, the largest dropped mass
+    (``dropped_mass_``) and the exact loss (``exact_loss_``); a
+    ``UserWarning`` says when the exact loss exceeds the truncated one by
+    more than 1%. With ``n_candidates >= n_samples - 1`` the truncated
+    objective is the exact one.
+
+    **Units.** The softmax's temperature is the scale of ``L``. The fit
+    does not depend on the units of X: it optimises on X divided by the
+    root mean square of its (centred) entries, and a named ``init`` is
+    rescaled by a one-dimensional search on the loss of ``c L``: the
+    smallest ``c`` whose loss has 70% of the largest gain over a uniform
+    softmax (``c -> 0``) on a geometric grid. A larger start saturates the
+    softmax, where the gradient vanishes; a smaller one makes every point
+    a neighbour. X and ``a X`` then give ``components_`` in the ratio
+    ``1 / a`` (up to rounding) and the same transformed data. An array
+    ``init`` is used as given, in the units of X.
 
     Parameters
     ----------
@@ -81,6 +107,8 @@ class NCA(MetricLearner):
         Starting map; 'auto' follows scikit-learn's NCA: 'lda' if
         ``n_components <= min(n_features, n_classes - 1)``, else 'pca' if
         ``n_components < min(n_features, n_samples)``, else 'identity'.
+        A named map is rescaled (see Units above); an array is used as
+        given.
     max_iter : int, default=50
         The most L-BFGS-B iterations, over all truncated stages.
     tol : float, default=1e-5
@@ -121,11 +149,20 @@ class NCA(MetricLearner):
         objective with the truncated solver).
     history_ : dict of str to ndarray
         Per-iteration 'loss', 'expected_accuracy' (``mean_i p_i``),
-        'seconds' and, for the truncated solver, 'dropped_mass' (the mean
-        over points of the softmax mass outside the candidate sets at the
-        last search).
+        'seconds' and, for the truncated solver, 'dropped_mass' (the
+        largest softmax mass outside a candidate set, over the points
+        measured at the last full search).
     solver_ : str
         The solver used, 'exact' or 'truncated'.
+    exact_loss_ : float
+        The exact loss ``-sum_i p_i`` at the result (over every pair; for
+        the truncated solver from float32 distances, a relative error near
+        1e-6).
+    dropped_mass_ : float
+        The largest softmax mass that a point puts outside its
+        ``n_candidates`` nearest at the result, over all points: the
+        largest error of a ``p_i`` of the truncated objective there. 0 for
+        the exact solver.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -138,9 +175,8 @@ class NCA(MetricLearner):
 
     Notes
     -----
-    The softmax's temperature is the scale of ``L``: with large feature
-    values every ``p_ij`` is 0 or 1 and the gradient vanishes. Standardise
-    the features (or scale pixel values to [0, 1]) first.
+    NCA is not invariant to the relative scale of the features (only to a
+    common factor): standardise features measured in different units.
 
     On MNIST as preprocessed for LMNN (pixels in [0, 1], deskewed, PCA to
     164 dimensions, 60,000 training images) the defaults select the
@@ -242,12 +278,36 @@ class NCA(MetricLearner):
             )
         n_components = resolve_n_components(self.n_components, n_features)
         random_state = check_random_state(self.random_state)
-        components = initialize_components(
-            self.init, X, labels, n_components=n_components, random_state=random_state
-        )
         # Distances and the gradient are invariant to a shift of X; centring
-        # keeps the GEMM expansion of the distances accurate.
-        X_centered = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+        # keeps the GEMM expansion of the distances accurate. The optimiser
+        # works on X divided by the root mean square of its entries, so that
+        # its steps and tolerances, hence the result, do not depend on the
+        # units of X (on standardised data that factor is 1).
+        X_unit, unit = _unit_scaled(X)
+        if isinstance(self.init, str):
+            components = initialize_components(
+                self.init,
+                X_unit,
+                labels,
+                n_components=n_components,
+                random_state=random_state,
+            ).astype(np.float64)
+            # Start at the smallest scale of the map that has nearly all the
+            # gain the loss offers along it: larger, the softmax saturates
+            # and the gradient vanishes; smaller, every point is a neighbour.
+            components *= _best_scale(
+                X_unit, labels, components, random_state, self.working_memory
+            )
+        else:
+            components = unit * initialize_components(
+                self.init, X, labels, n_components=n_components, random_state=None
+            ).astype(np.float64)
+        callback = self.callback
+        if callback is not None:
+            user_callback = self.callback
+
+            def callback(unit_components, n_iter):
+                user_callback(unit_components / unit, n_iter)
 
         solver = self.solver
         if solver == "auto":
@@ -256,12 +316,12 @@ class NCA(MetricLearner):
             log = IterationLog(
                 "NCA",
                 verbose=self.verbose,
-                callback=self.callback,
+                callback=callback,
                 columns=("expected_accuracy",),
             )
             with fit_threads("nca_exact", n_samples):
                 result = minimize_lbfgs(
-                    _exact_objective(X_centered, labels, self.working_memory),
+                    _exact_objective(X_unit, labels, self.working_memory),
                     components,
                     max_iter=self.max_iter,
                     tol=self.tol,
@@ -270,32 +330,61 @@ class NCA(MetricLearner):
                     ftol=self.tol,
                 )
             components, n_iter = result.x, result.n_iter
+            exact_loss = float(result.loss)
+            dropped_mass = 0.0
         else:
             log = IterationLog(
                 "NCA",
                 verbose=self.verbose,
-                callback=self.callback,
+                callback=callback,
                 columns=("expected_accuracy", "dropped_mass"),
             )
             with fit_threads("nca_truncated", n_samples):
-                components = self._fit_truncated(X_centered, labels, components, log)
+                components, loss = self._fit_truncated(X_unit, labels, components, log)
+                # The truncated objective's result, checked on the exact one.
+                _, dropped, p_correct = find_candidates(
+                    components,
+                    X_unit,
+                    min(self.n_candidates, n_samples - 1),
+                    working_memory=self.working_memory,
+                    labels=labels,
+                )
             n_iter = log.n_iter
+            exact_loss = -float(p_correct.sum())
+            dropped_mass = float(dropped.max())
+            # |p_i(truncated) - p_i(exact)| <= dropped mass of point i.
+            if exact_loss - loss > _EXACT_GAP_WARN * max(abs(exact_loss), 1.0):
+                warnings.warn(
+                    f"NCA's truncated objective ({loss:.6g}) understates the "
+                    f"exact loss at its optimum ({exact_loss:.6g}): up to "
+                    f"{dropped_mass:.3g} of a point's softmax mass lies outside "
+                    f"its n_candidates={self.n_candidates} candidates. Increase "
+                    "n_candidates or use solver='exact'.",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
-        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
+        self.components_ = np.ascontiguousarray(components / unit, dtype=X.dtype)
         self.n_iter_ = n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
         self.solver_ = solver
+        self.exact_loss_ = exact_loss
+        self.dropped_mass_ = dropped_mass
         return self
 
     def _fit_truncated(self, X, labels, components, log):
-        """Alternate candidate searches and L-BFGS-B stages."""
+        """Alternate candidate searches and L-BFGS-B stages.
+
+        Returns the map and the truncated loss at it (on the last sets).
+        """
         n_candidates = min(self.n_candidates, X.shape[0] - 1)
         shape = components.shape
         n_pool = min(_POOL_FACTOR * n_candidates, X.shape[0] - 1)
         converged = False
         message = f"reached max_iter={self.max_iter}"
         stages_since_search = _SEARCH_EVERY
+        loss = np.nan
         while log.n_iter < self.max_iter:
             full_search = stages_since_search >= _SEARCH_EVERY
             if full_search:
@@ -307,13 +396,13 @@ class NCA(MetricLearner):
                     mass_sample=_MASS_SAMPLE,
                     n_kept=n_candidates,
                 )
-                dropped_mass = float(np.nanmean(dropped))
+                dropped_mass = float(np.nanmax(dropped))
                 # a copy: re-selection writes here while reading the pool
                 candidates = pool[:, :n_candidates].copy()
                 stages_since_search = 0
             else:
                 Z = np.ascontiguousarray(X @ components.T.astype(X.dtype))
-                reselect_candidates(Z, pool, candidates)
+                _kernels_nca().reselect_candidates(Z, pool, candidates)
             stages_since_search += 1
             objective = _truncated_objective(X, labels, candidates, dropped_mass)
             stage = minimize_lbfgs(
@@ -326,7 +415,7 @@ class NCA(MetricLearner):
                 ftol=self.tol,
                 finish=False,
             )
-            components = stage.x
+            components, loss = stage.x, stage.loss
             if stage.n_iter == 0 and not stage.converged:
                 message = stage.message  # L-BFGS-B cannot move at all
                 break
@@ -343,7 +432,7 @@ class NCA(MetricLearner):
                     break
                 stages_since_search = _SEARCH_EVERY
         log.finish(converged, None if converged else message)
-        return components
+        return components, loss
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -382,6 +471,9 @@ def nca_loss_grad(components, X, labels, *, working_memory=None):
     >>> round(loss, 4)
     -3.9982
     """
+    from ._kernels import row_norms_sq, rows_per_chunk
+    from ._kernels.nca import soft_neighbor_weights
+
     Z = np.ascontiguousarray(X @ components.T.astype(X.dtype, copy=False))
     # The weight products only need float32's relative precision.
     Z32 = Z.astype(np.float32, copy=False)
@@ -442,14 +534,22 @@ def truncated_loss_grad(components, X, labels, candidates, reverse=None):
     weights = np.empty(candidates.shape, dtype=np.float64)
     p_correct = np.empty(n_samples, dtype=np.float64)
     S = np.empty(Z.shape, dtype=np.float64)
-    truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S)
-    scatter_truncated_gradient(Z, candidates, weights, S, reverse)
+    kernels = _kernels_nca()
+    kernels.truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S)
+    kernels.scatter_truncated_gradient(Z, candidates, weights, S, reverse)
     grad = 2.0 * (S.T @ X)
     return -float(p_correct.sum()), grad, p_correct
 
 
 def find_candidates(
-    components, X, n_candidates, *, working_memory=None, mass_sample=None, n_kept=None
+    components,
+    X,
+    n_candidates,
+    *,
+    working_memory=None,
+    mass_sample=None,
+    n_kept=None,
+    labels=None,
 ):
     """Each point's nearest points in the projected space, and the mass left out.
 
@@ -471,6 +571,9 @@ def find_candidates(
     n_kept : int, optional
         The dropped mass is that of a softmax over the ``n_kept`` nearest;
         None means ``n_candidates``.
+    labels : ndarray of shape (n_samples,), intp, optional
+        Class codes: also return the exact ``p_i`` where the mass is
+        measured.
 
     Returns
     -------
@@ -479,36 +582,188 @@ def find_candidates(
     dropped_mass : ndarray of shape (n_samples,), float64
         Softmax mass ``sum_j p_ij`` over the points ``j`` not kept; NaN where
         not measured.
+    p_correct : ndarray of shape (n_samples,), float64
+        Only with ``labels``: the exact ``p_i`` (softmax over all points,
+        from the float32 distances), NaN where not measured.
     """
     Z = np.ascontiguousarray(X @ components.T, dtype=np.float32)
     n_samples = Z.shape[0]
     stride = 1 if mass_sample is None else max(1, n_samples // mass_sample)
-    candidates, dropped = candidate_search(
+    p_correct = None if labels is None else np.empty(n_samples, dtype=np.float64)
+    candidates, dropped = _kernels_nca().candidate_search(
         Z,
         n_candidates,
         working_memory=working_memory,
         mass_stride=stride,
         n_kept=n_kept,
+        labels=labels,
+        p_correct=p_correct,
     )
-    return candidates, dropped
+    if labels is None:
+        return candidates, dropped
+    return candidates, dropped, p_correct
+
+
+def _unit_scaled(X):
+    """Centred ``X`` divided by the root mean square of its entries, and that."""
+    X_centered = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+    unit = float(np.sqrt(np.mean(np.square(X_centered, dtype=np.float64))))
+    if not 0.0 < unit < np.inf:
+        return X_centered, 1.0
+    return np.ascontiguousarray(X_centered / X.dtype.type(unit)), unit
+
+
+def _best_scale(X, labels, components, random_state, working_memory):
+    """The factor ``c`` of the starting map ``c L``, from a search on the loss.
+
+    With ``t = c^2`` every squared distance scales by ``t``. The loss of
+    ``sqrt(t) L`` falls from its value at ``t = 0`` (a uniform softmax)
+    towards a plateau where each softmax saturates on the nearest point.
+    The search evaluates it on a geometric grid of ``t`` (relative to the
+    mean squared distance of the projected points, so the choice does not
+    depend on the units of ``L``) and returns the smallest ``t`` whose loss
+    has ``1 - _SCALE_GAIN_SHORTFALL`` of the largest gain on the grid.
+    The loss is summed over all points when ``n_samples**2 <=
+    _SCALE_PAIRS``, else over ``max(_SCALE_PAIRS // n_samples,
+    _SCALE_MIN_ROWS)`` rows drawn from ``random_state``.
+    """
+    n_samples = X.shape[0]
+    Z = X @ components.T.astype(X.dtype, copy=False)
+    spread = 2.0 * float(np.mean(np.square(Z - Z.mean(axis=0), dtype=np.float64)))
+    spread *= Z.shape[1]  # mean squared distance between two points
+    if not 0.0 < spread < np.inf:
+        return 1.0
+    if n_samples * n_samples <= _SCALE_PAIRS:
+        rows = np.arange(n_samples, dtype=np.intp)
+    else:
+        n_rows = min(n_samples, max(_SCALE_PAIRS // n_samples, _SCALE_MIN_ROWS))
+        rows = np.sort(random_state.choice(n_samples, n_rows, replace=False))
+    Z = np.ascontiguousarray(Z)
+    # At t = 0 every p_ij is 1 / (n - 1): p_i is the share of i's class.
+    same = np.bincount(labels)[labels[rows]] - 1.0
+    uniform_loss = -float(same.sum()) / (n_samples - 1)
+    # A coarse grid (every _SCALE_REFINE-th point of the fine one), then the
+    # fine points just below the first coarse one that is good enough.
+    if n_samples <= DENSE_MAX_SAMPLES:
+        scale_losses = _dense_scale_losses
+    else:
+        scale_losses = _kernels_nca().scale_losses
+    scales = _SCALE_GRID[::_SCALE_REFINE] / spread
+    loss = scale_losses(Z, labels, rows, scales, working_memory=working_memory)
+    enough = _good_enough(loss, uniform_loss)
+    first = int(np.argmax(loss <= enough))
+    if first > 0:
+        fine = _SCALE_GRID[(first - 1) * _SCALE_REFINE + 1 : first * _SCALE_REFINE]
+        fine_loss = scale_losses(
+            Z, labels, rows, fine / spread, working_memory=working_memory
+        )
+        scales = np.concatenate([fine / spread, scales[first:]])
+        loss = np.concatenate([fine_loss, loss[first:]])
+        enough = min(enough, _good_enough(loss, uniform_loss))
+    return float(np.sqrt(scales[np.argmax(loss <= enough)]))
+
+
+def _good_enough(loss, uniform_loss):
+    best = float(loss.min())
+    return best + _SCALE_GAIN_SHORTFALL * max(uniform_loss - best, 0.0)
 
 
 def _exact_objective(X, labels, working_memory):
     n_samples = X.shape[0]
+    if n_samples <= DENSE_MAX_SAMPLES:
+        same_class = (labels[:, None] == labels[None, :]).astype(np.float64)
+
+        def loss_grad(components):
+            return dense_loss_grad(components, X, same_class)
+
+    else:
+
+        def loss_grad(components):
+            return nca_loss_grad(components, X, labels, working_memory=working_memory)
 
     def fun(flat_components):
-        components = flat_components.reshape(-1, X.shape[1])
-        loss, grad, p_correct = nca_loss_grad(
-            components, X, labels, working_memory=working_memory
-        )
+        loss, grad, p_correct = loss_grad(flat_components.reshape(-1, X.shape[1]))
         return loss, grad, {"expected_accuracy": p_correct.sum() / n_samples}
 
     return fun
 
 
+def dense_loss_grad(components, X, same_class):
+    """Exact NCA loss ``-sum_i p_i`` and its gradient, with ``n x n`` arrays.
+
+    The small-data form of :func:`nca_loss_grad`, in NumPy alone (no
+    compiled kernel to load): the same formulas, distances in the dtype of
+    X, exponentials, sums and the gradient's products in float64.
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_components, n_features)
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+    same_class : ndarray of shape (n_samples, n_samples), float64
+        1 where two points share a class, else 0.
+
+    Returns
+    -------
+    loss, grad, p_correct
+        As :func:`nca_loss_grad`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._nca import dense_loss_grad
+    >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [1.0, 3.0]])
+    >>> y = np.array([0, 0, 1, 1])
+    >>> same_class = (y[:, None] == y).astype(float)
+    >>> round(dense_loss_grad(np.eye(2), X, same_class)[0], 4)
+    -3.9982
+    """
+    Z = X @ components.T.astype(X.dtype, copy=False)
+    sq_norms = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
+    sq_dist = np.multiply(Z @ Z.T, -2.0, dtype=np.float64)
+    sq_dist += sq_norms[:, None]
+    sq_dist += sq_norms[None, :]
+    np.maximum(sq_dist, 0.0, out=sq_dist)  # the expansion's rounding; NaN stays
+    np.fill_diagonal(sq_dist, np.inf)  # a point never picks itself
+    # p_ij, shifted by each row's nearest so that no row underflows to 0 / 0
+    sq_dist -= sq_dist.min(axis=1, keepdims=True)
+    p = np.exp(np.negative(sq_dist, out=sq_dist), out=sq_dist)
+    p /= p.sum(axis=1, keepdims=True)
+    p_correct = np.einsum("ij,ij->i", p, same_class)
+    # W_ij = p_ij (1[y_i = y_j] - p_i), then S = (D - W - W^T) Z
+    weights = np.multiply(p, same_class - p_correct[:, None], out=p)
+    Z64 = Z.astype(np.float64, copy=False)
+    S = weights.sum(axis=0)[:, None] * Z64
+    S -= weights @ Z64
+    S -= weights.T @ Z64
+    grad = 2.0 * (S.T @ X)
+    return -float(p_correct.sum()), grad, p_correct
+
+
+def _dense_scale_losses(Z, labels, rows, scales, *, working_memory=None):
+    """:func:`linmetric._kernels.nca.scale_losses` with ``n x n`` arrays."""
+    Z = np.asarray(Z, dtype=np.float64)
+    sq_norms = np.einsum("ij,ij->i", Z, Z)
+    sq_dist = sq_norms[rows, None] + sq_norms[None, :] - 2.0 * (Z[rows] @ Z.T)
+    np.maximum(sq_dist, 0.0, out=sq_dist)
+    sq_dist[np.arange(rows.shape[0]), rows] = np.inf
+    sq_dist -= sq_dist.min(axis=1, keepdims=True)
+    same_class = (labels[rows, None] == labels[None, :]).astype(np.float64)
+    # every scale at once: (n_scales, n_rows, n_samples) weights
+    weights = np.exp(np.multiply.outer(-np.asarray(scales), sq_dist))
+    same = np.einsum("sij,ij->si", weights, same_class)
+    return -(same / weights.sum(axis=2)).sum(axis=1)
+
+
+def _kernels_nca():
+    # Imported on first use: small exact fits never load compiled kernels.
+    from ._kernels import nca
+
+    return nca
+
+
 def _truncated_objective(X, labels, candidates, dropped_mass):
     n_samples = X.shape[0]
-    reverse = reverse_candidates(candidates, n_samples)
+    reverse = _kernels_nca().reverse_candidates(candidates, n_samples)
 
     def fun(flat_components):
         components = flat_components.reshape(-1, X.shape[1])

@@ -27,12 +27,22 @@ MLKR_SERIAL_MAX_SAMPLES = 2048
 # MMC up to this many features: BLAS on one thread (its many small products
 # and eigendecompositions lose far more to thread hand-offs than they gain).
 MMC_SERIAL_MAX_FEATURES = 256
+# ITML up to this many features: BLAS on one thread (its d x d products and
+# factorisations, one per sweep, are too small to gain from threads).
+ITML_SERIAL_BLAS_MAX_FEATURES = 256
 # A kernel gives each thread at least this many rows ...
 MIN_ROWS_PER_THREAD = 8
+# ... and, when its caller states the work of a row, at least this much work
+# (in units of one row's inner-loop element: a distance, an exponential):
+# about half a millisecond, far above the cost of handing work to a thread.
+MIN_WORK_PER_THREAD = 2**18
 # ... and a sparse outer-product sum at least this many pairs.
 MIN_PAIRS_PER_THREAD = 4096
 
 _KERNEL_LIMIT = ContextVar("linmetric_kernel_threads", default=None)
+# threadpoolctl's view of the loaded BLAS libraries, made once: building it
+# scans every loaded library, which costs milliseconds per fit.
+_BLAS_CONTROLLER = None
 
 
 def kernel_threads(n_items=None, min_per_thread=1):
@@ -43,14 +53,19 @@ def kernel_threads(n_items=None, min_per_thread=1):
     and, when ``n_items`` is given, by ``n_items // min_per_thread``.
     Always at least 1.
     """
+    # The cheap limits first: asking numba costs tens of microseconds, and
+    # serial small fits ask for every kernel call.
+    limit = _KERNEL_LIMIT.get()
+    if n_items is not None:
+        by_items = int(n_items) // max(int(min_per_thread), 1)
+        limit = by_items if limit is None else min(limit, by_items)
+    if limit is not None and limit <= 1:
+        return 1
     import numba
 
     n_threads = max(1, int(numba.get_num_threads()))
-    limit = _KERNEL_LIMIT.get()
     if limit is not None:
         n_threads = min(n_threads, limit)
-    if n_items is not None:
-        n_threads = min(n_threads, int(n_items) // max(int(min_per_thread), 1))
     return max(1, n_threads)
 
 
@@ -65,13 +80,21 @@ def limit_threads(kernels=None, blas=None):
         if blas is None:
             yield
         else:
-            from threadpoolctl import threadpool_limits
-
-            with threadpool_limits(limits=max(1, int(blas)), user_api="blas"):
+            with _blas_controller().limit(limits=max(1, int(blas)), user_api="blas"):
                 yield
     finally:
         if token is not None:
             _KERNEL_LIMIT.reset(token)
+
+
+def _blas_controller():
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        # NumPy and SciPy load their BLAS on import, before any fit.
+        _BLAS_CONTROLLER = ThreadpoolController().select(user_api="blas")
+    return _BLAS_CONTROLLER
 
 
 def fit_threads(job, n_samples):
@@ -79,11 +102,11 @@ def fit_threads(job, n_samples):
 
     Parameters
     ----------
-    job : {'lmnn', 'nca_exact', 'nca_truncated', 'lfda', 'mlkr', 'mmc'}
+    job : {'lmnn', 'nca_exact', 'nca_truncated', 'itml', 'lfda', 'mlkr', 'mmc'}
         The solver about to run.
     n_samples : int
-        Number of samples, after validation (for 'lfda', the size of the
-        largest class; for 'mmc', the number of features).
+        Number of samples, after validation (for 'itml' and 'mmc', the
+        number of features; for 'lfda', the size of the largest class).
 
     Returns
     -------
@@ -100,6 +123,9 @@ def fit_threads(job, n_samples):
         # Its GEMMs are n x n_components x n_components or already split over
         # threads by the kernels: BLAS threads only add synchronisation.
         return limit_threads(blas=1)
+    if job == "itml":
+        serial = n_samples <= ITML_SERIAL_BLAS_MAX_FEATURES
+        return limit_threads(blas=1 if serial else None)
     if job == "lfda":
         serial = n_samples <= LFDA_SERIAL_MAX_CLASS_SIZE
         return limit_threads(kernels=1 if serial else None, blas=1 if serial else None)

@@ -463,3 +463,59 @@ def test_run_tasks_is_reentrant():
     assert run_tasks([(inner, k) for k in range(4)]) == [
         [a * k for a in range(3)] for k in range(4)
     ]
+
+
+def test_run_tasks_keeps_order_nests_and_raises_after_every_task_ended():
+    import threading
+    import time
+
+    from linmetric._kernels._chunking import run_tasks
+
+    assert run_tasks([(pow, 2, k) for k in range(6)]) == [2**k for k in range(6)]
+    # A task that runs tasks itself (a pool thread waiting on the pool would
+    # deadlock once every pool thread waits).
+    nested = [(run_tasks, [(pow, 3, k) for k in range(3)]) for _ in range(8)]
+    assert run_tasks(nested) == [[1, 3, 9]] * 8
+
+    ended = threading.Event()
+
+    def slow():
+        time.sleep(0.05)
+        ended.set()
+
+    def fail():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_tasks([(fail,), (slow,)])
+    assert ended.is_set()
+
+
+def test_row_work_keeps_small_kernels_on_the_calling_thread(monkeypatch):
+    import threading
+
+    import numba
+
+    from linmetric._kernels import _chunking
+
+    def kernel(start, stop):
+        return threading.get_ident()
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("needs two numba threads")
+    main = threading.get_ident()
+    small = _chunking.run_on_row_ranges(kernel, 100, row_work=10)
+    assert small == [main]
+    large = _chunking.run_on_row_ranges(kernel, 100, row_work=10**6)
+    assert len(large) >= 2 and large[0] == main
+    assert len(_chunking.run_on_row_ranges(kernel, 100)) >= 2  # rows only
+
+
+def test_limit_threads_limits_blas():
+    from threadpoolctl import threadpool_info
+
+    from linmetric._threads import limit_threads
+
+    with limit_threads(blas=1):
+        blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+        assert blas and all(i["num_threads"] == 1 for i in blas)

@@ -10,13 +10,18 @@ The serial numba kernels release the GIL (``nogil=True`` in
 kernel on disjoint row ranges from several Python threads. That keeps the
 kernels cached on disk (``prange`` kernels cannot be) while still using every
 core. How many threads is :func:`linmetric._threads.kernel_threads`'s
-decision. Each call makes its own threads, so calls may nest and run from
-several threads at once.
+decision. The calling thread runs one share itself and hands the others to
+a pool of threads kept for the process (starting threads for every call
+cost more than the small kernels themselves); a call made from a pool
+thread (nesting) makes threads of its own, so calls may nest and run from
+several threads at once without waiting on each other.
 """
 
-from concurrent.futures import ThreadPoolExecutor
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
-from .._threads import MIN_ROWS_PER_THREAD, kernel_threads
+from .._threads import MIN_ROWS_PER_THREAD, MIN_WORK_PER_THREAD, kernel_threads
 
 _MIB = 2**20
 
@@ -98,12 +103,25 @@ def split_range(n, n_parts):
     ]
 
 
-def run_on_row_ranges(kernel, n_rows, *args, n_threads=None):
+def run_on_row_ranges(kernel, n_rows, *args, n_threads=None, row_work=None):
     """Call ``kernel(start, stop, *args)`` on disjoint ranges covering ``n_rows``.
 
     The ranges run in parallel threads; ``kernel`` must be a ``nogil`` numba
     function that writes only to rows ``start:stop`` of its outputs. Results
     do not depend on the number of threads.
+
+    Parameters
+    ----------
+    kernel : callable
+    n_rows : int
+    *args
+        Passed on after ``start, stop``.
+    n_threads : int, optional
+        Threads to use; by default ``kernel_threads`` decides, giving each
+        thread at least ``MIN_ROWS_PER_THREAD`` rows and, when ``row_work``
+        is given, at least ``MIN_WORK_PER_THREAD`` work.
+    row_work : int, optional
+        The work of one row (its inner-loop length).
 
     Returns
     -------
@@ -112,24 +130,72 @@ def run_on_row_ranges(kernel, n_rows, *args, n_threads=None):
     """
     if n_threads is None:
         n_threads = kernel_threads(n_rows, MIN_ROWS_PER_THREAD)
+        if row_work is not None and n_threads > 1:
+            work = n_rows * max(int(row_work), 1)
+            n_threads = min(n_threads, kernel_threads(work, MIN_WORK_PER_THREAD))
     if n_threads <= 1:
         return [kernel(0, n_rows, *args)]
     ranges = split_range(n_rows, n_threads)
     return run_tasks([(kernel, a, b, *args) for a, b in ranges])
 
 
+_POOL = None
+_POOL_LOCK = threading.Lock()
+_IN_POOL = threading.local()
+
+
+def _forget_pool():
+    # A forked child has none of its parent's threads.
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _pool():
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(
+                max_workers=max(os.cpu_count() or 1, 1),
+                thread_name_prefix="linmetric-kernel",
+                initializer=_mark_pool_thread,
+            )
+        return _POOL
+
+
+def _mark_pool_thread():
+    _IN_POOL.active = True
+
+
 def run_tasks(tasks):
     """Run ``func(*args)`` for each ``(func, *args)`` in ``tasks`` on threads.
 
-    Returns the results in task order. One task runs in the calling thread;
-    more run on threads made for this call, so that a task may itself call
-    ``run_tasks`` without waiting on a shared pool.
+    Returns the results in task order. The first task runs in the calling
+    thread, the others on the process's pool; called from a pool thread
+    (a task that itself calls ``run_tasks``), the others run on threads
+    made for this call, so that no pool thread waits on the pool.
     """
-    if len(tasks) == 1:
-        func, *args = tasks[0]
+    first, *others = tasks
+    if not others:
+        func, *args = first
         return [func(*args)]
-    with ThreadPoolExecutor(
-        max_workers=len(tasks), thread_name_prefix="linmetric-kernel"
-    ) as executor:
-        futures = [executor.submit(*task) for task in tasks]
-        return [future.result() for future in futures]
+    if getattr(_IN_POOL, "active", False):
+        with ThreadPoolExecutor(
+            max_workers=len(others), thread_name_prefix="linmetric-nested"
+        ) as executor:
+            return _run_on(executor, first, others)
+    return _run_on(_pool(), first, others)
+
+
+def _run_on(executor, first, others):
+    futures = [executor.submit(*task) for task in others]
+    func, *args = first
+    try:
+        first_result = func(*args)
+    except BaseException:
+        wait(futures)  # no task may outlive the call that owns its arrays
+        raise
+    return [first_result, *(future.result() for future in futures)]

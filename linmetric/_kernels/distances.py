@@ -109,7 +109,7 @@ def row_norms_sq(X):
     """
     X = as_float_matrix(X, "X")
     out = np.empty(X.shape[0], dtype=np.float64)
-    run_on_row_ranges(_row_norms_kernel, X.shape[0], X, out)
+    run_on_row_ranges(_row_norms_kernel, X.shape[0], X, out, row_work=X.shape[1])
     return out
 
 
@@ -152,6 +152,7 @@ def _distance_block(A, start, stop, B, row_norms, col_norms, same, out=None):
         row_norms[start:stop],
         col_norms,
         start if same else -1,
+        row_work=block.shape[1],
     )
     return block
 
@@ -272,5 +273,7 @@ def sq_distances_of_pairs(Z, rows, cols, *, dtype=None, check_indices=True):
     if check_indices:
         rows, cols = check_pairs(rows, cols, Z.shape[0])
     out = np.empty(rows.shape[0], dtype=Z.dtype if dtype is None else dtype)
-    run_on_row_ranges(_pair_distances_kernel, rows.shape[0], Z, rows, cols, out)
+    run_on_row_ranges(
+        _pair_distances_kernel, rows.shape[0], Z, rows, cols, out, row_work=Z.shape[1]
+    )
     return out

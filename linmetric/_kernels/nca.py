@@ -26,6 +26,8 @@ which the callers build block by block: ``S[rows] -= W_rows Z`` and
 - :func:`truncated_soft_neighbors` and :func:`scatter_truncated_gradient`
   compute the same quantities with each softmax restricted to given
   candidate sets, in ``O(n m n_components)``.
+- :func:`scale_losses` evaluates the loss of ``sqrt(t) L`` on a grid of
+  ``t`` from one GEMM, to choose the scale of the starting map.
 
 All sums (softmax denominators, ``p_i``, column sums, ``S``) accumulate in
 float64; stored blocks keep the caller's dtype, except the weights ``W``,
@@ -163,6 +165,7 @@ def soft_neighbor_weights(gram, sq_norms, labels, row_offset, p_correct, out=Non
         row_offset,
         p_correct,
         out,
+        row_work=gram.shape[1],
     )
     return np.sum(partial_sums, axis=0)
 
@@ -176,10 +179,14 @@ def _candidates_kernel(
     row_offset,
     mass_stride,
     n_kept,
+    labels,
     out_index,
     out_dropped,
+    out_p_correct,
 ):
-    # gram[r, j] = z_i . z_j for i = row_offset + r.
+    # gram[r, j] = z_i . z_j for i = row_offset + r. With labels (not
+    # empty), out_p_correct[r] receives the exact p_i where measured.
+    with_labels = labels.shape[0] > 0
     n_cols = gram.shape[1]
     m = out_index.shape[1]
     best = np.empty(m, dtype=np.float64)
@@ -199,25 +206,40 @@ def _candidates_kernel(
             out_index[r, c] = best_index[c]
         if i % mass_stride != 0:
             out_dropped[r] = np.nan
+            if with_labels:
+                out_p_correct[r] = np.nan
             continue
         nearest = best[0]
         kept = 0.0
         for c in range(n_kept):
             kept += math.exp(-(best[c] - nearest))
         total = 0.0
+        same = 0.0
         for j in range(n_cols):
             if j == i:
                 continue
             value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
             shifted = value - nearest
             if shifted < _SKIP_EXPONENT:
-                total += math.exp(-shifted)
+                weight = math.exp(-shifted)
+                total += weight
+                if with_labels and labels[j] == labels[i]:
+                    same += weight
         dropped = (total - kept) / total
         out_dropped[r] = dropped if dropped > 0.0 else 0.0
+        if with_labels:
+            out_p_correct[r] = same / total
 
 
 def candidate_search(
-    Z, n_candidates, *, working_memory=None, mass_stride=1, n_kept=None
+    Z,
+    n_candidates,
+    *,
+    working_memory=None,
+    mass_stride=1,
+    n_kept=None,
+    labels=None,
+    p_correct=None,
 ):
     """Each point's nearest points among all, and the softmax mass left out.
 
@@ -245,6 +267,11 @@ def candidate_search(
     n_kept : int, optional
         How many of the selected points the mass counts as kept; None means
         ``n_candidates``.
+    labels : ndarray of shape (n_samples,), intp, optional
+        Class codes; with them, ``p_correct`` receives the exact ``p_i``
+        (the softmax over all points) of the measured points.
+    p_correct : ndarray of shape (n_samples,), float64, optional
+        Receives ``p_i`` where measured, NaN elsewhere; needs ``labels``.
 
     Returns
     -------
@@ -268,6 +295,9 @@ def candidate_search(
     dropped = np.empty(n_samples, dtype=np.float64)
     if n_kept is None:
         n_kept = n_candidates
+    if labels is None or p_correct is None:
+        labels = np.empty(0, dtype=np.intp)
+        p_correct = np.empty(0, dtype=np.float64)
     n_threads = kernel_threads()
     n_rows = rows_per_chunk(
         n_samples * Z.itemsize * n_threads,
@@ -289,14 +319,101 @@ def candidate_search(
                 start,
                 mass_stride,
                 n_kept,
+                labels,
                 candidates[start:stop],
                 dropped[start:stop],
+                p_correct[start:stop],
             )
 
     # Each thread runs its own GEMMs: BLAS threads would only compete.
     with limit_threads(blas=1):
         run_tasks([(search, starts[t::n_threads]) for t in range(n_threads)])
     return candidates, dropped
+
+
+@jit
+def _scale_loss_kernel(gram, sq_norms, labels, rows, scales, loss):
+    # gram[r, j] = z_i . z_j for i = rows[r]; adds -p_i of sqrt(t) L at every
+    # t = scales[s] to loss[s]. Terms more than _SKIP_EXPONENT past the
+    # row's nearest at that scale are not evaluated.
+    n_cols = gram.shape[1]
+    n_scales = scales.shape[0]
+    sq_dist = np.empty(n_cols, dtype=np.float64)
+    for r in range(gram.shape[0]):
+        i = rows[r]
+        label = labels[i]
+        nearest = np.inf
+        for j in range(n_cols):
+            value = sq_norms[i] + sq_norms[j] - 2.0 * np.float64(gram[r, j])
+            value = 0.0 if value < 0.0 else value
+            if j == i:
+                value = np.inf
+            elif value < nearest:
+                nearest = value
+            sq_dist[j] = value
+        for s in range(n_scales):
+            t = scales[s]
+            limit = _SKIP_EXPONENT / t
+            total = 0.0
+            same = 0.0
+            for j in range(n_cols):
+                shifted = sq_dist[j] - nearest
+                if shifted < limit:
+                    weight = math.exp(-t * shifted)
+                    total += weight
+                    if labels[j] == label:
+                        same += weight
+            loss[s] -= same / total
+
+
+def scale_losses(Z, labels, rows, scales, *, working_memory=None):
+    """NCA's loss of ``sqrt(t) L`` at many scales ``t``, on some rows.
+
+    Point ``i``'s term ``-p_i`` of the loss depends on ``L`` only through
+    its squared distances ``d_ij``, which ``sqrt(t) L`` multiplies by
+    ``t``: one GEMM gives them, and the softmax is then re-weighted at
+    every ``t`` (exponentials and sums in float64).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components), float32 or float64
+        Projected points ``L x_i``.
+    labels : ndarray of shape (n_samples,), intp
+    rows : ndarray of shape (n_rows,), intp
+        The points whose terms are summed.
+    scales : ndarray of shape (n_scales,), float64
+        Positive factors ``t`` of the squared distances.
+    working_memory : float, optional
+        Budget in MiB for one block of inner products.
+
+    Returns
+    -------
+    loss : ndarray of shape (n_scales,), float64
+        ``-sum_{i in rows} p_i`` at each scale.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.nca import scale_losses
+    >>> Z = np.array([[0.0], [1.0], [3.0]])
+    >>> rows = np.arange(3)
+    >>> scale_losses(Z, np.array([0, 0, 1]), rows, np.array([1e-9, 1e3])).round(3)
+    array([-1., -2.])
+    """
+    n_samples = Z.shape[0]
+    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    scales = np.ascontiguousarray(scales, dtype=np.float64)
+    sq_norms = row_norms_sq(Z)
+    Z_T = np.ascontiguousarray(Z.T)
+    loss = np.zeros(scales.shape[0], dtype=np.float64)
+    n_rows = rows_per_chunk(
+        n_samples * Z.itemsize, working_memory, max_rows=max(rows.shape[0], 1)
+    )
+    for start in range(0, rows.shape[0], n_rows):
+        block_rows = rows[start : start + n_rows]
+        gram = Z[block_rows] @ Z_T
+        _scale_loss_kernel(gram, sq_norms, labels, block_rows, scales, loss)
+    return loss
 
 
 @jit
@@ -334,7 +451,14 @@ def reselect_candidates(Z, pool, out_candidates):
     >>> out.ravel().tolist()
     [1, 0, 1]
     """
-    run_on_row_ranges(_reselect_kernel, Z.shape[0], Z, pool, out_candidates)
+    run_on_row_ranges(
+        _reselect_kernel,
+        Z.shape[0],
+        Z,
+        pool,
+        out_candidates,
+        row_work=pool.shape[1] * (Z.shape[1] + 8),  # distances, then a sort
+    )
 
 
 @jit
@@ -409,7 +533,15 @@ def truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S):
     [1.0, 1.0, 0.0]
     """
     run_on_row_ranges(
-        _truncated_kernel, Z.shape[0], Z, candidates, labels, weights, p_correct, S
+        _truncated_kernel,
+        Z.shape[0],
+        Z,
+        candidates,
+        labels,
+        weights,
+        p_correct,
+        S,
+        row_work=2 * candidates.shape[1] * Z.shape[1],
     )
 
 
@@ -486,4 +618,5 @@ def scatter_truncated_gradient(Z, candidates, weights, S, reverse=None):
         candidates.shape[1],
         np.ascontiguousarray(weights).ravel(),
         S,
+        row_work=candidates.shape[1] * Z.shape[1],
     )

@@ -177,6 +177,7 @@ def target_neighbors(X, y, n_neighbors, *, working_memory=None, return_distance=
                 factor,
                 local_index[start:stop],
                 local_dist[start:stop],
+                row_work=n_class,
             )
         del products, X_class
         indices[members] = members[local_index]
