@@ -1,6 +1,6 @@
 """
 Learning from pairs: PairsClassifier, ROC curves and a calibrated threshold
-==========================================================================
+===========================================================================
 
 Weak supervision gives pairs of points marked *similar* (+1) or
 *dissimilar* (-1) instead of class labels: "these two faces are the same
