@@ -82,6 +82,9 @@ html_static_path = ["_static"]
 html_css_files = ["linmetric.css"]
 html_theme_options = {
     "navbar_align": "left",
+    # a search icon, not a search field: six sections fit in one line at
+    # 1280 pixels
+    "navbar_persistent": ["search-button"],
     "show_toc_level": 2,
     "navigation_with_keys": False,
     # the gallery's pages and the wide table get the width of the right column

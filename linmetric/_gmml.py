@@ -64,8 +64,7 @@ class GMML(MetricLearner):
     regularization : float, default=1e-3
         ``lambda``, relative to the data's scale as described above. 0
         needs a positive definite ``S`` (a singular ``D`` is fine).
-    prior : 'identity' or array-like of shape (n_features, n_features), \
-            default='identity'
+    prior : 'identity' or array-like of shape (n_features, n_features), default='identity'
         ``A0``: the identity (in the rescaled units), or a symmetric
         positive definite array (a metric in the data's units).
     n_constraints : int or None, default=None

@@ -76,7 +76,7 @@ class LMNN(MetricLearner):
     stops when one iteration lowers the loss by less than ``tol`` relative
     to it (SciPy's ``ftol``), a rule that does not depend on the scale of
     the data. The hinge is minimised by subgradient descent
-    (:func:`linmetric._optimize.minimize_subgradient`). A ``ConvergenceWarning`` is raised whenever the optimiser
+    (``linmetric._optimize.minimize_subgradient``). A ``ConvergenceWarning`` is raised whenever the optimiser
     stops for another reason (``max_iter`` reached, line search failure),
     verbose or not.
 

@@ -52,8 +52,7 @@ class LSML(MetricLearner):
     ----------
     regularization : float, default=1.0
         ``lambda``, the weight of the LogDet prior term.
-    prior : {'covariance', 'identity'} or array-like of shape \
-            (n_features, n_features), default='identity'
+    prior : {'covariance', 'identity'} or array-like of shape (n_features, n_features), default='identity'
         ``M0``: the identity in the units of the data, ``I / s^2`` with
         ``s^2`` the mean variance of the features of the training points;
         the inverse covariance of the training points (its eigenvalues
@@ -67,7 +66,7 @@ class LSML(MetricLearner):
     n_constraints : int or None, default=None
         Quadruplets drawn from labels in ``fit``: None means
         ``20 * n_classes ** 2``. See
-        :func:`linmetric._constraints.sample_quadruplets`.
+        ``linmetric._constraints.sample_quadruplets``.
     max_iter : int, default=1000
         The most L-BFGS iterations.
     tol : float, default=1e-5

@@ -61,8 +61,7 @@ class MLKR(MetricLearner):
     ----------
     n_components : int, default=None
         Dimension of the learned space; None means ``n_features``.
-    init : {'auto', 'pca', 'identity', 'random'} or ndarray of shape \
-            (n_components, n_features), default='auto'
+    init : {'auto', 'pca', 'identity', 'random'} or ndarray of shape (n_components, n_features), default='auto'
         Starting map: 'auto' is 'pca' if ``n_components < min(n_features,
         n_samples)``, else 'identity'.
     init_scale : {'auto'} or None, default='auto'

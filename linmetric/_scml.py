@@ -87,7 +87,7 @@ class SCML(MetricLearner):
         In ``fit(X, y)``: for each sample, triplets with each of its
         ``k_genuine`` nearest same-class samples and ``k_impostor``
         nearest other-class samples
-        (:func:`linmetric._constraints.sample_triplets`).
+        (``linmetric._constraints.sample_triplets``).
     n_constraints : int or None, default=None
         In ``fit(X, y)``: keep that many of those triplets, drawn
         uniformly; None keeps all.

@@ -71,8 +71,7 @@ class SDML(MetricLearner):
         The smallest eigenvalue allowed in ``P / ||P||_2``; smaller ones
         are lifted by a shift of the identity as described above. In
         (0, 1].
-    prior : {'covariance', 'identity'} or array-like of shape \
-            (n_features, n_features), default='covariance'
+    prior : {'covariance', 'identity'} or array-like of shape (n_features, n_features), default='covariance'
         ``M0``: the inverse covariance of the training points (then
         ``M0^-1`` is the covariance itself, so it needs no inverse and may
         be singular); the identity in the units of the data, ``I / s^2``
@@ -84,7 +83,7 @@ class SDML(MetricLearner):
     n_constraints : int or None, default=None
         Pairs drawn from the labels in ``fit``: None means
         ``20 * n_classes ** 2``. Drawn by
-        :func:`linmetric._itml.sample_label_pairs` (half similar, half
+        ``linmetric._itml.sample_label_pairs`` (half similar, half
         dissimilar).
     max_iter : int, default=1000
         The most proximal-gradient iterations.

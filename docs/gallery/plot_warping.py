@@ -8,11 +8,12 @@ axis carries a larger, useless spread. With the Euclidean distance the
 ``L`` that shrinks or stretches the directions, and the same kNN rule then
 works in the mapped space.
 
-The top row shows the 3-NN decision regions in the input space, with the
-distance each learner learned; the bottom row shows the points after the
-map ``x -> L x`` (the space in which the learned distance is Euclidean),
-with a grid of the input space mapped alongside. The loop runs over every
-learner in ``linmetric.__all__``, so a newly added learner appears here.
+Each learner gets two panels side by side: on the left the 3-NN decision
+regions in the input space, with the distance the learner learned; on the
+right the points after the map ``x -> L x`` (the space in which the learned
+distance is Euclidean), with a grid of the input space mapped alongside.
+The loop runs over every learner in ``linmetric.__all__`` that learns from
+class labels, so a newly added learner appears here.
 """
 
 import inspect
@@ -43,7 +44,10 @@ X, y = sample(30)
 X_test, y_test = sample(200)
 
 # %%
-# Every transformer learner of the package, with its defaults.
+# Every transformer learner of the package, with its defaults. MLKR learns
+# from real-valued targets, not classes: it has its own example.
+
+NOT_FROM_CLASSES = {"MLKR": "learns from real-valued targets"}
 
 
 def transformer_learners():
@@ -55,6 +59,9 @@ def transformer_learners():
             or not issubclass(cls, linmetric.MetricLearner)
             or cls is linmetric.MetricLearner
         ):
+            continue
+        if name in NOT_FROM_CLASSES:
+            print(f"{name}: skipped ({NOT_FROM_CLASSES[name]})")
             continue
         params = inspect.signature(cls).parameters
         kwargs = {"random_state": 0} if "random_state" in params else {}
@@ -78,29 +85,34 @@ def mapped(learner, points):
 
 
 # %%
-# Decision regions before and after, and the warped space.
+# Decision regions before and after, and the warped space. The first pair of
+# panels is the Euclidean distance, the starting point of every learner.
 
 colors = np.array(["tab:blue", "tab:orange", "tab:green"])
 span_x = np.linspace(X[:, 0].min() - 1, X[:, 0].max() + 1, 200)
 span_y = np.linspace(X[:, 1].min() - 1, X[:, 1].max() + 1, 200)
 grid = np.column_stack([a.ravel() for a in np.meshgrid(span_x, span_y)])
 
-n = len(fitted)
-fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.6), squeeze=False)
-for column, (name, learner) in enumerate(fitted):
+per_row = 4  # learners per row of the figure, two panels each
+n_rows = -(-len(fitted) // per_row)
+fig, axes = plt.subplots(
+    n_rows, 2 * per_row, figsize=(2.2 * 2 * per_row, 2.5 * n_rows), squeeze=False
+)
+for index, (name, learner) in enumerate(fitted):
+    row, column = divmod(index, per_row)
     knn = KNeighborsClassifier(n_neighbors=3).fit(mapped(learner, X), y)
     accuracy = knn.score(mapped(learner, X_test), y_test)
     regions = knn.predict(mapped(learner, grid)).reshape(span_y.size, span_x.size)
-    top = axes[0, column]
+    top = axes[row, 2 * column]
     top.contourf(
         span_x, span_y, regions, levels=[-0.5, 0.5, 1.5, 2.5], colors=colors, alpha=0.2
     )
     top.scatter(X[:, 0], X[:, 1], c=colors[y], s=8)
-    top.set_title(f"{name}\n3-NN test accuracy {accuracy:.2f}", fontsize=9)
+    top.set_title(f"{name}: 3-NN accuracy {accuracy:.2f}", fontsize=9, loc="left")
     top.set_xticks([])
     top.set_yticks([])
 
-    bottom = axes[1, column]
+    bottom = axes[row, 2 * column + 1]
     Z = mapped(learner, X)
     if Z.shape[1] < 2:  # a one-dimensional map: draw it on a line
         Z = np.column_stack([Z[:, 0], np.zeros(len(Z))])
@@ -124,8 +136,9 @@ for column, (name, learner) in enumerate(fitted):
     bottom.set_aspect("equal", adjustable="datalim")
     bottom.set_xticks([])
     bottom.set_yticks([])
-axes[0, 0].set_ylabel("input space,\nregions of 3-NN")
-axes[1, 0].set_ylabel("mapped space x -> L x")
+    bottom.set_title("mapped: x -> L x", fontsize=8, color="0.4")
+for ax in axes.flat[2 * len(fitted) :]:
+    ax.axis("off")
 fig.tight_layout()
 plt.show()
 
@@ -133,7 +146,9 @@ plt.show()
 # Whitening and Covariance use no labels: they equalise the variance of
 # both axes, which here already helps, since the useless axis had the larger
 # variance. NCA and ITML use the labels and shrink the horizontal axis much
-# further, until the classes are the nearest neighbours of each other. LMNN,
+# further, until the classes are the nearest neighbours of each other;
+# KISSME and MMC go all the way, to a metric of (nearly) rank one that keeps
+# only the vertical direction, so the mapped points lie on a line. LMNN,
 # which starts from a rescaled PCA map, ends close to whitening on this
 # problem; the LMNN example that follows watches its iterations from the
 # Euclidean map instead.
