@@ -480,13 +480,7 @@ def test_constraints_ignore_unlabelled_samples(iris):
 
 # --- scikit-learn's estimator checks ----------------------------------------
 
-_TINY_CLASSES = (
-    "the check fits 10 samples with about 3 per class, fewer than "
-    "n_neighbors + 1 = 4; LMNN rightly refuses with the class-size error, "
-    "which the check does not recognise"
-)
 EXPECTED_FAILED_CHECKS = {
-    "LMNN": {"check_fit2d_1feature": _TINY_CLASSES},
     "MLKR": {
         "check_transformer_n_iter": (
             "the check's two tight blobs are predicted exactly by the "
