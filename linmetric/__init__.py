@@ -25,6 +25,9 @@ _PUBLIC = {
     "KISSME": "._kissme",
     "GMML": "._gmml",
     "DMLMJ": "._dmlmj",
+    "LFDA": "._lfda",
+    "RCA": "._rca",
+    "MLKR": "._mlkr",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -37,6 +37,13 @@ _TINY_CLASSES = (
 )
 EXPECTED_FAILED_CHECKS = {
     "EnergyClassifier": {"check_fit2d_1feature": _TINY_CLASSES},
+    "MLKR": {
+        "check_transformer_n_iter": (
+            "the check's two tight blobs are predicted exactly by the "
+            "leave-one-out kernel regression at the start, so L-BFGS-B rightly "
+            "stops before its first iteration"
+        )
+    },
 }
 
 
@@ -215,6 +222,8 @@ class TestLearnerContract:
             pytest.skip("unsupervised: y is ignored")
         with pytest.raises(ValueError, match="inconsistent numbers of samples"):
             clone(learner).fit(X, y[:-1])
+        if learner.__sklearn_tags__().regressor_tags is not None:
+            return  # real-valued targets: a constant y is valid
         with pytest.raises(ValueError, match="only one class"):
             clone(learner).fit(X, np.zeros_like(y))
 

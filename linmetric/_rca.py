@@ -1,0 +1,310 @@
+"""Relevant Components Analysis (RCA)."""
+
+import numbers
+import warnings
+
+import numpy as np
+from scipy import linalg, sparse
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import column_or_1d
+
+from ._base import MetricLearner
+from ._lfda import fix_signs
+from ._params import Interval, validate_params
+from ._validation import validate_X, validate_X_y
+
+
+class RCA(MetricLearner):
+    r"""Relevant Components Analysis.
+
+    RCA [1]_ learns from chunklets: small groups of points known to belong
+    to the same (unknown) class. The variability inside a chunklet is
+    irrelevant to the class, so RCA whitens it away. With ``m_j`` the mean
+    of chunklet ``j`` and ``p`` the number of points in chunklets,
+
+    .. math::
+
+        \hat C = \frac{1}{p} \sum_j \sum_{i \in j} (x_{ji} - m_j)
+        (x_{ji} - m_j)^T, \qquad L = \hat C^{-1/2},
+
+    so the learned metric is ``M = C^-1``, the maximum-likelihood
+    Mahalanobis metric under the paper's Gaussian model. The optional
+    dimensionality reduction (the paper's step 2, a Fisher criterion with
+    ``C`` as the within-class scatter) keeps the ``n_components`` directions
+    that maximise total variance relative to within-chunklet variance.
+
+    ``fit(X, y)`` draws chunklets from class labels: ``n_chunks`` disjoint
+    chunklets of ``chunk_size`` points each, every chunklet inside one class.
+    :meth:`fit_chunklets` takes chunklets directly, as a chunklet id per
+    sample.
+
+    A singular ``C`` (fewer chunklet degrees of freedom than features, or
+    directions in which no chunklet varies) has no inverse: RCA is then
+    restricted to the range of ``C``: directions with eigenvalues below
+    ``tol`` times the largest are dropped, a ``UserWarning`` says so, and
+    ``components_`` has ``rank(C)`` rows. The learned distance ignores the
+    dropped directions (``M`` is the pseudo-inverse of ``C``).
+
+    Cost. ``O(p d^2 + d^3)`` time and ``O(d^2)`` memory beyond the data.
+
+    Parameters
+    ----------
+    n_components : int, default=None
+        Output dimension; None keeps every direction of the range of ``C``
+        (no reduction). A smaller number applies the reduction step.
+    n_chunks : int, default=None
+        Chunklets drawn by ``fit(X, y)``; None draws as many as the classes
+        allow (every class split into chunklets of ``chunk_size``).
+    chunk_size : int, default=2
+        Points per chunklet drawn by ``fit(X, y)``.
+    tol : float, default=1e-10
+        Eigenvalues of ``C`` at or below ``tol`` times the largest count as
+        zero.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the drawing of chunklets in ``fit(X, y)``.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components_, n_features)
+        The learned map ``L``, in the dtype of X.
+    chunk_covariance_ : ndarray of shape (n_features, n_features)
+        The within-chunklet covariance ``C`` (float64).
+    rank_ : int
+        Numerical rank of ``C``.
+    n_components_ : int
+        Number of rows of ``components_``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    Notes
+    -----
+    Deviations from [1]_: ``L = diag(w)^-1/2 U^T`` with ``C = U diag(w)
+    U^T`` rather than the symmetric ``C^-1/2`` (the same metric; the output
+    is rotated to the principal axes of ``C``); a singular ``C`` is
+    restricted to its range instead of being inverted; the reduction step
+    uses the total scatter of all of ``X`` (points outside chunklets
+    included) and the generalised eigenvectors of ``(S_t, C)``, which
+    maximise the paper's determinant ratio.
+
+    References
+    ----------
+    .. [1] A. Bar-Hillel, T. Hertz, N. Shental and D. Weinshall, "Learning a
+       Mahalanobis Metric from Equivalence Constraints", Journal of Machine
+       Learning Research 6, 2005.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric import RCA
+    >>> X = np.array([[0.0, 0.0], [1.0, 0.1], [0.0, 2.0], [-1.0, 2.1],
+    ...               [5.0, 1.0], [6.0, 0.9], [3.0, 3.0]])
+    >>> chunks = np.array([0, 0, 1, 1, 2, 2, -1])  # -1: in no chunklet
+    >>> rca = RCA().fit_chunklets(X, chunks)
+    >>> M = rca.get_mahalanobis_matrix()
+    >>> bool(M[1, 1] > 50 * M[0, 0])  # x1 varies little within chunklets
+    True
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_chunks": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "chunk_size": [Interval(numbers.Integral, 2, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, 1, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        n_chunks=None,
+        chunk_size=2,
+        tol=1e-10,
+        random_state=None,
+    ):
+        self.n_components = n_components
+        self.n_chunks = n_chunks
+        self.chunk_size = chunk_size
+        self.tol = tol
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit RCA to chunklets drawn from class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; float32 is kept.
+        y : array-like of shape (n_samples,)
+            Class labels; at least two classes.
+
+        Returns
+        -------
+        self : RCA
+        """
+        validate_params(self)
+        X, labels, _ = validate_X_y(self, X, y)
+        random_state = check_random_state(self.random_state)
+        chunks = draw_chunklets(labels, self.n_chunks, self.chunk_size, random_state)
+        return self._fit(X, chunks)
+
+    def fit_chunklets(self, X, chunks):
+        """Fit RCA to given chunklets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; float32 is kept. Points in no chunklet still count
+            in the total scatter of the reduction step.
+        chunks : array-like of shape (n_samples,) of int
+            Chunklet id of each sample (any non-negative integers); -1 for a
+            sample in no chunklet. Chunklets of one point carry no
+            information and are ignored.
+
+        Returns
+        -------
+        self : RCA
+        """
+        validate_params(self)
+        X = validate_X(self, X)
+        chunks = column_or_1d(chunks, warn=True)
+        if chunks.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"chunks has {chunks.shape[0]} entries, but X has {X.shape[0]} "
+                "samples; give one chunklet id (or -1) per sample."
+            )
+        if not np.issubdtype(chunks.dtype, np.integer) or np.any(chunks < -1):
+            raise ValueError(
+                "chunks must hold integer chunklet ids >= 0, or -1 for a sample "
+                f"in no chunklet; got values of dtype {chunks.dtype} in "
+                f"[{chunks.min()}, {chunks.max()}]."
+            )
+        return self._fit(X, chunks.astype(np.intp))
+
+    def _fit(self, X, chunks):
+        covariance, n_points = chunklet_covariance(X, chunks)
+        if n_points == 0:
+            raise ValueError(
+                "No chunklet has two or more points; RCA needs at least one "
+                "chunklet of two points to estimate the within-chunklet "
+                "covariance."
+            )
+        w, U = linalg.eigh(covariance, check_finite=False)
+        w, U = w[::-1], U[:, ::-1]
+        rank = int(np.sum(w > self.tol * w[0])) if w[0] > 0 else 0
+        if rank == 0:
+            raise ValueError(
+                "Every chunklet is a set of identical points: the "
+                "within-chunklet covariance is zero and defines no metric."
+            )
+        n_features = X.shape[1]
+        if self.n_components is not None and self.n_components > rank:
+            raise ValueError(
+                f"n_components={self.n_components} is out of range: the "
+                f"within-chunklet covariance has rank {rank}, so RCA gives at "
+                f"most {rank} components."
+            )
+        if rank < n_features and self.n_components is None:
+            warnings.warn(
+                f"The within-chunklet covariance has rank {rank} < n_features="
+                f"{n_features}; RCA is restricted to its range and ignores the "
+                f"other {n_features - rank} directions. More chunklets, or PCA "
+                "to fewer features first, avoid this.",
+                UserWarning,
+                stacklevel=3,
+            )
+        # Whitening of C on its range: W C W^T = I.
+        whitening = fix_signs(U[:, :rank]).T / np.sqrt(w[:rank])[:, None]
+        if self.n_components is not None and self.n_components < rank:
+            X64 = np.asarray(X, dtype=np.float64)
+            centred = X64 - X64.mean(axis=0)
+            projected = centred @ whitening.T
+            total = projected.T @ projected / X.shape[0]
+            _, vectors = linalg.eigh((total + total.T) / 2, check_finite=False)
+            kept = fix_signs(vectors[:, ::-1][:, : self.n_components])
+            whitening = kept.T @ whitening
+        self.components_ = np.ascontiguousarray(whitening, dtype=X.dtype)
+        self.chunk_covariance_ = covariance
+        self.rank_ = rank
+        self.n_components_ = whitening.shape[0]
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
+def chunklet_covariance(X, chunks):
+    """The within-chunklet covariance ``C`` and the points it counts.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    chunks : ndarray of shape (n_samples,), intp
+        Chunklet ids, -1 for no chunklet.
+
+    Returns
+    -------
+    covariance : ndarray of shape (n_features, n_features), float64
+        ``1/p sum_j sum_{i in j} (x_ji - m_j)(x_ji - m_j)^T`` over the
+        chunklets of two or more points; zeros if there is none.
+    n_points : int
+        ``p``, the number of points in those chunklets.
+    """
+    in_chunk = chunks >= 0
+    ids, codes, sizes = np.unique(
+        chunks[in_chunk], return_inverse=True, return_counts=True
+    )
+    keep = sizes[codes] >= 2
+    points = np.asarray(X[in_chunk][keep], dtype=np.float64)
+    codes = codes[keep]
+    n_features = X.shape[1]
+    if points.shape[0] == 0:
+        return np.zeros((n_features, n_features)), 0
+    # Chunklet sums as one sparse product (np.add.at is slow on many rows).
+    indicator = sparse.csr_matrix(
+        (np.ones(codes.shape[0]), (codes, np.arange(codes.shape[0]))),
+        shape=(ids.shape[0], codes.shape[0]),
+    )
+    sums = indicator @ points
+    means = sums / np.maximum(sizes, 1)[:, None]
+    centred = points - means[codes]
+    covariance = centred.T @ centred / points.shape[0]
+    return (covariance + covariance.T) / 2, int(points.shape[0])
+
+
+def draw_chunklets(labels, n_chunks, chunk_size, random_state):
+    """Disjoint chunklets of ``chunk_size`` points, each inside one class.
+
+    Every class is shuffled and cut into ``n_c // chunk_size`` chunklets;
+    ``n_chunks`` of all these are chosen uniformly without replacement (all
+    of them when None), so classes contribute in proportion to their size.
+
+    Returns
+    -------
+    chunks : ndarray of shape (n_samples,), intp
+        Chunklet id of each sample, -1 for samples in no chunklet.
+    """
+    candidates = []
+    for label in np.unique(labels):
+        members = random_state.permutation(np.flatnonzero(labels == label))
+        n_class_chunks = members.shape[0] // chunk_size
+        candidates.append(
+            members[: n_class_chunks * chunk_size].reshape(n_class_chunks, chunk_size)
+        )
+    candidates = np.concatenate(candidates)
+    available = candidates.shape[0]
+    if available == 0 or (n_chunks is not None and n_chunks > available):
+        raise ValueError(
+            f"n_chunks={n_chunks} chunklets of chunk_size={chunk_size} points "
+            f"cannot be drawn: the classes of y hold only {available} disjoint "
+            "chunklets of that size. Lower n_chunks or chunk_size."
+        )
+    n_chunks = available if n_chunks is None else n_chunks
+    chosen = np.sort(random_state.choice(available, size=n_chunks, replace=False))
+    chunks = np.full(labels.shape[0], -1, dtype=np.intp)
+    chunks[candidates[chosen]] = np.arange(n_chunks)[:, None]
+    return chunks

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from linmetric import LFDA
+from linmetric._lfda import fix_signs, local_scatter_matrices
+from linmetric.reference import lfda as reference
+
+
+@pytest.fixture
+def small():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((45, 4)) * np.array([1.0, 2.0, 0.5, 3.0]) + 5.0
+    y = rng.randint(0, 3, 45)
+    return X, y
+
+
+@pytest.mark.parametrize(
+    ("dtype", "rtol"), [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["f64", "f32"]
+)
+@pytest.mark.parametrize("k", [1, 7, 30])
+def test_scatter_matrices_match_reference(small, dtype, rtol, k):
+    X, y = small
+    # a tiny budget forces many blocks per class
+    within, between = local_scatter_matrices(X.astype(dtype), y, k, working_memory=2e-4)
+    ref_within, ref_between = reference.scatter_matrices(X, y, k)
+    scale = np.abs(ref_between).max()
+    np.testing.assert_allclose(within, ref_within, rtol=0, atol=rtol * scale)
+    np.testing.assert_allclose(between, ref_between, rtol=0, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_map_matches_reference(small, dtype):
+    X, y = small
+    lfda = LFDA(n_components=3).fit(X.astype(dtype), y)
+    T, eigenvalues = reference.lfda(X, y, 3)
+    assert lfda.components_.dtype == dtype
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(lfda.eigenvalues_, eigenvalues, rtol=tol)
+    np.testing.assert_allclose(
+        lfda.components_, fix_signs(T.T).T, atol=tol * np.abs(T).max()
+    )
+
+
+def test_embeddings(small):
+    X, y = small
+    plain = LFDA(embedding="plain").fit(X, y)
+    weighted = LFDA(embedding="weighted").fit(X, y)
+    ortho = LFDA(embedding="orthonormalized").fit(X, y)
+    scales = np.sqrt(np.maximum(plain.eigenvalues_, 0))
+    np.testing.assert_allclose(
+        weighted.components_, plain.components_ * scales[:, None], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        ortho.components_ @ ortho.components_.T, np.eye(4), atol=1e-12
+    )
+
+
+def test_invariances(small):
+    X, y = small
+    base = LFDA(n_components=2).fit(X, y)
+    shifted = LFDA(n_components=2).fit(X + 100.0, y)
+    np.testing.assert_allclose(shifted.components_, base.components_, rtol=1e-6)
+    scaled = LFDA(n_components=2).fit(X * 10.0, y)
+    np.testing.assert_allclose(scaled.components_ * 10.0, base.components_, rtol=1e-8)
+    order = np.random.RandomState(1).permutation(X.shape[0])
+    permuted = LFDA(n_components=2).fit(X[order], y[order])
+    np.testing.assert_allclose(permuted.components_, base.components_, rtol=1e-8)
+
+
+def test_multimodal_class_keeps_its_clusters_apart():
+    # Class 0 has two far clusters on either side of class 1, along x0; x1 is
+    # noise. LFDA keeps x0 (it separates the classes locally); LDA cannot.
+    rng = np.random.RandomState(0)
+    x0 = np.r_[rng.normal(-10, 1, 50), rng.normal(10, 1, 50), rng.normal(0, 1, 50)]
+    x1 = rng.normal(0, 3, 150)
+    X = np.c_[x0, x1]
+    y = np.r_[np.zeros(100), np.ones(50)]
+    direction = LFDA(n_components=1, embedding="orthonormalized").fit(X, y)
+    assert abs(direction.components_[0, 0]) > 0.99
+
+
+def test_singular_within_scatter_gives_finite_map():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((12, 30))  # more features than points
+    X[:, 5] = 3.0  # and a constant feature
+    y = np.repeat([0, 1, 2], 4)
+    lfda = LFDA(n_components=2).fit(X, y)
+    assert np.all(np.isfinite(lfda.components_))
+    Z = lfda.transform(X)
+    assert np.all(np.isfinite(Z))
+
+
+def test_small_classes_and_duplicates():
+    X = np.array([[0.0, 0], [0, 0], [1, 0], [5, 5], [5, 6], [9, 9]])
+    y = np.array([0, 0, 0, 1, 1, 2])  # k=7 exceeds every class; a singleton
+    lfda = LFDA(k=7).fit(X, y)
+    assert np.all(np.isfinite(lfda.components_))
+
+
+def test_bad_parameters_are_named():
+    X = np.random.RandomState(0).standard_normal((20, 3))
+    y = np.repeat([0, 1], 10)
+    with pytest.raises(ValueError, match="embedding"):
+        LFDA(embedding="sqrt").fit(X, y)
+    with pytest.raises(ValueError, match="'k'"):
+        LFDA(k=0).fit(X, y)
+    with pytest.raises(ValueError, match="n_components=4"):
+        LFDA(n_components=4).fit(X, y)
