@@ -28,6 +28,10 @@ _PUBLIC = {
     "LFDA": "._lfda",
     "RCA": "._rca",
     "MLKR": "._mlkr",
+    "MMC": "._mmc",
+    "PairsClassifier": "._tuples",
+    "TripletsClassifier": "._tuples",
+    "QuadrupletsClassifier": "._tuples",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -27,6 +27,7 @@ from linmetric import MetricLearner
 # Arguments for constructors that have required parameters.
 REQUIRED_ARGUMENTS = {
     "estimator": lambda: linmetric.LMNN(),
+    "learner": lambda: linmetric.ITML(),
 }
 
 # Checks that cannot pass, with the reason; keep this empty where possible.
@@ -228,11 +229,19 @@ class TestLearnerContract:
             clone(learner).fit(X, np.zeros_like(y))
 
 
-@pytest.mark.parametrize(
-    "estimator",
-    [est for est in ESTIMATORS if isinstance(est, ClassifierMixin)],
-    ids=_ids([est for est in ESTIMATORS if isinstance(est, ClassifierMixin)]),
-)
+def _takes_samples(estimator):
+    """False for the tuple estimators, whose samples are pairs or triplets."""
+    return estimator.__sklearn_tags__().input_tags.two_d_array
+
+
+SAMPLE_CLASSIFIERS = [
+    est
+    for est in ESTIMATORS
+    if isinstance(est, ClassifierMixin) and _takes_samples(est)
+]
+
+
+@pytest.mark.parametrize("estimator", SAMPLE_CLASSIFIERS, ids=_ids(SAMPLE_CLASSIFIERS))
 def test_classifiers_in_a_grid_search(estimator, iris):
     X, y = iris
     assert clone(estimator).fit(X, y).score(X, y) > 0.85

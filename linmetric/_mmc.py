@@ -1,0 +1,472 @@
+"""Mahalanobis Metric for Clustering (MMC)."""
+
+import numbers
+from contextlib import nullcontext
+
+import numpy as np
+from scipy import linalg
+from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
+
+from ._base import MetricLearner
+from ._itml import sample_label_pairs
+from ._optimize import IterationLog
+from ._params import Interval, validate_params
+from ._psd import components_from_metric
+from ._validation import validate_pairs, validate_X, validate_X_y
+
+# Relative length of the first gradient step of the full form, ||step|| / ||A||.
+INITIAL_RATE = 0.1
+# Rounds of alternating projections onto {f(A) <= 1} and the PSD cone.
+MAX_PROJECTIONS = 50
+# f(A) <= 1 + FEASIBILITY_TOL ends the alternating projections.
+FEASIBILITY_TOL = 1e-9
+# A step (relative rate, or Newton step fraction) below this is no step.
+SMALLEST_STEP = 1e-10
+# Sufficient decrease of the diagonal form's line search.
+ARMIJO = 1e-4
+# s_k is floored at S_FLOOR times its mean over the active features.
+S_FLOOR = 1e-3
+# Ridge of the Newton system, relative to the Hessian's largest diagonal entry.
+RIDGE = 1e-10
+# Up to this many features, the full form's many small eigendecompositions run
+# on one BLAS thread: threads cost more than they save on such matrices.
+SMALL_PROBLEM = 256
+
+
+class MMC(MetricLearner):
+    r"""Mahalanobis Metric for Clustering (Xing, Ng, Jordan and Russell).
+
+    MMC makes dissimilar pairs far apart while keeping similar pairs close:
+    with ``S`` the similar and ``D`` the dissimilar pairs and
+    ``||x - x'||_A = sqrt((x - x')^T A (x - x'))``, it solves [1]_::
+
+        max_A  g(A) = sum_{(i,j) in D} ||x_i - x_j||_A
+        s.t.   f(A) = sum_{(i,j) in S} ||x_i - x_j||_A^2 <= 1,  A PSD.
+
+    The sum of dissimilar distances (not of squared distances) keeps the
+    solution from collapsing onto one direction.
+
+    - **Full form** (``diagonal=False``), as in the paper: projected gradient
+      ascent. Each iteration takes a gradient step on ``g`` orthogonal to the
+      gradient of ``f``, then projects back by alternating projections onto
+      the half-space ``{f(A) <= 1}`` and the PSD cone (an eigendecomposition
+      of the symmetrised matrix, negative eigenvalues set to zero), at most
+      50 rounds, and finally scales ``A`` by ``1 / f(A)`` if ``f(A) > 1`` so
+      the iterate is exactly feasible. The step length is ``rate * ||A||_F``;
+      ``rate`` starts at 0.1, halves until the step increases ``g`` and
+      doubles (up to 1) after each step. ``A`` starts at
+      ``I / trace(sum_S d d^T)``.
+    - **Diagonal form** (``diagonal=True``): Newton's method on the paper's
+      equivalent convex objective over the diagonal ``a >= 0`` of ``A``,
+      ``h(a) = sum_S ||d||_a^2 - log(sum_D ||d||_a)``; variables at zero that
+      the gradient pushes below zero stay fixed (projected Newton), with a
+      backtracking line search.
+
+    **Convergence.** Both forms stop when an iteration changes the
+    parameters (``A``, or ``a``) by at most ``tol`` relatively in Frobenius
+    norm, or when no step improves the objective any more (a stationary
+    point). Otherwise a ``ConvergenceWarning`` is raised after ``max_iter``
+    iterations.
+
+    **Robustness.** The eigendecomposition is done on the symmetrised matrix
+    and never sees NaN: squared distances that round below zero count as
+    zero, and a dissimilar pair at distance zero (for instance a point paired
+    with itself) adds nothing to the gradient. ``h`` is unbounded below when
+    a feature separates dissimilar pairs but never differs within a similar
+    pair; its per-feature similar sum is floored at ``1e-3`` times the mean,
+    so such a feature gets a large, finite weight. At least one similar and
+    one dissimilar pair of distinct points are required.
+
+    **Constraints.** ``fit(X, y)`` draws ``n_constraints`` pairs from the
+    labels (half similar, half dissimilar; see :class:`ITML`, which draws
+    them the same way). ``fit_pairs(pairs, pair_labels)`` takes pairs of
+    points labelled +1 (similar) or -1 (dissimilar); for a scikit-learn
+    estimator on pairs (cross-validation, threshold), wrap the learner in
+    :class:`PairsClassifier`.
+
+    Parameters
+    ----------
+    diagonal : bool, default=False
+        Learn a diagonal ``A`` (feature weights) by Newton's method instead of
+        a full matrix by projected gradient.
+    n_constraints : int or None, default=None
+        Number of pairs drawn from the labels in ``fit(X, y)``; None means
+        ``20 * n_classes ** 2``.
+    max_iter : int, default=100
+        The most iterations (gradient steps or Newton steps).
+    tol : float, default=1e-3
+        Tolerance on the relative change of the parameters in one iteration.
+    verbose : int, default=0
+        If positive, print one line per iteration.
+    callback : callable or None, default=None
+        Called as ``callback(components, n_iter)`` after every iteration,
+        with the current ``L``.
+    random_state : int, RandomState instance or None, default=None
+        Draws the constraints from the labels.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_features, n_features)
+        ``L`` with ``L^T L = A``, in the dtype of the training data. For the
+        diagonal form, ``diag(sqrt(a))``.
+    n_iter_ : int
+        Number of iterations done.
+    loss_curve_ : ndarray of shape (n_iter_,)
+        After each iteration, ``-g(A)`` (full form) or ``h(a)`` (diagonal
+        form): both decrease.
+    history_ : dict of str to ndarray of shape (n_iter_,)
+        Per iteration: ``'loss'``, ``'change'`` (the convergence criterion),
+        ``'step'`` (the full form's rate, the diagonal form's step fraction)
+        and ``'seconds'``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    ITML : Learns from the same pairs with a LogDet prior.
+    PairsClassifier : MMC as a classifier of pairs.
+
+    References
+    ----------
+    .. [1] E. P. Xing, A. Y. Ng, M. I. Jordan and S. Russell, "Distance metric
+       learning, with application to clustering with side-information",
+       NIPS 2002.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_wine
+    >>> from sklearn.model_selection import train_test_split
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from linmetric import MMC
+    >>> X, y = load_wine(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(
+    ...     X, y, stratify=y, random_state=0)
+    >>> model = make_pipeline(
+    ...     StandardScaler(), MMC(random_state=0), KNeighborsClassifier(3))
+    >>> round(model.fit(X_train, y_train).score(X_test, y_test), 2)
+    0.96
+    >>> mmc = MMC(diagonal=True, random_state=0).fit(X_train, y_train)
+    >>> mmc.components_.shape
+    (13, 13)
+    """
+
+    _parameter_constraints = {
+        "diagonal": ["boolean"],
+        "n_constraints": [Interval(numbers.Integral, 2, None, closed="left"), None],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "callback": ["callable", None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        diagonal=False,
+        n_constraints=None,
+        max_iter=100,
+        tol=1e-3,
+        verbose=0,
+        callback=None,
+        random_state=None,
+    ):
+        self.diagonal = diagonal
+        self.n_constraints = n_constraints
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.callback = callback
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Learn the metric from pairs drawn from class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Class labels, at least two classes, one of them with two members.
+
+        Returns
+        -------
+        self : MMC
+        """
+        validate_params(self)
+        random_state = check_random_state(self.random_state)
+        X, y_codes, classes = validate_X_y(self, X, y)
+        n_constraints = self.n_constraints
+        if n_constraints is None:
+            n_constraints = 20 * classes.shape[0] ** 2
+        rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
+        X64 = np.asarray(X, dtype=np.float64)
+        return self._fit_differences(X64[rows] - X64[cols], signs, X.dtype)
+
+    def fit_pairs(self, pairs, pair_labels):
+        """Learn the metric from pairs of points labelled similar or dissimilar.
+
+        Parameters
+        ----------
+        pairs : array-like of shape (n_pairs, 2, n_features)
+            ``pairs[p, 0]`` and ``pairs[p, 1]`` are the two points of pair p.
+        pair_labels : array-like of shape (n_pairs,)
+            +1 (similar) or -1 (dissimilar) for each pair.
+
+        Returns
+        -------
+        self : MMC
+        """
+        validate_params(self)
+        if pair_labels is None:
+            raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
+        pairs, signs = validate_pairs(pairs, pair_labels)
+        n_pairs, _, n_features = pairs.shape
+        # Sets n_features_in_ (and checks the points) like fit does.
+        validate_X(self, pairs.reshape(2 * n_pairs, n_features))
+        pairs64 = np.asarray(pairs, dtype=np.float64)
+        return self._fit_differences(pairs64[:, 0] - pairs64[:, 1], signs, pairs.dtype)
+
+    def _fit_differences(self, diffs, signs, dtype):
+        similar = diffs[signs > 0]
+        dissimilar = diffs[signs < 0]
+        for name, part in (("similar", similar), ("dissimilar", dissimilar)):
+            if not np.any(part):
+                raise ValueError(
+                    f"MMC needs at least one {name} pair of distinct points; got "
+                    f"{part.shape[0]} {name} pair(s), none with distinct points."
+                )
+        log = IterationLog(
+            "MMC",
+            verbose=self.verbose,
+            callback=self.callback,
+            columns=("change", "step"),
+        )
+        solve = _mmc_diagonal if self.diagonal else _mmc_full
+        small = diffs.shape[1] <= SMALL_PROBLEM
+        with threadpool_limits(1, user_api="blas") if small else nullcontext():
+            metric, n_iter, converged, change = solve(
+                similar,
+                dissimilar,
+                self.max_iter,
+                self.tol,
+                log,
+                self.callback is not None,
+            )
+        log.finish(
+            converged,
+            None
+            if converged
+            else f"relative change of the metric in the last iteration "
+            f"{change:.3g} > tol={self.tol}",
+        )
+        if self.diagonal:
+            components = np.diag(np.sqrt(metric))
+        else:
+            components = components_from_metric(metric)
+        self.components_ = components.astype(dtype, copy=False)
+        self.n_iter_ = n_iter
+        self.loss_curve_ = log.loss_curve
+        self.history_ = log.history
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
+# --- full form ----------------------------------------------------------------
+
+
+def dissimilar_objective(A, dissimilar_diffs):
+    """``g(A) = sum_D ||d||_A`` and its gradient ``sum_D d d^T / (2 ||d||_A)``.
+
+    Squared distances that round below zero count as zero; pairs at distance
+    zero add nothing to the gradient.
+    """
+    sq = np.einsum("ij,ij->i", dissimilar_diffs @ A, dissimilar_diffs)
+    distances = np.sqrt(np.maximum(sq, 0.0))
+    positive = distances > 0
+    weights = np.zeros_like(distances)
+    weights[positive] = 0.5 / distances[positive]
+    grad = (dissimilar_diffs * weights[:, None]).T @ dissimilar_diffs
+    return float(distances.sum()), grad
+
+
+def _dissimilar_value(A, dissimilar_diffs):
+    sq = np.einsum("ij,ij->i", dissimilar_diffs @ A, dissimilar_diffs)
+    return float(np.sqrt(np.maximum(sq, 0.0)).sum())
+
+
+def project_psd(A):
+    """The nearest PSD matrix in Frobenius norm: negative eigenvalues set to 0."""
+    A = (A + A.T) / 2
+    try:
+        w, V = np.linalg.eigh(A)
+    except np.linalg.LinAlgError:  # pragma: no cover - LAPACK's divide and conquer
+        w, V = linalg.eigh(A, driver="ev")
+    return (V * np.maximum(w, 0.0)) @ V.T
+
+
+def project_constraints(A, sigma, sigma_sq):
+    """Alternating projections onto ``{<A, sigma> <= 1}`` and the PSD cone.
+
+    Ends exactly feasible: if ``<A, sigma> > 1`` after the last round, ``A``
+    is scaled by ``1 / <A, sigma>``.
+    """
+    for _ in range(MAX_PROJECTIONS):
+        excess = np.vdot(A, sigma) - 1.0
+        if excess > 0:
+            A = A - (excess / sigma_sq) * sigma
+        A = project_psd(A)
+        if np.vdot(A, sigma) <= 1.0 + FEASIBILITY_TOL:
+            break
+    value = np.vdot(A, sigma)
+    if value > 1.0:
+        A = A / value
+    return A
+
+
+def _mmc_full(similar, dissimilar, max_iter, tol, log, want_components):
+    sigma = similar.T @ similar  # f(A) = <A, sigma>
+    sigma_sq = np.vdot(sigma, sigma)
+    A = np.eye(sigma.shape[0]) / np.trace(sigma)
+    g = _dissimilar_value(A, dissimilar)
+    rate = INITIAL_RATE
+    change = np.inf
+    for n_iter in range(1, max_iter + 1):
+        _, grad = dissimilar_objective(A, dissimilar)
+        grad -= (np.vdot(grad, sigma) / sigma_sq) * sigma  # orthogonal to grad f
+        grad_norm = np.linalg.norm(grad)
+        if grad_norm == 0:
+            return A, n_iter - 1, True, 0.0
+        A_norm = np.linalg.norm(A)
+        while True:
+            trial = project_constraints(
+                A + (rate * A_norm / grad_norm) * grad, sigma, sigma_sq
+            )
+            g_trial = _dissimilar_value(trial, dissimilar)
+            if g_trial > g:
+                break
+            rate /= 2.0
+            if rate < SMALLEST_STEP:  # no step increases g: stationary
+                trial, g_trial = A, g
+                break
+        change = np.linalg.norm(trial - A) / A_norm
+        A, g = trial, g_trial
+        log.record(
+            n_iter,
+            -g,
+            components_from_metric(A) if want_components else None,
+            change=change,
+            step=rate,
+        )
+        if change <= tol:
+            return A, n_iter, True, change
+        rate = min(2.0 * rate, 1.0)
+    return A, max_iter, False, change
+
+
+# --- diagonal form --------------------------------------------------------------
+
+
+def similar_sums(similar_diffs, dissimilar_diffs):
+    """``s_k = sum_S d_k^2`` floored on the active features, and those features.
+
+    A feature is active when some pair differs in it. The floor is
+    ``S_FLOOR`` times the mean of ``s`` over the active features.
+    """
+    s = np.einsum("ij,ij->j", similar_diffs, similar_diffs)
+    active = (s > 0) | np.any(dissimilar_diffs != 0, axis=0)
+    floor = S_FLOOR * s[active].mean()
+    return np.where(active, np.maximum(s, floor), 0.0), active
+
+
+def diagonal_objective(a, s, squared_diffs, *, hessian=True):
+    """The diagonal form's ``h(a) = s . a - log(sum_D ||d||_a)``, gradient, Hessian.
+
+    With ``q_p = sqrt(sum_k a_k d_pk^2)``, ``Q = sum_p q_p`` and
+    ``G_k = sum_p d_pk^2 / (2 q_p)``: ``grad = s - G / Q`` and
+    ``hess = (sum_p d_p^2 d_p^2^T / (4 q_p^3)) / Q + G G^T / Q^2``. Pairs with
+    ``q_p = 0`` are left out of the derivatives.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n_features,)
+        Diagonal of ``A``, non-negative.
+    s : ndarray of shape (n_features,)
+        Per-feature sums of squared similar differences.
+    squared_diffs : ndarray of shape (n_dissimilar, n_features)
+        Squared differences ``d_pk^2`` of the dissimilar pairs.
+    hessian : bool, default=True
+        Whether to compute the Hessian (else None).
+
+    Returns
+    -------
+    value : float
+        ``inf`` when every dissimilar distance is zero.
+    grad : ndarray of shape (n_features,)
+    hess : ndarray of shape (n_features, n_features) or None
+    """
+    q = np.sqrt(np.maximum(squared_diffs @ a, 0.0))
+    Q = q.sum()
+    n_features = a.shape[0]
+    if not Q > 0:
+        return np.inf, np.zeros(n_features), np.zeros((n_features, n_features))
+    positive = q > 0
+    q = q[positive]
+    squared_diffs = squared_diffs[positive]
+    G = squared_diffs.T @ (0.5 / q)
+    grad = s - G / Q
+    hess = None
+    if hessian:
+        hess = (squared_diffs.T * (0.25 / q**3)) @ squared_diffs / Q
+        hess += np.outer(G, G) / Q**2
+    return float(s @ a - np.log(Q)), grad, hess
+
+
+def _diagonal_value(a, s, squared_diffs):
+    Q = np.sqrt(np.maximum(squared_diffs @ a, 0.0)).sum()
+    return float(s @ a - np.log(Q)) if Q > 0 else np.inf
+
+
+def _mmc_diagonal(similar, dissimilar, max_iter, tol, log, want_components):
+    s, active = similar_sums(similar, dissimilar)
+    squared_diffs = dissimilar * dissimilar
+    a = np.where(active, 1.0 / (2.0 * s.sum()), 0.0)
+    h = _diagonal_value(a, s, squared_diffs)
+    change = np.inf
+    for n_iter in range(1, max_iter + 1):
+        _, grad, hess = diagonal_objective(a, s, squared_diffs)
+        free = active & ((a > 0) | (grad < 0))
+        hess_free = hess[np.ix_(free, free)]
+        hess_free.flat[:: hess_free.shape[0] + 1] += RIDGE * hess_free.diagonal().max()
+        direction = np.zeros_like(a)
+        direction[free] = np.linalg.solve(hess_free, -grad[free])
+        t = 1.0
+        while True:
+            trial = np.maximum(a + t * direction, 0.0)
+            h_trial = _diagonal_value(trial, s, squared_diffs)
+            if h_trial <= h + ARMIJO * (grad @ (trial - a)):
+                break
+            t /= 2.0
+            if t < SMALLEST_STEP:  # no step decreases h: stationary
+                trial, h_trial = a, h
+                break
+        change = np.linalg.norm(trial - a) / np.linalg.norm(a)
+        a, h = trial, h_trial
+        log.record(
+            n_iter,
+            h,
+            np.diag(np.sqrt(a)) if want_components else None,
+            change=change,
+            step=t,
+        )
+        if change <= tol:
+            return a, n_iter, True, change
+    return a, max_iter, False, change

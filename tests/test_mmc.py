@@ -1,0 +1,290 @@
+"""Tests of MMC: objectives and gradients, the fast path against the NumPy reference."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+from sklearn.datasets import load_iris
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+from linmetric import MMC
+from linmetric._mmc import (
+    diagonal_objective,
+    dissimilar_objective,
+    project_constraints,
+    similar_sums,
+)
+from linmetric.reference import mmc as reference
+
+
+def _pair_problem(seed, n_samples=40, n_features=4, n_pairs=60):
+    """Points in two classes and pairs drawn from them, as differences."""
+    rng = np.random.RandomState(seed)
+    y = rng.randint(2, size=n_samples)
+    X = rng.standard_normal((n_samples, n_features)) * rng.uniform(0.5, 2, n_features)
+    X[:, 0] += 2.0 * y
+    rows = rng.randint(n_samples, size=n_pairs)
+    cols = (rows + 1 + rng.randint(n_samples - 1, size=n_pairs)) % n_samples
+    signs = np.where(y[rows] == y[cols], 1, -1)
+    return X, np.stack([rows, cols], axis=1), signs
+
+
+def _differences(X, pairs, signs):
+    diffs = X[pairs[:, 0]] - X[pairs[:, 1]]
+    return diffs[signs > 0], diffs[signs < 0]
+
+
+# --- objectives and gradients -------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_diagonal_gradient_and_hessian_match_finite_differences(seed):
+    X, pairs, signs = _pair_problem(seed)
+    similar, dissimilar = _differences(X, pairs, signs)
+    s, _ = similar_sums(similar, dissimilar)
+    squared = dissimilar**2
+    a = np.random.RandomState(seed).uniform(0.5, 2.0, X.shape[1])
+
+    def value(a):
+        return diagonal_objective(a, s, squared, hessian=False)[0]
+
+    def grad(a):
+        return diagonal_objective(a, s, squared, hessian=False)[1]
+
+    scale = np.linalg.norm(grad(a))
+    assert check_grad(value, grad, a, epsilon=1e-7) < 1e-5 * scale
+    hess = diagonal_objective(a, s, squared)[2]
+    for k in range(a.shape[0]):
+        error = check_grad(
+            lambda a, k=k: grad(a)[k], lambda a, k=k: hess[k], a, epsilon=1e-6
+        )
+        assert error < 1e-4 * np.abs(hess).max()
+    np.testing.assert_allclose(hess, hess.T)
+    assert np.linalg.eigvalsh(hess)[0] > -1e-12  # h is convex
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_full_gradient_matches_finite_differences(seed):
+    X, pairs, signs = _pair_problem(seed, n_features=3)
+    _, dissimilar = _differences(X, pairs, signs)
+    rng = np.random.RandomState(seed)
+    B = rng.standard_normal((3, 3))
+    A0 = B @ B.T + np.eye(3)
+
+    def value(flat):
+        A = flat.reshape(3, 3)
+        return dissimilar_objective((A + A.T) / 2, dissimilar)[0]
+
+    def grad(flat):
+        return dissimilar_objective(flat.reshape(3, 3), dissimilar)[1].ravel()
+
+    assert check_grad(value, grad, A0.ravel(), epsilon=1e-7) < 1e-5 * np.linalg.norm(
+        grad(A0.ravel())
+    )
+
+
+def test_objectives_match_reference():
+    X, pairs, signs = _pair_problem(3)
+    similar, dissimilar = _differences(X, pairs, signs)
+    A = np.diag([1.0, 2.0, 0.5, 0.0])
+    g, grad = dissimilar_objective(A, dissimilar)
+    g_ref, grad_ref = reference.dissimilar_objective(A, dissimilar)
+    assert g == pytest.approx(g_ref, rel=1e-12)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-12)
+    s, _ = similar_sums(similar, dissimilar)
+    s_ref, _ = reference.similar_sums(similar, dissimilar)
+    np.testing.assert_allclose(s, s_ref, rtol=1e-12)
+    a = np.array([1.0, 2.0, 0.5, 0.0])
+    for fast, ref in zip(
+        diagonal_objective(a, s, dissimilar**2),
+        reference.diagonal_objective(a, s_ref, dissimilar),
+        strict=True,
+    ):
+        np.testing.assert_allclose(fast, ref, rtol=1e-12)
+
+
+def test_projection_lands_in_both_constraint_sets():
+    rng = np.random.RandomState(0)
+    B = rng.standard_normal((5, 5))
+    sigma = B @ B.T
+    A = rng.standard_normal((5, 5))
+    A = 3 * (A + A.T)  # indefinite and infeasible
+    P = project_constraints(A, sigma, np.vdot(sigma, sigma))
+    np.testing.assert_allclose(P, P.T, atol=1e-14)
+    assert np.linalg.eigvalsh(P)[0] > -1e-12
+    assert np.vdot(P, sigma) <= 1 + 1e-12
+    np.testing.assert_allclose(P, reference.project(A, sigma), rtol=1e-9, atol=1e-12)
+
+
+# --- fits against the reference --------------------------------------------------
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fit_matches_reference(diagonal, dtype, seed):
+    X, pairs, signs = _pair_problem(seed)
+    X = X.astype(dtype)
+    similar, dissimilar = _differences(X.astype(np.float64), pairs, signs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mmc = MMC(diagonal=diagonal, max_iter=30, tol=1e-6).fit_pairs(X[pairs], signs)
+        if diagonal:
+            a, n_iter, _ = reference.mmc_diagonal(
+                similar, dissimilar, max_iter=30, tol=1e-6
+            )
+            expected = np.diag(a)
+        else:
+            expected, n_iter, _ = reference.mmc_full(
+                similar, dissimilar, max_iter=30, tol=1e-6
+            )
+    assert mmc.components_.dtype == dtype
+    rtol = 1e-5 if dtype == np.float32 else 1e-8
+    M = mmc.components_.astype(np.float64).T @ mmc.components_.astype(np.float64)
+    np.testing.assert_allclose(M, expected, rtol=rtol, atol=rtol * np.abs(M).max())
+    if dtype == np.float64:
+        assert mmc.n_iter_ == n_iter == mmc.loss_curve_.shape[0]
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_solution_is_feasible_and_loss_decreases(diagonal):
+    X, pairs, signs = _pair_problem(4, n_features=5)
+    mmc = MMC(diagonal=diagonal, tol=1e-6, max_iter=300).fit_pairs(X[pairs], signs)
+    assert mmc.n_iter_ == mmc.loss_curve_.shape[0] == mmc.history_["change"].shape[0]
+    assert np.all(np.diff(mmc.loss_curve_) <= 1e-12 * np.abs(mmc.loss_curve_).max())
+    similar, dissimilar = _differences(X, pairs, signs)
+    sq_similar = (similar @ mmc.components_.T) ** 2
+    if diagonal:
+        # At the optimum of h, the similar sum is 1/2 (h is stationary in scale).
+        assert sq_similar.sum() == pytest.approx(0.5, rel=1e-3)
+        assert (
+            np.count_nonzero(mmc.components_ - np.diag(np.diag(mmc.components_))) == 0
+        )
+    else:
+        assert sq_similar.sum() == pytest.approx(1.0, rel=1e-6)
+    # Better than the start (the Euclidean metric at the same scale).
+    dist = np.linalg.norm(dissimilar @ mmc.components_.T, axis=1).sum()
+    start = np.linalg.norm(dissimilar, axis=1).sum() / np.linalg.norm(similar)
+    assert dist > start * (1.0 if diagonal else 1.01) / (2**0.5 if diagonal else 1.0)
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_shift_and_rescale_invariance(diagonal):
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    mmc = MMC(diagonal=diagonal, random_state=0).fit(X, y)
+    shifted = MMC(diagonal=diagonal, random_state=0).fit(X + 5.0, y)
+    np.testing.assert_allclose(
+        shifted.get_mahalanobis_matrix(),
+        mmc.get_mahalanobis_matrix(),
+        rtol=1e-6,
+        atol=1e-9,
+    )
+    scaled = MMC(diagonal=diagonal, random_state=0).fit(X * 10.0, y)
+    np.testing.assert_allclose(
+        scaled.get_mahalanobis_matrix() * 100.0,
+        mmc.get_mahalanobis_matrix(),
+        rtol=1e-6,
+        atol=1e-9,
+    )
+    assert scaled.n_iter_ == mmc.n_iter_
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_max_iter_reached_warns(diagonal):
+    X, pairs, signs = _pair_problem(5)
+    with pytest.warns(ConvergenceWarning, match="MMC did not converge"):
+        mmc = MMC(diagonal=diagonal, max_iter=1, tol=0).fit_pairs(X[pairs], signs)
+    assert mmc.n_iter_ == 1
+
+
+def test_callback_and_verbose(capsys):
+    X, pairs, signs = _pair_problem(6)
+    seen = []
+    MMC(verbose=1, callback=lambda L, n: seen.append((n, L.shape))).fit_pairs(
+        X[pairs], signs
+    )
+    assert seen and seen[0] == (1, (4, 4))
+    assert "[MMC]" in capsys.readouterr().out
+
+
+# --- robustness ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_degenerate_pairs_change_nothing(diagonal):
+    X, pairs, signs = _pair_problem(7)
+    mmc = MMC(diagonal=diagonal).fit_pairs(X[pairs], signs)
+    self_pairs = np.stack([np.arange(5), np.arange(5)], axis=1)
+    with_self = MMC(diagonal=diagonal).fit_pairs(
+        X[np.concatenate([pairs, self_pairs])],
+        np.concatenate([signs, [1, -1, 1, -1, 1]]),
+    )
+    np.testing.assert_allclose(with_self.components_, mmc.components_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_rank_deficient_data_gives_finite_metric(diagonal):
+    # More features than points, constant and duplicated features, duplicate
+    # points, and a feature that separates the classes perfectly (so similar
+    # pairs never differ in it): the setting where eigendecompositions and
+    # logarithms go wrong.
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1, 2], 4)
+    X = rng.standard_normal((12, 20))
+    X[:, 3] = 1.0
+    X[:, 4] = X[:, 5]
+    X[:, 6] = y
+    X[6] = X[7]
+    mmc = MMC(diagonal=diagonal, random_state=0, max_iter=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mmc.fit(X, y)
+    assert np.all(np.isfinite(mmc.components_))
+    assert np.all(np.isfinite(mmc.loss_curve_))
+    Z = mmc.transform(X)
+    assert np.all(np.isfinite(Z))
+
+
+@pytest.mark.parametrize(
+    ("signs", "match"),
+    [
+        ([1, 1, 1], "at least one dissimilar pair"),
+        ([-1, -1, -1], "at least one similar pair"),
+    ],
+)
+def test_one_kind_of_pair_is_a_clear_error(signs, match):
+    X = np.random.RandomState(0).standard_normal((6, 2))
+    with pytest.raises(ValueError, match=match):
+        MMC().fit_pairs(X.reshape(3, 2, 2), signs)
+
+
+def test_similar_pairs_of_identical_points_only_is_a_clear_error():
+    X = np.random.RandomState(0).standard_normal((4, 3))
+    pairs = np.stack([X[[0, 1, 2]], X[[0, 3, 1]]], axis=1)
+    with pytest.raises(ValueError, match="similar pair of distinct points"):
+        MMC().fit_pairs(pairs, [1, -1, -1])
+
+
+@pytest.mark.parametrize(
+    ("pairs", "labels", "match"),
+    [
+        (np.zeros((3, 3, 2)), [1, -1, 1], r"shape \(n_pairs, 2, n_features\)"),
+        (np.ones((3, 2, 2)), [1, 0, -1], "must be \\+1 \\(similar\\) or -1"),
+        (np.ones((3, 2, 2)), [1, -1], r"pair_labels must have shape \(3,\)"),
+        (np.ones((3, 2, 2)), None, "needs pair_labels"),
+    ],
+)
+def test_bad_pairs_are_clear_errors(pairs, labels, match):
+    with pytest.raises(ValueError, match=match):
+        MMC().fit_pairs(pairs, labels)
+
+
+def test_bad_parameters_are_clear_errors():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="'diagonal' parameter of MMC must be a bool"):
+        MMC(diagonal="yes").fit(X, y)
+    with pytest.raises(ValueError, match="'n_constraints' parameter"):
+        MMC(n_constraints=1).fit(X, y)
