@@ -32,6 +32,9 @@ _PUBLIC = {
     "PairsClassifier": "._tuples",
     "TripletsClassifier": "._tuples",
     "QuadrupletsClassifier": "._tuples",
+    "SDML": "._sdml",
+    "LSML": "._lsml",
+    "SCML": "._scml",
 }
 
 __all__ = ["__version__", *_PUBLIC]

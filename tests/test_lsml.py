@@ -1,0 +1,144 @@
+"""Tests of LSML: objective and gradient against the NumPy reference, the estimator."""
+
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+from sklearn.datasets import load_iris
+from sklearn.preprocessing import StandardScaler
+
+from linmetric import LSML
+from linmetric._constraints import sample_quadruplets
+from linmetric._lsml import lsml_loss_grad
+from linmetric.reference import lsml as reference
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _problem(seed, n=30, d=4):
+    rng = np.random.RandomState(seed)
+    quadruplets = rng.standard_normal((n, 4, d))
+    weights = rng.uniform(0.5, 2.0, n)
+    weights /= weights.sum()
+    A = rng.standard_normal((d, d))
+    prior = A @ A.T + d * np.eye(d)
+    L = np.eye(d) + 0.3 * rng.standard_normal((d, d))
+    return quadruplets, weights, prior, L
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_loss_and_gradient_match_reference_and_finite_differences(seed):
+    quadruplets, weights, prior, L = _problem(seed)
+    prior_inverse = np.linalg.inv(prior)
+    diffs_ab = quadruplets[:, 0] - quadruplets[:, 1]
+    diffs_cd = quadruplets[:, 2] - quadruplets[:, 3]
+    loss, grad, n_violated = lsml_loss_grad(
+        L, diffs_ab, diffs_cd, weights, prior_inverse, 0.7
+    )
+    assert 0 < n_violated < 30
+    M = L.T @ L
+    d = L.shape[0]
+    constant = 0.7 * (np.linalg.slogdet(prior)[1] - d)
+    assert loss + constant == pytest.approx(
+        reference.objective(M, quadruplets, weights, prior, 0.7), rel=1e-10
+    )
+    # dF/dL = 2 L dF/dM
+    np.testing.assert_allclose(
+        grad,
+        2 * L @ reference.gradient(M, quadruplets, weights, prior, 0.7),
+        rtol=1e-9,
+        atol=1e-12,
+    )
+
+    def f(flat):
+        return lsml_loss_grad(
+            flat.reshape(d, d), diffs_ab, diffs_cd, weights, prior_inverse, 0.7
+        )[0]
+
+    def g(flat):
+        return lsml_loss_grad(
+            flat.reshape(d, d), diffs_ab, diffs_cd, weights, prior_inverse, 0.7
+        )[1].ravel()
+
+    assert check_grad(f, g, L.ravel(), epsilon=1e-7) < 1e-5 * np.linalg.norm(
+        g(L.ravel())
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_matches_reference_solver(dtype):
+    quadruplets, weights, prior, _ = _problem(3, n=40, d=3)
+    lsml = LSML(prior=prior, regularization=0.5, tol=1e-9)
+    lsml.fit_quadruplets(quadruplets.astype(dtype), weights)
+    assert lsml.components_.dtype == dtype
+    expected = reference.lsml(quadruplets, weights, prior, 0.5)
+    rtol = 1e-4 if dtype == np.float64 else 1e-3
+    np.testing.assert_allclose(
+        lsml.get_mahalanobis_matrix(), expected, rtol=rtol, atol=rtol
+    )
+
+
+def test_degenerate_quadruplets_are_finite(iris):
+    X, _ = iris
+    # a == b and c == d: zero-length sides contribute nothing, no NaN.
+    quadruplets = np.stack([X[:10], X[:10], X[10:20], X[10:20]], axis=1)
+    lsml = LSML().fit_quadruplets(quadruplets)
+    np.testing.assert_allclose(lsml.components_, np.eye(4), atol=1e-6)
+
+
+def test_comparisons_are_learned(iris):
+    X, y = iris
+    index = sample_quadruplets(y, 300, np.random.RandomState(0))
+    quadruplets = X[index]
+    lsml = LSML(regularization=0.01).fit_quadruplets(quadruplets)
+    before = np.mean(
+        np.linalg.norm(quadruplets[:, 0] - quadruplets[:, 1], axis=1)
+        < np.linalg.norm(quadruplets[:, 2] - quadruplets[:, 3], axis=1)
+    )
+    after = np.mean(
+        lsml.pair_distance(quadruplets[:, :2]) < lsml.pair_distance(quadruplets[:, 2:])
+    )
+    assert after > before
+
+
+def test_invariances(iris):
+    X, y = iris
+    lsml = LSML(prior="covariance", random_state=0, tol=1e-9).fit(X, y)
+    shifted = LSML(prior="covariance", random_state=0, tol=1e-9).fit(X + 5.0, y)
+    np.testing.assert_allclose(
+        shifted.get_mahalanobis_matrix(), lsml.get_mahalanobis_matrix(), rtol=1e-4
+    )
+    scaled = LSML(prior="covariance", random_state=0, tol=1e-9).fit(3.0 * X, y)
+    np.testing.assert_allclose(
+        9.0 * scaled.get_mahalanobis_matrix(),
+        lsml.get_mahalanobis_matrix(),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    index = sample_quadruplets(y, 100, np.random.RandomState(1))
+    order = np.random.RandomState(0).permutation(100)
+    a = LSML(tol=1e-9).fit_quadruplets(X[index])
+    b = LSML(tol=1e-9).fit_quadruplets(X[index][order])
+    np.testing.assert_allclose(
+        a.get_mahalanobis_matrix(), b.get_mahalanobis_matrix(), rtol=1e-4, atol=1e-6
+    )
+
+
+def test_bad_input_is_a_clear_error(iris):
+    X, y = iris
+    quadruplets = X[sample_quadruplets(y, 10, np.random.RandomState(0))]
+    with pytest.raises(ValueError, match=r"quadruplets must have shape"):
+        LSML().fit_quadruplets(quadruplets[:, :3])
+    with pytest.raises(ValueError, match="weights must be finite and non-negative"):
+        LSML().fit_quadruplets(quadruplets, weights=-np.ones(10))
+    with pytest.raises(ValueError, match=r"weights must have shape \(10,\)"):
+        LSML().fit_quadruplets(quadruplets, weights=np.ones(3))
+    with pytest.raises(ValueError, match="must not all be zero"):
+        LSML().fit_quadruplets(quadruplets, weights=np.zeros(10))
+    with pytest.raises(ValueError, match="same-class pair"):
+        LSML().fit(X[:3], [0, 1, 2])
+    with pytest.raises(ValueError, match="regularization"):
+        LSML(regularization=0).fit(X, y)
