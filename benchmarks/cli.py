@@ -329,7 +329,8 @@ def _selected_peers(args, methods):
     return [
         name
         for name in names
-        if PEER_METHOD[name] in methods and PEERS[name].suite_task == args.task
+        if PEER_METHOD[name] in methods
+        and PEERS[name].suite_task == getattr(args, "task", "classification")
     ]
 
 

@@ -129,6 +129,24 @@ class RunFailed(Exception):
         self.status = status
 
 
+def write_runner_input(path, split, task="classification"):
+    """Write the ``.npz`` file the runner reads for ``task`` on ``split``.
+
+    ``X_train`` and ``X_test`` always (the runner times the transform on
+    them); the targets ``y_train`` for a fit on points, or the tuples of
+    ``task`` as points, ``X_fit``, and the pair labels, ``y_fit``.
+    """
+    arrays = {"X_train": split.X_train, "X_test": split.X_test}
+    if task in TUPLE_TASKS:
+        X_fit, y_fit = split.tuple_points(task)
+        arrays["X_fit"] = X_fit
+        if y_fit is not None:
+            arrays["y_fit"] = y_fit
+    else:
+        arrays["y_train"] = split.y_train
+    np.savez(path, **arrays)
+
+
 def fit_in_fresh_process(
     split,
     method,
@@ -154,15 +172,7 @@ def fit_in_fresh_process(
         data_path = Path(tmp) / "data.npz"
         result_path = Path(tmp) / "result.npz"
         log_path = Path(tmp) / "log.txt"
-        arrays = {"X_train": split.X_train, "X_test": split.X_test}
-        if task in TUPLE_TASKS:
-            X_fit, y_fit = split.tuple_points(task)
-            arrays["X_fit"] = X_fit
-            if y_fit is not None:
-                arrays["y_fit"] = y_fit
-        else:
-            arrays["y_train"] = split.y_train
-        np.savez(data_path, **arrays)
+        write_runner_input(data_path, split, task)
         command = [python, RUNNER, "--input", data_path, "--output", result_path]
         command += ["--method", method, "--fits", fits, "--seed", seed]
         command += ["--task", task]
