@@ -6,7 +6,7 @@ from contextlib import nullcontext
 import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._base import MetricLearner
 from ._itml import sample_label_pairs
@@ -29,8 +29,9 @@ ARMIJO = 1e-4
 S_FLOOR = 1e-3
 # Ridge of the Newton system, relative to the Hessian's largest diagonal entry.
 RIDGE = 1e-10
-# Up to this many features, the full form's many small eigendecompositions run
-# on one BLAS thread: threads cost more than they save on such matrices.
+# Up to this many features, the solvers' many small products and
+# eigendecompositions run on one BLAS thread: on matrices this small, threads
+# cost more than they save (much more on a loaded machine).
 SMALL_PROBLEM = 256
 
 
@@ -248,7 +249,7 @@ class MMC(MetricLearner):
         )
         solve = _mmc_diagonal if self.diagonal else _mmc_full
         small = diffs.shape[1] <= SMALL_PROBLEM
-        with threadpool_limits(1, user_api="blas") if small else nullcontext():
+        with _one_blas_thread() if small else nullcontext():
             metric, n_iter, converged, change = solve(
                 similar,
                 dissimilar,
@@ -281,6 +282,15 @@ class MMC(MetricLearner):
 
 
 # --- full form ----------------------------------------------------------------
+
+_controller = []
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread; the library scan is done once per process."""
+    if not _controller:
+        _controller.append(ThreadpoolController())
+    return _controller[0].limit(limits=1, user_api="blas")
 
 
 def dissimilar_objective(A, dissimilar_diffs):
