@@ -364,6 +364,8 @@ def test_cli_list(capsys):
     out = capsys.readouterr().out
     for name in ("iris", "digits", "lmnn", "nca", "itml", "whitening", "pylmnn-lmnn"):
         assert name in out
+    for text in ("diabetes", "friedman1", "pairs (triplets)", "metric-learn-mlkr"):
+        assert text in out
 
 
 def test_cli_mnist_suite_on_stand_in_data(monkeypatch, tmp_path, capsys):
