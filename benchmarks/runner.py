@@ -18,7 +18,7 @@ from .memory import PeakMemory
 from .methods import METHODS
 from .peers import RunFailed, fit_in_fresh_process
 from .scoring import knn_accuracy, regression_scores, score_embedding, tuple_scores
-from .timing import cold_and_warm_seconds, warm_up_rows
+from .timing import cold_and_warm_seconds, warm_up_min_rows, warm_up_rows
 
 # the scalar fields of a record, in table/CSV order
 RECORD_FIELDS = (
@@ -302,7 +302,8 @@ def warm_up(split, method_name, *, n_neighbors=3, seed=0, max_iter=None):
     method = METHODS[method_name]
     task = runner_task(split, method_name)
     X_fit, y_fit = fit_arrays(split, task)
-    rows = warm_up_rows(warm_up_labels(task, X_fit, y_fit), seed)
+    labels = warm_up_labels(task, X_fit, y_fit)
+    rows = warm_up_rows(labels, seed, min_rows=warm_up_min_rows(X_fit))
     make = {"n_neighbors": n_neighbors, "seed": seed, "max_iter": max_iter}
     estimator = _build(method, task, make)
     with warnings.catch_warnings():

@@ -215,7 +215,9 @@ def main(argv=None):
     strata = y_fit if args.task in ("classification", "pairs") else None
     if strata is None:
         strata = np.zeros(len(X_fit), dtype=np.intp)
-    rows = timing.warm_up_rows(strata, args.seed)
+    rows = timing.warm_up_rows(
+        strata, args.seed, min_rows=timing.warm_up_min_rows(X_fit)
+    )
 
     def warm_up():
         fit(X_fit[rows], None if y_fit is None else y_fit[rows])
