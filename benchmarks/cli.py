@@ -6,6 +6,8 @@ Suites and commands::
     python -m benchmarks quick [options]      iris, wine, breast_cancer, digits
     python -m benchmarks mnist [options]      the LMNN paper's MNIST protocol
     python -m benchmarks cv [options]         the ITML paper's cross-validation
+    python -m benchmarks pairs [options]      weakly supervised: pairs, triplets, quadruplets
+    python -m benchmarks regression [options] MLKR: kNN and kernel regression error
     python -m benchmarks kernels [options]    the numba kernel benchmark
     python -m benchmarks list                 data sets, methods, peers
     python -m benchmarks peers-setup          build the peers' environment
@@ -13,7 +15,8 @@ Suites and commands::
 Options of ``quick`` and ``mnist``: ``--datasets``, ``--methods``, ``--seeds``,
 ``-k``, ``--max-iter``, ``--with-peers``, ``--peers``, ``--peer-timeout``,
 ``--no-cold``, ``--busy-load``, ``--n-jobs``, ``--backend``, ``--scheduler``, ``--json PATH``,
-``--csv PATH``, ``--plots DIR``, ``--quiet``; ``mnist`` adds
+``--csv PATH``, ``--plots DIR``, ``--quiet``; ``pairs`` and ``regression``
+take them too, ``pairs`` adds ``--n-tuples N``; ``mnist`` adds
 ``--subsample N``, ``--test-subsample N``, ``--n-components`` and
 ``--data-home DIR``. ``cv`` takes the same options but ``--seeds`` (its
 repetitions are seeded 0, 1, ...) and the peers', and adds ``--folds`` and
@@ -25,7 +28,7 @@ import functools
 import sys
 import time
 
-from .data import EMBEDDED_DATASETS, IMAGE_DATASETS
+from .data import EMBEDDED_DATASETS, IMAGE_DATASETS, REGRESSION_DATASETS
 from .methods import method_names
 from .timing import BUSY_LOAD_PER_CPU
 
@@ -59,20 +62,24 @@ def _add_run_options(
     *,
     datasets,
     default_datasets="all",
-    default_methods="all",
+    default_methods="default",
     default_k=3,
     seeds=True,
+    task="classification",
 ):
     parser.add_argument(
         "--datasets",
         default=default_datasets,
         help=f"comma-separated data sets ({', '.join(datasets)}) or 'all'",
     )
+    chosen = method_names(task, default_only=True)
     parser.add_argument(
         "--methods",
         default=default_methods,
-        help=f"comma-separated methods ({', '.join(method_names())}) or 'all'",
+        help=f"comma-separated methods ({', '.join(method_names(task))}), 'all', "
+        f"or 'default' ({', '.join(chosen)})",
     )
+    parser.set_defaults(task=task)
     if seeds:
         parser.add_argument(
             "--seeds", default="0", help="comma-separated seeds of split and learners"
@@ -211,6 +218,42 @@ def build_parser():
         help="repetitions; repetition r uses seed r (default 5)",
     )
 
+    pairs = commands.add_parser(
+        "pairs",
+        help="weakly supervised learners on pairs, triplets and quadruplets",
+        description="Every learner that fits tuples, through linmetric's "
+        "PairsClassifier, TripletsClassifier or QuadrupletsClassifier, on pairs, "
+        "triplets and quadruplets drawn with the seed from the labels of an "
+        "embedded data set's training part (standardised, stratified 70/30 "
+        "split); scored on tuples drawn the same way from the test part: pair "
+        "ROC AUC, pair accuracy at the threshold most accurate on the training "
+        "pairs, triplet and quadruplet accuracy, and the k-NN accuracy of the "
+        "learned metric. --with-peers fits metric-learn's same learners on the "
+        "same tuples.",
+    )
+    _add_run_options(pairs, datasets=EMBEDDED_DATASETS, task="pairs")
+    pairs.add_argument(
+        "--n-tuples",
+        type=int,
+        default=None,
+        help="tuples of each kind per part (default 20 * n_classes ** 2, "
+        "metric-learn's default number of constraints)",
+    )
+
+    regression = commands.add_parser(
+        "regression",
+        help="MLKR: kNN and kernel regression error before and after",
+        description="Learners of regression targets (MLKR) against the Euclidean "
+        "metric on standardised features: scikit-learn's diabetes set and "
+        "make_friedman1 (1000 points, 10 features, noise 1, random_state 0), "
+        "random 70/30 split with the seed; test RMSE and R^2 of k-NN regression "
+        "(k = 5 by default) and of Gaussian kernel regression, "
+        "exp(-||L(x - x')||^2).",
+    )
+    _add_run_options(
+        regression, datasets=REGRESSION_DATASETS, default_k=5, task="regression"
+    )
+
     kernels = commands.add_parser(
         "kernels",
         help="the numba kernel benchmark",
@@ -271,7 +314,10 @@ def _write_outputs(records, args, *, prefix):
 
 
 def _selected_peers(args, methods):
-    """The peers of ``methods`` named by ``--peers`` (none without --with-peers)."""
+    """The peers of ``methods`` named by ``--peers`` (none without --with-peers).
+
+    Only the peers that fit what the suite's task fits are taken.
+    """
     from .peers import DEFAULT_PEERS, PEER_METHOD, PEERS
 
     if not args.with_peers:
@@ -280,7 +326,19 @@ def _selected_peers(args, methods):
         names = list(DEFAULT_PEERS)
     else:
         names = comma_list(args.peers, option="--peers", choices=list(PEERS))
-    return [name for name in names if PEER_METHOD[name] in methods]
+    return [
+        name
+        for name in names
+        if PEER_METHOD[name] in methods
+        and PEERS[name].suite_task == getattr(args, "task", "classification")
+    ]
+
+
+def selected_methods(args):
+    """The methods named by ``--methods``: ``default``, ``all`` or a list."""
+    if args.methods in (None, "", "default"):
+        return method_names(args.task, default_only=True)
+    return comma_list(args.methods, option="--methods", choices=method_names(args.task))
 
 
 def run_grid(suite, draws, datasets, args):
@@ -293,7 +351,7 @@ def run_grid(suite, draws, datasets, args):
     from .progress import Progress
     from .runner import add_speed_ratios
 
-    methods = comma_list(args.methods, option="--methods", choices=method_names())
+    methods = selected_methods(args)
     peers = _selected_peers(args, methods)
     common = {
         "suite": suite,
@@ -390,6 +448,29 @@ def cmd_cv(args):
     return _finish(records, args, prefix="cv_", started=started, table=format_cv_table)
 
 
+def cmd_pairs(args):
+    from .data import load_embedded_tuples
+
+    started = time.perf_counter()
+    datasets = comma_list(args.datasets, option="--datasets", choices=EMBEDDED_DATASETS)
+    if args.n_tuples is not None and args.n_tuples < 1:
+        raise SystemExit(f"--n-tuples={args.n_tuples} must be at least 1.")
+    load = functools.partial(load_embedded_tuples, n_tuples=args.n_tuples)
+    records = run_grid("pairs", _seed_draws(load, args), datasets, args)
+    return _finish(records, args, prefix="pairs_", started=started)
+
+
+def cmd_regression(args):
+    from .data import load_regression
+
+    started = time.perf_counter()
+    datasets = comma_list(
+        args.datasets, option="--datasets", choices=REGRESSION_DATASETS
+    )
+    records = run_grid("regression", _seed_draws(load_regression, args), datasets, args)
+    return _finish(records, args, prefix="regression_", started=started)
+
+
 def cmd_kernels(args):
     try:
         from . import kernels
@@ -411,17 +492,22 @@ def cmd_list(args):
     from .methods import METHODS, availability
     from .peers import DEFAULT_PEERS, PEER_METHOD, PEERS, PEERS_VENV, peers_python
 
-    print("suites: quick (default), mnist, cv, kernels")
+    print("suites: quick (default), mnist, cv, pairs, regression, kernels")
     print(f"embedded data sets: {', '.join(EMBEDDED_DATASETS)}")
+    print(f"regression data sets: {', '.join(REGRESSION_DATASETS)}")
     print(
         "image data sets (mnist suite): mnist (linmetric.datasets.load_mnist), "
         "fashion-mnist (load_fashion_mnist)"
     )
-    print("methods:")
-    for name in METHODS:
+    print("methods (suites; * = run by default in quick, mnist and cv):")
+    for name, method in METHODS.items():
         available, note = availability(name)
         state = "available" if available else f"unavailable ({note})"
-        print(f"  {name:<11} {METHODS[name].description}: {state}")
+        suites = [method.task] if method.class_name else ["every suite"]
+        if method.tuples:
+            suites.append(f"pairs ({method.tuples})")
+        star = "*" if method.default and method.task == "classification" else " "
+        print(f" {star}{name:<11} {method.description} [{', '.join(suites)}]: {state}")
     ready = peers_python() is not None
     print(
         f"peers (--with-peers; environment {PEERS_VENV}: "
@@ -431,7 +517,9 @@ def cmd_list(args):
         where = "this Python" if peer.environment == "main" else "peers venv"
         default = "" if peer.name in DEFAULT_PEERS else ", only with --peers"
         method = PEER_METHOD[peer.name]
-        print(f"  {peer.name:<24} {peer.library} {method} ({where}{default})")
+        print(
+            f"  {peer.name:<30} {peer.library} {method}, {peer.task} ({where}{default})"
+        )
     return 0
 
 
@@ -456,6 +544,8 @@ COMMANDS = {
     "quick": cmd_quick,
     "mnist": cmd_mnist,
     "cv": cmd_cv,
+    "pairs": cmd_pairs,
+    "regression": cmd_regression,
     "kernels": cmd_kernels,
     "list": cmd_list,
     "peers-setup": cmd_peers_setup,

@@ -7,13 +7,16 @@ and ``max_iter``), what its ``loss_curve_`` holds, and the
 names of the other libraries' runs of the same method (keys of
 :data:`benchmarks.peers.PEERS`). Nothing else in the suite names a method.
 
-Every method here learns from labelled points (``task="classification"``).
-A suite of weakly supervised tuples would add entries with
-``task="pairs"`` (or ``"triplets"``), a loader that draws the tuples from a
-split's labels, and a runner that calls ``fit_pairs``; a regression suite
-(MLKR) would add ``task="regression"`` entries, loaders of real-valued
-targets and a scorer of kNN regression error. Each suite takes the methods
-of its task (:func:`method_names`).
+``task`` says what ``fit(X, y)`` learns from: class labels
+(``"classification"``, the quick, cv and mnist suites) or real-valued
+targets (``"regression"``, the regression suite). ``tuples`` names the
+tuples a learner also fits through linmetric's tuple estimators
+(``"pairs"``: :class:`linmetric.PairsClassifier`, ``"triplets"``:
+``TripletsClassifier``, ``"quadruplets"``: ``QuadrupletsClassifier``); the
+pairs suite runs those. The Euclidean baseline (``class_name=None``) enters
+every suite. Each suite takes the methods of its task
+(:func:`method_names`); ``default`` marks the methods a suite runs when
+``--methods`` is not given.
 
 A method whose class linmetric does not provide (yet, or in this install) is
 reported as unavailable instead of stopping the suite.
@@ -38,6 +41,9 @@ class Method:
     energy_rule: bool = False  # also score LMNN's energy-based classifier
     peers: tuple = ()  # names of the other libraries' runs of this method
     task: str = "classification"  # what fit learns from; see the module docstring
+    tuples: str | None = None  # "pairs", "triplets" or "quadruplets"; see above
+    tuple_peers: tuple = ()  # the other libraries' runs of it on the same tuples
+    default: bool = True  # run when --methods is not given
 
     def make(self, *, n_neighbors=3, seed=0, max_iter=None, callback=None):
         """Build the estimator, or raise ImportError when it is unavailable.
@@ -67,6 +73,25 @@ class Method:
                 f"its parameters are {sorted(accepted)}."
             )
         return cls(**params)
+
+    def make_tuple_estimator(self, **make):
+        """The learner (:meth:`make`) in linmetric's estimator of its ``tuples``."""
+        import linmetric
+
+        wrapper = getattr(linmetric, TUPLE_ESTIMATORS[self.tuples], None)
+        if wrapper is None:
+            raise ImportError(
+                f"linmetric.{TUPLE_ESTIMATORS[self.tuples]} is not available"
+            )
+        return wrapper(self.make(**make))
+
+
+# linmetric's estimator of each kind of tuples
+TUPLE_ESTIMATORS = {
+    "pairs": "PairsClassifier",
+    "triplets": "TripletsClassifier",
+    "quadruplets": "QuadrupletsClassifier",
+}
 
 
 _LMNN = {
@@ -120,14 +145,125 @@ METHODS = {
             objective="ITML: LogDet divergence to the prior, slack included "
             "(grows as the constraints are met)",
             peers=("metric-learn-itml",),
+            tuples="pairs",
+            tuple_peers=("metric-learn-itml-pairs",),
+        ),
+        Method(
+            "kissme",
+            "KISSME",
+            "keep it simple and straightforward (closed form, pairs)",
+            seeded=True,
+            tuples="pairs",
+        ),
+        Method(
+            "gmml",
+            "GMML",
+            "geometric mean metric learning (closed form, pairs)",
+            seeded=True,
+            tuples="pairs",
+        ),
+        Method(
+            "dmlmj", "DMLMJ", "metric learning by maximising the Jeffrey divergence"
+        ),
+        Method(
+            "lfda",
+            "LFDA",
+            "local Fisher discriminant analysis",
+            peers=("metric-learn-lfda",),
+        ),
+        Method(
+            "rca",
+            "RCA",
+            "relevant components analysis (chunklets drawn from labels)",
+            seeded=True,
+            peers=("metric-learn-rca",),
+        ),
+        Method(
+            "mmc",
+            "MMC",
+            "mahalanobis metric for clustering (Xing et al., pairs)",
+            seeded=True,
+            iterative=True,
+            objective="MMC: sum of similar-pair squared distances",
+            peers=("metric-learn-mmc",),
+            tuples="pairs",
+            tuple_peers=("metric-learn-mmc-pairs",),
+            default=False,
+        ),
+        Method(
+            "sdml",
+            "SDML",
+            "sparse determinant metric learning (pairs)",
+            seeded=True,
+            iterative=True,
+            objective="SDML: penalised LogDet objective",
+            peers=("metric-learn-sdml",),
+            tuples="pairs",
+            tuple_peers=("metric-learn-sdml-pairs",),
+            default=False,
+        ),
+        Method(
+            "lsml",
+            "LSML",
+            "least-squares metric learning (quadruplets)",
+            seeded=True,
+            iterative=True,
+            objective="LSML: squared hinge on quadruplets + LogDet prior",
+            peers=("metric-learn-lsml",),
+            tuples="quadruplets",
+            tuple_peers=("metric-learn-lsml-quadruplets",),
+            default=False,
+        ),
+        Method(
+            "scml",
+            "SCML",
+            "sparse compositional metric learning (triplets)",
+            seeded=True,
+            iterative=True,
+            objective="SCML: mean triplet hinge + beta * l1 (per window)",
+            peers=("metric-learn-scml",),
+            tuples="triplets",
+            tuple_peers=("metric-learn-scml-triplets",),
+            default=False,
+        ),
+        Method(
+            "mlkr",
+            "MLKR",
+            "metric learning for kernel regression",
+            seeded=True,
+            iterative=True,
+            objective="MLKR: leave-one-out kernel regression squared error",
+            peers=("metric-learn-mlkr",),
+            task="regression",
         ),
     )
 }
 
+SUITE_TASKS = ("classification", "regression", "pairs")
 
-def method_names(task="classification"):
-    """Names of the registered methods that learn from ``task``, in order."""
-    return [name for name, method in METHODS.items() if method.task == task]
+
+def method_names(task="classification", *, default_only=False):
+    """Names of the registered methods of a suite's ``task``, in order.
+
+    ``task`` is ``"classification"`` (methods fitted from class labels),
+    ``"regression"`` (from real-valued targets) or ``"pairs"`` (methods
+    that fit tuples); the Euclidean baseline belongs to all three.
+    ``default_only`` keeps, of the classification methods, those marked
+    ``default`` (the other suites run all of theirs by default).
+    """
+    if task not in SUITE_TASKS:
+        raise ValueError(f"task={task!r} must be one of {', '.join(SUITE_TASKS)}.")
+    names = []
+    for name, method in METHODS.items():
+        if method.class_name is None:
+            chosen = True
+        elif task == "pairs":
+            chosen = method.tuples is not None
+        else:
+            chosen = method.task == task
+        if chosen and (method.default or not default_only or task != "classification"):
+            names.append(name)
+    return names
 
 
 def push_weight(method_name):

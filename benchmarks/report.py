@@ -26,7 +26,16 @@ _COLUMNS = (
     ("seed", "seed", "{}"),
     ("warm s", "fit_seconds", "{:.3f}"),
     ("cold s", "cold_fit_seconds", "{:.3f}"),
+    ("tuples", "n_tuples", "{}"),
     ("kNN acc", "knn_accuracy", "{:.4f}"),
+    ("pair AUC", "pair_auc", "{:.4f}"),
+    ("pair acc", "pair_accuracy", "{:.4f}"),
+    ("trip acc", "triplet_accuracy", "{:.4f}"),
+    ("quad acc", "quadruplet_accuracy", "{:.4f}"),
+    ("kNN RMSE", "knn_rmse", "{:.3f}"),
+    ("kNN R2", "knn_r2", "{:.4f}"),
+    ("kern RMSE", "kernel_rmse", "{:.3f}"),
+    ("kern R2", "kernel_r2", "{:.4f}"),
     ("energy acc", "energy_accuracy", "{:.4f}"),
     ("P@1", "precision_at_1", "{:.4f}"),
     ("MAP@R", "map_at_r", "{:.4f}"),
@@ -67,7 +76,11 @@ def format_table(records, *, show_notes=True):
 
     ``warm s`` is the median warm fit time, ``cold s`` the first fit in a
     fresh process (:mod:`benchmarks.timing`). The kNN column uses each
-    record's own ``n_neighbors``; ``peer/ours`` (warm) and ``cold p/o`` are a
+    record's own ``n_neighbors``; the pairs suite's columns (``pair AUC``,
+    ``pair acc``, ``trip acc``, ``quad acc``) and the regression suite's
+    (``kNN RMSE``, ``kern RMSE`` and their R^2) are
+    :func:`benchmarks.scoring.tuple_scores` and
+    :func:`benchmarks.scoring.regression_scores`; ``peer/ours`` (warm) and ``cold p/o`` are a
     peer's fit time divided by linmetric's on the same data (above 1:
     linmetric is faster); ``load`` the one-minute load average before and
     after the run, ``!`` marking a busy machine. Runs that did not complete

@@ -17,8 +17,8 @@ from .data import Split
 from .memory import PeakMemory
 from .methods import METHODS
 from .peers import RunFailed, fit_in_fresh_process
-from .scoring import score_embedding
-from .timing import cold_and_warm_seconds, warm_up_rows
+from .scoring import knn_accuracy, regression_scores, score_embedding, tuple_scores
+from .timing import cold_and_warm_seconds, warm_up_min_rows, warm_up_rows
 
 # the scalar fields of a record, in table/CSV order
 RECORD_FIELDS = (
@@ -41,7 +41,16 @@ RECORD_FIELDS = (
     "cold_fit_seconds",
     "transform_seconds",
     "n_iter",
+    "n_tuples",
     "knn_accuracy",
+    "pair_auc",
+    "pair_accuracy",
+    "triplet_accuracy",
+    "quadruplet_accuracy",
+    "knn_rmse",
+    "knn_r2",
+    "kernel_rmse",
+    "kernel_r2",
     "energy_accuracy",
     "energy_seconds",
     "precision_at_1",
@@ -76,6 +85,7 @@ def new_record(suite, split, method, library, library_version, seed, n_neighbors
         n_test=int(split.X_test.shape[0]),
         n_features=int(split.X_train.shape[1]),
         n_classes=split.n_classes,
+        n_tuples=split.info.get("n_tuples"),
         status="ok",
         note="",
         params={},
@@ -107,18 +117,73 @@ def _energy_accuracy(lmnn, split):
 
 
 def score_into(record, split, Z_train, Z_test):
-    """Add the scores of a learned space to ``record``; return it."""
-    record.update(
-        score_embedding(
+    """Add the scores of a learned space to ``record``; return it.
+
+    What is scored depends on the split's task: kNN accuracy, retrieval and
+    clustering (classification); kNN accuracy and the held-out tuples'
+    scores (pairs); kNN and kernel regression error (regression).
+    """
+    k = record["n_neighbors"]
+    if split.task == "regression":
+        scores = regression_scores(
+            Z_train, split.y_train, Z_test, split.y_test, n_neighbors=k
+        )
+    elif split.task == "pairs":
+        scores = {
+            "knn_accuracy": knn_accuracy(
+                Z_train, split.y_train, Z_test, split.y_test, k
+            )
+        }
+        scores.update(tuple_scores(Z_train, Z_test, split.tuples))
+    else:
+        scores = score_embedding(
             Z_train,
             split.y_train,
             Z_test,
             split.y_test,
-            n_neighbors=record["n_neighbors"],
+            n_neighbors=k,
             seed=record["seed"],
         )
-    )
+    record.update(scores)
     return record
+
+
+def runner_task(split, method_name):
+    """What a method fits in a split: the peers' runner's ``--task``.
+
+    ``classification`` or ``regression`` (points and targets), or, in the
+    pairs suite, the method's kind of tuples.
+    """
+    if split.task == "pairs":
+        return METHODS[method_name].tuples
+    return split.task
+
+
+def fit_arrays(split, task):
+    """The arrays a fit of ``task`` takes: ``(X, y)``; ``y`` is None for triplets
+    and quadruplets."""
+    if task in ("classification", "regression"):
+        return split.X_train, split.y_train
+    return split.tuple_points(task)
+
+
+def warm_up_labels(task, X, y):
+    """Labels the warm-up slice is stratified by (:func:`benchmarks.timing.warm_up_rows`).
+
+    Class labels and pair labels stratify it; real targets and unlabelled
+    tuples do not (one stratum).
+    """
+    if y is None or task not in ("classification", "pairs"):
+        return np.zeros(len(X), dtype=np.intp)
+    return y
+
+
+def _build(method, task, make, callback=None):
+    if task in ("classification", "regression"):
+        return method.make(callback=callback, **make)
+    # the tuple estimators clone the learner, and a live progress display
+    # cannot be copied: their fits report no progress
+    return method.make_tuple_estimator(**make)
 
 
 def run_linmetric(
@@ -154,23 +219,33 @@ def run_linmetric(
         return score_into(record, split, split.X_train, split.X_test)
     make = {"n_neighbors": n_neighbors, "seed": seed, "max_iter": max_iter}
     callback = progress.callback if progress is not None else None
+    task = runner_task(split, method_name)
     try:
-        estimator = method.make(callback=callback, **make)
+        estimator = _build(method, task, make, callback)
     except ImportError as exc:
         record.update(status="unavailable", note=str(exc))
         return record
+    params = estimator.get_params(deep=True)
     record["params"] = {
         key: value
-        for key, value in estimator.get_params(deep=False).items()
-        if key != "callback" and isinstance(value, (int, float, str, bool, type(None)))
+        for key, value in params.items()
+        if not key.endswith("callback")
+        and isinstance(value, (int, float, str, bool, type(None)))
     }
-    reports_progress = estimator.get_params(deep=False).get("callback") is not None
+    # the progress display follows the first fit only
+    progress_keys = {
+        key: None for key, value in params.items() if key.endswith("callback") and value
+    }
+    X_fit, y_fit = fit_arrays(split, task)
     try:
 
         def fit():
-            estimator.fit(split.X_train, split.y_train)
-            if reports_progress:  # progress of the first fit only
-                estimator.set_params(callback=None)
+            if y_fit is None:
+                estimator.fit(X_fit)
+            else:
+                estimator.fit(X_fit, y_fit)
+            if progress_keys:
+                estimator.set_params(**progress_keys)
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -204,9 +279,10 @@ def run_linmetric(
             notes.append(f"cold fit: {exc.status}: {exc}")
     record["peak_memory_mib"] = memory.peak_mib
     record["n_components"] = int(estimator.components_.shape[0])
-    n_iter = getattr(estimator, "n_iter_", None)
+    learner = getattr(estimator, "learner_", estimator)  # a tuple estimator's
+    n_iter = getattr(learner, "n_iter_", None)
     record["n_iter"] = None if n_iter is None else int(n_iter)
-    loss_curve = getattr(estimator, "loss_curve_", None)
+    loss_curve = getattr(learner, "loss_curve_", None)
     if loss_curve is not None:
         record["loss_curve"] = [float(value) for value in np.ravel(loss_curve)]
     record["note"] = "; ".join(filter(None, notes))
@@ -224,14 +300,21 @@ def warm_up(split, method_name, *, n_neighbors=3, seed=0, max_iter=None):
     compiled too.
     """
     method = METHODS[method_name]
-    rows = warm_up_rows(split.y_train, seed)
-    X, y = split.X_train[rows], split.y_train[rows]
-    estimator = method.make(n_neighbors=n_neighbors, seed=seed, max_iter=max_iter)
+    task = runner_task(split, method_name)
+    X_fit, y_fit = fit_arrays(split, task)
+    labels = warm_up_labels(task, X_fit, y_fit)
+    rows = warm_up_rows(labels, seed, min_rows=warm_up_min_rows(X_fit))
+    make = {"n_neighbors": n_neighbors, "seed": seed, "max_iter": max_iter}
+    estimator = _build(method, task, make)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        estimator.fit(X, y)
-        estimator.transform(X)
+        if y_fit is None:
+            estimator.fit(X_fit[rows])
+        else:
+            estimator.fit(X_fit[rows], y_fit[rows])
+        estimator.transform(split.X_train[:5])
         if method.energy_rule:
+            X, y = split.X_train[rows], split.y_train[rows]
             _energy_accuracy(estimator, Split(split.name, X, y, X[:5], y[:5]))
 
 
@@ -249,6 +332,7 @@ def cold_fit_seconds(split, method_name, *, timeout=None, **make):
         method_name,
         sys.executable,
         fits="cold",
+        task=runner_task(split, method_name),
         timeout=timeout,
         pythonpath=Path(linmetric.__file__).resolve().parent.parent,
         **make,
@@ -269,7 +353,14 @@ def summary_line(record):
     text = f"{head}: fit {record['fit_seconds']:.2f} s warm"
     if record.get("cold_fit_seconds") is not None:
         text += f", {record['cold_fit_seconds']:.2f} s cold"
-    text += f", {record['n_neighbors']}-NN acc {record['knn_accuracy']:.4f}"
+    k = record["n_neighbors"]
+    if record.get("knn_accuracy") is not None:
+        text += f", {k}-NN acc {record['knn_accuracy']:.4f}"
+    if record.get("pair_auc") is not None:
+        text += f", pair AUC {record['pair_auc']:.4f}"
+    if record.get("knn_rmse") is not None:
+        text += f", {k}-NN RMSE {record['knn_rmse']:.3f}"
+        text += f", kernel RMSE {record['kernel_rmse']:.3f}"
     if record.get("n_iter") is not None:
         text += f", {record['n_iter']} iter"
     if record.get("energy_accuracy") is not None:

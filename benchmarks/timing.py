@@ -70,24 +70,39 @@ def cold_and_warm_seconds(
     return cold_seconds, warm_seconds
 
 
-def warm_up_rows(y, seed=0):
+def warm_up_rows(y, seed=0, min_rows=WARM_UP_ROWS):
     """Sorted row indices of the warm-up slice of a training set with labels ``y``.
 
     Up to :data:`WARM_UP_PER_CLASS` rows of each class, more when there are
-    few classes so that the slice has :data:`WARM_UP_ROWS` rows if the data
-    does, drawn at random with ``seed``.
+    few classes so that the slice has ``min_rows`` rows if the data does,
+    drawn at random with ``seed``. Tuples are warmed up on at least twice
+    as many as there are features (:func:`warm_up_min_rows`): some learners
+    refuse fewer tuples than features.
 
     >>> warm_up_rows(np.repeat([0, 1], 50)).size
     60
+    >>> warm_up_rows(np.zeros(500), min_rows=128).size
+    128
     """
     y = np.asarray(y)
     classes = np.unique(y)
-    per_class = max(WARM_UP_PER_CLASS, -(-WARM_UP_ROWS // classes.size))
+    per_class = max(WARM_UP_PER_CLASS, -(-min_rows // classes.size))
     rng = np.random.default_rng(seed)
     rows = [
         rng.permutation(np.flatnonzero(y == label))[:per_class] for label in classes
     ]
     return np.sort(np.concatenate(rows))
+
+
+def warm_up_min_rows(X_fit):
+    """Rows of the warm-up slice of ``X_fit``: points, or tuples of points.
+
+    :data:`WARM_UP_ROWS` for points (2-D); for tuples (3-D), at least twice
+    the number of features as well.
+    """
+    if np.ndim(X_fit) == 3:
+        return max(WARM_UP_ROWS, 2 * np.shape(X_fit)[2])
+    return WARM_UP_ROWS
 
 
 def load_average():

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -363,6 +364,8 @@ def test_cli_list(capsys):
     out = capsys.readouterr().out
     for name in ("iris", "digits", "lmnn", "nca", "itml", "whitening", "pylmnn-lmnn"):
         assert name in out
+    for text in ("diabetes", "friedman1", "pairs (triplets)", "metric-learn-mlkr"):
+        assert text in out
 
 
 def test_cli_mnist_suite_on_stand_in_data(monkeypatch, tmp_path, capsys):
@@ -683,3 +686,235 @@ def test_a_learner_without_callback_still_runs(monkeypatch, iris_split):
     record = run_linmetric(iris_split, "nca", progress=progress, max_iter=2, cold=False)
     assert record["status"] == "ok", record["note"]
     assert record["n_iter"] == 2 and record["params"]["max_iter"] == 2
+
+
+# ------------------------------------------------- pairs and regression suites
+
+
+def _tiny_tuple_split(n_tuples=40):
+    return benchmarks.data.load_embedded_tuples("iris", seed=0, n_tuples=n_tuples)
+
+
+# fitted through the suite by the tests above (LMNN's kernels take long to compile)
+FITTED_ABOVE = ("lmnn", "lmnn2", "nca")
+
+
+@pytest.mark.parametrize("name", [name for name in METHODS if name != "euclidean"])
+def test_every_registry_entry_builds_and_fits(name):
+    """Each entry fits its suite's data: labels, targets and, if any, its tuples."""
+    method = METHODS[name]
+    rng = np.random.RandomState(0)
+    # few iterations keep the iterative learners quick; only the plumbing is tested
+    make = {"n_neighbors": 3, "seed": 0, "max_iter": 3 if method.iterative else None}
+    X = rng.normal(size=(45, 4))
+    if method.task == "regression":
+        y = X[:, 0] + 0.1 * rng.normal(size=45)
+    else:
+        y = np.repeat([0, 1, 2], 15)
+        X += y[:, np.newaxis]
+    estimator = method.make(**make)
+    if method.seeded:
+        assert estimator.random_state == 0
+    if name in FITTED_ABOVE:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few iterations: convergence warnings
+        estimator.fit(X, y)
+        assert np.all(np.isfinite(estimator.transform(X)))
+        if method.tuples is not None:
+            split = _tiny_tuple_split()
+            points, labels = split.tuple_points(method.tuples)
+            wrapped = method.make_tuple_estimator(**make)
+            wrapped.fit(points) if labels is None else wrapped.fit(points, labels)
+            assert wrapped.components_.shape[1] == 4
+
+
+def test_method_names_per_suite():
+    classification = method_names()
+    assert "mlkr" not in classification and "mmc" in classification
+    assert method_names("regression") == ["euclidean", "mlkr"]
+    pairs = method_names("pairs")
+    assert pairs[0] == "euclidean"
+    assert {"itml", "mmc", "sdml", "kissme", "gmml", "scml", "lsml"} <= set(pairs)
+    assert all(METHODS[name].tuples for name in pairs[1:])
+    quick = method_names(default_only=True)
+    assert "mmc" not in quick and "lfda" in quick and "lmnn" in quick
+    assert method_names("pairs", default_only=True) == pairs
+    with pytest.raises(ValueError, match="task='ranking' must be one of"):
+        method_names("ranking")
+    # every tuple peer fits the kind of tuples of its method
+    for peer in PEERS.values():
+        method = METHODS[PEER_METHOD[peer.name]]
+        assert peer.task in ("classification", "regression", method.tuples)
+        assert peer.task != "regression" or method.task == "regression"
+
+
+def test_peers_follow_the_suite_task():
+    def peers(task, methods):
+        args = types.SimpleNamespace(peers="default", with_peers=True, task=task)
+        return cli._selected_peers(args, methods)
+
+    assert peers("pairs", ["itml", "scml"]) == [
+        "metric-learn-itml-pairs",
+        "metric-learn-scml-triplets",
+    ]
+    assert peers("classification", ["itml", "scml"]) == [
+        "metric-learn-itml",
+        "metric-learn-scml",
+    ]
+    assert peers("regression", ["euclidean", "mlkr"]) == ["metric-learn-mlkr"]
+
+
+def test_sampled_tuples_follow_the_labels():
+    y = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])  # class 3 has a single row
+    out = benchmarks.data.sample_tuples(y, 200, np.random.default_rng(1))
+    pairs, labels = out["pairs"], out["pair_labels"]
+    assert pairs.shape == (400, 2) and np.all(pairs[:, 0] != pairs[:, 1])
+    np.testing.assert_array_equal(y[pairs[:, 0]] == y[pairs[:, 1]], labels == 1)
+    assert np.sum(labels == 1) == 200
+    a, b, c = out["triplets"].T
+    assert np.all((y[a] == y[b]) & (a != b) & (y[a] != y[c]))
+    a, b, c, d = out["quadruplets"].T
+    assert np.all((y[a] == y[b]) & (a != b) & (y[c] != y[d]))
+    # a single-row class is never an anchor, but can be a dissimilar partner
+    assert 9 not in out["triplets"][:, :2] and 9 in pairs[labels == -1]
+    again = benchmarks.data.sample_tuples(y, 200, np.random.default_rng(1))
+    np.testing.assert_array_equal(again["triplets"], out["triplets"])
+    with pytest.raises(ValueError, match="at least two classes"):
+        benchmarks.data.sample_tuples(np.zeros(5), 3, np.random.default_rng(0))
+
+
+def test_tuple_split_holds_train_and_test_tuples():
+    split = _tiny_tuple_split(25)
+    assert split.task == "pairs" and split.info["n_tuples"] == 25
+    for part, n in (("train", len(split.X_train)), ("test", len(split.X_test))):
+        points, labels = split.tuple_points("pairs", part)
+        assert points.shape == (50, 2, 4) and labels.shape == (50,)
+        assert split.tuples[f"quadruplets_{part}"].max() < n
+    assert split.tuple_points("triplets")[1] is None
+    default = benchmarks.data.load_embedded_tuples("iris", seed=0)
+    assert default.info["n_tuples"] == 20 * 3**2
+
+
+def test_accuracy_threshold_against_brute_force():
+    rng = np.random.RandomState(0)
+    for _ in range(20):
+        distances = np.round(rng.uniform(size=30), 1)  # ties
+        labels = np.where(rng.uniform(size=30) < 0.5, 1, -1)
+        threshold = benchmarks.scoring.accuracy_threshold(distances, labels)
+        accuracy = np.mean(np.where(distances < threshold, 1, -1) == labels)
+        cuts = np.concatenate([[-1.0], np.unique(distances) + 0.05])
+        best = max(np.mean(np.where(distances < t, 1, -1) == labels) for t in cuts)
+        assert accuracy == pytest.approx(best)
+
+
+def test_tuple_scores_of_a_separating_and_a_useless_map():
+    split = _tiny_tuple_split(60)
+    # a map that puts each class at its own point scores perfectly
+    centres = np.eye(3) * 10
+    perfect = benchmarks.scoring.tuple_scores(
+        centres[split.y_train], centres[split.y_test], split.tuples
+    )
+    assert perfect == {
+        "pair_auc": 1.0,
+        "pair_accuracy": 1.0,
+        "triplet_accuracy": 1.0,
+        "quadruplet_accuracy": 1.0,
+    }
+    # the zero map ties everything: chance AUC, no triplet strictly satisfied
+    zero = benchmarks.scoring.tuple_scores(
+        np.zeros((len(split.X_train), 1)),
+        np.zeros((len(split.X_test), 1)),
+        split.tuples,
+    )
+    assert zero["pair_auc"] == 0.5 and zero["triplet_accuracy"] == 0.0
+
+
+def test_kernel_regression_matches_the_formula_and_survives_far_queries():
+    rng = np.random.RandomState(0)
+    Z_train, y_train = rng.normal(size=(30, 2)), rng.normal(size=30)
+    Z_test = rng.normal(size=(7, 2))
+    weights = np.exp(-(((Z_test[:, None, :] - Z_train[None, :, :]) ** 2).sum(-1)))
+    expected = weights @ y_train / weights.sum(1)
+    got = benchmarks.scoring.kernel_regression(Z_train, y_train, Z_test, chunk_size=3)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    far = benchmarks.scoring.kernel_regression(Z_train, y_train, Z_test * 1e3)
+    assert np.all(np.isfinite(far))
+    scores = benchmarks.scoring.regression_scores(
+        Z_train, y_train, Z_train, y_train, n_neighbors=1
+    )
+    assert scores["knn_rmse"] == 0.0 and scores["knn_r2"] == 1.0
+
+
+def test_cli_pairs_smoke(tmp_path, capsys):
+    json_path = tmp_path / "pairs.json"
+    argv = ["pairs", "--datasets", "iris", "--methods", "euclidean,kissme"]
+    argv += ["--n-tuples", "30", "--no-cold", "--quiet", "--json", str(json_path)]
+    assert cli.main(argv) == 0
+    out, _ = capsys.readouterr()
+    assert "pair AUC" in out and "trip acc" in out and "MAP@R" not in out
+    records = json.loads(json_path.read_text())
+    assert [r["method"] for r in records] == ["euclidean", "kissme"]
+    for record in records:
+        assert record["status"] == "ok" and record["n_tuples"] == 30
+        for field in ("pair_auc", "pair_accuracy", "triplet_accuracy", "knn_accuracy"):
+            assert 0.0 <= record[field] <= 1.0
+    with pytest.raises(SystemExit, match="--n-tuples=0"):
+        cli.main(["pairs", "--n-tuples", "0"])
+
+
+def test_cli_regression_smoke(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(linmetric, "StandInLearner", StandInLearner, raising=False)
+    stand_in = Method(
+        "mlkr",
+        "StandInLearner",
+        "stand-in",
+        seeded=True,
+        iterative=True,
+        task="regression",
+    )
+    monkeypatch.setitem(METHODS, "mlkr", stand_in)
+    json_path = tmp_path / "regression.json"
+    argv = ["regression", "--datasets", "diabetes", "--no-cold", "--quiet"]
+    assert cli.main([*argv, "--json", str(json_path)]) == 0
+    out, _ = capsys.readouterr()
+    assert "kNN RMSE" in out and "kern R2" in out and "kNN acc" not in out
+    baseline, learned = json.loads(json_path.read_text())
+    assert baseline["n_neighbors"] == 5 and baseline["n_classes"] is None
+    # the stand-in doubles the space: kNN is unchanged, the kernel narrower
+    assert learned["knn_rmse"] == pytest.approx(baseline["knn_rmse"])
+    assert learned["kernel_rmse"] != pytest.approx(baseline["kernel_rmse"])
+    assert learned["n_iter"] == 4
+
+
+def test_peer_runner_fits_tuples(monkeypatch, tmp_path):
+    """The runner fits tuples: a peer gets them as points, linmetric wraps its learner."""
+    spec = importlib.util.spec_from_file_location("peer_runner", RUNNER)
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    seen = []
+
+    def recording_fit(args):
+        def fit(X, y):
+            seen.append((X.shape, y))
+            return runner._Fitted(np.eye(X.shape[-1]))
+
+        return fit
+
+    monkeypatch.setitem(runner.PEER_FITS, "recording", recording_fit)
+    split = _tiny_tuple_split(30)
+    data, result = tmp_path / "data.npz", tmp_path / "result.npz"
+    benchmarks.peers.write_runner_input(data, split, "triplets")
+    argv = ["--input", str(data), "--output", str(result), "--fits", "cold"]
+    assert runner.main([*argv, "--method", "recording", "--task", "triplets"]) == 0
+    assert seen == [((30, 3, 4), None)]
+
+    benchmarks.peers.write_runner_input(data, split, "pairs")
+    assert runner.main([*argv, "--method", "kissme", "--task", "pairs"]) == 0
+    with np.load(result) as stored:
+        meta = json.loads(str(stored["meta"]))
+        assert stored["components"].shape == (4, 4)
+    assert meta["cold_fit_seconds"] > 0 and meta["warnings"] == []
+    runner_task = benchmarks.runner.runner_task
+    assert runner_task(split, "scml") == "triplets"
+    assert runner_task(split, "lsml") == "quadruplets"

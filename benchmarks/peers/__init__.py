@@ -39,6 +39,17 @@ class Peer:
     name: str  # the runner's method name
     library: str
     environment: str  # "peers" (the peers' venv) or "main" (this Python)
+    # what it fits: the runner's --task ("classification", "regression",
+    # "pairs", "triplets" or "quadruplets")
+    task: str = "classification"
+
+    @property
+    def suite_task(self):
+        """The task of the suites that run it (see ``method_names``)."""
+        return "pairs" if self.task in TUPLE_TASKS else self.task
+
+
+TUPLE_TASKS = ("pairs", "triplets", "quadruplets")
 
 
 PEERS = {
@@ -48,6 +59,18 @@ PEERS = {
         Peer("metric-learn-nca", "metric-learn", "peers"),
         Peer("metric-learn-itml", "metric-learn", "peers"),
         Peer("metric-learn-covariance", "metric-learn", "peers"),
+        Peer("metric-learn-lfda", "metric-learn", "peers"),
+        Peer("metric-learn-rca", "metric-learn", "peers"),
+        Peer("metric-learn-mmc", "metric-learn", "peers"),
+        Peer("metric-learn-sdml", "metric-learn", "peers"),
+        Peer("metric-learn-lsml", "metric-learn", "peers"),
+        Peer("metric-learn-scml", "metric-learn", "peers"),
+        Peer("metric-learn-mlkr", "metric-learn", "peers", "regression"),
+        Peer("metric-learn-itml-pairs", "metric-learn", "peers", "pairs"),
+        Peer("metric-learn-mmc-pairs", "metric-learn", "peers", "pairs"),
+        Peer("metric-learn-sdml-pairs", "metric-learn", "peers", "pairs"),
+        Peer("metric-learn-scml-triplets", "metric-learn", "peers", "triplets"),
+        Peer("metric-learn-lsml-quadruplets", "metric-learn", "peers", "quadruplets"),
         Peer("pylmnn-lmnn", "pylmnn", "peers"),
         Peer("sklearn-nca", "scikit-learn", "main"),
         Peer("mlpack-lmnn", "mlpack", "peers"),
@@ -56,7 +79,11 @@ PEERS = {
 }
 
 # the linmetric method each peer is compared with, from the method registry
-PEER_METHOD = {peer: name for name, method in METHODS.items() for peer in method.peers}
+PEER_METHOD = {
+    peer: name
+    for name, method in METHODS.items()
+    for peer in (*method.peers, *method.tuple_peers)
+}
 
 # peers run by --with-peers unless --peers names others; mlpack's take many
 # minutes on digits with their defaults, so they run only when asked for
@@ -102,6 +129,24 @@ class RunFailed(Exception):
         self.status = status
 
 
+def write_runner_input(path, split, task="classification"):
+    """Write the ``.npz`` file the runner reads for ``task`` on ``split``.
+
+    ``X_train`` and ``X_test`` always (the runner times the transform on
+    them); the targets ``y_train`` for a fit on points, or the tuples of
+    ``task`` as points, ``X_fit``, and the pair labels, ``y_fit``.
+    """
+    arrays = {"X_train": split.X_train, "X_test": split.X_test}
+    if task in TUPLE_TASKS:
+        X_fit, y_fit = split.tuple_points(task)
+        arrays["X_fit"] = X_fit
+        if y_fit is not None:
+            arrays["y_fit"] = y_fit
+    else:
+        arrays["y_train"] = split.y_train
+    np.savez(path, **arrays)
+
+
 def fit_in_fresh_process(
     split,
     method,
@@ -114,22 +159,23 @@ def fit_in_fresh_process(
     max_iter=None,
     timeout=None,
     pythonpath=None,
+    task="classification",
 ):
     """Fit ``method`` on ``split`` with :mod:`benchmarks.peers.runner` in a new process.
 
-    ``fits`` is the runner's ``--fits`` (``both``, ``cold`` or ``warm``);
-    ``pythonpath`` is put first on the new process's ``PYTHONPATH``. Returns
+    ``fits`` is the runner's ``--fits`` (``both``, ``cold`` or ``warm``),
+    ``task`` its ``--task``: what is fitted, the training points and targets
+    or the split's tuples of that kind (as points); ``pythonpath`` is put first on the new process's ``PYTHONPATH``. Returns
     ``(components, meta)``; raises :class:`RunFailed` on a timeout or an error.
     """
     with tempfile.TemporaryDirectory() as tmp:
         data_path = Path(tmp) / "data.npz"
         result_path = Path(tmp) / "result.npz"
         log_path = Path(tmp) / "log.txt"
-        np.savez(
-            data_path, X_train=split.X_train, y_train=split.y_train, X_test=split.X_test
-        )
+        write_runner_input(data_path, split, task)
         command = [python, RUNNER, "--input", data_path, "--output", result_path]
         command += ["--method", method, "--fits", fits, "--seed", seed]
+        command += ["--task", task]
         command += ["--n-neighbors", n_neighbors]
         if push_weight is not None:
             command += ["--push-weight", push_weight]
@@ -154,7 +200,11 @@ def fit_in_fresh_process(
             seconds = time.perf_counter() - start
             raise RunFailed("timeout", f"no result after {seconds:.0f} s") from exc
         if completed.returncode != 0 or not result_path.exists():
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            lines = log_path.read_text(errors="replace").strip().splitlines()
+            # the exception's message, which may span lines, after its frame
+            frames = [i for i, line in enumerate(lines) if line.startswith("  ")]
+            tail = lines[frames[-1] + 1 :] if frames else lines[-3:]
+            tail = [line.strip() for line in tail[-6:] if not line.startswith("  ")]
             raise RunFailed(
                 "error",
                 f"runner exited with {completed.returncode}: " + " | ".join(tail),
@@ -216,6 +266,7 @@ def run_peer(
             push_weight=weight,
             max_iter=max_iter,
             timeout=timeout,
+            task=peer.task,
         )
     except RunFailed as exc:
         record.update(status=exc.status, note=str(exc))
@@ -232,6 +283,8 @@ def run_peer(
     ):
         record[field] = meta[field]
     record["n_components"] = int(components.shape[0])
+    if meta.get("warnings"):
+        record["note"] = "; ".join(meta["warnings"])
     if not np.all(np.isfinite(components)):
         record.update(status="error", note="the learned map has non-finite entries")
         return record

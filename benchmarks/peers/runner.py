@@ -3,14 +3,15 @@
 The suite runs this script for every run of another library, with the peers'
 virtual environment's Python (see ``python -m benchmarks peers-setup``), and
 for the cold fit of each linmetric run, with the suite's own Python. It reads
-``X_train``, ``y_train`` and ``X_test`` from an ``.npz`` file, fits the named
-method under the suite's timing rule (:mod:`benchmarks.timing`): the cold
+``X_train``, ``y_train`` and ``X_test`` from an ``.npz`` file (for the tuple
+tasks, ``X_fit``, the tuples as points, and ``y_fit``, the pair labels, in
+place of ``y_train``), fits the named method under the suite's timing rule (:mod:`benchmarks.timing`): the cold
 fit first (the first fit of the process, the library already imported), then
 the untimed warm-up fit on the slice, then the warm fits. It writes an
 ``.npz`` file with the learned linear map ``components`` (the suite
 transforms and scores the data with its own code) and a JSON string ``meta``:
 cold and warm fit seconds, transform seconds, iterations, peak memory,
-versions.
+versions, the warnings the fits raised.
 
 linmetric is not installed in the peers' environment and the ``benchmarks``
 package need not be importable, so the suite's timing, memory and
@@ -21,7 +22,7 @@ Usage::
 
     python runner.py --input data.npz --output result.npz --method pylmnn-lmnn \
         [--fits both|cold|warm] [--n-neighbors 3] [--push-weight 0.5] [--seed 0] \
-        [--max-iter N]
+        [--max-iter N] [--task classification|regression|pairs|triplets|quadruplets]
 """
 
 import argparse
@@ -29,6 +30,7 @@ import importlib
 import importlib.util
 import json
 import sys
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -63,8 +65,11 @@ class _Fitted:
 
 
 def _estimator_fit(build, X, y):
-    estimator = build().fit(X, y)
-    n_iter = getattr(estimator, "n_iter_", None)
+    estimator = build()
+    # triplets and quadruplets come without labels
+    estimator = estimator.fit(X) if y is None else estimator.fit(X, y)
+    learner = getattr(estimator, "learner_", estimator)  # linmetric's tuple estimators
+    n_iter = getattr(learner, "n_iter_", None)
     return _Fitted(estimator.components_, n_iter, estimator.transform)
 
 
@@ -119,8 +124,11 @@ def _linmetric(args):
     method = load_suite_module("methods").METHODS[args.method]
     if method.class_name is None:
         return lambda X, y: _Fitted(np.eye(X.shape[1]))
+    make = method.make
+    if args.task in ("pairs", "triplets", "quadruplets"):
+        make = method.make_tuple_estimator
     build = partial(
-        method.make,
+        make,
         n_neighbors=args.n_neighbors,
         seed=args.seed,
         max_iter=args.max_iter,
@@ -141,6 +149,19 @@ ESTIMATORS = {
     "metric-learn-nca": ("metric_learn", "NCA", _SEEDED),
     "metric-learn-itml": ("metric_learn", "ITML_Supervised", _SEEDED),
     "metric-learn-covariance": ("metric_learn", "Covariance", {}),
+    "metric-learn-lfda": ("metric_learn", "LFDA", {}),
+    "metric-learn-rca": ("metric_learn", "RCA_Supervised", {"seed": "random_state"}),
+    "metric-learn-mlkr": ("metric_learn", "MLKR", _SEEDED),
+    "metric-learn-mmc": ("metric_learn", "MMC_Supervised", _SEEDED),
+    "metric-learn-sdml": ("metric_learn", "SDML_Supervised", {"seed": "random_state"}),
+    "metric-learn-lsml": ("metric_learn", "LSML_Supervised", _SEEDED),
+    "metric-learn-scml": ("metric_learn", "SCML_Supervised", _SEEDED),
+    # the same learners on the suite's tuples (given as points)
+    "metric-learn-itml-pairs": ("metric_learn", "ITML", _SEEDED),
+    "metric-learn-mmc-pairs": ("metric_learn", "MMC", _SEEDED),
+    "metric-learn-sdml-pairs": ("metric_learn", "SDML", {"seed": "random_state"}),
+    "metric-learn-scml-triplets": ("metric_learn", "SCML", _SEEDED),
+    "metric-learn-lsml-quadruplets": ("metric_learn", "LSML", _SEEDED),
     "pylmnn-lmnn": (
         "pylmnn",
         "LargeMarginNearestNeighbor",
@@ -168,38 +189,65 @@ def main(argv=None):
     parser.add_argument("--push-weight", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-iter", type=int, default=None)
+    parser.add_argument(
+        "--task",
+        choices=("classification", "regression", "pairs", "triplets", "quadruplets"),
+        default="classification",
+    )
     args = parser.parse_args(argv)
 
     with np.load(args.input) as data:
         X_train = np.ascontiguousarray(data["X_train"])
-        y_train = np.asarray(data["y_train"])
         X_test = np.ascontiguousarray(data["X_test"])
+        X_fit = np.ascontiguousarray(data["X_fit"]) if "X_fit" in data else X_train
+        y_fit = None
+        for key in ("y_fit", "y_train"):
+            if key in data:
+                y_fit = np.asarray(data[key])
+                break
     fit = PEER_FITS.get(args.method, _linmetric)(args)
     fitted = []
 
     def fit_training_set():
-        fitted[:] = [fit(X_train, y_train)]
+        fitted[:] = [fit(X_fit, y_fit)]
 
-    rows = timing.warm_up_rows(y_train, args.seed)
+    # the warm-up slice is stratified by class or pair labels only
+    strata = y_fit if args.task in ("classification", "pairs") else None
+    if strata is None:
+        strata = np.zeros(len(X_fit), dtype=np.intp)
+    rows = timing.warm_up_rows(
+        strata, args.seed, min_rows=timing.warm_up_min_rows(X_fit)
+    )
 
     def warm_up():
-        fit(X_train[rows], y_train[rows])
+        fit(X_fit[rows], None if y_fit is None else y_fit[rows])
 
     # the cold fit comes first; peak memory covers the warm-up and warm fits,
     # as on linmetric's side
-    cold, _ = timing.cold_and_warm_seconds(
-        fit_training_set, warm_up, cold=args.fits != "warm", warm=False
-    )
-    with memory.PeakMemory() as meter:
-        _, warm = timing.cold_and_warm_seconds(
-            fit_training_set, warm_up, cold=False, warm=args.fits != "cold"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cold, _ = timing.cold_and_warm_seconds(
+            fit_training_set, warm_up, cold=args.fits != "warm", warm=False
         )
+        with memory.PeakMemory() as meter:
+            _, warm = timing.cold_and_warm_seconds(
+                fit_training_set, warm_up, cold=False, warm=args.fits != "cold"
+            )
+    messages = []
+    for item in caught:
+        # scikit-learn API renamings seen by an old library say nothing of the fit
+        if issubclass(item.category, (FutureWarning, DeprecationWarning)):
+            continue
+        text = f"{item.category.__name__}: {str(item.message).splitlines()[0][:160]}"
+        if text not in messages:
+            messages.append(text)
     meta = {"method": args.method, "n_iter": None, "transform_seconds": None}
     meta.update(
         cold_fit_seconds=cold,
         fit_seconds=None if warm is None else float(np.median(warm)),
         fit_repeats=None if warm is None else len(warm),
         peak_memory_mib=meter.peak_mib,
+        warnings=messages,
     )
     fitted = fitted[0]
     if fitted.n_iter is not None:
