@@ -11,7 +11,7 @@ from ._init import INIT_METHODS, initialize_components, resolve_n_components
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._threads import fit_threads
-from ._validation import validate_X_y
+from ._validation import centred_in_units, validate_X_y
 
 # solver='auto' is exact up to this many samples, truncated above.
 AUTO_EXACT_MAX_SAMPLES = 10_000
@@ -605,12 +605,19 @@ def find_candidates(
 
 
 def _unit_scaled(X):
-    """Centred ``X`` divided by the root mean square of its entries, and that."""
-    X_centered = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
-    unit = float(np.sqrt(np.mean(np.square(X_centered, dtype=np.float64))))
+    """Centred ``X`` divided by the root mean square of its entries, and that.
+
+    The data is first brought to a power-of-two unit near its spread (exact),
+    so that the mean square neither overflows nor underflows at any scale.
+    """
+    X_units, exponent = centred_in_units(X)
+    unit = float(np.sqrt(np.mean(np.square(X_units, dtype=np.float64))))
     if not 0.0 < unit < np.inf:
-        return X_centered, 1.0
-    return np.ascontiguousarray(X_centered / X.dtype.type(unit)), unit
+        return X_units, float(np.ldexp(1.0, exponent))
+    return (
+        np.ascontiguousarray(X_units / X.dtype.type(unit)),
+        float(np.ldexp(unit, exponent)),
+    )
 
 
 def _best_scale(X, labels, components, random_state, working_memory):

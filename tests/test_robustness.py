@@ -78,10 +78,6 @@ LMNN_SCALE = (
     "LMNN's start does not follow the data's scale; at 1e-30 and beyond its "
     "margin of 1 dominates, at 1e30 and beyond its loss overflows"
 )
-NCA_SCALE = (
-    "NCA's identity and PCA starts have unit rows whatever the data's scale, "
-    "so the softmax saturates on rescaled data"
-)
 
 
 def _public_classes():
@@ -416,9 +412,7 @@ def _scale_params():
     for estimator, name in zip(ESTIMATORS, IDS, strict=True):
         for scale in (1e-3, 1e3, 1e-200, 1e-30, 1e30, 1e200):
             marks = ()
-            if name == "NCA":
-                marks = pytest.mark.xfail(strict=False, reason=NCA_SCALE)
-            elif _uses_lmnn(estimator) and abs(np.log10(scale)) > 10:
+            if _uses_lmnn(estimator) and abs(np.log10(scale)) > 10:
                 marks = pytest.mark.xfail(strict=False, reason=LMNN_SCALE)
             cases.append(
                 pytest.param(estimator, scale, marks=marks, id=f"{name}-{scale:g}")
@@ -440,9 +434,7 @@ def _exact_scale_params():
     cases = []
     for estimator, name in zip(ESTIMATORS, IDS, strict=True):
         marks = ()
-        if name == "NCA":
-            marks = pytest.mark.xfail(strict=False, reason=NCA_SCALE)
-        elif _uses_lmnn(estimator):
+        if _uses_lmnn(estimator):
             marks = pytest.mark.xfail(strict=False, reason=LMNN_SCALE)
         cases.append(pytest.param(estimator, marks=marks, id=name))
     return cases
