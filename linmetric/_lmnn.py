@@ -270,21 +270,29 @@ class LMNN(MetricLearner):
         # Distances do not change under a shift of X; centring keeps their
         # expansion ||a||^2 + ||b||^2 - 2 a.b in the searches accurate.
         X = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+        # The loss has a unit margin and L-BFGS a unit first step, so a map
+        # in the inverse units of X would make the path (its trial maps, and
+        # with them the impostor candidates and the memory) depend on those
+        # units. The fit runs on X of unit RMS norm; components_ is scaled
+        # back at the end.
+        data_scale = _normalize_in_place(X)
         n_components = resolve_n_components(self.n_components, X.shape[1])
         shape = (n_components, X.shape[1])
         random_state = check_random_state(self.random_state)
         log = IterationLog(
             "LMNN",
             verbose=self.verbose,
-            callback=self.callback,
+            callback=_scaled_callback(self.callback, data_scale),
             columns=("active_impostors",),
         )
         with fit_threads("lmnn", X.shape[0]):
             targets = _choose_targets(X, y_codes, self.n_neighbors, self.working_memory)
             if previous is not None and previous.shape == shape:
-                components = np.asarray(previous, dtype=np.float64)
+                components = np.asarray(previous, dtype=np.float64) * data_scale
             else:
-                components = self._start(X, y_codes, targets, shape, random_state)
+                components = self._start(
+                    X, y_codes, targets, shape, random_state, data_scale
+                )
             impostors = ImpostorSet(
                 y_codes,
                 np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64)),
@@ -299,7 +307,7 @@ class LMNN(MetricLearner):
             )
         log.finish(converged, message)
 
-        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
+        self.components_ = np.ascontiguousarray(components / data_scale, dtype=X.dtype)
         self.target_neighbors_ = targets
         self.n_passes_ = n_passes
         self.n_iter_ = log.n_iter
@@ -309,10 +317,13 @@ class LMNN(MetricLearner):
         self.n_impostor_searches_ = impostors.n_searches
         return self
 
-    def _start(self, X, y, targets, shape, random_state):
+    def _start(self, X, y, targets, shape, random_state, data_scale):
         components = initialize_components(
             self.init, X, y, n_components=shape[0], random_state=random_state
         ).astype(np.float64)
+        if not isinstance(self.init, str):
+            # a given map acts on X in its own units; X was divided by its scale
+            components *= data_scale
         # Start at the scale the loss prefers along the initial map; the
         # optimiser would otherwise spend its first iterations rescaling.
         return components * _best_scale(
@@ -449,6 +460,28 @@ def lmnn_loss_grad(L, X, targets, impostor_pairs, *, push_weight, loss):
         squared=loss == "squared_hinge",
     )
     return value, grad
+
+
+def _normalize_in_place(X):
+    """Divide X by the RMS norm of its rows; return that norm (1 for zeros)."""
+    largest = float(np.max(np.abs(X))) if X.size else 0.0
+    if not largest > 0.0:
+        return 1.0
+    X /= X.dtype.type(largest)  # first, so that squares cannot overflow
+    rms = float(np.sqrt(np.einsum("ij,ij->", X, X, dtype=np.float64) / X.shape[0]))
+    X /= X.dtype.type(rms)
+    return largest * rms
+
+
+def _scaled_callback(callback, data_scale):
+    """The user's callback, handed maps in the units of the input."""
+    if callback is None:
+        return None
+
+    def scaled(components, n_iter):
+        return callback(components / data_scale, n_iter)
+
+    return scaled
 
 
 def _transform(X, L):

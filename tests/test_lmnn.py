@@ -569,3 +569,28 @@ def test_verbose_notes_each_new_pass(capsys):
     assert "[LMNN] pass 2: target neighbours of " in out
     assert out.count("[LMNN] converged after") == 1  # one report for all passes
     assert lmnn.n_passes_ == 2
+
+
+@pytest.mark.parametrize("factor", [255.0, 2.0**-10])
+def test_fit_does_not_depend_on_the_units_of_the_input(factor):
+    # Pixels in 0..255 or in [0, 1]: the same targets, the same path (so
+    # the same iterations and impostor searches) and a map scaled by the
+    # inverse factor.
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    # noise breaks the exact ties of integer pixels, which rounding decides
+    X = X[:400] / 16.0 + 1e-3 * np.random.RandomState(0).standard_normal((400, 64))
+    y = y[:400]
+    unit = LMNN(random_state=0, max_iter=40).fit(X, y)
+    scaled = LMNN(random_state=0, max_iter=40).fit(X * factor, y)
+    np.testing.assert_array_equal(scaled.target_neighbors_, unit.target_neighbors_)
+    assert scaled.n_iter_ == unit.n_iter_
+    assert scaled.n_impostor_searches_ == unit.n_impostor_searches_
+    np.testing.assert_allclose(
+        scaled.components_ * factor,
+        unit.components_,
+        rtol=1e-6,
+        atol=1e-6 * abs(unit.components_).max(),
+    )
+    np.testing.assert_allclose(scaled.loss_curve_, unit.loss_curve_, rtol=1e-6)
