@@ -21,8 +21,13 @@ from ._kernels import (
     target_neighbors,
     weighted_outer_sum,
 )
-from ._kernels.lmnn import lmnn_outer_sum, push_terms, scale_losses
-from ._lmnn_impostors import ImpostorSet
+from ._kernels.lmnn import (
+    lmnn_outer_sum,
+    push_terms,
+    scale_losses,
+    streamed_push_terms,
+)
+from ._lmnn_impostors import NARROW_CANDIDATE_SCALE, ImpostorSet
 from ._optimize import IterationLog, minimize_lbfgs, minimize_subgradient
 from ._params import Interval, StrOptions, validate_params
 from ._threads import fit_threads, kernel_threads
@@ -71,6 +76,11 @@ class LMNN(MetricLearner):
     the final search. Distances in the loss are summed in float64; the
     searches run on float32 distances, so the final check is exact up to
     float32 rounding of distances near a margin.
+
+    The fit runs on X centred and divided by the RMS norm of its rows, and
+    ``components_`` is scaled back: data in other units (pixels in 0..255
+    or in [0, 1]) give the same iterations, the same impostor searches and
+    the same memory, and a map scaled by the inverse factor.
 
     With the default squared hinge the loss is minimised by L-BFGS; it
     stops when one iteration lowers the loss by less than ``tol`` relative
@@ -133,8 +143,18 @@ class LMNN(MetricLearner):
         Seeds ``init='random'`` and the randomised PCA solver.
     working_memory : float, default=None
         Budget in MiB for one block of the distance computations; None
-        means ``sklearn.get_config()["working_memory"]``. The candidate
-        impostor pairs are stored besides it.
+        means ``sklearn.get_config()["working_memory"]``.
+    impostor_memory : float, default=None
+        Budget in MiB for the candidate impostor pairs (96 bytes each, their
+        per-evaluation arrays and merge copies included); None means the
+        value of ``working_memory``. The peak memory of ``fit`` is about
+        this plus two blocks of ``working_memory`` plus a few copies of X.
+        When the candidates would not fit, ``fit`` gathers fewer per point
+        (a margin enlarged by 1.02 instead of 1.3, searched again more
+        often); when the impostors inside the margins alone do not fit, it
+        computes the loss by visiting every pair in blocks, without storing
+        them (``O(n^2)`` time per evaluation), until they fit again. The
+        loss is the same either way: only time changes.
 
     Attributes
     ----------
@@ -158,6 +178,9 @@ class LMNN(MetricLearner):
         ``ConvergenceWarning`` is raised otherwise).
     n_impostor_searches_ : int
         Full impostor searches run, the final check included.
+    n_streamed_evaluations_ : int
+        Evaluations of the loss that visited every pair in blocks because
+        the impostors did not fit ``impostor_memory``.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -207,6 +230,7 @@ class LMNN(MetricLearner):
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "working_memory": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "impostor_memory": [None, Interval(numbers.Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -225,6 +249,7 @@ class LMNN(MetricLearner):
         warm_start=False,
         random_state=None,
         working_memory=None,
+        impostor_memory=None,
     ):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -239,6 +264,7 @@ class LMNN(MetricLearner):
         self.warm_start = warm_start
         self.random_state = random_state
         self.working_memory = working_memory
+        self.impostor_memory = impostor_memory
 
     def fit(self, X, y):
         """Learn the map from labelled data.
@@ -297,6 +323,7 @@ class LMNN(MetricLearner):
                 y_codes,
                 np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64)),
                 self.working_memory,
+                self.impostor_memory,
             )
             if self.loss == "hinge":
                 minimize = functools.partial(minimize_subgradient, tol=self.tol)
@@ -315,6 +342,7 @@ class LMNN(MetricLearner):
         self.history_ = log.history
         self.converged_ = converged
         self.n_impostor_searches_ = impostors.n_searches
+        self.n_streamed_evaluations_ = impostors.n_streamed
         return self
 
     def _start(self, X, y, targets, shape, random_state, data_scale):
@@ -528,6 +556,30 @@ def _loss_grad(X, L, targets, target_sq, indptr, rows, cols, pair_sq, *, mu, squ
     return loss, 2.0 * L @ C, n_active
 
 
+def _streamed_loss_grad(X, L, Z, targets, target_sq, impostors, *, mu, squared):
+    """The loss over all pairs, visited in blocks (no pair stored)."""
+    push, C_push, target_weights, n_active, n_candidates = streamed_push_terms(
+        X,
+        Z,
+        impostors.y,
+        target_sq,
+        mu=mu,
+        squared=squared,
+        candidate_scale=NARROW_CANDIDATE_SCALE,
+        working_memory=impostors.working_memory,
+    )
+    impostors.record_stream(n_candidates)
+    loss = (1.0 - mu) * float(target_sq.sum()) + mu * push
+    n_samples, n_neighbors = targets.shape
+    C = weighted_outer_sum(
+        X,
+        np.repeat(np.arange(n_samples, dtype=np.intp), n_neighbors),
+        targets.ravel(),
+        (target_weights + (1.0 - mu)).ravel(),
+    )
+    return loss, 2.0 * L @ (C + C_push), n_active
+
+
 def _working_set_objective(X, targets, impostors, *, mu, loss):
     """The loss over the candidate impostors, refreshed at every call."""
     squared = loss == "squared_hinge"
@@ -537,6 +589,11 @@ def _working_set_objective(X, targets, impostors, *, mu, loss):
         Z = _transform(X, L)
         target_sq = _target_sq(Z, targets)
         pair_sq = impostors.update(L, Z, target_sq)
+        if pair_sq is None:  # more pairs than the budget holds
+            value, grad, n_active = _streamed_loss_grad(
+                X, L, Z, targets, target_sq, impostors, mu=mu, squared=squared
+            )
+            return value, grad.ravel(), {"active_impostors": n_active}
         value, grad, n_active = _loss_grad(
             X,
             L,

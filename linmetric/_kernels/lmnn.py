@@ -137,7 +137,7 @@ def push_terms(indptr, pair_sq, target_sq, *, mu, squared):
     )
 
 
-def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
+def impostors_of_rows(Z, y, rows, radii, *, working_memory=None, max_pairs=None):
     """Impostor pairs ``(i, l)`` of a subset of rows, ``d(i, l) < radii[i]``.
 
     The partial counterpart of :func:`linmetric._kernels.find_impostors`,
@@ -155,13 +155,16 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
         Squared radius per row (only ``radii[rows]`` is read).
     working_memory : float or None
         Budget in MiB for one distance block (and its mask).
+    max_pairs : int or None, default=None
+        Give up, returning None, as soon as more pairs than this are found.
 
     Returns
     -------
     pair_rows, pair_cols : ndarray of shape (n_pairs,), intp
         Sorted by ``(row, col)``. Distances come from the GEMM expansion
         (see :mod:`linmetric._kernels.distances`), so pairs within its error
-        bound of a radius may go either way.
+        bound of a radius may go either way. None when there are more than
+        ``max_pairs``.
 
     Examples
     --------
@@ -177,6 +180,7 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
     y = np.ascontiguousarray(y, dtype=np.intp)
     radii = np.ascontiguousarray(radii, dtype=np.float64)
     found_rows, found_cols = [], []
+    n_found = 0
     for start, stop, block in sq_distance_blocks(
         Z[rows], Z, working_memory=working_memory
     ):
@@ -187,6 +191,9 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
         )
         offsets = np.zeros(stop - start + 1, dtype=np.intp)
         np.cumsum(counts, out=offsets[1:])
+        n_found += int(offsets[-1])
+        if max_pairs is not None and n_found > max_pairs:
+            return None
         pair_rows = np.empty(offsets[-1], dtype=np.intp)
         pair_cols = np.empty(offsets[-1], dtype=np.intp)
         run_on_row_ranges(
@@ -496,3 +503,158 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
     right -= 2.0 * product
     H = X.T @ right
     return (H + H.T) / 2.0
+
+
+@jit
+def _stream_push_kernel(
+    start,
+    stop,
+    block,
+    block_start,
+    y,
+    target_sq,
+    mu,
+    squared,
+    candidate_scale,
+    target_weights,
+    row_push,
+    row_active,
+    row_candidates,
+):
+    # block[ii, l] = d(i, l) for i = block_start + ii, every l; on exit it
+    # holds the weight -mu sum_j h'(1 + t_ij - d_il) of the pair (i, l).
+    n_neighbors = target_sq.shape[1]
+    for ii in range(start, stop):
+        i = block_start + ii
+        radius = 0.0
+        for j in range(n_neighbors):
+            if target_sq[i, j] > radius:
+                radius = target_sq[i, j]
+        radius += 1.0
+        wide = candidate_scale * radius
+        label = y[i]
+        push = 0.0
+        active = 0
+        candidates = 0
+        for l in range(block.shape[1]):
+            d = np.float64(block[ii, l])
+            block[ii, l] = 0.0
+            if y[l] == label or d >= wide:
+                continue
+            candidates += 1
+            if d >= radius:
+                continue
+            active += 1
+            weight = 0.0
+            for j in range(n_neighbors):
+                z = 1.0 + target_sq[i, j] - d
+                if z > 0.0:
+                    if squared:
+                        push += z * z
+                        slope = 2.0 * z
+                    else:
+                        push += z
+                        slope = 1.0
+                    weight += slope
+                    target_weights[i, j] += mu * slope
+            block[ii, l] = -mu * weight
+        row_push[i] = push
+        row_active[i] = active
+        row_candidates[i] = candidates
+
+
+def streamed_push_terms(
+    X, Z, y, target_sq, *, mu, squared, candidate_scale=1.0, working_memory=None
+):
+    """The push loss and its gradient over *all* pairs, in blocks of rows.
+
+    The exact counterpart of :func:`push_terms` when the impostor pairs are
+    too many to store: every pair ``(i, l)`` of different classes is
+    visited, block by block, and its weight ``w_il = -mu sum_j h'(1 + t_ij
+    - d_il)`` goes straight into the gradient's matrix
+    ``C_push = sum_il w_il (x_i - x_l)(x_i - x_l)^T
+    = X^T diag(W 1 + W^T 1) X - X^T W X - X^T W^T X``, one GEMM per block.
+    Distances are float64 GEMM expansions (see
+    :mod:`linmetric._kernels.distances`). Time ``O(n^2 (n_components +
+    n_features))``; memory two blocks of ``working_memory``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    Z : ndarray of shape (n_samples, n_components)
+        ``X L^T``.
+    y : ndarray of shape (n_samples,), int
+        Class codes.
+    target_sq : ndarray of shape (n_samples, n_neighbors), float64
+    mu : float
+    squared : bool
+    candidate_scale : float, default=1.0
+        Also count the pairs with ``d_il < candidate_scale (max_j t_ij + 1)``.
+    working_memory : float or None
+        Budget in MiB for one block.
+
+    Returns
+    -------
+    push : float
+        ``sum h(1 + t_ij - d_il)`` over the active triplets (not yet times mu).
+    C_push : ndarray of shape (n_features, n_features), float64
+    target_weights : ndarray of shape (n_samples, n_neighbors), float64
+        ``mu sum_l h'(1 + t_ij - d_il)`` per target pair.
+    n_active : int
+        Pairs inside their row's margin.
+    n_candidates : int
+        Pairs inside ``candidate_scale`` times their row's margin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.lmnn import streamed_push_terms
+    >>> X = np.array([[0.0], [1.5], [0.5], [3.0]])
+    >>> push, C, target_w, n_active, _ = streamed_push_terms(
+    ...     X, X, np.array([0, 0, 1, 1]), np.array([[2.25], [2.25], [6.25], [6.25]]),
+    ...     mu=0.5, squared=False)
+    >>> float(push), C.tolist(), n_active
+    (24.5, [[-3.5]], 6)
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.intp)
+    target_sq = np.ascontiguousarray(target_sq, dtype=np.float64)
+    n_samples = X.shape[0]
+    target_weights = np.zeros(target_sq.shape, dtype=np.float64)
+    row_push = np.empty(n_samples, dtype=np.float64)
+    row_active = np.empty(n_samples, dtype=np.intp)
+    row_candidates = np.empty(n_samples, dtype=np.intp)
+    degrees = np.zeros(n_samples, dtype=np.float64)
+    cross = np.zeros((X.shape[1], X.shape[1]), dtype=np.float64)
+    # half the budget per block: the weights' product W X is a second array
+    half = None if working_memory is None else working_memory / 2.0
+    for start, stop, block in sq_distance_blocks(Z, working_memory=half):
+        run_on_row_ranges(
+            _stream_push_kernel,
+            stop - start,
+            block,
+            start,
+            y,
+            target_sq,
+            float(mu),
+            bool(squared),
+            float(candidate_scale),
+            target_weights,
+            row_push,
+            row_active,
+            row_candidates,
+        )
+        degrees[start:stop] += block.sum(axis=1)
+        degrees += block.sum(axis=0)
+        cross += X[start:stop].T @ (block @ X)
+    C_push = X.T @ (X * degrees[:, None])
+    C_push -= cross
+    C_push -= cross.T
+    return (
+        float(row_push.sum()),
+        (C_push + C_push.T) / 2.0,
+        target_weights,
+        int(row_active.sum()),
+        int(row_candidates.sum()),
+    )
