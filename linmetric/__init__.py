@@ -22,6 +22,7 @@ _PUBLIC = {
     "EnergyClassifier": "._energy",
     "NCA": "._nca",
     "ITML": "._itml",
+    "MultiMetricLMNN": "._mm_lmnn",
 }
 
 __all__ = ["__version__", *_PUBLIC]
