@@ -30,7 +30,7 @@ from ._kernels.lmnn import (
 from ._lmnn_impostors import NARROW_CANDIDATE_SCALE, ImpostorSet
 from ._optimize import IterationLog, minimize_lbfgs, minimize_subgradient
 from ._params import Interval, StrOptions, validate_params
-from ._threads import fit_threads, kernel_threads
+from ._threads import fit_threads
 from ._validation import validate_X_y
 
 # Points used to estimate the best scale of the initial map.
@@ -536,23 +536,7 @@ def _loss_grad(X, L, targets, target_sq, indptr, rows, cols, pair_sq, *, mu, squ
     # outer-product sum over the target pairs (pull and push weights
     # together) and the active impostor pairs.
     target_weights += 1.0 - mu
-    if X.dtype == np.float64 and kernel_threads() == 1:
-        # one serial pass over LMNN's own arrays beats the general sum
-        C = lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights)
-    else:
-        n_samples, n_neighbors = targets.shape
-        active = pair_weights != 0.0
-        C = weighted_outer_sum(
-            X,
-            np.concatenate(
-                [
-                    np.repeat(np.arange(n_samples, dtype=np.intp), n_neighbors),
-                    rows[active],
-                ]
-            ),
-            np.concatenate([targets.ravel(), cols[active]]),
-            np.concatenate([target_weights.ravel(), pair_weights[active]]),
-        )
+    C = lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights)
     return loss, 2.0 * L @ C, n_active
 
 

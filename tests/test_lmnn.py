@@ -189,10 +189,15 @@ def test_impostors_of_rows_matches_full_search(dtype):
     np.testing.assert_array_equal(sub_cols, cols[keep])
 
 
-def test_serial_and_general_gradient_sums_agree():
-    # Small float64 fits take LMNN's serial outer-product sum; the general
-    # one must give the same matrix.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_lmnn_and_general_gradient_sums_agree(dtype, n_threads):
+    # LMNN's own outer-product sum, split over threads by rows or not, in
+    # either dtype, gives the matrix of the general one.
+    from linmetric._threads import limit_threads
+
     X, y = make_blobs_data(6, n_samples=60)
+    X = X.astype(dtype)
     targets = reference.target_neighbors(X, y, 3)
     rows, cols = np.nonzero(y[:, None] != y[None, :])
     indptr = np.searchsorted(rows, np.arange(61))
@@ -203,7 +208,8 @@ def test_serial_and_general_gradient_sums_agree():
         indptr, pair_sq, target_sq, mu=0.5, squared=True
     )
     target_w += 0.5
-    serial = lmnn_outer_sum(X, targets, target_w, indptr, cols, pair_w)
+    with limit_threads(kernels=n_threads):
+        serial = lmnn_outer_sum(X, targets, target_w, indptr, cols, pair_w)
     general = weighted_outer_sum(
         X,
         np.concatenate([np.repeat(np.arange(60), 3), rows]),

@@ -13,7 +13,7 @@ The rest serves LMNN's working set and start: :func:`impostors_of_rows`
 (the impostor search for some points only), :func:`ratios_by_group` (how
 much distances shrank since each point's search), :func:`scale_losses` (the
 loss of the initial map at many scales at once) and :func:`lmnn_outer_sum`
-(the gradient's outer-product sum in one serial pass, for small problems).
+(the gradient's outer-product sum straight from LMNN's arrays).
 """
 
 import numpy as np
@@ -430,47 +430,43 @@ def ratios_by_group(
 
 @jit
 def _gradient_gather_kernel(
-    X, targets, target_weights, indptr, cols, pair_weights, product, degrees
+    start, stop, X, targets, target_weights, indptr, cols, pair_weights, product
 ):
-    # product[a] += w x_b and degrees[a] += w, degrees[b] += w over the
-    # target pairs (i, targets[i, j]) and the candidate pairs of nonzero
-    # weight (i, cols[p]), p in indptr[i]:indptr[i + 1].
+    # product[i] += w x_b over the target pairs (i, targets[i, j]) and the
+    # candidate pairs of nonzero weight (i, cols[p]), p in indptr[i]:indptr[i + 1],
+    # for the rows start:stop only (each thread owns its rows).
     n_features = X.shape[1]
-    for i in range(targets.shape[0]):
+    for i in range(start, stop):
         for j in range(targets.shape[1]):
             b = targets[i, j]
             w = target_weights[i, j]
-            degrees[i] += w
-            degrees[b] += w
             for k in range(n_features):
                 product[i, k] += w * X[b, k]
         for p in range(indptr[i], indptr[i + 1]):
             w = pair_weights[p]
             if w != 0.0:
                 b = cols[p]
-                degrees[i] += w
-                degrees[b] += w
                 for k in range(n_features):
                     product[i, k] += w * X[b, k]
 
 
 def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
-    """``C = sum_p w_p (x_a - x_b)(x_a - x_b)^T`` over LMNN's pairs, serially.
+    """``C = sum_p w_p (x_a - x_b)(x_a - x_b)^T`` over LMNN's pairs.
 
     The pairs are the target pairs ``(i, targets[i, j])`` with weights
     ``target_weights[i, j]`` and the candidate impostor pairs
     ``(i, cols[p])``, ``p`` in ``indptr[i]:indptr[i + 1]``, with weights
     ``pair_weights[p]`` (zero weights are skipped). As in
     :func:`linmetric._kernels.weighted_outer_sum`, ``C`` is the symmetric
-    part of ``X^T (D X - 2 W X)``; here one serial numba pass gathers
-    ``W X`` and the degrees ``D`` straight from LMNN's arrays, without
-    building the list of pairs, and one GEMM over all rows follows. Meant
-    for small problems, where the pass takes about as long as the
-    bookkeeping around a threaded one.
+    part of ``X^T (D X - 2 W X)``; here a numba pass gathers ``W X``
+    straight from LMNN's arrays, split by rows over threads (each thread
+    owns its rows, so the result does not depend on their number), without
+    building a list of pairs; the degrees ``D`` are two weighted counts,
+    and one float64 GEMM over all rows follows.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features), float64
+    X : ndarray of shape (n_samples, n_features), float32 or float64
     targets : ndarray of shape (n_samples, n_neighbors), intp
     target_weights : ndarray of shape (n_samples, n_neighbors), float64
     indptr : ndarray of shape (n_samples + 1,), intp
@@ -480,7 +476,7 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
     Returns
     -------
     C : ndarray of shape (n_features, n_features), float64
-        Symmetric.
+        Symmetric; accumulated in float64.
 
     Examples
     --------
@@ -494,14 +490,32 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
     array([[1., 2.],
            [2., 6.]])
     """
+    n_samples = X.shape[0]
     product = np.zeros(X.shape, dtype=np.float64)
-    degrees = np.zeros(X.shape[0], dtype=np.float64)
-    _gradient_gather_kernel(
-        X, targets, target_weights, indptr, cols, pair_weights, product, degrees
+    run_on_row_ranges(
+        _gradient_gather_kernel,
+        n_samples,
+        X,
+        targets,
+        target_weights,
+        indptr,
+        cols,
+        pair_weights,
+        product,
     )
-    right = X * degrees[:, None]
+    # degrees: each pair's weight counts for both of its points
+    row_sums = target_weights.sum(axis=1)
+    if pair_weights.shape[0]:
+        row_sums += np.add.reduceat(
+            np.concatenate([pair_weights, [0.0]]), indptr[:-1]
+        ) * (indptr[1:] > indptr[:-1])
+    degrees = row_sums
+    degrees += np.bincount(targets.ravel(), target_weights.ravel(), minlength=n_samples)
+    degrees += np.bincount(cols, pair_weights, minlength=n_samples)
+    X64 = X.astype(np.float64, copy=False)
+    right = X64 * degrees[:, None]
     right -= 2.0 * product
-    H = X.T @ right
+    H = X64.T @ right
     return (H + H.T) / 2.0
 
 
