@@ -77,6 +77,12 @@ class LMNN(MetricLearner):
     searches run on float32 distances, so the final check is exact up to
     float32 rounding of distances near a margin.
 
+    The candidates never take more than ``impostor_memory``: when they
+    would, fewer are gathered per point and searched again more often, and
+    when even the impostors inside the margins would, the loss visits
+    every pair in blocks without storing any. The objective is the same in
+    every case; only the time changes.
+
     The fit runs on X centred and divided by the RMS norm of its rows, and
     ``components_`` is scaled back: data in other units (pixels in 0..255
     or in [0, 1]) give the same iterations, the same impostor searches and
