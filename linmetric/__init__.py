@@ -22,6 +22,7 @@ _PUBLIC = {
     "EnergyClassifier": "._energy",
     "NCA": "._nca",
     "ITML": "._itml",
+    "MultiMetricLMNN": "._mm_lmnn",
     "KISSME": "._kissme",
     "GMML": "._gmml",
     "DMLMJ": "._dmlmj",

@@ -21,11 +21,16 @@ from ._kernels import (
     target_neighbors,
     weighted_outer_sum,
 )
-from ._kernels.lmnn import lmnn_outer_sum, push_terms, scale_losses
-from ._lmnn_impostors import ImpostorSet
+from ._kernels.lmnn import (
+    lmnn_outer_sum,
+    push_terms,
+    scale_losses,
+    streamed_push_terms,
+)
+from ._lmnn_impostors import NARROW_CANDIDATE_SCALE, ImpostorSet
 from ._optimize import IterationLog, minimize_lbfgs, minimize_subgradient
 from ._params import Interval, StrOptions, validate_params
-from ._threads import fit_threads, kernel_threads
+from ._threads import fit_threads
 from ._validation import validate_X_y
 
 # Points used to estimate the best scale of the initial map.
@@ -71,6 +76,17 @@ class LMNN(MetricLearner):
     the final search. Distances in the loss are summed in float64; the
     searches run on float32 distances, so the final check is exact up to
     float32 rounding of distances near a margin.
+
+    The candidates never take more than ``impostor_memory``: when they
+    would, fewer are gathered per point and searched again more often, and
+    when even the impostors inside the margins would, the loss visits
+    every pair in blocks without storing any. The objective is the same in
+    every case; only the time changes.
+
+    The fit runs on X centred and divided by the RMS norm of its rows, and
+    ``components_`` is scaled back: data in other units (pixels in 0..255
+    or in [0, 1]) give the same iterations, the same impostor searches and
+    the same memory, and a map scaled by the inverse factor.
 
     With the default squared hinge the loss is minimised by L-BFGS; it
     stops when one iteration lowers the loss by less than ``tol`` relative
@@ -133,8 +149,18 @@ class LMNN(MetricLearner):
         Seeds ``init='random'`` and the randomised PCA solver.
     working_memory : float, default=None
         Budget in MiB for one block of the distance computations; None
-        means ``sklearn.get_config()["working_memory"]``. The candidate
-        impostor pairs are stored besides it.
+        means ``sklearn.get_config()["working_memory"]``.
+    impostor_memory : float, default=None
+        Budget in MiB for the candidate impostor pairs (96 bytes each, their
+        per-evaluation arrays and merge copies included); None means the
+        value of ``working_memory``. The peak memory of ``fit`` is about
+        this plus two blocks of ``working_memory`` plus a few copies of X.
+        When the candidates would not fit, ``fit`` gathers fewer per point
+        (a margin enlarged by 1.02 instead of 1.3, searched again more
+        often); when the impostors inside the margins alone do not fit, it
+        computes the loss by visiting every pair in blocks, without storing
+        them (``O(n^2)`` time per evaluation), until they fit again. The
+        loss is the same either way: only time changes.
 
     Attributes
     ----------
@@ -158,6 +184,9 @@ class LMNN(MetricLearner):
         ``ConvergenceWarning`` is raised otherwise).
     n_impostor_searches_ : int
         Full impostor searches run, the final check included.
+    n_streamed_evaluations_ : int
+        Evaluations of the loss that visited every pair in blocks because
+        the impostors did not fit ``impostor_memory``.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -207,6 +236,7 @@ class LMNN(MetricLearner):
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "working_memory": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "impostor_memory": [None, Interval(numbers.Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -225,6 +255,7 @@ class LMNN(MetricLearner):
         warm_start=False,
         random_state=None,
         working_memory=None,
+        impostor_memory=None,
     ):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -239,6 +270,7 @@ class LMNN(MetricLearner):
         self.warm_start = warm_start
         self.random_state = random_state
         self.working_memory = working_memory
+        self.impostor_memory = impostor_memory
 
     def fit(self, X, y):
         """Learn the map from labelled data.
@@ -270,25 +302,34 @@ class LMNN(MetricLearner):
         # Distances do not change under a shift of X; centring keeps their
         # expansion ||a||^2 + ||b||^2 - 2 a.b in the searches accurate.
         X = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+        # The loss has a unit margin and L-BFGS a unit first step, so a map
+        # in the inverse units of X would make the path (its trial maps, and
+        # with them the impostor candidates and the memory) depend on those
+        # units. The fit runs on X of unit RMS norm; components_ is scaled
+        # back at the end.
+        data_scale = _normalize_in_place(X)
         n_components = resolve_n_components(self.n_components, X.shape[1])
         shape = (n_components, X.shape[1])
         random_state = check_random_state(self.random_state)
         log = IterationLog(
             "LMNN",
             verbose=self.verbose,
-            callback=self.callback,
+            callback=_scaled_callback(self.callback, data_scale),
             columns=("active_impostors",),
         )
         with fit_threads("lmnn", X.shape[0]):
             targets = _choose_targets(X, y_codes, self.n_neighbors, self.working_memory)
             if previous is not None and previous.shape == shape:
-                components = np.asarray(previous, dtype=np.float64)
+                components = np.asarray(previous, dtype=np.float64) * data_scale
             else:
-                components = self._start(X, y_codes, targets, shape, random_state)
+                components = self._start(
+                    X, y_codes, targets, shape, random_state, data_scale
+                )
             impostors = ImpostorSet(
                 y_codes,
                 np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64)),
                 self.working_memory,
+                self.impostor_memory,
             )
             if self.loss == "hinge":
                 minimize = functools.partial(minimize_subgradient, tol=self.tol)
@@ -299,7 +340,7 @@ class LMNN(MetricLearner):
             )
         log.finish(converged, message)
 
-        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
+        self.components_ = np.ascontiguousarray(components / data_scale, dtype=X.dtype)
         self.target_neighbors_ = targets
         self.n_passes_ = n_passes
         self.n_iter_ = log.n_iter
@@ -307,12 +348,16 @@ class LMNN(MetricLearner):
         self.history_ = log.history
         self.converged_ = converged
         self.n_impostor_searches_ = impostors.n_searches
+        self.n_streamed_evaluations_ = impostors.n_streamed
         return self
 
-    def _start(self, X, y, targets, shape, random_state):
+    def _start(self, X, y, targets, shape, random_state, data_scale):
         components = initialize_components(
             self.init, X, y, n_components=shape[0], random_state=random_state
         ).astype(np.float64)
+        if not isinstance(self.init, str):
+            # a given map acts on X in its own units; X was divided by its scale
+            components *= data_scale
         # Start at the scale the loss prefers along the initial map; the
         # optimiser would otherwise spend its first iterations rescaling.
         return components * _best_scale(
@@ -451,6 +496,28 @@ def lmnn_loss_grad(L, X, targets, impostor_pairs, *, push_weight, loss):
     return value, grad
 
 
+def _normalize_in_place(X):
+    """Divide X by the RMS norm of its rows; return that norm (1 for zeros)."""
+    largest = float(np.max(np.abs(X))) if X.size else 0.0
+    if not largest > 0.0:
+        return 1.0
+    X /= X.dtype.type(largest)  # first, so that squares cannot overflow
+    rms = float(np.sqrt(np.einsum("ij,ij->", X, X, dtype=np.float64) / X.shape[0]))
+    X /= X.dtype.type(rms)
+    return largest * rms
+
+
+def _scaled_callback(callback, data_scale):
+    """The user's callback, handed maps in the units of the input."""
+    if callback is None:
+        return None
+
+    def scaled(components, n_iter):
+        return callback(components / data_scale, n_iter)
+
+    return scaled
+
+
 def _transform(X, L):
     return X @ L.T.astype(X.dtype, copy=False)
 
@@ -475,24 +542,32 @@ def _loss_grad(X, L, targets, target_sq, indptr, rows, cols, pair_sq, *, mu, squ
     # outer-product sum over the target pairs (pull and push weights
     # together) and the active impostor pairs.
     target_weights += 1.0 - mu
-    if X.dtype == np.float64 and kernel_threads() == 1:
-        # one serial pass over LMNN's own arrays beats the general sum
-        C = lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights)
-    else:
-        n_samples, n_neighbors = targets.shape
-        active = pair_weights != 0.0
-        C = weighted_outer_sum(
-            X,
-            np.concatenate(
-                [
-                    np.repeat(np.arange(n_samples, dtype=np.intp), n_neighbors),
-                    rows[active],
-                ]
-            ),
-            np.concatenate([targets.ravel(), cols[active]]),
-            np.concatenate([target_weights.ravel(), pair_weights[active]]),
-        )
+    C = lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights)
     return loss, 2.0 * L @ C, n_active
+
+
+def _streamed_loss_grad(X, L, Z, targets, target_sq, impostors, *, mu, squared):
+    """The loss over all pairs, visited in blocks (no pair stored)."""
+    push, C_push, target_weights, n_active, n_candidates = streamed_push_terms(
+        X,
+        Z,
+        impostors.y,
+        target_sq,
+        mu=mu,
+        squared=squared,
+        candidate_scale=NARROW_CANDIDATE_SCALE,
+        working_memory=impostors.working_memory,
+    )
+    impostors.record_stream(n_candidates)
+    loss = (1.0 - mu) * float(target_sq.sum()) + mu * push
+    n_samples, n_neighbors = targets.shape
+    C = weighted_outer_sum(
+        X,
+        np.repeat(np.arange(n_samples, dtype=np.intp), n_neighbors),
+        targets.ravel(),
+        (target_weights + (1.0 - mu)).ravel(),
+    )
+    return loss, 2.0 * L @ (C + C_push), n_active
 
 
 def _working_set_objective(X, targets, impostors, *, mu, loss):
@@ -504,6 +579,11 @@ def _working_set_objective(X, targets, impostors, *, mu, loss):
         Z = _transform(X, L)
         target_sq = _target_sq(Z, targets)
         pair_sq = impostors.update(L, Z, target_sq)
+        if pair_sq is None:  # more pairs than the budget holds
+            value, grad, n_active = _streamed_loss_grad(
+                X, L, Z, targets, target_sq, impostors, mu=mu, squared=squared
+            )
+            return value, grad.ravel(), {"active_impostors": n_active}
         value, grad, n_active = _loss_grad(
             X,
             L,

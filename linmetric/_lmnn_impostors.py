@@ -12,11 +12,22 @@ points are searched again (all points at once, by the blocked full search,
 when many are stale). That estimate is a heuristic; after :meth:`reset`
 with ``guaranteed=True`` a bound replaces it (see
 :meth:`ImpostorSet._stale_guaranteed`).
+
+Memory. The set never holds more than ``max_pairs`` pairs, the byte budget
+divided by ``BYTES_PER_PAIR``. When the candidates at ``CANDIDATE_SCALE``
+would be more, the margin is enlarged by ``NARROW_CANDIDATE_SCALE`` only:
+fewer candidates per point, which go stale sooner and are searched again
+more often. When even those are too many, :meth:`ImpostorSet.update`
+returns None and the loss is computed by visiting every pair in blocks
+(:func:`linmetric._kernels.lmnn.streamed_push_terms`), as long as the pairs
+counted on the way do not fit the budget. Each fallback computes the same
+loss: only time changes, never the objective.
 """
 
 import numpy as np
 
 from ._kernels import find_impostors, sq_distances_of_pairs
+from ._kernels._chunking import get_working_memory
 from ._kernels.impostors import sort_pairs
 from ._kernels.lmnn import impostors_of_rows, ratios_by_group
 
@@ -39,6 +50,14 @@ FULL_SEARCH_FRACTION = 0.3
 # Beyond this many maps of reference (one per partial search), a full search
 # starts afresh.
 MAX_REFERENCES = 30
+# Bytes counted per candidate pair against the budget: its row, column and
+# reference distance, the distance and gradient weight of one evaluation,
+# and the copies made while a search assembles pairs or candidates merge.
+BYTES_PER_PAIR = 96
+# The margin enlargement used when the candidates at CANDIDATE_SCALE do not
+# fit the budget.
+NARROW_CANDIDATE_SCALE = 1.02
+_MIB = 2**20
 
 
 class ImpostorSet:
@@ -52,11 +71,17 @@ class ImpostorSet:
         ``||x_i - c||`` for some centre ``c``, for the guaranteed test.
     working_memory : float or None
         Budget in MiB for one block of the searches.
+    memory : float or None, default=None
+        Budget in MiB for the candidate pairs (``BYTES_PER_PAIR`` bytes
+        each); None means ``working_memory``'s value.
     """
 
-    def __init__(self, y, spread, working_memory):
+    def __init__(self, y, spread, working_memory, memory=None):
         self.y = y
         self.working_memory = working_memory
+        budget = get_working_memory(working_memory if memory is None else memory)
+        self.max_pairs = int(budget * _MIB // BYTES_PER_PAIR)
+        self.n_streamed = 0
         # ||x_i - c|| + max_l ||x_l - c|| bounds ||x_i - x_l|| for every l.
         self.spread = spread + spread.max()
         self.n_searches = 0
@@ -72,34 +97,58 @@ class ImpostorSet:
         """
         self.guaranteed = guaranteed
         self.rows = self.cols = self.indptr = None
+        self.scale = CANDIDATE_SCALE
+        # True while the pairs exceed the budget and the loss is streamed;
+        # the count of the last streamed evaluation says when they fit again
+        self.streaming = False
+        self.streamed_count = None
         # the squared distances, margins and target distances of each point
         # at its last search, and the maps of reference
         self.ref_sq = self.ref_margins = self.target_ref = None
         self.references = []
         self.reference_of = None
 
+    @property
+    def nbytes(self):
+        """int, bytes counted against the budget for the pairs held now."""
+        return 0 if self.rows is None else self.rows.shape[0] * BYTES_PER_PAIR
+
     def search(self, Z, radii):
         """The pairs ``(i, l)``, ``y_l != y_i``, with ``d(i, l) < radii[i]``.
 
         The distances are float32 GEMM expansions, checked exactly near the
         radius by the kernel but on ``Z`` rounded to float32: a pair within
-        float32 rounding of the radius may fall on either side.
+        float32 rounding of the radius may fall on either side. None when
+        there are more than ``max_pairs``.
         """
-        rows, cols, _ = find_impostors(
+        self.n_searches += 1
+        found = find_impostors(
             Z.astype(np.float32, copy=False),
             self.y,
             radii,
             working_memory=self.working_memory,
+            max_pairs=self.max_pairs,
         )
-        self.n_searches += 1
-        return rows, cols
+        return None if found is None else found[:2]
+
+    def record_stream(self, n_candidates):
+        """Note a streamed evaluation that counted ``n_candidates`` pairs
+        inside ``NARROW_CANDIDATE_SCALE`` times their margins."""
+        self.n_streamed += 1
+        self.streamed_count = n_candidates
 
     def update(self, L, Z, target_sq):
         """Refresh stale candidates for the map ``L`` (``Z = X L^T``).
 
-        Returns the float64 squared distances of the candidate pairs.
+        Returns the float64 squared distances of the candidate pairs, or
+        None when the pairs do not fit the budget: the caller then computes
+        the loss over all pairs, in blocks, and calls :meth:`record_stream`.
         """
         margins = target_sq.max(axis=1) + 1.0
+        if self.streaming:
+            if self.streamed_count is None or self.streamed_count > self.max_pairs:
+                return None
+            return self._full(L, Z, target_sq, margins)
         if self.rows is None or len(self.references) > MAX_REFERENCES:
             return self._full(L, Z, target_sq, margins)
         pair_sq = sq_distances_of_pairs(
@@ -115,20 +164,26 @@ class ImpostorSet:
         if n_stale > FULL_SEARCH_FRACTION * margins.shape[0]:
             return self._full(L, Z, target_sq, margins)
         stale_rows = np.flatnonzero(stale)
-        # float32 search with radii enlarged by CANDIDATE_SCALE, so rounding
-        # near the margin does not matter; exact distances follow.
-        new_rows, new_cols = impostors_of_rows(
+        keep = ~stale[self.rows]
+        n_kept = int(np.count_nonzero(keep))
+        # float32 search with radii enlarged by the candidate scale, so
+        # rounding near the margin does not matter; exact distances follow.
+        found = impostors_of_rows(
             Z.astype(np.float32, copy=False),
             self.y,
             stale_rows,
-            CANDIDATE_SCALE * margins,
+            self.scale * margins,
             working_memory=self.working_memory,
+            max_pairs=self.max_pairs - n_kept,
         )
         self.n_partial_searches += 1
+        if found is None:
+            del keep, pair_sq
+            return self._full(L, Z, target_sq, margins)
+        new_rows, new_cols = found
         new_sq = sq_distances_of_pairs(
             Z, new_rows, new_cols, dtype=np.float64, check_indices=False
         )
-        keep = ~stale[self.rows]
         rows, cols, pair_sq, ref_sq = sort_pairs(
             np.concatenate([self.rows[keep], new_rows]),
             np.concatenate([self.cols[keep], new_cols]),
@@ -144,8 +199,17 @@ class ImpostorSet:
         return pair_sq
 
     def missed(self, Z, margins):
-        """Whether a full search at ``margins`` finds pairs not in the set."""
-        rows, cols = self.search(Z, margins)
+        """Whether a full search at ``margins`` finds pairs not in the set.
+
+        When those pairs exceed the budget, the set missed some unless the
+        loss was being streamed (exact over all pairs).
+        """
+        found = self.search(Z, margins)
+        if found is None:
+            return not self.streaming
+        if self.streaming:
+            return False
+        rows, cols = found
         n_samples = self.y.shape[0]
         codes = self.rows * n_samples + self.cols  # sorted by (row, col)
         query = rows * n_samples + cols
@@ -161,7 +225,18 @@ class ImpostorSet:
         np.cumsum(np.bincount(rows, minlength=n_samples), out=self.indptr[1:])
 
     def _full(self, L, Z, target_sq, margins):
-        rows, cols = self.search(Z, CANDIDATE_SCALE * margins)
+        # free the old candidates first: the budget holds one set at a time
+        self.rows = self.cols = self.indptr = self.ref_sq = None
+        for scale in (CANDIDATE_SCALE, NARROW_CANDIDATE_SCALE):
+            found = self.search(Z, scale * margins)
+            if found is not None:
+                break
+        else:
+            self.streaming = True
+            self.streamed_count = None
+            return None
+        self.scale, self.streaming = scale, False
+        rows, cols = found
         pair_sq = sq_distances_of_pairs(
             Z, rows, cols, dtype=np.float64, check_indices=False
         )
@@ -199,7 +274,7 @@ class ImpostorSet:
                     if overall is None:
                         overall = np.quantile(ratios, SHRINK_QUANTILE)
                     shrink[group] = overall
-        return margins > shrink[self.reference_of] * CANDIDATE_SCALE * self.ref_margins
+        return margins > shrink[self.reference_of] * self.scale * self.ref_margins
 
     def _stale_guaranteed(self, L, margins):
         # For l outside the candidates of i, searched at L_ref:
@@ -209,7 +284,7 @@ class ImpostorSet:
         moves = np.array(
             [np.linalg.norm(L - reference, ord=2) for reference in self.references]
         )
-        lowest = np.sqrt(CANDIDATE_SCALE * self.ref_margins) - (
+        lowest = np.sqrt(self.scale * self.ref_margins) - (
             moves[self.reference_of] * self.spread
         )
         return np.sqrt(margins) >= lowest

@@ -12,6 +12,7 @@ from linmetric._kernels.lmnn import (
     push_terms,
     ratios_by_group,
     scale_losses,
+    streamed_push_terms,
 )
 from linmetric._lmnn import (
     _minimize_checked,
@@ -35,15 +36,15 @@ def make_blobs_data(seed, n_samples=45, n_features=4, n_classes=3):
     return X, y
 
 
-def make_impostors(X, y):
+def make_impostors(X, y, memory=None):
     X = X - X.mean(axis=0)
-    return ImpostorSet(y, np.sqrt((X**2).sum(axis=1)), None)
+    return ImpostorSet(y, np.sqrt((X**2).sum(axis=1)), None, memory)
 
 
-def make_objective(X, y, *, mu=0.5, loss="squared_hinge"):
+def make_objective(X, y, *, mu=0.5, loss="squared_hinge", memory=None):
     """LMNN's objective over its working set of candidate impostors."""
     targets = reference.target_neighbors(X, y, 3)
-    impostors = make_impostors(X, y)
+    impostors = make_impostors(X, y, memory)
     objective = _working_set_objective(X, targets, impostors, mu=mu, loss=loss)
     return objective, targets, impostors
 
@@ -188,10 +189,15 @@ def test_impostors_of_rows_matches_full_search(dtype):
     np.testing.assert_array_equal(sub_cols, cols[keep])
 
 
-def test_serial_and_general_gradient_sums_agree():
-    # Small float64 fits take LMNN's serial outer-product sum; the general
-    # one must give the same matrix.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_lmnn_and_general_gradient_sums_agree(dtype, n_threads):
+    # LMNN's own outer-product sum, split over threads by rows or not, in
+    # either dtype, gives the matrix of the general one.
+    from linmetric._threads import limit_threads
+
     X, y = make_blobs_data(6, n_samples=60)
+    X = X.astype(dtype)
     targets = reference.target_neighbors(X, y, 3)
     rows, cols = np.nonzero(y[:, None] != y[None, :])
     indptr = np.searchsorted(rows, np.arange(61))
@@ -202,7 +208,8 @@ def test_serial_and_general_gradient_sums_agree():
         indptr, pair_sq, target_sq, mu=0.5, squared=True
     )
     target_w += 0.5
-    serial = lmnn_outer_sum(X, targets, target_w, indptr, cols, pair_w)
+    with limit_threads(kernels=n_threads):
+        serial = lmnn_outer_sum(X, targets, target_w, indptr, cols, pair_w)
     general = weighted_outer_sum(
         X,
         np.concatenate([np.repeat(np.arange(60), 3), rows]),
@@ -276,6 +283,108 @@ def test_candidates_stay_complete_along_a_path(guaranteed):
         assert not impostors.missed(Z, _target_sq(Z, targets).max(axis=1) + 1.0)
     # the candidates were refreshed on the way, not only at the start
     assert impostors.n_partial_searches + impostors.n_searches > 12 + 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("squared", [True, False])
+def test_streamed_push_terms_match_the_stored_pairs(dtype, squared):
+    X, y = make_blobs_data(11, n_samples=50)
+    X = X.astype(dtype)
+    targets = reference.target_neighbors(X, y, 3)
+    Z = X @ np.random.RandomState(11).standard_normal((4, 4)).astype(dtype)
+    target_sq = _target_sq(Z, targets)
+    pairs = other_class_pairs(y)
+    pair_sq = ((Z[pairs[:, 0]] - Z[pairs[:, 1]]).astype(np.float64) ** 2).sum(1)
+    indptr = np.searchsorted(pairs[:, 0], np.arange(51))
+    push, pair_w, target_w, n_active = push_terms(
+        indptr, pair_sq, target_sq, mu=0.5, squared=squared
+    )
+    expected_C = weighted_outer_sum(
+        X.astype(np.float64), pairs[:, 0], pairs[:, 1], pair_w
+    )
+    got = streamed_push_terms(
+        X,
+        Z,
+        y,
+        target_sq,
+        mu=0.5,
+        squared=squared,
+        candidate_scale=1.5,
+        working_memory=0.002,  # blocks of a few rows
+    )
+    rtol = 1e-4 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(got[0], push, rtol=rtol)
+    np.testing.assert_allclose(
+        got[1], expected_C, rtol=rtol, atol=rtol * abs(expected_C).max()
+    )
+    np.testing.assert_allclose(got[2], target_w, rtol=rtol, atol=rtol)
+    assert got[3] == n_active
+    margins = target_sq.max(axis=1) + 1.0
+    assert got[4] == np.count_nonzero(pair_sq < 1.5 * margins[pairs[:, 0]])
+
+
+@pytest.mark.parametrize("memory", [None, 2e-3, 1e-5])
+def test_every_budget_gives_the_reference_loss(memory):
+    # The full set, the narrow candidates (2e-3 MiB holds ~20 pairs here)
+    # and the streamed loss (1e-5 MiB holds none) are the same objective.
+    X, y = make_blobs_data(12, n_samples=45)
+    objective, targets, impostors = make_objective(X, y, memory=memory)
+    rng = np.random.RandomState(12)
+    for _ in range(4):
+        L = rng.standard_normal((4, 4))
+        loss, grad, extras = objective(L.ravel())
+        expected, expected_grad, n_active = reference.loss_grad(L, X, y, targets)
+        np.testing.assert_allclose(loss, expected, rtol=1e-10)
+        np.testing.assert_allclose(
+            grad.reshape(4, 4), expected_grad, rtol=1e-8, atol=1e-8
+        )
+        assert extras["active_impostors"] == n_active
+        assert impostors.nbytes <= impostors.max_pairs * 96
+    if memory == 1e-5:
+        assert impostors.n_streamed == 4 and impostors.streaming
+    assert check_grad(
+        lambda x: objective(x)[0], lambda x: objective(x)[1], L.ravel()
+    ) < 1e-5 * np.linalg.norm(expected_grad)
+
+
+def test_candidates_stay_within_the_budget_where_unbounded_ones_would_not():
+    # 400 points of two overlapping classes: the unbounded candidates of a
+    # shrunken map hold ~80,000 pairs (7.3 MiB); under a 1 MiB budget the
+    # set holds at most 1 MiB, the traced peak of an evaluation stays near
+    # it, and the loss is unchanged.
+    import tracemalloc
+
+    rng = np.random.RandomState(13)
+    y = np.arange(400) % 2
+    X = rng.standard_normal((400, 5)) + 0.1 * y[:, None]
+    L = 0.05 * np.eye(5)
+    unbounded, _, free_set = make_objective(X, y, memory=100.0)
+    expected = unbounded(L.ravel())[0]
+    assert free_set.nbytes > 4 * 2**20
+    bounded, _, impostors = make_objective(X, y, memory=1.0)
+    tracemalloc.start()
+    try:
+        for factor in (1.0, 0.9, 1.1, 20.0, 1.0):
+            value = bounded((factor * L).ravel())[0]
+            assert impostors.nbytes <= 2**20
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert impostors.n_streamed > 0
+    np.testing.assert_allclose(value, expected, rtol=1e-10)
+    # budget + one distance block (working_memory is sklearn's 1 GiB, but a
+    # block of 400 x 400 float64 is 1.25 MiB) + small arrays
+    assert peak < 1 * 2**20 + 4 * 400 * 400 * 8
+
+
+def test_a_tiny_budget_fits_as_well_as_an_unbounded_one():
+    X, y = make_blobs_data(14, n_samples=120)
+    free = LMNN(random_state=0).fit(X, y)
+    tight = LMNN(random_state=0, impostor_memory=1e-5).fit(X, y)
+    assert free.n_streamed_evaluations_ == 0
+    assert tight.n_streamed_evaluations_ > 0
+    assert tight.converged_
+    np.testing.assert_allclose(tight.loss_curve_[-1], free.loss_curve_[-1], rtol=0.05)
 
 
 def test_impostor_set_reset_forgets_the_candidates():
@@ -569,3 +678,28 @@ def test_verbose_notes_each_new_pass(capsys):
     assert "[LMNN] pass 2: target neighbours of " in out
     assert out.count("[LMNN] converged after") == 1  # one report for all passes
     assert lmnn.n_passes_ == 2
+
+
+@pytest.mark.parametrize("factor", [255.0, 2.0**-10])
+def test_fit_does_not_depend_on_the_units_of_the_input(factor):
+    # Pixels in 0..255 or in [0, 1]: the same targets, the same path (so
+    # the same iterations and impostor searches) and a map scaled by the
+    # inverse factor.
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    # noise breaks the exact ties of integer pixels, which rounding decides
+    X = X[:400] / 16.0 + 1e-3 * np.random.RandomState(0).standard_normal((400, 64))
+    y = y[:400]
+    unit = LMNN(random_state=0, max_iter=40).fit(X, y)
+    scaled = LMNN(random_state=0, max_iter=40).fit(X * factor, y)
+    np.testing.assert_array_equal(scaled.target_neighbors_, unit.target_neighbors_)
+    assert scaled.n_iter_ == unit.n_iter_
+    assert scaled.n_impostor_searches_ == unit.n_impostor_searches_
+    np.testing.assert_allclose(
+        scaled.components_ * factor,
+        unit.components_,
+        rtol=1e-6,
+        atol=1e-6 * abs(unit.components_).max(),
+    )
+    np.testing.assert_allclose(scaled.loss_curve_, unit.loss_curve_, rtol=1e-6)

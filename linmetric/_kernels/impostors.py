@@ -287,7 +287,9 @@ def _check_radii(radii, n_samples):
     return radii
 
 
-def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
+def find_impostors(
+    Z, y, radii, *, working_memory=None, exact_distances=False, max_pairs=None
+):
     """All differently labelled pairs closer than the first row's radius.
 
     Parameters
@@ -310,6 +312,9 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
         :mod:`linmetric._kernels.distances` (a relative error of about
         ``1e-5`` of ``||z_i||^2 + ||z_l||^2`` in float32). The set of pairs is
         exact either way.
+    max_pairs : int or None, default=None
+        Give up, returning None, as soon as more pairs than this are found;
+        the pairs found so far are dropped, so the output never holds more.
 
     Returns
     -------
@@ -317,6 +322,7 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
         The pairs, sorted by ``(row, col)``.
     sq_dists : ndarray of shape (n_pairs,), dtype of ``Z``
         Their squared distances.
+    (or None, when there are more than ``max_pairs`` pairs)
 
     References
     ----------
@@ -348,6 +354,7 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
     bytes_per_entry = Z.itemsize + np.dtype(code_dtype).itemsize
 
     pieces = []
+    n_found = 0
     counts = np.zeros(n_samples, dtype=np.intp)
     classes = np.unique(y)
     product_buffer = np.empty(0, dtype=Z.dtype)
@@ -393,6 +400,9 @@ def find_impostors(Z, y, radii, *, working_memory=None, exact_distances=False):
                 n_hits,
             )
             total = int(n_hits.sum())
+            n_found += total
+            if max_pairs is not None and n_found > max_pairs:
+                return None
             if total:
                 offsets = np.zeros(stop - start, dtype=np.intp)
                 np.cumsum(n_hits[:-1], out=offsets[1:])

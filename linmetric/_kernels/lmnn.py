@@ -13,12 +13,13 @@ The rest serves LMNN's working set and start: :func:`impostors_of_rows`
 (the impostor search for some points only), :func:`ratios_by_group` (how
 much distances shrank since each point's search), :func:`scale_losses` (the
 loss of the initial map at many scales at once) and :func:`lmnn_outer_sum`
-(the gradient's outer-product sum in one serial pass, for small problems).
+(the gradient's outer-product sum straight from LMNN's arrays).
 """
 
 import numpy as np
 
-from ._chunking import run_on_row_ranges
+from .._threads import MIN_ROWS_PER_THREAD, kernel_threads, limit_threads
+from ._chunking import run_on_row_ranges, run_tasks
 from ._config import jit
 from .distances import as_float_matrix, sq_distance_blocks
 
@@ -137,7 +138,7 @@ def push_terms(indptr, pair_sq, target_sq, *, mu, squared):
     )
 
 
-def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
+def impostors_of_rows(Z, y, rows, radii, *, working_memory=None, max_pairs=None):
     """Impostor pairs ``(i, l)`` of a subset of rows, ``d(i, l) < radii[i]``.
 
     The partial counterpart of :func:`linmetric._kernels.find_impostors`,
@@ -155,13 +156,16 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
         Squared radius per row (only ``radii[rows]`` is read).
     working_memory : float or None
         Budget in MiB for one distance block (and its mask).
+    max_pairs : int or None, default=None
+        Give up, returning None, as soon as more pairs than this are found.
 
     Returns
     -------
     pair_rows, pair_cols : ndarray of shape (n_pairs,), intp
         Sorted by ``(row, col)``. Distances come from the GEMM expansion
         (see :mod:`linmetric._kernels.distances`), so pairs within its error
-        bound of a radius may go either way.
+        bound of a radius may go either way. None when there are more than
+        ``max_pairs``.
 
     Examples
     --------
@@ -177,6 +181,7 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
     y = np.ascontiguousarray(y, dtype=np.intp)
     radii = np.ascontiguousarray(radii, dtype=np.float64)
     found_rows, found_cols = [], []
+    n_found = 0
     for start, stop, block in sq_distance_blocks(
         Z[rows], Z, working_memory=working_memory
     ):
@@ -187,6 +192,9 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None):
         )
         offsets = np.zeros(stop - start + 1, dtype=np.intp)
         np.cumsum(counts, out=offsets[1:])
+        n_found += int(offsets[-1])
+        if max_pairs is not None and n_found > max_pairs:
+            return None
         pair_rows = np.empty(offsets[-1], dtype=np.intp)
         pair_cols = np.empty(offsets[-1], dtype=np.intp)
         run_on_row_ranges(
@@ -423,47 +431,43 @@ def ratios_by_group(
 
 @jit
 def _gradient_gather_kernel(
-    X, targets, target_weights, indptr, cols, pair_weights, product, degrees
+    start, stop, X, targets, target_weights, indptr, cols, pair_weights, product
 ):
-    # product[a] += w x_b and degrees[a] += w, degrees[b] += w over the
-    # target pairs (i, targets[i, j]) and the candidate pairs of nonzero
-    # weight (i, cols[p]), p in indptr[i]:indptr[i + 1].
+    # product[i] += w x_b over the target pairs (i, targets[i, j]) and the
+    # candidate pairs of nonzero weight (i, cols[p]), p in indptr[i]:indptr[i + 1],
+    # for the rows start:stop only (each thread owns its rows).
     n_features = X.shape[1]
-    for i in range(targets.shape[0]):
+    for i in range(start, stop):
         for j in range(targets.shape[1]):
             b = targets[i, j]
             w = target_weights[i, j]
-            degrees[i] += w
-            degrees[b] += w
             for k in range(n_features):
                 product[i, k] += w * X[b, k]
         for p in range(indptr[i], indptr[i + 1]):
             w = pair_weights[p]
             if w != 0.0:
                 b = cols[p]
-                degrees[i] += w
-                degrees[b] += w
                 for k in range(n_features):
                     product[i, k] += w * X[b, k]
 
 
 def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
-    """``C = sum_p w_p (x_a - x_b)(x_a - x_b)^T`` over LMNN's pairs, serially.
+    """``C = sum_p w_p (x_a - x_b)(x_a - x_b)^T`` over LMNN's pairs.
 
     The pairs are the target pairs ``(i, targets[i, j])`` with weights
     ``target_weights[i, j]`` and the candidate impostor pairs
     ``(i, cols[p])``, ``p`` in ``indptr[i]:indptr[i + 1]``, with weights
     ``pair_weights[p]`` (zero weights are skipped). As in
     :func:`linmetric._kernels.weighted_outer_sum`, ``C`` is the symmetric
-    part of ``X^T (D X - 2 W X)``; here one serial numba pass gathers
-    ``W X`` and the degrees ``D`` straight from LMNN's arrays, without
-    building the list of pairs, and one GEMM over all rows follows. Meant
-    for small problems, where the pass takes about as long as the
-    bookkeeping around a threaded one.
+    part of ``X^T (D X - 2 W X)``; here a numba pass gathers ``W X``
+    straight from LMNN's arrays, split by rows over threads (each thread
+    owns its rows, so the result does not depend on their number), without
+    building a list of pairs; the degrees ``D`` are two weighted counts,
+    and one float64 GEMM over all rows follows.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features), float64
+    X : ndarray of shape (n_samples, n_features), float32 or float64
     targets : ndarray of shape (n_samples, n_neighbors), intp
     target_weights : ndarray of shape (n_samples, n_neighbors), float64
     indptr : ndarray of shape (n_samples + 1,), intp
@@ -473,7 +477,7 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
     Returns
     -------
     C : ndarray of shape (n_features, n_features), float64
-        Symmetric.
+        Symmetric; accumulated in float64.
 
     Examples
     --------
@@ -487,12 +491,205 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
     array([[1., 2.],
            [2., 6.]])
     """
+    n_samples = X.shape[0]
     product = np.zeros(X.shape, dtype=np.float64)
-    degrees = np.zeros(X.shape[0], dtype=np.float64)
-    _gradient_gather_kernel(
-        X, targets, target_weights, indptr, cols, pair_weights, product, degrees
+    run_on_row_ranges(
+        _gradient_gather_kernel,
+        n_samples,
+        X,
+        targets,
+        target_weights,
+        indptr,
+        cols,
+        pair_weights,
+        product,
     )
-    right = X * degrees[:, None]
+    # degrees: each pair's weight counts for both of its points
+    row_sums = target_weights.sum(axis=1)
+    if pair_weights.shape[0]:
+        row_sums += np.add.reduceat(
+            np.concatenate([pair_weights, [0.0]]), indptr[:-1]
+        ) * (indptr[1:] > indptr[:-1])
+    degrees = row_sums
+    degrees += np.bincount(targets.ravel(), target_weights.ravel(), minlength=n_samples)
+    degrees += np.bincount(cols, pair_weights, minlength=n_samples)
+    X64 = X.astype(np.float64, copy=False)
+    right = X64 * degrees[:, None]
     right -= 2.0 * product
-    H = X.T @ right
+    H = _split_gram(X64, right)
     return (H + H.T) / 2.0
+
+
+def _split_gram(A, B):
+    """``A^T B`` as two half GEMMs, each on one BLAS thread, summed in order.
+
+    The halves run on two Python threads when kernels may use several.
+    A multi-threaded BLAS call on a machine whose cores are taken by other
+    work waits on its slowest thread (a 20,000 x 164 GEMM measured 0.67 s
+    on two threads against 0.12 s on one); two single-threaded calls only
+    share the cores. The split is fixed, so the result does not depend on
+    the number of threads.
+    """
+    half = A.shape[0] // 2
+    tasks = [(np.matmul, A[:half].T, B[:half]), (np.matmul, A[half:].T, B[half:])]
+    with limit_threads(blas=1):
+        if kernel_threads(A.shape[0], MIN_ROWS_PER_THREAD) > 1:
+            parts = run_tasks(tasks)
+        else:
+            parts = [func(*args) for func, *args in tasks]
+    return parts[0] + parts[1]
+
+
+@jit
+def _stream_push_kernel(
+    start,
+    stop,
+    block,
+    block_start,
+    y,
+    target_sq,
+    mu,
+    squared,
+    candidate_scale,
+    target_weights,
+    row_push,
+    row_active,
+    row_candidates,
+):
+    # block[ii, l] = d(i, l) for i = block_start + ii, every l; on exit it
+    # holds the weight -mu sum_j h'(1 + t_ij - d_il) of the pair (i, l).
+    n_neighbors = target_sq.shape[1]
+    for ii in range(start, stop):
+        i = block_start + ii
+        radius = 0.0
+        for j in range(n_neighbors):
+            if target_sq[i, j] > radius:
+                radius = target_sq[i, j]
+        radius += 1.0
+        wide = candidate_scale * radius
+        label = y[i]
+        push = 0.0
+        active = 0
+        candidates = 0
+        for l in range(block.shape[1]):
+            d = np.float64(block[ii, l])
+            block[ii, l] = 0.0
+            if y[l] == label or d >= wide:
+                continue
+            candidates += 1
+            if d >= radius:
+                continue
+            active += 1
+            weight = 0.0
+            for j in range(n_neighbors):
+                z = 1.0 + target_sq[i, j] - d
+                if z > 0.0:
+                    if squared:
+                        push += z * z
+                        slope = 2.0 * z
+                    else:
+                        push += z
+                        slope = 1.0
+                    weight += slope
+                    target_weights[i, j] += mu * slope
+            block[ii, l] = -mu * weight
+        row_push[i] = push
+        row_active[i] = active
+        row_candidates[i] = candidates
+
+
+def streamed_push_terms(
+    X, Z, y, target_sq, *, mu, squared, candidate_scale=1.0, working_memory=None
+):
+    """The push loss and its gradient over *all* pairs, in blocks of rows.
+
+    The exact counterpart of :func:`push_terms` when the impostor pairs are
+    too many to store: every pair ``(i, l)`` of different classes is
+    visited, block by block, and its weight ``w_il = -mu sum_j h'(1 + t_ij
+    - d_il)`` goes straight into the gradient's matrix
+    ``C_push = sum_il w_il (x_i - x_l)(x_i - x_l)^T
+    = X^T diag(W 1 + W^T 1) X - X^T W X - X^T W^T X``, one GEMM per block.
+    Distances are float64 GEMM expansions (see
+    :mod:`linmetric._kernels.distances`). Time ``O(n^2 (n_components +
+    n_features))``; memory two blocks of ``working_memory``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    Z : ndarray of shape (n_samples, n_components)
+        ``X L^T``.
+    y : ndarray of shape (n_samples,), int
+        Class codes.
+    target_sq : ndarray of shape (n_samples, n_neighbors), float64
+    mu : float
+    squared : bool
+    candidate_scale : float, default=1.0
+        Also count the pairs with ``d_il < candidate_scale (max_j t_ij + 1)``.
+    working_memory : float or None
+        Budget in MiB for one block.
+
+    Returns
+    -------
+    push : float
+        ``sum h(1 + t_ij - d_il)`` over the active triplets (not yet times mu).
+    C_push : ndarray of shape (n_features, n_features), float64
+    target_weights : ndarray of shape (n_samples, n_neighbors), float64
+        ``mu sum_l h'(1 + t_ij - d_il)`` per target pair.
+    n_active : int
+        Pairs inside their row's margin.
+    n_candidates : int
+        Pairs inside ``candidate_scale`` times their row's margin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.lmnn import streamed_push_terms
+    >>> X = np.array([[0.0], [1.5], [0.5], [3.0]])
+    >>> push, C, target_w, n_active, _ = streamed_push_terms(
+    ...     X, X, np.array([0, 0, 1, 1]), np.array([[2.25], [2.25], [6.25], [6.25]]),
+    ...     mu=0.5, squared=False)
+    >>> float(push), C.tolist(), n_active
+    (24.5, [[-3.5]], 6)
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.intp)
+    target_sq = np.ascontiguousarray(target_sq, dtype=np.float64)
+    n_samples = X.shape[0]
+    target_weights = np.zeros(target_sq.shape, dtype=np.float64)
+    row_push = np.empty(n_samples, dtype=np.float64)
+    row_active = np.empty(n_samples, dtype=np.intp)
+    row_candidates = np.empty(n_samples, dtype=np.intp)
+    degrees = np.zeros(n_samples, dtype=np.float64)
+    cross = np.zeros((X.shape[1], X.shape[1]), dtype=np.float64)
+    # half the budget per block: the weights' product W X is a second array
+    half = None if working_memory is None else working_memory / 2.0
+    for start, stop, block in sq_distance_blocks(Z, working_memory=half):
+        run_on_row_ranges(
+            _stream_push_kernel,
+            stop - start,
+            block,
+            start,
+            y,
+            target_sq,
+            float(mu),
+            bool(squared),
+            float(candidate_scale),
+            target_weights,
+            row_push,
+            row_active,
+            row_candidates,
+        )
+        degrees[start:stop] += block.sum(axis=1)
+        degrees += block.sum(axis=0)
+        cross += X[start:stop].T @ (block @ X)
+    C_push = X.T @ (X * degrees[:, None])
+    C_push -= cross
+    C_push -= cross.T
+    return (
+        float(row_push.sum()),
+        (C_push + C_push.T) / 2.0,
+        target_weights,
+        int(row_active.sum()),
+        int(row_candidates.sum()),
+    )

@@ -1,0 +1,157 @@
+"""Multi-metric LMNN's push pass: every impostor pair of one metric, in blocks.
+
+In multi-metric LMNN the distance to a point is measured in the metric of
+that point's class. For the metric of class ``c`` the impostor pairs are
+``(i, l)`` with ``y_i != c`` and ``y_l = c``: rows ``i`` outside the
+class, columns ``l`` inside it, at squared distance
+``d_il = ||L_c (x_i - x_l)||^2``. Against each target distance ``t_ij``
+of row ``i`` (measured in the metric of ``i``'s own class), the triplet
+is active when ``z = 1 + t_ij - d_il > 0``; it adds ``h(z)`` to the push
+loss, ``mu h'(z)`` to the weight of the target pair ``(i, j)`` and
+``-mu h'(z)`` to the weight ``w_il`` of the impostor pair, whose outer
+products make class ``c``'s share of the gradient,
+``C_c = sum_il w_il (x_i - x_l)(x_i - x_l)^T``.
+"""
+
+import numpy as np
+
+from ._chunking import run_on_row_ranges
+from ._config import jit
+from .distances import sq_distance_blocks
+
+
+@jit
+def _bipartite_push_kernel(
+    start,
+    stop,
+    block,
+    block_start,
+    target_sq,
+    mu,
+    squared,
+    target_weights,
+    row_push,
+    row_active,
+):
+    # block[ii, l] = d(i, l) for row i = block_start + ii and every column l;
+    # on exit it holds the weight -mu sum_j h'(1 + t_ij - d_il).
+    n_neighbors = target_sq.shape[1]
+    for ii in range(start, stop):
+        i = block_start + ii
+        radius = 0.0
+        for j in range(n_neighbors):
+            if target_sq[i, j] > radius:
+                radius = target_sq[i, j]
+        radius += 1.0
+        push = 0.0
+        active = 0
+        for l in range(block.shape[1]):
+            d = np.float64(block[ii, l])
+            block[ii, l] = 0.0
+            if d >= radius:
+                continue
+            active += 1
+            weight = 0.0
+            for j in range(n_neighbors):
+                z = 1.0 + target_sq[i, j] - d
+                if z > 0.0:
+                    if squared:
+                        push += z * z
+                        slope = 2.0 * z
+                    else:
+                        push += z
+                        slope = 1.0
+                    weight += slope
+                    target_weights[i, j] += mu * slope
+            block[ii, l] = -mu * weight
+        row_push[i] = push
+        row_active[i] = active
+
+
+def bipartite_push_terms(
+    X_rows, Z_rows, X_cols, Z_cols, target_sq, *, mu, squared, working_memory=None
+):
+    """Push loss and gradient share of every (row, column) pair, in blocks.
+
+    Every pair of a row and a column is an impostor pair; its squared
+    distance is ``||Z_rows[i] - Z_cols[l]||^2`` (float64 GEMM expansion, see
+    :mod:`linmetric._kernels.distances`). The weights never form a list of
+    pairs: each block goes straight into
+    ``C = X_r^T diag(W 1) X_r + X_c^T diag(W^T 1) X_c - X_r^T W X_c - X_c^T W^T X_r``.
+    Time ``O(n_rows n_cols (n_components + n_features))``; memory one
+    block of ``working_memory`` and its product with ``X_cols``.
+
+    Parameters
+    ----------
+    X_rows : ndarray of shape (n_rows, n_features)
+    Z_rows : ndarray of shape (n_rows, n_components)
+        The rows under the metric of the columns' class.
+    X_cols : ndarray of shape (n_cols, n_features)
+    Z_cols : ndarray of shape (n_cols, n_components)
+    target_sq : ndarray of shape (n_rows, n_neighbors), float64
+        Each row's squared distances to its target neighbours.
+    mu : float
+        Weight of the push term.
+    squared : bool
+        Squared hinge (True) or hinge (False).
+    working_memory : float or None
+        Budget in MiB for one block.
+
+    Returns
+    -------
+    push : float
+        ``sum h(1 + t_ij - d_il)`` over the active triplets (not yet times mu).
+    C : ndarray of shape (n_features, n_features), float64
+        Symmetric.
+    target_weights : ndarray of shape (n_rows, n_neighbors), float64
+        ``mu sum_l h'(1 + t_ij - d_il)`` per target pair.
+    n_active : int
+        Pairs inside their row's margin ``max_j t_ij + 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.mm_lmnn import bipartite_push_terms
+    >>> rows, cols = np.array([[0.0]]), np.array([[0.5], [3.0]])
+    >>> push, C, target_w, n_active = bipartite_push_terms(
+    ...     rows, rows, cols, cols, np.array([[1.0]]), mu=0.5, squared=False)
+    >>> float(push), C.tolist(), target_w.tolist(), n_active
+    (1.75, [[-0.125]], [[0.5]], 1)
+    """
+    X_rows = np.ascontiguousarray(X_rows, dtype=np.float64)
+    X_cols = np.ascontiguousarray(X_cols, dtype=np.float64)
+    Z_rows = np.ascontiguousarray(Z_rows, dtype=np.float64)
+    Z_cols = np.ascontiguousarray(Z_cols, dtype=np.float64)
+    target_sq = np.ascontiguousarray(target_sq, dtype=np.float64)
+    n_rows = X_rows.shape[0]
+    target_weights = np.zeros(target_sq.shape, dtype=np.float64)
+    row_push = np.zeros(n_rows, dtype=np.float64)
+    row_active = np.zeros(n_rows, dtype=np.intp)
+    row_degrees = np.zeros(n_rows, dtype=np.float64)
+    col_degrees = np.zeros(X_cols.shape[0], dtype=np.float64)
+    cross = np.zeros((X_rows.shape[1], X_rows.shape[1]), dtype=np.float64)
+    if n_rows == 0 or X_cols.shape[0] == 0:
+        return 0.0, cross, target_weights, 0
+    # half the budget per block: the product W X_cols is a second array
+    half = None if working_memory is None else working_memory / 2.0
+    for start, stop, block in sq_distance_blocks(Z_rows, Z_cols, working_memory=half):
+        run_on_row_ranges(
+            _bipartite_push_kernel,
+            stop - start,
+            block,
+            start,
+            target_sq,
+            float(mu),
+            bool(squared),
+            target_weights,
+            row_push,
+            row_active,
+        )
+        row_degrees[start:stop] = block.sum(axis=1)
+        col_degrees += block.sum(axis=0)
+        cross += X_rows[start:stop].T @ (block @ X_cols)
+    C = X_rows.T @ (X_rows * row_degrees[:, None])
+    C += X_cols.T @ (X_cols * col_degrees[:, None])
+    C -= cross
+    C -= cross.T
+    return float(row_push.sum()), (C + C.T) / 2.0, target_weights, int(row_active.sum())

@@ -1,0 +1,541 @@
+"""Multi-metric Large Margin Nearest Neighbor: one metric per class."""
+
+import functools
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._init import initialize_components, resolve_n_components
+from ._kernels import rows_per_chunk, weighted_outer_sum
+from ._kernels.mm_lmnn import bipartite_push_terms
+from ._lmnn import (
+    LMNN,
+    _best_scale,
+    _choose_targets,
+    _normalize_in_place,
+    _scaled_callback,
+)
+from ._optimize import IterationLog, minimize_lbfgs, minimize_subgradient
+from ._params import Interval, StrOptions, validate_params
+from ._threads import fit_threads
+from ._validation import validate_X, validate_X_y
+
+
+class MultiMetricLMNN(ClassifierMixin, BaseEstimator):
+    """Multi-metric LMNN: one linear map per class, and its kNN classifier.
+
+    Weinberger and Saul's multiple-metrics LMNN learns one map ``L_c`` per
+    class, jointly. The distance *to* a point is measured in the metric of
+    that point's class, ``d(a, b) = ||L_{y_b} (x_a - x_b)||^2``, and the
+    loss keeps the form of :class:`~linmetric.LMNN`'s:
+
+    ``(1 - mu) sum_{i, j ~> i} d(i, j)
+    + mu sum_{i, j ~> i, l: y_l != y_i} h(1 + d(i, j) - d(i, l))``
+
+    where ``j ~> i`` are the ``n_neighbors`` target neighbours of ``i``
+    (nearest points of its class in the input space, so ``d(i, j)`` is
+    measured in the metric of ``i``'s own class) and ``d(i, l)`` in the
+    metric of the impostor's class. All maps are optimised together by
+    L-BFGS (squared hinge) or subgradient descent (hinge), from the map of
+    a single-metric :class:`~linmetric.LMNN` by default.
+
+    A test point ``t`` is classified by the kNN rule with the same
+    distances: its distance to training point ``j`` is
+    ``||L_{y_j} (t - x_j)||``, and the ``n_neighbors`` nearest vote.
+    ``predict_proba`` returns the vote fractions. There is no
+    ``transform``: no single map takes the data to a space where Euclidean
+    distances are the learned ones.
+
+    Every evaluation of the loss visits all pairs of points of different
+    classes in blocks within ``working_memory`` (no impostor pair is
+    stored): exact, memory bounded, but ``O(n^2 (n_components +
+    n_features))`` time per evaluation. It suits up to some ten thousand
+    points.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=3
+        Target neighbours per point, and neighbours that vote in
+        :meth:`predict`. A point whose class has ``n_neighbors`` members or
+        fewer gets the others of its class (and itself in place of the
+        missing ones); a warning says so.
+    n_components : int, default=None
+        Rows of each class map; None means ``n_features``.
+    init : {'lmnn', 'auto', 'pca', 'identity', 'lda', 'random'} or ndarray \
+of shape (n_classes, n_components, n_features), default='lmnn'
+        The starting maps: 'lmnn' gives every class the map of an
+        :class:`~linmetric.LMNN` fitted with the same parameters; the other
+        strings give every class the map of
+        ``linmetric._init.initialize_components``, scaled as in LMNN; an
+        array gives one map per class (in the order of ``classes_``).
+    push_weight : float, default=0.5
+        The paper's ``mu``, in (0, 1].
+    loss : {'squared_hinge', 'hinge'}, default='squared_hinge'
+        ``h(z) = max(0, z)**2`` (L-BFGS) or ``max(0, z)`` (subgradient).
+    max_iter : int, default=1000
+        The most iterations of the joint optimisation.
+    tol : float, default=1e-5
+        Converged when one iteration lowers the loss by less than ``tol``
+        times its value.
+    callback : callable, default=None
+        Called as ``callback(components, n_iter)`` after each iteration,
+        ``components`` of the shape of ``components_``.
+    verbose : int, default=0
+        If positive, print a table of iteration, loss, active impostors and
+        seconds.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the start (the LMNN of ``init='lmnn'``, the scale search,
+        random maps).
+    working_memory : float, default=None
+        Budget in MiB for one block of distances; None means
+        ``sklearn.get_config()["working_memory"]``.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_classes, n_components, n_features)
+        The map ``L_c`` of each class, in the order of ``classes_``, in the
+        dtype of X.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    target_neighbors_ : ndarray of shape (n_samples, n_neighbors)
+        Indices of the target neighbours of each training point.
+    embedding_ : ndarray of shape (n_samples, n_components)
+        Each training point mapped by its own class map, ``L_{y_j} x_j``.
+    n_iter_ : int
+        Iterations of the joint optimisation (the starting LMNN's not
+        included).
+    loss_curve_ : ndarray of shape (n_iter_,)
+        The loss after each iteration.
+    history_ : dict of str to ndarray of shape (n_iter_,)
+        Per iteration: 'loss', 'active_impostors' and 'seconds'.
+    converged_ : bool
+        Whether the optimiser met its stopping rule.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features, when X has string column names.
+
+    See Also
+    --------
+    linmetric.LMNN : one metric for all classes.
+
+    References
+    ----------
+    .. [1] K. Q. Weinberger and L. K. Saul, "Distance Metric Learning for
+       Large Margin Nearest Neighbor Classification", Journal of Machine
+       Learning Research 10 (2009), 207-244, section 6.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from linmetric import MultiMetricLMNN
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MultiMetricLMNN(n_neighbors=3, random_state=0).fit(X, y)
+    >>> clf.components_.shape
+    (3, 4, 4)
+    >>> clf.predict(X[[0, 60, 120]])
+    array([0, 1, 2])
+    >>> bool(clf.score(X, y) > 0.95)
+    True
+    """
+
+    _parameter_constraints = {
+        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_components": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "init": [
+            StrOptions({"lmnn", "auto", "pca", "identity", "lda", "random"}),
+            "array-like",
+        ],
+        "push_weight": [Interval(numbers.Real, 0, 1, closed="right")],
+        "loss": [StrOptions({"squared_hinge", "hinge"})],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "callback": [None, "callable"],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+        "working_memory": [None, Interval(numbers.Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        n_neighbors=3,
+        n_components=None,
+        *,
+        init="lmnn",
+        push_weight=0.5,
+        loss="squared_hinge",
+        max_iter=1000,
+        tol=1e-5,
+        callback=None,
+        verbose=0,
+        random_state=None,
+        working_memory=None,
+    ):
+        self.n_neighbors = n_neighbors
+        self.n_components = n_components
+        self.init = init
+        self.push_weight = push_weight
+        self.loss = loss
+        self.max_iter = max_iter
+        self.tol = tol
+        self.callback = callback
+        self.verbose = verbose
+        self.random_state = random_state
+        self.working_memory = working_memory
+
+    def fit(self, X, y):
+        """Learn one map per class from labelled data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, finite; float32 is kept.
+        y : array-like of shape (n_samples,)
+            Class labels; at least two classes.
+
+        Returns
+        -------
+        self : MultiMetricLMNN
+            The fitted classifier.
+        """
+        validate_params(self)
+        X, y_codes, classes = validate_X_y(self, X, y)
+        sizes = np.bincount(y_codes)
+        if np.any(sizes <= self.n_neighbors):
+            warnings.warn(
+                f"{int(np.count_nonzero(sizes <= self.n_neighbors))} classes have "
+                f"n_neighbors={self.n_neighbors} members or fewer; their points "
+                "get fewer target neighbours (the others of their class).",
+                UserWarning,
+                stacklevel=2,
+            )
+        X_input = X
+        center = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+        # centred and of unit RMS norm, as in LMNN: the path does not depend
+        # on the units of X
+        X = X - center
+        data_scale = _normalize_in_place(X)
+        n_components = resolve_n_components(self.n_components, X.shape[1])
+        shape = (classes.shape[0], n_components, X.shape[1])
+        random_state = check_random_state(self.random_state)
+        log = IterationLog(
+            "MultiMetricLMNN",
+            verbose=self.verbose,
+            callback=_scaled_callback(self.callback, data_scale),
+            columns=("active_impostors",),
+        )
+        with fit_threads("lmnn", X.shape[0]):
+            targets = _choose_targets(X, y_codes, self.n_neighbors, self.working_memory)
+            components = self._start(X, y_codes, targets, shape, random_state)
+            if not isinstance(self.init, str):
+                components = components * data_scale
+            objective = functools.partial(
+                _objective,
+                X=X,
+                y=y_codes,
+                targets=targets,
+                shape=shape,
+                mu=float(self.push_weight),
+                loss=self.loss,
+                working_memory=self.working_memory,
+            )
+            if self.loss == "hinge":
+                result = minimize_subgradient(
+                    objective,
+                    components,
+                    max_iter=self.max_iter,
+                    tol=self.tol,
+                    log=log,
+                    shape=shape,
+                    finish=False,
+                )
+            else:
+                result = minimize_lbfgs(
+                    objective,
+                    components,
+                    max_iter=self.max_iter,
+                    tol=0.0,
+                    ftol=self.tol,
+                    log=log,
+                    shape=shape,
+                    finish=False,
+                )
+        log.finish(result.converged, None if result.converged else result.message)
+
+        self.components_ = np.ascontiguousarray(result.x / data_scale, dtype=X.dtype)
+        self.classes_ = classes
+        self.target_neighbors_ = targets
+        self._center = center
+        self._labels = y_codes
+        self.embedding_ = _own_class_embedding(
+            X_input - center, y_codes, self.components_
+        )
+        self.n_iter_ = log.n_iter
+        self.loss_curve_ = log.loss_curve
+        self.history_ = log.history
+        self.converged_ = result.converged
+        return self
+
+    def _start(self, X, y, targets, shape, random_state):
+        n_classes, n_components, _ = shape
+        if not isinstance(self.init, str):
+            init = np.asarray(self.init, dtype=np.float64)
+            if init.shape != shape:
+                raise ValueError(
+                    f"init must have shape (n_classes, n_components, n_features) = "
+                    f"{shape}, got {init.shape}."
+                )
+            return init.copy()
+        if self.init == "lmnn":
+            with warnings.catch_warnings():
+                # the start need not converge: the joint optimisation goes on
+                warnings.simplefilter("ignore", category=UserWarning)
+                lmnn = LMNN(
+                    n_neighbors=self.n_neighbors,
+                    n_components=n_components,
+                    push_weight=self.push_weight,
+                    loss=self.loss,
+                    max_iter=self.max_iter,
+                    tol=self.tol,
+                    random_state=random_state,
+                    working_memory=self.working_memory,
+                ).fit(X, y)
+            start = lmnn.components_.astype(np.float64)
+        else:
+            start = initialize_components(
+                self.init, X, y, n_components=n_components, random_state=random_state
+            ).astype(np.float64)
+            start *= _best_scale(
+                X,
+                y,
+                start,
+                targets,
+                mu=float(self.push_weight),
+                squared=self.loss == "squared_hinge",
+                random_state=random_state,
+                working_memory=self.working_memory,
+            )
+        return np.repeat(start[None], n_classes, axis=0)
+
+    def kneighbors(self, X):
+        """The ``n_neighbors`` nearest training points in their class metrics.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Query points.
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples, n_neighbors)
+            ``||L_{y_j} (x - x_j)||``, increasing (ties by index).
+        indices : ndarray of shape (n_samples, n_neighbors)
+            Indices of the training points.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False) - self._center
+        return _nearest_in_class_metrics(
+            X,
+            self.embedding_,
+            self._labels,
+            self.components_,
+            min(self.n_neighbors, self._labels.shape[0]),
+            self.working_memory,
+        )
+
+    def predict_proba(self, X):
+        """The fraction of the ``n_neighbors`` nearest in each class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Query points.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        _, indices = self.kneighbors(X)
+        labels = self._labels[indices]
+        n_classes = self.classes_.shape[0]
+        votes = np.zeros((labels.shape[0], n_classes))
+        for column in labels.T:
+            votes[np.arange(labels.shape[0]), column] += 1.0
+        return votes / labels.shape[1]
+
+    def predict(self, X):
+        """The majority label of the ``n_neighbors`` nearest (ties: lowest).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Query points.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
+def mm_lmnn_loss_grad(
+    components, X, y, targets, *, push_weight, loss, working_memory=None
+):
+    """The multi-metric LMNN loss and its gradient, over all pairs.
+
+    ``(1 - mu) sum_ij d(i, j) + mu sum_ijl h(1 + d(i, j) - d(i, l))`` with
+    ``d(a, b) = ||L_{y_b} (x_a - x_b)||^2``, ``j`` over the target
+    neighbours of ``i`` and ``l`` over the points of other classes, every
+    pair visited in blocks (:func:`~linmetric._kernels.mm_lmnn.bipartite_push_terms`).
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_classes, n_components, n_features)
+        The map of each class code.
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+    y : ndarray of shape (n_samples,), int
+        Class codes ``0..n_classes-1``.
+    targets : ndarray of shape (n_samples, n_neighbors), int
+        Target neighbours of each point (of its own class).
+    push_weight : float
+        The paper's ``mu``.
+    loss : {'squared_hinge', 'hinge'}
+    working_memory : float or None
+        Budget in MiB for one block of distances.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_classes, n_components, n_features), float64
+    n_active : int
+        Impostor pairs ``(i, l)`` inside the margin of ``i``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._mm_lmnn import mm_lmnn_loss_grad
+    >>> X = np.array([[0.0], [1.0], [0.5], [3.0]])
+    >>> y = np.array([0, 0, 1, 1])
+    >>> targets = np.array([[1], [0], [3], [2]])
+    >>> # class 1's metric doubles distances: d(0, 2) = 2 * 0.25
+    >>> loss, grad, n_active = mm_lmnn_loss_grad(
+    ...     np.array([[[1.0]], [[2.0**0.5]]]), X, y, targets,
+    ...     push_weight=0.5, loss="hinge")
+    >>> round(float(loss), 9), n_active
+    (35.25, 6)
+    """
+    L = np.asarray(components, dtype=np.float64)
+    X = np.ascontiguousarray(X)
+    y = np.ascontiguousarray(y, dtype=np.intp)
+    targets = np.ascontiguousarray(targets, dtype=np.intp)
+    mu = float(push_weight)
+    squared = loss == "squared_hinge"
+    n_neighbors = targets.shape[1]
+    n_classes = L.shape[0]
+    members = [np.flatnonzero(y == c) for c in range(n_classes)]
+    # d(i, j) to the target neighbours, in the metric of i's own class
+    target_sq = np.empty(targets.shape, dtype=np.float64)
+    for c in range(n_classes):
+        rows = members[c]
+        Z = X[rows] @ L[c].T.astype(X.dtype)
+        Z_targets = X[targets[rows].ravel()] @ L[c].T.astype(X.dtype)
+        diff = np.repeat(Z, n_neighbors, axis=0).astype(np.float64) - Z_targets
+        target_sq[rows] = np.einsum("ij,ij->i", diff, diff).reshape(-1, n_neighbors)
+    target_weights = np.zeros(targets.shape, dtype=np.float64)
+    gram = np.empty((n_classes, X.shape[1], X.shape[1]))
+    push, n_active = 0.0, 0
+    for c in range(n_classes):
+        # the impostor pairs measured in class c's metric: (i, l), l in c
+        others = np.flatnonzero(y != c)
+        Z = X @ L[c].T.astype(X.dtype)
+        class_push, gram[c], weights, class_active = bipartite_push_terms(
+            X[others],
+            Z[others],
+            X[members[c]],
+            Z[members[c]],
+            target_sq[others],
+            mu=mu,
+            squared=squared,
+            working_memory=working_memory,
+        )
+        push += class_push
+        n_active += class_active
+        target_weights[others] += weights
+    for c in range(n_classes):
+        rows = members[c]
+        gram[c] += weighted_outer_sum(
+            X,
+            np.repeat(rows, n_neighbors),
+            targets[rows].ravel(),
+            (target_weights[rows] + (1.0 - mu)).ravel(),
+        )
+    value = (1.0 - mu) * float(target_sq.sum()) + mu * push
+    return value, 2.0 * np.einsum("cpf,cfg->cpg", L, gram), n_active
+
+
+def _objective(x, *, X, y, targets, shape, mu, loss, working_memory):
+    value, grad, n_active = mm_lmnn_loss_grad(
+        np.asarray(x).reshape(shape),
+        X,
+        y,
+        targets,
+        push_weight=mu,
+        loss=loss,
+        working_memory=working_memory,
+    )
+    return value, grad.ravel(), {"active_impostors": n_active}
+
+
+def _own_class_embedding(X, y, components):
+    """``L_{y_j} x_j`` for every training point ``j``."""
+    embedding = np.empty((X.shape[0], components.shape[1]), dtype=X.dtype)
+    for c in range(components.shape[0]):
+        rows = y == c
+        embedding[rows] = X[rows] @ components[c].T
+    return embedding
+
+
+def _nearest_in_class_metrics(X, embedding, y, components, n_neighbors, working_memory):
+    """The nearest training points, each at ``||L_{y_j} x - L_{y_j} x_j||``."""
+    n_train = embedding.shape[0]
+    n_classes = components.shape[0]
+    members = [np.flatnonzero(y == c) for c in range(n_classes)]
+    norms = np.einsum("ij,ij->i", embedding, embedding, dtype=np.float64)
+    # one block of query rows: a row of distances to every training point,
+    # in float64, plus the candidates
+    n_rows = rows_per_chunk(16 * n_train, working_memory, max_rows=X.shape[0])
+    distances = np.empty((X.shape[0], n_neighbors))
+    indices = np.empty((X.shape[0], n_neighbors), dtype=np.intp)
+    for start in range(0, X.shape[0], n_rows):
+        stop = min(start + n_rows, X.shape[0])
+        block = np.empty((stop - start, n_train))
+        for c in range(n_classes):
+            Z = (X[start:stop] @ components[c].T).astype(np.float64)
+            cols = members[c]
+            products = Z @ embedding[cols].T.astype(np.float64)
+            block[:, cols] = (
+                np.einsum("ij,ij->i", Z, Z)[:, None]
+                + norms[cols][None, :]
+                - 2 * products
+            )
+        np.maximum(block, 0.0, out=block)
+        # k smallest per row, ties by index (a stable sort of the candidates)
+        candidates = np.argpartition(block, n_neighbors - 1, axis=1)[:, :n_neighbors]
+        bound = np.take_along_axis(block, candidates, axis=1).max(axis=1)
+        for r in range(stop - start):
+            inside = np.flatnonzero(block[r] <= bound[r])
+            order = np.lexsort((inside, block[r, inside]))[:n_neighbors]
+            indices[start + r] = inside[order]
+            distances[start + r] = block[r, inside[order]]
+    return np.sqrt(distances), indices

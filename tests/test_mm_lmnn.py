@@ -1,0 +1,192 @@
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+from sklearn.datasets import load_iris
+
+from linmetric import MultiMetricLMNN
+from linmetric._kernels.mm_lmnn import bipartite_push_terms
+from linmetric._mm_lmnn import mm_lmnn_loss_grad
+from linmetric.reference import lmnn as lmnn_reference
+from linmetric.reference import mm_lmnn as reference
+
+LOSSES = ["squared_hinge", "hinge"]
+
+
+def make_data(seed, n_samples=36, n_features=3, n_classes=3):
+    rng = np.random.RandomState(seed)
+    y = np.arange(n_samples) % n_classes
+    X = rng.standard_normal((n_samples, n_features))
+    X[:, 0] += 0.7 * y  # overlapping classes: many impostors
+    return X, y
+
+
+def random_maps(seed, n_classes=3, n_components=2, n_features=3):
+    return np.random.RandomState(seed).standard_normal(
+        (n_classes, n_components, n_features)
+    )
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_loss_and_gradient_equal_the_reference(loss, seed):
+    X, y = make_data(seed)
+    targets = reference.target_neighbors(X, y, 3)
+    Ls = random_maps(seed)
+    value, grad, n_active = mm_lmnn_loss_grad(
+        Ls, X, y, targets, push_weight=0.3, loss=loss, working_memory=0.001
+    )
+    expected, expected_grad, expected_active = reference.loss_grad(
+        Ls, X, y, targets, mu=0.3, loss=loss
+    )
+    np.testing.assert_allclose(value, expected, rtol=1e-10)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-8, atol=1e-8)
+    assert n_active == expected_active
+
+
+def test_float32_loss_is_held_to_the_reference():
+    X, y = make_data(3)
+    targets = reference.target_neighbors(X, y, 3)
+    Ls = random_maps(3)
+    value, grad, _ = mm_lmnn_loss_grad(
+        Ls, X.astype(np.float32), y, targets, push_weight=0.5, loss="squared_hinge"
+    )
+    expected, expected_grad, _ = reference.loss_grad(Ls, X, y, targets)
+    np.testing.assert_allclose(value, expected, rtol=1e-4)
+    np.testing.assert_allclose(
+        grad, expected_grad, rtol=1e-3, atol=1e-4 * abs(expected_grad).max()
+    )
+
+
+def test_identical_maps_give_the_single_metric_loss():
+    X, y = make_data(4)
+    targets = reference.target_neighbors(X, y, 3)
+    L = random_maps(4)[0]
+    value, grad, _ = mm_lmnn_loss_grad(
+        np.repeat(L[None], 3, axis=0), X, y, targets, push_weight=0.5, loss="hinge"
+    )
+    expected, expected_grad, _ = lmnn_reference.loss_grad(
+        L, X, y, targets, loss="hinge"
+    )
+    np.testing.assert_allclose(value, expected, rtol=1e-10)
+    # the single map's gradient is the sum of the class maps' gradients
+    np.testing.assert_allclose(grad.sum(axis=0), expected_grad, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradient_matches_finite_differences(seed):
+    X, y = make_data(seed + 10)
+    targets = reference.target_neighbors(X, y, 3)
+    shape = (3, 2, 3)
+
+    def fun(x):
+        return mm_lmnn_loss_grad(
+            x.reshape(shape), X, y, targets, push_weight=0.5, loss="squared_hinge"
+        )[0]
+
+    def grad(x):
+        return mm_lmnn_loss_grad(
+            x.reshape(shape), X, y, targets, push_weight=0.5, loss="squared_hinge"
+        )[1].ravel()
+
+    x0 = random_maps(seed + 10).ravel()
+    error = check_grad(fun, grad, x0, epsilon=1e-7)
+    assert error < 1e-5 * max(1.0, np.linalg.norm(grad(x0)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bipartite_push_terms_by_enumeration(dtype):
+    rng = np.random.RandomState(5)
+    X_rows, X_cols = rng.standard_normal((7, 3)), rng.standard_normal((9, 3))
+    L = rng.standard_normal((2, 3))
+    target_sq = rng.uniform(0, 3, (7, 2))
+    push, C, target_w, n_active = bipartite_push_terms(
+        X_rows.astype(dtype),
+        (X_rows @ L.T).astype(dtype),
+        X_cols.astype(dtype),
+        (X_cols @ L.T).astype(dtype),
+        target_sq,
+        mu=0.5,
+        squared=True,
+        working_memory=1e-4,  # blocks of one or two rows
+    )
+    expected_push, expected_C = 0.0, np.zeros((3, 3))
+    expected_w = np.zeros((7, 2))
+    for i in range(7):
+        for l in range(9):
+            diff = X_rows[i] - X_cols[l]
+            d = ((L @ diff) ** 2).sum()
+            z = np.maximum(1.0 + target_sq[i] - d, 0.0)
+            expected_push += (z**2).sum()
+            expected_w[i] += 0.5 * 2 * z
+            expected_C -= 0.5 * (2 * z).sum() * np.outer(diff, diff)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(push, expected_push, rtol=rtol)
+    np.testing.assert_allclose(C, expected_C, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(target_w, expected_w, rtol=rtol, atol=rtol)
+    margins = target_sq.max(axis=1) + 1.0
+    D = (((X_rows[:, None] - X_cols[None]) @ L.T) ** 2).sum(-1)
+    assert n_active == np.count_nonzero(D < margins[:, None])
+
+
+def test_predict_equals_the_reference_rule():
+    X, y = make_data(6, n_samples=60)
+    X_test, _ = make_data(7, n_samples=30)
+    clf = MultiMetricLMNN(random_state=0, max_iter=20, init="identity").fit(X, y)
+    expected = reference.predict(clf.components_, X, y, X_test, 3)
+    np.testing.assert_array_equal(clf.predict(X_test), clf.classes_[expected])
+    distances, indices = clf.kneighbors(X_test)
+    own = clf.components_[y[indices]]  # (n_test, k, n_components, n_features)
+    diff = X_test[:, None, :] - X[indices]
+    np.testing.assert_allclose(
+        distances, np.sqrt((np.einsum("tkpf,tkf->tkp", own, diff) ** 2).sum(-1))
+    )
+    proba = clf.predict_proba(X_test)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_fit_lowers_the_loss_of_the_lmnn_start_and_classifies():
+    X, y = load_iris(return_X_y=True)
+    clf = MultiMetricLMNN(random_state=0).fit(X, y)
+    assert clf.converged_
+    assert np.all(np.diff(clf.loss_curve_) <= 1e-12 * clf.loss_curve_[0])
+    assert clf.components_.shape == (3, 4, 4)
+    assert clf.score(X, y) > 0.95
+    assert clf.history_["active_impostors"].shape == (clf.n_iter_,)
+
+
+def test_fit_does_not_depend_on_the_units_of_the_input():
+    X, y = make_data(8, n_samples=60)
+    unit = MultiMetricLMNN(random_state=0, max_iter=15).fit(X, y)
+    scaled = MultiMetricLMNN(random_state=0, max_iter=15).fit(X * 255.0, y)
+    assert scaled.n_iter_ == unit.n_iter_
+    np.testing.assert_allclose(
+        scaled.components_ * 255.0, unit.components_, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_array_equal(scaled.predict(X * 255.0), unit.predict(X))
+
+
+def test_float32_in_float32_out():
+    X, y = make_data(9, n_samples=45)
+    clf = MultiMetricLMNN(random_state=0, max_iter=10).fit(X.astype(np.float32), y)
+    assert clf.components_.dtype == np.float32
+    assert clf.embedding_.dtype == np.float32
+
+
+def test_string_labels_and_array_init():
+    X, y = make_data(10, n_samples=45)
+    labels = np.array(["a", "b", "c"])[y]
+    start = np.repeat(np.eye(3)[None], 3, axis=0)
+    clf = MultiMetricLMNN(init=start, max_iter=5).fit(X, labels)
+    assert set(clf.predict(X)) <= {"a", "b", "c"}
+    with pytest.raises(ValueError, match="init must have shape"):
+        MultiMetricLMNN(init=np.eye(3)).fit(X, labels)
+
+
+def test_bad_parameters_are_named():
+    X, y = make_data(11)
+    with pytest.raises(ValueError, match="push_weight"):
+        MultiMetricLMNN(push_weight=0.0).fit(X, y)
+    with pytest.raises(ValueError, match="only one class"):
+        MultiMetricLMNN().fit(X, np.zeros(X.shape[0]))
+    with pytest.raises(ValueError, match="n_neighbors"):
+        MultiMetricLMNN(n_neighbors=0).fit(X, y)
