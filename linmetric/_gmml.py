@@ -7,10 +7,10 @@ from scipy import linalg
 from sklearn.utils import check_random_state
 
 from ._base import MetricLearner
-from ._kissme import label_pair_moments, pair_moments, points_of_pairs
+from ._kissme import label_pair_moments, pair_moments
 from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd
-from ._validation import centred_in_units, validate_X_y
+from ._validation import centred_in_units, points_of_pairs, validate_X_y
 
 
 class GMML(MetricLearner):

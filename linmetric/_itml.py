@@ -16,8 +16,8 @@ from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric, numerical_rank
 from ._threads import fit_threads
 from ._validation import (
+    points_of_pairs,
     validate_pair_labels,
-    validate_pairs,
     validate_X,
     validate_X_y,
 )
@@ -288,14 +288,8 @@ class ITML(MetricLearner):
         """
         validate_params(self)
         random_state = check_random_state(self.random_state)
-        if pair_labels is None:
-            raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
-        pairs, signs = validate_pairs(pairs, pair_labels)
-        n_pairs, _, n_features = pairs.shape
-        # The points of all pairs, pair p at rows 2p and 2p + 1.
-        X = validate_X(self, pairs.reshape(2 * n_pairs, n_features))
-        rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
-        return self._fit_in_units(X, rows, rows + 1, signs, random_state)
+        X, rows, cols, signs = points_of_pairs(self, pairs, pair_labels)
+        return self._fit_in_units(X, rows, cols, signs, random_state)
 
     def _fit_in_units(self, X, rows, cols, signs, random_state):
         X_units, exponent = self._in_units(X)

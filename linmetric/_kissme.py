@@ -10,7 +10,7 @@ from ._base import MetricLearner
 from ._itml import sample_label_pairs
 from ._kernels.outer import weighted_outer_sum
 from ._params import Interval, validate_params
-from ._validation import centred_in_units, validate_pairs, validate_X, validate_X_y
+from ._validation import centred_in_units, points_of_pairs, validate_X_y
 from ._whitening import centered_spectrum
 
 
@@ -270,23 +270,6 @@ def pair_moments(X, rows, cols, signs):
         outer = weighted_outer_sum(X, rows[chosen], cols[chosen], np.ones(count))
         moments.append(outer / count)
     return moments[0], moments[1], n_similar, n_dissimilar
-
-
-def points_of_pairs(estimator, pairs, pair_labels):
-    """Validate pairs of points; return them as rows of X and index pairs.
-
-    Pair p becomes rows ``2p`` and ``2p + 1`` of ``X``; ``n_features_in_``
-    is set on ``estimator``.
-    """
-    if pair_labels is None:
-        raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
-    pairs, signs = validate_pairs(pairs, pair_labels)
-    n_pairs, _, n_features = pairs.shape
-    if n_pairs == 0:
-        raise ValueError("pairs is empty; at least two pairs are needed.")
-    X = validate_X(estimator, pairs.reshape(2 * n_pairs, n_features))
-    rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
-    return X, rows, rows + 1, signs
 
 
 def _check_counts(n_similar, n_dissimilar):

@@ -12,7 +12,7 @@ from ._optimize import IterationLog
 from ._params import Interval, validate_params
 from ._psd import components_from_metric
 from ._threads import fit_threads
-from ._validation import centred_in_units, validate_pairs, validate_X, validate_X_y
+from ._validation import centred_in_units, points_of_pairs, validate_X_y
 
 # Relative length of the first gradient step of the full form, ||step|| / ||A||.
 INITIAL_RATE = 0.1
@@ -200,11 +200,7 @@ class MMC(MetricLearner):
         if n_constraints is None:
             n_constraints = 20 * classes.shape[0] ** 2
         rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
-        # In units of 2**exponent: the metric of data at any finite scale
-        # stays representable (MMC's metric scales as 1 / scale**2).
-        X_units, exponent = centred_in_units(X)
-        X64 = np.asarray(X_units, dtype=np.float64)
-        return self._fit_differences(X64[rows] - X64[cols], signs, X.dtype, exponent)
+        return self._fit_pairs(X, rows, cols, signs)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -221,20 +217,16 @@ class MMC(MetricLearner):
         self : MMC
         """
         validate_params(self)
-        if pair_labels is None:
-            raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
-        pairs, signs = validate_pairs(pairs, pair_labels)
-        n_pairs, _, n_features = pairs.shape
-        # Sets n_features_in_ (and checks the points) like fit does.
-        X = validate_X(self, pairs.reshape(2 * n_pairs, n_features))
-        X_units, exponent = centred_in_units(X)
-        pairs64 = np.asarray(X_units, dtype=np.float64).reshape(pairs.shape)
-        return self._fit_differences(
-            pairs64[:, 0] - pairs64[:, 1], signs, pairs.dtype, exponent
-        )
+        return self._fit_pairs(*points_of_pairs(self, pairs, pair_labels))
 
-    def _fit_differences(self, diffs, signs, dtype, exponent=0):
-        # diffs in units of 2**exponent; the map in those of X is L / 2**exponent
+    def _fit_pairs(self, X, rows, cols, signs):
+        # In units of 2**exponent: the metric of data at any finite scale
+        # stays representable (MMC's metric scales as 1 / scale**2); the map
+        # in the units of X is L / 2**exponent.
+        dtype = X.dtype
+        X_units, exponent = centred_in_units(X)
+        X64 = np.asarray(X_units, dtype=np.float64)
+        diffs = X64[rows] - X64[cols]
         similar = diffs[signs > 0]
         dissimilar = diffs[signs < 0]
         for name, part in (("similar", similar), ("dissimilar", dissimilar)):

@@ -215,6 +215,30 @@ def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYP
     return pairs, validate_pair_labels(pair_labels, pairs.shape[0])
 
 
+def points_of_pairs(estimator, pairs, pair_labels):
+    """Validate labelled pairs; return their points as the rows of one X.
+
+    Pair p becomes rows ``2p`` and ``2p + 1`` of ``X``, which is checked
+    like the training data of ``fit`` (setting ``n_features_in_`` on
+    ``estimator``).
+
+    Returns
+    -------
+    X : ndarray of shape (2 * n_pairs, n_features)
+    rows, cols : ndarray of shape (n_pairs,) of intp
+        Pair p is ``(X[rows[p]], X[cols[p]])``.
+    signs : ndarray of shape (n_pairs,) of int8
+        +1 (similar) or -1 (dissimilar).
+    """
+    if pair_labels is None:
+        raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
+    pairs, signs = validate_pairs(pairs, pair_labels)
+    n_pairs, _, n_features = pairs.shape
+    X = validate_X(estimator, pairs.reshape(2 * n_pairs, n_features))
+    rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
+    return X, rows, rows + 1, signs
+
+
 def validate_pair_labels(pair_labels, n_pairs):
     """Check one +1 (similar) or -1 (dissimilar) label per pair.
 
