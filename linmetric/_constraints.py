@@ -98,6 +98,13 @@ def _nearest(queries, points, k, *, exclude_self=False):
     return nearest
 
 
+def default_n_constraints(n_constraints, n_classes):
+    """``n_constraints``, or ``20 * n_classes ** 2`` where it is None."""
+    if n_constraints is None:
+        return 20 * n_classes**2
+    return n_constraints
+
+
 def sample_quadruplets(y_codes, n_constraints, random_state):
     """Quadruplets ``(a, b, c, d)``: a and b of one class, c and d of two.
 

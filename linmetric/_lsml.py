@@ -8,6 +8,7 @@ from sklearn.utils import check_random_state
 
 from ._base import MetricLearner
 from ._constraints import (
+    default_n_constraints,
     sample_quadruplets,
     validate_tuples,
     validate_weights,
@@ -184,9 +185,7 @@ class LSML(MetricLearner):
         validate_params(self)
         random_state = check_random_state(self.random_state)
         X, y_codes, classes = validate_X_y(self, X, y)
-        n_constraints = self.n_constraints
-        if n_constraints is None:
-            n_constraints = 20 * classes.shape[0] ** 2
+        n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         index = sample_quadruplets(y_codes, n_constraints, random_state)
         X_units, exponent = centred_in_units(X)
         X_units = np.asarray(X_units, dtype=np.float64)

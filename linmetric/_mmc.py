@@ -7,6 +7,7 @@ from scipy import linalg
 from sklearn.utils import check_random_state
 
 from ._base import MetricLearner
+from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
 from ._optimize import IterationLog
 from ._params import Interval, validate_params
@@ -196,9 +197,7 @@ class MMC(MetricLearner):
         validate_params(self)
         random_state = check_random_state(self.random_state)
         X, y_codes, classes = validate_X_y(self, X, y)
-        n_constraints = self.n_constraints
-        if n_constraints is None:
-            n_constraints = 20 * classes.shape[0] ** 2
+        n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
         return self._fit_pairs(X, rows, cols, signs)
 
