@@ -9,9 +9,9 @@ from .base_metric import (
     _PairsClassifierMixin,
     _SupervisedMixin,
     count_features,
-    n_constraints_default,
     renamed,
     tuples,
+    with_pairs_drawn,
 )
 
 __all__ = ["SDML", "SDML_Supervised"]
@@ -154,9 +154,7 @@ class SDML_Supervised(_SupervisedMixin, _BaseSDML):
     def _make_learner(self, X=None, y=None):
         n_features = count_features(X)
         learner = super()._make_learner(n_features=n_features)
-        n_constraints = n_constraints_default(
-            renamed(self, "num_constraints", "n_constraints", self.n_constraints), y
+        n_constraints = renamed(
+            self, "num_constraints", "n_constraints", self.n_constraints
         )
-        if n_constraints is not None:
-            learner.set_params(n_constraints=2 * n_constraints)
-        return learner
+        return with_pairs_drawn(learner, n_constraints, y)
