@@ -18,6 +18,18 @@ from ._validation import FLOAT_DTYPES, validate_pair_labels
 _CALIBRATION_STRATEGIES = ("accuracy", "f_beta", "max_tpr", "max_tnr")
 
 
+def tuple_input_tags(tags):
+    """``tags`` of an estimator whose samples are tuples.
+
+    Samples are (n, k, n_features) points or (n, k) indices. scikit-learn's
+    estimator checks feed 2-D samples only and skip estimators that do not
+    take them.
+    """
+    tags.input_tags.two_d_array = False
+    tags.input_tags.three_d_array = True
+    return tags
+
+
 class _TupleEstimator(BaseEstimator):
     """What the three tuple estimators share: the learner, tuple input, metric API.
 
@@ -174,13 +186,7 @@ class _TupleEstimator(BaseEstimator):
         return -self.pair_distance(pairs)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # Samples are tuples: (n, k, n_features) points or (n, k) indices.
-        # scikit-learn's estimator checks feed 2-D samples only and skip
-        # estimators that do not take them.
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
+        return tuple_input_tags(super().__sklearn_tags__())
 
 
 class PairsClassifier(ClassifierMixin, _TupleEstimator):

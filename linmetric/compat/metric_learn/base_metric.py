@@ -24,6 +24,8 @@ from sklearn.base import (
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ..._tuples import tuple_input_tags
+
 __all__ = [
     "BaseMetricLearner",
     "MahalanobisMixin",
@@ -363,11 +365,7 @@ class _PairsClassifierMixin(ClassifierMixin, BaseMetricLearner):
         return self
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # samples are tuples: (n, k, n_features) points or (n, k) indices
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
+        return tuple_input_tags(super().__sklearn_tags__())
 
 
 class _OrderedTuplesMixin(ClassifierMixin, BaseMetricLearner):
@@ -406,11 +404,7 @@ class _OrderedTuplesMixin(ClassifierMixin, BaseMetricLearner):
         return float(np.mean(self.predict(tuples_)) / 2 + 0.5)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # samples are tuples: (n, k, n_features) points or (n, k) indices
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
+        return tuple_input_tags(super().__sklearn_tags__())
 
 
 class _TripletsClassifierMixin(_OrderedTuplesMixin):
