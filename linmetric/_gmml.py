@@ -6,14 +6,14 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._kissme import label_pair_moments, pair_moments
 from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd
 from ._validation import centred_in_units, points_of_pairs, validate_X_y
 
 
-class GMML(MetricLearner):
+class GMML(SupervisedMetricLearner):
     r"""Geometric Mean Metric Learning.
 
     GMML asks similar pairs to be close in the metric ``A`` and dissimilar
@@ -227,11 +227,6 @@ class GMML(MetricLearner):
         self.n_similar_ = int(n_similar)
         self.n_dissimilar_ = int(n_dissimilar)
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def _check_prior_in_range(prior):

@@ -9,7 +9,7 @@ from sklearn.datasets import make_spd_matrix
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._kernels.bregman import bregman_sweep
 from ._optimize import IterationLog, iterate
 from ._params import Interval, StrOptions, validate_params
@@ -30,7 +30,7 @@ _BOUND_BLOCK = 2_048
 MAX_CONSTRAINT_BYTES = 256 * 2**20
 
 
-class ITML(MetricLearner):
+class ITML(SupervisedMetricLearner):
     r"""Information-Theoretic Metric Learning.
 
     ITML finds the Mahalanobis matrix ``M`` closest to a prior ``M0`` in
@@ -377,12 +377,6 @@ class ITML(MetricLearner):
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # fit(X, y) needs labels; pair constraints go through fit parameters.
-        tags.target_tags.required = True
-        return tags
 
     def _prior(self, X, random_state):
         n_features = X.shape[1]

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._itml import sample_label_pairs
 from ._kernels.outer import weighted_outer_sum
 from ._params import Interval, validate_params
@@ -14,7 +14,7 @@ from ._validation import centred_in_units, points_of_pairs, validate_X_y
 from ._whitening import centered_spectrum
 
 
-class KISSME(MetricLearner):
+class KISSME(SupervisedMetricLearner):
     r"""Keep It Simple and Straightforward MEtric (KISSME).
 
     KISSME models the difference ``x_ij = x_i - x_j`` of a similar pair and
@@ -212,11 +212,6 @@ class KISSME(MetricLearner):
         self.n_similar_ = int(n_similar)
         self.n_dissimilar_ = int(n_dissimilar)
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def label_pair_moments(X, y_codes, n_constraints, random_state):

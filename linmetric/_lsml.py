@@ -6,7 +6,7 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._constraints import (
     default_n_constraints,
     sample_quadruplets,
@@ -20,7 +20,7 @@ from ._validation import centred_in_units, validate_X, validate_X_y
 from ._whitening import floor_eigenvalues
 
 
-class LSML(MetricLearner):
+class LSML(SupervisedMetricLearner):
     r"""Least Squared-residual Metric Learning.
 
     LSML [1]_ learns from relative comparisons: a quadruplet ``(a, b, c, d)``
@@ -305,11 +305,6 @@ class LSML(MetricLearner):
                 "Rescale the data, or use prior='identity' or 'covariance'."
             )
         return prior, linalg.inv(prior)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def lsml_loss_grad(

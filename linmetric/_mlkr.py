@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._tags import RegressorTags
 from sklearn.utils.validation import validate_data
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._init import initialize_components, resolve_n_components
 from ._kernels import rows_per_chunk
 from ._kernels.mlkr import loo_kernel_regression
@@ -22,7 +22,7 @@ from ._validation import FLOAT_DTYPES, centred_in_units
 FUSED_MAX_COMPONENTS = 48
 
 
-class MLKR(MetricLearner):
+class MLKR(SupervisedMetricLearner):
     r"""Metric Learning for Kernel Regression.
 
     MLKR [1]_ learns the linear map ``A`` under which leave-one-out
@@ -266,7 +266,6 @@ class MLKR(MetricLearner):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
         # Real-valued targets: a regression learner, not a classifier.
         tags.regressor_tags = RegressorTags()
         return tags

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
 from ._optimize import IterationLog
@@ -31,7 +31,7 @@ S_FLOOR = 1e-3
 RIDGE = 1e-10
 
 
-class MMC(MetricLearner):
+class MMC(SupervisedMetricLearner):
     r"""Mahalanobis Metric for Clustering (Xing, Ng, Jordan and Russell).
 
     MMC makes dissimilar pairs far apart while keeping similar pairs close:
@@ -266,11 +266,6 @@ class MMC(MetricLearner):
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 # --- full form ----------------------------------------------------------------

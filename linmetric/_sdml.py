@@ -7,7 +7,7 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
 from ._optimize import IterationLog
@@ -16,7 +16,7 @@ from ._psd import check_spd, components_from_metric, rank_tolerance
 from ._validation import centred_in_units, points_of_pairs, validate_X_y
 
 
-class SDML(MetricLearner):
+class SDML(SupervisedMetricLearner):
     r"""Sparse Determinant Metric Learning.
 
     SDML [1]_ learns a sparse Mahalanobis matrix ``M`` that stays close to a
@@ -294,11 +294,6 @@ class SDML(MetricLearner):
         prior = check_spd(self.prior, param_name="prior", n_features=n_features)
         with np.errstate(over="ignore", under="ignore"):
             return np.ldexp(linalg.inv(prior), -2 * exponent)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def shifted_normalised(P, floor, *, size=None):
