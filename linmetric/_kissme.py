@@ -168,12 +168,7 @@ class KISSME(SupervisedMetricLearner):
         self : KISSME
         """
         validate_params(self)
-        X, y_codes, _ = validate_X_y(self, X, y)
-        X, exponent = centred_in_units(X)
-        moments = label_pair_moments(
-            X, y_codes, self.n_constraints, check_random_state(self.random_state)
-        )
-        return self._fit_moments(X, exponent, *moments)
+        return self._fit_moments(*label_moments_in_units(self, X, y))
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -190,9 +185,7 @@ class KISSME(SupervisedMetricLearner):
         self : KISSME
         """
         validate_params(self)
-        X, rows, cols, signs = points_of_pairs(self, pairs, pair_labels)
-        X, exponent = centred_in_units(X)
-        return self._fit_moments(X, exponent, *pair_moments(X, rows, cols, signs))
+        return self._fit_moments(*pair_moments_in_units(self, pairs, pair_labels))
 
     def _fit_moments(self, X, exponent, similar, dissimilar, n_similar, n_dissimilar):
         # X and the moments are in units of 2**exponent (centred_in_units).
@@ -212,6 +205,31 @@ class KISSME(SupervisedMetricLearner):
         self.n_similar_ = int(n_similar)
         self.n_dissimilar_ = int(n_dissimilar)
         return self
+
+
+def label_moments_in_units(estimator, X, y):
+    """Validate ``X`` and ``y``; the pair moments of the classes in units.
+
+    ``X`` is centred in units of ``2**exponent`` (``centred_in_units``);
+    the moments are :func:`label_pair_moments` of it, with the estimator's
+    ``n_constraints`` and ``random_state``.
+
+    Returns
+    -------
+    X, exponent, similar, dissimilar, n_similar, n_dissimilar
+    """
+    X, y_codes, _ = validate_X_y(estimator, X, y)
+    X, exponent = centred_in_units(X)
+    random_state = check_random_state(estimator.random_state)
+    moments = label_pair_moments(X, y_codes, estimator.n_constraints, random_state)
+    return (X, exponent, *moments)
+
+
+def pair_moments_in_units(estimator, pairs, pair_labels):
+    """Validate labelled pairs; their moments in units, as ``label_moments_in_units``."""
+    X, rows, cols, signs = points_of_pairs(estimator, pairs, pair_labels)
+    X, exponent = centred_in_units(X)
+    return (X, exponent, *pair_moments(X, rows, cols, signs))
 
 
 def label_pair_moments(X, y_codes, n_constraints, random_state):
