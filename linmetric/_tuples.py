@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._params import Interval, InvalidParameterError, StrOptions, validate_params
-from ._validation import FLOAT_DTYPES, validate_pair_labels
+from ._validation import FLOAT_DTYPES, check_points, validate_pair_labels
 
 _CALIBRATION_STRATEGIES = ("accuracy", "f_beta", "max_tpr", "max_tnr")
 
@@ -79,14 +79,7 @@ class _TupleEstimator(BaseEstimator):
         if array.ndim == 2 and array.shape[1] == size:
             points = self._points_from_indices(array, name)
         elif array.ndim == 3 and array.shape[1] == size:
-            points = check_array(
-                array,
-                dtype=FLOAT_DTYPES,
-                order="C",
-                allow_nd=True,
-                ensure_all_finite=True,
-                input_name=name,
-            )
+            points = check_points(array, name)
         else:
             raise ValueError(
                 f"{name} must have shape {shape} (points), or ({'n_' + name}, "

@@ -173,6 +173,24 @@ def _check_label_types(y):
             )
 
 
+def check_points(points, name, *, dtype=FLOAT_DTYPES):
+    """``points`` as a finite, C-contiguous float array of any shape.
+
+    For tuples of points, whose shape the caller checks; ``name`` is the
+    parameter named in messages.
+    """
+    return check_array(
+        points,
+        accept_sparse=False,
+        dtype=dtype,
+        order="C",
+        ensure_all_finite=True,
+        allow_nd=True,
+        ensure_2d=False,
+        input_name=name,
+    )
+
+
 def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYPES):
     """Validate pairs of points, and optionally their +1/-1 labels.
 
@@ -191,16 +209,7 @@ def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYP
         Finite float32 or float64 pairs.
     pair_labels : ndarray of shape (n_pairs,) of int8, or None
     """
-    pairs = check_array(
-        pairs,
-        accept_sparse=False,
-        dtype=dtype,
-        order="C",
-        ensure_all_finite=True,
-        allow_nd=True,
-        ensure_2d=False,
-        input_name="pairs",
-    )
+    pairs = check_points(pairs, "pairs", dtype=dtype)
     if pairs.ndim != 3 or pairs.shape[1] != 2:
         raise ValueError(
             f"pairs must have shape (n_pairs, 2, n_features); got shape {pairs.shape}."
