@@ -187,16 +187,7 @@ class LSML(SupervisedMetricLearner):
         X, y_codes, classes = validate_X_y(self, X, y)
         n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         index = sample_quadruplets(y_codes, n_constraints, random_state)
-        X_units, exponent = centred_in_units(X)
-        X_units = np.asarray(X_units, dtype=np.float64)
-        return self._fit(
-            X.dtype,
-            X_units,
-            exponent,
-            X_units[index[:, 0]] - X_units[index[:, 1]],
-            X_units[index[:, 2]] - X_units[index[:, 3]],
-            None,
-        )
+        return self._fit(X, index, None)
 
     def fit_quadruplets(self, quadruplets, weights=None):
         """Learn the metric from quadruplets ``(a, b, c, d)``, ``d(a, b) < d(c, d)``.
@@ -221,20 +212,18 @@ class LSML(SupervisedMetricLearner):
         n_quadruplets, _, n_features = quadruplets.shape
         weights = validate_weights(weights, n_quadruplets)
         X = validate_X(self, quadruplets.reshape(4 * n_quadruplets, n_features))
-        X_units, exponent = centred_in_units(X)
-        points = np.asarray(X_units, dtype=np.float64).reshape(quadruplets.shape)
-        return self._fit(
-            X.dtype,
-            points.reshape(X.shape),
-            exponent,
-            points[:, 0] - points[:, 1],
-            points[:, 2] - points[:, 3],
-            weights,
-        )
+        # Quadruplet q is rows 4q to 4q + 3 of X.
+        index = np.arange(4 * n_quadruplets, dtype=np.intp).reshape(-1, 4)
+        return self._fit(X, index, weights)
 
-    def _fit(self, dtype, X64, exponent, diffs_ab, diffs_cd, weights):
+    def _fit(self, X, index, weights):
         # The points (centred) and their differences are in units of
         # 2**exponent (centred_in_units), where no product overflows.
+        dtype = X.dtype
+        X_units, exponent = centred_in_units(X)
+        X64 = np.asarray(X_units, dtype=np.float64)
+        diffs_ab = X64[index[:, 0]] - X64[index[:, 1]]
+        diffs_cd = X64[index[:, 2]] - X64[index[:, 3]]
         if weights is None:
             weights = np.ones(diffs_ab.shape[0])
         weights = weights / weights.sum()
