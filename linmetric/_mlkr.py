@@ -15,7 +15,7 @@ from ._kernels.mlkr import loo_kernel_regression
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._threads import fit_threads
-from ._validation import FLOAT_DTYPES, centred_in_units
+from ._validation import DENSE_FLOATS, centred_in_units
 
 # Up to this many output dimensions the fused numba kernel is faster than
 # BLAS blocks (measured: about 2.5x at 10, even at 64).
@@ -183,15 +183,7 @@ class MLKR(SupervisedMetricLearner):
         validate_params(self)
         check_targets(y)
         X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=False,
-            dtype=FLOAT_DTYPES,
-            order="C",
-            ensure_all_finite=True,
-            ensure_min_samples=2,
-            y_numeric=True,
+            self, X, y, ensure_min_samples=2, y_numeric=True, **DENSE_FLOATS
         )
         y = np.asarray(y, dtype=np.float64)
         if not np.ptp(y) > 0:

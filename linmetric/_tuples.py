@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._params import Interval, InvalidParameterError, StrOptions, validate_params
-from ._validation import FLOAT_DTYPES, check_points, validate_pair_labels
+from ._validation import DENSE_FLOATS, check_points, validate_pair_labels
 
 _CALIBRATION_STRATEGIES = ("accuracy", "f_beta", "max_tpr", "max_tnr")
 
@@ -113,11 +113,7 @@ class _TupleEstimator(BaseEstimator):
         flat = indices.ravel()
         if callable(preprocessor):
             points = check_array(
-                preprocessor(flat),
-                dtype=FLOAT_DTYPES,
-                order="C",
-                ensure_all_finite=True,
-                input_name="preprocessor output",
+                preprocessor(flat), input_name="preprocessor output", **DENSE_FLOATS
             )
             if points.shape[0] != flat.shape[0]:
                 raise ValueError(
@@ -126,11 +122,7 @@ class _TupleEstimator(BaseEstimator):
                 )
         else:
             samples = check_array(
-                preprocessor,
-                dtype=FLOAT_DTYPES,
-                order="C",
-                ensure_all_finite=True,
-                input_name="preprocessor",
+                preprocessor, input_name="preprocessor", **DENSE_FLOATS
             )
             n_samples = samples.shape[0]
             if flat.min() < 0 or flat.max() >= n_samples:

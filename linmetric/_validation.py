@@ -12,6 +12,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, validate_data
 
 FLOAT_DTYPES = (np.float64, np.float32)
+# What every array of points is checked for (arguments of check_array and
+# validate_data): dense, finite, C-contiguous float32 (kept) or float64.
+DENSE_FLOATS = {
+    "accept_sparse": False,
+    "dtype": FLOAT_DTYPES,
+    "order": "C",
+    "ensure_all_finite": True,
+}
 
 
 def validate_X(estimator, X, *, reset=True, ensure_min_samples=1):
@@ -38,11 +46,8 @@ def validate_X(estimator, X, *, reset=True, ensure_min_samples=1):
         estimator,
         X,
         reset=reset,
-        accept_sparse=False,
-        dtype=FLOAT_DTYPES,
-        order="C",
-        ensure_all_finite=True,
         ensure_min_samples=ensure_min_samples,
+        **DENSE_FLOATS,
     )
 
 
@@ -72,16 +77,7 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
     classes : ndarray of shape (n_classes,)
         The sorted distinct labels.
     """
-    X, y = validate_data(
-        estimator,
-        X,
-        y,
-        accept_sparse=False,
-        dtype=FLOAT_DTYPES,
-        order="C",
-        ensure_all_finite=True,
-        y_numeric=False,
-    )
+    X, y = validate_data(estimator, X, y, y_numeric=False, **DENSE_FLOATS)
     _check_label_types(y)
     check_classification_targets(y)
     classes, y_codes = np.unique(y, return_inverse=True)
@@ -181,13 +177,10 @@ def check_points(points, name, *, dtype=FLOAT_DTYPES):
     """
     return check_array(
         points,
-        accept_sparse=False,
-        dtype=dtype,
-        order="C",
-        ensure_all_finite=True,
         allow_nd=True,
         ensure_2d=False,
         input_name=name,
+        **dict(DENSE_FLOATS, dtype=dtype),
     )
 
 
