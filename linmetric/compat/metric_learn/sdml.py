@@ -18,8 +18,14 @@ __all__ = ["SDML", "SDML_Supervised"]
 
 
 def resolve_prior(prior, n_features, random_state):
-    """metric-learn's ``prior='random'``: a random SPD matrix; others pass through."""
+    """metric-learn's ``prior='random'``: a random SPD matrix; others pass through.
+
+    Before the data is known (``n_features`` None: only the tags are asked
+    for) ``'random'`` stands in as ``'identity'``.
+    """
     if isinstance(prior, str) and prior == "random":
+        if n_features is None:
+            return "identity"
         return make_spd_matrix(
             n_features, random_state=check_random_state(random_state)
         )
@@ -46,11 +52,7 @@ class _BaseSDML(MahalanobisMixin):
         self.random_state = random_state
 
     def _make_learner(self, X=None, y=None, n_features=None):
-        prior = self.prior
-        if n_features is not None:
-            prior = resolve_prior(prior, n_features, self.random_state)
-        elif isinstance(prior, str) and prior == "random":
-            prior = "identity"  # only for tags, before the data is known
+        prior = resolve_prior(self.prior, n_features, self.random_state)
         return _LinmetricSDML(
             balance_param=self.balance_param,
             sparsity_param=self.sparsity_param,
