@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_array
 from ._base import SupervisedMetricLearner
 from ._kernels.bregman import bregman_sweep
 from ._optimize import IterationLog, iterate
-from ._params import Interval, StrOptions, validate_params
+from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric, numerical_rank
 from ._threads import fit_threads
 from ._validation import (
@@ -200,11 +200,7 @@ class ITML(SupervisedMetricLearner):
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "bounds": ["array-like", None],
         "prior": [StrOptions({"identity", "covariance", "random"}), "array-like"],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "callback": ["callable", None],
-        "random_state": ["random_state"],
+        **ITERATION_CONSTRAINTS,
     }
 
     def __init__(

@@ -14,7 +14,7 @@ from ._constraints import (
     validate_weights,
 )
 from ._optimize import IterationLog, minimize_lbfgs
-from ._params import Interval, StrOptions, validate_params
+from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd
 from ._validation import centred_in_units, validate_X, validate_X_y
 from ._whitening import floor_eigenvalues
@@ -141,11 +141,7 @@ class LSML(SupervisedMetricLearner):
         "regularization": [Interval(numbers.Real, 0, None, closed="neither")],
         "prior": [StrOptions({"covariance", "identity"}), "array-like"],
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "callback": ["callable", None],
-        "random_state": ["random_state"],
+        **ITERATION_CONSTRAINTS,
     }
 
     def __init__(

@@ -10,7 +10,7 @@ from ._base import SupervisedMetricLearner
 from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
 from ._optimize import IterationLog
-from ._params import Interval, validate_params
+from ._params import ITERATION_CONSTRAINTS, Interval, validate_params
 from ._psd import components_from_metric
 from ._threads import fit_threads
 from ._validation import centred_in_units, points_of_pairs, validate_X_y
@@ -155,11 +155,7 @@ class MMC(SupervisedMetricLearner):
     _parameter_constraints = {
         "diagonal": ["boolean"],
         "n_constraints": [Interval(numbers.Integral, 2, None, closed="left"), None],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "callback": ["callable", None],
-        "random_state": ["random_state"],
+        **ITERATION_CONSTRAINTS,
     }
 
     def __init__(

@@ -11,7 +11,7 @@ from ._base import SupervisedMetricLearner
 from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
 from ._optimize import IterationLog
-from ._params import Interval, StrOptions, validate_params
+from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric, rank_tolerance
 from ._validation import centred_in_units, points_of_pairs, validate_X_y
 
@@ -170,11 +170,7 @@ class SDML(SupervisedMetricLearner):
         "eigenvalue_floor": [Interval(numbers.Real, 0, 1, closed="right")],
         "prior": [StrOptions({"covariance", "identity"}), "array-like"],
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "callback": ["callable", None],
-        "random_state": ["random_state"],
+        **ITERATION_CONSTRAINTS,
     }
 
     def __init__(
