@@ -153,6 +153,20 @@ def map_row_blocks(func, X, *, n_columns=None):
     )
 
 
+class SupervisedMetricLearner(MetricLearner):
+    """A metric learner whose ``fit(X, y)`` needs ``y``.
+
+    ``y`` holds class labels, chunk labels (RCA) or real-valued targets
+    (MLKR); learners that also fit from tuples take them through
+    ``fit_pairs``, ``fit_triplets`` or ``fit_quadruplets``.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
 def _fits(M, dtype):
     """Whether ``M`` keeps its largest entries as normal numbers of ``dtype``:
     the largest is finite there, and so is every entry within the dtype's

@@ -7,10 +7,9 @@ into the training data; the learners' ``fit_triplets`` and
 """
 
 import numpy as np
-from sklearn.utils.validation import check_array
 
 from ._itml import sample_label_pairs
-from ._validation import FLOAT_DTYPES
+from ._validation import FLOAT_DTYPES, check_points
 
 # Bytes of one block of query-to-point distances in the triplet sampler.
 _BLOCK_BYTES = 16 * 2**20
@@ -98,6 +97,13 @@ def _nearest(queries, points, k, *, exclude_self=False):
     return nearest
 
 
+def default_n_constraints(n_constraints, n_classes):
+    """``n_constraints``, or ``20 * n_classes ** 2`` where it is None."""
+    if n_constraints is None:
+        return 20 * n_classes**2
+    return n_constraints
+
+
 def sample_quadruplets(y_codes, n_constraints, random_state):
     """Quadruplets ``(a, b, c, d)``: a and b of one class, c and d of two.
 
@@ -147,16 +153,7 @@ def validate_tuples(tuples, n_points, *, name, meaning, dtype=FLOAT_DTYPES):
     tuples : ndarray of shape (n_tuples, n_points, n_features)
         Finite, C-contiguous float32 or float64.
     """
-    tuples = check_array(
-        tuples,
-        accept_sparse=False,
-        dtype=dtype,
-        order="C",
-        ensure_all_finite=True,
-        allow_nd=True,
-        ensure_2d=False,
-        input_name=name,
-    )
+    tuples = check_points(tuples, name, dtype=dtype)
     if tuples.ndim != 3 or tuples.shape[1] != n_points or tuples.shape[0] == 0:
         raise ValueError(
             f"{name} must have shape (n_{name}, {n_points}, n_features) with "

@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 from scipy import linalg
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._kernels._chunking import run_on_row_ranges
 from ._kernels.distances import block_rows, error_factor, row_norms_sq
 from ._kernels.neighbors import _top_k_kernel, target_neighbors
@@ -16,7 +16,7 @@ from ._psd import rank_tolerance
 from ._validation import centred_in_units, validate_X_y
 
 
-class DMLMJ(MetricLearner):
+class DMLMJ(SupervisedMetricLearner):
     r"""Distance Metric Learning through Maximisation of the Jeffrey divergence.
 
     DMLMJ looks at the differences ``x_i - x_j`` of neighbouring pairs: the
@@ -199,11 +199,6 @@ class DMLMJ(MetricLearner):
         self.n_components_ = n_kept
         self.n_similar_, self.n_dissimilar_ = counts
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def varying_directions(covariance, n_samples):

@@ -4,16 +4,14 @@ import numbers
 
 import numpy as np
 from scipy import linalg
-from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
-from ._kissme import label_pair_moments, pair_moments, points_of_pairs
+from ._base import SupervisedMetricLearner
+from ._kissme import label_moments_in_units, pair_moments_in_units
 from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd
-from ._validation import centred_in_units, validate_X_y
 
 
-class GMML(MetricLearner):
+class GMML(SupervisedMetricLearner):
     r"""Geometric Mean Metric Learning.
 
     GMML asks similar pairs to be close in the metric ``A`` and dissimilar
@@ -171,12 +169,7 @@ class GMML(MetricLearner):
         self : GMML
         """
         validate_params(self)
-        X, y_codes, _ = validate_X_y(self, X, y)
-        X, exponent = centred_in_units(X)
-        moments = label_pair_moments(
-            X, y_codes, self.n_constraints, check_random_state(self.random_state)
-        )
-        return self._fit_moments(X, exponent, *moments)
+        return self._fit_moments(*label_moments_in_units(self, X, y))
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -193,9 +186,7 @@ class GMML(MetricLearner):
         self : GMML
         """
         validate_params(self)
-        X, rows, cols, signs = points_of_pairs(self, pairs, pair_labels)
-        X, exponent = centred_in_units(X)
-        return self._fit_moments(X, exponent, *pair_moments(X, rows, cols, signs))
+        return self._fit_moments(*pair_moments_in_units(self, pairs, pair_labels))
 
     def _fit_moments(self, X, exponent, similar, dissimilar, n_similar, n_dissimilar):
         # X and the moments are in units of 2**exponent (centred_in_units);
@@ -227,11 +218,6 @@ class GMML(MetricLearner):
         self.n_similar_ = int(n_similar)
         self.n_dissimilar_ = int(n_dissimilar)
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def _check_prior_in_range(prior):

@@ -9,15 +9,15 @@ from sklearn.datasets import make_spd_matrix
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._kernels.bregman import bregman_sweep
 from ._optimize import IterationLog, iterate
-from ._params import Interval, StrOptions, validate_params
+from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric, numerical_rank
 from ._threads import fit_threads
 from ._validation import (
+    points_of_pairs,
     validate_pair_labels,
-    validate_pairs,
     validate_X,
     validate_X_y,
 )
@@ -30,7 +30,7 @@ _BOUND_BLOCK = 2_048
 MAX_CONSTRAINT_BYTES = 256 * 2**20
 
 
-class ITML(MetricLearner):
+class ITML(SupervisedMetricLearner):
     r"""Information-Theoretic Metric Learning.
 
     ITML finds the Mahalanobis matrix ``M`` closest to a prior ``M0`` in
@@ -200,11 +200,7 @@ class ITML(MetricLearner):
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "bounds": ["array-like", None],
         "prior": [StrOptions({"identity", "covariance", "random"}), "array-like"],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "callback": ["callable", None],
-        "random_state": ["random_state"],
+        **ITERATION_CONSTRAINTS,
     }
 
     def __init__(
@@ -288,14 +284,8 @@ class ITML(MetricLearner):
         """
         validate_params(self)
         random_state = check_random_state(self.random_state)
-        if pair_labels is None:
-            raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
-        pairs, signs = validate_pairs(pairs, pair_labels)
-        n_pairs, _, n_features = pairs.shape
-        # The points of all pairs, pair p at rows 2p and 2p + 1.
-        X = validate_X(self, pairs.reshape(2 * n_pairs, n_features))
-        rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
-        return self._fit_in_units(X, rows, rows + 1, signs, random_state)
+        X, rows, cols, signs = points_of_pairs(self, pairs, pair_labels)
+        return self._fit_in_units(X, rows, cols, signs, random_state)
 
     def _fit_in_units(self, X, rows, cols, signs, random_state):
         X_units, exponent = self._in_units(X)
@@ -383,12 +373,6 @@ class ITML(MetricLearner):
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # fit(X, y) needs labels; pair constraints go through fit parameters.
-        tags.target_tags.required = True
-        return tags
 
     def _prior(self, X, random_state):
         n_features = X.shape[1]

@@ -6,15 +6,15 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._itml import sample_label_pairs
 from ._kernels.outer import weighted_outer_sum
 from ._params import Interval, validate_params
-from ._validation import centred_in_units, validate_pairs, validate_X, validate_X_y
+from ._validation import centred_in_units, points_of_pairs, validate_X_y
 from ._whitening import centered_spectrum
 
 
-class KISSME(MetricLearner):
+class KISSME(SupervisedMetricLearner):
     r"""Keep It Simple and Straightforward MEtric (KISSME).
 
     KISSME models the difference ``x_ij = x_i - x_j`` of a similar pair and
@@ -168,12 +168,7 @@ class KISSME(MetricLearner):
         self : KISSME
         """
         validate_params(self)
-        X, y_codes, _ = validate_X_y(self, X, y)
-        X, exponent = centred_in_units(X)
-        moments = label_pair_moments(
-            X, y_codes, self.n_constraints, check_random_state(self.random_state)
-        )
-        return self._fit_moments(X, exponent, *moments)
+        return self._fit_moments(*label_moments_in_units(self, X, y))
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -190,9 +185,7 @@ class KISSME(MetricLearner):
         self : KISSME
         """
         validate_params(self)
-        X, rows, cols, signs = points_of_pairs(self, pairs, pair_labels)
-        X, exponent = centred_in_units(X)
-        return self._fit_moments(X, exponent, *pair_moments(X, rows, cols, signs))
+        return self._fit_moments(*pair_moments_in_units(self, pairs, pair_labels))
 
     def _fit_moments(self, X, exponent, similar, dissimilar, n_similar, n_dissimilar):
         # X and the moments are in units of 2**exponent (centred_in_units).
@@ -213,10 +206,30 @@ class KISSME(MetricLearner):
         self.n_dissimilar_ = int(n_dissimilar)
         return self
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
+
+def label_moments_in_units(estimator, X, y):
+    """Validate ``X`` and ``y``; the pair moments of the classes in units.
+
+    ``X`` is centred in units of ``2**exponent`` (``centred_in_units``);
+    the moments are :func:`label_pair_moments` of it, with the estimator's
+    ``n_constraints`` and ``random_state``.
+
+    Returns
+    -------
+    X, exponent, similar, dissimilar, n_similar, n_dissimilar
+    """
+    X, y_codes, _ = validate_X_y(estimator, X, y)
+    X, exponent = centred_in_units(X)
+    random_state = check_random_state(estimator.random_state)
+    moments = label_pair_moments(X, y_codes, estimator.n_constraints, random_state)
+    return (X, exponent, *moments)
+
+
+def pair_moments_in_units(estimator, pairs, pair_labels):
+    """Validate labelled pairs; their moments in units, as ``label_moments_in_units``."""
+    X, rows, cols, signs = points_of_pairs(estimator, pairs, pair_labels)
+    X, exponent = centred_in_units(X)
+    return (X, exponent, *pair_moments(X, rows, cols, signs))
 
 
 def label_pair_moments(X, y_codes, n_constraints, random_state):
@@ -270,23 +283,6 @@ def pair_moments(X, rows, cols, signs):
         outer = weighted_outer_sum(X, rows[chosen], cols[chosen], np.ones(count))
         moments.append(outer / count)
     return moments[0], moments[1], n_similar, n_dissimilar
-
-
-def points_of_pairs(estimator, pairs, pair_labels):
-    """Validate pairs of points; return them as rows of X and index pairs.
-
-    Pair p becomes rows ``2p`` and ``2p + 1`` of ``X``; ``n_features_in_``
-    is set on ``estimator``.
-    """
-    if pair_labels is None:
-        raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
-    pairs, signs = validate_pairs(pairs, pair_labels)
-    n_pairs, _, n_features = pairs.shape
-    if n_pairs == 0:
-        raise ValueError("pairs is empty; at least two pairs are needed.")
-    X = validate_X(estimator, pairs.reshape(2 * n_pairs, n_features))
-    rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
-    return X, rows, rows + 1, signs
 
 
 def _check_counts(n_similar, n_dissimilar):

@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 from scipy import linalg
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._init import resolve_n_components
 from ._kernels.distances import sq_distance_blocks
 from ._kernels.neighbors import target_neighbors
@@ -14,7 +14,7 @@ from ._threads import fit_threads
 from ._validation import centred_in_units, validate_X_y
 
 
-class LFDA(MetricLearner):
+class LFDA(SupervisedMetricLearner):
     r"""Local Fisher Discriminant Analysis.
 
     LFDA [1]_ is Fisher discriminant analysis with every pair of points
@@ -177,11 +177,6 @@ class LFDA(MetricLearner):
         self.components_ = np.ascontiguousarray(directions.T, dtype=X.dtype)
         self.eigenvalues_ = eigenvalues
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def local_scatter_matrices(X, labels, k, *, working_memory=None):

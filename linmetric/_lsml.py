@@ -6,20 +6,21 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._constraints import (
+    default_n_constraints,
     sample_quadruplets,
     validate_tuples,
     validate_weights,
 )
 from ._optimize import IterationLog, minimize_lbfgs
-from ._params import Interval, StrOptions, validate_params
+from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd
 from ._validation import centred_in_units, validate_X, validate_X_y
 from ._whitening import floor_eigenvalues
 
 
-class LSML(MetricLearner):
+class LSML(SupervisedMetricLearner):
     r"""Least Squared-residual Metric Learning.
 
     LSML [1]_ learns from relative comparisons: a quadruplet ``(a, b, c, d)``
@@ -140,11 +141,7 @@ class LSML(MetricLearner):
         "regularization": [Interval(numbers.Real, 0, None, closed="neither")],
         "prior": [StrOptions({"covariance", "identity"}), "array-like"],
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "callback": ["callable", None],
-        "random_state": ["random_state"],
+        **ITERATION_CONSTRAINTS,
     }
 
     def __init__(
@@ -184,20 +181,9 @@ class LSML(MetricLearner):
         validate_params(self)
         random_state = check_random_state(self.random_state)
         X, y_codes, classes = validate_X_y(self, X, y)
-        n_constraints = self.n_constraints
-        if n_constraints is None:
-            n_constraints = 20 * classes.shape[0] ** 2
+        n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         index = sample_quadruplets(y_codes, n_constraints, random_state)
-        X_units, exponent = centred_in_units(X)
-        X_units = np.asarray(X_units, dtype=np.float64)
-        return self._fit(
-            X.dtype,
-            X_units,
-            exponent,
-            X_units[index[:, 0]] - X_units[index[:, 1]],
-            X_units[index[:, 2]] - X_units[index[:, 3]],
-            None,
-        )
+        return self._fit(X, index, None)
 
     def fit_quadruplets(self, quadruplets, weights=None):
         """Learn the metric from quadruplets ``(a, b, c, d)``, ``d(a, b) < d(c, d)``.
@@ -222,20 +208,18 @@ class LSML(MetricLearner):
         n_quadruplets, _, n_features = quadruplets.shape
         weights = validate_weights(weights, n_quadruplets)
         X = validate_X(self, quadruplets.reshape(4 * n_quadruplets, n_features))
-        X_units, exponent = centred_in_units(X)
-        points = np.asarray(X_units, dtype=np.float64).reshape(quadruplets.shape)
-        return self._fit(
-            X.dtype,
-            points.reshape(X.shape),
-            exponent,
-            points[:, 0] - points[:, 1],
-            points[:, 2] - points[:, 3],
-            weights,
-        )
+        # Quadruplet q is rows 4q to 4q + 3 of X.
+        index = np.arange(4 * n_quadruplets, dtype=np.intp).reshape(-1, 4)
+        return self._fit(X, index, weights)
 
-    def _fit(self, dtype, X64, exponent, diffs_ab, diffs_cd, weights):
+    def _fit(self, X, index, weights):
         # The points (centred) and their differences are in units of
         # 2**exponent (centred_in_units), where no product overflows.
+        dtype = X.dtype
+        X_units, exponent = centred_in_units(X)
+        X64 = np.asarray(X_units, dtype=np.float64)
+        diffs_ab = X64[index[:, 0]] - X64[index[:, 1]]
+        diffs_cd = X64[index[:, 2]] - X64[index[:, 3]]
         if weights is None:
             weights = np.ones(diffs_ab.shape[0])
         weights = weights / weights.sum()
@@ -306,11 +290,6 @@ class LSML(MetricLearner):
                 "Rescale the data, or use prior='identity' or 'covariance'."
             )
         return prior, linalg.inv(prior)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def lsml_loss_grad(

@@ -8,21 +8,21 @@ from sklearn.utils import check_random_state
 from sklearn.utils._tags import RegressorTags
 from sklearn.utils.validation import validate_data
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._init import initialize_components, resolve_n_components
 from ._kernels import rows_per_chunk
 from ._kernels.mlkr import loo_kernel_regression
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
 from ._threads import fit_threads
-from ._validation import FLOAT_DTYPES, centred_in_units
+from ._validation import DENSE_FLOATS, centred_in_units
 
 # Up to this many output dimensions the fused numba kernel is faster than
 # BLAS blocks (measured: about 2.5x at 10, even at 64).
 FUSED_MAX_COMPONENTS = 48
 
 
-class MLKR(MetricLearner):
+class MLKR(SupervisedMetricLearner):
     r"""Metric Learning for Kernel Regression.
 
     MLKR [1]_ learns the linear map ``A`` under which leave-one-out
@@ -183,15 +183,7 @@ class MLKR(MetricLearner):
         validate_params(self)
         check_targets(y)
         X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=False,
-            dtype=FLOAT_DTYPES,
-            order="C",
-            ensure_all_finite=True,
-            ensure_min_samples=2,
-            y_numeric=True,
+            self, X, y, ensure_min_samples=2, y_numeric=True, **DENSE_FLOATS
         )
         y = np.asarray(y, dtype=np.float64)
         if not np.ptp(y) > 0:
@@ -266,7 +258,6 @@ class MLKR(MetricLearner):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
         # Real-valued targets: a regression learner, not a classifier.
         tags.regressor_tags = RegressorTags()
         return tags

@@ -6,13 +6,14 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
+from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
 from ._optimize import IterationLog
-from ._params import Interval, validate_params
+from ._params import ITERATION_CONSTRAINTS, Interval, validate_params
 from ._psd import components_from_metric
 from ._threads import fit_threads
-from ._validation import centred_in_units, validate_pairs, validate_X, validate_X_y
+from ._validation import centred_in_units, points_of_pairs, validate_X_y
 
 # Relative length of the first gradient step of the full form, ||step|| / ||A||.
 INITIAL_RATE = 0.1
@@ -30,7 +31,7 @@ S_FLOOR = 1e-3
 RIDGE = 1e-10
 
 
-class MMC(MetricLearner):
+class MMC(SupervisedMetricLearner):
     r"""Mahalanobis Metric for Clustering (Xing, Ng, Jordan and Russell).
 
     MMC makes dissimilar pairs far apart while keeping similar pairs close:
@@ -154,11 +155,7 @@ class MMC(MetricLearner):
     _parameter_constraints = {
         "diagonal": ["boolean"],
         "n_constraints": [Interval(numbers.Integral, 2, None, closed="left"), None],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "callback": ["callable", None],
-        "random_state": ["random_state"],
+        **ITERATION_CONSTRAINTS,
     }
 
     def __init__(
@@ -196,15 +193,9 @@ class MMC(MetricLearner):
         validate_params(self)
         random_state = check_random_state(self.random_state)
         X, y_codes, classes = validate_X_y(self, X, y)
-        n_constraints = self.n_constraints
-        if n_constraints is None:
-            n_constraints = 20 * classes.shape[0] ** 2
+        n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
-        # In units of 2**exponent: the metric of data at any finite scale
-        # stays representable (MMC's metric scales as 1 / scale**2).
-        X_units, exponent = centred_in_units(X)
-        X64 = np.asarray(X_units, dtype=np.float64)
-        return self._fit_differences(X64[rows] - X64[cols], signs, X.dtype, exponent)
+        return self._fit_pairs(X, rows, cols, signs)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -221,20 +212,16 @@ class MMC(MetricLearner):
         self : MMC
         """
         validate_params(self)
-        if pair_labels is None:
-            raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
-        pairs, signs = validate_pairs(pairs, pair_labels)
-        n_pairs, _, n_features = pairs.shape
-        # Sets n_features_in_ (and checks the points) like fit does.
-        X = validate_X(self, pairs.reshape(2 * n_pairs, n_features))
-        X_units, exponent = centred_in_units(X)
-        pairs64 = np.asarray(X_units, dtype=np.float64).reshape(pairs.shape)
-        return self._fit_differences(
-            pairs64[:, 0] - pairs64[:, 1], signs, pairs.dtype, exponent
-        )
+        return self._fit_pairs(*points_of_pairs(self, pairs, pair_labels))
 
-    def _fit_differences(self, diffs, signs, dtype, exponent=0):
-        # diffs in units of 2**exponent; the map in those of X is L / 2**exponent
+    def _fit_pairs(self, X, rows, cols, signs):
+        # In units of 2**exponent: the metric of data at any finite scale
+        # stays representable (MMC's metric scales as 1 / scale**2); the map
+        # in the units of X is L / 2**exponent.
+        dtype = X.dtype
+        X_units, exponent = centred_in_units(X)
+        X64 = np.asarray(X_units, dtype=np.float64)
+        diffs = X64[rows] - X64[cols]
         similar = diffs[signs > 0]
         dissimilar = diffs[signs < 0]
         for name, part in (("similar", similar), ("dissimilar", dissimilar)):
@@ -275,11 +262,6 @@ class MMC(MetricLearner):
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 # --- full form ----------------------------------------------------------------

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._init import INIT_METHODS, initialize_components, resolve_n_components
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import Interval, StrOptions, validate_params
@@ -46,7 +46,7 @@ _SCALE_MIN_ROWS = 100
 _EXACT_GAP_WARN = 1e-2
 
 
-class NCA(MetricLearner):
+class NCA(SupervisedMetricLearner):
     """Neighbourhood Components Analysis.
 
     NCA learns the linear map ``L`` that maximises the expected number of
@@ -433,11 +433,6 @@ class NCA(MetricLearner):
                 stages_since_search = _SEARCH_EVERY
         log.finish(converged, None if converged else message)
         return components, loss
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def nca_loss_grad(components, X, labels, *, working_memory=None):

@@ -127,6 +127,17 @@ def _describe(constraint):
     return str(constraint)
 
 
+# The parameters of a learner that iterates (in this order, last in its
+# ``_parameter_constraints``): ``tol`` means what each learner documents.
+ITERATION_CONSTRAINTS = {
+    "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+    "tol": [Interval(numbers.Real, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "callback": ["callable", None],
+    "random_state": ["random_state"],
+}
+
+
 def validate_params(estimator):
     """Check every constructor parameter against ``_parameter_constraints``.
 

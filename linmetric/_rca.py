@@ -8,13 +8,13 @@ from scipy import linalg, sparse
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._lfda import fix_signs
 from ._params import Interval, validate_params
 from ._validation import centred_in_units, validate_X, validate_X_y
 
 
-class RCA(MetricLearner):
+class RCA(SupervisedMetricLearner):
     r"""Relevant Components Analysis.
 
     RCA [1]_ learns from chunklets: small groups of points known to belong
@@ -238,11 +238,6 @@ class RCA(MetricLearner):
         self.rank_ = rank
         self.n_components_ = whitening.shape[0]
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def chunklet_covariance(X, chunks):

@@ -7,7 +7,7 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
 from ._constraints import sample_triplets, validate_tuples
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
@@ -20,7 +20,7 @@ _LDA_RIDGE = 0.3
 _REGION_PER_CLASS = 30
 
 
-class SCML(MetricLearner):
+class SCML(SupervisedMetricLearner):
     r"""Sparse Compositional Metric Learning (global form).
 
     SCML [1]_ builds the metric from a dictionary of rank-one elements
@@ -341,11 +341,6 @@ class SCML(MetricLearner):
         self.n_iter_ = n_iter
         self.loss_curve_ = log.loss_curve
         return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 class TripletFeatures:

@@ -7,15 +7,16 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import check_random_state
 
-from ._base import MetricLearner
+from ._base import SupervisedMetricLearner
+from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
 from ._optimize import IterationLog
-from ._params import Interval, StrOptions, validate_params
+from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric, rank_tolerance
-from ._validation import centred_in_units, validate_pairs, validate_X, validate_X_y
+from ._validation import centred_in_units, points_of_pairs, validate_X_y
 
 
-class SDML(MetricLearner):
+class SDML(SupervisedMetricLearner):
     r"""Sparse Determinant Metric Learning.
 
     SDML [1]_ learns a sparse Mahalanobis matrix ``M`` that stays close to a
@@ -169,11 +170,7 @@ class SDML(MetricLearner):
         "eigenvalue_floor": [Interval(numbers.Real, 0, 1, closed="right")],
         "prior": [StrOptions({"covariance", "identity"}), "array-like"],
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "callback": ["callable", None],
-        "random_state": ["random_state"],
+        **ITERATION_CONSTRAINTS,
     }
 
     def __init__(
@@ -217,15 +214,9 @@ class SDML(MetricLearner):
         validate_params(self)
         random_state = check_random_state(self.random_state)
         X, y_codes, classes = validate_X_y(self, X, y)
-        n_constraints = self.n_constraints
-        if n_constraints is None:
-            n_constraints = 20 * classes.shape[0] ** 2
+        n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
-        X_units, exponent = centred_in_units(X)
-        X_units = np.asarray(X_units, dtype=np.float64)
-        return self._fit_pairs(
-            X.dtype, X_units, exponent, X_units[rows] - X_units[cols], signs
-        )
+        return self._fit_pairs(X, rows, cols, signs)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -246,25 +237,15 @@ class SDML(MetricLearner):
         self : SDML
         """
         validate_params(self)
-        if pair_labels is None:
-            raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
-        pairs, signs = validate_pairs(pairs, pair_labels)
-        n_pairs, _, n_features = pairs.shape
-        X = validate_X(self, pairs.reshape(2 * n_pairs, n_features))
-        X_units, exponent = centred_in_units(X)
-        X_units = np.asarray(X_units, dtype=np.float64)
-        pair_points = X_units.reshape(n_pairs, 2, n_features)
-        return self._fit_pairs(
-            X.dtype,
-            X_units,
-            exponent,
-            pair_points[:, 0] - pair_points[:, 1],
-            signs,
-        )
+        return self._fit_pairs(*points_of_pairs(self, pairs, pair_labels))
 
-    def _fit_pairs(self, dtype, X, exponent, diffs, signs):
+    def _fit_pairs(self, X, rows, cols, signs):
         # X (centred) and diffs are in units of 2**exponent (centred_in_units),
         # where their products cannot over- or underflow; so are P and M.
+        dtype = X.dtype
+        X, exponent = centred_in_units(X)
+        X = np.asarray(X, dtype=np.float64)
+        diffs = X[rows] - X[cols]
         prior_inverse = self._prior_inverse(X, exponent)
         pair_term = (diffs.T * (signs / signs.shape[0])) @ diffs
         P = prior_inverse + self.balance_param * pair_term
@@ -309,11 +290,6 @@ class SDML(MetricLearner):
         prior = check_spd(self.prior, param_name="prior", n_features=n_features)
         with np.errstate(over="ignore", under="ignore"):
             return np.ldexp(linalg.inv(prior), -2 * exponent)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        return tags
 
 
 def shifted_normalised(P, floor, *, size=None):

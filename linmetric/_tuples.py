@@ -13,9 +13,21 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._params import Interval, InvalidParameterError, StrOptions, validate_params
-from ._validation import FLOAT_DTYPES, validate_pair_labels
+from ._validation import DENSE_FLOATS, check_points, validate_pair_labels
 
 _CALIBRATION_STRATEGIES = ("accuracy", "f_beta", "max_tpr", "max_tnr")
+
+
+def tuple_input_tags(tags):
+    """``tags`` of an estimator whose samples are tuples.
+
+    Samples are (n, k, n_features) points or (n, k) indices. scikit-learn's
+    estimator checks feed 2-D samples only and skip estimators that do not
+    take them.
+    """
+    tags.input_tags.two_d_array = False
+    tags.input_tags.three_d_array = True
+    return tags
 
 
 class _TupleEstimator(BaseEstimator):
@@ -67,14 +79,7 @@ class _TupleEstimator(BaseEstimator):
         if array.ndim == 2 and array.shape[1] == size:
             points = self._points_from_indices(array, name)
         elif array.ndim == 3 and array.shape[1] == size:
-            points = check_array(
-                array,
-                dtype=FLOAT_DTYPES,
-                order="C",
-                allow_nd=True,
-                ensure_all_finite=True,
-                input_name=name,
-            )
+            points = check_points(array, name)
         else:
             raise ValueError(
                 f"{name} must have shape {shape} (points), or ({'n_' + name}, "
@@ -108,11 +113,7 @@ class _TupleEstimator(BaseEstimator):
         flat = indices.ravel()
         if callable(preprocessor):
             points = check_array(
-                preprocessor(flat),
-                dtype=FLOAT_DTYPES,
-                order="C",
-                ensure_all_finite=True,
-                input_name="preprocessor output",
+                preprocessor(flat), input_name="preprocessor output", **DENSE_FLOATS
             )
             if points.shape[0] != flat.shape[0]:
                 raise ValueError(
@@ -121,11 +122,7 @@ class _TupleEstimator(BaseEstimator):
                 )
         else:
             samples = check_array(
-                preprocessor,
-                dtype=FLOAT_DTYPES,
-                order="C",
-                ensure_all_finite=True,
-                input_name="preprocessor",
+                preprocessor, input_name="preprocessor", **DENSE_FLOATS
             )
             n_samples = samples.shape[0]
             if flat.min() < 0 or flat.max() >= n_samples:
@@ -174,13 +171,7 @@ class _TupleEstimator(BaseEstimator):
         return -self.pair_distance(pairs)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # Samples are tuples: (n, k, n_features) points or (n, k) indices.
-        # scikit-learn's estimator checks feed 2-D samples only and skip
-        # estimators that do not take them.
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
+        return tuple_input_tags(super().__sklearn_tags__())
 
 
 class PairsClassifier(ClassifierMixin, _TupleEstimator):

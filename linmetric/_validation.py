@@ -12,6 +12,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, validate_data
 
 FLOAT_DTYPES = (np.float64, np.float32)
+# What every array of points is checked for (arguments of check_array and
+# validate_data): dense, finite, C-contiguous float32 (kept) or float64.
+DENSE_FLOATS = {
+    "accept_sparse": False,
+    "dtype": FLOAT_DTYPES,
+    "order": "C",
+    "ensure_all_finite": True,
+}
 
 
 def validate_X(estimator, X, *, reset=True, ensure_min_samples=1):
@@ -38,11 +46,8 @@ def validate_X(estimator, X, *, reset=True, ensure_min_samples=1):
         estimator,
         X,
         reset=reset,
-        accept_sparse=False,
-        dtype=FLOAT_DTYPES,
-        order="C",
-        ensure_all_finite=True,
         ensure_min_samples=ensure_min_samples,
+        **DENSE_FLOATS,
     )
 
 
@@ -72,16 +77,7 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
     classes : ndarray of shape (n_classes,)
         The sorted distinct labels.
     """
-    X, y = validate_data(
-        estimator,
-        X,
-        y,
-        accept_sparse=False,
-        dtype=FLOAT_DTYPES,
-        order="C",
-        ensure_all_finite=True,
-        y_numeric=False,
-    )
+    X, y = validate_data(estimator, X, y, y_numeric=False, **DENSE_FLOATS)
     _check_label_types(y)
     check_classification_targets(y)
     classes, y_codes = np.unique(y, return_inverse=True)
@@ -173,6 +169,21 @@ def _check_label_types(y):
             )
 
 
+def check_points(points, name, *, dtype=FLOAT_DTYPES):
+    """``points`` as a finite, C-contiguous float array of any shape.
+
+    For tuples of points, whose shape the caller checks; ``name`` is the
+    parameter named in messages.
+    """
+    return check_array(
+        points,
+        allow_nd=True,
+        ensure_2d=False,
+        input_name=name,
+        **dict(DENSE_FLOATS, dtype=dtype),
+    )
+
+
 def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYPES):
     """Validate pairs of points, and optionally their +1/-1 labels.
 
@@ -191,16 +202,7 @@ def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYP
         Finite float32 or float64 pairs.
     pair_labels : ndarray of shape (n_pairs,) of int8, or None
     """
-    pairs = check_array(
-        pairs,
-        accept_sparse=False,
-        dtype=dtype,
-        order="C",
-        ensure_all_finite=True,
-        allow_nd=True,
-        ensure_2d=False,
-        input_name="pairs",
-    )
+    pairs = check_points(pairs, "pairs", dtype=dtype)
     if pairs.ndim != 3 or pairs.shape[1] != 2:
         raise ValueError(
             f"pairs must have shape (n_pairs, 2, n_features); got shape {pairs.shape}."
@@ -213,6 +215,30 @@ def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYP
     if pair_labels is None:
         return pairs, None
     return pairs, validate_pair_labels(pair_labels, pairs.shape[0])
+
+
+def points_of_pairs(estimator, pairs, pair_labels):
+    """Validate labelled pairs; return their points as the rows of one X.
+
+    Pair p becomes rows ``2p`` and ``2p + 1`` of ``X``, which is checked
+    like the training data of ``fit`` (setting ``n_features_in_`` on
+    ``estimator``).
+
+    Returns
+    -------
+    X : ndarray of shape (2 * n_pairs, n_features)
+    rows, cols : ndarray of shape (n_pairs,) of intp
+        Pair p is ``(X[rows[p]], X[cols[p]])``.
+    signs : ndarray of shape (n_pairs,) of int8
+        +1 (similar) or -1 (dissimilar).
+    """
+    if pair_labels is None:
+        raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
+    pairs, signs = validate_pairs(pairs, pair_labels)
+    n_pairs, _, n_features = pairs.shape
+    X = validate_X(estimator, pairs.reshape(2 * n_pairs, n_features))
+    rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
+    return X, rows, rows + 1, signs
 
 
 def validate_pair_labels(pair_labels, n_pairs):

@@ -9,16 +9,6 @@ from linmetric.reference.gmml import gmml_metric, rescaled_gmml_metric
 from linmetric.reference.kissme import pair_covariances
 
 
-@pytest.fixture
-def labelled():
-    rng = np.random.RandomState(0)
-    y = np.repeat([0, 1, 2], [12, 9, 15])
-    means = rng.standard_normal((3, 4)) * 3
-    mixing = rng.standard_normal((4, 4)) + 2 * np.eye(4)
-    X = means[y] + rng.standard_normal((y.size, 4)) @ mixing
-    return X, y
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("t", [0.0, 0.3, 0.5, 1.0])
 @pytest.mark.parametrize("lam", [0.0, 0.5])

@@ -7,16 +7,6 @@ from linmetric._itml import sample_label_pairs
 from linmetric.reference.kissme import kissme_metric, pair_covariances
 
 
-@pytest.fixture
-def labelled():
-    rng = np.random.RandomState(0)
-    y = np.repeat([0, 1, 2], [12, 9, 15])
-    means = rng.standard_normal((3, 4)) * 3
-    mixing = rng.standard_normal((4, 4)) + 2 * np.eye(4)
-    X = means[y] + rng.standard_normal((y.size, 4)) @ mixing
-    return X, y
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_all_pairs_in_closed_form_match_the_pair_by_pair_reference(labelled, dtype):
     X, y = labelled

@@ -3,19 +3,11 @@
 import numpy as np
 import pytest
 from scipy.optimize import check_grad
-from sklearn.datasets import load_iris
-from sklearn.preprocessing import StandardScaler
 
 from linmetric import LSML
 from linmetric._constraints import sample_quadruplets
 from linmetric._lsml import lsml_loss_grad
 from linmetric.reference import lsml as reference
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 def _problem(seed, n=30, d=4):

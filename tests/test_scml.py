@@ -2,20 +2,12 @@
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_iris
-from sklearn.preprocessing import StandardScaler
 
 from linmetric import SCML
 from linmetric._constraints import sample_triplets
 from linmetric._optimize import IterationLog
 from linmetric._scml import TripletFeatures, lda_basis, rda
 from linmetric.reference import scml as reference
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 def _triplets(X, y, seed=0):

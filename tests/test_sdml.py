@@ -4,21 +4,13 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.preprocessing import StandardScaler
 
 from linmetric import SDML
 from linmetric._itml import sample_label_pairs
 from linmetric._optimize import IterationLog
 from linmetric._sdml import optimality_residual, shifted_normalised, sparse_inverse
 from linmetric.reference.sdml import sdml as reference_sdml
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 def _pairs(X, y, n_pairs, seed):

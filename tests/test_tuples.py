@@ -5,10 +5,8 @@ import pickle
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_iris
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_checks
 
 from linmetric import (
@@ -55,12 +53,6 @@ class FeatureWeights(MetricLearner):
 
     def fit_quadruplets(self, quadruplets, weights=None):
         return self._fit_first_pairs(quadruplets, weights)
-
-
-@pytest.fixture(scope="module")
-def iris():
-    X, y = load_iris(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ from sklearn.base import (
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ..._tuples import tuple_input_tags
+
 __all__ = [
     "BaseMetricLearner",
     "MahalanobisMixin",
@@ -214,6 +216,28 @@ class _SupervisedMixin(TransformerMixin):
         return self
 
 
+class _SupervisedMapLearner(_SupervisedMixin, MahalanobisMixin):
+    """A linmetric learner of a map from labelled samples (NCA, MLKR).
+
+    ``tol=None`` keeps the linmetric learner's default tolerance; a float is
+    passed on.
+    """
+
+    _linmetric_class = None
+
+    def _make_learner(self, X=None, y=None):
+        learner = self._linmetric_class(
+            n_components=self.n_components,
+            init=self.init,
+            max_iter=self.max_iter,
+            verbose=self.verbose,
+            random_state=self.random_state,
+        )
+        if self.tol is not None:
+            learner.set_params(tol=self.tol)
+        return learner
+
+
 class _PairsClassifierMixin(ClassifierMixin, BaseMetricLearner):
     """Pairs learners: fit on labelled pairs, classify pairs with a threshold.
 
@@ -341,11 +365,7 @@ class _PairsClassifierMixin(ClassifierMixin, BaseMetricLearner):
         return self
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # samples are tuples: (n, k, n_features) points or (n, k) indices
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
+        return tuple_input_tags(super().__sklearn_tags__())
 
 
 class _OrderedTuplesMixin(ClassifierMixin, BaseMetricLearner):
@@ -384,11 +404,7 @@ class _OrderedTuplesMixin(ClassifierMixin, BaseMetricLearner):
         return float(np.mean(self.predict(tuples_)) / 2 + 0.5)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # samples are tuples: (n, k, n_features) points or (n, k) indices
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        return tags
+        return tuple_input_tags(super().__sklearn_tags__())
 
 
 class _TripletsClassifierMixin(_OrderedTuplesMixin):
@@ -561,3 +577,17 @@ def n_constraints_default(n_constraints, y):
     if n_constraints is not None or y is None:
         return n_constraints
     return 20 * np.unique(np.asarray(y)).shape[0] ** 2
+
+
+def with_pairs_drawn(learner, n_constraints, y):
+    """``learner`` set to draw metric-learn's number of pairs from labels.
+
+    metric-learn draws ``n_constraints`` similar and as many dissimilar
+    pairs (``n_constraints_default`` when None); a linmetric pairs learner
+    counts them together. Without ``n_constraints`` or ``y`` the learner's
+    own default stays.
+    """
+    n_constraints = n_constraints_default(n_constraints, y)
+    if n_constraints is not None:
+        learner.set_params(n_constraints=2 * n_constraints)
+    return learner

@@ -5,9 +5,9 @@ from .base_metric import (
     MahalanobisMixin,
     _PairsClassifierMixin,
     _SupervisedMixin,
-    n_constraints_default,
     renamed,
     samples,
+    with_pairs_drawn,
 )
 
 __all__ = ["ITML", "ITML_Supervised"]
@@ -179,8 +179,4 @@ class ITML_Supervised(_SupervisedMixin, _BaseITML):
         n_constraints = renamed(
             self, "num_constraints", "n_constraints", self.n_constraints
         )
-        n_constraints = n_constraints_default(n_constraints, y)
-        if n_constraints is not None:
-            # metric-learn draws n similar and n dissimilar pairs
-            learner.set_params(n_constraints=2 * n_constraints)
-        return learner
+        return with_pairs_drawn(learner, n_constraints, y)

@@ -43,11 +43,7 @@ class _BaseLSML(MahalanobisMixin):
         self.random_state = random_state
 
     def _make_learner(self, X=None, y=None, n_features=None):
-        prior = self.prior
-        if n_features is not None:
-            prior = resolve_prior(prior, n_features, self.random_state)
-        elif isinstance(prior, str) and prior == "random":
-            prior = "identity"  # only for tags, before the data is known
+        prior = resolve_prior(self.prior, n_features, self.random_state)
         return _LinmetricLSML(
             prior=prior,
             max_iter=self.max_iter,

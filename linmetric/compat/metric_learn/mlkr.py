@@ -1,12 +1,12 @@
 """MLKR with metric-learn's parameters, on :class:`linmetric.MLKR`."""
 
 from ... import MLKR as _LinmetricMLKR
-from .base_metric import MahalanobisMixin, _SupervisedMixin
+from .base_metric import _SupervisedMapLearner
 
 __all__ = ["MLKR"]
 
 
-class MLKR(_SupervisedMixin, MahalanobisMixin):
+class MLKR(_SupervisedMapLearner):
     """Metric Learning for Kernel Regression; metric-learn's ``MLKR`` on :class:`linmetric.MLKR`.
 
     ``y`` holds real-valued targets. ``tol=None`` uses linmetric's default
@@ -22,6 +22,8 @@ class MLKR(_SupervisedMixin, MahalanobisMixin):
     preprocessor : array-like, callable or None, default=None
     random_state : int, RandomState or None, default=None
     """
+
+    _linmetric_class = _LinmetricMLKR
 
     def __init__(
         self,
@@ -40,15 +42,3 @@ class MLKR(_SupervisedMixin, MahalanobisMixin):
         self.verbose = verbose
         self.preprocessor = preprocessor
         self.random_state = random_state
-
-    def _make_learner(self, X=None, y=None):
-        learner = _LinmetricMLKR(
-            n_components=self.n_components,
-            init=self.init,
-            max_iter=self.max_iter,
-            verbose=self.verbose,
-            random_state=self.random_state,
-        )
-        if self.tol is not None:
-            learner.set_params(tol=self.tol)
-        return learner

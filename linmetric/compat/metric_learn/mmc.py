@@ -5,8 +5,8 @@ from .base_metric import (
     MahalanobisMixin,
     _PairsClassifierMixin,
     _SupervisedMixin,
-    n_constraints_default,
     renamed,
+    with_pairs_drawn,
 )
 
 __all__ = ["MMC", "MMC_Supervised"]
@@ -157,9 +157,7 @@ class MMC_Supervised(_SupervisedMixin, _BaseMMC):
 
     def _make_learner(self, X=None, y=None):
         learner = super()._make_learner()
-        n_constraints = n_constraints_default(
-            renamed(self, "num_constraints", "n_constraints", self.n_constraints), y
+        n_constraints = renamed(
+            self, "num_constraints", "n_constraints", self.n_constraints
         )
-        if n_constraints is not None:
-            learner.set_params(n_constraints=2 * n_constraints)
-        return learner
+        return with_pairs_drawn(learner, n_constraints, y)

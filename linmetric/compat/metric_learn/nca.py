@@ -1,12 +1,12 @@
 """NCA with metric-learn's parameters, on :class:`linmetric.NCA`."""
 
 from ... import NCA as _LinmetricNCA
-from .base_metric import MahalanobisMixin, _SupervisedMixin
+from .base_metric import _SupervisedMapLearner
 
 __all__ = ["NCA"]
 
 
-class NCA(_SupervisedMixin, MahalanobisMixin):
+class NCA(_SupervisedMapLearner):
     """Neighborhood Components Analysis; metric-learn's ``NCA`` on :class:`linmetric.NCA`.
 
     ``tol=None`` (metric-learn's default) uses linmetric's default tolerance
@@ -22,6 +22,8 @@ class NCA(_SupervisedMixin, MahalanobisMixin):
     preprocessor : array-like, callable or None, default=None
     random_state : int, RandomState or None, default=None
     """
+
+    _linmetric_class = _LinmetricNCA
 
     def __init__(
         self,
@@ -40,15 +42,3 @@ class NCA(_SupervisedMixin, MahalanobisMixin):
         self.verbose = verbose
         self.preprocessor = preprocessor
         self.random_state = random_state
-
-    def _make_learner(self, X=None, y=None):
-        learner = _LinmetricNCA(
-            n_components=self.n_components,
-            init=self.init,
-            max_iter=self.max_iter,
-            verbose=self.verbose,
-            random_state=self.random_state,
-        )
-        if self.tol is not None:
-            learner.set_params(tol=self.tol)
-        return learner

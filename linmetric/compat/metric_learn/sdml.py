@@ -9,17 +9,23 @@ from .base_metric import (
     _PairsClassifierMixin,
     _SupervisedMixin,
     count_features,
-    n_constraints_default,
     renamed,
     tuples,
+    with_pairs_drawn,
 )
 
 __all__ = ["SDML", "SDML_Supervised"]
 
 
 def resolve_prior(prior, n_features, random_state):
-    """metric-learn's ``prior='random'``: a random SPD matrix; others pass through."""
+    """metric-learn's ``prior='random'``: a random SPD matrix; others pass through.
+
+    Before the data is known (``n_features`` None: only the tags are asked
+    for) ``'random'`` stands in as ``'identity'``.
+    """
     if isinstance(prior, str) and prior == "random":
+        if n_features is None:
+            return "identity"
         return make_spd_matrix(
             n_features, random_state=check_random_state(random_state)
         )
@@ -46,11 +52,7 @@ class _BaseSDML(MahalanobisMixin):
         self.random_state = random_state
 
     def _make_learner(self, X=None, y=None, n_features=None):
-        prior = self.prior
-        if n_features is not None:
-            prior = resolve_prior(prior, n_features, self.random_state)
-        elif isinstance(prior, str) and prior == "random":
-            prior = "identity"  # only for tags, before the data is known
+        prior = resolve_prior(self.prior, n_features, self.random_state)
         return _LinmetricSDML(
             balance_param=self.balance_param,
             sparsity_param=self.sparsity_param,
@@ -154,9 +156,7 @@ class SDML_Supervised(_SupervisedMixin, _BaseSDML):
     def _make_learner(self, X=None, y=None):
         n_features = count_features(X)
         learner = super()._make_learner(n_features=n_features)
-        n_constraints = n_constraints_default(
-            renamed(self, "num_constraints", "n_constraints", self.n_constraints), y
+        n_constraints = renamed(
+            self, "num_constraints", "n_constraints", self.n_constraints
         )
-        if n_constraints is not None:
-            learner.set_params(n_constraints=2 * n_constraints)
-        return learner
+        return with_pairs_drawn(learner, n_constraints, y)
