@@ -26,6 +26,10 @@ Module map:
 - ``nca``: NCA's softmax weights, candidate search and truncated gradient.
 - ``outer``: weighted sums of outer products of pair differences.
 - ``energy``: the energy-based classification rule's scores.
+- ``bregman``: ITML's Bregman projections (rank-one LogDet updates).
+- ``mlkr``: MLKR's leave-one-out kernel regression and its gradient.
+- ``mm_lmnn``: multi-metric LMNN's push pass over the impostor pairs of
+  one class metric, in blocks.
 - ``_chunking``: row blocks from the byte budget, rows split over threads
   (how many threads: :mod:`linmetric._threads`).
 - ``_config``: the numba options.
