@@ -25,6 +25,33 @@ from .distances import as_float_matrix, sq_distance_blocks
 
 
 @jit
+def impostor_terms(target_sq, i, d, mu, squared, target_weights):
+    """The hinge terms of one impostor of point ``i`` at squared distance ``d``.
+
+    For each target ``j`` of ``i`` the triplet is active when
+    ``z = 1 + target_sq[i, j] - d > 0``; it adds ``h(z)`` (``z`` or ``z^2``
+    when ``squared``) to the push loss and ``mu h'(z)`` to
+    ``target_weights[i, j]`` (updated in place). Returns the push loss and
+    the sum of ``h'(z)``, whose ``-mu`` multiple is the impostor pair's
+    weight. Shared by every push pass (stored, streamed, multi-metric).
+    """
+    push = 0.0
+    weight = 0.0
+    for j in range(target_sq.shape[1]):
+        z = 1.0 + target_sq[i, j] - d
+        if z > 0.0:
+            if squared:
+                push += z * z
+                slope = 2.0 * z
+            else:
+                push += z
+                slope = 1.0
+            weight += slope
+            target_weights[i, j] += mu * slope
+    return push, weight
+
+
+@jit
 def _push_kernel(
     start,
     stop,
@@ -53,17 +80,10 @@ def _push_kernel(
             weight = 0.0
             if d < radius:
                 active += 1
-                for j in range(n_neighbors):
-                    z = 1.0 + target_sq[i, j] - d
-                    if z > 0.0:
-                        if squared:
-                            push += z * z
-                            slope = 2.0 * z
-                        else:
-                            push += z
-                            slope = 1.0
-                        weight += slope
-                        target_weights[i, j] += mu * slope
+                pushed, weight = impostor_terms(
+                    target_sq, i, d, mu, squared, target_weights
+                )
+                push += pushed
             pair_weights[p] = -mu * weight
         row_push[i] = push
         row_active[i] = active
@@ -580,18 +600,10 @@ def _stream_push_kernel(
             if d >= radius:
                 continue
             active += 1
-            weight = 0.0
-            for j in range(n_neighbors):
-                z = 1.0 + target_sq[i, j] - d
-                if z > 0.0:
-                    if squared:
-                        push += z * z
-                        slope = 2.0 * z
-                    else:
-                        push += z
-                        slope = 1.0
-                    weight += slope
-                    target_weights[i, j] += mu * slope
+            pushed, weight = impostor_terms(
+                target_sq, i, d, mu, squared, target_weights
+            )
+            push += pushed
             block[ii, l] = -mu * weight
         row_push[i] = push
         row_active[i] = active

@@ -18,6 +18,7 @@ import numpy as np
 from ._chunking import run_on_row_ranges
 from ._config import jit
 from .distances import sq_distance_blocks
+from .lmnn import impostor_terms
 
 
 @jit
@@ -51,18 +52,10 @@ def _bipartite_push_kernel(
             if d >= radius:
                 continue
             active += 1
-            weight = 0.0
-            for j in range(n_neighbors):
-                z = 1.0 + target_sq[i, j] - d
-                if z > 0.0:
-                    if squared:
-                        push += z * z
-                        slope = 2.0 * z
-                    else:
-                        push += z
-                        slope = 1.0
-                    weight += slope
-                    target_weights[i, j] += mu * slope
+            pushed, weight = impostor_terms(
+                target_sq, i, d, mu, squared, target_weights
+            )
+            push += pushed
             block[ii, l] = -mu * weight
         row_push[i] = push
         row_active[i] = active
