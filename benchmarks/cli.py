@@ -17,8 +17,8 @@ Options of ``quick`` and ``mnist``: ``--datasets``, ``--methods``, ``--seeds``,
 ``--no-cold``, ``--busy-load``, ``--n-jobs``, ``--backend``, ``--scheduler``, ``--json PATH``,
 ``--csv PATH``, ``--plots DIR``, ``--quiet``; ``pairs`` and ``regression``
 take them too, ``pairs`` adds ``--n-tuples N``; ``mnist`` adds
-``--subsample N``, ``--test-subsample N``, ``--n-components`` and
-``--data-home DIR``. ``cv`` takes the same options but ``--seeds`` (its
+``--subsample N``, ``--test-subsample N``, ``--n-components``,
+``--pixel-max`` and ``--data-home DIR``. ``cv`` takes the same options but ``--seeds`` (its
 repetitions are seeded 0, 1, ...) and the peers', and adds ``--folds`` and
 ``--repeats``. See ``benchmarks/README.md``.
 """
@@ -188,6 +188,13 @@ def build_parser():
     mnist.add_argument("--data-home", default=None, help="MNIST cache directory")
     mnist.add_argument(
         "--n-components", type=int, default=164, help="PCA dimensions (default 164)"
+    )
+    mnist.add_argument(
+        "--pixel-max",
+        type=float,
+        default=1.0,
+        help="value of a white pixel: 1 (default, pixels in [0, 1]) or 255 "
+        "(pixels left in 0..255); the learners should not care",
     )
 
     cv = commands.add_parser(
@@ -419,6 +426,7 @@ def cmd_mnist(args):
         test_subsample=args.test_subsample,
         n_components=args.n_components,
         data_home=args.data_home,
+        pixel_max=args.pixel_max,
     )
     records = run_grid("mnist", _seed_draws(load, args), datasets, args)
     return _finish(records, args, prefix="mnist_", started=started)

@@ -168,14 +168,20 @@ def load_mnist_protocol(
     seed=0,
     n_components=164,
     data_home=None,
+    pixel_max=1.0,
 ):
     """MNIST as in the LMNN paper: deskew, PCA to 164, 60,000/10,000 split.
 
     ``name="fashion-mnist"`` applies the same protocol, without deskewing, to
     Fashion-MNIST. ``subsample`` draws a stratified subset of the training
     images (the PCA is still the one fitted on all 60,000), ``test_subsample``
-    one of the test images; both use ``seed``.
+    one of the test images; both use ``seed``. ``pixel_max`` is the value of
+    a white pixel: 1 for pixels scaled to [0, 1] (the default), 255 for pixels
+    left in 0..255. Deskewing and PCA are linear in the pixel values, so this
+    multiplies the projected arrays by ``pixel_max`` exactly.
     """
+    if not (np.isfinite(pixel_max) and pixel_max > 0):
+        raise ValueError(f"pixel_max={pixel_max!r} must be a positive finite number.")
     from sklearn.model_selection import train_test_split
 
     if name not in IMAGE_DATASETS:
@@ -194,14 +200,16 @@ def load_mnist_protocol(
             random_state=seed,
         )
     steps = "deskew, " if name == "mnist" else ""
+    pixels = "pixels/255" if pixel_max == 1 else f"pixels*{pixel_max:g}/255"
     return Split(
         name,
-        np.ascontiguousarray(Z_train, dtype=np.float64),
+        np.ascontiguousarray(Z_train, dtype=np.float64) * pixel_max,
         y_train.astype(np.intp),
-        np.ascontiguousarray(Z_test, dtype=np.float64),
+        np.ascontiguousarray(Z_test, dtype=np.float64) * pixel_max,
         y_test.astype(np.intp),
         {
-            "preprocessing": f"pixels/255, {steps}PCA {n_components} fit on 60000",
+            "preprocessing": f"{pixels}, {steps}PCA {n_components} fit on 60000",
+            "pixel_max": pixel_max,
             "subsample": subsample,
             "test_subsample": test_subsample,
             "seed": seed,

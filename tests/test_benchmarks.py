@@ -918,3 +918,21 @@ def test_peer_runner_fits_tuples(monkeypatch, tmp_path):
     runner_task = benchmarks.runner.runner_task
     assert runner_task(split, "scml") == "triplets"
     assert runner_task(split, "lsml") == "quadruplets"
+
+
+def test_mnist_protocol_pixel_max_scales_the_arrays_exactly(monkeypatch):
+    def fake_pca(data_home, n_components, name="mnist"):
+        rng = np.random.RandomState(0)
+        y = np.repeat(np.arange(10), 5)
+        return (rng.normal(size=(50, n_components)), y) * 2
+
+    monkeypatch.setattr(benchmarks.data, "_mnist_pca", fake_pca)
+    unit = benchmarks.data.load_mnist_protocol(n_components=6)
+    raw = benchmarks.data.load_mnist_protocol(n_components=6, pixel_max=255)
+    np.testing.assert_array_equal(raw.X_train, 255 * unit.X_train)
+    np.testing.assert_array_equal(raw.X_test, 255 * unit.X_test)
+    assert raw.info["preprocessing"].startswith("pixels*255/255")
+    assert unit.info["preprocessing"].startswith("pixels/255")
+    for bad in (0, -1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match=r"pixel_max=.* positive finite"):
+            benchmarks.data.load_mnist_protocol(n_components=6, pixel_max=bad)
