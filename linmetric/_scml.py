@@ -451,14 +451,19 @@ def _unit_rows(vectors):
     return vectors[keep] / norms[keep, None]
 
 
-def lda_basis(X, y_codes, n_basis, random_state):
-    """Discriminative directions of local neighbourhoods (see :class:`SCML`)."""
+def lda_basis(X, y_codes, n_basis, random_state, *, centres=None):
+    """Discriminative directions of local neighbourhoods (see :class:`SCML`).
+
+    The neighbourhoods are those of ``centres`` if given, else of
+    ``ceil(n_basis / (n_classes - 1))`` training points drawn at random.
+    """
     n_samples, n_features = X.shape
     n_classes = int(y_codes.max()) + 1
     per_region = max(1, n_classes - 1)
     n_regions = min(n_samples, -(-n_basis // per_region))
     region_size = min(n_samples, _REGION_PER_CLASS * n_classes)
-    centres = X[random_state.choice(n_samples, n_regions, replace=False)]
+    if centres is None:
+        centres = X[random_state.choice(n_samples, n_regions, replace=False)]
     squared_norms = np.einsum("ij,ij->i", X, X)
     directions = []
     for centre in centres:
