@@ -4,7 +4,6 @@ import numbers
 import warnings
 
 import numpy as np
-from scipy import linalg
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -20,11 +19,14 @@ from ._scml import (
     rda,
     triplet_difference_basis,
 )
+from ._threads import limit_threads
 from ._validation import centred_in_units, validate_X, validate_X_y
 
 # The start of the local weights: c_k = sqrt(w_k + _START_FLOOR * mean(w)),
 # with w the global solution, so that no element starts at a stationary zero.
 _START_FLOOR = 1e-3
+# kneighbors on up to this many training points: BLAS on one thread.
+_SERIAL_MAX_SAMPLES = 5000
 
 
 class LocalSCML(ClassifierMixin, BaseEstimator):
@@ -108,7 +110,7 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
     n_embedding : int, default=40
         Dimension of the kernel PCA embedding ``z_x`` (fewer if the kernel
         matrix has fewer positive eigenvalues).
-    n_landmarks : int, default=1000
+    n_landmarks : int, default=500
         The most training points whose kernel PCA defines the embedding.
     learning_rate : float, default=0.1
         Scale of the AdaGrad steps, relative to the size of the start.
@@ -219,7 +221,7 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
         basis="auto",
         n_basis=None,
         n_embedding=40,
-        n_landmarks=1000,
+        n_landmarks=500,
         learning_rate=0.1,
         max_iter=10000,
         output_iter=500,
@@ -335,6 +337,11 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
         return self
 
     def _fit(self, X, X64, exponent, triplets, basis, y_codes, random_state):
+        # small products and factorisations: BLAS threads only cost hand-offs
+        with limit_threads(blas=1):
+            self._fit_serial(X, X64, exponent, triplets, basis, y_codes, random_state)
+
+    def _fit_serial(self, X, X64, exponent, triplets, basis, y_codes, random_state):
         # X64: centred, in units of 2**exponent (see centred_in_units)
         n_features = X64.shape[1]
         n_basis = self.n_basis if self.n_basis is not None else 5 * n_features
@@ -471,7 +478,7 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
         weights = self._weights_in_units(first)
         projected = (first - second) @ self.basis_.T.astype(np.float64)
         squared = np.einsum("ij,ij->i", weights, projected * projected)
-        return np.ldexp(np.sqrt(squared), self._exponent).astype(dtype)
+        return np.sqrt(squared).astype(dtype)
 
     def kneighbors(self, X):
         """The ``n_neighbors`` nearest training points, in the metric of each query.
@@ -491,15 +498,17 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X64, dtype = self._in_units(X)
-        weights = self._weights_in_units(X64)
-        distances, indices = nearest_in_local_metrics(
-            X64 @ self.basis_.T.astype(np.float64),
-            weights,
-            self._train_projections,
-            min(self.n_neighbors, self._train.shape[0]),
-            self.working_memory,
-        )
-        return np.ldexp(distances, self._exponent).astype(dtype), indices
+        serial = self._train.shape[0] <= _SERIAL_MAX_SAMPLES
+        with limit_threads(blas=1 if serial else None):
+            weights = self._weights_in_units(X64)
+            distances, indices = nearest_in_local_metrics(
+                X64 @ self.basis_.T.astype(np.float64),
+                weights,
+                self._train_projections,
+                min(self.n_neighbors, self._train.shape[0]),
+                self.working_memory,
+            )
+        return distances.astype(dtype), indices
 
     def predict_proba(self, X):
         """The fraction of the ``n_neighbors`` nearest in each class.
@@ -577,17 +586,10 @@ class KernelEmbedding:
             - self.column_means[None, :]
             + self.total_mean
         )
-        n_kept = min(n_embedding, centred.shape[0])
-        if n_kept > 0:
-            size = centred.shape[0]
-            values, vectors = linalg.eigh(
-                centred, subset_by_index=(size - n_kept, size - 1), check_finite=False
-            )
-            values, vectors = values[::-1], vectors[:, ::-1]
-            keep = values > 1e-10 * max(values[0], 0.0)
-        else:
-            values, vectors = np.ones(0), np.zeros((centred.shape[0], 0))
-            keep = np.zeros(0, dtype=bool)
+        values, vectors = np.linalg.eigh(centred)
+        values, vectors = values[::-1], vectors[:, ::-1]
+        keep = values > 1e-10 * max(values[0], 0.0)
+        keep &= np.arange(values.size) < n_embedding
         self.projection = vectors[:, keep] / np.sqrt(values[keep])
         self.norm = 1.0
         Z = self.transform(X, with_bias=False)
@@ -619,22 +621,41 @@ def _squared_distances(A, B):
     return np.maximum(squared, 0.0)
 
 
-def kmeans_centres(X, n_centres, random_state):
-    """Centres of k-means clusters of X (at most the number of distinct rows)."""
-    from sklearn.cluster import KMeans
-    from sklearn.exceptions import ConvergenceWarning
+def kmeans_centres(X, n_centres, random_state, n_iter=20):
+    """Centres of k-means clusters of X: k-means++ seeding, then Lloyd steps.
 
+    At most the number of distinct rows; an emptied cluster keeps its centre.
+    """
     n_distinct = np.unique(X, axis=0).shape[0]
     n_centres = max(1, min(n_centres, n_distinct))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        kmeans = KMeans(
-            n_clusters=n_centres,
-            n_init=1,
-            max_iter=50,
-            random_state=random_state.randint(np.iinfo(np.int32).max),
-        ).fit(X)
-    return kmeans.cluster_centers_
+    squared_norms = np.einsum("ij,ij->i", X, X)
+    first = X[random_state.randint(X.shape[0])]
+    centres = [first]
+    closest = np.maximum(squared_norms - 2.0 * X @ first + first @ first, 0.0)
+    for _ in range(1, n_centres):
+        total = closest.sum()
+        if not total > 0:
+            break
+        chosen = X[random_state.choice(X.shape[0], p=closest / total)]
+        centres.append(chosen)
+        distances = squared_norms - 2.0 * X @ chosen + chosen @ chosen
+        np.minimum(closest, np.maximum(distances, 0.0), out=closest)
+    centres = np.array(centres)
+    for _ in range(n_iter):
+        labels = np.argmin(
+            np.einsum("ij,ij->i", centres, centres)[None, :] - 2.0 * X @ centres.T,
+            axis=1,
+        )
+        counts = np.bincount(labels, minlength=centres.shape[0])
+        sums = np.zeros_like(centres)
+        np.add.at(sums, labels, X)
+        filled = counts > 0
+        updated = centres.copy()
+        updated[filled] = sums[filled] / counts[filled, None]
+        if np.array_equal(updated, centres):
+            break
+        centres = updated
+    return centres
 
 
 def local_weights(coefficients, Z1):
