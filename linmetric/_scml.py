@@ -129,8 +129,8 @@ class SCML(SupervisedMetricLearner):
     centres, and the triplet-difference basis draws differences instead of
     clustering them; the squared projections are normalised by their mean so
     that ``beta`` and ``gamma`` do not depend on the units of the data. The
-    paper's local (per-region, multi-metric) form is not a single linear map
-    and is not provided here.
+    paper's local form, a metric per point, is not a single linear map: it
+    is :class:`~linmetric.LocalSCML`.
 
     References
     ----------
