@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._constraints import sample_triplets, validate_tuples
 from ._kernels import rows_per_chunk
+from ._kernels.scml import local_steps
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
 from ._scml import (
@@ -727,40 +728,41 @@ def proximal_adagrad(
         np.sqrt(np.mean(np.einsum("ij,ij->i", start_gradient, start_gradient)))
     )
     delta = delta if delta > 0 else 1.0
-    anchors = features.triplets[:, 0]
     batch_size = min(batch_size, n_triplets)
-    window_loss, previous, converged = 0.0, np.inf, False
+    projections = np.ascontiguousarray(features.projections, dtype=np.float64)
+    triplets = np.ascontiguousarray(features.triplets, dtype=np.intp)
+    embedded = np.ascontiguousarray(Z1, dtype=np.float64)
+    previous, converged = np.inf, False
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        batch = random_state.randint(n_triplets, size=batch_size)
-        rows = features.rows(batch)
-        Zb = Z1[anchors[batch]]
-        U = Zb @ coefficients.T
-        margins = 1.0 + np.einsum("ij,ij->i", U * U, rows)
-        active = margins > 0
-        norms = np.sqrt(np.einsum("ij,ij->i", coefficients, coefficients))
-        window_loss += margins[active].sum() / batch_size + beta * norms.sum()
-        gradient = (2.0 * U[active] * rows[active]).T @ Zb[active] / batch_size
-        squared_sum += np.einsum("ij,ij->i", gradient, gradient)
-        step = eta / np.sqrt(delta * delta + squared_sum)
-        coefficients -= step[:, None] * gradient
-        norms = np.sqrt(np.einsum("ij,ij->i", coefficients, coefficients))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shrink = np.where(norms > 0, 1.0 - step * beta / norms, 0.0)
-        coefficients *= np.maximum(shrink, 0.0)[:, None]
-        if n_iter % output_iter == 0 or n_iter == max_iter:
-            steps = (n_iter - 1) % output_iter + 1
-            loss = window_loss / steps
-            log.record(
-                -(-n_iter // output_iter),
-                loss,
-                coefficients.copy() if log.callback is not None else None,
-                n_nonzero=int(np.count_nonzero(np.any(coefficients, axis=1))),
-            )
-            if np.isfinite(previous) and previous - loss <= tol * abs(previous):
-                converged = True
-                break
-            previous, window_loss = loss, 0.0
+    while n_iter < max_iter:
+        # one window: batches drawn at once (the stream of one draw per
+        # step), the steps in a compiled loop
+        n_steps = min(output_iter, max_iter - n_iter)
+        batches = random_state.randint(n_triplets, size=(n_steps, batch_size))
+        window_loss = local_steps(
+            projections,
+            triplets,
+            embedded,
+            batches.astype(np.intp, copy=False),
+            float(features.scale),
+            coefficients,
+            squared_sum,
+            float(eta),
+            float(delta),
+            float(beta),
+        )
+        n_iter += n_steps
+        loss = window_loss / n_steps
+        log.record(
+            -(-n_iter // output_iter),
+            loss,
+            coefficients.copy() if log.callback is not None else None,
+            n_nonzero=int(np.count_nonzero(np.any(coefficients, axis=1))),
+        )
+        if np.isfinite(previous) and previous - loss <= tol * abs(previous):
+            converged = True
+            break
+        previous = loss
     return coefficients, n_iter, converged
 
 
