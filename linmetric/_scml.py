@@ -280,9 +280,7 @@ class SCML(SupervisedMetricLearner):
                 )
             basis = "triplet_diffs"
         # Each distinct point once; the triplets become row indices.
-        points, index = np.unique(
-            triplets.reshape(3 * n_triplets, n_features), axis=0, return_inverse=True
-        )
+        points, index = distinct_rows(triplets.reshape(3 * n_triplets, n_features))
         X = validate_X(self, points)
         X_centred, exponent = centred_in_units(X)
         X_centred = np.asarray(X_centred, dtype=np.float64)
@@ -450,6 +448,34 @@ def rda(
             break
         previous = loss
     return weights, n_iter, converged
+
+
+def distinct_rows(rows):
+    """The distinct rows and, for each row, the index of its copy among them.
+
+    Like ``np.unique(rows, axis=0, return_inverse=True)`` (the same groups,
+    in another order: by a random projection of the rows), without its
+    row-by-row lexicographic sort: the rows are sorted by one number each,
+    ``rows @ r`` for a fixed random ``r``, and equal neighbours are merged.
+    If two different rows ever share that number, ``np.unique`` is used.
+    """
+    rows = np.ascontiguousarray(rows)
+    if rows.shape[0] < 2:
+        return rows.copy(), np.zeros(rows.shape[0], dtype=np.intp)
+    direction = np.random.RandomState(0).standard_normal(rows.shape[1])
+    keys = rows.astype(np.float64, copy=False) @ direction
+    order = np.argsort(keys, kind="stable")
+    ordered = rows[order]
+    same_key = keys[order[1:]] == keys[order[:-1]]
+    same_row = np.all(ordered[1:] == ordered[:-1], axis=1)
+    if np.any(same_key & ~same_row):
+        points, inverse = np.unique(rows, axis=0, return_inverse=True)
+        return points, inverse.reshape(-1).astype(np.intp)
+    starts = np.concatenate(([True], ~same_row))
+    group = np.cumsum(starts) - 1
+    inverse = np.empty(rows.shape[0], dtype=np.intp)
+    inverse[order] = group
+    return ordered[starts], inverse
 
 
 def _components(weights, basis):
