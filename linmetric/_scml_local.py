@@ -187,8 +187,9 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
     >>> from linmetric import LocalSCML
     >>> X, y = load_iris(return_X_y=True)
     >>> clf = LocalSCML(n_embedding=5, random_state=0).fit(X, y)
-    >>> clf.local_weights(X[:2]).shape
-    (2, 20)
+    >>> weights = clf.local_weights(X[[0, 100]])  # one row per point
+    >>> weights.shape == (2, clf.basis_.shape[0])
+    True
     >>> bool(clf.score(X, y) > 0.9)
     True
     """
