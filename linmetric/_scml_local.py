@@ -113,7 +113,7 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
         matrix has fewer positive eigenvalues).
     n_landmarks : int, default=500
         The most training points whose kernel PCA defines the embedding.
-    learning_rate : float, default=0.1
+    learning_rate : float, default=1.0
         Scale of the AdaGrad steps, relative to the size of the start.
     max_iter : int, default=10000
         The most local steps (the global start runs its own default
@@ -224,7 +224,7 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
         n_basis=None,
         n_embedding=40,
         n_landmarks=500,
-        learning_rate=0.1,
+        learning_rate=1.0,
         max_iter=10000,
         output_iter=500,
         batch_size=10,
