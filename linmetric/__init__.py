@@ -32,6 +32,7 @@ _PUBLIC = {
     "SDML": "._sdml",
     "LSML": "._lsml",
     "SCML": "._scml",
+    "LocalSCML": "._scml_local",
     "MMC": "._mmc",
     "PairsClassifier": "._tuples",
     "TripletsClassifier": "._tuples",

@@ -9,8 +9,10 @@ from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
 from ._constraints import sample_triplets, validate_tuples
+from ._kernels.scml import rda_steps
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
+from ._threads import limit_threads
 from ._validation import centred_in_units, validate_X, validate_X_y
 
 # Shrinkage of the local within-class scatter: this fraction of its mean
@@ -127,8 +129,8 @@ class SCML(SupervisedMetricLearner):
     centres, and the triplet-difference basis draws differences instead of
     clustering them; the squared projections are normalised by their mean so
     that ``beta`` and ``gamma`` do not depend on the units of the data. The
-    paper's local (per-region, multi-metric) form is not a single linear map
-    and is not provided here.
+    paper's local form, a metric per point, is not a single linear map: it
+    is :class:`~linmetric.LocalSCML`.
 
     References
     ----------
@@ -228,6 +230,12 @@ class SCML(SupervisedMetricLearner):
         validate_params(self)
         random_state = check_random_state(self.random_state)
         X, y_codes, _ = validate_X_y(self, X, y)
+        # every product and factorisation here is small: BLAS threads only
+        # cost hand-offs (on a busy machine, far more than they save)
+        with limit_threads(blas=1):
+            return self._fit_labels(X, y_codes, random_state)
+
+    def _fit_labels(self, X, y_codes, random_state):
         # Centred: the metric ignores translation, and so do the rounding
         # errors of the neighbour search and the basis; in units of
         # 2**exponent, where no product over- or underflows.
@@ -272,21 +280,20 @@ class SCML(SupervisedMetricLearner):
                 )
             basis = "triplet_diffs"
         # Each distinct point once; the triplets become row indices.
-        points, index = np.unique(
-            triplets.reshape(3 * n_triplets, n_features), axis=0, return_inverse=True
-        )
+        points, index = distinct_rows(triplets.reshape(3 * n_triplets, n_features))
         X = validate_X(self, points)
         X_centred, exponent = centred_in_units(X)
         X_centred = np.asarray(X_centred, dtype=np.float64)
-        return self._fit(
-            X,
-            X_centred,
-            exponent,
-            index.reshape(n_triplets, 3),
-            basis,
-            None,
-            random_state,
-        )
+        with limit_threads(blas=1):
+            return self._fit(
+                X,
+                X_centred,
+                exponent,
+                index.reshape(n_triplets, 3),
+                basis,
+                None,
+                random_state,
+            )
 
     def _fit(self, X, X64, exponent, triplets, basis, y_codes, random_state):
         # X64 is centred, in units of 2**exponent; a weight w in these units
@@ -406,35 +413,69 @@ def rda(
     squared_sum = np.zeros(n_basis)
     delta = 1e-8
     batch_size = min(batch_size, n_triplets)
-    window_loss, previous, converged = 0.0, np.inf, False
+    projections = np.ascontiguousarray(features.projections, dtype=np.float64)
+    triplets = np.ascontiguousarray(features.triplets, dtype=np.intp)
+    previous, converged = np.inf, False
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        batch = random_state.randint(n_triplets, size=batch_size)
-        rows = features.rows(batch)
-        margins = 1.0 + rows @ weights
-        active = margins > 0
-        window_loss += margins[active].sum() / batch_size + beta * weights.sum()
-        gradient = rows[active].sum(axis=0) / batch_size
-        gradient_sum += gradient
-        squared_sum += gradient * gradient
-        average = gradient_sum / n_iter
-        weights = (gamma * n_iter / (delta + np.sqrt(squared_sum))) * np.maximum(
-            -average - beta, 0.0
+    while n_iter < max_iter:
+        # one window: its batches drawn at once (the same stream as one draw
+        # per step), its steps in a compiled loop
+        n_steps = min(output_iter, max_iter - n_iter)
+        batches = random_state.randint(n_triplets, size=(n_steps, batch_size))
+        window_loss = rda_steps(
+            projections,
+            triplets,
+            batches.astype(np.intp, copy=False),
+            float(features.scale),
+            weights,
+            gradient_sum,
+            squared_sum,
+            n_iter,
+            float(beta),
+            float(gamma),
+            delta,
         )
-        if n_iter % output_iter == 0 or n_iter == max_iter:
-            steps = (n_iter - 1) % output_iter + 1
-            loss = window_loss / steps
-            log.record(
-                n_iter // output_iter,
-                loss,
-                components(weights) if log.callback is not None else None,
-                n_nonzero=int(np.count_nonzero(weights)),
-            )
-            if np.isfinite(previous) and previous - loss <= tol * abs(previous):
-                converged = True
-                break
-            previous, window_loss = loss, 0.0
+        n_iter += n_steps
+        loss = window_loss / n_steps
+        log.record(
+            n_iter // output_iter,
+            loss,
+            components(weights) if log.callback is not None else None,
+            n_nonzero=int(np.count_nonzero(weights)),
+        )
+        if np.isfinite(previous) and previous - loss <= tol * abs(previous):
+            converged = True
+            break
+        previous = loss
     return weights, n_iter, converged
+
+
+def distinct_rows(rows):
+    """The distinct rows and, for each row, the index of its copy among them.
+
+    Like ``np.unique(rows, axis=0, return_inverse=True)`` (the same groups,
+    in another order: by a random projection of the rows), without its
+    row-by-row lexicographic sort: the rows are sorted by one number each,
+    ``rows @ r`` for a fixed random ``r``, and equal neighbours are merged.
+    If two different rows ever share that number, ``np.unique`` is used.
+    """
+    rows = np.ascontiguousarray(rows)
+    if rows.shape[0] < 2:
+        return rows.copy(), np.zeros(rows.shape[0], dtype=np.intp)
+    direction = np.random.RandomState(0).standard_normal(rows.shape[1])
+    keys = rows.astype(np.float64, copy=False) @ direction
+    order = np.argsort(keys, kind="stable")
+    ordered = rows[order]
+    same_key = keys[order[1:]] == keys[order[:-1]]
+    same_row = np.all(ordered[1:] == ordered[:-1], axis=1)
+    if np.any(same_key & ~same_row):
+        points, inverse = np.unique(rows, axis=0, return_inverse=True)
+        return points, inverse.reshape(-1).astype(np.intp)
+    starts = np.concatenate(([True], ~same_row))
+    group = np.cumsum(starts) - 1
+    inverse = np.empty(rows.shape[0], dtype=np.intp)
+    inverse[order] = group
+    return ordered[starts], inverse
 
 
 def _components(weights, basis):
@@ -451,14 +492,19 @@ def _unit_rows(vectors):
     return vectors[keep] / norms[keep, None]
 
 
-def lda_basis(X, y_codes, n_basis, random_state):
-    """Discriminative directions of local neighbourhoods (see :class:`SCML`)."""
+def lda_basis(X, y_codes, n_basis, random_state, *, centres=None):
+    """Discriminative directions of local neighbourhoods (see :class:`SCML`).
+
+    The neighbourhoods are those of ``centres`` if given, else of
+    ``ceil(n_basis / (n_classes - 1))`` training points drawn at random.
+    """
     n_samples, n_features = X.shape
     n_classes = int(y_codes.max()) + 1
     per_region = max(1, n_classes - 1)
     n_regions = min(n_samples, -(-n_basis // per_region))
     region_size = min(n_samples, _REGION_PER_CLASS * n_classes)
-    centres = X[random_state.choice(n_samples, n_regions, replace=False)]
+    if centres is None:
+        centres = X[random_state.choice(n_samples, n_regions, replace=False)]
     squared_norms = np.einsum("ij,ij->i", X, X)
     directions = []
     for centre in centres:

@@ -6,7 +6,7 @@ import pytest
 from linmetric import SCML
 from linmetric._constraints import sample_triplets
 from linmetric._optimize import IterationLog
-from linmetric._scml import TripletFeatures, lda_basis, rda
+from linmetric._scml import TripletFeatures, distinct_rows, lda_basis, rda
 from linmetric.reference import scml as reference
 
 
@@ -117,3 +117,22 @@ def test_bad_input_is_a_clear_error(iris):
         SCML().fit(X[:3], [0, 1, 2])
     with pytest.warns(UserWarning, match="every basis weight is zero"):
         SCML(beta=1e3, random_state=0).fit(X, y)
+
+
+def test_distinct_rows_groups_like_numpy_unique(iris):
+    X, _ = iris
+    rng = np.random.RandomState(0)
+    rows = X[rng.randint(0, 40, size=300)].astype(np.float32)
+    points, inverse = distinct_rows(rows)
+    expected, _ = np.unique(rows, axis=0, return_inverse=True)
+    assert points.shape == expected.shape and points.dtype == np.float32
+    np.testing.assert_array_equal(points[inverse], rows)
+    # every point is distinct (lexicographic order of both lists agrees)
+    np.testing.assert_array_equal(np.unique(points, axis=0), expected)
+    # rows with the same key but different values fall back to np.unique
+    direction = np.random.RandomState(0).standard_normal(2)
+    tied = np.array([[1.0, 0.0], [0.0, direction[0] / direction[1]], [1.0, 0.0]])
+    assert len(set(tied @ direction)) == 1
+    points, inverse = distinct_rows(tied)
+    np.testing.assert_array_equal(points[inverse], tied)
+    assert points.shape[0] == 2

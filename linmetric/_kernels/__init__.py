@@ -30,6 +30,7 @@ Module map:
 - ``mlkr``: MLKR's leave-one-out kernel regression and its gradient.
 - ``mm_lmnn``: multi-metric LMNN's push pass over the impostor pairs of
   one class metric, in blocks.
+- ``scml``: SCML's stochastic steps (global RDA, local proximal AdaGrad).
 - ``_chunking``: row blocks from the byte budget, rows split over threads
   (how many threads: :mod:`linmetric._threads`).
 - ``_config``: the numba options.

@@ -1,0 +1,176 @@
+"""SCML's stochastic steps: AdaGrad regularised dual averaging on triplets.
+
+For a triplet ``(a, b, c)`` and basis projections ``p`` of the points, the
+hinge argument is ``1 + z^T w`` with
+``z_k = ((p_a,k - p_b,k)^2 - (p_a,k - p_c,k)^2) / scale``. One step draws a
+mini-batch, sums ``z`` over the triplets with a positive hinge (the
+subgradient ``g``), and sets in closed form::
+
+    gsum += g;  H2 += g * g
+    w_k = gamma t / (delta + sqrt(H2_k)) * max(0, -gsum_k / t - beta)
+
+Each step costs ``O(batch_size * n_basis)``; run in NumPy it is dominated by
+the per-step overhead of a dozen array calls, here by the arithmetic. The
+batches are drawn by the caller, so the path is the NumPy one up to the
+order of the sums.
+"""
+
+import numpy as np
+
+from ._config import jit
+
+
+@jit
+def rda_steps(
+    projections, triplets, batches, scale, weights, gradient_sum, squared_sum,
+    first_step, beta, gamma, delta,
+):  # fmt: skip
+    """Run ``len(batches)`` RDA steps in place; return the summed batch objectives.
+
+    Parameters
+    ----------
+    projections : ndarray of shape (n_points, n_basis), float64
+    triplets : ndarray of shape (n_triplets, 3), intp
+    batches : ndarray of shape (n_steps, batch_size), intp
+        Rows of ``triplets``, one batch per step.
+    scale : float
+        Divides every ``z``.
+    weights, gradient_sum, squared_sum : ndarray of shape (n_basis,), float64
+        ``w``, ``gsum`` and ``H2``, updated in place.
+    first_step : int
+        Number of steps done before (``t`` of the first step is one more).
+    beta, gamma, delta : float
+
+    Returns
+    -------
+    loss : float
+        The sum over the steps of the batch objective
+        ``mean [1 + z^T w]_+ + beta sum(w)`` (``w`` before the step).
+    """
+    n_steps, batch_size = batches.shape
+    n_basis = projections.shape[1]
+    row = np.empty(n_basis)
+    gradient = np.empty(n_basis)
+    total = 0.0
+    for step in range(n_steps):
+        t = first_step + step + 1
+        gradient[:] = 0.0
+        hinge = 0.0
+        for r in range(batch_size):
+            triplet = batches[step, r]
+            a = triplets[triplet, 0]
+            b = triplets[triplet, 1]
+            c = triplets[triplet, 2]
+            margin = 1.0
+            for k in range(n_basis):
+                near = projections[a, k] - projections[b, k]
+                far = projections[a, k] - projections[c, k]
+                z = (near * near - far * far) / scale
+                row[k] = z
+                margin += z * weights[k]
+            if margin > 0.0:
+                hinge += margin
+                for k in range(n_basis):
+                    gradient[k] += row[k]
+        l1 = 0.0
+        for k in range(n_basis):
+            l1 += weights[k]
+        total += hinge / batch_size + beta * l1
+        for k in range(n_basis):
+            g = gradient[k] / batch_size
+            gradient_sum[k] += g
+            squared_sum[k] += g * g
+            shrunk = -gradient_sum[k] / t - beta
+            if shrunk > 0.0:
+                weights[k] = gamma * t / (delta + np.sqrt(squared_sum[k])) * shrunk
+            else:
+                weights[k] = 0.0
+    return total
+
+
+@jit
+def local_steps(
+    projections, triplets, embedded, batches, scale, coefficients, squared_sum,
+    eta, delta, beta,
+):  # fmt: skip
+    """Run ``len(batches)`` proximal AdaGrad steps of local SCML in place.
+
+    The weight of element ``k`` at the anchor ``a`` is ``u_k^2`` with
+    ``u_k = coefficients[k] . embedded[a]``; a triplet with a positive hinge
+    adds ``2 u_k z_k embedded[a]`` to row ``k`` of the subgradient. Each
+    row then moves by ``eta / sqrt(delta^2 + H2_k)`` times its subgradient
+    (``H2_k`` the running sum of its squared norms) and is shrunk by that
+    step times ``beta`` in norm (to zero if shorter).
+
+    Parameters
+    ----------
+    projections : ndarray of shape (n_points, n_basis), float64
+    triplets : ndarray of shape (n_triplets, 3), intp
+    embedded : ndarray of shape (n_points, n_embedding + 1), float64
+        ``(z_x, 1)`` of each point.
+    batches : ndarray of shape (n_steps, batch_size), intp
+    scale : float
+    coefficients : ndarray of shape (n_basis, n_embedding + 1), float64
+        Updated in place.
+    squared_sum : ndarray of shape (n_basis,), float64
+        Updated in place.
+    eta, delta, beta : float
+
+    Returns
+    -------
+    loss : float
+        The sum over the steps of the batch objective (before each step).
+    """
+    n_steps, batch_size = batches.shape
+    n_basis, n_columns = coefficients.shape
+    gradient = np.empty((n_basis, n_columns))
+    factor = np.empty(n_basis)
+    total = 0.0
+    for step in range(n_steps):
+        gradient[:, :] = 0.0
+        hinge = 0.0
+        for r in range(batch_size):
+            triplet = batches[step, r]
+            a = triplets[triplet, 0]
+            b = triplets[triplet, 1]
+            c = triplets[triplet, 2]
+            margin = 1.0
+            for k in range(n_basis):
+                u = 0.0
+                for j in range(n_columns):
+                    u += coefficients[k, j] * embedded[a, j]
+                near = projections[a, k] - projections[b, k]
+                far = projections[a, k] - projections[c, k]
+                z = (near * near - far * far) / scale
+                margin += u * u * z
+                factor[k] = 2.0 * u * z
+            if margin > 0.0:
+                hinge += margin
+                for k in range(n_basis):
+                    for j in range(n_columns):
+                        gradient[k, j] += factor[k] * embedded[a, j]
+        penalty = 0.0
+        for k in range(n_basis):
+            norm2 = 0.0
+            for j in range(n_columns):
+                norm2 += coefficients[k, j] * coefficients[k, j]
+            penalty += np.sqrt(norm2)
+        total += hinge / batch_size + beta * penalty
+        for k in range(n_basis):
+            g2 = 0.0
+            for j in range(n_columns):
+                gradient[k, j] /= batch_size
+                g2 += gradient[k, j] * gradient[k, j]
+            squared_sum[k] += g2
+            size = eta / np.sqrt(delta * delta + squared_sum[k])
+            norm2 = 0.0
+            for j in range(n_columns):
+                coefficients[k, j] -= size * gradient[k, j]
+                norm2 += coefficients[k, j] * coefficients[k, j]
+            norm = np.sqrt(norm2)
+            shrink = 1.0 - size * beta / norm if norm > 0.0 else 0.0
+            if shrink < 0.0:
+                shrink = 0.0
+            for j in range(n_columns):
+                coefficients[k, j] *= shrink
+    return total
