@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from linmetric import LFDA
-from linmetric._lfda import fix_signs, local_scatter_matrices
+from linmetric._kernels import lfda as kernels
+from linmetric._kernels.distances import error_factor
+from linmetric._lfda import (
+    _block_kth_distance,
+    _block_sq_distances,
+    fix_signs,
+    local_scatter_matrices,
+)
 from linmetric.reference import lfda as reference
 
 
@@ -18,10 +25,19 @@ def small():
     ("dtype", "rtol"), [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["f64", "f32"]
 )
 @pytest.mark.parametrize("k", [1, 7, 30])
-def test_scatter_matrices_match_reference(small, dtype, rtol, k):
-    X, y = small
+@pytest.mark.parametrize(
+    ("method", "working_memory"),
     # a tiny budget forces many blocks per class
-    within, between = local_scatter_matrices(X.astype(dtype), y, k, working_memory=2e-4)
+    [("blocks", 2e-4), ("blocks", None), ("triangle", None)],
+    ids=["many-blocks", "one-block", "triangle"],
+)
+def test_scatter_matrices_match_reference(
+    small, dtype, rtol, k, method, working_memory
+):
+    X, y = small
+    within, between = local_scatter_matrices(
+        X.astype(dtype), y, k, working_memory=working_memory, method=method
+    )
     ref_within, ref_between = reference.scatter_matrices(X, y, k)
     scale = np.abs(ref_between).max()
     np.testing.assert_allclose(within, ref_within, rtol=0, atol=rtol * scale)
@@ -88,6 +104,48 @@ def test_singular_within_scatter_gives_finite_map():
     assert np.all(np.isfinite(lfda.components_))
     Z = lfda.transform(X)
     assert np.all(np.isfinite(Z))
+
+
+@pytest.mark.parametrize("method", ["blocks", "triangle"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, 3])
+def test_local_scales_are_exact_despite_rounding(method, dtype, k):
+    # Near points far from the origin (their GEMM distances are mostly
+    # rounding) and exact duplicates: the scales are still the exact k-th
+    # neighbour distances.
+    rng = np.random.RandomState(0)
+    X = np.repeat(rng.standard_normal((6, 3)) * 100.0, 8, axis=0)
+    # sq. distances near the GEMM rounding: the order of near points is noise
+    X += rng.standard_normal(X.shape) * (1e-2 if dtype == np.float32 else 1e-6)
+    X[::5] = X[1::5][: X[::5].shape[0]]
+    X = X.astype(dtype)
+    X64 = X.astype(np.float64)
+    sq = ((X64[:, None, :] - X64[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(sq, np.inf)
+    expected = np.sort(sq, axis=1)[:, k - 1]
+    norms = np.einsum("ij,ij->i", X64, X64)
+    factor = error_factor(dtype, X.shape[1])
+    if method == "blocks":
+        distances = _block_sq_distances(X, norms, 0, X.shape[0])
+        scales = _block_kth_distance(distances, X64, norms, 0, k, factor)
+    else:
+        T = (X @ X.T).astype(dtype)
+        kernels.triangle_sq_distances(T, norms)
+        scales = np.empty(X.shape[0])
+        kernels.triangle_kth_distance(T, X, norms, k, factor, scales)
+    np.testing.assert_allclose(scales, expected, rtol=1e-12, atol=0)
+    assert k > 1 or np.sum(expected == 0) > 0  # the duplicates' scales
+
+
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_threads_and_paths_agree(n_threads):
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((300, 5))
+    y = rng.randint(0, 4, 300)
+    blocks = local_scatter_matrices(X, y, 7, method="blocks")
+    triangle = local_scatter_matrices(X, y, 7, method="triangle", n_threads=n_threads)
+    for a, b in zip(blocks, triangle, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-11 * np.abs(a).max())
 
 
 def test_small_classes_and_duplicates():
