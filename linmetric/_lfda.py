@@ -295,21 +295,29 @@ def local_scatter_matrices(
         method
     ]
 
-    def class_terms(members):
+    def triangle_fits(n_class):
+        fits = n_class * n_class * X.itemsize <= budget * 2**20
+        return min_triangle is not None and n_class >= min_triangle and fits
+
+    def class_terms(members, buffer):
         # Lap_c(A) and n_c S_c of one class.
         X_class = X[members]
         X_class = X_class - X_class.mean(axis=0, dtype=np.float64).astype(X.dtype)
         class64 = X_class.astype(np.float64)
-        n_class = members.shape[0]
-        fits = n_class * n_class * X.itemsize <= budget * 2**20
-        if min_triangle is not None and n_class >= min_triangle and fits:
-            laplacian = _triangle_laplacian(X_class, class64, k)
+        if triangle_fits(members.shape[0]):
+            laplacian = _triangle_laplacian(X_class, class64, k, buffer)
         else:
             laplacian = _blocked_laplacian(X_class, class64, k, budget)
         return laplacian, class64.T @ class64
 
     def run(share):
-        return [class_terms(members) for members in share]
+        # One n_c x n_c buffer for the triangles of the share's classes:
+        # fresh pages for each class would cost the system time to map them.
+        largest = max(
+            (m.shape[0] for m in share if triangle_fits(m.shape[0])), default=0
+        )
+        buffer = np.empty(largest * largest, dtype=X.dtype)
+        return [class_terms(members, buffer) for members in share]
 
     if n_threads == 1:
         terms = run(groups)
@@ -427,14 +435,15 @@ def _block_kth_distance(distances, class64, norms, start, k, factor):
     return exact[order][first + k - 1]
 
 
-def _triangle_laplacian(X_class, class64, k):
+def _triangle_laplacian(X_class, class64, k, buffer=None):
     """``X_c^T (diag(A 1) - A) X_c`` for one class, on one triangle of ``A``.
 
     SYRK gives the products ``x_i . x_j`` in the lower triangle of ``T``;
     the kernels of :mod:`linmetric._kernels.lfda` turn them into distances,
     the local scales and the exponents; TRMM gives ``U X_c`` with ``U`` the
     upper triangle of ``A`` (diagonal included), and with ``S = X_c^T U
-    X_c``, ``X_c^T A X_c = S + S^T - X_c^T diag(A) X_c``.
+    X_c``, ``X_c^T A X_c = S + S^T - X_c^T diag(A) X_c``. ``buffer``, of at
+    least ``n_c**2`` entries of ``X_class``'s dtype, holds ``T`` if given.
     """
     from ._kernels import lfda as kernels
 
@@ -445,18 +454,24 @@ def _triangle_laplacian(X_class, class64, k):
     trmm = getattr(blas, prefix + "trmm")
     # X_class.T is Fortran-ordered: no copy. The result's upper triangle,
     # transposed, is the lower triangle of T.
-    T = syrk(1.0, X_class.T, trans=1).T
+    if buffer is None:
+        buffer = np.empty(n_class * n_class, dtype=X_class.dtype)
+    square = buffer[: n_class * n_class].reshape((n_class, n_class), order="F")
+    T = syrk(1.0, X_class.T, trans=1, c=square, overwrite_c=1).T
     norms = np.einsum("ij,ij->i", class64, class64)
-    kernels.triangle_sq_distances(T, norms)
     sq_scales = np.empty(n_class)
     kernels.triangle_kth_distance(
         T, X_class, norms, k_class, error_factor(X_class.dtype, n_features), sq_scales
     )
     kernels.triangle_exponents(T, _inverse_scales(sq_scales, X_class.dtype))
-    for start in range(0, n_class, _EXP_ROWS):  # exp of the triangle only
-        stop = min(start + _EXP_ROWS, n_class)
-        rows = T[start:stop, :stop]
-        np.exp(rows, out=rows)
+    # exp of the triangle, and of the few entries above the diagonal that
+    # complete each band of rows: those are never read, and may hold
+    # anything left in the buffer (so their overflow is not reported).
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, n_class, _EXP_ROWS):
+            stop = min(start + _EXP_ROWS, n_class)
+            rows = T[start:stop, :stop]
+            np.exp(rows, out=rows)
     degree = np.empty(n_class)
     kernels.triangle_degrees(T, degree)
     degree += np.diagonal(T)  # X_c^T diag(A) X_c, counted twice in S + S^T

@@ -8,8 +8,8 @@ degrees) read and write the triangle row by row. The caller keeps the
 triangle in the lower half of a C-ordered ``n_c x n_c`` array ``T``, whose
 transpose is the Fortran-ordered upper triangle BLAS works on.
 
-The local scale is exact: a first scan finds, from the GEMM values and their
-error bound (see :mod:`linmetric._kernels.distances`), a threshold every
+The local scale is exact: a first scan (the one that turns products into
+distances) finds, from the GEMM values and their error bound (see :mod:`linmetric._kernels.distances`), a threshold every
 true k-th neighbour lies under; a second scan recomputes in float64, from the
 rows themselves, only the pairs that may lie under it (as
 :mod:`linmetric._kernels.neighbors` does for whole neighbour lists).
@@ -19,26 +19,8 @@ Every kernel is serial; LFDA runs the classes on threads.
 
 import numpy as np
 
-from ._config import jit
+from ._config import jit, jit_reassoc
 from .distances import exact_sq_distance
-
-
-@jit
-def triangle_sq_distances(T, norms):
-    """``T[i, j] = max(norms[i] + norms[j] - 2 T[i, j], 0)`` for ``j < i``.
-
-    On entry the lower triangle holds the products ``x_i . x_j``; on exit the
-    squared distances, with an exact 0 on the diagonal. ``x < 0`` (not
-    ``max``) keeps NaN as NaN.
-    """
-    for i in range(T.shape[0]):
-        norm_i = norms[i]
-        for j in range(i):
-            value = norm_i + norms[j] - 2.0 * T[i, j]
-            if value < 0.0:
-                value = 0.0
-            T[i, j] = value
-        T[i, i] = 0.0
 
 
 @jit
@@ -53,28 +35,36 @@ def _insert_sorted(values, value):
 
 @jit
 def triangle_kth_distance(T, X, norms, k, factor, out):
-    """Exact squared distance from each row of ``X`` to its k-th nearest other row.
+    """Squared distances on a triangle, and each row's exact k-th neighbour distance.
 
-    ``T``'s lower triangle holds the GEMM squared distances (from
-    :func:`triangle_sq_distances`), each within ``factor * (norms[i] +
-    norms[j])`` of the exact value; ``X`` holds the rows. A row's k-th
-    neighbour counts every other row, duplicates included; ``1 <= k < n``.
-    ``out`` (float64) receives the exact k-th smallest value per row.
+    On entry ``T``'s lower triangle holds the products ``x_i . x_j`` (GEMM,
+    each distance it gives within ``factor * (norms[i] + norms[j])`` of the
+    exact one); on exit ``max(norms[i] + norms[j] - 2 x_i . x_j, 0)`` for
+    ``j < i`` and an exact 0 on the diagonal (``x < 0``, not ``max``, keeps
+    NaN as NaN). ``X`` holds the rows; ``1 <= k < n``. ``out`` (float64)
+    receives the exact k-th smallest squared distance from each row to the
+    other rows, duplicates included.
     """
     n = T.shape[0]
     bounds = np.full((n, k), np.inf)
     worst = np.full(n, np.inf)  # bounds[:, k - 1], contiguous
-    # Scan 1: the k-th smallest upper bound of each row, over both halves.
+    # Scan 1: the distances, and the k-th smallest upper bound of each row
+    # over both halves of its row of the full matrix.
     for i in range(n):
         norm_i = norms[i]
         for j in range(i):
-            bound = T[i, j] + factor * (norm_i + norms[j])
+            value = norm_i + norms[j] - 2.0 * T[i, j]
+            if value < 0.0:
+                value = 0.0
+            T[i, j] = value
+            bound = value + factor * (norm_i + norms[j])
             if bound < worst[i]:
                 _insert_sorted(bounds[i], bound)
                 worst[i] = bounds[i, k - 1]
             if bound < worst[j]:
                 _insert_sorted(bounds[j], bound)
                 worst[j] = bounds[j, k - 1]
+        T[i, i] = 0.0
     # Scan 2: exact distances of the pairs whose lower bound is under a
     # row's threshold; the k smallest of them per row.
     best = np.full((n, k), np.inf)
@@ -109,9 +99,12 @@ def triangle_exponents(T, inverse_scales):
             T[i, j] = -(T[i, j] * scale_i) * inverse_scales[j]
 
 
-@jit
+@jit_reassoc
 def triangle_degrees(T, out):
-    """``out[i] = sum_j A_ij`` (float64) for the symmetric ``A`` of ``T``'s lower triangle."""
+    """``out[i] = sum_j A_ij`` (float64) for the symmetric ``A`` of ``T``'s lower triangle.
+
+    The sums may be reordered (``jit_reassoc``), so that they vectorise.
+    """
     out[:] = 0.0
     for i in range(T.shape[0]):
         row = 0.0
