@@ -19,6 +19,8 @@ from ._validation import centred_in_units, validate_X_y
 # on full rows, which needs no compiled kernel (no loading cost in a fresh
 # process) and, at their size, is as fast.
 TRIANGLE_MIN_CLASS_SIZE = 512
+# Below this many multiply-adds OpenBLAS runs a product on one thread.
+_BLAS_SERIAL_WORK = 2**18
 # Rows per np.exp call on a triangle (the part above the diagonal is skipped
 # up to this many columns per row).
 _EXP_ROWS = 256
@@ -169,7 +171,13 @@ class LFDA(SupervisedMetricLearner):
         X, exponent = centred_in_units(X)
         n_components = resolve_n_components(self.n_components, X.shape[1])
         sizes = np.bincount(labels)
-        if sizes.max() <= LFDA_SERIAL_MAX_CLASS_SIZE:
+        largest = int(sizes.max())
+        if largest * largest * X.shape[1] + X.shape[1] ** 3 <= _BLAS_SERIAL_WORK:
+            # BLAS runs products this small on one thread by itself; setting
+            # its limit would cost a scan of the loaded libraries on a
+            # process's first fit, many times this fit.
+            n_threads, blas_threads = 1, None
+        elif largest <= LFDA_SERIAL_MAX_CLASS_SIZE:
             # Small products: threads would cost more than they save.
             n_threads, blas_threads = 1, 1
         else:
