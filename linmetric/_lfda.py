@@ -19,6 +19,10 @@ from ._validation import centred_in_units, validate_X_y
 # on full rows, which needs no compiled kernel (no loading cost in a fresh
 # process) and, at their size, is as fast.
 TRIANGLE_MIN_CLASS_SIZE = 512
+# Tiny data sets (at most this many entries in the padded stack of their
+# classes' distance matrices) compute all classes at once: fewer NumPy calls.
+# Above it, class by class is faster (each class's arrays stay in cache).
+BATCHED_MAX_ENTRIES = 2**15
 # Below this many multiply-adds OpenBLAS runs a product on one thread.
 _BLAS_SERIAL_WORK = 2**18
 # Rows per np.exp call on a triangle (the part above the diagonal is skipped
@@ -273,12 +277,14 @@ def local_scatter_matrices(
         Neighbour rank of the local scale.
     working_memory : float or None
         Budget in MiB for the distances of all classes in progress at once.
-    method : {'auto', 'blocks', 'triangle'}, default='auto'
+    method : {'auto', 'blocks', 'triangle', 'batched'}, default='auto'
         'blocks': NumPy on blocks of full rows (no compiled kernels);
         'triangle': the lower triangle of each class's affinity matrix
         (:mod:`linmetric._kernels.lfda`), for classes whose triangle fits in
-        the budget (others use blocks); 'auto': the triangle for classes of
-        at least ``TRIANGLE_MIN_CLASS_SIZE`` points.
+        the budget (others use blocks); 'batched': every class at once in
+        NumPy, padded to the largest; 'auto': batched for tiny data sets
+        (``BATCHED_MAX_ENTRIES``) of similar class sizes, else the triangle for classes of at
+        least ``TRIANGLE_MIN_CLASS_SIZE`` points and blocks for the others.
     n_threads : int, default=1
         Classes computed at once, each on one thread.
 
@@ -299,9 +305,12 @@ def local_scatter_matrices(
     ]
     n_threads = max(1, min(int(n_threads), len(groups)))
     budget = get_working_memory(working_memory) / n_threads
-    min_triangle = {"auto": TRIANGLE_MIN_CLASS_SIZE, "blocks": None, "triangle": 2}[
-        method
-    ]
+    min_triangle = {
+        "auto": TRIANGLE_MIN_CLASS_SIZE,
+        "blocks": None,
+        "triangle": 2,
+        "batched": None,
+    }[method]
 
     def triangle_fits(n_class):
         fits = n_class * n_class * X.itemsize <= budget * 2**20
@@ -327,7 +336,16 @@ def local_scatter_matrices(
         buffer = np.empty(largest * largest, dtype=X.dtype)
         return [class_terms(members, buffer) for members in share]
 
-    if n_threads == 1:
+    sizes = np.array([members.shape[0] for members in groups])
+    padded = sizes.shape[0] * sizes.max() ** 2
+    if method == "batched" or (
+        method == "auto"
+        and padded <= BATCHED_MAX_ENTRIES
+        and padded <= 2 * np.sum(sizes**2)
+        and padded * (X.itemsize + 24) <= budget * 2**20
+    ):
+        terms = _batched_terms(X, groups, k)
+    elif n_threads == 1:
         terms = run(groups)
     else:
         # Longest first, each to the least loaded thread.
@@ -373,7 +391,7 @@ def _blocked_laplacian(X_class, class64, k, budget):
     k_class = min(k, n_class - 1)
     norms = np.einsum("ij,ij->i", class64, class64)
     factor = error_factor(X_class.dtype, X_class.shape[1])
-    # the product, the float64 distances and the two bounds of a row
+    # the product, the float64 distances and their partitioned copy
     n_rows = rows_per_chunk(n_class * (X_class.itemsize + 24), budget, max_rows=n_class)
     ranges = [
         (start, min(start + n_rows, n_class)) for start in range(0, n_class, n_rows)
@@ -382,8 +400,14 @@ def _blocked_laplacian(X_class, class64, k, budget):
     kept = None
     for start, stop in ranges:
         distances = _block_sq_distances(X_class, norms, start, stop)
-        sq_scales[start:stop] = _block_kth_distance(
-            distances, class64, norms, start, k_class, factor
+        sq_scales[start:stop] = _kth_distance(
+            distances,
+            class64[start:stop],
+            class64,
+            np.zeros(stop - start, dtype=np.intp),
+            np.arange(start, stop),
+            k_class,
+            factor * (norms[start:stop] + norms.max()),
         )
         kept = distances if len(ranges) == 1 else None
     inverse = _inverse_scales(sq_scales, X_class.dtype).astype(np.float64)
@@ -401,46 +425,119 @@ def _blocked_laplacian(X_class, class64, k, budget):
         np.exp(affinity, out=affinity)
         degree = affinity.sum(axis=1)
         weighted = (affinity.astype(X_class.dtype, copy=False) @ X_class).astype(
-            np.float64, copy=False
+            np.float64
         )
-        block = class64[start:stop]
-        laplacian += (block * degree[:, None]).T @ block
-        laplacian -= block.T @ weighted
+        # X_b^T (diag(degree) X_b - (A X)_b)
+        weighted -= class64[start:stop] * degree[:, None]
+        laplacian -= class64[start:stop].T @ weighted
     return laplacian
 
 
 def _block_sq_distances(X_class, norms, start, stop):
     """Squared distances of rows ``start:stop`` to all rows, float64, by GEMM."""
     products = X_class[start:stop] @ X_class.T
+    products *= -2.0
     distances = norms[start:stop, None] + norms[None, :]
-    distances -= 2.0 * products
+    distances += products
     np.maximum(distances, 0.0, out=distances)
     distances[np.arange(stop - start), np.arange(start, stop)] = 0.0
     return distances
 
 
-def _block_kth_distance(distances, class64, norms, start, k, factor):
-    """Exact squared distance of each row of a block to its k-th nearest other row.
+def _kth_distance(distances, rows, columns, bases, selves, ks, slack):
+    """Exact squared distance of each row to its k-th nearest other column.
 
-    The GEMM values are within ``factor * (norms_i + norms_j)`` of the exact
-    ones: the k-th smallest upper bound is a threshold, and only the pairs
-    whose lower bound is under it are recomputed exactly.
+    ``distances[r, j]`` is the GEMM squared distance from ``rows[r]`` to
+    ``columns[bases[r] + j]`` (inf where there is no column), ``selves[r]``
+    the row's own column, ``ks[r]`` its rank ``k`` (an int for all rows).
+    Every GEMM value of row ``r`` is within ``slack[r]`` of the exact one,
+    so with ``a_r`` the k-th smallest GEMM value of the row, the exact k-th
+    smallest is at most ``a_r + slack_r`` and every pair that may lie under
+    it has a GEMM value at most ``a_r + 2 slack_r``: only those are
+    recomputed exactly (from the float64 ``rows`` and ``columns``).
     """
     n_rows = distances.shape[0]
-    rows = np.arange(n_rows)
-    slack = norms[start : start + n_rows, None] + norms[None, :]
-    slack *= factor
-    bounds = distances + slack
-    bounds[rows, rows + start] = np.inf  # a row is not its own neighbour
-    threshold = np.partition(bounds, k - 1, axis=1)[:, k - 1]
-    np.subtract(distances, slack, out=bounds)
-    bounds[rows, rows + start] = np.inf
-    candidate_rows, candidates = np.nonzero(bounds <= threshold[:, None])
-    differences = class64[candidate_rows + start] - class64[candidates]
+    ks = np.broadcast_to(np.asarray(ks, dtype=np.intp), (n_rows,))
+    # The row's own 0 sorts first: entry k is the k-th smallest of the others.
+    partitioned = np.partition(distances, np.unique(ks), axis=1)
+    kth = np.take_along_axis(partitioned, ks[:, None], axis=1)[:, 0]
+    candidate_rows, candidates = np.nonzero(distances <= (kth + 2.0 * slack)[:, None])
+    others = candidates != selves[candidate_rows]
+    candidate_rows, candidates = candidate_rows[others], candidates[others]
+    counts = np.bincount(candidate_rows, minlength=n_rows)
+    if counts.min() == counts.max():  # as many candidates in every row
+        candidates = candidates.reshape(n_rows, counts[0]) + bases[:, None]
+        differences = rows[:, None, :] - columns[candidates]
+        exact = np.sort(np.einsum("ijk,ijk->ij", differences, differences), axis=1)
+        return np.take_along_axis(exact, ks[:, None] - 1, axis=1)[:, 0]
+    differences = rows[candidate_rows] - columns[candidates + bases[candidate_rows]]
     exact = np.einsum("ij,ij->i", differences, differences)
     order = np.lexsort((exact, candidate_rows))
-    first = np.searchsorted(candidate_rows[order], rows)
-    return exact[order][first + k - 1]
+    first = np.searchsorted(candidate_rows[order], np.arange(n_rows))
+    return exact[order][first + ks - 1]
+
+
+def _batched_terms(X, groups, k):
+    """``(Lap_c(A), n_c S_c)`` of every class, all classes at once.
+
+    The classes are padded to the largest, ``m`` points: distances,
+    affinities and products are stacks of ``m x m`` and ``m x d`` arrays
+    (padding has infinite distance, so zero affinity, and zero rows). For
+    many small classes this costs a few NumPy calls instead of a few per
+    class.
+    """
+    n_classes = len(groups)
+    sizes = np.array([members.shape[0] for members in groups])
+    size = int(sizes.max())
+    n_features = X.shape[1]
+    members = np.concatenate(groups)
+    owner = np.repeat(np.arange(n_classes), sizes)
+    starts = np.cumsum(sizes) - sizes
+    slot = np.arange(members.shape[0]) - starts[owner]
+    points = X[members]
+    means = np.add.reduceat(points, starts, axis=0, dtype=np.float64) / sizes[:, None]
+    points = points - means.astype(X.dtype)[owner]  # each class on its mean
+    points64 = points.astype(np.float64)
+    padded = np.zeros((n_classes, size, n_features), dtype=X.dtype)
+    padded[owner, slot] = points
+    norms = np.zeros((n_classes, size))
+    norms[owner, slot] = np.einsum("ij,ij->i", points64, points64)
+    products = padded @ padded.transpose(0, 2, 1)
+    products *= -2.0
+    distances = norms[:, :, None] + norms[:, None, :]
+    distances += products
+    np.maximum(distances, 0.0, out=distances)
+    distances[owner, slot, slot] = 0.0
+    empty = np.ones((n_classes, size), dtype=bool)
+    empty[owner, slot] = False
+    distances += np.where(empty, np.inf, 0.0)[:, None, :]
+    factor = error_factor(X.dtype, n_features)
+    largest = np.zeros(n_classes)
+    np.maximum.at(largest, owner, norms[owner, slot])
+    sq_scales = _kth_distance(
+        distances[owner, slot],
+        points64,
+        points64,
+        starts[owner],
+        slot,
+        np.minimum(k, sizes - 1)[owner],
+        factor * (norms[owner, slot] + largest[owner]),
+    )
+    inverse = np.ones((n_classes, size))
+    inverse[owner, slot] = _inverse_scales(sq_scales, X.dtype)
+    # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
+    with np.errstate(over="ignore", invalid="ignore"):
+        distances *= inverse[:, :, None]
+        distances *= -inverse[:, None, :]
+    np.exp(distances, out=distances)
+    degree = distances.sum(axis=2)
+    weighted = (distances.astype(X.dtype, copy=False) @ padded).astype(np.float64)
+    padded64 = padded.astype(np.float64, copy=False)
+    transposed = padded64.transpose(0, 2, 1)
+    weighted -= padded64 * degree[:, :, None]
+    laplacians = -(transposed @ weighted)
+    scatters = transposed @ padded64
+    return list(zip(laplacians, scatters, strict=True))
 
 
 def _triangle_laplacian(X_class, class64, k, buffer=None):

@@ -5,8 +5,8 @@ from linmetric import LFDA
 from linmetric._kernels import lfda as kernels
 from linmetric._kernels.distances import error_factor
 from linmetric._lfda import (
-    _block_kth_distance,
     _block_sq_distances,
+    _kth_distance,
     fix_signs,
     local_scatter_matrices,
 )
@@ -28,8 +28,8 @@ def small():
 @pytest.mark.parametrize(
     ("method", "working_memory"),
     # a tiny budget forces many blocks per class
-    [("blocks", 2e-4), ("blocks", None), ("triangle", None)],
-    ids=["many-blocks", "one-block", "triangle"],
+    [("blocks", 2e-4), ("blocks", None), ("triangle", None), ("batched", None)],
+    ids=["many-blocks", "one-block", "triangle", "batched"],
 )
 def test_scatter_matrices_match_reference(
     small, dtype, rtol, k, method, working_memory
@@ -125,9 +125,12 @@ def test_local_scales_are_exact_despite_rounding(method, dtype, k):
     expected = np.sort(sq, axis=1)[:, k - 1]
     norms = np.einsum("ij,ij->i", X64, X64)
     factor = error_factor(dtype, X.shape[1])
+    n = X.shape[0]
     if method == "blocks":
-        distances = _block_sq_distances(X, norms, 0, X.shape[0])
-        scales = _block_kth_distance(distances, X64, norms, 0, k, factor)
+        distances = _block_sq_distances(X, norms, 0, n)
+        slack = factor * (norms + norms.max())
+        selves = np.arange(n)
+        scales = _kth_distance(distances, X64, X64, 0 * selves, selves, k, slack)
     else:
         T = (X @ X.T).astype(dtype)
         scales = np.empty(X.shape[0])
@@ -143,7 +146,13 @@ def test_threads_and_paths_agree(n_threads):
     y = rng.randint(0, 4, 300)
     blocks = local_scatter_matrices(X, y, 7, method="blocks")
     triangle = local_scatter_matrices(X, y, 7, method="triangle", n_threads=n_threads)
-    for a, b in zip(blocks, triangle, strict=True):
+    batched = local_scatter_matrices(X[:200], y[:200], 7, method="batched")
+    blocks_200 = local_scatter_matrices(X[:200], y[:200], 7, method="blocks")
+    pairs = [
+        *zip(blocks, triangle, strict=True),
+        *zip(blocks_200, batched, strict=True),
+    ]
+    for a, b in pairs:
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-11 * np.abs(a).max())
 
 
