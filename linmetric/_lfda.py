@@ -55,10 +55,12 @@ class LFDA(SupervisedMetricLearner):
 
     Cost. Affinities are non-zero only inside a class, and ``S^b`` is the
     total scatter plus within-class terms, so only pairs of the same class
-    are ever formed: blocks of a class's rows against all its rows, sized by
-    ``working_memory``. Time ``O(sum_c n_c^2 d)``, memory ``O(n d + d^2)``
-    plus one block. The scatter matrices are computed on the centred data
-    in units of its spread, so any shift and any finite scale work.
+    are ever formed: a large class on one triangle of its affinity matrix
+    (SYRK, TRMM, compiled passes; the classes on threads), a small one in
+    NumPy on blocks of its rows, all within ``working_memory``. Time
+    ``O(sum_c n_c^2 d)``, memory ``O(n d + d^2)`` plus the distances of the
+    classes in progress. The scatter matrices are computed on the centred
+    data in units of its spread, so any shift and any finite scale work.
 
     Parameters
     ----------
@@ -81,7 +83,8 @@ class LFDA(SupervisedMetricLearner):
         points, constant features, duplicated points). With 0, ``S^w``
         must be positive definite.
     working_memory : float, default=None
-        Budget in MiB for one block of within-class distances; None means
+        Budget in MiB for the within-class distances held at once (one
+        class's triangle per thread, or a block of rows); None means
         ``sklearn.get_config()['working_memory']``.
 
     Attributes
