@@ -529,7 +529,7 @@ def _batched_terms(X, groups, k):
     inverse = np.ones((n_classes, size))
     inverse[owner, slot] = _inverse_scales(sq_scales, X.dtype)
     # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore"):
         distances *= inverse[:, :, None]
         distances *= -inverse[:, None, :]
     np.exp(distances, out=distances)

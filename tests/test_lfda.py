@@ -172,3 +172,21 @@ def test_bad_parameters_are_named():
         LFDA(k=0).fit(X, y)
     with pytest.raises(ValueError, match="n_components=4"):
         LFDA(n_components=4).fit(X, y)
+
+
+def test_fast_validation_matches_the_full_one():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((30, 3))
+    y = np.repeat([3, 7, 9], 10)
+    lfda = LFDA().fit(pd.DataFrame(X, columns=["a", "b", "c"]), y)
+    assert list(lfda.feature_names_in_) == ["a", "b", "c"]
+    from_frame = lfda.components_.copy()
+    lfda.fit(X, y)  # the fast path forgets the names, as validate_data does
+    assert not hasattr(lfda, "feature_names_in_") and lfda.n_features_in_ == 3
+    np.testing.assert_array_equal(lfda.components_, from_frame)
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        LFDA().fit(X, y)
+    with pytest.raises(ValueError, match="one class"):
+        LFDA().fit(X[1:10], y[1:10])
