@@ -460,10 +460,13 @@ def _kth_distance(distances, rows, columns, bases, selves, ks, slack):
     recomputed exactly (from the float64 ``rows`` and ``columns``).
     """
     n_rows = distances.shape[0]
-    ks = np.broadcast_to(np.asarray(ks, dtype=np.intp), (n_rows,))
     # The row's own 0 sorts first: entry k is the k-th smallest of the others.
-    partitioned = np.partition(distances, np.unique(ks), axis=1)
-    kth = np.take_along_axis(partitioned, ks[:, None], axis=1)[:, 0]
+    if isinstance(ks, numbers.Integral):
+        kth = np.partition(distances, ks, axis=1)[:, ks]
+        ks = np.full(n_rows, ks, dtype=np.intp)
+    else:
+        partitioned = np.partition(distances, np.unique(ks), axis=1)
+        kth = np.take_along_axis(partitioned, ks[:, None], axis=1)[:, 0]
     candidate_rows, candidates = np.nonzero(distances <= (kth + 2.0 * slack)[:, None])
     others = candidates != selves[candidate_rows]
     candidate_rows, candidates = candidate_rows[others], candidates[others]
