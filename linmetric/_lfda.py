@@ -427,8 +427,8 @@ def _blocked_laplacian(X_class, class64, k, budget):
             affinity *= -inverse[None, :]
         np.exp(affinity, out=affinity)
         degree = affinity.sum(axis=1)
-        weighted = (affinity.astype(X_class.dtype, copy=False) @ X_class).astype(
-            np.float64
+        weighted = np.asarray(
+            affinity.astype(X_class.dtype, copy=False) @ X_class, dtype=np.float64
         )
         # X_b^T (diag(degree) X_b - (A X)_b)
         weighted -= class64[start:stop] * degree[:, None]
@@ -440,8 +440,13 @@ def _block_sq_distances(X_class, norms, start, stop):
     """Squared distances of rows ``start:stop`` to all rows, float64, by GEMM."""
     products = X_class[start:stop] @ X_class.T
     products *= -2.0
-    distances = norms[start:stop, None] + norms[None, :]
-    distances += products
+    if products.dtype == np.float64:  # in place
+        distances = products
+        distances += norms[start:stop, None]
+        distances += norms[None, :]
+    else:
+        distances = norms[start:stop, None] + norms[None, :]
+        distances += products
     np.maximum(distances, 0.0, out=distances)
     distances[np.arange(stop - start), np.arange(start, stop)] = 0.0
     return distances
