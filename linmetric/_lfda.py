@@ -3,15 +3,31 @@
 import numbers
 
 import numpy as np
-from scipy import linalg
+from scipy.linalg import blas
 
 from ._base import SupervisedMetricLearner
 from ._init import resolve_n_components
-from ._kernels.distances import sq_distance_blocks
-from ._kernels.neighbors import target_neighbors
+from ._kernels._chunking import get_working_memory, rows_per_chunk, run_tasks
+from ._kernels.distances import error_factor
 from ._params import Interval, StrOptions, validate_params
-from ._threads import fit_threads
+from ._threads import LFDA_SERIAL_MAX_CLASS_SIZE, kernel_threads, limit_threads
 from ._validation import centred_in_units, validate_X_y
+
+# Classes of at least this many points are computed on one triangle of
+# their affinity matrix (SYRK, TRMM and compiled kernels: half the work of
+# full rows), when it fits in the working memory; smaller classes in NumPy
+# on full rows, which needs no compiled kernel (no loading cost in a fresh
+# process) and, at their size, is as fast.
+TRIANGLE_MIN_CLASS_SIZE = 512
+# Tiny data sets (at most this many entries in the padded stack of their
+# classes' distance matrices) compute all classes at once: fewer NumPy calls.
+# Above it, class by class is faster (each class's arrays stay in cache).
+BATCHED_MAX_ENTRIES = 2**15
+# Below this many multiply-adds OpenBLAS runs a product on one thread.
+_BLAS_SERIAL_WORK = 2**18
+# Rows per np.exp call on a triangle (the part above the diagonal is skipped
+# up to this many columns per row).
+_EXP_ROWS = 256
 
 
 class LFDA(SupervisedMetricLearner):
@@ -39,10 +55,12 @@ class LFDA(SupervisedMetricLearner):
 
     Cost. Affinities are non-zero only inside a class, and ``S^b`` is the
     total scatter plus within-class terms, so only pairs of the same class
-    are ever formed: blocks of a class's rows against all its rows, sized by
-    ``working_memory``. Time ``O(sum_c n_c^2 d)``, memory ``O(n d + d^2)``
-    plus one block. The scatter matrices are computed on the centred data
-    in units of its spread, so any shift and any finite scale work.
+    are ever formed: a large class on one triangle of its affinity matrix
+    (SYRK, TRMM, compiled passes; the classes on threads), a small one in
+    NumPy on blocks of its rows, all within ``working_memory``. Time
+    ``O(sum_c n_c^2 d)``, memory ``O(n d + d^2)`` plus the distances of the
+    classes in progress. The scatter matrices are computed on the centred
+    data in units of its spread, so any shift and any finite scale work.
 
     Parameters
     ----------
@@ -65,7 +83,8 @@ class LFDA(SupervisedMetricLearner):
         points, constant features, duplicated points). With 0, ``S^w``
         must be positive definite.
     working_memory : float, default=None
-        Budget in MiB for one block of within-class distances; None means
+        Budget in MiB for the within-class distances held at once (one
+        class's triangle per thread, or a block of rows); None means
         ``sklearn.get_config()['working_memory']``.
 
     Attributes
@@ -153,24 +172,43 @@ class LFDA(SupervisedMetricLearner):
         self : LFDA
         """
         validate_params(self)
-        X, labels, _ = validate_X_y(self, X, y)
+        X, labels = validate_labelled(self, X, y)
         # In units of 2**exponent: the scatter matrices of data at any finite
         # scale neither over- nor underflow.
         X, exponent = centred_in_units(X)
         n_components = resolve_n_components(self.n_components, X.shape[1])
-        with fit_threads("lfda", int(np.bincount(labels).max())):
+        sizes = np.bincount(labels)
+        largest = int(sizes.max())
+        if largest * largest * X.shape[1] + X.shape[1] ** 3 <= _BLAS_SERIAL_WORK:
+            # BLAS runs products this small on one thread by itself; setting
+            # its limit would cost a scan of the loaded libraries on a
+            # process's first fit, many times this fit.
+            n_threads, blas_threads = 1, None
+        elif largest <= LFDA_SERIAL_MAX_CLASS_SIZE:
+            # Small products: threads would cost more than they save.
+            n_threads, blas_threads = 1, 1
+        else:
+            # The classes on threads, BLAS on one thread each; a single
+            # large class gets BLAS's threads instead.
+            n_threads = kernel_threads(int(np.sum(sizes >= 2)))
+            blas_threads = 1 if n_threads > 1 else None
+        with limit_threads(kernels=1, blas=blas_threads):
             within, between = local_scatter_matrices(
-                X, labels, self.k, working_memory=self.working_memory
+                X,
+                labels,
+                self.k,
+                working_memory=self.working_memory,
+                n_threads=n_threads,
             )
-        eigenvalues, directions = generalized_eigenvectors(
-            between, within, self.regularization
-        )
+            eigenvalues, directions = generalized_eigenvectors(
+                between, within, self.regularization
+            )
         eigenvalues = eigenvalues[:n_components]
         directions = directions[:, :n_components]
         if self.embedding == "weighted":
             directions = directions * np.sqrt(np.maximum(eigenvalues, 0))
         if self.embedding == "orthonormalized":
-            directions, _ = linalg.qr(directions, mode="economic")
+            directions, _ = np.linalg.qr(directions)
             directions = fix_signs(directions)
         else:  # back to the units of the data
             directions = np.ldexp(directions, -exponent)
@@ -179,7 +217,47 @@ class LFDA(SupervisedMetricLearner):
         return self
 
 
-def local_scatter_matrices(X, labels, k, *, working_memory=None):
+def validate_labelled(estimator, X, y):
+    """:func:`linmetric._validation.validate_X_y` with a fast path.
+
+    A C-ordered float32/float64 ndarray with finite entries and 1-D integer
+    labels of the same length, with at least two classes, is taken as it is
+    (what ``validate_X_y`` would return, at a fraction of its cost on small
+    data); anything else, including every invalid input, goes through
+    ``validate_X_y`` and its errors.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    labels : ndarray of shape (n_samples,), intp
+        Class codes ``0..n_classes-1``.
+    """
+    if (
+        type(X) is np.ndarray
+        and type(y) is np.ndarray
+        and X.ndim == 2
+        and y.ndim == 1
+        and X.dtype in (np.float32, np.float64)
+        and y.dtype.kind in "iu"
+        and X.flags.c_contiguous
+        and X.shape[1] >= 1
+        and X.shape[0] == y.shape[0] >= 1
+        and np.isfinite(X.sum(dtype=np.float64))
+    ):
+        classes, labels = np.unique(y, return_inverse=True)
+        if classes.shape[0] >= 2:
+            # what validate_data records when it resets the estimator
+            if hasattr(estimator, "feature_names_in_"):
+                del estimator.feature_names_in_
+            estimator.n_features_in_ = X.shape[1]
+            return X, labels.astype(np.intp, copy=False)
+    X, labels, _ = validate_X_y(estimator, X, y)
+    return X, labels
+
+
+def local_scatter_matrices(
+    X, labels, k, *, working_memory=None, method="auto", n_threads=1
+):
     """The local within-class and between-class scatter matrices of LFDA.
 
     With ``Lap_c(W) = 1/2 sum_ij W_ij (x_i - x_j)(x_i - x_j)^T =
@@ -197,11 +275,21 @@ def local_scatter_matrices(X, labels, k, *, working_memory=None):
     ----------
     X : ndarray of shape (n_samples, n_features), float32 or float64
     labels : ndarray of shape (n_samples,), intp
-        Class codes.
+        Class codes ``0..n_classes-1``.
     k : int
         Neighbour rank of the local scale.
     working_memory : float or None
-        Budget in MiB for one block of distances.
+        Budget in MiB for the distances of all classes in progress at once.
+    method : {'auto', 'blocks', 'triangle', 'batched'}, default='auto'
+        'blocks': NumPy on blocks of full rows (no compiled kernels);
+        'triangle': the lower triangle of each class's affinity matrix
+        (:mod:`linmetric._kernels.lfda`), for classes whose triangle fits in
+        the budget (others use blocks); 'batched': every class at once in
+        NumPy, padded to the largest; 'auto': batched for tiny data sets
+        (``BATCHED_MAX_ENTRIES``) of similar class sizes, else the triangle for classes of at
+        least ``TRIANGLE_MIN_CLASS_SIZE`` points and blocks for the others.
+    n_threads : int, default=1
+        Classes computed at once, each on one thread.
 
     Returns
     -------
@@ -211,57 +299,301 @@ def local_scatter_matrices(X, labels, k, *, working_memory=None):
     X64 = np.asarray(X, dtype=np.float64)
     centred = X64 - X64.mean(axis=0)
     total = centred.T @ centred
-    within = np.zeros((n_features, n_features))
-    between = total.copy()
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        n_class = members.shape[0]
-        if n_class < 2:
-            continue
+    order = np.argsort(labels, kind="stable")
+    ends = np.cumsum(np.bincount(labels))
+    groups = [
+        order[stop - size : stop]
+        for stop, size in zip(ends, np.diff(ends, prepend=0), strict=True)
+        if size >= 2
+    ]
+    n_threads = max(1, min(int(n_threads), len(groups)))
+    budget = get_working_memory(working_memory) / n_threads
+    min_triangle = {
+        "auto": TRIANGLE_MIN_CLASS_SIZE,
+        "blocks": None,
+        "triangle": 2,
+        "batched": None,
+    }[method]
+
+    def triangle_fits(n_class):
+        fits = n_class * n_class * X.itemsize <= budget * 2**20
+        return min_triangle is not None and n_class >= min_triangle and fits
+
+    def class_terms(members, buffer):
+        # Lap_c(A) and n_c S_c of one class.
         X_class = X[members]
         X_class = X_class - X_class.mean(axis=0, dtype=np.float64).astype(X.dtype)
-        laplacian = _affinity_laplacian(X_class, k, working_memory)
-        class_centred = X_class.astype(np.float64)
+        class64 = X_class.astype(np.float64)
+        if triangle_fits(members.shape[0]):
+            laplacian = _triangle_laplacian(X_class, class64, k, buffer)
+        else:
+            laplacian = _blocked_laplacian(X_class, class64, k, budget)
+        return laplacian, class64.T @ class64
+
+    def run(share):
+        # One n_c x n_c buffer for the triangles of the share's classes:
+        # fresh pages for each class would cost the system time to map them.
+        largest = max(
+            (m.shape[0] for m in share if triangle_fits(m.shape[0])), default=0
+        )
+        buffer = np.empty(largest * largest, dtype=X.dtype)
+        return [class_terms(members, buffer) for members in share]
+
+    sizes = np.array([members.shape[0] for members in groups])
+    padded = sizes.shape[0] * sizes.max() ** 2
+    if method == "batched" or (
+        method == "auto"
+        and padded <= BATCHED_MAX_ENTRIES
+        and padded <= 2 * np.sum(sizes**2)
+        and padded * (X.itemsize + 24) <= budget * 2**20
+    ):
+        terms = _batched_terms(X, groups, k)
+    elif n_threads == 1:
+        terms = run(groups)
+    else:
+        # Longest first, each to the least loaded thread.
+        shares = [[] for _ in range(n_threads)]
+        loads = [0] * n_threads
+        for members in sorted(groups, key=len, reverse=True):
+            lightest = int(np.argmin(loads))
+            shares[lightest].append(members)
+            loads[lightest] += members.shape[0] ** 2
+        results = run_tasks([(run, share) for share in shares if share])
+        terms = [term for result in results for term in result]
+        groups = [members for share in shares if share for members in share]
+    within = np.zeros((n_features, n_features))
+    between = total.copy()
+    for members, (laplacian, scatter) in zip(groups, terms, strict=True):
+        n_class = members.shape[0]
         within += laplacian / n_class
         between += laplacian * (1.0 / n_samples - 1.0 / n_class)
-        between -= class_centred.T @ class_centred * (n_class / n_samples)
+        between -= scatter * (n_class / n_samples)
     return _symmetric(within), _symmetric(between)
 
 
-def _affinity_laplacian(X_class, k, working_memory):
-    """``X_c^T (diag(A 1) - A) X_c`` for one class, block of rows by block."""
+def _inverse_scales(sq_scales, dtype):
+    """``1 / sigma_i`` in ``dtype``, from the squared local scales.
+
+    A scale of 0 (a point with k duplicates) is raised to sqrt(tiny), so
+    that sigma_i sigma_j stays a positive normal number: a coinciding pair
+    keeps d_ij / (sigma_i sigma_j) = 0 (affinity 1), any other pair gets a
+    huge or infinite ratio (affinity 0), and no 0/0 arises.
+    """
+    tiny = np.finfo(dtype).tiny
+    return (1.0 / np.maximum(np.sqrt(sq_scales), np.sqrt(tiny))).astype(dtype)
+
+
+def _blocked_laplacian(X_class, class64, k, budget):
+    """``X_c^T (diag(A 1) - A) X_c`` for one class, in NumPy, by blocks of rows.
+
+    One block when the class fits in ``budget`` MiB; otherwise two passes,
+    the first for the local scales, the second (the distances again) for
+    the affinities.
+    """
     n_class = X_class.shape[0]
     k_class = min(k, n_class - 1)
-    _, sq_distances = target_neighbors(
-        X_class,
-        np.zeros(n_class, dtype=np.intp),
-        k_class,
-        working_memory=working_memory,
-        return_distance=True,
-    )
-    scales = np.sqrt(sq_distances[:, k_class - 1].astype(np.float64))
-    # A scale of 0 (a point with k duplicates) is raised to sqrt(tiny), so
-    # that sigma_i sigma_j stays a positive normal number: a coinciding pair
-    # keeps d_ij / (sigma_i sigma_j) = 0 (affinity 1), any other pair gets a
-    # huge or infinite ratio (affinity 0), and no 0/0 arises.
-    tiny = np.finfo(X_class.dtype).tiny
-    inverse_scales = (1.0 / np.maximum(scales, np.sqrt(tiny))).astype(X_class.dtype)
-    X64 = X_class.astype(np.float64)
+    norms = np.einsum("ij,ij->i", class64, class64)
+    factor = error_factor(X_class.dtype, X_class.shape[1])
+    # the product, the float64 distances and their partitioned copy
+    n_rows = rows_per_chunk(n_class * (X_class.itemsize + 24), budget, max_rows=n_class)
+    ranges = [
+        (start, min(start + n_rows, n_class)) for start in range(0, n_class, n_rows)
+    ]
+    sq_scales = np.empty(n_class)
+    kept = None
+    for start, stop in ranges:
+        distances = _block_sq_distances(X_class, norms, start, stop)
+        sq_scales[start:stop] = _kth_distance(
+            distances,
+            class64[start:stop],
+            class64,
+            np.zeros(stop - start, dtype=np.intp),
+            np.arange(start, stop),
+            k_class,
+            factor * (norms[start:stop] + norms.max()),
+        )
+        kept = distances if len(ranges) == 1 else None
+    inverse = _inverse_scales(sq_scales, X_class.dtype).astype(np.float64)
     laplacian = np.zeros((X_class.shape[1], X_class.shape[1]))
-    for start, stop, affinity in sq_distance_blocks(
-        X_class, working_memory=working_memory
-    ):
+    for start, stop in ranges:
+        affinity = (
+            kept
+            if kept is not None
+            else _block_sq_distances(X_class, norms, start, stop)
+        )
         # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
         with np.errstate(over="ignore"):
-            affinity *= inverse_scales[start:stop, None]
-            affinity *= -inverse_scales[None, :]
+            affinity *= inverse[start:stop, None]
+            affinity *= -inverse[None, :]
         np.exp(affinity, out=affinity)
-        degree = affinity.sum(axis=1, dtype=np.float64)
-        block = X64[start:stop]
-        weighted_neighbours = (affinity @ X_class).astype(np.float64)
-        laplacian += (block * degree[:, None]).T @ block
-        laplacian -= block.T @ weighted_neighbours
+        degree = affinity.sum(axis=1)
+        weighted = np.asarray(
+            affinity.astype(X_class.dtype, copy=False) @ X_class, dtype=np.float64
+        )
+        # X_b^T (diag(degree) X_b - (A X)_b)
+        weighted -= class64[start:stop] * degree[:, None]
+        laplacian -= class64[start:stop].T @ weighted
     return laplacian
+
+
+def _block_sq_distances(X_class, norms, start, stop):
+    """Squared distances of rows ``start:stop`` to all rows, float64, by GEMM."""
+    products = X_class[start:stop] @ X_class.T
+    products *= -2.0
+    if products.dtype == np.float64:  # in place
+        distances = products
+        distances += norms[start:stop, None]
+        distances += norms[None, :]
+    else:
+        distances = norms[start:stop, None] + norms[None, :]
+        distances += products
+    np.maximum(distances, 0.0, out=distances)
+    distances[np.arange(stop - start), np.arange(start, stop)] = 0.0
+    return distances
+
+
+def _kth_distance(distances, rows, columns, bases, selves, ks, slack):
+    """Exact squared distance of each row to its k-th nearest other column.
+
+    ``distances[r, j]`` is the GEMM squared distance from ``rows[r]`` to
+    ``columns[bases[r] + j]`` (inf where there is no column), ``selves[r]``
+    the row's own column, ``ks[r]`` its rank ``k`` (an int for all rows).
+    Every GEMM value of row ``r`` is within ``slack[r]`` of the exact one,
+    so with ``a_r`` the k-th smallest GEMM value of the row, the exact k-th
+    smallest is at most ``a_r + slack_r`` and every pair that may lie under
+    it has a GEMM value at most ``a_r + 2 slack_r``: only those are
+    recomputed exactly (from the float64 ``rows`` and ``columns``).
+    """
+    n_rows = distances.shape[0]
+    # The row's own 0 sorts first: entry k is the k-th smallest of the others.
+    if isinstance(ks, numbers.Integral):
+        kth = np.partition(distances, ks, axis=1)[:, ks]
+        ks = np.full(n_rows, ks, dtype=np.intp)
+    else:
+        partitioned = np.partition(distances, np.unique(ks), axis=1)
+        kth = np.take_along_axis(partitioned, ks[:, None], axis=1)[:, 0]
+    candidate_rows, candidates = np.nonzero(distances <= (kth + 2.0 * slack)[:, None])
+    others = candidates != selves[candidate_rows]
+    candidate_rows, candidates = candidate_rows[others], candidates[others]
+    counts = np.bincount(candidate_rows, minlength=n_rows)
+    if counts.min() == counts.max():  # as many candidates in every row
+        candidates = candidates.reshape(n_rows, counts[0]) + bases[:, None]
+        differences = rows[:, None, :] - columns[candidates]
+        exact = np.sort(np.einsum("ijk,ijk->ij", differences, differences), axis=1)
+        return np.take_along_axis(exact, ks[:, None] - 1, axis=1)[:, 0]
+    differences = rows[candidate_rows] - columns[candidates + bases[candidate_rows]]
+    exact = np.einsum("ij,ij->i", differences, differences)
+    order = np.lexsort((exact, candidate_rows))
+    first = np.searchsorted(candidate_rows[order], np.arange(n_rows))
+    return exact[order][first + ks - 1]
+
+
+def _batched_terms(X, groups, k):
+    """``(Lap_c(A), n_c S_c)`` of every class, all classes at once.
+
+    The classes are padded to the largest, ``m`` points: distances,
+    affinities and products are stacks of ``m x m`` and ``m x d`` arrays
+    (padding has infinite distance, so zero affinity, and zero rows). For
+    many small classes this costs a few NumPy calls instead of a few per
+    class.
+    """
+    n_classes = len(groups)
+    sizes = np.array([members.shape[0] for members in groups])
+    size = int(sizes.max())
+    n_features = X.shape[1]
+    members = np.concatenate(groups)
+    owner = np.repeat(np.arange(n_classes), sizes)
+    starts = np.cumsum(sizes) - sizes
+    slot = np.arange(members.shape[0]) - starts[owner]
+    points = X[members]
+    means = np.add.reduceat(points, starts, axis=0, dtype=np.float64) / sizes[:, None]
+    points = points - means.astype(X.dtype)[owner]  # each class on its mean
+    points64 = points.astype(np.float64)
+    padded = np.zeros((n_classes, size, n_features), dtype=X.dtype)
+    padded[owner, slot] = points
+    norms = np.zeros((n_classes, size))
+    norms[owner, slot] = np.einsum("ij,ij->i", points64, points64)
+    products = padded @ padded.transpose(0, 2, 1)
+    products *= -2.0
+    distances = norms[:, :, None] + norms[:, None, :]
+    distances += products
+    np.maximum(distances, 0.0, out=distances)
+    distances[owner, slot, slot] = 0.0
+    empty = np.ones((n_classes, size), dtype=bool)
+    empty[owner, slot] = False
+    distances += np.where(empty, np.inf, 0.0)[:, None, :]
+    factor = error_factor(X.dtype, n_features)
+    largest = np.zeros(n_classes)
+    np.maximum.at(largest, owner, norms[owner, slot])
+    sq_scales = _kth_distance(
+        distances[owner, slot],
+        points64,
+        points64,
+        starts[owner],
+        slot,
+        np.minimum(k, sizes - 1)[owner],
+        factor * (norms[owner, slot] + largest[owner]),
+    )
+    inverse = np.ones((n_classes, size))
+    inverse[owner, slot] = _inverse_scales(sq_scales, X.dtype)
+    # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
+    with np.errstate(over="ignore"):
+        distances *= inverse[:, :, None]
+        distances *= -inverse[:, None, :]
+    np.exp(distances, out=distances)
+    degree = distances.sum(axis=2)
+    weighted = (distances.astype(X.dtype, copy=False) @ padded).astype(np.float64)
+    padded64 = padded.astype(np.float64, copy=False)
+    transposed = padded64.transpose(0, 2, 1)
+    weighted -= padded64 * degree[:, :, None]
+    laplacians = -(transposed @ weighted)
+    scatters = transposed @ padded64
+    return list(zip(laplacians, scatters, strict=True))
+
+
+def _triangle_laplacian(X_class, class64, k, buffer=None):
+    """``X_c^T (diag(A 1) - A) X_c`` for one class, on one triangle of ``A``.
+
+    SYRK gives the products ``x_i . x_j`` in the lower triangle of ``T``;
+    the kernels of :mod:`linmetric._kernels.lfda` turn them into distances,
+    the local scales and the exponents; TRMM gives ``U X_c`` with ``U`` the
+    upper triangle of ``A`` (diagonal included), and with ``S = X_c^T U
+    X_c``, ``X_c^T A X_c = S + S^T - X_c^T diag(A) X_c``. ``buffer``, of at
+    least ``n_c**2`` entries of ``X_class``'s dtype, holds ``T`` if given.
+    """
+    from ._kernels import lfda as kernels
+
+    n_class, n_features = X_class.shape
+    k_class = min(k, n_class - 1)
+    prefix = "d" if X_class.dtype == np.float64 else "s"
+    syrk = getattr(blas, prefix + "syrk")
+    trmm = getattr(blas, prefix + "trmm")
+    # X_class.T is Fortran-ordered: no copy. The result's upper triangle,
+    # transposed, is the lower triangle of T.
+    if buffer is None:
+        buffer = np.empty(n_class * n_class, dtype=X_class.dtype)
+    square = buffer[: n_class * n_class].reshape((n_class, n_class), order="F")
+    T = syrk(1.0, X_class.T, trans=1, c=square, overwrite_c=1).T
+    norms = np.einsum("ij,ij->i", class64, class64)
+    sq_scales = np.empty(n_class)
+    kernels.triangle_kth_distance(
+        T, X_class, norms, k_class, error_factor(X_class.dtype, n_features), sq_scales
+    )
+    kernels.triangle_exponents(T, _inverse_scales(sq_scales, X_class.dtype))
+    # exp of the triangle, and of the few entries above the diagonal that
+    # complete each band of rows: those are never read, and may hold
+    # anything left in the buffer (so their overflow is not reported).
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, n_class, _EXP_ROWS):
+            stop = min(start + _EXP_ROWS, n_class)
+            rows = T[start:stop, :stop]
+            np.exp(rows, out=rows)
+    degree = np.empty(n_class)
+    kernels.triangle_degrees(T, degree)
+    degree += np.diagonal(T)  # X_c^T diag(A) X_c, counted twice in S + S^T
+    upper_times_X = trmm(1.0, T.T, np.asfortranarray(X_class), lower=0, overwrite_b=1)
+    S = class64.T @ upper_times_X.astype(np.float64, copy=False)
+    return (class64 * degree[:, None]).T @ class64 - S - S.T
 
 
 def generalized_eigenvectors(between, within, regularization):
@@ -280,13 +612,13 @@ def generalized_eigenvectors(between, within, regularization):
     directions : ndarray of shape (n_features, n_features)
         The ``phi`` as columns, each with its largest entry positive.
     """
-    w, U = linalg.eigh(within, check_finite=False)
+    w, U = np.linalg.eigh(within)
     largest = max(w[-1], 0.0)
     floor = regularization * largest if largest > 0 else 1.0
     w = np.maximum(w, max(floor, np.finfo(np.float64).tiny))
     whitening = U / np.sqrt(w)
     reduced = _symmetric(whitening.T @ between @ whitening)
-    eigenvalues, vectors = linalg.eigh(reduced, check_finite=False)
+    eigenvalues, vectors = np.linalg.eigh(reduced)
     eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
     return eigenvalues, fix_signs(whitening @ vectors)
 

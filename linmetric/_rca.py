@@ -4,14 +4,22 @@ import numbers
 import warnings
 
 import numpy as np
-from scipy import linalg, sparse
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
 from ._base import SupervisedMetricLearner
-from ._lfda import fix_signs
+from ._lfda import fix_signs, validate_labelled
 from ._params import Interval, validate_params
-from ._validation import centred_in_units, validate_X, validate_X_y
+from ._threads import limit_threads
+from ._validation import centred_in_units, validate_X
+
+# Below this many multiply-adds in its largest product (n d^2, or d^3)
+# BLAS is left alone: OpenBLAS runs products under 2**18 on one thread, and
+# setting its limit costs a scan of the loaded libraries on a process's first
+# fit. Above it, BLAS runs on one thread: RCA's products are one pass over
+# the data, and on a busy machine BLAS threads waiting for each other cost
+# far more than they save (tens of times the product on MNIST).
+_BLAS_SERIAL_WORK = 2**18
 
 
 class RCA(SupervisedMetricLearner):
@@ -149,7 +157,7 @@ class RCA(SupervisedMetricLearner):
         self : RCA
         """
         validate_params(self)
-        X, labels, _ = validate_X_y(self, X, y)
+        X, labels = validate_labelled(self, X, y)
         random_state = check_random_state(self.random_state)
         X_units, exponent = centred_in_units(X)
         chunks = draw_chunklets(
@@ -191,6 +199,13 @@ class RCA(SupervisedMetricLearner):
         return self._fit(*centred_in_units(X), chunks.astype(np.intp))
 
     def _fit(self, X, exponent, chunks):
+        n_samples, n_features = X.shape
+        if max(n_samples, n_features) * n_features**2 <= _BLAS_SERIAL_WORK:
+            return self._solve(X, exponent, chunks)
+        with limit_threads(blas=1):
+            return self._solve(X, exponent, chunks)
+
+    def _solve(self, X, exponent, chunks):
         # X is centred, in units of 2**exponent (centred_in_units).
         covariance, n_points = chunklet_covariance(X, chunks)
         if n_points == 0:
@@ -199,7 +214,7 @@ class RCA(SupervisedMetricLearner):
                 "chunklet of two points to estimate the within-chunklet "
                 "covariance."
             )
-        w, U = linalg.eigh(covariance, check_finite=False)
+        w, U = np.linalg.eigh(covariance)
         w, U = w[::-1], U[:, ::-1]
         rank = int(np.sum(w > self.tol * w[0])) if w[0] > 0 else 0
         if rank == 0:
@@ -228,7 +243,7 @@ class RCA(SupervisedMetricLearner):
         if self.n_components is not None and self.n_components < rank:
             projected = np.asarray(X, dtype=np.float64) @ whitening.T
             total = projected.T @ projected / X.shape[0]
-            _, vectors = linalg.eigh((total + total.T) / 2, check_finite=False)
+            _, vectors = np.linalg.eigh((total + total.T) / 2)
             kept = fix_signs(vectors[:, ::-1][:, : self.n_components])
             whitening = kept.T @ whitening
         whitening = np.ldexp(whitening, -exponent)
@@ -257,26 +272,28 @@ def chunklet_covariance(X, chunks):
     n_points : int
         ``p``, the number of points in those chunklets.
     """
-    in_chunk = chunks >= 0
-    ids, codes, sizes = np.unique(
-        chunks[in_chunk], return_inverse=True, return_counts=True
-    )
-    keep = sizes[codes] >= 2
-    points = np.asarray(X[in_chunk][keep], dtype=np.float64)
-    codes = codes[keep]
+    in_chunk = np.flatnonzero(chunks >= 0)
+    # The points of each chunklet together, by chunklet id.
+    order = in_chunk[np.argsort(chunks[in_chunk], kind="stable")]
+    ids = chunks[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if ids.size else ids
+    sizes = np.diff(np.r_[starts, ids.shape[0]])
+    kept = sizes >= 2
     n_features = X.shape[1]
-    if points.shape[0] == 0:
+    n_points = int(sizes[kept].sum())
+    if n_points == 0:
         return np.zeros((n_features, n_features)), 0
-    # Chunklet sums as one sparse product (np.add.at is slow on many rows).
-    indicator = sparse.csr_matrix(
-        (np.ones(codes.shape[0]), (codes, np.arange(codes.shape[0]))),
-        shape=(ids.shape[0], codes.shape[0]),
-    )
-    sums = indicator @ points
-    means = sums / np.maximum(sizes, 1)[:, None]
-    centred = points - means[codes]
-    covariance = centred.T @ centred / points.shape[0]
-    return (covariance + covariance.T) / 2, int(points.shape[0])
+    keep = np.repeat(kept, sizes)
+    points = np.asarray(X[order[keep]], dtype=np.float64)
+    starts, sizes = np.cumsum(np.r_[0, sizes[kept][:-1]]), sizes[kept]
+    if np.all(sizes == sizes[0]):  # drawn chunklets: one reshape
+        grouped = points.reshape(sizes.shape[0], sizes[0], -1)
+        grouped -= grouped.mean(axis=1, keepdims=True)
+    else:
+        means = np.add.reduceat(points, starts, axis=0) / sizes[:, None]
+        points -= np.repeat(means, sizes, axis=0)
+    covariance = points.T @ points / n_points
+    return (covariance + covariance.T) / 2, n_points
 
 
 def draw_chunklets(labels, n_chunks, chunk_size, random_state, *, points=None):

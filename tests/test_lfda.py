@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from linmetric import LFDA
-from linmetric._lfda import fix_signs, local_scatter_matrices
+from linmetric._kernels import lfda as kernels
+from linmetric._kernels.distances import error_factor
+from linmetric._lfda import (
+    _block_sq_distances,
+    _kth_distance,
+    fix_signs,
+    local_scatter_matrices,
+)
 from linmetric.reference import lfda as reference
 
 
@@ -18,10 +25,19 @@ def small():
     ("dtype", "rtol"), [(np.float64, 1e-12), (np.float32, 1e-5)], ids=["f64", "f32"]
 )
 @pytest.mark.parametrize("k", [1, 7, 30])
-def test_scatter_matrices_match_reference(small, dtype, rtol, k):
-    X, y = small
+@pytest.mark.parametrize(
+    ("method", "working_memory"),
     # a tiny budget forces many blocks per class
-    within, between = local_scatter_matrices(X.astype(dtype), y, k, working_memory=2e-4)
+    [("blocks", 2e-4), ("blocks", None), ("triangle", None), ("batched", None)],
+    ids=["many-blocks", "one-block", "triangle", "batched"],
+)
+def test_scatter_matrices_match_reference(
+    small, dtype, rtol, k, method, working_memory
+):
+    X, y = small
+    within, between = local_scatter_matrices(
+        X.astype(dtype), y, k, working_memory=working_memory, method=method
+    )
     ref_within, ref_between = reference.scatter_matrices(X, y, k)
     scale = np.abs(ref_between).max()
     np.testing.assert_allclose(within, ref_within, rtol=0, atol=rtol * scale)
@@ -90,6 +106,56 @@ def test_singular_within_scatter_gives_finite_map():
     assert np.all(np.isfinite(Z))
 
 
+@pytest.mark.parametrize("method", ["blocks", "triangle"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, 3])
+def test_local_scales_are_exact_despite_rounding(method, dtype, k):
+    # Near points far from the origin (their GEMM distances are mostly
+    # rounding) and exact duplicates: the scales are still the exact k-th
+    # neighbour distances.
+    rng = np.random.RandomState(0)
+    X = np.repeat(rng.standard_normal((6, 3)) * 100.0, 8, axis=0)
+    # sq. distances near the GEMM rounding: the order of near points is noise
+    X += rng.standard_normal(X.shape) * (1e-2 if dtype == np.float32 else 1e-6)
+    X[::5] = X[1::5][: X[::5].shape[0]]
+    X = X.astype(dtype)
+    X64 = X.astype(np.float64)
+    sq = ((X64[:, None, :] - X64[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(sq, np.inf)
+    expected = np.sort(sq, axis=1)[:, k - 1]
+    norms = np.einsum("ij,ij->i", X64, X64)
+    factor = error_factor(dtype, X.shape[1])
+    n = X.shape[0]
+    if method == "blocks":
+        distances = _block_sq_distances(X, norms, 0, n)
+        slack = factor * (norms + norms.max())
+        selves = np.arange(n)
+        scales = _kth_distance(distances, X64, X64, 0 * selves, selves, k, slack)
+    else:
+        T = (X @ X.T).astype(dtype)
+        scales = np.empty(X.shape[0])
+        kernels.triangle_kth_distance(T, X, norms, k, factor, scales)
+    np.testing.assert_allclose(scales, expected, rtol=1e-12, atol=0)
+    assert k > 1 or np.sum(expected == 0) > 0  # the duplicates' scales
+
+
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_threads_and_paths_agree(n_threads):
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((300, 5))
+    y = rng.randint(0, 4, 300)
+    blocks = local_scatter_matrices(X, y, 7, method="blocks")
+    triangle = local_scatter_matrices(X, y, 7, method="triangle", n_threads=n_threads)
+    batched = local_scatter_matrices(X[:200], y[:200], 7, method="batched")
+    blocks_200 = local_scatter_matrices(X[:200], y[:200], 7, method="blocks")
+    pairs = [
+        *zip(blocks, triangle, strict=True),
+        *zip(blocks_200, batched, strict=True),
+    ]
+    for a, b in pairs:
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-11 * np.abs(a).max())
+
+
 def test_small_classes_and_duplicates():
     X = np.array([[0.0, 0], [0, 0], [1, 0], [5, 5], [5, 6], [9, 9]])
     y = np.array([0, 0, 0, 1, 1, 2])  # k=7 exceeds every class; a singleton
@@ -106,3 +172,21 @@ def test_bad_parameters_are_named():
         LFDA(k=0).fit(X, y)
     with pytest.raises(ValueError, match="n_components=4"):
         LFDA(n_components=4).fit(X, y)
+
+
+def test_fast_validation_matches_the_full_one():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((30, 3))
+    y = np.repeat([3, 7, 9], 10)
+    lfda = LFDA().fit(pd.DataFrame(X, columns=["a", "b", "c"]), y)
+    assert list(lfda.feature_names_in_) == ["a", "b", "c"]
+    from_frame = lfda.components_.copy()
+    lfda.fit(X, y)  # the fast path forgets the names, as validate_data does
+    assert not hasattr(lfda, "feature_names_in_") and lfda.n_features_in_ == 3
+    np.testing.assert_array_equal(lfda.components_, from_frame)
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        LFDA().fit(X, y)
+    with pytest.raises(ValueError, match="one class"):
+        LFDA().fit(X[1:10], y[1:10])

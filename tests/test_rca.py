@@ -26,6 +26,12 @@ def test_covariance_matches_reference(chunked, dtype, rtol):
     np.testing.assert_allclose(covariance, expected, rtol=rtol, atol=rtol * 1e-3)
     _, counts = np.unique(chunks[chunks >= 0], return_counts=True)
     assert n_points == counts[counts >= 2].sum() == 48
+    # chunklets all of one size (as drawn from labels), in shuffled order
+    equal = np.random.RandomState(1).permutation(np.repeat(np.arange(20), 3))
+    covariance, n_points = chunklet_covariance(X.astype(dtype), equal)
+    expected = reference.chunklet_covariance(X, equal)
+    np.testing.assert_allclose(covariance, expected, rtol=rtol, atol=rtol * 1e-3)
+    assert n_points == 60
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -3,8 +3,8 @@
 The textbook form, written to be read and to serve as the oracle of the
 tests. It builds the full ``n x n`` affinity and weight matrices and sums
 the outer products pair by pair, so it is only for small data;
-:mod:`linmetric._lfda` computes the same matrices class by class and block
-by block.
+:mod:`linmetric._lfda` computes the same matrices class by class, on one
+triangle of each class's affinity matrix or on blocks of its rows.
 
 Notation (Sugiyama, 2007).
 
