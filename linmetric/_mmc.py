@@ -371,7 +371,7 @@ def similar_sums(similar_diffs, dissimilar_diffs):
     return np.where(active, np.maximum(s, floor), 0.0), active
 
 
-def diagonal_objective(a, s, squared_diffs, *, hessian=True):
+def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
     """The diagonal form's ``h(a) = s . a - log(sum_D ||d||_a)``, gradient, Hessian.
 
     With ``q_p = sqrt(sum_k a_k d_pk^2)``, ``Q = sum_p q_p`` and
@@ -389,6 +389,9 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True):
         Squared differences ``d_pk^2`` of the dissimilar pairs.
     hessian : bool, default=True
         Whether to compute the Hessian (else None).
+    free : ndarray of bool of shape (n_features,) or None, default=None
+        If given, the Hessian of these features only (the block that a
+        projected Newton step solves with), ``(n_free, n_free)``.
 
     Returns
     -------
@@ -403,12 +406,15 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True):
     if not Q > 0:
         return np.inf, np.zeros(n_features), np.zeros((n_features, n_features))
     positive = q > 0
-    q = q[positive]
-    squared_diffs = squared_diffs[positive]
+    if not positive.all():
+        q = q[positive]
+        squared_diffs = squared_diffs[positive]
     G = squared_diffs.T @ (0.5 / q)
     grad = s - G / Q
     hess = None
     if hessian:
+        if free is not None:
+            squared_diffs, G = squared_diffs[:, free], G[free]
         hess = (squared_diffs.T * (0.25 / q**3)) @ squared_diffs / Q
         hess += np.outer(G, G) / Q**2
     return float(s @ a - np.log(Q)), grad, hess
@@ -426,9 +432,11 @@ def _mmc_diagonal(similar, dissimilar, max_iter, tol, log, want_components):
     h = _diagonal_value(a, s, squared_diffs)
     change = np.inf
     for n_iter in range(1, max_iter + 1):
-        _, grad, hess = diagonal_objective(a, s, squared_diffs)
+        _, grad, _ = diagonal_objective(a, s, squared_diffs, hessian=False)
         free = active & ((a > 0) | (grad < 0))
-        hess_free = hess[np.ix_(free, free)]
+        # The Hessian of the free features only: at the solution most
+        # weights are often at zero.
+        _, _, hess_free = diagonal_objective(a, s, squared_diffs, free=free)
         hess_free.flat[:: hess_free.shape[0] + 1] += RIDGE * hess_free.diagonal().max()
         direction = np.zeros_like(a)
         direction[free] = np.linalg.solve(hess_free, -grad[free])

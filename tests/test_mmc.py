@@ -63,6 +63,9 @@ def test_diagonal_gradient_and_hessian_match_finite_differences(seed):
         assert error < 1e-4 * np.abs(hess).max()
     np.testing.assert_allclose(hess, hess.T)
     assert np.linalg.eigvalsh(hess)[0] > -1e-12  # h is convex
+    free = np.arange(a.shape[0]) % 2 == 0
+    block = diagonal_objective(a, s, squared, free=free)[2]
+    np.testing.assert_allclose(block, hess[np.ix_(free, free)], rtol=1e-12)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
