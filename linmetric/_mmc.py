@@ -13,7 +13,12 @@ from ._optimize import IterationLog
 from ._params import ITERATION_CONSTRAINTS, Interval, validate_params
 from ._psd import components_from_metric
 from ._threads import fit_threads
-from ._validation import centred_in_units, points_of_pairs, validate_X_y
+from ._validation import (
+    differences_in_units,
+    validate_pairs,
+    validate_X,
+    validate_X_y,
+)
 
 # Relative length of the first gradient step of the full form, ||step|| / ||A||.
 INITIAL_RATE = 0.1
@@ -195,7 +200,7 @@ class MMC(SupervisedMetricLearner):
         X, y_codes, classes = validate_X_y(self, X, y)
         n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
-        return self._fit_pairs(X, rows, cols, signs)
+        return self._fit_differences(X[rows], X[cols], signs, X.dtype)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -212,16 +217,19 @@ class MMC(SupervisedMetricLearner):
         self : MMC
         """
         validate_params(self)
-        return self._fit_pairs(*points_of_pairs(self, pairs, pair_labels))
+        if pair_labels is None:
+            raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
+        pairs, signs = validate_pairs(pairs, pair_labels)
+        # The points were checked above: one row sets n_features_in_ (and
+        # rejects pairs with no features or no pairs) at no cost.
+        validate_X(self, pairs[:1, 0])
+        return self._fit_differences(pairs[:, 0], pairs[:, 1], signs, pairs.dtype)
 
-    def _fit_pairs(self, X, rows, cols, signs):
+    def _fit_differences(self, first, second, signs, dtype):
         # In units of 2**exponent: the metric of data at any finite scale
         # stays representable (MMC's metric scales as 1 / scale**2); the map
         # in the units of X is L / 2**exponent.
-        dtype = X.dtype
-        X_units, exponent = centred_in_units(X)
-        X64 = np.asarray(X_units, dtype=np.float64)
-        diffs = X64[rows] - X64[cols]
+        diffs, exponent = differences_in_units(first, second)
         similar = diffs[signs > 0]
         dissimilar = diffs[signs < 0]
         for name, part in (("similar", similar), ("dissimilar", dissimilar)):
