@@ -16,6 +16,7 @@ from ._constraints import (
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd
+from ._threads import fit_threads
 from ._validation import (
     centred_in_units,
     differences_in_units,
@@ -251,14 +252,15 @@ class LSML(SupervisedMetricLearner):
             loss += self.regularization * (prior_logdet - n_features)
             return loss, gradient, {"n_violated": n_violated}
 
-        result = minimize_lbfgs(
-            fun,
-            start,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            log=log,
-            shape=(n_features, n_features),
-        )
+        with fit_threads("lsml", n_features):
+            result = minimize_lbfgs(
+                fun,
+                start,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                log=log,
+                shape=(n_features, n_features),
+            )
         components = np.ldexp(result.x, -exponent)
         self.components_ = np.ascontiguousarray(components, dtype=dtype)
         # A start that is already optimal still took one gradient check.

@@ -13,6 +13,7 @@ from ._itml import sample_label_pairs
 from ._optimize import IterationLog
 from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric, rank_tolerance
+from ._threads import fit_threads
 from ._validation import centred_in_units, points_of_pairs, validate_X_y
 
 
@@ -260,6 +261,10 @@ class SDML(SupervisedMetricLearner):
         return self._fit_pairs(*points_of_pairs(self, pairs, pair_labels))
 
     def _fit_pairs(self, X, rows, cols, signs):
+        with fit_threads("sdml", X.shape[1]):
+            return self._fit_pairs_in_units(X, rows, cols, signs)
+
+    def _fit_pairs_in_units(self, X, rows, cols, signs):
         # X (centred) and diffs are in units of 2**exponent (centred_in_units),
         # where their products cannot over- or underflow; so are P and M.
         dtype = X.dtype
