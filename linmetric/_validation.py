@@ -165,7 +165,7 @@ def differences_in_units(first, second):
     second = np.asarray(second, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         diffs = np.subtract(first, second)
-    largest = max(diffs.max(), -diffs.min()) if diffs.size else 0.0
+        largest = max(diffs.max(), -diffs.min()) if diffs.size else 0.0
     outer = 0
     if not np.isfinite(largest):
         # Points near the float64 limit: difference them in their own units.
