@@ -397,9 +397,10 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
         Squared differences ``d_pk^2`` of the dissimilar pairs.
     hessian : bool, default=True
         Whether to compute the Hessian (else None).
-    free : ndarray of bool of shape (n_features,) or None, default=None
+    free : ndarray of bool of shape (n_features,), callable or None, default=None
         If given, the Hessian of these features only (the block that a
-        projected Newton step solves with), ``(n_free, n_free)``.
+        projected Newton step solves with), ``(n_free, n_free)``; a callable
+        is called with the gradient and returns them.
 
     Returns
     -------
@@ -421,6 +422,8 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
     grad = s - G / Q
     hess = None
     if hessian:
+        if callable(free):
+            free = free(grad)
         if free is not None:
             squared_diffs, G = squared_diffs[:, free], G[free]
         hess = (squared_diffs.T * (0.25 / q**3)) @ squared_diffs / Q
@@ -440,11 +443,14 @@ def _mmc_diagonal(similar, dissimilar, max_iter, tol, log, want_components):
     h = _diagonal_value(a, s, squared_diffs)
     change = np.inf
     for n_iter in range(1, max_iter + 1):
-        _, grad, _ = diagonal_objective(a, s, squared_diffs, hessian=False)
-        free = active & ((a > 0) | (grad < 0))
-        # The Hessian of the free features only: at the solution most
-        # weights are often at zero.
-        _, _, hess_free = diagonal_objective(a, s, squared_diffs, free=free)
+        # The Hessian of the free features only (the weights above zero or
+        # pushed up by the gradient): at the solution most weights are
+        # often at zero.
+        def free_features(grad, a=a):
+            return active & ((a > 0) | (grad < 0))
+
+        _, grad, hess_free = diagonal_objective(a, s, squared_diffs, free=free_features)
+        free = free_features(grad)
         hess_free.flat[:: hess_free.shape[0] + 1] += RIDGE * hess_free.diagonal().max()
         direction = np.zeros_like(a)
         direction[free] = np.linalg.solve(hess_free, -grad[free])

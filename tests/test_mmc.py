@@ -66,6 +66,10 @@ def test_diagonal_gradient_and_hessian_match_finite_differences(seed):
     free = np.arange(a.shape[0]) % 2 == 0
     block = diagonal_objective(a, s, squared, free=free)[2]
     np.testing.assert_allclose(block, hess[np.ix_(free, free)], rtol=1e-12)
+    chosen = diagonal_objective(a, s, squared, free=lambda grad: grad < 0)
+    np.testing.assert_allclose(
+        chosen[2], hess[np.ix_(chosen[1] < 0, chosen[1] < 0)], rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1])
