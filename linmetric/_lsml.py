@@ -16,7 +16,13 @@ from ._constraints import (
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd
-from ._validation import centred_in_units, validate_X, validate_X_y
+from ._threads import fit_threads
+from ._validation import (
+    centred_in_units,
+    differences_in_units,
+    validate_X,
+    validate_X_y,
+)
 from ._whitening import floor_eigenvalues
 
 
@@ -183,7 +189,7 @@ class LSML(SupervisedMetricLearner):
         X, y_codes, classes = validate_X_y(self, X, y)
         n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         index = sample_quadruplets(y_codes, n_constraints, random_state)
-        return self._fit(X, index, None)
+        return self._fit(X, X[index], None)
 
     def fit_quadruplets(self, quadruplets, weights=None):
         """Learn the metric from quadruplets ``(a, b, c, d)``, ``d(a, b) < d(c, d)``.
@@ -207,26 +213,26 @@ class LSML(SupervisedMetricLearner):
         )
         n_quadruplets, _, n_features = quadruplets.shape
         weights = validate_weights(weights, n_quadruplets)
-        X = validate_X(self, quadruplets.reshape(4 * n_quadruplets, n_features))
-        # Quadruplet q is rows 4q to 4q + 3 of X.
-        index = np.arange(4 * n_quadruplets, dtype=np.intp).reshape(-1, 4)
-        return self._fit(X, index, weights)
+        # The points were checked above: one row sets n_features_in_.
+        validate_X(self, quadruplets[:1, 0])
+        return self._fit(quadruplets.reshape(-1, n_features), quadruplets, weights)
 
-    def _fit(self, X, index, weights):
-        # The points (centred) and their differences are in units of
-        # 2**exponent (centred_in_units), where no product overflows.
+    def _fit(self, X, quadruplets, weights):
+        # X: the points the prior is taken from; quadruplets: (n, 4, d).
+        # The differences a - b and c - d, side by side (shape (n, 2, d)),
+        # are in units of 2**exponent (differences_in_units), where no
+        # product overflows.
         dtype = X.dtype
-        X_units, exponent = centred_in_units(X)
-        X64 = np.asarray(X_units, dtype=np.float64)
-        diffs_ab = X64[index[:, 0]] - X64[index[:, 1]]
-        diffs_cd = X64[index[:, 2]] - X64[index[:, 3]]
+        diffs, exponent = differences_in_units(
+            quadruplets[:, 0::2], quadruplets[:, 1::2]
+        )
         if weights is None:
-            weights = np.ones(diffs_ab.shape[0])
+            weights = np.ones(diffs.shape[0])
         weights = weights / weights.sum()
-        prior, prior_inverse = self._prior(X64, exponent)
+        prior, prior_inverse = self._prior(X, exponent)
         start = linalg.cholesky(prior, lower=False)  # start^T start = M0
         prior_logdet = 2.0 * np.log(np.diagonal(start)).sum()
-        n_features = X64.shape[1]
+        n_features = X.shape[1]
         log = IterationLog(
             "LSML",
             verbose=self.verbose,
@@ -238,8 +244,7 @@ class LSML(SupervisedMetricLearner):
             components = flat.reshape(n_features, n_features)
             loss, gradient, n_violated = lsml_loss_grad(
                 components,
-                diffs_ab,
-                diffs_cd,
+                diffs,
                 weights,
                 prior_inverse,
                 self.regularization,
@@ -247,14 +252,15 @@ class LSML(SupervisedMetricLearner):
             loss += self.regularization * (prior_logdet - n_features)
             return loss, gradient, {"n_violated": n_violated}
 
-        result = minimize_lbfgs(
-            fun,
-            start,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            log=log,
-            shape=(n_features, n_features),
-        )
+        with fit_threads("lsml", n_features):
+            result = minimize_lbfgs(
+                fun,
+                start,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                log=log,
+                shape=(n_features, n_features),
+            )
         components = np.ldexp(result.x, -exponent)
         self.components_ = np.ascontiguousarray(components, dtype=dtype)
         # A start that is already optimal still took one gradient check.
@@ -263,18 +269,20 @@ class LSML(SupervisedMetricLearner):
         return self
 
     def _prior(self, X, exponent):
-        """``M0`` and its inverse, in the units of ``X`` (``2**exponent``)."""
+        """``M0`` and its inverse, in units of ``2**exponent``."""
         n_features = X.shape[1]
         if isinstance(self.prior, str):
             if X.shape[0] < 2:
                 return np.eye(n_features), np.eye(n_features)
-            covariance = np.atleast_2d(np.cov(X, rowvar=False))
             if self.prior == "identity":
                 # The identity in units of the data's mean variance.
-                variance = np.trace(covariance) / n_features
+                variance = _mean_variance(X, exponent)
                 variance = variance if variance > 0 else 1.0
                 identity = np.eye(n_features)
                 return identity / variance, identity * variance
+            X_units, units = centred_in_units(X)
+            covariance = np.atleast_2d(np.cov(X_units, rowvar=False))
+            covariance = np.ldexp(covariance, 2 * (units - exponent))
             variances, directions = linalg.eigh(covariance)
             variances = floor_eigenvalues(np.maximum(variances, 0), 1e-6)
             prior = (directions / variances) @ directions.T
@@ -292,15 +300,40 @@ class LSML(SupervisedMetricLearner):
         return prior, linalg.inv(prior)
 
 
-def lsml_loss_grad(
-    components, diffs_ab, diffs_cd, weights, prior_inverse, regularization
-):
+def _mean_variance(X, exponent):
+    """The mean variance of the features of X, in squared units of ``2**exponent``."""
+    with np.errstate(over="ignore", under="ignore"):
+        variance = np.ldexp(
+            np.var(X, axis=0, dtype=np.float64, ddof=1).mean(), -2 * exponent
+        )
+    if 0 < variance < np.inf and np.isfinite(variance):
+        return variance
+    # Data near the ends of the float64 range: compute in its own units.
+    X_units, units = centred_in_units(X)
+    variance = np.var(X_units, axis=0, dtype=np.float64, ddof=1).mean()
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(variance, 2 * (units - exponent))
+
+
+def lsml_loss_grad(components, diffs, weights, prior_inverse, regularization):
     """LSML's objective in ``L`` (up to a constant) and its gradient.
 
     ``sum_q w_q max(d_ab - d_cd, 0)^2 + lambda (tr(L M0^-1 L^T) -
     2 log |det L|)`` with ``d_ab = ||L (a - b)||``. The gradient of a
     distance is ``L v v^T / ||L v||``; a zero-length difference contributes
     zero.
+
+    Parameters
+    ----------
+    components : ndarray of shape (n_features, n_features)
+        ``L``.
+    diffs : ndarray of shape (n_quadruplets, 2, n_features)
+        ``a - b`` and ``c - d`` of each quadruplet.
+    weights : ndarray of shape (n_quadruplets,)
+    prior_inverse : ndarray of shape (n_features, n_features)
+        ``M0^-1``.
+    regularization : float
+        ``lambda``.
 
     Returns
     -------
@@ -313,22 +346,25 @@ def lsml_loss_grad(
     sign, logabsdet = np.linalg.slogdet(components)
     if sign == 0 or not np.isfinite(logabsdet):
         return np.inf, np.zeros_like(components), 0
-    mapped_ab = diffs_ab @ components.T
-    mapped_cd = diffs_cd @ components.T
-    distance_ab = np.sqrt(np.einsum("ij,ij->i", mapped_ab, mapped_ab))
-    distance_cd = np.sqrt(np.einsum("ij,ij->i", mapped_cd, mapped_cd))
-    residual = np.maximum(distance_ab - distance_cd, 0.0)
+    n_features = components.shape[0]
+    # Both differences of every quadruplet in one product: rows 2q and
+    # 2q + 1 are a - b and c - d.
+    flat = diffs.reshape(-1, n_features)
+    mapped = flat @ components.T
+    distance = np.sqrt(np.einsum("ij,ij->i", mapped, mapped)).reshape(-1, 2)
+    residual = np.maximum(distance[:, 0] - distance[:, 1], 0.0)
     loss = float(weights @ residual**2)
-    # Only violated comparisons have a gradient: the backward products run
-    # over those rows alone.
+    # Only violated comparisons have a gradient: the backward product runs
+    # over their rows alone, with coefficient +r / d_ab for a - b and
+    # -r / d_cd for c - d (zero for a zero-length difference).
     violated = np.flatnonzero(residual)
     scaled = 2.0 * weights[violated] * residual[violated]
-    near, far = distance_ab[violated], distance_cd[violated]
+    near_far = distance[violated]
     with np.errstate(divide="ignore", invalid="ignore"):
-        coef_ab = np.where(near > 0, scaled / near, 0.0)
-        coef_cd = np.where(far > 0, scaled / far, 0.0)
-    gradient = (mapped_ab[violated] * coef_ab[:, None]).T @ diffs_ab[violated]
-    gradient -= (mapped_cd[violated] * coef_cd[:, None]).T @ diffs_cd[violated]
+        coef = np.where(near_far > 0, scaled[:, None] / near_far, 0.0)
+    coef[:, 1] *= -1.0
+    rows = (2 * violated[:, None] + np.arange(2)).ravel()
+    gradient = (mapped[rows] * coef.reshape(-1, 1)).T @ flat[rows]
     prior_product = components @ prior_inverse
     loss += regularization * (np.vdot(prior_product, components) - 2.0 * logabsdet)
     inverse_transpose = np.linalg.inv(components).T

@@ -13,7 +13,12 @@ from ._optimize import IterationLog
 from ._params import ITERATION_CONSTRAINTS, Interval, validate_params
 from ._psd import components_from_metric
 from ._threads import fit_threads
-from ._validation import centred_in_units, points_of_pairs, validate_X_y
+from ._validation import (
+    differences_in_units,
+    validate_pairs,
+    validate_X,
+    validate_X_y,
+)
 
 # Relative length of the first gradient step of the full form, ||step|| / ||A||.
 INITIAL_RATE = 0.1
@@ -195,7 +200,7 @@ class MMC(SupervisedMetricLearner):
         X, y_codes, classes = validate_X_y(self, X, y)
         n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
-        return self._fit_pairs(X, rows, cols, signs)
+        return self._fit_differences(X[rows], X[cols], signs, X.dtype)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -212,16 +217,19 @@ class MMC(SupervisedMetricLearner):
         self : MMC
         """
         validate_params(self)
-        return self._fit_pairs(*points_of_pairs(self, pairs, pair_labels))
+        if pair_labels is None:
+            raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
+        pairs, signs = validate_pairs(pairs, pair_labels)
+        # The points were checked above: one row sets n_features_in_ (and
+        # rejects pairs with no features or no pairs) at no cost.
+        validate_X(self, pairs[:1, 0])
+        return self._fit_differences(pairs[:, 0], pairs[:, 1], signs, pairs.dtype)
 
-    def _fit_pairs(self, X, rows, cols, signs):
+    def _fit_differences(self, first, second, signs, dtype):
         # In units of 2**exponent: the metric of data at any finite scale
         # stays representable (MMC's metric scales as 1 / scale**2); the map
         # in the units of X is L / 2**exponent.
-        dtype = X.dtype
-        X_units, exponent = centred_in_units(X)
-        X64 = np.asarray(X_units, dtype=np.float64)
-        diffs = X64[rows] - X64[cols]
+        diffs, exponent = differences_in_units(first, second)
         similar = diffs[signs > 0]
         dissimilar = diffs[signs < 0]
         for name, part in (("similar", similar), ("dissimilar", dissimilar)):
@@ -371,7 +379,7 @@ def similar_sums(similar_diffs, dissimilar_diffs):
     return np.where(active, np.maximum(s, floor), 0.0), active
 
 
-def diagonal_objective(a, s, squared_diffs, *, hessian=True):
+def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
     """The diagonal form's ``h(a) = s . a - log(sum_D ||d||_a)``, gradient, Hessian.
 
     With ``q_p = sqrt(sum_k a_k d_pk^2)``, ``Q = sum_p q_p`` and
@@ -389,6 +397,10 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True):
         Squared differences ``d_pk^2`` of the dissimilar pairs.
     hessian : bool, default=True
         Whether to compute the Hessian (else None).
+    free : ndarray of bool of shape (n_features,), callable or None, default=None
+        If given, the Hessian of these features only (the block that a
+        projected Newton step solves with), ``(n_free, n_free)``; a callable
+        is called with the gradient and returns them.
 
     Returns
     -------
@@ -403,12 +415,17 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True):
     if not Q > 0:
         return np.inf, np.zeros(n_features), np.zeros((n_features, n_features))
     positive = q > 0
-    q = q[positive]
-    squared_diffs = squared_diffs[positive]
+    if not positive.all():
+        q = q[positive]
+        squared_diffs = squared_diffs[positive]
     G = squared_diffs.T @ (0.5 / q)
     grad = s - G / Q
     hess = None
     if hessian:
+        if callable(free):
+            free = free(grad)
+        if free is not None:
+            squared_diffs, G = squared_diffs[:, free], G[free]
         hess = (squared_diffs.T * (0.25 / q**3)) @ squared_diffs / Q
         hess += np.outer(G, G) / Q**2
     return float(s @ a - np.log(Q)), grad, hess
@@ -426,9 +443,14 @@ def _mmc_diagonal(similar, dissimilar, max_iter, tol, log, want_components):
     h = _diagonal_value(a, s, squared_diffs)
     change = np.inf
     for n_iter in range(1, max_iter + 1):
-        _, grad, hess = diagonal_objective(a, s, squared_diffs)
-        free = active & ((a > 0) | (grad < 0))
-        hess_free = hess[np.ix_(free, free)]
+        # The Hessian of the free features only (the weights above zero or
+        # pushed up by the gradient): at the solution most weights are
+        # often at zero.
+        def free_features(grad, a=a):
+            return active & ((a > 0) | (grad < 0))
+
+        _, grad, hess_free = diagonal_objective(a, s, squared_diffs, free=free_features)
+        free = free_features(grad)
         hess_free.flat[:: hess_free.shape[0] + 1] += RIDGE * hess_free.diagonal().max()
         direction = np.zeros_like(a)
         direction[free] = np.linalg.solve(hess_free, -grad[free])

@@ -30,6 +30,10 @@ MMC_SERIAL_MAX_FEATURES = 256
 # ITML up to this many features: BLAS on one thread (its d x d products and
 # factorisations, one per sweep, are too small to gain from threads).
 ITML_SERIAL_BLAS_MAX_FEATURES = 256
+# LSML and SDML up to this many features: BLAS on one thread (LSML's
+# products are n_tuples x d x d, SDML's d x d factorisations; on two busy
+# cores, BLAS threads made LSML's digits fit 12 times slower).
+TUPLE_SERIAL_BLAS_MAX_FEATURES = 256
 # A kernel gives each thread at least this many rows ...
 MIN_ROWS_PER_THREAD = 8
 # ... and, when its caller states the work of a row, at least this much work
@@ -102,11 +106,13 @@ def fit_threads(job, n_samples):
 
     Parameters
     ----------
-    job : {'lmnn', 'nca_exact', 'nca_truncated', 'itml', 'lfda', 'mlkr', 'mmc'}
+    job : {'lmnn', 'nca_exact', 'nca_truncated', 'itml', 'lfda', 'mlkr', 'mmc', \
+'lsml', 'sdml'}
         The solver about to run.
     n_samples : int
-        Number of samples, after validation (for 'itml' and 'mmc', the
-        number of features; for 'lfda', the size of the largest class).
+        Number of samples, after validation (for 'itml', 'mmc', 'lsml' and
+        'sdml', the number of features; for 'lfda', the size of the largest
+        class).
 
     Returns
     -------
@@ -133,4 +139,7 @@ def fit_threads(job, n_samples):
         return limit_threads(blas=1 if n_samples <= MLKR_SERIAL_MAX_SAMPLES else None)
     if job == "mmc":
         return limit_threads(blas=1 if n_samples <= MMC_SERIAL_MAX_FEATURES else None)
+    if job in ("lsml", "sdml"):
+        serial = n_samples <= TUPLE_SERIAL_BLAS_MAX_FEATURES
+        return limit_threads(blas=1 if serial else None)
     raise ValueError(f"unknown job {job!r}")

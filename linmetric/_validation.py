@@ -141,6 +141,43 @@ def centred_in_units(X):
     return np.ascontiguousarray(centred, dtype=X.dtype), outer + inner
 
 
+def differences_in_units(first, second):
+    """``first - second`` in float64, divided by a power of two near its largest entry.
+
+    For learners that see the data only through differences of points
+    (pairs, quadruplets), which do not depend on a shift of the data: no
+    centring pass is needed. Dividing by a power of two changes no digit, so
+    a map ``L`` learned in these units is ``np.ldexp(L, -exponent)`` in the
+    units of the data, as with :func:`centred_in_units`.
+
+    Parameters
+    ----------
+    first, second : ndarray of the same shape, float32 or float64
+
+    Returns
+    -------
+    diffs : ndarray, float64, C-contiguous
+        Largest absolute entry in [0.5, 1); zeros if ``first == second``.
+    exponent : int
+        0 when every difference is zero.
+    """
+    first = np.asarray(first, dtype=np.float64)
+    second = np.asarray(second, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        diffs = np.subtract(first, second)
+        largest = max(diffs.max(), -diffs.min()) if diffs.size else 0.0
+    outer = 0
+    if not np.isfinite(largest):
+        # Points near the float64 limit: difference them in their own units.
+        outer = _exponent(max(np.abs(first).max(), np.abs(second).max()))
+        diffs = np.ldexp(first, -outer) - np.ldexp(second, -outer)
+        largest = max(diffs.max(), -diffs.min())
+    inner = _exponent(largest)
+    if inner is None:
+        return np.ascontiguousarray(diffs), 0
+    return np.ascontiguousarray(np.ldexp(diffs, -inner, out=diffs)), outer + inner
+
+
 def _exponent(spread):
     """``e`` with ``spread / 2**e`` in [0.5, 1); None for 0."""
     return int(np.frexp(spread)[1]) if spread > 0 else None

@@ -11,7 +11,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import Pipeline
 
 from linmetric import ITML
-from linmetric._itml import sample_label_pairs, squared_distance_bounds
+from linmetric._itml import (
+    interleaved_order,
+    sample_label_pairs,
+    squared_distance_bounds,
+)
 from linmetric._kernels.bregman import bregman_sweep
 from linmetric.reference.itml import bregman_projection, itml
 
@@ -285,6 +289,20 @@ def test_fit_pairs_equals_fit_with_index_pairs():
         by_points.components_, by_index.components_, rtol=1e-12, atol=1e-12
     )
     assert by_points.n_features_in_ == X.shape[1]
+
+
+def test_sweeps_interleave_similar_and_dissimilar_pairs():
+    # Pairs listed in blocks of one kind are swept interleaved: the fit is
+    # the same as on the pairs given already interleaved.
+    X, pairs, labels, bounds = _constraint_problem(8)
+    blocks = np.argsort(-labels, kind="stable")
+    interleaved = blocks[interleaved_order(labels[blocks])]
+    assert set(labels[interleaved][: len(labels) // 4].tolist()) == {-1, 1}
+    fits = [
+        ITML(bounds=bounds, max_iter=5).fit_pairs(X[pairs[order]], labels[order])
+        for order in (blocks, interleaved)
+    ]
+    np.testing.assert_array_equal(fits[0].components_, fits[1].components_)
 
 
 def test_pairs_through_a_pipeline_with_clone():

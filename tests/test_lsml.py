@@ -25,11 +25,8 @@ def _problem(seed, n=30, d=4):
 def test_loss_and_gradient_match_reference_and_finite_differences(seed):
     quadruplets, weights, prior, L = _problem(seed)
     prior_inverse = np.linalg.inv(prior)
-    diffs_ab = quadruplets[:, 0] - quadruplets[:, 1]
-    diffs_cd = quadruplets[:, 2] - quadruplets[:, 3]
-    loss, grad, n_violated = lsml_loss_grad(
-        L, diffs_ab, diffs_cd, weights, prior_inverse, 0.7
-    )
+    diffs = quadruplets[:, 0::2] - quadruplets[:, 1::2]
+    loss, grad, n_violated = lsml_loss_grad(L, diffs, weights, prior_inverse, 0.7)
     assert 0 < n_violated < 30
     M = L.T @ L
     d = L.shape[0]
@@ -46,14 +43,12 @@ def test_loss_and_gradient_match_reference_and_finite_differences(seed):
     )
 
     def f(flat):
-        return lsml_loss_grad(
-            flat.reshape(d, d), diffs_ab, diffs_cd, weights, prior_inverse, 0.7
-        )[0]
+        return lsml_loss_grad(flat.reshape(d, d), diffs, weights, prior_inverse, 0.7)[0]
 
     def g(flat):
-        return lsml_loss_grad(
-            flat.reshape(d, d), diffs_ab, diffs_cd, weights, prior_inverse, 0.7
-        )[1].ravel()
+        return lsml_loss_grad(flat.reshape(d, d), diffs, weights, prior_inverse, 0.7)[
+            1
+        ].ravel()
 
     assert check_grad(f, g, L.ravel(), epsilon=1e-7) < 1e-5 * np.linalg.norm(
         g(L.ravel())

@@ -63,6 +63,13 @@ def test_diagonal_gradient_and_hessian_match_finite_differences(seed):
         assert error < 1e-4 * np.abs(hess).max()
     np.testing.assert_allclose(hess, hess.T)
     assert np.linalg.eigvalsh(hess)[0] > -1e-12  # h is convex
+    free = np.arange(a.shape[0]) % 2 == 0
+    block = diagonal_objective(a, s, squared, free=free)[2]
+    np.testing.assert_allclose(block, hess[np.ix_(free, free)], rtol=1e-12)
+    chosen = diagonal_objective(a, s, squared, free=lambda grad: grad < 0)
+    np.testing.assert_allclose(
+        chosen[2], hess[np.ix_(chosen[1] < 0, chosen[1] < 0)], rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -288,3 +295,25 @@ def test_bad_parameters_are_clear_errors():
         MMC(diagonal="yes").fit(X, y)
     with pytest.raises(ValueError, match="'n_constraints' parameter"):
         MMC(n_constraints=1).fit(X, y)
+
+
+# scikit-learn's finiteness check sums the points, and that sum overflows
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_pairs_whose_differences_overflow(diagonal):
+    # Points near the float64 limit with opposite signs: their differences
+    # overflow unless taken in units of the points; the fit is the same as
+    # on the points scaled down by a power of two, scaled back (up to the
+    # digits a map near 1e-309 loses to subnormal numbers).
+    X, pairs, signs = _pair_problem(4)
+    X = 1.9 * X / np.abs(X).max()
+    big = np.ldexp(X, 1023)
+    fits = [
+        MMC(diagonal=diagonal, max_iter=20).fit_pairs(points[pairs], signs)
+        for points in (X, big)
+    ]
+    assert np.all(np.isfinite(fits[1].components_))
+    np.testing.assert_allclose(
+        np.ldexp(fits[1].components_, 1023), fits[0].components_, rtol=1e-12
+    )

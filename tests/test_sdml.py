@@ -25,7 +25,12 @@ def test_fit_pairs_matches_reference(iris, dtype, balance_param):
     pairs, labels = _pairs(X, y, 60, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        sdml = SDML(balance_param=balance_param, sparsity_param=0.05, tol=1e-10)
+        sdml = SDML(
+            balance_param=balance_param,
+            sparsity_param=0.05,
+            prior="covariance",
+            tol=1e-10,
+        )
         sdml.fit_pairs(pairs.astype(dtype), labels)
     assert sdml.components_.dtype == dtype
     prior_inverse = np.cov(pairs.reshape(-1, 4), rowvar=False)
@@ -57,14 +62,15 @@ def test_indefinite_problem_is_shifted_with_a_warning(iris):
     pairs, _ = _pairs(X, y, 60, seed=0)
     # All dissimilar with a large weight: P = cov - 5 * (mean dissimilar scatter).
     with pytest.warns(UserWarning, match="not positive definite"):
-        sdml = SDML(balance_param=5.0).fit_pairs(pairs, -np.ones(60))
+        sdml = SDML(balance_param=5.0, prior="covariance")
+        sdml.fit_pairs(pairs, -np.ones(60))
     assert sdml.shift_ > 0
     assert np.all(np.isfinite(sdml.components_))
     assert np.linalg.eigvalsh(sdml.get_mahalanobis_matrix())[0] > 0
     # A positive definite P is left alone, silently.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sdml = SDML(balance_param=0.1, eigenvalue_floor=1e-3)
+        sdml = SDML(balance_param=0.1, eigenvalue_floor=1e-3, prior="covariance")
         sdml.fit_pairs(pairs, np.ones(60))
     assert sdml.shift_ == 0
 
@@ -75,9 +81,35 @@ def test_singular_problem_is_lifted_silently():
     y = np.repeat([0, 1, 2], 10)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sdml = SDML(balance_param=0.01, random_state=0).fit(X, y)
+        sdml = SDML(balance_param=0.01, prior="covariance", random_state=0)
+        sdml.fit(X, y)
     assert sdml.shift_ > 0
     assert np.all(np.isfinite(sdml.components_))
+
+
+@pytest.mark.parametrize("prior", ["identity", "covariance"])
+def test_auto_balance_is_the_largest_that_needs_no_lift(iris, prior):
+    X, y = iris
+    pairs, labels = _pairs(X, y, 100, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sdml = SDML(prior=prior, tol=1e-4).fit_pairs(pairs, labels)
+    eta = sdml.balance_param_
+    assert 0 < eta < 1
+    # no warning, and a fixed eta a little larger needs a lift
+    fixed = SDML(prior=prior, balance_param=eta, tol=1e-4).fit_pairs(pairs, labels)
+    np.testing.assert_array_equal(fixed.components_, sdml.components_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        larger = SDML(prior=prior, balance_param=1.01 * eta, tol=1e-4).fit_pairs(
+            pairs, labels
+        )
+    assert larger.shift_ > sdml.shift_ + 1e-6 * abs(larger.shift_)
+    # only similar pairs: the pair term adds no negative direction, eta = 1
+    similar = SDML(prior=prior, tol=1e-4).fit_pairs(
+        pairs[labels > 0], labels[labels > 0]
+    )
+    assert similar.balance_param_ == 1.0
 
 
 def test_similar_pairs_get_closer(iris):

@@ -99,6 +99,11 @@ def itml(diffs, signs, bounds, prior, gamma, *, max_iter=1000, tol=1e-3):
     converged : bool
     """
     u, l = bounds
+    # The sweep visits similar and dissimilar pairs interleaved in proportion
+    # (each kind in its given order): in blocks of one kind, each block
+    # undoes much of the other's work and the sweeps converge slowly.
+    order = interleaved_order(signs)
+    diffs, signs = np.asarray(diffs)[order], np.asarray(signs)[order]
     M = np.array(prior, dtype=np.float64)
     lam = np.zeros(len(diffs))  # step 1
     xi = np.where(np.asarray(signs) > 0, u, l).astype(np.float64)  # step 2
@@ -109,3 +114,17 @@ def itml(diffs, signs, bounds, prior, gamma, *, max_iter=1000, tol=1e-3):
         if np.linalg.norm(M - M_old) <= tol * np.linalg.norm(M_old):  # step 4
             return M, n_iter, True
     return M, max_iter, False
+
+
+def interleaved_order(signs):
+    """Pairs of each sign at evenly spaced positions, each sign's in given order.
+
+    The ``k``-th of ``n`` pairs of one sign goes to position ``(k + 1/2) / n``
+    of the unit interval; ties keep similar pairs first.
+    """
+    signs = np.asarray(signs)
+    position = np.zeros(len(signs))
+    for sign in (1, -1):
+        members = np.flatnonzero(signs == sign)
+        position[members] = (np.arange(len(members)) + 0.5) / max(len(members), 1)
+    return np.argsort(position, kind="stable")

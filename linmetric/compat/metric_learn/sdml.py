@@ -66,9 +66,9 @@ _SDML_NOTES = """
     linmetric's SDML solves the same graphical-lasso problem (Qi et al., 2009)
     and keeps the matrix it inverts positive definite by flooring its
     eigenvalues, where metric-learn 0.7.0 failed or warned on a matrix that
-    was not. ``prior`` defaults to ``'identity'`` as in metric-learn
-    (linmetric's own default is ``'covariance'``); ``'random'`` draws a
-    random SPD prior from ``random_state``.
+    was not. ``prior`` defaults to ``'identity'`` and ``balance_param`` to
+    0.5, as in metric-learn (linmetric's own ``balance_param`` defaults to
+    ``'auto'``); ``'random'`` draws a random SPD prior from ``random_state``.
 """
 
 
