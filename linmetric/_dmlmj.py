@@ -6,9 +6,7 @@ import numpy as np
 from scipy import linalg
 
 from ._base import SupervisedMetricLearner
-from ._kernels._chunking import run_on_row_ranges
-from ._kernels.distances import block_rows, error_factor, row_norms_sq
-from ._kernels.neighbors import _top_k_kernel, target_neighbors
+from ._kernels.dmlmj import class_neighbors
 from ._kernels.outer import weighted_outer_sum
 from ._kissme import ridge
 from ._params import Interval, validate_params
@@ -175,10 +173,7 @@ class DMLMJ(SupervisedMetricLearner):
         k, memory = self.n_neighbors, self.working_memory
         covariances = []
         counts = []
-        for rows, cols in (
-            same_class_neighbor_pairs(X, y_codes, k, working_memory=memory),
-            other_class_neighbor_pairs(X, y_codes, k, working_memory=memory),
-        ):
+        for rows, cols in neighbor_pairs(X, y_codes, k, working_memory=memory):
             counts.append(rows.shape[0])
             if rows.shape[0] == 0:
                 raise ValueError(
@@ -262,82 +257,36 @@ def jeffrey_directions(similar, dissimilar, varying=None):
     return values, vectors * signs
 
 
-def same_class_neighbor_pairs(X, y_codes, n_neighbors, *, working_memory=None):
-    """Each row with its ``n_neighbors`` nearest rows of the same class.
+def neighbor_pairs(X, y_codes, n_neighbors, *, working_memory=None):
+    """Same-class and other-class neighbour pairs of every row.
 
-    A class with ``n_neighbors`` or fewer members pairs each member with all
-    the others; a single-member class gives no pair.
+    Each row with its ``n_neighbors`` nearest rows of the same class and
+    its ``n_neighbors`` nearest rows of the other classes, found exactly by
+    :func:`linmetric._kernels.dmlmj.class_neighbors` (each pair of rows
+    visited once). A row with fewer candidates gets all of them: a class
+    with ``n_neighbors`` or fewer members pairs each member with all the
+    others; a single-member class gives no same-class pair.
 
     Returns
     -------
-    rows, cols : ndarray of shape (n_pairs,), intp
+    similar, dissimilar : tuple of two ndarrays of shape (n_pairs,), intp
+        ``(rows, cols)`` of the pairs of each kind.
     """
-    counts = np.bincount(y_codes)
-    large = counts[y_codes] > n_neighbors
-    rows, cols = [], []
-    if large.any():
-        members = np.flatnonzero(large)
-        neighbors = target_neighbors(
-            X[members], y_codes[members], n_neighbors, working_memory=working_memory
-        )
-        rows.append(np.repeat(members, n_neighbors))
-        cols.append(members[neighbors].ravel())
-    for label in np.flatnonzero((counts >= 2) & (counts <= n_neighbors)):
-        members = np.flatnonzero(y_codes == label)
-        row, col = np.meshgrid(members, members, indexing="ij")
-        distinct = row != col
-        rows.append(row[distinct])
-        cols.append(col[distinct])
-    if not rows:
-        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    return np.concatenate(rows).astype(np.intp), np.concatenate(cols).astype(np.intp)
+    lists = class_neighbors(X, y_codes, n_neighbors, working_memory=working_memory)
+    pairs = []
+    for neighbors in lists:
+        rows = np.repeat(np.arange(X.shape[0], dtype=np.intp), neighbors.shape[1])
+        cols = neighbors.ravel()
+        found = cols < X.shape[0]
+        pairs.append((rows[found], cols[found]))
+    return pairs[0], pairs[1]
+
+
+def same_class_neighbor_pairs(X, y_codes, n_neighbors, *, working_memory=None):
+    """Each row with its ``n_neighbors`` nearest rows of the same class."""
+    return neighbor_pairs(X, y_codes, n_neighbors, working_memory=working_memory)[0]
 
 
 def other_class_neighbor_pairs(X, y_codes, n_neighbors, *, working_memory=None):
-    """Each row with its ``n_neighbors`` nearest rows of the other classes.
-
-    For each class, its rows are compared block by block with the rows of
-    all other classes (one GEMM per block) and the exact top-k selection of
-    :mod:`linmetric._kernels.neighbors` keeps the nearest (ties: the
-    smaller index). Fewer than ``n_neighbors`` other rows: all of them.
-
-    Returns
-    -------
-    rows, cols : ndarray of shape (n_pairs,), intp
-    """
-    n_samples = X.shape[0]
-    factor = error_factor(X.dtype, X.shape[1])
-    rows, cols = [], []
-    for label in np.unique(y_codes):
-        inside = y_codes == label
-        members, others = np.flatnonzero(inside), np.flatnonzero(~inside)
-        n_others = others.shape[0]
-        k = min(n_neighbors, n_others)
-        # The kernel selects among columns 0..n_others-1 of one array for
-        # rows n_others.. of it: the other classes first, then the class.
-        stacked = np.ascontiguousarray(np.concatenate((X[others], X[members])))
-        norms = row_norms_sq(stacked)
-        index = np.empty((members.shape[0], k), dtype=np.intp)
-        distance = np.empty((members.shape[0], k), dtype=X.dtype)
-        step = block_rows(n_others * X.itemsize, working_memory, members.shape[0])
-        for start in range(0, members.shape[0], step):
-            stop = min(start + step, members.shape[0])
-            block = stacked[n_others + start : n_others + stop]
-            products = block @ stacked[:n_others].T
-            run_on_row_ranges(
-                _top_k_kernel,
-                stop - start,
-                products,
-                stacked,
-                norms,
-                n_others + start,
-                factor,
-                index[start:stop],
-                distance[start:stop],
-            )
-            del products
-        rows.append(np.repeat(members, k))
-        cols.append(others[index].ravel())
-    if n_samples == 0:
-        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    return np.concatenate(rows).astype(np.intp), np.concatenate(cols).astype(np.intp)
+    """Each row with its ``n_neighbors`` nearest rows of the other classes."""
+    return neighbor_pairs(X, y_codes, n_neighbors, working_memory=working_memory)[1]

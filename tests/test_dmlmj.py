@@ -102,3 +102,28 @@ def test_directions_without_variance_get_zero_rows(labelled, regularization):
     np.testing.assert_allclose(model.transform(null), 0.0, atol=1e-10)
     np.testing.assert_array_equal(model.components_[-2:], 0.0)
     np.testing.assert_array_equal(model.eigenvalues_[-2:], 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_one_pass_search_is_exact_with_ties_blocks_and_threads(
+    monkeypatch, dtype, n_threads
+):
+    # Integer points: many exact ties, which must go to the smaller index
+    # whatever the blocking and the number of threads.
+    import linmetric._kernels.dmlmj as kernel
+
+    monkeypatch.setattr(kernel, "kernel_threads", lambda *args: n_threads)
+    rng = np.random.RandomState(3)
+    y = rng.randint(0, 5, 160)
+    y[:2] = 5  # a class of two members
+    X = rng.randint(-3, 4, (160, 3)).astype(dtype)
+    X[10] = X[11]  # a duplicate row
+    similar, dissimilar = neighbor_pairs(X.astype(np.float64), y, 4)
+    for memory in (None, 2e-3):
+        same, other = kernel.class_neighbors(X, y, 4, working_memory=memory)
+        found = [
+            sorted((i, j) for i, row in enumerate(lists) for j in row if j < y.size)
+            for lists in (same, other)
+        ]
+        assert found == [sorted(similar), sorted(dissimilar)]
