@@ -8,9 +8,10 @@ from scipy import linalg
 from ._base import SupervisedMetricLearner
 from ._kernels.dmlmj import class_neighbors
 from ._kernels.outer import weighted_outer_sum
-from ._kissme import ridge
-from ._params import Interval, validate_params
+from ._kissme import choose_candidate, loo_knn_error, ridge, validation_rows
+from ._params import Interval, StrOptions, validate_params
 from ._psd import rank_tolerance
+from ._threads import limit_threads
 from ._validation import centred_in_units, validate_X_y
 
 
@@ -126,7 +127,11 @@ class DMLMJ(SupervisedMetricLearner):
     """
 
     _parameter_constraints = {
-        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_components": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "regularization": [Interval(numbers.Real, 0, None, closed="left")],
         "working_memory": [Interval(numbers.Real, 0, None, closed="neither"), None],
@@ -134,7 +139,7 @@ class DMLMJ(SupervisedMetricLearner):
 
     def __init__(
         self,
-        n_components=None,
+        n_components="auto",
         n_neighbors=5,
         regularization=1e-3,
         working_memory=None,
@@ -165,7 +170,8 @@ class DMLMJ(SupervisedMetricLearner):
         # squared distances, which lose every digit far from the origin.
         X, exponent = centred_in_units(X)
         n_features = X.shape[1]
-        if self.n_components is not None and self.n_components > n_features:
+        fixed = self.n_components not in (None, "auto")
+        if fixed and self.n_components > n_features:
             raise ValueError(
                 f"n_components={self.n_components} is out of range: at most "
                 f"n_features = {n_features} directions."
@@ -187,13 +193,44 @@ class DMLMJ(SupervisedMetricLearner):
         varying = varying_directions(sum(covariances), X.shape[0])
         similar, dissimilar = ridge(*covariances, self.regularization)
         eigenvalues, directions = jeffrey_directions(similar, dissimilar, varying)
-        n_kept = n_features if self.n_components is None else self.n_components
+        if self.n_components is None:
+            n_kept = n_features
+        elif self.n_components == "auto":
+            n_kept = _validated_n_components(X, y_codes, directions)
+        else:
+            n_kept = self.n_components
         components = np.ldexp(directions[:, :n_kept].T, -exponent)
         self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.eigenvalues_ = eigenvalues[:n_kept]
         self.n_components_ = n_kept
         self.n_similar_, self.n_dissimilar_ = counts
         return self
+
+
+def candidate_sizes(n_features):
+    """Numbers of directions compared by ``n_components="auto"``.
+
+    The powers of two and three times the powers of two (1, 2, 3, 4, 6, 8,
+    12, 16, 24, ...) below ``n_features``, and ``n_features``.
+    """
+    sizes, power = set(), 1
+    while power < n_features:
+        sizes.update((power, 3 * power))
+        power *= 2
+    return [*sorted(size for size in sizes if size < n_features), n_features]
+
+
+def _validated_n_components(X, y_codes, directions):
+    # Leave-one-out k-NN error of each prefix of the directions on (a subset
+    # of) the training data; ties within one standard error go to the most
+    # directions.
+    rows = validation_rows(X, y_codes)
+    projected = X[rows] @ directions
+    sizes = candidate_sizes(X.shape[1])
+    with limit_threads(blas=1):
+        errors = [loo_knn_error(projected[:, :size], y_codes[rows]) for size in sizes]
+    preference = range(len(sizes) - 1, -1, -1)
+    return sizes[choose_candidate(errors, rows.size, preference)]
 
 
 def varying_directions(covariance, n_samples):

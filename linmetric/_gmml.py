@@ -6,9 +6,16 @@ import numpy as np
 from scipy import linalg
 
 from ._base import SupervisedMetricLearner
-from ._kissme import label_moments_in_units, pair_moments_in_units
+from ._kissme import (
+    choose_candidate,
+    label_moments_in_units,
+    loo_knn_error,
+    pair_moments_in_units,
+    validation_rows,
+)
 from ._params import Interval, StrOptions, validate_params
 from ._psd import check_spd
+from ._threads import limit_threads
 
 
 class GMML(SupervisedMetricLearner):
@@ -125,14 +132,14 @@ class GMML(SupervisedMetricLearner):
     >>> from linmetric.reference.kissme import pair_covariances
     >>> X, y = load_iris(return_X_y=True)
     >>> S, D = pair_covariances(X[::3], y[::3])
-    >>> A = GMML(regularization=0).fit(X[::3], y[::3]).get_mahalanobis_matrix()
+    >>> A = GMML(t=0.5, regularization=0).fit(X[::3], y[::3]).get_mahalanobis_matrix()
     >>> ratio = (A @ S @ A) / D
     >>> bool(np.allclose(ratio, ratio[0, 0]))
     True
     """
 
     _parameter_constraints = {
-        "t": [Interval(numbers.Real, 0, 1, closed="both")],
+        "t": [Interval(numbers.Real, 0, 1, closed="both"), StrOptions({"auto"})],
         "regularization": [Interval(numbers.Real, 0, None, closed="left")],
         "prior": [StrOptions({"identity"}), "array-like"],
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -141,7 +148,7 @@ class GMML(SupervisedMetricLearner):
 
     def __init__(
         self,
-        t=0.5,
+        t="auto",
         regularization=1e-3,
         prior="identity",
         n_constraints=None,
@@ -188,7 +195,16 @@ class GMML(SupervisedMetricLearner):
         validate_params(self)
         return self._fit_moments(*pair_moments_in_units(self, pairs, pair_labels))
 
-    def _fit_moments(self, X, exponent, similar, dissimilar, n_similar, n_dissimilar):
+    def _fit_moments(
+        self,
+        X,
+        exponent,
+        similar,
+        dissimilar,
+        n_similar,
+        n_dissimilar,
+        y_codes=None,
+    ):
         # X and the moments are in units of 2**exponent (centred_in_units);
         # the scale of the data in its own units is 4**exponent * scale.
         n_features = similar.shape[0]
@@ -212,7 +228,14 @@ class GMML(SupervisedMetricLearner):
         if lam > 0:
             similar = similar + lam * prior_inverse
             dissimilar = dissimilar + lam * prior
-        components = geometric_mean_factor(similar, dissimilar, float(self.t))
+        spectrum, directions = geometric_mean_parts(similar, dissimilar)
+        if self.t != "auto":
+            self.t_ = float(self.t)
+        elif y_codes is None:
+            self.t_ = 0.5
+        else:
+            self.t_ = _validated_t(X, y_codes, spectrum, directions)
+        components = (spectrum ** (self.t_ / 2))[:, None] * directions
         components = np.ldexp(components / np.sqrt(scale), -exponent)
         self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.n_similar_ = int(n_similar)
@@ -232,6 +255,22 @@ def _check_prior_in_range(prior):
         )
 
 
+# The points of the geodesic compared by t="auto"; ties (within one
+# standard error) go to the one nearest the midpoint.
+AUTO_T = np.linspace(0.0, 1.0, 11)
+
+
+def _validated_t(X, y_codes, spectrum, directions):
+    rows = validation_rows(X, y_codes)
+    base = X[rows] @ directions.T
+    with limit_threads(blas=1):
+        errors = [
+            loo_knn_error(base * spectrum ** (t / 2), y_codes[rows]) for t in AUTO_T
+        ]
+    preference = np.argsort(np.abs(AUTO_T - 0.5), kind="stable")
+    return float(AUTO_T[choose_candidate(errors, rows.size, preference)])
+
+
 def geometric_mean_factor(similar, dissimilar, t):
     """``L`` with ``L^T L = similar^-1 #_t dissimilar``.
 
@@ -248,6 +287,13 @@ def geometric_mean_factor(similar, dissimilar, t):
     L : ndarray of shape (d, d), float64
         ``diag(c^(t/2)) V^T S^-1/2`` for ``S^1/2 D S^1/2 = V diag(c) V^T``.
     """
+    spectrum, directions = geometric_mean_parts(similar, dissimilar)
+    # c ** 0 is 1 also for c = 0: t = 0 gives S^-1 exactly.
+    return (spectrum ** (t / 2))[:, None] * directions
+
+
+def geometric_mean_parts(similar, dissimilar):
+    """``c`` and ``V^T S^-1/2`` of :func:`geometric_mean_factor`, for any ``t``."""
     n_features = similar.shape[0]
     eps = n_features * np.finfo(np.float64).eps
     s, U = linalg.eigh((similar + similar.T) / 2, check_finite=False)
@@ -266,5 +312,4 @@ def geometric_mean_factor(similar, dissimilar, t):
     largest = np.argmax(np.abs(V), axis=0)
     signs = np.sign(V[largest, np.arange(n_features)])
     signs[signs == 0] = 1
-    # c ** 0 is 1 also for c = 0: t = 0 gives S^-1 exactly.
-    return (c ** (t / 2))[:, None] * ((V * signs).T @ inverse_half)
+    return c, (V * signs).T @ inverse_half

@@ -9,9 +9,13 @@ from sklearn.utils import check_random_state
 from ._base import SupervisedMetricLearner
 from ._itml import sample_label_pairs
 from ._kernels.outer import weighted_outer_sum
-from ._params import Interval, validate_params
+from ._params import Interval, StrOptions, validate_params
+from ._threads import limit_threads
 from ._validation import centred_in_units, points_of_pairs, validate_X_y
 from ._whitening import centered_spectrum
+
+# The relative ridges compared by regularization="auto", smallest first.
+AUTO_RIDGES = (1e-3, 1e-2, 1e-1, 1.0)
 
 
 class KISSME(SupervisedMetricLearner):
@@ -136,7 +140,10 @@ class KISSME(SupervisedMetricLearner):
     _parameter_constraints = {
         "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "regularization": [Interval(numbers.Real, 0, None, closed="left")],
+        "regularization": [
+            Interval(numbers.Real, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "random_state": ["random_state"],
     }
 
@@ -144,7 +151,7 @@ class KISSME(SupervisedMetricLearner):
         self,
         n_components=None,
         n_constraints=None,
-        regularization=1e-3,
+        regularization="auto",
         random_state=None,
     ):
         self.n_components = n_components
@@ -187,16 +194,37 @@ class KISSME(SupervisedMetricLearner):
         validate_params(self)
         return self._fit_moments(*pair_moments_in_units(self, pairs, pair_labels))
 
-    def _fit_moments(self, X, exponent, similar, dissimilar, n_similar, n_dissimilar):
+    def _fit_moments(
+        self,
+        X,
+        exponent,
+        similar,
+        dissimilar,
+        n_similar,
+        n_dissimilar,
+        y_codes=None,
+    ):
         # X and the moments are in units of 2**exponent (centred_in_units).
         projection = pca_projection(X, self.n_components)
         if projection is not None:
             similar = projection @ similar @ projection.T
             dissimilar = projection @ dissimilar @ projection.T
-        similar, dissimilar = ridge(similar, dissimilar, self.regularization)
-        inverse_similar = spd_inverse(similar, "the similar-pair covariance")
-        inverse_dissimilar = spd_inverse(dissimilar, "the dissimilar-pair covariance")
-        components = psd_factor(inverse_similar - inverse_dissimilar)
+        if self.regularization != "auto":
+            candidates = [float(self.regularization)]
+        elif y_codes is None:
+            candidates = [AUTO_RIDGES[0]]
+        else:
+            candidates = AUTO_RIDGES
+        factors = [kissme_factor(similar, dissimilar, r) for r in candidates]
+        chosen = 0
+        if len(candidates) > 1:
+            rows = validation_rows(X, y_codes)
+            points = X[rows] if projection is None else X[rows] @ projection.T
+            with limit_threads(blas=1):
+                errors = [loo_knn_error(points @ L.T, y_codes[rows]) for L in factors]
+            chosen = choose_candidate(errors, rows.size, range(len(candidates)))
+        self.regularization_ = candidates[chosen]
+        components = factors[chosen]
         if projection is not None:
             components = components @ projection
         components = np.ldexp(components, -exponent)
@@ -216,13 +244,13 @@ def label_moments_in_units(estimator, X, y):
 
     Returns
     -------
-    X, exponent, similar, dissimilar, n_similar, n_dissimilar
+    X, exponent, similar, dissimilar, n_similar, n_dissimilar, y_codes
     """
     X, y_codes, _ = validate_X_y(estimator, X, y)
     X, exponent = centred_in_units(X)
     random_state = check_random_state(estimator.random_state)
     moments = label_pair_moments(X, y_codes, estimator.n_constraints, random_state)
-    return (X, exponent, *moments)
+    return (X, exponent, *moments, y_codes)
 
 
 def pair_moments_in_units(estimator, pairs, pair_labels):
@@ -299,6 +327,14 @@ def _check_counts(n_similar, n_dissimilar):
         )
 
 
+def kissme_factor(similar, dissimilar, regularization):
+    """``L`` with ``L^T L`` the PSD part of the ridged ``Sigma_S^-1 - Sigma_D^-1``."""
+    similar, dissimilar = ridge(similar, dissimilar, regularization)
+    inverse_similar = spd_inverse(similar, "the similar-pair covariance")
+    inverse_dissimilar = spd_inverse(dissimilar, "the dissimilar-pair covariance")
+    return psd_factor(inverse_similar - inverse_dissimilar)
+
+
 def pca_projection(X, n_components):
     """The leading ``n_components`` principal directions of X, as rows; or None."""
     if n_components is None:
@@ -359,3 +395,68 @@ def psd_factor(metric):
     signs = np.sign(vectors[largest, np.arange(vectors.shape[1])])
     signs[signs == 0] = 1
     return np.sqrt(values)[:, None] * (vectors * signs).T
+
+
+# Internal validation of the one free parameter of the closed-form learners
+# (KISSME's ridge, GMML's t, DMLMJ's number of directions): the
+# leave-one-out k-NN error on the training data, or on a subset of it.
+VALIDATION_MAX_SAMPLES = 2000
+VALIDATION_NEIGHBORS = 3
+
+
+def validation_rows(X, y_codes, max_samples=VALIDATION_MAX_SAMPLES):
+    """Rows on which candidates are compared: all, or a stratified subset.
+
+    Up to ``max_samples`` rows: all of them. Otherwise each class keeps its
+    share of ``max_samples`` rows, evenly spaced in the order of the first
+    two features (so the subset does not depend on the order of the rows).
+    """
+    n_samples = y_codes.shape[0]
+    if n_samples <= max_samples:
+        return np.arange(n_samples)
+    keys = (X[:, 1], X[:, 0]) if X.shape[1] > 1 else (X[:, 0],)
+    order = np.lexsort(keys)
+    rows = []
+    for label in np.unique(y_codes):
+        members = order[y_codes[order] == label]
+        share = max(2, round(max_samples * members.size / n_samples))
+        picked = np.linspace(0, members.size - 1, min(share, members.size))
+        rows.append(members[np.round(picked).astype(np.intp)])
+    return np.sort(np.concatenate(rows))
+
+
+def loo_knn_error(Z, y_codes, n_neighbors=VALIDATION_NEIGHBORS):
+    """Leave-one-out error of the k-NN classifier on the rows of ``Z``.
+
+    Majority vote of the ``n_neighbors`` nearest other rows; a tied vote
+    goes to the smallest class code (as scikit-learn's classifier does).
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    n_rows = Z.shape[0]
+    k = min(n_neighbors, n_rows - 1)
+    if k < 1:
+        return 0.0
+    sq = np.einsum("ij,ij->i", Z, Z)
+    distances = sq[:, None] + sq[None, :] - 2.0 * (Z @ Z.T)
+    np.fill_diagonal(distances, np.inf)
+    nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
+    votes = np.zeros((n_rows, int(y_codes.max()) + 1))
+    np.add.at(votes, (np.repeat(np.arange(n_rows), k), y_codes[nearest].ravel()), 1)
+    return float(np.mean(votes.argmax(axis=1) != y_codes))
+
+
+def choose_candidate(errors, n_rows, preference):
+    """Index of the chosen candidate, by the one-standard-error rule.
+
+    Among the candidates whose validation error is within one standard
+    error (``sqrt(e (1 - e) / n_rows)`` at the lowest error ``e``) of the
+    lowest, the first in ``preference``: the learner's paper default is
+    kept unless the data clearly favour another value.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    best = errors.min()
+    margin = np.sqrt(best * (1.0 - best) / max(n_rows, 1))
+    for index in preference:
+        if errors[index] <= best + margin + 1e-12:
+            return int(index)
+    return int(np.argmin(errors))  # pragma: no cover (the best is in the list)

@@ -56,7 +56,7 @@ def test_kept_directions_maximise_the_jeffrey_divergence(labelled):
         other = rng.standard_normal((2, 5))
         assert jeffrey_divergence(other, sigma_s, sigma_d) < best
     # All directions kept: M is the inverse same-class covariance.
-    full = DMLMJ().fit(X, y)
+    full = DMLMJ(n_components=None).fit(X, y)
     np.testing.assert_allclose(
         full.get_mahalanobis_matrix(), np.linalg.inv(sigma_s), rtol=1e-8
     )
@@ -127,3 +127,17 @@ def test_one_pass_search_is_exact_with_ties_blocks_and_threads(
             for lists in (same, other)
         ]
         assert found == [sorted(similar), sorted(dissimilar)]
+
+
+def test_auto_n_components_is_validated_and_fits_with_it(labelled):
+    from linmetric._dmlmj import candidate_sizes
+
+    X, y = labelled
+    # ten noise features: the first directions carry the classes
+    X = np.column_stack((X, np.random.RandomState(4).standard_normal((y.size, 10))))
+    auto = DMLMJ().fit(X, y)
+    assert auto.n_components_ in candidate_sizes(15)
+    fixed = DMLMJ(n_components=auto.n_components_).fit(X, y)
+    np.testing.assert_allclose(auto.components_, fixed.components_, rtol=1e-12)
+    assert auto.n_components_ < 15
+    assert candidate_sizes(13) == [1, 2, 3, 4, 6, 8, 12, 13]
