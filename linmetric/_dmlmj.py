@@ -71,8 +71,10 @@ class DMLMJ(SupervisedMetricLearner):
     ----------
     n_components : int, 'auto' or None, default='auto'
         Directions kept; None keeps ``n_features`` (zero rows for those in
-        which the data does not vary). 'auto' chooses among 1, 2, 3, 4, 6,
-        8, 12, 16, ... and ``n_features`` by the leave-one-out 3-NN error on
+        which the data does not vary). 'auto' chooses among ``n_classes -
+        1`` (fewer cannot in general separate the class means), the sizes
+        1, 2, 3, 4, 6, 8, 12, 16, ... above it, and ``n_features``, by the
+        leave-one-out 3-NN error on
         the training data (on a stratified subset of 2000 rows when there
         are more), as the authors choose the dimension by validation;
         within one standard error of the lowest error the most directions
@@ -221,26 +223,32 @@ class DMLMJ(SupervisedMetricLearner):
         return self
 
 
-def candidate_sizes(n_features):
+def candidate_sizes(n_features, smallest=1):
     """Numbers of directions compared by ``n_components="auto"``.
 
-    The powers of two and three times the powers of two (1, 2, 3, 4, 6, 8,
-    12, 16, 24, ...) below ``n_features``, and ``n_features``.
+    ``smallest`` (at most ``n_features``), then the powers of two and three
+    times the powers of two (1, 2, 3, 4, 6, 8, 12, 16, 24, ...) between it
+    and ``n_features``, and ``n_features``.
     """
-    sizes, power = set(), 1
+    smallest = min(smallest, n_features)
+    sizes, power = {smallest}, 1
     while power < n_features:
         sizes.update((power, 3 * power))
         power *= 2
-    return [*sorted(size for size in sizes if size < n_features), n_features]
+    inside = sorted(size for size in sizes if smallest <= size < n_features)
+    return [*inside, n_features]
 
 
 def _validated_n_components(X, y_codes, directions):
     # Leave-one-out k-NN error of each prefix of the directions on (a subset
     # of) the training data; ties within one standard error go to the most
-    # directions.
+    # directions. Fewer than n_classes - 1 directions cannot in general
+    # separate the class means (the bound of discriminant analysis), so the
+    # candidates start there.
     rows = validation_rows(X, y_codes)
     projected = X[rows] @ directions
-    sizes = candidate_sizes(X.shape[1])
+    n_classes = np.unique(y_codes).size
+    sizes = candidate_sizes(X.shape[1], smallest=max(1, n_classes - 1))
     with limit_threads(blas=1):
         errors = [loo_knn_error(projected[:, :size], y_codes[rows]) for size in sizes]
     preference = range(len(sizes) - 1, -1, -1)

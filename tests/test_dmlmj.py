@@ -141,3 +141,7 @@ def test_auto_n_components_is_validated_and_fits_with_it(labelled):
     np.testing.assert_allclose(auto.components_, fixed.components_, rtol=1e-12)
     assert auto.n_components_ < 15
     assert candidate_sizes(13) == [1, 2, 3, 4, 6, 8, 12, 13]
+    assert candidate_sizes(13, smallest=5) == [5, 6, 8, 12, 13]
+    assert candidate_sizes(4, smallest=9) == [4]
+    # four classes: never fewer than three directions
+    assert DMLMJ().fit(X[:, :5], y).n_components_ >= 3
