@@ -8,6 +8,7 @@ from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
 from ._itml import sample_label_pairs
+from ._kernels.dmlmj import loo_knn_wrong
 from ._kernels.outer import weighted_outer_sum
 from ._params import Interval, StrOptions, validate_params
 from ._threads import limit_threads
@@ -441,18 +442,11 @@ def loo_knn_error(Z, y_codes, n_neighbors=VALIDATION_NEIGHBORS):
     Majority vote of the ``n_neighbors`` nearest other rows; a tied vote
     goes to the smallest class code (as scikit-learn's classifier does).
     """
-    Z = np.asarray(Z, dtype=np.float64)
     n_rows = Z.shape[0]
     k = min(n_neighbors, n_rows - 1)
     if k < 1:
         return 0.0
-    sq = np.einsum("ij,ij->i", Z, Z)
-    distances = sq[:, None] + sq[None, :] - 2.0 * (Z @ Z.T)
-    np.fill_diagonal(distances, np.inf)
-    nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
-    votes = np.zeros((n_rows, int(y_codes.max()) + 1))
-    np.add.at(votes, (np.repeat(np.arange(n_rows), k), y_codes[nearest].ravel()), 1)
-    return float(np.mean(votes.argmax(axis=1) != y_codes))
+    return loo_knn_wrong(Z, y_codes, k) / n_rows
 
 
 def choose_candidate(errors, n_rows, preference):

@@ -270,3 +270,61 @@ def class_neighbors(X, y_codes, n_neighbors, *, working_memory=None):
     same, other = np.empty_like(lists[1]), np.empty_like(lists[4])
     same[order], other[order] = lists[1], lists[4]
     return same, other
+
+
+@jit
+def _loo_errors(start, stop, products, sq_norms, y_codes, n_classes, k):
+    # Rows start:stop of the leave-one-out k-NN vote: products = Z Z^T, the
+    # k nearest other rows by sq_norms[j] - 2 products[i, j] (ties: smaller
+    # index), majority vote with ties to the smallest class code. Returns
+    # the number of wrong votes.
+    n_rows = products.shape[0]
+    best = np.empty(k, dtype=np.float64)
+    best_index = np.empty(k, dtype=np.intp)
+    votes = np.zeros(n_classes, dtype=np.intp)
+    wrong = 0
+    for i in range(start, stop):
+        count = 0
+        for j in range(n_rows):
+            if j == i:
+                continue
+            value = sq_norms[j] - 2.0 * products[i, j]
+            if count == k and (
+                value > best[k - 1] or (value == best[k - 1] and j > best_index[k - 1])
+            ):
+                continue
+            position = count if count < k else k - 1
+            while position > 0 and best[position - 1] > value:
+                if position < k:
+                    best[position] = best[position - 1]
+                    best_index[position] = best_index[position - 1]
+                position -= 1
+            best[position] = value
+            best_index[position] = j
+            count = min(count + 1, k)
+        votes[:] = 0
+        for m in range(count):
+            votes[y_codes[best_index[m]]] += 1
+        winner = 0
+        for c in range(n_classes):
+            if votes[c] > votes[winner]:
+                winner = c
+        if winner != y_codes[i]:
+            wrong += 1
+    return wrong
+
+
+def loo_knn_wrong(Z, y_codes, n_neighbors):
+    """Number of rows of ``Z`` whose leave-one-out k-NN vote is wrong.
+
+    ``Z`` is float64; the vote of each row's ``n_neighbors`` nearest other
+    rows (ties by index), ties in the vote to the smallest class code.
+    """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    sq_norms = np.einsum("ij,ij->i", Z, Z)
+    products = Z @ Z.T
+    y_codes = np.ascontiguousarray(y_codes, dtype=np.intp)
+    n_classes = int(y_codes.max()) + 1
+    return _loo_errors(
+        0, Z.shape[0], products, sq_norms, y_codes, n_classes, int(n_neighbors)
+    )
