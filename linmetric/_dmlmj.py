@@ -6,13 +6,12 @@ import numpy as np
 from scipy import linalg
 
 from ._base import SupervisedMetricLearner
-from ._kernels._chunking import run_on_row_ranges
-from ._kernels.distances import block_rows, error_factor, row_norms_sq
-from ._kernels.neighbors import _top_k_kernel, target_neighbors
+from ._kernels.dmlmj import class_neighbors
 from ._kernels.outer import weighted_outer_sum
-from ._kissme import ridge
-from ._params import Interval, validate_params
+from ._kissme import choose_candidate, loo_knn_error, ridge, validation_rows
+from ._params import Interval, StrOptions, validate_params
 from ._psd import rank_tolerance
+from ._threads import limit_threads
 from ._validation import centred_in_units, validate_X_y
 
 
@@ -46,9 +45,15 @@ class DMLMJ(SupervisedMetricLearner):
     block of rows, then a compiled top-k selection), so memory stays within
     ``working_memory`` and never grows with ``n^2``; ties go to the smaller
     index. A class with ``n_neighbors`` or fewer members contributes all
-    its other members as same-class neighbours (as in the authors' code);
-    the search over the other classes compares every class with all the
-    others, ``O(n^2 d)`` time in total.
+    its other members as same-class neighbours (as in the authors' code).
+    Both searches are one pass over the rows sorted by class, each block
+    multiplied with the rows of its own class and of the later classes:
+    every pair of rows is visited once, ``n^2 d`` multiply-adds in total
+    (half those of comparing each class with all others), and both rows
+    of a pair are updated from one product. The selection keeps each
+    row's ``k`` best exact distances and recomputes a distance in float64
+    only when the GEMM value's error bound cannot exclude the pair, so the
+    result is exact and does not depend on blocking or threads.
 
     **Regularisation.** Both covariances get the ridge ``epsilon I``,
     ``epsilon = regularization * (tr Sigma_S + tr Sigma_D) / (2 d)``. A
@@ -64,9 +69,16 @@ class DMLMJ(SupervisedMetricLearner):
 
     Parameters
     ----------
-    n_components : int or None, default=None
+    n_components : int, 'auto' or None, default='auto'
         Directions kept; None keeps ``n_features`` (zero rows for those in
-        which the data does not vary).
+        which the data does not vary). 'auto' chooses among ``n_classes -
+        1`` (fewer cannot in general separate the class means), the sizes
+        1, 2, 3, 4, 6, 8, 12, 16, ... above it, and ``n_features``, by the
+        leave-one-out 3-NN error on
+        the training data (on a stratified subset of 2000 rows when there
+        are more), as the authors choose the dimension by validation;
+        within one standard error of the lowest error the most directions
+        win.
     n_neighbors : int, default=5
         Neighbours of each point in each of the two difference spaces (the
         authors' default, ``k1 = k2 = 5``).
@@ -101,7 +113,8 @@ class DMLMJ(SupervisedMetricLearner):
     -----
     Deviations from [1]_: one ``n_neighbors`` for both spaces (the
     authors' code has ``k1`` and ``k2``); the relative ridge above;
-    ``n_components`` given rather than cross-validated; no kernel version.
+    ``n_components`` chosen by leave-one-out validation on the training
+    data rather than on a hold-out set; no kernel version.
 
     References
     ----------
@@ -122,13 +135,19 @@ class DMLMJ(SupervisedMetricLearner):
     >>> euclidean = KNeighborsClassifier(3).fit(X_train, y_train)
     >>> round(euclidean.score(X_test, y_test), 3)
     0.987
-    >>> model = make_pipeline(DMLMJ(n_components=30), KNeighborsClassifier(3))
+    >>> model = make_pipeline(DMLMJ(), KNeighborsClassifier(3))
     >>> round(model.fit(X_train, y_train).score(X_test, y_test), 3)
-    0.989
+    0.987
+    >>> model[0].n_components_  # chosen by validation, of 64
+    32
     """
 
     _parameter_constraints = {
-        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_components": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "regularization": [Interval(numbers.Real, 0, None, closed="left")],
         "working_memory": [Interval(numbers.Real, 0, None, closed="neither"), None],
@@ -136,7 +155,7 @@ class DMLMJ(SupervisedMetricLearner):
 
     def __init__(
         self,
-        n_components=None,
+        n_components="auto",
         n_neighbors=5,
         regularization=1e-3,
         working_memory=None,
@@ -167,7 +186,8 @@ class DMLMJ(SupervisedMetricLearner):
         # squared distances, which lose every digit far from the origin.
         X, exponent = centred_in_units(X)
         n_features = X.shape[1]
-        if self.n_components is not None and self.n_components > n_features:
+        fixed = self.n_components not in (None, "auto")
+        if fixed and self.n_components > n_features:
             raise ValueError(
                 f"n_components={self.n_components} is out of range: at most "
                 f"n_features = {n_features} directions."
@@ -175,10 +195,7 @@ class DMLMJ(SupervisedMetricLearner):
         k, memory = self.n_neighbors, self.working_memory
         covariances = []
         counts = []
-        for rows, cols in (
-            same_class_neighbor_pairs(X, y_codes, k, working_memory=memory),
-            other_class_neighbor_pairs(X, y_codes, k, working_memory=memory),
-        ):
+        for rows, cols in neighbor_pairs(X, y_codes, k, working_memory=memory):
             counts.append(rows.shape[0])
             if rows.shape[0] == 0:
                 raise ValueError(
@@ -192,13 +209,50 @@ class DMLMJ(SupervisedMetricLearner):
         varying = varying_directions(sum(covariances), X.shape[0])
         similar, dissimilar = ridge(*covariances, self.regularization)
         eigenvalues, directions = jeffrey_directions(similar, dissimilar, varying)
-        n_kept = n_features if self.n_components is None else self.n_components
+        if self.n_components is None:
+            n_kept = n_features
+        elif self.n_components == "auto":
+            n_kept = _validated_n_components(X, y_codes, directions)
+        else:
+            n_kept = self.n_components
         components = np.ldexp(directions[:, :n_kept].T, -exponent)
         self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.eigenvalues_ = eigenvalues[:n_kept]
         self.n_components_ = n_kept
         self.n_similar_, self.n_dissimilar_ = counts
         return self
+
+
+def candidate_sizes(n_features, smallest=1):
+    """Numbers of directions compared by ``n_components="auto"``.
+
+    ``smallest`` (at most ``n_features``), then the powers of two and three
+    times the powers of two (1, 2, 3, 4, 6, 8, 12, 16, 24, ...) between it
+    and ``n_features``, and ``n_features``.
+    """
+    smallest = min(smallest, n_features)
+    sizes, power = {smallest}, 1
+    while power < n_features:
+        sizes.update((power, 3 * power))
+        power *= 2
+    inside = sorted(size for size in sizes if smallest <= size < n_features)
+    return [*inside, n_features]
+
+
+def _validated_n_components(X, y_codes, directions):
+    # Leave-one-out k-NN error of each prefix of the directions on (a subset
+    # of) the training data; ties within one standard error go to the most
+    # directions. Fewer than n_classes - 1 directions cannot in general
+    # separate the class means (the bound of discriminant analysis), so the
+    # candidates start there.
+    rows = validation_rows(X, y_codes)
+    projected = X[rows] @ directions
+    n_classes = np.unique(y_codes).size
+    sizes = candidate_sizes(X.shape[1], smallest=max(1, n_classes - 1))
+    with limit_threads(blas=1):
+        errors = [loo_knn_error(projected[:, :size], y_codes[rows]) for size in sizes]
+    preference = range(len(sizes) - 1, -1, -1)
+    return sizes[choose_candidate(errors, rows.size, preference)]
 
 
 def varying_directions(covariance, n_samples):
@@ -262,82 +316,36 @@ def jeffrey_directions(similar, dissimilar, varying=None):
     return values, vectors * signs
 
 
-def same_class_neighbor_pairs(X, y_codes, n_neighbors, *, working_memory=None):
-    """Each row with its ``n_neighbors`` nearest rows of the same class.
+def neighbor_pairs(X, y_codes, n_neighbors, *, working_memory=None):
+    """Same-class and other-class neighbour pairs of every row.
 
-    A class with ``n_neighbors`` or fewer members pairs each member with all
-    the others; a single-member class gives no pair.
+    Each row with its ``n_neighbors`` nearest rows of the same class and
+    its ``n_neighbors`` nearest rows of the other classes, found exactly by
+    :func:`linmetric._kernels.dmlmj.class_neighbors` (each pair of rows
+    visited once). A row with fewer candidates gets all of them: a class
+    with ``n_neighbors`` or fewer members pairs each member with all the
+    others; a single-member class gives no same-class pair.
 
     Returns
     -------
-    rows, cols : ndarray of shape (n_pairs,), intp
+    similar, dissimilar : tuple of two ndarrays of shape (n_pairs,), intp
+        ``(rows, cols)`` of the pairs of each kind.
     """
-    counts = np.bincount(y_codes)
-    large = counts[y_codes] > n_neighbors
-    rows, cols = [], []
-    if large.any():
-        members = np.flatnonzero(large)
-        neighbors = target_neighbors(
-            X[members], y_codes[members], n_neighbors, working_memory=working_memory
-        )
-        rows.append(np.repeat(members, n_neighbors))
-        cols.append(members[neighbors].ravel())
-    for label in np.flatnonzero((counts >= 2) & (counts <= n_neighbors)):
-        members = np.flatnonzero(y_codes == label)
-        row, col = np.meshgrid(members, members, indexing="ij")
-        distinct = row != col
-        rows.append(row[distinct])
-        cols.append(col[distinct])
-    if not rows:
-        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    return np.concatenate(rows).astype(np.intp), np.concatenate(cols).astype(np.intp)
+    lists = class_neighbors(X, y_codes, n_neighbors, working_memory=working_memory)
+    pairs = []
+    for neighbors in lists:
+        rows = np.repeat(np.arange(X.shape[0], dtype=np.intp), neighbors.shape[1])
+        cols = neighbors.ravel()
+        found = cols < X.shape[0]
+        pairs.append((rows[found], cols[found]))
+    return pairs[0], pairs[1]
+
+
+def same_class_neighbor_pairs(X, y_codes, n_neighbors, *, working_memory=None):
+    """Each row with its ``n_neighbors`` nearest rows of the same class."""
+    return neighbor_pairs(X, y_codes, n_neighbors, working_memory=working_memory)[0]
 
 
 def other_class_neighbor_pairs(X, y_codes, n_neighbors, *, working_memory=None):
-    """Each row with its ``n_neighbors`` nearest rows of the other classes.
-
-    For each class, its rows are compared block by block with the rows of
-    all other classes (one GEMM per block) and the exact top-k selection of
-    :mod:`linmetric._kernels.neighbors` keeps the nearest (ties: the
-    smaller index). Fewer than ``n_neighbors`` other rows: all of them.
-
-    Returns
-    -------
-    rows, cols : ndarray of shape (n_pairs,), intp
-    """
-    n_samples = X.shape[0]
-    factor = error_factor(X.dtype, X.shape[1])
-    rows, cols = [], []
-    for label in np.unique(y_codes):
-        inside = y_codes == label
-        members, others = np.flatnonzero(inside), np.flatnonzero(~inside)
-        n_others = others.shape[0]
-        k = min(n_neighbors, n_others)
-        # The kernel selects among columns 0..n_others-1 of one array for
-        # rows n_others.. of it: the other classes first, then the class.
-        stacked = np.ascontiguousarray(np.concatenate((X[others], X[members])))
-        norms = row_norms_sq(stacked)
-        index = np.empty((members.shape[0], k), dtype=np.intp)
-        distance = np.empty((members.shape[0], k), dtype=X.dtype)
-        step = block_rows(n_others * X.itemsize, working_memory, members.shape[0])
-        for start in range(0, members.shape[0], step):
-            stop = min(start + step, members.shape[0])
-            block = stacked[n_others + start : n_others + stop]
-            products = block @ stacked[:n_others].T
-            run_on_row_ranges(
-                _top_k_kernel,
-                stop - start,
-                products,
-                stacked,
-                norms,
-                n_others + start,
-                factor,
-                index[start:stop],
-                distance[start:stop],
-            )
-            del products
-        rows.append(np.repeat(members, k))
-        cols.append(others[index].ravel())
-    if n_samples == 0:
-        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    return np.concatenate(rows).astype(np.intp), np.concatenate(cols).astype(np.intp)
+    """Each row with its ``n_neighbors`` nearest rows of the other classes."""
+    return neighbor_pairs(X, y_codes, n_neighbors, working_memory=working_memory)[1]

@@ -8,10 +8,15 @@ from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
 from ._itml import sample_label_pairs
+from ._kernels.dmlmj import loo_knn_wrong
 from ._kernels.outer import weighted_outer_sum
-from ._params import Interval, validate_params
+from ._params import Interval, StrOptions, validate_params
+from ._threads import limit_threads
 from ._validation import centred_in_units, points_of_pairs, validate_X_y
 from ._whitening import centered_spectrum
+
+# The relative ridges compared by regularization="auto", smallest first.
+AUTO_RIDGES = (1e-3, 1e-2, 1e-1, 1.0)
 
 
 class KISSME(SupervisedMetricLearner):
@@ -72,8 +77,15 @@ class KISSME(SupervisedMetricLearner):
     n_constraints : int or None, default=None
         Number of pairs drawn from the labels in ``fit(X, y)``; None uses
         all pairs (exactly, in closed form). Not used by ``fit_pairs``.
-    regularization : float, default=1e-3
-        Relative ridge added to both covariances, see above.
+    regularization : float or 'auto', default='auto'
+        Relative ridge added to both covariances, see above. 'auto' chooses
+        it from 1e-3, 1e-2, 0.1 and 1 by the leave-one-out 3-NN error on
+        the training data (on a stratified subset of 2000 rows when there
+        are more); within one standard error of the lowest error the
+        smallest ridge wins, the closest to the paper's unregularised
+        estimate. With few samples per feature the inverse covariances
+        are noisy, and a larger ridge helps. ``fit_pairs`` has no labels to
+        validate with and uses 1e-3.
     random_state : int, RandomState instance or None, default=None
         Draws the pairs when ``n_constraints`` is an int.
 
@@ -83,6 +95,8 @@ class KISSME(SupervisedMetricLearner):
         The map ``L``, in the dtype of the training data.
     n_components_ : int
         Rows of ``components_``: ``n_components``, or ``n_features``.
+    regularization_ : float
+        The relative ridge used (the chosen one with 'auto').
     n_similar_, n_dissimilar_ : int
         Numbers of similar and dissimilar pairs the covariances come from.
     n_features_in_ : int
@@ -97,8 +111,9 @@ class KISSME(SupervisedMetricLearner):
 
     Notes
     -----
-    Deviations from [1]_: the ridge regularisation (the paper inverts the
-    covariances as they are, which fails when a covariance is singular);
+    Deviations from [1]_: the ridge regularisation, chosen by validation
+    by default (the paper inverts the covariances as they are, which fails
+    when a covariance is singular);
     learning from labels with all pairs in closed form (the paper samples
     pairs); and PCA optional (the paper always applies it).
 
@@ -136,7 +151,10 @@ class KISSME(SupervisedMetricLearner):
     _parameter_constraints = {
         "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "n_constraints": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "regularization": [Interval(numbers.Real, 0, None, closed="left")],
+        "regularization": [
+            Interval(numbers.Real, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "random_state": ["random_state"],
     }
 
@@ -144,7 +162,7 @@ class KISSME(SupervisedMetricLearner):
         self,
         n_components=None,
         n_constraints=None,
-        regularization=1e-3,
+        regularization="auto",
         random_state=None,
     ):
         self.n_components = n_components
@@ -187,16 +205,37 @@ class KISSME(SupervisedMetricLearner):
         validate_params(self)
         return self._fit_moments(*pair_moments_in_units(self, pairs, pair_labels))
 
-    def _fit_moments(self, X, exponent, similar, dissimilar, n_similar, n_dissimilar):
+    def _fit_moments(
+        self,
+        X,
+        exponent,
+        similar,
+        dissimilar,
+        n_similar,
+        n_dissimilar,
+        y_codes=None,
+    ):
         # X and the moments are in units of 2**exponent (centred_in_units).
         projection = pca_projection(X, self.n_components)
         if projection is not None:
             similar = projection @ similar @ projection.T
             dissimilar = projection @ dissimilar @ projection.T
-        similar, dissimilar = ridge(similar, dissimilar, self.regularization)
-        inverse_similar = spd_inverse(similar, "the similar-pair covariance")
-        inverse_dissimilar = spd_inverse(dissimilar, "the dissimilar-pair covariance")
-        components = psd_factor(inverse_similar - inverse_dissimilar)
+        if self.regularization != "auto":
+            candidates = [float(self.regularization)]
+        elif y_codes is None:
+            candidates = [AUTO_RIDGES[0]]
+        else:
+            candidates = AUTO_RIDGES
+        factors = [kissme_factor(similar, dissimilar, r) for r in candidates]
+        chosen = 0
+        if len(candidates) > 1:
+            rows = validation_rows(X, y_codes)
+            points = X[rows] if projection is None else X[rows] @ projection.T
+            with limit_threads(blas=1):
+                errors = [loo_knn_error(points @ L.T, y_codes[rows]) for L in factors]
+            chosen = choose_candidate(errors, rows.size, range(len(candidates)))
+        self.regularization_ = candidates[chosen]
+        components = factors[chosen]
         if projection is not None:
             components = components @ projection
         components = np.ldexp(components, -exponent)
@@ -216,13 +255,13 @@ def label_moments_in_units(estimator, X, y):
 
     Returns
     -------
-    X, exponent, similar, dissimilar, n_similar, n_dissimilar
+    X, exponent, similar, dissimilar, n_similar, n_dissimilar, y_codes
     """
     X, y_codes, _ = validate_X_y(estimator, X, y)
     X, exponent = centred_in_units(X)
     random_state = check_random_state(estimator.random_state)
     moments = label_pair_moments(X, y_codes, estimator.n_constraints, random_state)
-    return (X, exponent, *moments)
+    return (X, exponent, *moments, y_codes)
 
 
 def pair_moments_in_units(estimator, pairs, pair_labels):
@@ -299,6 +338,14 @@ def _check_counts(n_similar, n_dissimilar):
         )
 
 
+def kissme_factor(similar, dissimilar, regularization):
+    """``L`` with ``L^T L`` the PSD part of the ridged ``Sigma_S^-1 - Sigma_D^-1``."""
+    similar, dissimilar = ridge(similar, dissimilar, regularization)
+    inverse_similar = spd_inverse(similar, "the similar-pair covariance")
+    inverse_dissimilar = spd_inverse(dissimilar, "the dissimilar-pair covariance")
+    return psd_factor(inverse_similar - inverse_dissimilar)
+
+
 def pca_projection(X, n_components):
     """The leading ``n_components`` principal directions of X, as rows; or None."""
     if n_components is None:
@@ -359,3 +406,61 @@ def psd_factor(metric):
     signs = np.sign(vectors[largest, np.arange(vectors.shape[1])])
     signs[signs == 0] = 1
     return np.sqrt(values)[:, None] * (vectors * signs).T
+
+
+# Internal validation of the one free parameter of the closed-form learners
+# (KISSME's ridge, GMML's t, DMLMJ's number of directions): the
+# leave-one-out k-NN error on the training data, or on a subset of it.
+VALIDATION_MAX_SAMPLES = 2000
+VALIDATION_NEIGHBORS = 3
+
+
+def validation_rows(X, y_codes, max_samples=VALIDATION_MAX_SAMPLES):
+    """Rows on which candidates are compared: all, or a stratified subset.
+
+    Up to ``max_samples`` rows: all of them. Otherwise each class keeps its
+    share of ``max_samples`` rows, evenly spaced in the order of the first
+    two features (so the subset does not depend on the order of the rows).
+    """
+    n_samples = y_codes.shape[0]
+    if n_samples <= max_samples:
+        return np.arange(n_samples)
+    keys = (X[:, 1], X[:, 0]) if X.shape[1] > 1 else (X[:, 0],)
+    order = np.lexsort(keys)
+    rows = []
+    for label in np.unique(y_codes):
+        members = order[y_codes[order] == label]
+        share = max(2, round(max_samples * members.size / n_samples))
+        picked = np.linspace(0, members.size - 1, min(share, members.size))
+        rows.append(members[np.round(picked).astype(np.intp)])
+    return np.sort(np.concatenate(rows))
+
+
+def loo_knn_error(Z, y_codes, n_neighbors=VALIDATION_NEIGHBORS):
+    """Leave-one-out error of the k-NN classifier on the rows of ``Z``.
+
+    Majority vote of the ``n_neighbors`` nearest other rows; a tied vote
+    goes to the smallest class code (as scikit-learn's classifier does).
+    """
+    n_rows = Z.shape[0]
+    k = min(n_neighbors, n_rows - 1)
+    if k < 1:
+        return 0.0
+    return loo_knn_wrong(Z, y_codes, k) / n_rows
+
+
+def choose_candidate(errors, n_rows, preference):
+    """Index of the chosen candidate, by the one-standard-error rule.
+
+    Among the candidates whose validation error is within one standard
+    error (``sqrt(e (1 - e) / n_rows)`` at the lowest error ``e``) of the
+    lowest, the first in ``preference``: the learner's paper default is
+    kept unless the data clearly favour another value.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    best = errors.min()
+    margin = np.sqrt(best * (1.0 - best) / max(n_rows, 1))
+    for index in preference:
+        if errors[index] <= best + margin + 1e-12:
+            return int(index)
+    return int(np.argmin(errors))  # pragma: no cover (the best is in the list)

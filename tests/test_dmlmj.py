@@ -56,7 +56,7 @@ def test_kept_directions_maximise_the_jeffrey_divergence(labelled):
         other = rng.standard_normal((2, 5))
         assert jeffrey_divergence(other, sigma_s, sigma_d) < best
     # All directions kept: M is the inverse same-class covariance.
-    full = DMLMJ().fit(X, y)
+    full = DMLMJ(n_components=None).fit(X, y)
     np.testing.assert_allclose(
         full.get_mahalanobis_matrix(), np.linalg.inv(sigma_s), rtol=1e-8
     )
@@ -102,3 +102,46 @@ def test_directions_without_variance_get_zero_rows(labelled, regularization):
     np.testing.assert_allclose(model.transform(null), 0.0, atol=1e-10)
     np.testing.assert_array_equal(model.components_[-2:], 0.0)
     np.testing.assert_array_equal(model.eigenvalues_[-2:], 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_one_pass_search_is_exact_with_ties_blocks_and_threads(
+    monkeypatch, dtype, n_threads
+):
+    # Integer points: many exact ties, which must go to the smaller index
+    # whatever the blocking and the number of threads.
+    import linmetric._kernels.dmlmj as kernel
+
+    monkeypatch.setattr(kernel, "kernel_threads", lambda *args: n_threads)
+    rng = np.random.RandomState(3)
+    y = rng.randint(0, 5, 160)
+    y[:2] = 5  # a class of two members
+    X = rng.randint(-3, 4, (160, 3)).astype(dtype)
+    X[10] = X[11]  # a duplicate row
+    similar, dissimilar = neighbor_pairs(X.astype(np.float64), y, 4)
+    for memory in (None, 2e-3):
+        same, other = kernel.class_neighbors(X, y, 4, working_memory=memory)
+        found = [
+            sorted((i, j) for i, row in enumerate(lists) for j in row if j < y.size)
+            for lists in (same, other)
+        ]
+        assert found == [sorted(similar), sorted(dissimilar)]
+
+
+def test_auto_n_components_is_validated_and_fits_with_it(labelled):
+    from linmetric._dmlmj import candidate_sizes
+
+    X, y = labelled
+    # ten noise features: the first directions carry the classes
+    X = np.column_stack((X, np.random.RandomState(4).standard_normal((y.size, 10))))
+    auto = DMLMJ().fit(X, y)
+    assert auto.n_components_ in candidate_sizes(15)
+    fixed = DMLMJ(n_components=auto.n_components_).fit(X, y)
+    np.testing.assert_allclose(auto.components_, fixed.components_, rtol=1e-12)
+    assert auto.n_components_ < 15
+    assert candidate_sizes(13) == [1, 2, 3, 4, 6, 8, 12, 13]
+    assert candidate_sizes(13, smallest=5) == [5, 6, 8, 12, 13]
+    assert candidate_sizes(4, smallest=9) == [4]
+    # four classes: never fewer than three directions
+    assert DMLMJ().fit(X[:, :5], y).n_components_ >= 3

@@ -31,7 +31,7 @@ def test_unregularised_metric_is_the_papers_up_to_a_factor(labelled):
     S, D = pair_covariances(X, y)
     paper = gmml_metric(S, D, t=0.5)  # solves A S A = D
     np.testing.assert_allclose(paper @ S @ paper, D, rtol=1e-8)
-    A = GMML(regularization=0).fit(X, y).get_mahalanobis_matrix()
+    A = GMML(t=0.5, regularization=0).fit(X, y).get_mahalanobis_matrix()
     ratio = A / paper
     np.testing.assert_allclose(ratio, ratio[0, 0], rtol=1e-8)
 
@@ -86,3 +86,27 @@ def test_bad_input_is_a_clear_error(labelled):
         GMML(prior=-np.eye(4)).fit(X, y)
     with pytest.raises(ValueError, match="'t'"):
         GMML(t=1.5).fit(X, y)
+
+
+def test_auto_t_is_validated_and_fits_with_it(labelled):
+    from linmetric._gmml import AUTO_T
+
+    X, y = labelled
+    auto = GMML().fit(X, y)
+    assert auto.t_ in AUTO_T
+    fixed = GMML(t=auto.t_).fit(X, y)
+    np.testing.assert_allclose(auto.components_, fixed.components_, rtol=1e-12)
+    # Units that hide the classes from Euclidean neighbours: the feature that
+    # separates them is tiny. S^-1 (t near 0) recovers it; validation finds it.
+    rng = np.random.RandomState(0)
+    y2 = np.repeat([0, 1], 60)
+    X2 = np.column_stack(
+        (
+            1e-3 * (y2 + 0.2 * rng.standard_normal(120)),
+            rng.standard_normal((120, 3)) * 10,
+        )
+    )
+    assert GMML().fit(X2, y2).t_ < 0.5
+    pairs = np.stack((X[:-1], X[1:]), axis=1)
+    signs = np.where(y[:-1] == y[1:], 1, -1)
+    assert GMML().fit_pairs(pairs, signs).t_ == 0.5

@@ -10,7 +10,7 @@ from linmetric.reference.kissme import kissme_metric, pair_covariances
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_all_pairs_in_closed_form_match_the_pair_by_pair_reference(labelled, dtype):
     X, y = labelled
-    kissme = KISSME().fit(X.astype(dtype), y)
+    kissme = KISSME(regularization=1e-3).fit(X.astype(dtype), y)
     expected = kissme_metric(*pair_covariances(X, y))
     assert kissme.components_.dtype == dtype
     rtol = 1e-9 if dtype == np.float64 else 2e-4
@@ -38,7 +38,8 @@ def test_fit_pairs_matches_reference_on_the_same_pairs(labelled):
         atol=1e-12,
     )
     # fit(X, y) with n_constraints draws the same pairs from the same seed.
-    sampled = KISSME(n_constraints=60, random_state=1).fit(X, y)
+    sampled = KISSME(regularization=1e-3, n_constraints=60, random_state=1)
+    sampled.fit(X, y)
     np.testing.assert_allclose(sampled.components_, kissme.components_, atol=1e-12)
 
 
@@ -51,7 +52,7 @@ def test_negative_eigenvalues_are_clipped(labelled):
     )
     n_negative = np.sum(np.linalg.eigvalsh(raw) < 0)
     assert n_negative >= 1
-    kissme = KISSME().fit(X, y)
+    kissme = KISSME(regularization=1e-3).fit(X, y)
     eigenvalues = np.linalg.eigvalsh(kissme.get_mahalanobis_matrix())
     assert eigenvalues.min() > -1e-10 * eigenvalues.max()
     assert np.sum(np.all(kissme.components_ == 0, axis=1)) == n_negative
@@ -105,3 +106,55 @@ def test_bad_input_is_a_clear_error(labelled):
         KISSME(regularization=-1.0).fit(X, y)
     with pytest.raises(ValueError, match="identical points"):
         KISSME().fit(np.ones((6, 2)), [0, 0, 0, 1, 1, 1])
+
+
+def test_leave_one_out_error_matches_scikit_learn(iris):
+    from sklearn.model_selection import LeaveOneOut, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from linmetric._kissme import loo_knn_error
+
+    X, y = iris
+    X = X[::2, :2] + 0.01 * np.arange(75)[:, None]  # overlapping classes
+    y = y[::2]
+    scores = cross_val_score(KNeighborsClassifier(3), X, y, cv=LeaveOneOut())
+    assert loo_knn_error(X, y) == pytest.approx(1 - scores.mean())
+    assert 0 < loo_knn_error(X, y) < 0.5
+
+
+def test_one_standard_error_rule_prefers_the_default():
+    from linmetric._kissme import choose_candidate
+
+    # best 0.10 on 100 rows: one standard error is 0.03
+    assert choose_candidate([0.12, 0.10, 0.20], 100, [0, 1, 2]) == 0
+    assert choose_candidate([0.14, 0.10, 0.20], 100, [0, 1, 2]) == 1
+    assert choose_candidate([0.0, 0.0, 0.01], 100, [2, 1, 0]) == 1
+
+
+def test_validation_subset_is_stratified_and_order_free():
+    from linmetric._kissme import validation_rows
+
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1, 2], [500, 300, 200])
+    X = rng.standard_normal((1000, 3))
+    assert validation_rows(X, y, max_samples=1000).size == 1000
+    rows = validation_rows(X, y, max_samples=100)
+    np.testing.assert_array_equal(np.bincount(y[rows]), [50, 30, 20])
+    order = rng.permutation(1000)
+    again = validation_rows(X[order], y[order], max_samples=100)
+    np.testing.assert_array_equal(np.sort(order[again]), rows)
+
+
+def test_auto_ridge_is_one_of_the_candidates_and_fits_with_it(labelled):
+    from linmetric._kissme import AUTO_RIDGES
+
+    X, y = labelled
+    X = np.column_stack((X, 0.05 * np.random.RandomState(1).standard_normal(y.size)))
+    auto = KISSME().fit(X, y)
+    assert auto.regularization_ in AUTO_RIDGES
+    fixed = KISSME(regularization=auto.regularization_).fit(X, y)
+    np.testing.assert_array_equal(auto.components_, fixed.components_)
+    # from pairs there are no labels to validate with: the smallest ridge
+    pairs = np.stack((X[:-1], X[1:]), axis=1)
+    signs = np.where(y[:-1] == y[1:], 1, -1)
+    assert KISSME().fit_pairs(pairs, signs).regularization_ == AUTO_RIDGES[0]

@@ -1,0 +1,330 @@
+"""Nearest same-class and other-class neighbours, every pair of rows once.
+
+DMLMJ needs, for every row, its ``k`` nearest rows of the same class and its
+``k`` nearest rows of the other classes. Both searches are done together,
+with the rows sorted by class: a block of rows of class ``a`` is multiplied
+(one GEMM) with the rows from its own first row to the end, that is the
+rest of its own class and every later class. So each pair of rows, and each
+pair of classes, is visited once, and one pass over the product block
+updates both rows of each pair: the block's row and the column's row.
+
+The selection is exact. Each row keeps its ``k`` best (exact distance,
+index) so far, sorted. A pair is skipped when the lower bound of its
+distance from the GEMM value (see :mod:`linmetric._kernels.distances` for
+the bound) exceeds the current ``k``-th best of both its rows; otherwise its
+distance is recomputed in float64 from the rows themselves and offered to
+both lists. The ``k``-th best only decreases, so a skipped pair can never
+enter a list: the result does not depend on BLAS rounding, on the blocking
+or on the number of threads, and ties go to the smaller (original) index.
+Only a few dozen exact distances per row are recomputed.
+
+Threads split the columns of a block. Each keeps private copies of the
+block rows' lists and writes the lists of its own columns only; the private
+copies are merged at the end of the block.
+"""
+
+import numpy as np
+
+from .._threads import MIN_WORK_PER_THREAD, kernel_threads
+from ._chunking import run_tasks, split_range
+from ._config import jit
+from .distances import block_rows, error_factor, exact_sq_distance, row_norms_sq
+
+# Columns checked together by the branch-free first pass of a row's scan.
+_CHUNK = 64
+
+
+@jit
+def _offer(best, best_index, row, value, index):
+    # Insert (value, index) into the sorted list of `row` if it beats its last
+    # entry (order by value, then index). Returns whether it was inserted.
+    last = best.shape[1] - 1
+    if value > best[row, last] or (
+        value == best[row, last] and index >= best_index[row, last]
+    ):
+        return False
+    position = last
+    while position > 0 and (
+        best[row, position - 1] > value
+        or (best[row, position - 1] == value and best_index[row, position - 1] > index)
+    ):
+        best[row, position] = best[row, position - 1]
+        best_index[row, position] = best_index[row, position - 1]
+        position -= 1
+    best[row, position] = value
+    best_index[row, position] = index
+    return True
+
+
+@jit
+def _scan_columns(
+    ii,
+    begin,
+    end,
+    products,
+    X,
+    lower_norms,
+    offset,
+    original,
+    row_best,
+    row_index,
+    col_best,
+    col_index,
+    col_limit,
+):
+    # Offer the pairs (ii, jj), begin <= jj < end, to both rows' lists. A
+    # first, branch-free pass over each chunk of columns checks whether any
+    # pair in it may enter a list; most chunks are skipped after it.
+    last = row_best.shape[1] - 1
+    i = offset + ii
+    low_i = lower_norms[i]
+    limit = row_best[ii, last]
+    for chunk in range(begin, end, _CHUNK):
+        chunk_end = min(chunk + _CHUNK, end)
+        hits = 0
+        for jj in range(chunk, chunk_end):
+            lower = low_i + lower_norms[offset + jj] - 2.0 * products[ii, jj]
+            hits += (lower <= limit) | (lower <= col_limit[jj])
+        if hits == 0:
+            continue
+        for jj in range(chunk, chunk_end):
+            j = offset + jj
+            lower = low_i + lower_norms[j] - 2.0 * products[ii, jj]
+            if lower > limit and lower > col_limit[jj]:
+                continue
+            exact = exact_sq_distance(X, i, X, j)
+            if _offer(row_best, row_index, ii, exact, original[j]):
+                limit = row_best[ii, last]
+            if _offer(col_best, col_index, jj, exact, original[i]):
+                col_limit[jj] = col_best[jj, last]
+
+
+@jit
+def _scan_block(
+    col_start,
+    col_stop,
+    products,
+    X,
+    lower_norms,
+    offset,
+    split,
+    original,
+    row_same,
+    row_same_index,
+    row_other,
+    row_other_index,
+    col_same,
+    col_same_index,
+    col_same_limit,
+    col_other,
+    col_other_index,
+    col_other_limit,
+):
+    # products[ii, jj] = X[offset + ii] . X[offset + jj] for the block's rows
+    # ii and the columns jj >= 0; columns below `split` are the block's own
+    # class (pairs with jj > ii only: each pair once), the others later
+    # classes. lower_norms = (1 - error factor) * squared norms, so that
+    # lower_norms[i] + lower_norms[j] - 2 p is a lower bound of the exact
+    # squared distance. row_* are the block rows' lists (private to this
+    # call), col_* those of the columns with their last entries (col_limit);
+    # this call writes columns col_start:col_stop only.
+    for ii in range(products.shape[0]):
+        _scan_columns(
+            ii,
+            max(col_start, ii + 1),
+            min(col_stop, split),
+            products,
+            X,
+            lower_norms,
+            offset,
+            original,
+            row_same,
+            row_same_index,
+            col_same,
+            col_same_index,
+            col_same_limit,
+        )
+        _scan_columns(
+            ii,
+            max(col_start, split),
+            col_stop,
+            products,
+            X,
+            lower_norms,
+            offset,
+            original,
+            row_other,
+            row_other_index,
+            col_other,
+            col_other_index,
+            col_other_limit,
+        )
+
+
+@jit
+def _merge_lists(best, best_index, private, private_index):
+    # Offer every entry of `private` not already in `best` (same index) to it.
+    k = best.shape[1]
+    for row in range(best.shape[0]):
+        for m in range(k):
+            index = private_index[row, m]
+            present = False
+            for q in range(k):
+                if best_index[row, q] == index:
+                    present = True
+                    break
+            if not present:
+                _offer(best, best_index, row, private[row, m], index)
+
+
+def _scan_with_threads(products, X, lower_norms, start, split, original, lists):
+    same, same_index, same_limit, other, other_index, other_limit = lists
+    n_rows, n_cols = products.shape
+    stop = start + n_rows
+    n_threads = kernel_threads(n_rows * n_cols, MIN_WORK_PER_THREAD)
+    ranges = split_range(n_cols, n_threads)
+    privates = [
+        tuple(a[start:stop].copy() for a in (same, same_index, other, other_index))
+        for _ in range(len(ranges))
+    ]
+    tasks = [
+        (
+            _scan_block,
+            col_start,
+            col_stop,
+            products,
+            X,
+            lower_norms,
+            start,
+            split,
+            original,
+            *private,
+            same[start:],
+            same_index[start:],
+            same_limit[start:],
+            other[start:],
+            other_index[start:],
+            other_limit[start:],
+        )
+        for (col_start, col_stop), private in zip(ranges, privates, strict=True)
+    ]
+    run_tasks(tasks)
+    for private in privates:
+        _merge_lists(same[start:stop], same_index[start:stop], *private[:2])
+        _merge_lists(other[start:stop], other_index[start:stop], *private[2:])
+    same_limit[start:stop] = same[start:stop, -1]
+    other_limit[start:stop] = other[start:stop, -1]
+
+
+def class_neighbors(X, y_codes, n_neighbors, *, working_memory=None):
+    """The ``n_neighbors`` nearest rows of the same class and of the others.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+        C-contiguous.
+    y_codes : ndarray of shape (n_samples,), int
+        Class codes.
+    n_neighbors : int
+        Neighbours of each kind per row, ``>= 1``.
+    working_memory : float or None
+        Budget in MiB for one product block; None means
+        ``sklearn.get_config()["working_memory"]``.
+
+    Returns
+    -------
+    same, other : ndarray of shape (n_samples, n_neighbors), intp
+        Indices into ``X`` of each row's nearest rows of its own class
+        (never itself) and of the other classes, sorted by exact distance,
+        ties by index. Where a row has fewer candidates than
+        ``n_neighbors``, the missing entries are ``n_samples``.
+    """
+    n_samples = X.shape[0]
+    k = int(n_neighbors)
+    order = np.argsort(y_codes, kind="stable").astype(np.intp)
+    sorted_y = y_codes[order]
+    Xs = np.ascontiguousarray(X[order])
+    lower_norms = (1.0 - error_factor(X.dtype, X.shape[1])) * row_norms_sq(Xs)
+    class_stops = np.flatnonzero(np.diff(sorted_y)) + 1
+    class_stops = np.append(class_stops, n_samples)
+    lists = (
+        np.full((n_samples, k), np.inf),
+        np.full((n_samples, k), n_samples, dtype=np.intp),
+        np.full(n_samples, np.inf),
+        np.full((n_samples, k), np.inf),
+        np.full((n_samples, k), n_samples, dtype=np.intp),
+        np.full(n_samples, np.inf),
+    )
+    class_start = 0
+    for class_stop in class_stops:
+        n_cols_max = n_samples - class_start
+        step = block_rows(n_cols_max * X.itemsize, working_memory, n_cols_max)
+        for start in range(class_start, class_stop, step):
+            stop = min(start + step, class_stop)
+            products = Xs[start:stop] @ Xs[start:].T
+            _scan_with_threads(
+                products, Xs, lower_norms, start, class_stop - start, order, lists
+            )
+            del products
+        class_start = class_stop
+    same, other = np.empty_like(lists[1]), np.empty_like(lists[4])
+    same[order], other[order] = lists[1], lists[4]
+    return same, other
+
+
+@jit
+def _loo_errors(start, stop, products, sq_norms, y_codes, n_classes, k):
+    # Rows start:stop of the leave-one-out k-NN vote: products = Z Z^T, the
+    # k nearest other rows by sq_norms[j] - 2 products[i, j] (ties: smaller
+    # index), majority vote with ties to the smallest class code. Returns
+    # the number of wrong votes.
+    n_rows = products.shape[0]
+    best = np.empty(k, dtype=np.float64)
+    best_index = np.empty(k, dtype=np.intp)
+    votes = np.zeros(n_classes, dtype=np.intp)
+    wrong = 0
+    for i in range(start, stop):
+        count = 0
+        for j in range(n_rows):
+            if j == i:
+                continue
+            value = sq_norms[j] - 2.0 * products[i, j]
+            if count == k and (
+                value > best[k - 1] or (value == best[k - 1] and j > best_index[k - 1])
+            ):
+                continue
+            position = count if count < k else k - 1
+            while position > 0 and best[position - 1] > value:
+                if position < k:
+                    best[position] = best[position - 1]
+                    best_index[position] = best_index[position - 1]
+                position -= 1
+            best[position] = value
+            best_index[position] = j
+            count = min(count + 1, k)
+        votes[:] = 0
+        for m in range(count):
+            votes[y_codes[best_index[m]]] += 1
+        winner = 0
+        for c in range(n_classes):
+            if votes[c] > votes[winner]:
+                winner = c
+        if winner != y_codes[i]:
+            wrong += 1
+    return wrong
+
+
+def loo_knn_wrong(Z, y_codes, n_neighbors):
+    """Number of rows of ``Z`` whose leave-one-out k-NN vote is wrong.
+
+    ``Z`` is float64; the vote of each row's ``n_neighbors`` nearest other
+    rows (ties by index), ties in the vote to the smallest class code.
+    """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    sq_norms = np.einsum("ij,ij->i", Z, Z)
+    products = Z @ Z.T
+    y_codes = np.ascontiguousarray(y_codes, dtype=np.intp)
+    n_classes = int(y_codes.max()) + 1
+    return _loo_errors(
+        0, Z.shape[0], products, sq_norms, y_codes, n_classes, int(n_neighbors)
+    )
