@@ -24,7 +24,10 @@ DENSE_MAX_SAMPLES = 2048
 DENSE_FLOAT64_MAX_SAMPLES = 256
 # Its blocks have at most this many rows ...
 _DENSE_BLOCK_ROWS = 128
-# ... and a thread at least this many pairs (a few milliseconds).
+# ... add their shares of W^T Z to this many float64 sums (so many threads
+# at most) ...
+_DENSE_LANES = 4
+# ... and a thread works on at least this many pairs (a few milliseconds).
 _DENSE_MIN_WORK_PER_THREAD = 2**19
 # exp(-_SKIP_EXPONENT) ~ 2e-22: terms this far past a row's nearest point
 # are below float64 resolution relative to it.
@@ -733,9 +736,9 @@ def dense_loss_grad(components, X, labels, *, working_memory=None):
       ``S = D Z - W Z - W^T Z`` with ``D`` the column sums of ``W``, and
       the gradient is ``2 S^T X``.
 
-    Each block's share of ``W^T Z`` and of the column sums is kept and the
-    shares are summed in block order, so the result does not depend on the
-    number of threads.
+    The blocks' shares of ``W^T Z`` and of the column sums go to four
+    float64 sums (block ``b`` to sum ``b % 4``, in block order), added in
+    order at the end: the result does not depend on the number of threads.
 
     Parameters
     ----------
@@ -806,24 +809,32 @@ class _DenseLossGrad:
         n_blocks = -(-n_samples // n_rows)
         self.n_rows = -(-n_samples // n_blocks)  # blocks of equal size
         self.starts = range(0, n_samples, self.n_rows)
+        # Block b adds its share of W^T [Z, 1] to the float64 sum of lane
+        # b % n_lanes, in block order; the lanes are summed in order at the
+        # end, whatever thread ran them.
+        n_lanes = min(_DENSE_LANES, n_blocks)
+        self.lanes = [range(lane, n_blocks, n_lanes) for lane in range(n_lanes)]
+        self.lane_sums = np.empty((n_lanes, n_samples, n_components + 1))
         by_budget = budget // (self.n_rows * row_bytes)
-        self.n_threads = max(1, min(_dense_threads(n_samples), n_blocks, by_budget))
-        self.tasks = [
-            range(t, len(self.starts), self.n_threads) for t in range(self.n_threads)
-        ]
-        # per task: distances, exponentials, weights
+        self.n_threads = max(1, min(_dense_threads(n_samples), n_lanes, by_budget))
+        # per thread: distances, exponentials, weights, one block's share
         self.buffers = [None] * self.n_threads
-        self.shares = np.empty(
-            (len(self.starts), n_samples, n_components + 1), dtype=self.weight_dtype
-        )
 
-    def _buffers(self, task):
-        if self.buffers[task] is None:
-            shape = (self.n_rows, self.X.shape[0])
+    def _buffers(self, thread):
+        if self.buffers[thread] is None:
+            n_samples = self.X.shape[0]
+            shape = (self.n_rows, n_samples)
             neg_dist = np.empty(shape, dtype=self.X.dtype)
             p = neg_dist if self.X.dtype == np.float64 else np.empty(shape)
-            self.buffers[task] = (neg_dist, p, np.empty(shape, self.weight_dtype))
-        return self.buffers[task]
+            weights = np.empty(shape, self.weight_dtype)
+            share_shape = self.lane_sums.shape[1:]
+            self.buffers[thread] = (
+                neg_dist,
+                p,
+                weights,
+                np.empty(share_shape, weights.dtype),
+            )
+        return self.buffers[thread]
 
     def __call__(self, components):
         X = self.X
@@ -847,27 +858,44 @@ class _DenseLossGrad:
         S = np.empty(Z.shape, dtype=np.float64)
         p_correct = np.empty(n_samples, dtype=np.float64)
 
-        def run(task):
-            neg_dist, p, weights = self._buffers(task)
-            for block in self.tasks[task]:
-                start = self.starts[block]
-                stop = min(start + self.n_rows, n_samples)
-                p_correct[start:stop] = self._block(
-                    start, stop, rows, columns_T, Z_w, neg_dist, p, weights, S, block
-                )
+        def run(thread):
+            neg_dist, p, weights, share = self._buffers(thread)
+            for lane in range(thread, len(self.lanes), self.n_threads):
+                lane_sum = self.lane_sums[lane]
+                for block in self.lanes[lane]:
+                    start = self.starts[block]
+                    stop = min(start + self.n_rows, n_samples)
+                    p_correct[start:stop] = self._block(
+                        start,
+                        stop,
+                        rows,
+                        columns_T,
+                        Z_w,
+                        neg_dist,
+                        p,
+                        weights,
+                        S,
+                        share,
+                    )
+                    if block == lane:
+                        np.copyto(lane_sum, share)
+                    else:
+                        np.add(lane_sum, share, out=lane_sum)
 
         if self.n_threads == 1:
             run(0)
         else:
             _run_threads(run, range(self.n_threads))
-        shares = self.shares.sum(axis=0, dtype=np.float64)
+        shares = self.lane_sums[0]
+        for lane_sum in self.lane_sums[1:]:
+            shares += lane_sum
         # S = D Z - W Z - W^T Z; S holds -W Z
         S -= shares[:, :n_components]
         S += shares[:, n_components, None] * Z
         grad = 2.0 * (S.T @ X)
         return -float(p_correct.sum()), grad, p_correct
 
-    def _block(self, start, stop, rows, columns_T, Z_w, neg_dist, p, weights, S, block):
+    def _block(self, start, stop, rows, columns_T, Z_w, neg_dist, p, weights, S, share):
         size = stop - start
         n_samples = neg_dist.shape[1]
         neg = np.matmul(rows[start:stop], columns_T, out=neg_dist[:size])
@@ -896,7 +924,7 @@ class _DenseLossGrad:
             a, b = bounds[label], bounds[label + 1]
             np.multiply(block_p[:, a:b], factors[:, c, None], out=block_w[:, a:b])
         np.negative(block_w @ Z_w[:, :-1], out=S[start:stop])
-        np.matmul(block_w.T, Z_w[start:stop], out=self.shares[block])
+        np.matmul(block_w.T, Z_w[start:stop], out=share)
         return p_block
 
 
