@@ -32,6 +32,9 @@ _DENSE_MIN_WORK_PER_THREAD = 2**19
 # exp(-_SKIP_EXPONENT) ~ 2e-22: terms this far past a row's nearest point
 # are below float64 resolution relative to it.
 _SKIP_EXPONENT = 50.0
+# A factor 1[y_i = y_j] - p_i below this (under float64's resolution of
+# p_i) is 0, so that no weight is subnormal (subnormal products are slow).
+_WEIGHT_FACTOR_FLOOR = 1e-15
 # exp(-650) ~ 5e-283: a row whose nearest is farther is shifted first.
 _FAR_EXPONENT = 650.0
 # Rows per block of the exact solver, at most.
@@ -728,8 +731,9 @@ def dense_loss_grad(components, X, labels, *, working_memory=None):
       to ``0 / 0``;
     - the row sums per class (one reduction), hence ``p_i``;
     - ``W_ij = p_ij (1[y_i = y_j] - p_i)``, one product per class slice
-      (a factor ``1[y_i = y_j] - p_i`` below 1/16 of the weights' machine
-      epsilon counts as 0, so that no weight is a slow subnormal number),
+      (a factor ``1[y_i = y_j] - p_i`` below 1e-15, under the float64
+      resolution of ``p_i``, counts as 0, so that no weight is a slow
+      subnormal number),
       stored in float32 above ``DENSE_FLOAT64_MAX_SAMPLES`` samples (it
       feeds GEMMs, where float32's relative precision suffices);
     - ``S[rows] = -W Z`` and ``[W^T Z[rows], W^T 1]`` (two GEMMs); then
@@ -796,9 +800,6 @@ class _DenseLossGrad:
         self.weight_dtype = (
             np.float64 if n_samples <= DENSE_FLOAT64_MAX_SAMPLES else np.float32
         )
-        # a factor 1[y_i = y_j] - p_i below this is 0: far below the
-        # weights' resolution, and no weight is subnormal
-        self.weight_floor = np.finfo(self.weight_dtype).eps / 16
         # The blocks depend on n_samples and the budget only (so does the
         # result); each thread holds one block's buffers.
         row_bytes = n_samples * (8 + np.dtype(self.weight_dtype).itemsize)
@@ -814,7 +815,8 @@ class _DenseLossGrad:
         # end, whatever thread ran them.
         n_lanes = min(_DENSE_LANES, n_blocks)
         self.lanes = [range(lane, n_blocks, n_lanes) for lane in range(n_lanes)]
-        self.lane_sums = np.empty((n_lanes, n_samples, n_components + 1))
+        self.lane_sums = np.empty((n_lanes, n_samples, n_components))
+        self.lane_col_sums = np.empty((n_lanes, n_samples))
         by_budget = budget // (self.n_rows * row_bytes)
         self.n_threads = max(1, min(_dense_threads(n_samples), n_lanes, by_budget))
         # per thread: distances, exponentials, weights, one block's share
@@ -827,13 +829,9 @@ class _DenseLossGrad:
             neg_dist = np.empty(shape, dtype=self.X.dtype)
             p = neg_dist if self.X.dtype == np.float64 else np.empty(shape)
             weights = np.empty(shape, self.weight_dtype)
-            share_shape = self.lane_sums.shape[1:]
-            self.buffers[thread] = (
-                neg_dist,
-                p,
-                weights,
-                np.empty(share_shape, weights.dtype),
-            )
+            share = np.empty(self.lane_sums.shape[1:], weights.dtype)
+            col_share = np.empty(n_samples)
+            self.buffers[thread] = (neg_dist, p, weights, share, col_share)
         return self.buffers[thread]
 
     def __call__(self, components):
@@ -851,17 +849,15 @@ class _DenseLossGrad:
         np.multiply(Z.T, 2.0, out=columns_T[:n_components])
         np.negative(sq_norms, out=columns_T[n_components])
         columns_T[n_components + 1] = -1.0
-        # [Z, 1] in the weights' dtype: W^T [Z, 1] holds the column sums
-        Z_w = np.empty((n_samples, n_components + 1), dtype=self.weight_dtype)
-        Z_w[:, :n_components] = Z
-        Z_w[:, n_components] = 1.0
+        Z_w = Z.astype(self.weight_dtype, copy=False)
         S = np.empty(Z.shape, dtype=np.float64)
         p_correct = np.empty(n_samples, dtype=np.float64)
 
         def run(thread):
-            neg_dist, p, weights, share = self._buffers(thread)
+            neg_dist, p, weights, share, col_share = self._buffers(thread)
             for lane in range(thread, len(self.lanes), self.n_threads):
                 lane_sum = self.lane_sums[lane]
+                lane_col_sum = self.lane_col_sums[lane]
                 for block in self.lanes[lane]:
                     start = self.starts[block]
                     stop = min(start + self.n_rows, n_samples)
@@ -876,26 +872,44 @@ class _DenseLossGrad:
                         weights,
                         S,
                         share,
+                        col_share,
                     )
                     if block == lane:
                         np.copyto(lane_sum, share)
+                        np.copyto(lane_col_sum, col_share)
                     else:
                         np.add(lane_sum, share, out=lane_sum)
+                        lane_col_sum += col_share
 
         if self.n_threads == 1:
             run(0)
         else:
             _run_threads(run, range(self.n_threads))
         shares = self.lane_sums[0]
-        for lane_sum in self.lane_sums[1:]:
-            shares += lane_sum
+        col_sums = self.lane_col_sums[0]
+        for lane in range(1, len(self.lanes)):
+            shares += self.lane_sums[lane]
+            col_sums += self.lane_col_sums[lane]
         # S = D Z - W Z - W^T Z; S holds -W Z
-        S -= shares[:, :n_components]
-        S += shares[:, n_components, None] * Z
+        S -= shares
+        S += col_sums[:, None] * Z
         grad = 2.0 * (S.T @ X)
         return -float(p_correct.sum()), grad, p_correct
 
-    def _block(self, start, stop, rows, columns_T, Z_w, neg_dist, p, weights, S, share):
+    def _block(
+        self,
+        start,
+        stop,
+        rows,
+        columns_T,
+        Z_w,
+        neg_dist,
+        p,
+        weights,
+        S,
+        share,
+        col_share,
+    ):
         size = stop - start
         n_samples = neg_dist.shape[1]
         neg = np.matmul(rows[start:stop], columns_T, out=neg_dist[:size])
@@ -917,14 +931,18 @@ class _DenseLossGrad:
         # W_ij = p_ij (1[y_i = y_j] - p_i): a factor per row and class
         factors = np.multiply.outer(-p_block, np.ones(present.size))
         factors[np.arange(size), own] += 1.0
-        factors[np.abs(factors) < self.weight_floor] = 0.0
+        factors[np.abs(factors) < _WEIGHT_FACTOR_FLOOR] = 0.0
         factors /= total[:, None]
         block_w = weights[:size]
         for c, label in enumerate(present):
             a, b = bounds[label], bounds[label + 1]
             np.multiply(block_p[:, a:b], factors[:, c, None], out=block_w[:, a:b])
-        np.negative(block_w @ Z_w[:, :-1], out=S[start:stop])
+        np.negative(block_w @ Z_w, out=S[start:stop])
         np.matmul(block_w.T, Z_w[start:stop], out=share)
+        # the column sums of W in float64, from the float64 exponentials
+        for c, label in enumerate(present):
+            a, b = bounds[label], bounds[label + 1]
+            np.matmul(factors[:, c], block_p[:, a:b], out=col_share[a:b])
         return p_block
 
 
