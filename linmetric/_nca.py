@@ -816,8 +816,7 @@ class _DenseLossGrad:
         # end, whatever thread ran them.
         n_lanes = min(_DENSE_LANES, n_blocks)
         self.lanes = [range(lane, n_blocks, n_lanes) for lane in range(n_lanes)]
-        self.lane_sums = np.empty((n_lanes, n_samples, n_components))
-        self.lane_col_sums = np.empty((n_lanes, n_samples))
+        self.lane_sums = np.empty((n_lanes, n_samples, n_components + 1))
         by_budget = budget // (self.n_rows * row_bytes)
         self.n_threads = max(1, min(_dense_threads(n_samples), n_lanes, by_budget))
         # per thread: distances, exponentials, weights, one block's share
@@ -831,8 +830,7 @@ class _DenseLossGrad:
             p = neg_dist if self.X.dtype == np.float64 else np.empty(shape)
             weights = np.empty(shape, self.weight_dtype)
             share = np.empty(self.lane_sums.shape[1:], weights.dtype)
-            col_share = np.empty(n_samples)
-            self.buffers[thread] = (neg_dist, p, weights, share, col_share)
+            self.buffers[thread] = (neg_dist, p, weights, share)
         return self.buffers[thread]
 
     def __call__(self, components):
@@ -850,15 +848,17 @@ class _DenseLossGrad:
         np.multiply(Z.T, 2.0, out=columns_T[:n_components])
         np.negative(sq_norms, out=columns_T[n_components])
         columns_T[n_components + 1] = -1.0
-        Z_w = Z.astype(self.weight_dtype, copy=False)
+        # [Z, 1] in the weights' dtype: W^T [Z, 1] holds the column sums
+        Z_w = np.empty((n_samples, n_components + 1), dtype=self.weight_dtype)
+        Z_w[:, :n_components] = Z
+        Z_w[:, n_components] = 1.0
         S = np.empty(Z.shape, dtype=np.float64)
         p_correct = np.empty(n_samples, dtype=np.float64)
 
         def run(thread):
-            neg_dist, p, weights, share, col_share = self._buffers(thread)
+            neg_dist, p, weights, share = self._buffers(thread)
             for lane in range(thread, len(self.lanes), self.n_threads):
                 lane_sum = self.lane_sums[lane]
-                lane_col_sum = self.lane_col_sums[lane]
                 for block in self.lanes[lane]:
                     start = self.starts[block]
                     stop = min(start + self.n_rows, n_samples)
@@ -873,27 +873,22 @@ class _DenseLossGrad:
                         weights,
                         S,
                         share,
-                        col_share,
                     )
                     if block == lane:
                         np.copyto(lane_sum, share)
-                        np.copyto(lane_col_sum, col_share)
                     else:
                         np.add(lane_sum, share, out=lane_sum)
-                        lane_col_sum += col_share
 
         if self.n_threads == 1:
             run(0)
         else:
             _run_threads(run, range(self.n_threads))
         shares = self.lane_sums[0]
-        col_sums = self.lane_col_sums[0]
         for lane in range(1, len(self.lanes)):
             shares += self.lane_sums[lane]
-            col_sums += self.lane_col_sums[lane]
         # S = D Z - W Z - W^T Z; S holds -W Z
-        S -= shares
-        S += col_sums[:, None] * Z
+        S -= shares[:, :n_components]
+        S += shares[:, n_components, None] * Z
         grad = 2.0 * (S.T @ X)
         return -float(p_correct.sum()), grad, p_correct
 
@@ -909,7 +904,6 @@ class _DenseLossGrad:
         weights,
         S,
         share,
-        col_share,
     ):
         size = stop - start
         n_samples = neg_dist.shape[1]
@@ -938,12 +932,9 @@ class _DenseLossGrad:
         for c, label in enumerate(present):
             a, b = bounds[label], bounds[label + 1]
             np.multiply(block_p[:, a:b], factors[:, c, None], out=block_w[:, a:b])
-        np.negative(block_w @ Z_w, out=S[start:stop])
+        np.negative(block_w @ Z_w[:, :-1], out=S[start:stop])
+        # W^T [Z, 1]: W^T Z and the column sums of W, in one product
         np.matmul(block_w.T, Z_w[start:stop], out=share)
-        # the column sums of W in float64, from the float64 exponentials
-        for c, label in enumerate(present):
-            a, b = bounds[label], bounds[label + 1]
-            np.matmul(factors[:, c], block_p[:, a:b], out=col_share[a:b])
         return p_block
 
 
