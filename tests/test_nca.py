@@ -499,8 +499,7 @@ def test_truncated_solver_warns_when_its_candidates_miss_the_exact_loss(wine):
 def test_dense_loss_grad_equals_reference(dtype, loss_rtol, grad_rtol):
     X, y, components = make_problem(5, n_samples=60)
     X = X.astype(dtype)
-    same_class = (y[:, None] == y[None, :]).astype(np.float64)
-    loss, grad, p_correct = linmetric._nca.dense_loss_grad(components, X, same_class)
+    loss, grad, p_correct = linmetric._nca.dense_loss_grad(components, X, y)
     X64 = X.astype(np.float64)
     ref_loss, ref_grad = reference.loss_grad(components, X64, y)
     assert loss == pytest.approx(ref_loss, rel=loss_rtol)
@@ -554,3 +553,65 @@ def test_small_exact_fit_loads_no_compiled_kernel():
         check=True,
     )
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "dtype, n_samples, loss_rtol, grad_rtol",
+    [
+        (np.float64, 60, 1e-10, 1e-8),
+        # above DENSE_FLOAT64_MAX_SAMPLES the weights are float32
+        (np.float64, 300, 1e-10, 1e-5),
+        (np.float32, 300, 1e-4, 1e-3),
+    ],
+)
+@pytest.mark.parametrize("working_memory", [None, 0.05])
+def test_dense_loss_grad_in_blocks_equals_reference(
+    dtype, n_samples, loss_rtol, grad_rtol, working_memory
+):
+    # working_memory=0.05 MiB gives blocks of a few rows; the labels are
+    # shuffled, so the data are sorted by class internally.
+    X, y, components = make_problem(7, n_samples=n_samples, n_classes=4)
+    X = X.astype(dtype)
+    loss, grad, p_correct = linmetric._nca.dense_loss_grad(
+        components, X, y, working_memory=working_memory
+    )
+    ref_loss, ref_grad = reference.loss_grad(components, X.astype(np.float64), y)
+    assert loss == pytest.approx(ref_loss, rel=loss_rtol)
+    np.testing.assert_allclose(
+        grad, ref_grad, rtol=grad_rtol, atol=grad_rtol * abs(ref_grad).max()
+    )
+    # p_correct in the order of the input
+    P = reference.soft_neighbors(components, X.astype(np.float64))
+    p_ref = (P * (y[:, None] == y[None, :])).sum(axis=1)
+    np.testing.assert_allclose(p_correct, p_ref, rtol=loss_rtol * 10, atol=1e-12)
+
+
+def test_dense_loss_grad_does_not_depend_on_the_number_of_threads(monkeypatch):
+    X, y, components = make_problem(8, n_samples=300)
+    one = linmetric._nca.dense_loss_grad(components, X, y, working_memory=2.0)
+    monkeypatch.setattr(linmetric._nca, "_cpu_count", lambda: 3)
+    monkeypatch.setattr(linmetric._nca, "_DENSE_MIN_WORK_PER_THREAD", 1)
+    objective = linmetric._nca._DenseLossGrad(
+        X[np.argsort(y, kind="stable")], np.sort(y), 3, 2.0
+    )
+    assert objective.n_threads == 3 and len(objective.starts) == 3
+    three = linmetric._nca.dense_loss_grad(components, X, y, working_memory=2.0)
+    assert one[0] == three[0]
+    np.testing.assert_array_equal(one[1], three[1])
+    np.testing.assert_array_equal(one[2], three[2])
+
+
+def test_dense_softmax_is_stable_when_points_are_far_or_absent():
+    # Some rows have their nearest point beyond exp's range (shifted rows),
+    # others not; a class code with no sample is allowed.
+    X, y, components = make_problem(1, n_samples=40)
+    X[:5] *= 30.0
+    y = np.where(y == 2, 3, y)
+    far = components * 10.0
+    loss, grad, _ = linmetric._nca.dense_loss_grad(far, X, y)
+    ref_loss, ref_grad = reference.loss_grad(far, X, y)
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+    assert loss == pytest.approx(ref_loss, rel=1e-9)
+    np.testing.assert_allclose(
+        grad, ref_grad, rtol=1e-5, atol=1e-8 * abs(ref_grad).max()
+    )
