@@ -57,11 +57,17 @@ class MultiMetricLMNN(ClassifierMixin, BaseEstimator):
     ``transform``: no single map takes the data to a space where Euclidean
     distances are the learned ones.
 
-    Every evaluation of the loss visits all pairs of points of different
-    classes in blocks within ``working_memory`` (no impostor pair is
-    stored): exact, memory bounded, but ``O(n^2 (n_components +
-    n_features))`` time per evaluation. It suits up to some ten thousand
-    points.
+    The loss is computed over candidate impostors: the pairs ``(i, l)``
+    within 1.3 times ``i``'s margin under the metric of ``l``'s class, found
+    by an exact search in every class metric (``O(n^2 n_components)`` time,
+    blocks of ``working_memory``). The candidates stay fixed while L-BFGS
+    runs; when it stops, an exact search looks for impostors they lack, and
+    if there are any they are gathered again and the optimisation goes on.
+    So the loss at the returned maps is the loss over all pairs. The
+    candidates take at most ``impostor_memory``; when they would take more,
+    fewer are gathered (1.02 times the margins) and, failing that, every
+    evaluation visits all pairs in blocks (exact, ``O(n^2)`` time): the
+    objective never changes, only the time.
 
     Parameters
     ----------
@@ -100,6 +106,9 @@ of shape (n_classes, n_components, n_features), default='lmnn'
     working_memory : float, default=None
         Budget in MiB for one block of distances; None means
         ``sklearn.get_config()["working_memory"]``.
+    impostor_memory : float, default=None
+        Budget in MiB for the candidate impostor pairs (96 bytes each);
+        None means the value of ``working_memory``.
 
     Attributes
     ----------
@@ -121,6 +130,11 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         Per iteration: 'loss', 'active_impostors' and 'seconds'.
     converged_ : bool
         Whether the optimiser met its stopping rule.
+    n_impostor_searches_ : int
+        Exact searches of all class metrics (gathering and checking).
+    n_streamed_evaluations_ : int
+        Evaluations that visited all pairs because the candidates did not
+        fit ``impostor_memory``.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
