@@ -132,10 +132,13 @@ METHODS = {
             "mmlmnn",
             "MultiMetricLMNN",
             "multi-metric LMNN (one map per class, its own kNN rule)",
-            params=(("push_weight", 0.5),),
+            # the joint optimisation overfits soon after the LMNN start: 10
+            # iterations were best on held-out training images of a 10,000
+            # image MNIST subsample
+            params=(("push_weight", 0.5), ("max_iter", 10)),
             uses_k=True,
             seeded=True,
-            iterative=True,
+            iterative=False,
             objective="multi-metric LMNN loss (pull + push_weight * hinge)",
             classifier=True,
             default=False,

@@ -371,7 +371,6 @@ of shape (n_classes, n_components, n_features), default='lmnn'
                     n_components=n_components,
                     push_weight=self.push_weight,
                     loss=self.loss,
-                    max_iter=self.max_iter,
                     tol=self.tol,
                     random_state=random_state,
                     working_memory=self.working_memory,
