@@ -343,7 +343,9 @@ of shape (n_classes, n_components, n_features), default='lmnn'
             margins = _margins(X, y, targets, components)
             if not candidates.missed(components, margins):
                 break
-            if log.n_iter >= self.max_iter or candidates.n_searches >= MAX_SEARCHES:
+            if log.n_iter >= self.max_iter:
+                return components, False, "max_iter reached before the final check"
+            if candidates.n_searches >= MAX_SEARCHES:
                 return components, False, "impostors outside the candidate set remain"
             log.note("impostors outside the candidates: searching again")
         return (
