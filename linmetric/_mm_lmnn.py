@@ -63,7 +63,8 @@ class MultiMetricLMNN(ClassifierMixin, BaseEstimator):
     blocks of ``working_memory``). The candidates stay fixed while L-BFGS
     runs; when it stops, an exact search looks for impostors they lack, and
     if there are any they are gathered again and the optimisation goes on.
-    So the loss at the returned maps is the loss over all pairs. The
+    So at convergence the loss is the loss over all pairs (a fit stopped
+    by ``max_iter`` skips the check). The
     candidates take at most ``impostor_memory``; when they would take more,
     fewer are gathered (1.02 times the margins) and, failing that, every
     evaluation visits all pairs in blocks (exact, ``O(n^2)`` time): the
@@ -340,11 +341,11 @@ of shape (n_classes, n_components, n_features), default='lmnn'
             components = result.x
             if candidates.rows is None:  # streamed: exact already
                 break
+            if log.n_iter >= self.max_iter:  # stopped early: no check
+                return components, False, result.message
             margins = _margins(X, y, targets, components)
             if not candidates.missed(components, margins):
                 break
-            if log.n_iter >= self.max_iter:
-                return components, False, "max_iter reached before the final check"
             if candidates.n_searches >= MAX_SEARCHES:
                 return components, False, "impostors outside the candidate set remain"
             log.note("impostors outside the candidates: searching again")
