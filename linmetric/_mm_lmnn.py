@@ -91,7 +91,10 @@ of shape (n_classes, n_components, n_features), default='lmnn'
     loss : {'squared_hinge', 'hinge'}, default='squared_hinge'
         ``h(z) = max(0, z)**2`` (L-BFGS) or ``max(0, z)`` (subgradient).
     max_iter : int, default=1000
-        The most iterations of the joint optimisation.
+        The most iterations of the joint optimisation (the LMNN start runs
+        to its own convergence). The maps overfit soon after the start: a
+        small value (about 10) is early stopping, often better on test data
+        than convergence.
     tol : float, default=1e-5
         Converged when one iteration lowers the loss by less than ``tol``
         times its value.
