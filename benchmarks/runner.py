@@ -257,8 +257,12 @@ def run_linmetric(
                 fit_seconds=float(np.median(fit_times)), fit_repeats=len(fit_times)
             )
             start = time.perf_counter()
-            Z_train = estimator.transform(split.X_train)
-            Z_test = estimator.transform(split.X_test)
+            if method.classifier:
+                # its own rule: no single map gives its distances
+                accuracy = float(estimator.score(split.X_test, split.y_test))
+            else:
+                Z_train = estimator.transform(split.X_train)
+                Z_test = estimator.transform(split.X_test)
             record["transform_seconds"] = time.perf_counter() - start
     except Exception as exc:  # a failing learner must not stop the suite
         record.update(status="error", note=f"{type(exc).__name__}: {exc}")
@@ -278,7 +282,7 @@ def run_linmetric(
         except RunFailed as exc:  # the warm fits are still reported
             notes.append(f"cold fit: {exc.status}: {exc}")
     record["peak_memory_mib"] = memory.peak_mib
-    record["n_components"] = int(estimator.components_.shape[0])
+    record["n_components"] = int(estimator.components_.shape[-2])
     learner = getattr(estimator, "learner_", estimator)  # a tuple estimator's
     n_iter = getattr(learner, "n_iter_", None)
     record["n_iter"] = None if n_iter is None else int(n_iter)
@@ -286,6 +290,9 @@ def run_linmetric(
     if loss_curve is not None:
         record["loss_curve"] = [float(value) for value in np.ravel(loss_curve)]
     record["note"] = "; ".join(filter(None, notes))
+    if method.classifier:
+        record["knn_accuracy"] = accuracy
+        return record
     return score_into(record, split, Z_train, Z_test)
 
 
@@ -312,7 +319,10 @@ def warm_up(split, method_name, *, n_neighbors=3, seed=0, max_iter=None):
             estimator.fit(X_fit[rows])
         else:
             estimator.fit(X_fit[rows], y_fit[rows])
-        estimator.transform(split.X_train[:5])
+        if method.classifier:
+            estimator.predict(split.X_train[:5])
+        else:
+            estimator.transform(split.X_train[:5])
         if method.energy_rule:
             X, y = split.X_train[rows], split.y_train[rows]
             _energy_accuracy(estimator, Split(split.name, X, y, X[:5], y[:5]))

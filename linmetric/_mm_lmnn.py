@@ -10,8 +10,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._init import initialize_components, resolve_n_components
-from ._kernels import rows_per_chunk, weighted_outer_sum
-from ._kernels.mm_lmnn import bipartite_push_terms
+from ._kernels import (
+    rows_per_chunk,
+    sort_pairs,
+    sq_distances_of_pairs,
+    weighted_outer_sum,
+)
+from ._kernels._chunking import get_working_memory
+from ._kernels.lmnn import push_terms
+from ._kernels.mm_lmnn import bipartite_push_terms, impostors_in_class_metric
 from ._lmnn import (
     LMNN,
     _best_scale,
@@ -50,11 +57,18 @@ class MultiMetricLMNN(ClassifierMixin, BaseEstimator):
     ``transform``: no single map takes the data to a space where Euclidean
     distances are the learned ones.
 
-    Every evaluation of the loss visits all pairs of points of different
-    classes in blocks within ``working_memory`` (no impostor pair is
-    stored): exact, memory bounded, but ``O(n^2 (n_components +
-    n_features))`` time per evaluation. It suits up to some ten thousand
-    points.
+    The loss is computed over candidate impostors: the pairs ``(i, l)``
+    within 1.3 times ``i``'s margin under the metric of ``l``'s class, found
+    by an exact search in every class metric (``O(n^2 n_components)`` time,
+    blocks of ``working_memory``). The candidates stay fixed while L-BFGS
+    runs; when it stops, an exact search looks for impostors they lack, and
+    if there are any they are gathered again and the optimisation goes on.
+    So at convergence the loss is the loss over all pairs (a fit stopped
+    by ``max_iter`` skips the check). The
+    candidates take at most ``impostor_memory``; when they would take more,
+    fewer are gathered (1.02 times the margins) and, failing that, every
+    evaluation visits all pairs in blocks (exact, ``O(n^2)`` time): the
+    objective never changes, only the time.
 
     Parameters
     ----------
@@ -77,7 +91,10 @@ of shape (n_classes, n_components, n_features), default='lmnn'
     loss : {'squared_hinge', 'hinge'}, default='squared_hinge'
         ``h(z) = max(0, z)**2`` (L-BFGS) or ``max(0, z)`` (subgradient).
     max_iter : int, default=1000
-        The most iterations of the joint optimisation.
+        The most iterations of the joint optimisation (the LMNN start runs
+        to its own convergence). The maps overfit soon after the start: a
+        small value (about 10) is early stopping, often better on test data
+        than convergence.
     tol : float, default=1e-5
         Converged when one iteration lowers the loss by less than ``tol``
         times its value.
@@ -93,6 +110,9 @@ of shape (n_classes, n_components, n_features), default='lmnn'
     working_memory : float, default=None
         Budget in MiB for one block of distances; None means
         ``sklearn.get_config()["working_memory"]``.
+    impostor_memory : float, default=None
+        Budget in MiB for the candidate impostor pairs (96 bytes each);
+        None means the value of ``working_memory``.
 
     Attributes
     ----------
@@ -114,6 +134,11 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         Per iteration: 'loss', 'active_impostors' and 'seconds'.
     converged_ : bool
         Whether the optimiser met its stopping rule.
+    n_impostor_searches_ : int
+        Exact searches of all class metrics (gathering and checking).
+    n_streamed_evaluations_ : int
+        Evaluations that visited all pairs because the candidates did not
+        fit ``impostor_memory``.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -158,6 +183,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         "verbose": ["verbose"],
         "random_state": ["random_state"],
         "working_memory": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "impostor_memory": [None, Interval(numbers.Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -174,6 +200,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         verbose=0,
         random_state=None,
         working_memory=None,
+        impostor_memory=None,
     ):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -186,6 +213,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         self.verbose = verbose
         self.random_state = random_state
         self.working_memory = working_memory
+        self.impostor_memory = impostor_memory
 
     def fit(self, X, y):
         """Learn one map per class from labelled data.
@@ -233,40 +261,24 @@ of shape (n_classes, n_components, n_features), default='lmnn'
             components = self._start(X, y_codes, targets, shape, random_state)
             if not isinstance(self.init, str):
                 components = components * data_scale
-            objective = functools.partial(
-                _objective,
-                X=X,
-                y=y_codes,
-                targets=targets,
-                shape=shape,
-                mu=float(self.push_weight),
-                loss=self.loss,
-                working_memory=self.working_memory,
-            )
             if self.loss == "hinge":
-                result = minimize_subgradient(
-                    objective,
-                    components,
-                    max_iter=self.max_iter,
-                    tol=self.tol,
-                    log=log,
-                    shape=shape,
-                    finish=False,
-                )
+                minimize = functools.partial(minimize_subgradient, tol=self.tol)
             else:
-                result = minimize_lbfgs(
-                    objective,
-                    components,
-                    max_iter=self.max_iter,
-                    tol=0.0,
-                    ftol=self.tol,
-                    log=log,
-                    shape=shape,
-                    finish=False,
-                )
-        log.finish(result.converged, None if result.converged else result.message)
+                minimize = functools.partial(minimize_lbfgs, tol=0.0, ftol=self.tol)
+            candidates = _ClassImpostors(
+                X,
+                y_codes,
+                targets,
+                shape[0],
+                self.working_memory,
+                self.impostor_memory,
+            )
+            components, converged, message = self._minimize(
+                X, y_codes, targets, components, candidates, log, minimize
+            )
+        log.finish(converged, message)
 
-        self.components_ = np.ascontiguousarray(result.x / data_scale, dtype=X.dtype)
+        self.components_ = np.ascontiguousarray(components / data_scale, dtype=X.dtype)
         self.classes_ = classes
         self.target_neighbors_ = targets
         self._center = center
@@ -277,8 +289,74 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         self.n_iter_ = log.n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
-        self.converged_ = result.converged
+        self.converged_ = converged
+        self.n_impostor_searches_ = candidates.n_searches
+        self.n_streamed_evaluations_ = self._n_streamed
         return self
+
+    def _minimize(self, X, y, targets, components, candidates, log, minimize):
+        """Minimise over candidate impostors, checked by exact searches.
+
+        Each round gathers the candidates at the current maps and minimises
+        the loss over them (a fixed function, so the optimiser sees one
+        objective), then searches every class metric for a pair inside its
+        margin that the candidates lack; the fit ends when there is none,
+        so the loss at the returned maps is the loss over all pairs. When
+        even the narrow candidates exceed the budget, the round evaluates
+        every pair in blocks instead. Returns the maps, whether the last
+        round converged, and why not.
+        """
+        shape = components.shape
+        mu = float(self.push_weight)
+        self._n_streamed = 0
+        while True:
+            margins = _margins(X, y, targets, components)
+            if candidates.gather(components, margins):
+                objective = functools.partial(
+                    _candidate_objective,
+                    X=X,
+                    candidates=candidates,
+                    shape=shape,
+                    mu=mu,
+                    loss=self.loss,
+                )
+            else:
+                log.note("candidate impostors exceed the budget: all pairs streamed")
+                objective = functools.partial(
+                    _objective,
+                    X=X,
+                    y=y,
+                    targets=targets,
+                    shape=shape,
+                    mu=mu,
+                    loss=self.loss,
+                    working_memory=self.working_memory,
+                )
+                objective = _counted(objective, self)
+            result = minimize(
+                objective,
+                components,
+                max_iter=max(1, self.max_iter - log.n_iter),
+                log=log,
+                shape=shape,
+                finish=False,
+            )
+            components = result.x
+            if candidates.rows is None:  # streamed: exact already
+                break
+            if log.n_iter >= self.max_iter:  # stopped early: no check
+                return components, False, result.message
+            margins = _margins(X, y, targets, components)
+            if not candidates.missed(components, margins):
+                break
+            if candidates.n_searches >= MAX_SEARCHES:
+                return components, False, "impostors outside the candidate set remain"
+            log.note("impostors outside the candidates: searching again")
+        return (
+            components,
+            result.converged,
+            None if result.converged else result.message,
+        )
 
     def _start(self, X, y, targets, shape, random_state):
         n_classes, n_components, _ = shape
@@ -299,7 +377,6 @@ of shape (n_classes, n_components, n_features), default='lmnn'
                     n_components=n_components,
                     push_weight=self.push_weight,
                     loss=self.loss,
-                    max_iter=self.max_iter,
                     tol=self.tol,
                     random_state=random_state,
                     working_memory=self.working_memory,
@@ -497,6 +574,14 @@ def _objective(x, *, X, y, targets, shape, mu, loss, working_memory):
     return value, grad.ravel(), {"active_impostors": n_active}
 
 
+def _counted(objective, estimator):
+    def counted(x):
+        estimator._n_streamed += 1
+        return objective(x)
+
+    return counted
+
+
 def _own_class_embedding(X, y, components):
     """``L_{y_j} x_j`` for every training point ``j``."""
     embedding = np.empty((X.shape[0], components.shape[1]), dtype=X.dtype)
@@ -539,3 +624,185 @@ def _nearest_in_class_metrics(X, embedding, y, components, n_neighbors, working_
             indices[start + r] = inside[order]
             distances[start + r] = block[r, inside[order]]
     return np.sqrt(distances), indices
+
+
+# Candidate impostors of a point i are gathered at CANDIDATE_SCALE times its
+# margin (max_j d(i, j) + 1), so that they stay enough while the maps move,
+# or at NARROW_CANDIDATE_SCALE when those do not fit the memory budget.
+CANDIDATE_SCALE = 1.3
+NARROW_CANDIDATE_SCALE = 1.02
+# Bytes counted per candidate pair: its row and column, its position in its
+# class's lists, local indices, distance and weight, and the copies made
+# while the pairs are sorted.
+BYTES_PER_PAIR = 96
+# The most searches of one fit; after them the last working set stands.
+MAX_SEARCHES = 20
+
+
+class _ClassImpostors:
+    """Candidate impostor pairs ``(i, l)`` under the metric of ``l``'s class.
+
+    A search is exact: for each class ``c`` it compares every point outside
+    ``c`` with every point of ``c`` under ``L_c``, so a pair inside its
+    radius in its own class metric is always found. The pairs are kept
+    sorted by row (for the push pass) and, per class of the column, as
+    indices into the class's *local* points: the points of the class and
+    the rows of its pairs, the only points whose image under ``L_c`` an
+    evaluation needs.
+    """
+
+    def __init__(self, X, y, targets, n_classes, working_memory, memory):
+        self.X, self.y, self.targets = X, y, targets
+        self.n_classes = n_classes
+        self.working_memory = working_memory
+        budget = get_working_memory(working_memory if memory is None else memory)
+        self.max_pairs = int(budget * 2**20 // BYTES_PER_PAIR)
+        self.members = [np.flatnonzero(y == c) for c in range(n_classes)]
+        self.n_searches = 0
+        self.rows = None
+
+    def search(self, components, radii):
+        """All pairs inside ``radii`` (None when over the budget)."""
+        self.n_searches += 1
+        rows, cols, left = [], [], self.max_pairs
+        for c in range(self.n_classes):
+            Z = (self.X @ components[c].T.astype(self.X.dtype)).astype(np.float32)
+            found = impostors_in_class_metric(
+                Z,
+                self.y == c,
+                radii,
+                working_memory=self.working_memory,
+                max_pairs=left,
+            )
+            if found is None:
+                return None
+            rows.append(found[0])
+            cols.append(found[1])
+            left -= found[0].shape[0]
+        return np.concatenate(rows), np.concatenate(cols)
+
+    def gather(self, components, margins):
+        """Replace the candidates by a search at the enlarged margins;
+        False when even the narrow ones exceed the budget."""
+        self.rows = None  # one set in memory at a time
+        for scale in (CANDIDATE_SCALE, NARROW_CANDIDATE_SCALE):
+            found = self.search(components, scale * margins)
+            if found is not None:
+                self._store(*found)
+                return True
+        return False
+
+    def missed(self, components, margins):
+        """Whether some pair inside ``margins`` is not a candidate."""
+        found = self.search(components, margins)
+        if found is None:
+            return True
+        n_samples = self.y.shape[0]
+        codes = self.rows * n_samples + self.cols  # sorted
+        query = found[0] * n_samples + found[1]
+        if codes.shape[0] == 0:
+            return query.shape[0] > 0
+        where = np.minimum(np.searchsorted(codes, query), codes.shape[0] - 1)
+        return not bool(np.all(codes[where] == query))
+
+    def _store(self, rows, cols):
+        n_samples = self.y.shape[0]
+        self.rows, self.cols = sort_pairs(rows, cols, n_samples)
+        self.indptr = np.zeros(n_samples + 1, dtype=np.intp)
+        np.cumsum(np.bincount(self.rows, minlength=n_samples), out=self.indptr[1:])
+        col_class = self.y[self.cols]
+        n_neighbors = self.targets.shape[1]
+        self.by_class = []
+        for c in range(self.n_classes):
+            positions = np.flatnonzero(col_class == c)
+            local = np.union1d(self.members[c], self.rows[positions])
+            own = np.searchsorted(local, self.members[c])
+            self.by_class.append(
+                (
+                    positions,
+                    local,
+                    np.repeat(own, n_neighbors),
+                    np.searchsorted(local, self.targets[self.members[c]].ravel()),
+                    np.searchsorted(local, self.rows[positions]),
+                    np.searchsorted(local, self.cols[positions]),
+                )
+            )
+
+
+def candidate_loss_grad(components, X, candidates, *, push_weight, loss):
+    """The multi-metric loss and gradient over the candidate impostors.
+
+    Equal to :func:`mm_lmnn_loss_grad` whenever every pair inside its
+    row's margin is a candidate (pairs outside contribute nothing). Per
+    class ``c`` only the class's local points are mapped by ``L_c``; the
+    gradient share of ``L_c`` is one weighted outer-product sum over its
+    target pairs and its active impostor pairs.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_classes, n_components, n_features), float64
+    n_active : int
+    """
+    L = np.asarray(components, dtype=np.float64)
+    mu = float(push_weight)
+    targets = candidates.targets
+    members = candidates.members
+    target_sq = np.empty(targets.shape, dtype=np.float64)
+    pair_sq = np.empty(candidates.rows.shape[0], dtype=np.float64)
+    local_X = []
+    for c, (positions, local, own, own_targets, rows, cols) in enumerate(
+        candidates.by_class
+    ):
+        X_local = X[local]
+        Z = X_local @ L[c].T.astype(X.dtype)
+        target_sq[members[c]] = sq_distances_of_pairs(
+            Z, own, own_targets, dtype=np.float64, check_indices=False
+        ).reshape(-1, targets.shape[1])
+        pair_sq[positions] = sq_distances_of_pairs(
+            Z, rows, cols, dtype=np.float64, check_indices=False
+        )
+        local_X.append(X_local)
+    push, pair_weights, target_weights, n_active = push_terms(
+        candidates.indptr, pair_sq, target_sq, mu=mu, squared=loss == "squared_hinge"
+    )
+    target_weights += 1.0 - mu
+    grad = np.empty_like(L)
+    for c, (positions, _, own, own_targets, rows, cols) in enumerate(
+        candidates.by_class
+    ):
+        weights = pair_weights[positions]
+        active = weights != 0.0
+        C = weighted_outer_sum(
+            local_X[c],
+            np.concatenate([own, rows[active]]),
+            np.concatenate([own_targets, cols[active]]),
+            np.concatenate([target_weights[members[c]].ravel(), weights[active]]),
+            working_memory=candidates.working_memory,
+        )
+        grad[c] = 2.0 * L[c] @ C
+    value = (1.0 - mu) * float(target_sq.sum()) + mu * push
+    return value, grad, n_active
+
+
+def _candidate_objective(x, *, X, candidates, shape, mu, loss):
+    value, grad, n_active = candidate_loss_grad(
+        np.asarray(x).reshape(shape), X, candidates, push_weight=mu, loss=loss
+    )
+    return value, grad.ravel(), {"active_impostors": n_active}
+
+
+def _margins(X, y, targets, components):
+    """``max_j d(i, j) + 1`` of every point, in its own class metric."""
+    target_sq = np.empty(targets.shape, dtype=np.float64)
+    for c in range(components.shape[0]):
+        rows = np.flatnonzero(y == c)  # targets are of the same class
+        Z = X[rows] @ components[c].T.astype(X.dtype)
+        target_sq[rows] = sq_distances_of_pairs(
+            Z,
+            np.repeat(np.arange(rows.shape[0]), targets.shape[1]),
+            np.searchsorted(rows, targets[rows].ravel()),
+            dtype=np.float64,
+            check_indices=False,
+        ).reshape(-1, targets.shape[1])
+    return target_sq.max(axis=1) + 1.0

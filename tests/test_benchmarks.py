@@ -720,13 +720,23 @@ def test_every_registry_entry_builds_and_fits(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few iterations: convergence warnings
         estimator.fit(X, y)
-        assert np.all(np.isfinite(estimator.transform(X)))
+        if method.classifier:  # scored by its own rule
+            assert set(estimator.predict(X)) <= {0, 1, 2}
+        else:
+            assert np.all(np.isfinite(estimator.transform(X)))
         if method.tuples is not None:
             split = _tiny_tuple_split()
             points, labels = split.tuple_points(method.tuples)
             wrapped = method.make_tuple_estimator(**make)
             wrapped.fit(points) if labels is None else wrapped.fit(points, labels)
             assert wrapped.components_.shape[1] == 4
+
+
+def test_a_classifier_is_scored_by_its_own_rule(iris_split):
+    record = run_linmetric(iris_split, "mmlmnn", cold=False)
+    assert record["status"] == "ok", record["note"]
+    assert 0.9 <= record["knn_accuracy"] <= 1.0
+    assert record["n_components"] == 4 and record["transform_seconds"] >= 0
 
 
 def test_method_names_per_suite():

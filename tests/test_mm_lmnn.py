@@ -5,7 +5,13 @@ from sklearn.datasets import load_iris
 
 from linmetric import MultiMetricLMNN
 from linmetric._kernels.mm_lmnn import bipartite_push_terms
-from linmetric._mm_lmnn import mm_lmnn_loss_grad
+from linmetric._mm_lmnn import (
+    BYTES_PER_PAIR,
+    _ClassImpostors,
+    _margins,
+    candidate_loss_grad,
+    mm_lmnn_loss_grad,
+)
 from linmetric.reference import lmnn as lmnn_reference
 from linmetric.reference import mm_lmnn as reference
 
@@ -148,7 +154,18 @@ def test_fit_lowers_the_loss_of_the_lmnn_start_and_classifies():
     X, y = load_iris(return_X_y=True)
     clf = MultiMetricLMNN(random_state=0).fit(X, y)
     assert clf.converged_
-    assert np.all(np.diff(clf.loss_curve_) <= 1e-12 * clf.loss_curve_[0])
+    # the loss over the candidates can rise only when a check adds impostors;
+    # at the end it is the loss over all pairs
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+    value, _, _ = mm_lmnn_loss_grad(
+        clf.components_,
+        X,
+        y,
+        clf.target_neighbors_,
+        push_weight=0.5,
+        loss="squared_hinge",
+    )
+    np.testing.assert_allclose(clf.loss_curve_[-1], value, rtol=1e-9)
     assert clf.components_.shape == (3, 4, 4)
     assert clf.score(X, y) > 0.95
     assert clf.history_["active_impostors"].shape == (clf.n_iter_,)
@@ -190,3 +207,115 @@ def test_bad_parameters_are_named():
         MultiMetricLMNN().fit(X, np.zeros(X.shape[0]))
     with pytest.raises(ValueError, match="n_neighbors"):
         MultiMetricLMNN(n_neighbors=0).fit(X, y)
+
+
+def _candidates(X, y, targets, Ls, memory=None):
+    candidates = _ClassImpostors(X, y, targets, Ls.shape[0], None, memory)
+    found = candidates.gather(Ls, _margins(X, y, targets, Ls))
+    return candidates, found
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_candidate_evaluation_equals_all_pairs(dtype, loss):
+    X, y = make_data(12, n_samples=60)
+    X = X.astype(dtype)
+    targets = reference.target_neighbors(X, y, 3)
+    Ls = random_maps(12)
+    candidates, found = _candidates(X, y, targets, Ls)
+    assert found
+    # fewer candidates than pairs of different classes: the set is sparse
+    assert candidates.rows.shape[0] < np.count_nonzero(y[:, None] != y[None, :])
+    value, grad, n_active = candidate_loss_grad(
+        Ls, X, candidates, push_weight=0.4, loss=loss
+    )
+    expected, expected_grad, expected_active = mm_lmnn_loss_grad(
+        Ls, X, y, targets, push_weight=0.4, loss=loss
+    )
+    rtol = 1e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(value, expected, rtol=rtol)
+    np.testing.assert_allclose(
+        grad, expected_grad, rtol=rtol, atol=rtol * abs(expected_grad).max()
+    )
+    assert n_active == expected_active
+    assert not candidates.missed(Ls, _margins(X, y, targets, Ls))
+
+
+def test_candidate_gradient_matches_finite_differences():
+    X, y = make_data(13)
+    targets = reference.target_neighbors(X, y, 3)
+    Ls = random_maps(13)
+    candidates, _ = _candidates(X, y, targets, Ls)
+    shape = Ls.shape
+
+    def fun(x):
+        return candidate_loss_grad(
+            x.reshape(shape), X, candidates, push_weight=0.5, loss="squared_hinge"
+        )[0]
+
+    def grad(x):
+        return candidate_loss_grad(
+            x.reshape(shape), X, candidates, push_weight=0.5, loss="squared_hinge"
+        )[1].ravel()
+
+    error = check_grad(fun, grad, Ls.ravel(), epsilon=1e-7)
+    assert error < 1e-5 * max(1.0, np.linalg.norm(grad(Ls.ravel())))
+
+
+def test_search_finds_every_impostor_of_every_class_metric():
+    X, y = make_data(14, n_samples=45)
+    rng = np.random.RandomState(14)
+    Ls = random_maps(14)
+    radii = rng.uniform(0.5, 4.0, X.shape[0])
+    candidates = _ClassImpostors(
+        X, y, reference.target_neighbors(X, y, 3), 3, None, None
+    )
+    rows, cols = candidates.search(Ls, radii)
+    # D[a, b] = ||L_{y_b} (x_a - x_b)||^2, by enumeration
+    D = np.array(
+        [
+            [((Ls[y[b]] @ (X[a] - X[b])) ** 2).sum() for b in range(45)]
+            for a in range(45)
+        ]
+    )
+    expected = (D < radii[:, None]) & (y[:, None] != y[None, :])
+    found = np.zeros_like(expected)
+    found[rows, cols] = True
+    np.testing.assert_array_equal(found, expected)
+    # a set gathered at other maps misses impostors of these
+    stale, _ = _candidates(X, y, candidates.targets, Ls * 3.0)
+    assert stale.missed(Ls, radii)
+
+
+def test_active_set_fit_equals_the_streamed_fit():
+    X, y = make_data(15, n_samples=60)
+    # both converge tightly: their paths differ (a trial step of the active
+    # fit can leave its candidates; the check then searches again), their
+    # minimum does not
+    params = dict(init="identity", random_state=0, max_iter=100, tol=1e-9)
+    active = MultiMetricLMNN(**params).fit(X, y)
+    # a budget below one pair: every evaluation visits all pairs in blocks
+    streamed = MultiMetricLMNN(impostor_memory=1e-6, **params).fit(X, y)
+    assert active.n_streamed_evaluations_ == 0
+    assert streamed.n_streamed_evaluations_ > 0
+    assert active.n_impostor_searches_ >= 2  # gathered, then checked
+    assert active.converged_ and streamed.converged_
+    np.testing.assert_allclose(
+        active.loss_curve_[-1], streamed.loss_curve_[-1], rtol=1e-9
+    )
+    np.testing.assert_allclose(active.components_, streamed.components_, atol=1e-3)
+
+
+def test_candidates_stay_within_the_budget():
+    X, y = make_data(16, n_samples=90)
+    targets = reference.target_neighbors(X, y, 3)
+    Ls = random_maps(16)
+    full, _ = _candidates(X, y, targets, Ls)
+    n_pairs = full.rows.shape[0]
+    budget = (n_pairs // 2) * BYTES_PER_PAIR / 2**20
+    bounded, found = _candidates(X, y, targets, Ls, memory=budget)
+    # the pairs at the narrow margin fit, or the set is empty and streamed
+    if found:
+        assert bounded.rows.shape[0] <= n_pairs // 2
+    else:
+        assert bounded.rows is None

@@ -18,6 +18,7 @@ import numpy as np
 from ._chunking import run_on_row_ranges
 from ._config import jit
 from .distances import sq_distance_blocks
+from .impostors import find_impostors
 from .lmnn import impostor_terms
 
 
@@ -148,3 +149,53 @@ def bipartite_push_terms(
     C -= cross
     C -= cross.T
     return float(row_push.sum()), (C + C.T) / 2.0, target_weights, int(row_active.sum())
+
+
+def impostors_in_class_metric(
+    Z, in_class, radii, *, working_memory=None, max_pairs=None
+):
+    """The pairs ``(i, l)``, ``l`` in the class and ``i`` not, inside ``radii[i]``.
+
+    ``Z`` holds every point under the metric of the class (``X L_c^T``);
+    the pairs are those with ``||z_i - z_l||^2 < radii[i]``, found by the
+    exact impostor search of :func:`linmetric._kernels.find_impostors` on
+    the two labels "in the class" and "not in it", with the radii of the
+    class's own points set below zero so that only rows outside it match.
+    Time ``O(n_in n_out n_components)``, memory one block of
+    ``working_memory`` plus the pairs.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components), float32 or float64
+    in_class : ndarray of shape (n_samples,), bool
+    radii : ndarray of shape (n_samples,)
+        Squared radius of each row outside the class.
+    working_memory : float or None
+        Budget in MiB for one block of the search.
+    max_pairs : int or None
+        Give up, returning None, when there are more pairs than this.
+
+    Returns
+    -------
+    rows, cols : ndarray of shape (n_pairs,), intp
+        Sorted by ``(row, col)``; None when more than ``max_pairs``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.mm_lmnn import impostors_in_class_metric
+    >>> Z = np.array([[0.0], [1.0], [1.5], [9.0]])
+    >>> in_class = np.array([False, True, False, True])
+    >>> impostors_in_class_metric(Z, in_class, np.full(4, 1.1))
+    (array([0, 2]), array([1, 1]))
+    """
+    in_class = np.asarray(in_class, dtype=bool)
+    radii = np.where(in_class, -1.0, np.asarray(radii, dtype=np.float64))
+    found = find_impostors(
+        Z,
+        in_class.astype(np.intp),
+        radii,
+        working_memory=working_memory,
+        max_pairs=max_pairs,
+    )
+    return None if found is None else (found[0], found[1])
