@@ -102,9 +102,9 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
     beta : float, default=1e-5
         Weight of the mixed-norm penalty, in the normalised units of
         :class:`~linmetric.SCML` (also used for its global start).
-    basis : {'auto', 'lda', 'triplet_diffs'} or array-like of shape \
-            (n_basis, n_features), default='auto'
-        As in :class:`~linmetric.SCML`; ``'lda'`` here centres the
+    basis : {'auto', 'lda', 'triplet_diffs'} or array-like, default='auto'
+        As in :class:`~linmetric.SCML` (an array has shape
+        ``(n_basis, n_features)``); ``'lda'`` here centres the
         neighbourhoods on k-means centres.
     n_basis : int or None, default=None
         Size of the basis; None means ``5 * n_features``.
