@@ -267,33 +267,12 @@ class SCML(SupervisedMetricLearner):
         """
         validate_params(self)
         random_state = check_random_state(self.random_state)
-        triplets = validate_tuples(
-            triplets, 3, name="triplets", meaning="d(a, b) < d(a, c)"
-        )
-        n_triplets, _, n_features = triplets.shape
-        basis = self.basis
-        if isinstance(basis, str):
-            if basis == "lda":
-                raise ValueError(
-                    "basis='lda' needs class labels; use fit(X, y), or "
-                    "basis='triplet_diffs' or 'auto' with triplets."
-                )
-            basis = "triplet_diffs"
-        # Each distinct point once; the triplets become row indices.
-        points, index = distinct_rows(triplets.reshape(3 * n_triplets, n_features))
+        points, index, basis = triplets_as_indices(triplets, self.basis)
         X = validate_X(self, points)
         X_centred, exponent = centred_in_units(X)
         X_centred = np.asarray(X_centred, dtype=np.float64)
         with limit_threads(blas=1):
-            return self._fit(
-                X,
-                X_centred,
-                exponent,
-                index.reshape(n_triplets, 3),
-                basis,
-                None,
-                random_state,
-            )
+            return self._fit(X, X_centred, exponent, index, basis, None, random_state)
 
     def _fit(self, X, X64, exponent, triplets, basis, y_codes, random_state):
         # X64 is centred, in units of 2**exponent; a weight w in these units
@@ -448,6 +427,29 @@ def rda(
             break
         previous = loss
     return weights, n_iter, converged
+
+
+def triplets_as_indices(triplets, basis):
+    """Validated triplets as distinct points and row indices into them.
+
+    Returns ``(points, index, basis)``: each distinct point once, the
+    triplets as an ``(n_triplets, 3)`` array of row indices of ``points``,
+    and the basis to build (``'auto'`` is ``'triplet_diffs'`` here; ``'lda'``
+    is refused, it needs class labels).
+    """
+    triplets = validate_tuples(
+        triplets, 3, name="triplets", meaning="d(a, b) < d(a, c)"
+    )
+    n_triplets, _, n_features = triplets.shape
+    if isinstance(basis, str):
+        if basis == "lda":
+            raise ValueError(
+                "basis='lda' needs class labels; use fit(X, y), or "
+                "basis='triplet_diffs' or 'auto' with triplets."
+            )
+        basis = "triplet_diffs"
+    points, index = distinct_rows(triplets.reshape(3 * n_triplets, n_features))
+    return points, index.reshape(n_triplets, 3), basis
 
 
 def distinct_rows(rows):

@@ -19,6 +19,7 @@ from ._scml import (
     lda_basis,
     rda,
     triplet_difference_basis,
+    triplets_as_indices,
 )
 from ._threads import limit_threads
 from ._validation import centred_in_units, validate_X, validate_X_y
@@ -307,33 +308,11 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
         """
         validate_params(self)
         random_state = check_random_state(self.random_state)
-        triplets = validate_tuples(
-            triplets, 3, name="triplets", meaning="d(a, b) < d(a, c)"
-        )
-        n_triplets, _, n_features = triplets.shape
-        basis = self.basis
-        if isinstance(basis, str):
-            if basis == "lda":
-                raise ValueError(
-                    "basis='lda' needs class labels; use fit(X, y), or "
-                    "basis='triplet_diffs' or 'auto' with triplets."
-                )
-            basis = "triplet_diffs"
-        points, index = np.unique(
-            triplets.reshape(3 * n_triplets, n_features), axis=0, return_inverse=True
-        )
+        points, index, basis = triplets_as_indices(triplets, self.basis)
         X = validate_X(self, points)
         X_centred, exponent = centred_in_units(X)
         X_centred = np.asarray(X_centred, dtype=np.float64)
-        self._fit(
-            X,
-            X_centred,
-            exponent,
-            index.reshape(n_triplets, 3),
-            basis,
-            None,
-            random_state,
-        )
+        self._fit(X, X_centred, exponent, index, basis, None, random_state)
         self.classes_ = None
         self._labels = None
         return self
