@@ -11,6 +11,7 @@ The kernel limit is a context variable: it holds for the calling thread
 (and context) only, and nested limits restore the outer one on exit.
 """
 
+import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -91,14 +92,40 @@ def limit_threads(kernels=None, blas=None):
             _KERNEL_LIMIT.reset(token)
 
 
+# Parts of a loaded library's file name that can mark a BLAS
+# (libopenblas*, libscipy_openblas*, libblas*, libflexiblas*, libblis* via
+# its libblas name, libmkl_rt*, mkl_rt*).
+_BLAS_NAME_PARTS = ("blas", "mkl")
+
+
 def _blas_controller():
     global _BLAS_CONTROLLER
     if _BLAS_CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-
         # NumPy and SciPy load their BLAS on import, before any fit.
-        _BLAS_CONTROLLER = ThreadpoolController().select(user_api="blas")
+        _BLAS_CONTROLLER = _find_blas()
     return _BLAS_CONTROLLER
+
+
+def _find_blas():
+    """threadpoolctl's controller of the loaded BLAS libraries.
+
+    threadpoolctl resolves the path of every loaded library (some 200 once
+    numba is loaded), about 10 ms: most of a first small fit in a fresh
+    process. Only the libraries whose file name can be a BLAS are resolved;
+    if none of those turns out to be one, the full scan decides.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    class _NamedLikeBlas(ThreadpoolController):
+        def _make_controller_from_path(self, filepath):
+            name = os.path.basename(filepath).lower()
+            if any(part in name for part in _BLAS_NAME_PARTS):
+                super()._make_controller_from_path(filepath)
+
+    found = _NamedLikeBlas().select(user_api="blas")
+    if found.lib_controllers:
+        return found
+    return ThreadpoolController().select(user_api="blas")
 
 
 def fit_threads(job, n_samples):

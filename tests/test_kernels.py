@@ -519,3 +519,18 @@ def test_limit_threads_limits_blas():
     with limit_threads(blas=1):
         blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
         assert blas and all(i["num_threads"] == 1 for i in blas)
+
+
+def test_blas_scan_by_name_finds_the_libraries_of_the_full_scan(monkeypatch):
+    from threadpoolctl import ThreadpoolController
+
+    from linmetric import _threads
+
+    full = ThreadpoolController().select(user_api="blas")
+    quick = _threads._find_blas()
+    paths = sorted(lib.filepath for lib in quick.lib_controllers)
+    assert paths == sorted(lib.filepath for lib in full.lib_controllers)
+    # a BLAS whose file name says nothing of it is still found: full scan
+    monkeypatch.setattr(_threads, "_BLAS_NAME_PARTS", ("no-such-library",))
+    fallback = _threads._find_blas()
+    assert sorted(lib.filepath for lib in fallback.lib_controllers) == paths
