@@ -69,8 +69,13 @@ class LMNN(MetricLearner):
     every evaluation estimates which points could have an impostor outside
     their candidates, and searches again for those points only (for all
     points at once, in blocks, when many are concerned). The estimate is a
-    heuristic, so ``fit`` ends with an exact full search at the returned
-    map; if it finds an impostor the candidates missed, the optimisation
+    heuristic, so ``fit`` ends with an exact check at the returned map:
+    a point is searched again unless a bound proves that its candidates
+    hold every impostor (distances under ``L`` are at least ``(1 - e)^2``
+    times those under the map ``L_ref`` of its search, with
+    ``e = ||(L - L_ref) L_ref^+||_2``); all points at once, in blocks, when
+    many are concerned. If the check finds an impostor the candidates
+    missed, the optimisation
     resumes from there under a staleness test that is guaranteed (from a
     bound on ``||L - L_ref||_2`` and the spread of the data). A map returned
     without a ``ConvergenceWarning`` therefore has no impostor unseen by
@@ -184,7 +189,8 @@ class LMNN(MetricLearner):
         Whether the optimiser met its stopping rule in every pass (a
         ``ConvergenceWarning`` is raised otherwise).
     n_impostor_searches_ : int
-        Full impostor searches run, the final check included.
+        Full impostor searches run, the final check included when it
+        searched all points.
     n_streamed_evaluations_ : int
         Evaluations of the loss that visited every pair in blocks because
         the impostors did not fit ``impostor_memory``.
@@ -649,10 +655,10 @@ def _minimize_checked(
                 finish=False,
             )
         components = result.x
-        margins = _target_sq(_transform(X, components), targets).max(axis=1) + 1.0
-        if not result.loss_rose and not impostors.missed(
-            _transform(X, components), margins
-        ):
+        Z = _transform(X, components)
+        margins = _target_sq(Z, targets).max(axis=1) + 1.0
+        # searched: only the points whose candidates no bound proves complete
+        if not result.loss_rose and not impostors.missed(Z, margins, components):
             return components, result.converged, result.message
         impostors.reset(guaranteed=True)
         if log.n_iter >= max_iter or attempt == _MAX_RESTARTS:

@@ -29,7 +29,11 @@ import numpy as np
 from ._kernels import find_impostors, sq_distances_of_pairs
 from ._kernels._chunking import get_working_memory
 from ._kernels.impostors import sort_pairs
-from ._kernels.lmnn import impostors_of_rows, ratios_by_group
+from ._kernels.lmnn import (
+    bounded_pair_distances,
+    impostors_of_rows,
+    ratios_by_group,
+)
 
 # Candidate impostors of a point i are the points of other classes with
 # d(i, l) < CANDIDATE_SCALE * (max_j d(i, j) + 1) when they were gathered:
@@ -58,6 +62,13 @@ BYTES_PER_PAIR = 96
 # fit the budget.
 NARROW_CANDIDATE_SCALE = 1.02
 _MIB = 2**20
+# Relative slack of the bound that spares exact distances of candidates
+# outside their margins (see _shrink_factor): covers the rounding of the
+# distances of the transformed data.
+SHRINK_SLACK = 1e-4
+# The bound of ImpostorSet.unproven is applied to distances computed in
+# float32 at the search; this relative slack covers their rounding.
+PROOF_SLACK = 1e-3
 
 
 class ImpostorSet:
@@ -107,6 +118,12 @@ class ImpostorSet:
         self.ref_sq = self.ref_margins = self.target_ref = None
         self.references = []
         self.reference_of = None
+        self._forget_distances()
+
+    def _forget_distances(self):
+        # the candidates' squared distances (or lower bounds of them, at
+        # least their row's margin) at the last evaluation, and its map
+        self.last_sq = self.last_map = None
 
     @property
     def nbytes(self):
@@ -151,9 +168,17 @@ class ImpostorSet:
             return self._full(L, Z, target_sq, margins)
         if self.rows is None or len(self.references) > MAX_REFERENCES:
             return self._full(L, Z, target_sq, margins)
-        pair_sq = sq_distances_of_pairs(
-            Z, self.rows, self.cols, dtype=np.float64, check_indices=False
+        stride = max(1, self.rows.shape[0] // RATIO_SAMPLE)
+        pair_sq = bounded_pair_distances(
+            Z,
+            self.rows,
+            self.cols,
+            self.last_sq if self.last_sq is not None else np.empty(0),
+            0.0 if self.last_sq is None else _shrink_factor(L, self.last_map),
+            margins,
+            stride=stride,
         )
+        self._remember(L, pair_sq)
         if self.guaranteed:
             stale = self._stale_guaranteed(L, margins)
         else:
@@ -196,15 +221,37 @@ class ImpostorSet:
         self.reference_of[stale_rows] = len(self.references)
         self.references.append(L.copy())
         self._store(rows, cols, ref_sq)
+        self._remember(L, pair_sq)
         return pair_sq
 
-    def missed(self, Z, margins):
-        """Whether a full search at ``margins`` finds pairs not in the set.
+    def missed(self, Z, margins, L=None):
+        """Whether a search at ``margins`` finds pairs not in the set.
 
         When those pairs exceed the budget, the set missed some unless the
-        loss was being streamed (exact over all pairs).
+        loss was being streamed (exact over all pairs). With the map ``L``
+        (``Z = X L^T``), only the points that :meth:`unproven` cannot clear
+        are searched: none, some (a partial search), or all (a full one).
         """
-        found = self.search(Z, margins)
+        if L is None or self.streaming or self.rows is None:
+            rows = None
+        else:
+            rows = np.flatnonzero(self.unproven(L, margins))
+            if rows.shape[0] == 0:
+                return False
+            if rows.shape[0] > FULL_SEARCH_FRACTION * margins.shape[0]:
+                rows = None
+        if rows is None:
+            found = self.search(Z, margins)
+        else:
+            self.n_partial_searches += 1
+            found = impostors_of_rows(
+                Z.astype(np.float32, copy=False),
+                self.y,
+                rows,
+                margins,
+                working_memory=self.working_memory,
+                max_pairs=self.max_pairs,
+            )
         if found is None:
             return not self.streaming
         if self.streaming:
@@ -218,15 +265,49 @@ class ImpostorSet:
         where = np.minimum(np.searchsorted(codes, query), codes.shape[0] - 1)
         return not bool(np.all(codes[where] == query))
 
+    def unproven(self, L, margins):
+        """Points that may have an impostor inside ``margins`` outside the set.
+
+        A point ``i`` searched at the map ``L_ref`` holds every ``l`` with
+        ``d_ref(i, l) < s r_ref_i``. When ``L_ref`` has full column rank,
+        ``L v = L_ref v + (L - L_ref) L_ref^+ L_ref v`` for every ``v``, so
+        ``||L v|| >= (1 - e) ||L_ref v||`` with
+        ``e = ||(L - L_ref) L_ref^+||_2``: no ``l`` outside the set is
+        inside the margin while ``(1 - e)^2 s r_ref_i`` exceeds it. The
+        bound of :meth:`_stale_guaranteed`, which needs no rank, clears
+        points too. Returns a boolean mask (True: not cleared).
+        """
+        if self.rows is None:
+            return np.ones(margins.shape[0], dtype=bool)
+        shrink = np.array(
+            [_shrink_bound(L, reference) for reference in self.references]
+        )
+        # (1 - PROOF_SLACK): rounding of the distances of the search
+        cleared = (
+            margins
+            < (1.0 - PROOF_SLACK)
+            * shrink[self.reference_of]
+            * self.scale
+            * self.ref_margins
+        )
+        return ~cleared & self._stale_guaranteed(L, margins)
+
     def _store(self, rows, cols, ref_sq):
         n_samples = self.y.shape[0]
         self.rows, self.cols, self.ref_sq = rows, cols, ref_sq
         self.indptr = np.zeros(n_samples + 1, dtype=np.intp)
         np.cumsum(np.bincount(rows, minlength=n_samples), out=self.indptr[1:])
 
+    def _remember(self, L, pair_sq):
+        # Every squared distance under a later map L' is at least
+        # _shrink_factor(L', L) times its value under L: a pair whose bound
+        # stays above its margin needs no exact distance (see update).
+        self.last_sq, self.last_map = pair_sq, L.copy()
+
     def _full(self, L, Z, target_sq, margins):
         # free the old candidates first: the budget holds one set at a time
         self.rows = self.cols = self.indptr = self.ref_sq = None
+        self._forget_distances()
         for scale in (CANDIDATE_SCALE, NARROW_CANDIDATE_SCALE):
             found = self.search(Z, scale * margins)
             if found is not None:
@@ -245,6 +326,7 @@ class ImpostorSet:
         self.references = [L.copy()]
         self.reference_of = np.zeros(margins.shape[0], dtype=np.intp)
         self._store(rows, cols, pair_sq.copy())
+        self._remember(L, pair_sq)
         return pair_sq
 
     def _stale_estimated(self, pair_sq, target_sq, margins):
@@ -288,3 +370,45 @@ class ImpostorSet:
             moves[self.reference_of] * self.spread
         )
         return np.sqrt(margins) >= lowest
+
+
+def _shrink_bound(L, reference):
+    """``(1 - e)^2`` with ``e = ||(L - reference) reference^+||_2``, or 0.
+
+    Every squared distance under ``L`` is at least this factor times the
+    same distance under ``reference``; 0 when ``reference`` does not have
+    full column rank (no such factor exists) or ``e >= 1``.
+    """
+    singular = np.linalg.svd(reference, compute_uv=False)
+    if reference.shape[0] < reference.shape[1] or not (
+        singular.size and singular[-1] > 1e-8 * singular[0]
+    ):
+        return 0.0
+    move = np.linalg.lstsq(reference.T, (L - reference).T, rcond=None)[0].T
+    e = float(np.linalg.norm(move, ord=2))
+    return max(0.0, 1.0 - e) ** 2
+
+
+def _shrink_factor(L, previous):
+    """A factor ``f`` with ``||L v||^2 >= f ||previous v||^2`` for every ``v``.
+
+    For a square invertible ``previous``, ``L v = (I + M) previous v`` with
+    ``M = (L - previous) previous^-1``, so ``f = (1 - ||M||_2)^2`` (with
+    ``||M||_2`` bounded above by the smaller of the Frobenius norm and
+    ``sqrt(||M||_1 ||M||_inf)``), reduced by ``SHRINK_SLACK`` for the
+    rounding of the distances. 0 (no bound) otherwise.
+    """
+    if previous.shape[0] != previous.shape[1]:
+        return 0.0
+    try:
+        move_t = np.linalg.solve(previous.T, (L - previous).T)  # M^T
+    except np.linalg.LinAlgError:
+        return 0.0
+    absolute = np.abs(move_t)
+    norm = min(
+        float(np.sqrt(np.einsum("ij,ij->", move_t, move_t))),
+        float(np.sqrt(absolute.sum(axis=0).max() * absolute.sum(axis=1).max())),
+    )
+    if not norm < 1.0:  # NaN included
+        return 0.0
+    return (1.0 - norm) ** 2 * (1.0 - SHRINK_SLACK)

@@ -703,3 +703,109 @@ def test_fit_does_not_depend_on_the_units_of_the_input(factor):
         atol=1e-6 * abs(unit.components_).max(),
     )
     np.testing.assert_allclose(scaled.loss_curve_, unit.loss_curve_, rtol=1e-6)
+
+
+def test_shrink_factor_bounds_every_distance():
+    from linmetric._lmnn_impostors import _shrink_factor
+
+    rng = np.random.RandomState(20)
+    X = rng.standard_normal((60, 5))
+    diffs = X[:, None, :] - X[None, :, :]
+    previous = rng.standard_normal((5, 5))
+    for size in (1e-4, 1e-2, 0.1):
+        L = previous + size * rng.standard_normal((5, 5))
+        factor = _shrink_factor(L, previous)
+        assert 0.0 < factor < 1.0
+        now = ((diffs @ L.T) ** 2).sum(-1)
+        then = ((diffs @ previous.T) ** 2).sum(-1)
+        assert np.all(now >= factor * then)
+    # small moves give a factor near 1; no bound without an inverse
+    assert _shrink_factor(previous * (1 + 1e-6), previous) > 0.999
+    assert _shrink_factor(previous[:3], previous[:3]) == 0.0
+    singular = previous.copy()
+    singular[0] = 0.0
+    assert _shrink_factor(previous, singular) == 0.0
+    assert _shrink_factor(previous + 10.0, previous) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bounded_pair_distances_are_exact_inside_the_radii(dtype):
+    from linmetric._kernels.lmnn import bounded_pair_distances
+
+    rng = np.random.RandomState(21)
+    Z = rng.standard_normal((40, 3)).astype(dtype)
+    rows, cols = np.nonzero(np.ones((40, 40), dtype=bool))
+    Z64 = Z.astype(np.float64)
+    exact = ((Z64[rows] - Z64[cols]) ** 2).sum(1)
+    radii = rng.uniform(1.0, 6.0, 40)
+    lower = exact / 0.95  # distances were larger by 1 / 0.95 before
+    got = bounded_pair_distances(Z, rows, cols, lower, 0.9, radii, stride=7)
+    inside = got < radii[rows]
+    np.testing.assert_allclose(got[inside], exact[inside], rtol=1e-12)
+    assert np.all(got <= exact * (1 + 1e-12))  # a lower bound everywhere
+    np.testing.assert_allclose(got[::7], exact[::7], rtol=1e-12)
+    assert np.all(exact[~inside] >= radii[rows[~inside]])
+    assert np.count_nonzero(got != exact) > 100  # some were spared
+    # factor 0 computes them all, without reading the bounds
+    zero = bounded_pair_distances(Z, rows, cols, np.empty(0), 0.0, radii)
+    np.testing.assert_allclose(zero, exact, rtol=1e-12)
+
+
+def test_objective_along_small_steps_equals_reference(monkeypatch):
+    # Later evaluations reuse bounds of earlier distances: the loss, the
+    # gradient and the active count stay those of the reference.
+    from linmetric import _lmnn_impostors
+
+    # measure the ratios on every 5th pair only, so the others may be spared
+    monkeypatch.setattr(_lmnn_impostors, "RATIO_SAMPLE", 100)
+    X, y = make_blobs_data(22, n_samples=90)
+    objective, targets, impostors = make_objective(X, y)
+    rng = np.random.RandomState(22)
+    L = np.eye(4) + 0.1 * rng.standard_normal((4, 4))
+    for step in range(8):
+        L = L + 10.0 ** -(step % 4 + 1) * rng.standard_normal((4, 4))
+        value, grad, extras = objective(L.ravel())
+        expected, expected_grad, n_active = reference.loss_grad(L, X, y, targets)
+        np.testing.assert_allclose(value, expected, rtol=1e-12)
+        np.testing.assert_allclose(
+            grad.reshape(L.shape), expected_grad, rtol=1e-9, atol=1e-9
+        )
+        assert extras["active_impostors"] == n_active
+    # the last evaluations computed fewer than all candidate distances
+    assert impostors.last_sq is not None
+    Z = _transform(X, L)
+    exact = ((Z[impostors.rows] - Z[impostors.cols]) ** 2).sum(1)
+    assert np.count_nonzero(impostors.last_sq < exact * (1 - 1e-9)) > 50
+
+
+def test_final_check_searches_only_points_no_bound_clears():
+    X, y = make_blobs_data(23, n_samples=90)
+    objective, targets, impostors = make_objective(X, y)
+    L = np.eye(4)
+    objective(L.ravel())
+    n_searches = impostors.n_searches
+    # a tiny move: every point is cleared, nothing is searched
+    near = L * (1 + 1e-6)
+    Z = _transform(X, near)
+    margins = _target_sq(Z, targets).max(axis=1) + 1.0
+    assert not impostors.unproven(near, margins).any()
+    assert not impostors.missed(Z, margins, near)
+    assert impostors.n_searches == n_searches
+    # far moves: the answer is that of a full search, whatever is searched
+    rng = np.random.RandomState(23)
+    for size in (0.05, 0.3, 1.0):
+        far = L + size * rng.standard_normal((4, 4))
+        Z = _transform(X, far)
+        margins = _target_sq(Z, targets).max(axis=1) + 1.0
+        assert impostors.missed(Z, margins, far) == impostors.missed(Z, margins)
+    # a point the bounds clear has no impostor outside its candidates
+    for size in (0.01, 0.05):
+        far = L * (1 - size) + size * rng.standard_normal((4, 4))
+        Z = _transform(X, far)
+        margins = _target_sq(Z, targets).max(axis=1) + 1.0
+        cleared = ~impostors.unproven(far, margins)
+        assert cleared.any()
+        rows, cols, _ = find_impostors(Z, y, margins)
+        held = set(zip(impostors.rows.tolist(), impostors.cols.tolist(), strict=True))
+        for i, l in zip(rows.tolist(), cols.tolist(), strict=True):
+            assert not cleared[i] or (i, l) in held

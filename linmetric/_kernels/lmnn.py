@@ -21,7 +21,7 @@ import numpy as np
 from .._threads import MIN_ROWS_PER_THREAD, kernel_threads, limit_threads
 from ._chunking import run_on_row_ranges, run_tasks
 from ._config import jit
-from .distances import as_float_matrix, sq_distance_blocks
+from .distances import as_float_matrix, exact_sq_distance, sq_distance_blocks
 
 
 @jit
@@ -233,6 +233,76 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None, max_pairs=None)
     if not found_rows:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
     return np.concatenate(found_rows), np.concatenate(found_cols)
+
+
+@jit
+def _bounded_distances_kernel(
+    start, stop, Z, rows, cols, lower, factor, radii, stride, out
+):
+    # out[p] = the exact squared distance of pair p, or factor * lower[p]
+    # when that bound already puts the pair outside its row's radius (and p
+    # is not a multiple of stride).
+    for p in range(start, stop):
+        if factor > 0.0 and p % stride != 0:
+            bound = factor * lower[p]
+            if bound >= radii[rows[p]]:
+                out[p] = bound
+                continue
+        out[p] = exact_sq_distance(Z, rows[p], Z, cols[p])
+
+
+def bounded_pair_distances(Z, rows, cols, lower, factor, radii, *, stride=1):
+    """Squared distances of pairs, or lower bounds where those suffice.
+
+    With ``lower[p]`` a lower bound of the squared distance of pair ``p``
+    under an earlier map, and every squared distance now at least
+    ``factor`` times what it was then, ``factor * lower[p]`` bounds the
+    distance now. Where that bound is at least ``radii[rows[p]]`` the pair
+    is outside its row's radius and the bound is returned; elsewhere, and
+    for every ``stride``-th pair, the exact float64 distance.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_components), float32 or float64
+    rows, cols : ndarray of shape (n_pairs,), intp
+    lower : ndarray of shape (n_pairs,), float64
+        Not read when ``factor`` is 0.
+    factor : float
+        In ``[0, 1]``; 0 computes every distance.
+    radii : ndarray of shape (n_samples,), float64
+    stride : int, default=1
+        Pairs ``0, stride, 2 stride, ...`` are always computed exactly.
+
+    Returns
+    -------
+    sq_dists : ndarray of shape (n_pairs,), float64
+        Exact below the radius; at least the radius elsewhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.lmnn import bounded_pair_distances
+    >>> Z = np.array([[0.0], [1.0], [3.0]])
+    >>> rows, cols = np.array([0, 0]), np.array([1, 2])
+    >>> bounded_pair_distances(Z, rows, cols, np.array([2.0, 10.0]), 0.9,
+    ...                        np.full(3, 2.0), stride=5).tolist()
+    [1.0, 9.0]
+    """
+    out = np.empty(rows.shape[0], dtype=np.float64)
+    run_on_row_ranges(
+        _bounded_distances_kernel,
+        rows.shape[0],
+        Z,
+        rows,
+        cols,
+        lower,
+        float(factor),
+        radii,
+        int(stride),
+        out,
+        row_work=Z.shape[1],
+    )
+    return out
 
 
 @jit
@@ -450,25 +520,44 @@ def ratios_by_group(
 
 
 @jit
-def _gradient_gather_kernel(
-    start, stop, X, targets, target_weights, indptr, cols, pair_weights, product
+def _gradient_right_kernel(
+    start,
+    stop,
+    X,
+    targets,
+    target_weights,
+    indptr,
+    cols,
+    pair_weights,
+    col_degrees,
+    right,
 ):
-    # product[i] += w x_b over the target pairs (i, targets[i, j]) and the
-    # candidate pairs of nonzero weight (i, cols[p]), p in indptr[i]:indptr[i + 1],
-    # for the rows start:stop only (each thread owns its rows).
+    # right[i] = (d_i) x_i - 2 sum_b w_ib x_b for the rows start:stop (each
+    # thread owns its rows), where d_i is the row's weight sum plus
+    # col_degrees[i]: the target pairs (i, targets[i, j]) with weights
+    # target_weights[i, j] and the candidate pairs of nonzero weight
+    # (i, cols[p]), p in indptr[i]:indptr[i + 1].
     n_features = X.shape[1]
+    gathered = np.empty(n_features, dtype=np.float64)
     for i in range(start, stop):
+        degree = col_degrees[i]
+        for k in range(n_features):
+            gathered[k] = 0.0
         for j in range(targets.shape[1]):
             b = targets[i, j]
             w = target_weights[i, j]
+            degree += w
             for k in range(n_features):
-                product[i, k] += w * X[b, k]
+                gathered[k] += w * X[b, k]
         for p in range(indptr[i], indptr[i + 1]):
             w = pair_weights[p]
             if w != 0.0:
+                degree += w
                 b = cols[p]
                 for k in range(n_features):
-                    product[i, k] += w * X[b, k]
+                    gathered[k] += w * X[b, k]
+        for k in range(n_features):
+            right[i, k] = degree * X[i, k] - 2.0 * gathered[k]
 
 
 def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
@@ -479,11 +568,12 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
     ``(i, cols[p])``, ``p`` in ``indptr[i]:indptr[i + 1]``, with weights
     ``pair_weights[p]`` (zero weights are skipped). As in
     :func:`linmetric._kernels.weighted_outer_sum`, ``C`` is the symmetric
-    part of ``X^T (D X - 2 W X)``; here a numba pass gathers ``W X``
-    straight from LMNN's arrays, split by rows over threads (each thread
-    owns its rows, so the result does not depend on their number), without
-    building a list of pairs; the degrees ``D`` are two weighted counts,
-    and one float64 GEMM over all rows follows.
+    part of ``X^T (D X - 2 W X)``; here one numba pass builds ``D X - 2 W X``
+    row by row, gathering ``W X`` straight from LMNN's arrays, split by rows
+    over threads (each thread owns its rows, so the result does not depend
+    on their number), without building a list of pairs; the column part of
+    the degrees ``D`` is two weighted counts, and one float64 GEMM over all
+    rows follows.
 
     Parameters
     ----------
@@ -512,9 +602,15 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
            [2., 6.]])
     """
     n_samples = X.shape[0]
-    product = np.zeros(X.shape, dtype=np.float64)
+    # each pair's weight counts for both of its points: the rows' share is
+    # summed in the kernel, the columns' here
+    col_degrees = np.bincount(
+        targets.ravel(), target_weights.ravel(), minlength=n_samples
+    )
+    col_degrees += np.bincount(cols, pair_weights, minlength=n_samples)
+    right = np.empty(X.shape, dtype=np.float64)
     run_on_row_ranges(
-        _gradient_gather_kernel,
+        _gradient_right_kernel,
         n_samples,
         X,
         targets,
@@ -522,21 +618,10 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
         indptr,
         cols,
         pair_weights,
-        product,
+        col_degrees,
+        right,
     )
-    # degrees: each pair's weight counts for both of its points
-    row_sums = target_weights.sum(axis=1)
-    if pair_weights.shape[0]:
-        row_sums += np.add.reduceat(
-            np.concatenate([pair_weights, [0.0]]), indptr[:-1]
-        ) * (indptr[1:] > indptr[:-1])
-    degrees = row_sums
-    degrees += np.bincount(targets.ravel(), target_weights.ravel(), minlength=n_samples)
-    degrees += np.bincount(cols, pair_weights, minlength=n_samples)
-    X64 = X.astype(np.float64, copy=False)
-    right = X64 * degrees[:, None]
-    right -= 2.0 * product
-    H = _split_gram(X64, right)
+    H = _split_gram(X.astype(np.float64, copy=False), right)
     return (H + H.T) / 2.0
 
 
