@@ -157,7 +157,7 @@ class LMNN(MetricLearner):
         Budget in MiB for one block of the distance computations; None
         means ``sklearn.get_config()["working_memory"]``.
     impostor_memory : float, default=None
-        Budget in MiB for the candidate impostor pairs (96 bytes each, their
+        Budget in MiB for the candidate impostor pairs (112 bytes each, their
         per-evaluation arrays and merge copies included); None means the
         value of ``working_memory``. The peak memory of ``fit`` is about
         this plus two blocks of ``working_memory`` plus a few copies of X.
@@ -337,6 +337,7 @@ class LMNN(MetricLearner):
                 np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64)),
                 self.working_memory,
                 self.impostor_memory,
+                X=X,
             )
             if self.loss == "hinge":
                 minimize = functools.partial(minimize_subgradient, tol=self.tol)

@@ -54,21 +54,15 @@ FULL_SEARCH_FRACTION = 0.3
 # Beyond this many maps of reference (one per partial search), a full search
 # starts afresh.
 MAX_REFERENCES = 30
-# Bytes counted per candidate pair against the budget: its row, column and
-# reference distance, the distance and gradient weight of one evaluation,
-# and the copies made while a search assembles pairs or candidates merge.
-BYTES_PER_PAIR = 96
+# Bytes counted per candidate pair against the budget: its row, column,
+# reference distance, distance bound and length, the distance and gradient
+# weight of one evaluation, and the copies made while a search assembles
+# pairs or candidates merge.
+BYTES_PER_PAIR = 112
 # The margin enlargement used when the candidates at CANDIDATE_SCALE do not
 # fit the budget.
 NARROW_CANDIDATE_SCALE = 1.02
 _MIB = 2**20
-# Relative slack of the bound that spares exact distances of candidates
-# outside their margins (see _shrink_factor): covers the rounding of the
-# distances of the transformed data.
-SHRINK_SLACK = 1e-4
-# The bound of ImpostorSet.unproven is applied to distances computed in
-# float32 at the search; this relative slack covers their rounding.
-PROOF_SLACK = 1e-3
 
 
 class ImpostorSet:
@@ -85,10 +79,16 @@ class ImpostorSet:
     memory : float or None, default=None
         Budget in MiB for the candidate pairs (``BYTES_PER_PAIR`` bytes
         each); None means ``working_memory``'s value.
+    X : ndarray of shape (n_samples, n_features), default=None
+        The data, centred as ``spread`` is. With it, an evaluation computes
+        exact distances only for the candidates that a bound cannot place
+        outside their margins (see :meth:`update`).
     """
 
-    def __init__(self, y, spread, working_memory, memory=None):
+    def __init__(self, y, spread, working_memory, memory=None, X=None):
         self.y = y
+        self.X = X
+        self.largest_norm = float(spread.max()) if spread.size else 0.0
         self.working_memory = working_memory
         budget = get_working_memory(working_memory if memory is None else memory)
         self.max_pairs = int(budget * _MIB // BYTES_PER_PAIR)
@@ -121,9 +121,9 @@ class ImpostorSet:
         self._forget_distances()
 
     def _forget_distances(self):
-        # the candidates' squared distances (or lower bounds of them, at
-        # least their row's margin) at the last evaluation, and its map
-        self.last_sq = self.last_map = None
+        # per candidate pair: a lower bound of its distance (not squared)
+        # at the last evaluation and its length ||x_i - x_l||; that map
+        self.roots = self.lengths = self.last_map = None
 
     @property
     def nbytes(self):
@@ -169,16 +169,19 @@ class ImpostorSet:
         if self.rows is None or len(self.references) > MAX_REFERENCES:
             return self._full(L, Z, target_sq, margins)
         stride = max(1, self.rows.shape[0] // RATIO_SAMPLE)
+        shift, slack = self._move(L, Z)
         pair_sq = bounded_pair_distances(
             Z,
             self.rows,
             self.cols,
-            self.last_sq if self.last_sq is not None else np.empty(0),
-            0.0 if self.last_sq is None else _shrink_factor(L, self.last_map),
+            self.roots,
+            self.lengths,
+            shift,
             margins,
+            slack=slack,
             stride=stride,
         )
-        self._remember(L, pair_sq)
+        self.last_map = L.copy()
         if self.guaranteed:
             stale = self._stale_guaranteed(L, margins)
         else:
@@ -209,19 +212,22 @@ class ImpostorSet:
         new_sq = sq_distances_of_pairs(
             Z, new_rows, new_cols, dtype=np.float64, check_indices=False
         )
-        rows, cols, pair_sq, ref_sq = sort_pairs(
+        new_roots, new_lengths = self._bounds_of(new_rows, new_cols, new_sq, slack)
+        rows, cols, pair_sq, ref_sq, roots, lengths = sort_pairs(
             np.concatenate([self.rows[keep], new_rows]),
             np.concatenate([self.cols[keep], new_cols]),
             margins.shape[0],
             np.concatenate([pair_sq[keep], new_sq]),
             np.concatenate([self.ref_sq[keep], new_sq]),
+            np.concatenate([self.roots[keep], new_roots]),
+            np.concatenate([self.lengths[keep], new_lengths]),
         )
         self.ref_margins[stale_rows] = margins[stale_rows]
         self.target_ref[stale_rows] = target_sq[stale_rows]
         self.reference_of[stale_rows] = len(self.references)
         self.references.append(L.copy())
         self._store(rows, cols, ref_sq)
-        self._remember(L, pair_sq)
+        self.roots, self.lengths = roots, lengths
         return pair_sq
 
     def missed(self, Z, margins, L=None):
@@ -268,29 +274,12 @@ class ImpostorSet:
     def unproven(self, L, margins):
         """Points that may have an impostor inside ``margins`` outside the set.
 
-        A point ``i`` searched at the map ``L_ref`` holds every ``l`` with
-        ``d_ref(i, l) < s r_ref_i``. When ``L_ref`` has full column rank,
-        ``L v = L_ref v + (L - L_ref) L_ref^+ L_ref v`` for every ``v``, so
-        ``||L v|| >= (1 - e) ||L_ref v||`` with
-        ``e = ||(L - L_ref) L_ref^+||_2``: no ``l`` outside the set is
-        inside the margin while ``(1 - e)^2 s r_ref_i`` exceeds it. The
-        bound of :meth:`_stale_guaranteed`, which needs no rank, clears
-        points too. Returns a boolean mask (True: not cleared).
+        The points that the guaranteed test of :meth:`_stale_guaranteed`
+        does not clear (all of them before any search).
         """
         if self.rows is None:
             return np.ones(margins.shape[0], dtype=bool)
-        shrink = np.array(
-            [_shrink_bound(L, reference) for reference in self.references]
-        )
-        # (1 - PROOF_SLACK): rounding of the distances of the search
-        cleared = (
-            margins
-            < (1.0 - PROOF_SLACK)
-            * shrink[self.reference_of]
-            * self.scale
-            * self.ref_margins
-        )
-        return ~cleared & self._stale_guaranteed(L, margins)
+        return self._stale_guaranteed(L, margins)
 
     def _store(self, rows, cols, ref_sq):
         n_samples = self.y.shape[0]
@@ -298,11 +287,35 @@ class ImpostorSet:
         self.indptr = np.zeros(n_samples + 1, dtype=np.intp)
         np.cumsum(np.bincount(rows, minlength=n_samples), out=self.indptr[1:])
 
-    def _remember(self, L, pair_sq):
-        # Every squared distance under a later map L' is at least
-        # _shrink_factor(L', L) times its value under L: a pair whose bound
-        # stays above its margin needs no exact distance (see update).
-        self.last_sq, self.last_map = pair_sq, L.copy()
+    def _move(self, L, Z):
+        """``(shift, slack)`` for :func:`bounded_pair_distances` at ``L``.
+
+        ``shift`` bounds ``||L - L_last||_2`` for the maps as rounded to the
+        dtype of ``Z`` (-1, no bound, without data or an earlier map);
+        ``slack`` bounds the rounding error of a distance computed from
+        ``Z``: each row of ``Z = X L^T`` is within ``(d + 2) u ||x_i||
+        ||L||_F`` of the exact product.
+        """
+        u = float(np.finfo(Z.dtype).eps) / 2.0
+        size = float(np.linalg.norm(L))
+        slack = 2.0 * (L.shape[1] + 2) * u * self.largest_norm * size
+        if self.X is None or self.last_map is None or self.roots is None:
+            return -1.0, slack
+        shift = float(np.linalg.norm(L - self.last_map, ord=2)) * (1.0 + 1e-12)
+        shift += 2.0 * u * (size + float(np.linalg.norm(self.last_map)))
+        return shift, slack
+
+    def _bounds_of(self, rows, cols, pair_sq, slack):
+        """Distance bounds and lengths of pairs with exact ``pair_sq``."""
+        roots = np.sqrt(pair_sq) - slack
+        if self.X is None:
+            return roots, np.zeros_like(roots)
+        lengths = np.sqrt(
+            sq_distances_of_pairs(
+                self.X, rows, cols, dtype=np.float64, check_indices=False
+            )
+        )
+        return roots, lengths
 
     def _full(self, L, Z, target_sq, margins):
         # free the old candidates first: the budget holds one set at a time
@@ -326,7 +339,10 @@ class ImpostorSet:
         self.references = [L.copy()]
         self.reference_of = np.zeros(margins.shape[0], dtype=np.intp)
         self._store(rows, cols, pair_sq.copy())
-        self._remember(L, pair_sq)
+        self.roots, self.lengths = self._bounds_of(
+            rows, cols, pair_sq, self._move(L, Z)[1]
+        )
+        self.last_map = L.copy()
         return pair_sq
 
     def _stale_estimated(self, pair_sq, target_sq, margins):
@@ -370,45 +386,3 @@ class ImpostorSet:
             moves[self.reference_of] * self.spread
         )
         return np.sqrt(margins) >= lowest
-
-
-def _shrink_bound(L, reference):
-    """``(1 - e)^2`` with ``e = ||(L - reference) reference^+||_2``, or 0.
-
-    Every squared distance under ``L`` is at least this factor times the
-    same distance under ``reference``; 0 when ``reference`` does not have
-    full column rank (no such factor exists) or ``e >= 1``.
-    """
-    singular = np.linalg.svd(reference, compute_uv=False)
-    if reference.shape[0] < reference.shape[1] or not (
-        singular.size and singular[-1] > 1e-8 * singular[0]
-    ):
-        return 0.0
-    move = np.linalg.lstsq(reference.T, (L - reference).T, rcond=None)[0].T
-    e = float(np.linalg.norm(move, ord=2))
-    return max(0.0, 1.0 - e) ** 2
-
-
-def _shrink_factor(L, previous):
-    """A factor ``f`` with ``||L v||^2 >= f ||previous v||^2`` for every ``v``.
-
-    For a square invertible ``previous``, ``L v = (I + M) previous v`` with
-    ``M = (L - previous) previous^-1``, so ``f = (1 - ||M||_2)^2`` (with
-    ``||M||_2`` bounded above by the smaller of the Frobenius norm and
-    ``sqrt(||M||_1 ||M||_inf)``), reduced by ``SHRINK_SLACK`` for the
-    rounding of the distances. 0 (no bound) otherwise.
-    """
-    if previous.shape[0] != previous.shape[1]:
-        return 0.0
-    try:
-        move_t = np.linalg.solve(previous.T, (L - previous).T)  # M^T
-    except np.linalg.LinAlgError:
-        return 0.0
-    absolute = np.abs(move_t)
-    norm = min(
-        float(np.sqrt(np.einsum("ij,ij->", move_t, move_t))),
-        float(np.sqrt(absolute.sum(axis=0).max() * absolute.sum(axis=1).max())),
-    )
-    if not norm < 1.0:  # NaN included
-        return 0.0
-    return (1.0 - norm) ** 2 * (1.0 - SHRINK_SLACK)
