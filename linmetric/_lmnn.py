@@ -65,21 +65,21 @@ class LMNN(MetricLearner):
     Impostors are kept as an active set. A search gathers, for each point,
     the candidate impostors inside its margin enlarged by a factor 1.3; each
     evaluation of the loss then computes exact distances for the candidates
-    only. From the measured change of those distances since the search,
-    every evaluation estimates which points could have an impostor outside
-    their candidates, and searches again for those points only (for all
-    points at once, in blocks, when many are concerned). The estimate is a
-    heuristic, so ``fit`` ends with an exact check at the returned map:
-    a point is searched again unless a bound proves that its candidates
-    hold every impostor (distances under ``L`` are at least ``(1 - e)^2``
-    times those under the map ``L_ref`` of its search, with
-    ``e = ||(L - L_ref) L_ref^+||_2``); all points at once, in blocks, when
-    many are concerned. If the check finds an impostor the candidates
-    missed, the optimisation
-    resumes from there under a staleness test that is guaranteed (from a
-    bound on ``||L - L_ref||_2`` and the spread of the data). A map returned
+    only, and only for those that a lower bound of their distance (the last
+    one computed, less ``||L - L_last||_2 ||x_i - x_l||``) does not already
+    place outside the margin. From the measured change of those distances
+    since the search, every evaluation estimates which points could have an
+    impostor outside their candidates, and searches again for those points
+    only (for all points at once, in blocks, when many are concerned). The
+    estimate is a heuristic, so ``fit`` ends with an exact check at the
+    returned map: a point is searched again unless a bound (on
+    ``||L - L_ref||_2`` since its search and the spread of the data) proves
+    that its candidates hold every impostor; all points at once, in
+    blocks, when many are concerned. If the check finds an impostor the
+    candidates missed, the optimisation resumes from there under a
+    staleness test that is guaranteed (that same bound). A map returned
     without a ``ConvergenceWarning`` therefore has no impostor unseen by
-    the final search. Distances in the loss are summed in float64; the
+    the final check. Distances in the loss are summed in float64; the
     searches run on float32 distances, so the final check is exact up to
     float32 rounding of distances near a margin.
 
