@@ -65,9 +65,7 @@ class LMNN(MetricLearner):
     Impostors are kept as an active set. A search gathers, for each point,
     the candidate impostors inside its margin enlarged by a factor 1.3; each
     evaluation of the loss then computes exact distances for the candidates
-    only, and only for those that a lower bound of their distance (the last
-    one computed, less ``||L - L_last||_2 ||x_i - x_l||``) does not already
-    place outside the margin. From the measured change of those distances
+    only. From the measured change of those distances
     since the search, every evaluation estimates which points could have an
     impostor outside their candidates, and searches again for those points
     only (for all points at once, in blocks, when many are concerned). The
@@ -157,7 +155,7 @@ class LMNN(MetricLearner):
         Budget in MiB for one block of the distance computations; None
         means ``sklearn.get_config()["working_memory"]``.
     impostor_memory : float, default=None
-        Budget in MiB for the candidate impostor pairs (112 bytes each, their
+        Budget in MiB for the candidate impostor pairs (96 bytes each, their
         per-evaluation arrays and merge copies included); None means the
         value of ``working_memory``. The peak memory of ``fit`` is about
         this plus two blocks of ``working_memory`` plus a few copies of X.
@@ -337,7 +335,6 @@ class LMNN(MetricLearner):
                 np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64)),
                 self.working_memory,
                 self.impostor_memory,
-                X=X,
             )
             if self.loss == "hinge":
                 minimize = functools.partial(minimize_subgradient, tol=self.tol)

@@ -29,11 +29,7 @@ import numpy as np
 from ._kernels import find_impostors, sq_distances_of_pairs
 from ._kernels._chunking import get_working_memory
 from ._kernels.impostors import sort_pairs
-from ._kernels.lmnn import (
-    bounded_pair_distances,
-    impostors_of_rows,
-    ratios_by_group,
-)
+from ._kernels.lmnn import impostors_of_rows, ratios_by_group
 
 # Candidate impostors of a point i are the points of other classes with
 # d(i, l) < CANDIDATE_SCALE * (max_j d(i, j) + 1) when they were gathered:
@@ -54,11 +50,10 @@ FULL_SEARCH_FRACTION = 0.3
 # Beyond this many maps of reference (one per partial search), a full search
 # starts afresh.
 MAX_REFERENCES = 30
-# Bytes counted per candidate pair against the budget: its row, column,
-# reference distance, distance bound and length, the distance and gradient
-# weight of one evaluation, and the copies made while a search assembles
-# pairs or candidates merge.
-BYTES_PER_PAIR = 112
+# Bytes counted per candidate pair against the budget: its row, column and
+# reference distance, the distance and gradient weight of one evaluation,
+# and the copies made while a search assembles pairs or candidates merge.
+BYTES_PER_PAIR = 96
 # The margin enlargement used when the candidates at CANDIDATE_SCALE do not
 # fit the budget.
 NARROW_CANDIDATE_SCALE = 1.02
@@ -79,16 +74,10 @@ class ImpostorSet:
     memory : float or None, default=None
         Budget in MiB for the candidate pairs (``BYTES_PER_PAIR`` bytes
         each); None means ``working_memory``'s value.
-    X : ndarray of shape (n_samples, n_features), default=None
-        The data, centred as ``spread`` is. With it, an evaluation computes
-        exact distances only for the candidates that a bound cannot place
-        outside their margins (see :meth:`update`).
     """
 
-    def __init__(self, y, spread, working_memory, memory=None, X=None):
+    def __init__(self, y, spread, working_memory, memory=None):
         self.y = y
-        self.X = X
-        self.largest_norm = float(spread.max()) if spread.size else 0.0
         self.working_memory = working_memory
         budget = get_working_memory(working_memory if memory is None else memory)
         self.max_pairs = int(budget * _MIB // BYTES_PER_PAIR)
@@ -118,12 +107,6 @@ class ImpostorSet:
         self.ref_sq = self.ref_margins = self.target_ref = None
         self.references = []
         self.reference_of = None
-        self._forget_distances()
-
-    def _forget_distances(self):
-        # per candidate pair: a lower bound of its distance (not squared)
-        # at the last evaluation and its length ||x_i - x_l||; that map
-        self.roots = self.lengths = self.last_map = None
 
     @property
     def nbytes(self):
@@ -168,20 +151,9 @@ class ImpostorSet:
             return self._full(L, Z, target_sq, margins)
         if self.rows is None or len(self.references) > MAX_REFERENCES:
             return self._full(L, Z, target_sq, margins)
-        stride = max(1, self.rows.shape[0] // RATIO_SAMPLE)
-        shift, slack = self._move(L, Z)
-        pair_sq = bounded_pair_distances(
-            Z,
-            self.rows,
-            self.cols,
-            self.roots,
-            self.lengths,
-            shift,
-            margins,
-            slack=slack,
-            stride=stride,
+        pair_sq = sq_distances_of_pairs(
+            Z, self.rows, self.cols, dtype=np.float64, check_indices=False
         )
-        self.last_map = L.copy()
         if self.guaranteed:
             stale = self._stale_guaranteed(L, margins)
         else:
@@ -212,22 +184,18 @@ class ImpostorSet:
         new_sq = sq_distances_of_pairs(
             Z, new_rows, new_cols, dtype=np.float64, check_indices=False
         )
-        new_roots, new_lengths = self._bounds_of(new_rows, new_cols, new_sq, slack)
-        rows, cols, pair_sq, ref_sq, roots, lengths = sort_pairs(
+        rows, cols, pair_sq, ref_sq = sort_pairs(
             np.concatenate([self.rows[keep], new_rows]),
             np.concatenate([self.cols[keep], new_cols]),
             margins.shape[0],
             np.concatenate([pair_sq[keep], new_sq]),
             np.concatenate([self.ref_sq[keep], new_sq]),
-            np.concatenate([self.roots[keep], new_roots]),
-            np.concatenate([self.lengths[keep], new_lengths]),
         )
         self.ref_margins[stale_rows] = margins[stale_rows]
         self.target_ref[stale_rows] = target_sq[stale_rows]
         self.reference_of[stale_rows] = len(self.references)
         self.references.append(L.copy())
         self._store(rows, cols, ref_sq)
-        self.roots, self.lengths = roots, lengths
         return pair_sq
 
     def missed(self, Z, margins, L=None):
@@ -287,40 +255,9 @@ class ImpostorSet:
         self.indptr = np.zeros(n_samples + 1, dtype=np.intp)
         np.cumsum(np.bincount(rows, minlength=n_samples), out=self.indptr[1:])
 
-    def _move(self, L, Z):
-        """``(shift, slack)`` for :func:`bounded_pair_distances` at ``L``.
-
-        ``shift`` bounds ``||L - L_last||_2`` for the maps as rounded to the
-        dtype of ``Z`` (-1, no bound, without data or an earlier map);
-        ``slack`` bounds the rounding error of a distance computed from
-        ``Z``: each row of ``Z = X L^T`` is within ``(d + 2) u ||x_i||
-        ||L||_F`` of the exact product.
-        """
-        u = float(np.finfo(Z.dtype).eps) / 2.0
-        size = float(np.linalg.norm(L))
-        slack = 2.0 * (L.shape[1] + 2) * u * self.largest_norm * size
-        if self.X is None or self.last_map is None or self.roots is None:
-            return -1.0, slack
-        shift = float(np.linalg.norm(L - self.last_map, ord=2)) * (1.0 + 1e-12)
-        shift += 2.0 * u * (size + float(np.linalg.norm(self.last_map)))
-        return shift, slack
-
-    def _bounds_of(self, rows, cols, pair_sq, slack):
-        """Distance bounds and lengths of pairs with exact ``pair_sq``."""
-        roots = np.sqrt(pair_sq) - slack
-        if self.X is None:
-            return roots, np.zeros_like(roots)
-        lengths = np.sqrt(
-            sq_distances_of_pairs(
-                self.X, rows, cols, dtype=np.float64, check_indices=False
-            )
-        )
-        return roots, lengths
-
     def _full(self, L, Z, target_sq, margins):
         # free the old candidates first: the budget holds one set at a time
         self.rows = self.cols = self.indptr = self.ref_sq = None
-        self._forget_distances()
         for scale in (CANDIDATE_SCALE, NARROW_CANDIDATE_SCALE):
             found = self.search(Z, scale * margins)
             if found is not None:
@@ -339,10 +276,6 @@ class ImpostorSet:
         self.references = [L.copy()]
         self.reference_of = np.zeros(margins.shape[0], dtype=np.intp)
         self._store(rows, cols, pair_sq.copy())
-        self.roots, self.lengths = self._bounds_of(
-            rows, cols, pair_sq, self._move(L, Z)[1]
-        )
-        self.last_map = L.copy()
         return pair_sq
 
     def _stale_estimated(self, pair_sq, target_sq, margins):

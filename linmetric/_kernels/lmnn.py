@@ -21,7 +21,7 @@ import numpy as np
 from .._threads import MIN_ROWS_PER_THREAD, kernel_threads, limit_threads
 from ._chunking import run_on_row_ranges, run_tasks
 from ._config import jit
-from .distances import as_float_matrix, exact_sq_distance, sq_distance_blocks
+from .distances import as_float_matrix, sq_distance_blocks
 
 
 @jit
@@ -233,97 +233,6 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None, max_pairs=None)
     if not found_rows:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
     return np.concatenate(found_rows), np.concatenate(found_cols)
-
-
-@jit
-def _bounded_distances_kernel(
-    start, stop, Z, rows, cols, roots, lengths, shift, slack, radii, stride, out
-):
-    # out[p] = the exact squared distance of pair p, or the square of
-    # roots[p] - shift * lengths[p] - slack when that already puts the pair
-    # outside its row's radius (p not a multiple of stride). roots[p]
-    # becomes roots[p] - shift * lengths[p], or the exact distance less slack.
-    for p in range(start, stop):
-        if shift >= 0.0 and p % stride != 0:
-            bound = roots[p] - shift * lengths[p]
-            lowest = bound - slack
-            if lowest > 0.0 and lowest * lowest >= radii[rows[p]]:
-                out[p] = lowest * lowest
-                roots[p] = bound
-                continue
-        out[p] = exact_sq_distance(Z, rows[p], Z, cols[p])
-        roots[p] = np.sqrt(out[p]) - slack
-
-
-def bounded_pair_distances(
-    Z, rows, cols, roots, lengths, shift, radii, *, slack=0.0, stride=1
-):
-    """Squared distances of pairs, or lower bounds where those suffice.
-
-    For a pair ``p = (i, l)`` with ``roots[p]`` a lower bound of
-    ``||L' (x_i - x_l)||`` under an earlier map ``L'`` and
-    ``lengths[p] = ||x_i - x_l||``, the triangle inequality gives
-    ``||L (x_i - x_l)|| >= roots[p] - ||L - L'||_2 lengths[p]``. With
-    ``shift >= ||L - L'||_2`` and ``slack`` at least the rounding error of
-    a distance computed from ``Z``, where that bound less ``slack``,
-    squared, is at least ``radii[rows[p]]`` the pair is outside its row's
-    radius and the bound is used; elsewhere, and for every ``stride``-th
-    pair, the exact float64 distance. ``roots`` is updated in place to
-    bounds valid under ``L`` (an exact distance less ``slack``, or the
-    lowered bound).
-
-    Parameters
-    ----------
-    Z : ndarray of shape (n_samples, n_components), float32 or float64
-        ``X L^T``.
-    rows, cols : ndarray of shape (n_pairs,), intp
-    roots : ndarray of shape (n_pairs,), float64
-        Lower bounds of the distances (not squared) under ``L'``; updated.
-    lengths : ndarray of shape (n_pairs,), float64
-        ``||x_i - x_l||``; not read when ``shift`` is negative.
-    shift : float
-        At least ``||L - L'||_2``; negative computes every distance.
-    radii : ndarray of shape (n_samples,), float64
-    slack : float, default=0.0
-        Subtracted from every bound, for rounding.
-    stride : int, default=1
-        Pairs ``0, stride, 2 stride, ...`` are always computed exactly.
-
-    Returns
-    -------
-    sq_dists : ndarray of shape (n_pairs,), float64
-        Exact below the radius; at most the exact value, and at least the
-        radius, elsewhere.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from linmetric._kernels.lmnn import bounded_pair_distances
-    >>> Z = np.array([[0.0], [1.0], [3.0]])
-    >>> rows, cols = np.array([0, 0]), np.array([1, 2])
-    >>> roots = np.array([1.0, 3.0])
-    >>> sq = bounded_pair_distances(Z, rows, cols, roots, np.array([1.0, 3.0]),
-    ...                             0.1, np.full(3, 2.0), stride=5)
-    >>> np.round(sq, 6).tolist(), np.round(roots, 6).tolist()
-    ([1.0, 7.29], [1.0, 2.7])
-    """
-    out = np.empty(rows.shape[0], dtype=np.float64)
-    run_on_row_ranges(
-        _bounded_distances_kernel,
-        rows.shape[0],
-        Z,
-        rows,
-        cols,
-        roots,
-        lengths,
-        float(shift),
-        float(slack),
-        radii,
-        int(stride),
-        out,
-        row_work=Z.shape[1],
-    )
-    return out
 
 
 @jit
