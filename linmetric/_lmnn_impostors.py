@@ -300,10 +300,10 @@ class ImpostorSet:
             for group in range(n_groups):
                 members = ratios[bounds[group] : bounds[group + 1]]
                 if members.size >= MIN_GROUP_SAMPLE or n_groups == 1:
-                    shrink[group] = np.quantile(members, SHRINK_QUANTILE)
+                    shrink[group] = _low_quantile(members, SHRINK_QUANTILE)
                 else:
                     if overall is None:
-                        overall = np.quantile(ratios, SHRINK_QUANTILE)
+                        overall = _low_quantile(ratios, SHRINK_QUANTILE)
                     shrink[group] = overall
         return margins > shrink[self.reference_of] * self.scale * self.ref_margins
 
@@ -319,3 +319,16 @@ class ImpostorSet:
             moves[self.reference_of] * self.spread
         )
         return np.sqrt(margins) >= lowest
+
+
+def _low_quantile(values, q):
+    """The ``q`` quantile of ``values`` (linear interpolation, as
+    ``np.quantile``), by one partial sort, reordering ``values`` in place."""
+    if values.shape[0] == 1:
+        return float(values[0])
+    position = q * (values.shape[0] - 1)
+    low = int(position)
+    high = min(low + 1, values.shape[0] - 1)
+    values.partition((low, high))
+    fraction = position - low
+    return float(values[low] + (values[high] - values[low]) * fraction)

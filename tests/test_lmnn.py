@@ -755,3 +755,15 @@ def test_final_check_searches_only_points_no_bound_clears():
         held = set(zip(impostors.rows.tolist(), impostors.cols.tolist(), strict=True))
         for i, l in zip(rows.tolist(), cols.tolist(), strict=True):
             assert not cleared[i] or (i, l) in held
+
+
+def test_low_quantile_matches_numpy():
+    from linmetric._lmnn_impostors import _low_quantile
+
+    rng = np.random.RandomState(24)
+    for size in (1, 2, 3, 57, 1000):
+        values = rng.standard_normal(size)
+        for q in (0.0, 0.01, 0.5, 1.0):
+            np.testing.assert_allclose(
+                _low_quantile(values.copy(), q), np.quantile(values, q), rtol=1e-14
+            )
