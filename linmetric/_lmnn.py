@@ -65,10 +65,10 @@ class LMNN(MetricLearner):
     Impostors are kept as an active set. A search gathers, for each point,
     the candidate impostors inside its margin enlarged by a factor 1.3; each
     evaluation of the loss then computes exact distances for the candidates
-    only. From the measured change of those distances
-    since the search, every evaluation estimates which points could have an
-    impostor outside their candidates, and searches again for those points
-    only (for all points at once, in blocks, when many are concerned). The
+    only. From the measured change of those distances since the search,
+    every evaluation estimates which points could have an impostor outside
+    their candidates, and searches again for those points only (for all
+    points at once, in blocks, when many are concerned). The
     estimate is a heuristic, so ``fit`` ends with an exact check at the
     returned map: a point is searched again unless a bound (on
     ``||L - L_ref||_2`` since its search and the spread of the data) proves
