@@ -198,13 +198,34 @@ class ImpostorSet:
         self._store(rows, cols, ref_sq)
         return pair_sq
 
-    def missed(self, Z, margins):
-        """Whether a full search at ``margins`` finds pairs not in the set.
+    def missed(self, Z, margins, L=None):
+        """Whether a search at ``margins`` finds pairs not in the set.
 
         When those pairs exceed the budget, the set missed some unless the
-        loss was being streamed (exact over all pairs).
+        loss was being streamed (exact over all pairs). With the map ``L``
+        (``Z = X L^T``), only the points that :meth:`unproven` cannot clear
+        are searched: none, some (a partial search), or all (a full one).
         """
-        found = self.search(Z, margins)
+        if L is None or self.streaming or self.rows is None:
+            rows = None
+        else:
+            rows = np.flatnonzero(self.unproven(L, margins))
+            if rows.shape[0] == 0:
+                return False
+            if rows.shape[0] > FULL_SEARCH_FRACTION * margins.shape[0]:
+                rows = None
+        if rows is None:
+            found = self.search(Z, margins)
+        else:
+            self.n_partial_searches += 1
+            found = impostors_of_rows(
+                Z.astype(np.float32, copy=False),
+                self.y,
+                rows,
+                margins,
+                working_memory=self.working_memory,
+                max_pairs=self.max_pairs,
+            )
         if found is None:
             return not self.streaming
         if self.streaming:
@@ -217,6 +238,16 @@ class ImpostorSet:
             return query.shape[0] > 0
         where = np.minimum(np.searchsorted(codes, query), codes.shape[0] - 1)
         return not bool(np.all(codes[where] == query))
+
+    def unproven(self, L, margins):
+        """Points that may have an impostor inside ``margins`` outside the set.
+
+        The points that the guaranteed test of :meth:`_stale_guaranteed`
+        does not clear (all of them before any search).
+        """
+        if self.rows is None:
+            return np.ones(margins.shape[0], dtype=bool)
+        return self._stale_guaranteed(L, margins)
 
     def _store(self, rows, cols, ref_sq):
         n_samples = self.y.shape[0]
@@ -269,10 +300,10 @@ class ImpostorSet:
             for group in range(n_groups):
                 members = ratios[bounds[group] : bounds[group + 1]]
                 if members.size >= MIN_GROUP_SAMPLE or n_groups == 1:
-                    shrink[group] = np.quantile(members, SHRINK_QUANTILE)
+                    shrink[group] = _low_quantile(members, SHRINK_QUANTILE)
                 else:
                     if overall is None:
-                        overall = np.quantile(ratios, SHRINK_QUANTILE)
+                        overall = _low_quantile(ratios, SHRINK_QUANTILE)
                     shrink[group] = overall
         return margins > shrink[self.reference_of] * self.scale * self.ref_margins
 
@@ -288,3 +319,16 @@ class ImpostorSet:
             moves[self.reference_of] * self.spread
         )
         return np.sqrt(margins) >= lowest
+
+
+def _low_quantile(values, q):
+    """The ``q`` quantile of ``values`` (linear interpolation, as
+    ``np.quantile``), by one partial sort, reordering ``values`` in place."""
+    if values.shape[0] == 1:
+        return float(values[0])
+    position = q * (values.shape[0] - 1)
+    low = int(position)
+    high = min(low + 1, values.shape[0] - 1)
+    values.partition((low, high))
+    fraction = position - low
+    return float(values[low] + (values[high] - values[low]) * fraction)

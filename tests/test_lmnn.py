@@ -703,3 +703,67 @@ def test_fit_does_not_depend_on_the_units_of_the_input(factor):
         atol=1e-6 * abs(unit.components_).max(),
     )
     np.testing.assert_allclose(scaled.loss_curve_, unit.loss_curve_, rtol=1e-6)
+
+
+def test_objective_along_small_steps_equals_reference():
+    # Along a path of small and large steps, with candidates refreshed on
+    # the way, the loss, the gradient and the active count stay those of
+    # the reference.
+    X, y = make_blobs_data(22, n_samples=90)
+    objective, targets, _ = make_objective(X, y)
+    rng = np.random.RandomState(22)
+    L = np.eye(4) + 0.1 * rng.standard_normal((4, 4))
+    for step in range(8):
+        L = L + 10.0 ** -(step % 4 + 1) * rng.standard_normal((4, 4))
+        value, grad, extras = objective(L.ravel())
+        expected, expected_grad, n_active = reference.loss_grad(L, X, y, targets)
+        np.testing.assert_allclose(value, expected, rtol=1e-12)
+        np.testing.assert_allclose(
+            grad.reshape(L.shape), expected_grad, rtol=1e-9, atol=1e-9
+        )
+        assert extras["active_impostors"] == n_active
+
+
+def test_final_check_searches_only_points_no_bound_clears():
+    X, y = make_blobs_data(23, n_samples=90)
+    objective, targets, impostors = make_objective(X, y)
+    L = np.eye(4)
+    objective(L.ravel())
+    n_searches = impostors.n_searches
+    # a tiny move: every point is cleared, nothing is searched
+    near = L * (1 + 1e-6)
+    Z = _transform(X, near)
+    margins = _target_sq(Z, targets).max(axis=1) + 1.0
+    assert not impostors.unproven(near, margins).any()
+    assert not impostors.missed(Z, margins, near)
+    assert impostors.n_searches == n_searches
+    # far moves: the answer is that of a full search, whatever is searched
+    rng = np.random.RandomState(23)
+    for size in (0.05, 0.3, 1.0):
+        far = L + size * rng.standard_normal((4, 4))
+        Z = _transform(X, far)
+        margins = _target_sq(Z, targets).max(axis=1) + 1.0
+        assert impostors.missed(Z, margins, far) == impostors.missed(Z, margins)
+    # a point the bounds clear has no impostor outside its candidates
+    for size in (1e-4, 1e-3):
+        far = L * (1 - size) + size * rng.standard_normal((4, 4))
+        Z = _transform(X, far)
+        margins = _target_sq(Z, targets).max(axis=1) + 1.0
+        cleared = ~impostors.unproven(far, margins)
+        assert cleared.any()
+        rows, cols, _ = find_impostors(Z, y, margins)
+        held = set(zip(impostors.rows.tolist(), impostors.cols.tolist(), strict=True))
+        for i, l in zip(rows.tolist(), cols.tolist(), strict=True):
+            assert not cleared[i] or (i, l) in held
+
+
+def test_low_quantile_matches_numpy():
+    from linmetric._lmnn_impostors import _low_quantile
+
+    rng = np.random.RandomState(24)
+    for size in (1, 2, 3, 57, 1000):
+        values = rng.standard_normal(size)
+        for q in (0.0, 0.01, 0.5, 1.0):
+            np.testing.assert_allclose(
+                _low_quantile(values.copy(), q), np.quantile(values, q), rtol=1e-14
+            )

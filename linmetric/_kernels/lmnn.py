@@ -450,25 +450,44 @@ def ratios_by_group(
 
 
 @jit
-def _gradient_gather_kernel(
-    start, stop, X, targets, target_weights, indptr, cols, pair_weights, product
+def _gradient_right_kernel(
+    start,
+    stop,
+    X,
+    targets,
+    target_weights,
+    indptr,
+    cols,
+    pair_weights,
+    col_degrees,
+    right,
 ):
-    # product[i] += w x_b over the target pairs (i, targets[i, j]) and the
-    # candidate pairs of nonzero weight (i, cols[p]), p in indptr[i]:indptr[i + 1],
-    # for the rows start:stop only (each thread owns its rows).
+    # right[i] = (d_i) x_i - 2 sum_b w_ib x_b for the rows start:stop (each
+    # thread owns its rows), where d_i is the row's weight sum plus
+    # col_degrees[i]: the target pairs (i, targets[i, j]) with weights
+    # target_weights[i, j] and the candidate pairs of nonzero weight
+    # (i, cols[p]), p in indptr[i]:indptr[i + 1].
     n_features = X.shape[1]
+    gathered = np.empty(n_features, dtype=np.float64)
     for i in range(start, stop):
+        degree = col_degrees[i]
+        for k in range(n_features):
+            gathered[k] = 0.0
         for j in range(targets.shape[1]):
             b = targets[i, j]
             w = target_weights[i, j]
+            degree += w
             for k in range(n_features):
-                product[i, k] += w * X[b, k]
+                gathered[k] += w * X[b, k]
         for p in range(indptr[i], indptr[i + 1]):
             w = pair_weights[p]
             if w != 0.0:
+                degree += w
                 b = cols[p]
                 for k in range(n_features):
-                    product[i, k] += w * X[b, k]
+                    gathered[k] += w * X[b, k]
+        for k in range(n_features):
+            right[i, k] = degree * X[i, k] - 2.0 * gathered[k]
 
 
 def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
@@ -479,11 +498,12 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
     ``(i, cols[p])``, ``p`` in ``indptr[i]:indptr[i + 1]``, with weights
     ``pair_weights[p]`` (zero weights are skipped). As in
     :func:`linmetric._kernels.weighted_outer_sum`, ``C`` is the symmetric
-    part of ``X^T (D X - 2 W X)``; here a numba pass gathers ``W X``
-    straight from LMNN's arrays, split by rows over threads (each thread
-    owns its rows, so the result does not depend on their number), without
-    building a list of pairs; the degrees ``D`` are two weighted counts,
-    and one float64 GEMM over all rows follows.
+    part of ``X^T (D X - 2 W X)``; here one numba pass builds ``D X - 2 W X``
+    row by row, gathering ``W X`` straight from LMNN's arrays, split by rows
+    over threads (each thread owns its rows, so the result does not depend
+    on their number), without building a list of pairs; the column part of
+    the degrees ``D`` is two weighted counts, and one float64 GEMM over all
+    rows follows.
 
     Parameters
     ----------
@@ -512,9 +532,15 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
            [2., 6.]])
     """
     n_samples = X.shape[0]
-    product = np.zeros(X.shape, dtype=np.float64)
+    # each pair's weight counts for both of its points: the rows' share is
+    # summed in the kernel, the columns' here
+    col_degrees = np.bincount(
+        targets.ravel(), target_weights.ravel(), minlength=n_samples
+    )
+    col_degrees += np.bincount(cols, pair_weights, minlength=n_samples)
+    right = np.empty(X.shape, dtype=np.float64)
     run_on_row_ranges(
-        _gradient_gather_kernel,
+        _gradient_right_kernel,
         n_samples,
         X,
         targets,
@@ -522,21 +548,10 @@ def lmnn_outer_sum(X, targets, target_weights, indptr, cols, pair_weights):
         indptr,
         cols,
         pair_weights,
-        product,
+        col_degrees,
+        right,
     )
-    # degrees: each pair's weight counts for both of its points
-    row_sums = target_weights.sum(axis=1)
-    if pair_weights.shape[0]:
-        row_sums += np.add.reduceat(
-            np.concatenate([pair_weights, [0.0]]), indptr[:-1]
-        ) * (indptr[1:] > indptr[:-1])
-    degrees = row_sums
-    degrees += np.bincount(targets.ravel(), target_weights.ravel(), minlength=n_samples)
-    degrees += np.bincount(cols, pair_weights, minlength=n_samples)
-    X64 = X.astype(np.float64, copy=False)
-    right = X64 * degrees[:, None]
-    right -= 2.0 * product
-    H = _split_gram(X64, right)
+    H = _split_gram(X.astype(np.float64, copy=False), right)
     return (H + H.T) / 2.0
 
 
