@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._init import initialize_components, resolve_n_components
@@ -18,7 +19,11 @@ from ._kernels import (
 )
 from ._kernels._chunking import get_working_memory
 from ._kernels.lmnn import push_terms
-from ._kernels.mm_lmnn import bipartite_push_terms, impostors_in_class_metric
+from ._kernels.mm_lmnn import (
+    bipartite_push_terms,
+    impostors_in_class_metric,
+    mm_energies,
+)
 from ._lmnn import (
     LMNN,
     _best_scale,
@@ -50,10 +55,14 @@ class MultiMetricLMNN(ClassifierMixin, BaseEstimator):
     L-BFGS (squared hinge) or subgradient descent (hinge), from the map of
     a single-metric :class:`~linmetric.LMNN` by default.
 
-    A test point ``t`` is classified by the kNN rule with the same
-    distances: its distance to training point ``j`` is
-    ``||L_{y_j} (t - x_j)||``, and the ``n_neighbors`` nearest vote.
-    ``predict_proba`` returns the vote fractions. There is no
+    A test point ``t`` is classified with the same distances, by one of
+    two rules (``rule``). The kNN rule: the distance to training point
+    ``j`` is ``||L_{y_j} (t - x_j)||``, and the ``n_neighbors`` nearest
+    vote; ``predict_proba`` returns the vote fractions. The energy rule
+    (the paper's section 5, carried over to several metrics): ``t`` gets
+    the label ``c`` under which it would add the least to the loss if it
+    joined the training set, measured in the metric each distance would
+    have, :meth:`energies`. There is no
     ``transform``: no single map takes the data to a space where Euclidean
     distances are the learned ones.
 
@@ -74,7 +83,8 @@ class MultiMetricLMNN(ClassifierMixin, BaseEstimator):
     ----------
     n_neighbors : int, default=3
         Target neighbours per point, and neighbours that vote in
-        :meth:`predict`. A point whose class has ``n_neighbors`` members or
+        :meth:`predict` (or a test point's target neighbours in the
+        energy rule). A point whose class has ``n_neighbors`` members or
         fewer gets the others of its class (and itself in place of the
         missing ones); a warning says so.
     n_components : int, default=None
@@ -113,6 +123,11 @@ of shape (n_classes, n_components, n_features), default='lmnn'
     impostor_memory : float, default=None
         Budget in MiB for the candidate impostor pairs (96 bytes each);
         None means the value of ``working_memory``.
+    rule : {'knn', 'energy'}, default='knn'
+        How :meth:`predict` and :meth:`score` classify: 'knn' votes among
+        the ``n_neighbors`` nearest training points; 'energy' picks the
+        label of least :meth:`energies` (no ``predict_proba`` then). It
+        does not change the fit.
 
     Attributes
     ----------
@@ -184,6 +199,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         "random_state": ["random_state"],
         "working_memory": [None, Interval(numbers.Real, 0, None, closed="neither")],
         "impostor_memory": [None, Interval(numbers.Real, 0, None, closed="neither")],
+        "rule": [StrOptions({"knn", "energy"})],
     }
 
     def __init__(
@@ -201,6 +217,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         random_state=None,
         working_memory=None,
         impostor_memory=None,
+        rule="knn",
     ):
         self.n_neighbors = n_neighbors
         self.n_components = n_components
@@ -214,6 +231,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         self.random_state = random_state
         self.working_memory = working_memory
         self.impostor_memory = impostor_memory
+        self.rule = rule
 
     def fit(self, X, y):
         """Learn one map per class from labelled data.
@@ -283,6 +301,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         self.target_neighbors_ = targets
         self._center = center
         self._labels = y_codes
+        self._train = X_input - center  # for the energy rule
         self.embedding_ = _own_class_embedding(
             X_input - center, y_codes, self.components_
         )
@@ -424,8 +443,72 @@ of shape (n_classes, n_components, n_features), default='lmnn'
             self.working_memory,
         )
 
+    def energies(self, X):
+        """The energy ``E(t, c)`` of each point under each class label.
+
+        With ``d_c(a, b) = ||L_c (x_a - x_b)||^2``, ``mu`` the
+        ``push_weight``, ``h`` the ``loss`` and ``j ~> t`` the
+        ``n_neighbors`` nearest class-``c`` training points under ``d_c``
+        (the target neighbours ``t`` would have with label ``c``):
+
+        ``E(t, c) = (1 - mu) sum_{j ~> t} d_c(t, j)
+        + mu sum_{j ~> t} sum_{l: y_l != c} h(1 + d_c(t, j) - d_{y_l}(t, l))
+        + mu sum_{i: y_i != c} sum_{j ~> i} h(1 + d_{y_i}(i, j) - d_c(i, t))``
+
+        each distance in the metric of the class of the point it goes to,
+        as in the loss: ``t``'s impostors ``l`` in their own class metric,
+        and ``t`` as an impostor of training point ``i`` in the metric of
+        its hypothesised class. ``j ~> i`` are ``target_neighbors_``.
+        Small classes as in :class:`~linmetric.EnergyClassifier`: a class
+        of fewer than ``n_neighbors`` training points gives ``t`` all of
+        them and ``t`` itself (at distance 0) in place of each missing
+        one. Test points are taken in blocks of ``working_memory``, each
+        holding its distances to every training point in every class
+        metric.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Test points.
+
+        Returns
+        -------
+        energies : ndarray of shape (n_samples, n_classes)
+            Column ``c`` is the energy of label ``classes_[c]``; lower is
+            better. Float64; +inf where a squared distance overflows.
+        """
+        check_is_fitted(self)
+        X = validate_X(self, X, reset=False)
+        components = self.components_
+        labels = self._labels
+        train = self._train
+        targets = self.target_neighbors_
+        embedding = _own_class_embedding(train, labels, components)
+        rows = np.repeat(np.arange(train.shape[0], dtype=np.intp), targets.shape[1])
+        target_sq = sq_distances_of_pairs(
+            embedding, rows, targets.ravel(), dtype=np.float64
+        ).reshape(targets.shape)
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = X - self._center.astype(X.dtype, copy=False)
+        return mm_energies(
+            X,
+            train,
+            labels,
+            components,
+            target_sq,
+            mu=float(self.push_weight),
+            squared=self.loss == "squared_hinge",
+            working_memory=self.working_memory,
+        )
+
+    def _knn_rule(self):
+        return self.rule == "knn"
+
+    @available_if(_knn_rule)
     def predict_proba(self, X):
         """The fraction of the ``n_neighbors`` nearest in each class.
+
+        Only with ``rule='knn'``.
 
         Parameters
         ----------
@@ -446,7 +529,11 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         return votes / labels.shape[1]
 
     def predict(self, X):
-        """The majority label of the ``n_neighbors`` nearest (ties: lowest).
+        """The label given by ``rule``.
+
+        'knn': the majority label of the ``n_neighbors`` nearest (ties:
+        lowest); 'energy': the label of least :meth:`energies` (ties:
+        lowest).
 
         Parameters
         ----------
@@ -458,6 +545,15 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         y_pred : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
+        validate_params(self)
+        if self.rule == "energy":
+            energies = self.energies(X)
+            if not np.all(np.isfinite(energies)):
+                raise ValueError(
+                    "X holds points too far from the training data for their "
+                    "energies to be computed in float64."
+                )
+            return self.classes_[np.argmin(energies, axis=1)]
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def __sklearn_tags__(self):

@@ -1,7 +1,10 @@
+import warnings
+
 import numpy as np
 import pytest
 from scipy.optimize import check_grad
 from sklearn.datasets import load_iris
+from sklearn.exceptions import ConvergenceWarning
 
 from linmetric import MultiMetricLMNN
 from linmetric._kernels.mm_lmnn import bipartite_push_terms
@@ -319,3 +322,86 @@ def test_candidates_stay_within_the_budget():
         assert bounded.rows.shape[0] <= n_pairs // 2
     else:
         assert bounded.rows is None
+
+
+def _fitted(X, y, seed, **params):
+    params = {"n_neighbors": 2, "max_iter": 2, "random_state": seed, **params}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return MultiMetricLMNN(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_energies_equal_the_reference(dtype, loss):
+    X, y = make_data(0, n_samples=30)
+    X = X.astype(dtype)
+    X_test, _ = make_data(1, n_samples=9)
+    clf = _fitted(X, y, 0, loss=loss, push_weight=0.3)
+    # random maps: many active terms of every kind
+    clf.components_ = random_maps(3).astype(dtype)
+    expected = reference.energies(
+        clf.components_,
+        X,
+        y,
+        clf.target_neighbors_,
+        X_test,
+        mu=0.3,
+        loss=loss,
+    )
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    # a working memory of one row per block, to cross block edges
+    clf.set_params(working_memory=1e-4)
+    got = clf.energies(X_test.astype(dtype))
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol)
+    clf.set_params(rule="energy")
+    np.testing.assert_array_equal(clf.predict(X_test), np.argmin(expected, axis=1))
+
+
+def test_equal_maps_give_the_single_metric_energy_rule():
+    from linmetric import LMNN, EnergyClassifier
+
+    X, y = make_data(2, n_samples=45)
+    X_test, _ = make_data(3, n_samples=20)
+    lmnn = LMNN(n_neighbors=3, max_iter=5, random_state=0).fit(X, y)
+    single = EnergyClassifier(lmnn).fit(X, y)
+    clf = _fitted(X, y, 0, n_neighbors=3, rule="energy")
+    clf.components_ = np.repeat(lmnn.components_[None], 3, axis=0)
+    np.testing.assert_array_equal(clf.target_neighbors_, single.target_neighbors_)
+    np.testing.assert_allclose(
+        clf.energies(X_test), single.energies(X_test), rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_array_equal(clf.predict(X_test), single.predict(X_test))
+
+
+def test_energy_rule_with_small_classes():
+    X, y = make_data(4, n_samples=30)
+    y = y.copy()
+    y[[0, 3]] = 3  # a class of two points, below n_neighbors=3
+    X[[0, 3]] += 6.0
+    X_test, _ = make_data(5, n_samples=8)
+    with pytest.warns(UserWarning, match="fewer target neighbours"):
+        clf = _fitted(X, y, 0, n_neighbors=3, rule="energy")
+    expected = reference.energies(
+        clf.components_, X, y, clf.target_neighbors_, X_test, mu=0.5
+    )
+    np.testing.assert_allclose(clf.energies(X_test), expected, rtol=1e-9)
+    # near the small class's points, that class wins
+    assert clf.predict(X[[0]])[0] == 3
+    assert np.all(np.isfinite(clf.energies(1e6 * X_test)))
+
+
+def test_energy_rule_interface_and_bad_input():
+    X, y = make_data(6, n_samples=30)
+    clf = _fitted(X, y, 0, rule="energy")
+    assert not hasattr(clf, "predict_proba")
+    assert 0.0 <= clf.score(X, y) <= 1.0
+    assert hasattr(clf.set_params(rule="knn"), "predict_proba")
+    with pytest.raises(ValueError, match="features"):
+        clf.energies(X[:, :2])
+    with pytest.raises(ValueError, match="rule"):
+        clf.set_params(rule="vote").predict(X)
+    with pytest.raises(ValueError, match="rule"):
+        MultiMetricLMNN(rule="vote").fit(X, y)
+    with pytest.raises(ValueError, match="too far"):
+        clf.set_params(rule="energy").predict(np.full((1, 3), 1e200))

@@ -15,11 +15,12 @@ products make class ``c``'s share of the gradient,
 
 import numpy as np
 
-from ._chunking import run_on_row_ranges
+from ._chunking import rows_per_chunk, run_on_row_ranges
 from ._config import jit
-from .distances import sq_distance_blocks
+from .distances import as_float_matrix, row_norms_sq, sq_distance_blocks
 from .impostors import find_impostors
 from .lmnn import impostor_terms
+from .neighbors import _insert
 
 
 @jit
@@ -199,3 +200,181 @@ def impostors_in_class_metric(
         max_pairs=max_pairs,
     )
     return None if found is None else (found[0], found[1])
+
+
+@jit
+def _mm_energy_kernel(
+    start,
+    stop,
+    block,
+    labels,
+    n_neighbors,
+    train_target_sq,
+    train_radius,
+    mu,
+    squared,
+    out,
+):
+    # block[t, c, i] = ||L_c (x_t - x_i)||^2 (float64); out[t, c] receives
+    # the energy E(t, c) of test point t labelled c.
+    n_classes = block.shape[1]
+    n_train = block.shape[2]
+    k_train = train_target_sq.shape[1]
+    nearest = np.empty((n_classes, n_neighbors), dtype=np.float64)
+    nearest_index = np.empty((n_classes, n_neighbors), dtype=np.intp)
+    counts = np.empty(n_classes, dtype=np.intp)
+    radius = np.empty(n_classes, dtype=np.float64)
+    push = np.empty(n_classes, dtype=np.float64)
+    for t in range(start, stop):
+        # t's target neighbours if labelled c: the k nearest of class c in
+        # L_c, the metric of the point they go to (ties: smaller index)
+        for c in range(n_classes):
+            counts[c] = 0
+            push[c] = 0.0
+        for i in range(n_train):
+            c = labels[i]
+            d = block[t, c, i]
+            if counts[c] < n_neighbors or d < nearest[c, n_neighbors - 1]:
+                counts[c] = _insert(nearest[c], nearest_index[c], counts[c], d, i)
+        for c in range(n_classes):
+            # the widest margin of t labelled c; t itself fills the slots a
+            # small class leaves, at distance 0
+            radius[c] = 1.0
+            if counts[c] > 0:
+                radius[c] = max(radius[c], 1.0 + nearest[c, counts[c] - 1])
+        for i in range(n_train):
+            c_i = labels[i]
+            d_own = block[t, c_i, i]  # ||L_{y_i} (t - x_i)||^2
+            for c in range(n_classes):
+                if c == c_i:
+                    continue
+                # i as an impostor of t labelled c: 1 + d(t, j) - d(t, i)
+                if d_own < radius[c]:
+                    for m in range(counts[c]):
+                        z = 1.0 + nearest[c, m] - d_own
+                        if z > 0.0:
+                            push[c] += z * z if squared else z
+                    z = 1.0 - d_own
+                    if counts[c] < n_neighbors and z > 0.0:
+                        push[c] += (n_neighbors - counts[c]) * (z * z if squared else z)
+                # t labelled c as an impostor of i, measured in L_c
+                d = block[t, c, i]
+                if d < train_radius[i]:
+                    for m in range(k_train):
+                        z = 1.0 + train_target_sq[i, m] - d
+                        if z > 0.0:
+                            push[c] += z * z if squared else z
+        for c in range(n_classes):
+            pull = 0.0
+            for m in range(counts[c]):
+                pull += nearest[c, m]
+            energy = mu * push[c]
+            if mu < 1.0:  # never inf * 0
+                energy += (1.0 - mu) * pull
+            out[t, c] = energy
+
+
+def mm_energies(
+    X_test,
+    X_train,
+    labels,
+    components,
+    train_target_sq,
+    *,
+    mu,
+    squared,
+    working_memory=None,
+):
+    """Multi-metric energies ``E(t, c)`` of test points under each label.
+
+    ``E(t, c) = (1 - mu) sum_{j ~> t} ||L_c (t - x_j)||^2
+    + mu sum_{j ~> t} sum_{l: y_l != c} h(1 + ||L_c (t - x_j)||^2
+    - ||L_{y_l} (t - x_l)||^2)
+    + mu sum_{i: y_i != c} sum_{j ~> i} h(1 + d(i, j) - ||L_c (x_i - t)||^2)``
+    with ``j ~> t`` the ``k`` nearest class-``c`` training points in
+    ``L_c`` (``t`` itself, at distance 0, in place of those a class of
+    fewer than ``k`` points lacks) and ``d(i, j)`` the training points'
+    target distances in their own class metric.
+
+    Parameters
+    ----------
+    X_test : ndarray of shape (n_test, n_features), float32 or float64
+        Test points, centred as ``X_train``.
+    X_train : ndarray of shape (n_train, n_features)
+        Training points; centred ones keep the most digits.
+    labels : ndarray of shape (n_train,), intp
+        Training class codes in ``0 .. n_classes - 1``.
+    components : ndarray of shape (n_classes, n_components, n_features)
+        The map of each class.
+    train_target_sq : ndarray of shape (n_train, k), float64
+        Squared distances of each training point to its target neighbours
+        in its own class metric (0 where a point is its own target); ``k``
+        is its width.
+    mu : float
+        Weight of the push terms.
+    squared : bool
+        Squared hinge (True) or hinge (False).
+    working_memory : float or None
+        Budget in MiB for one block: a block of test points holds its
+        distances to every training point in every class metric, float64.
+
+    Returns
+    -------
+    energies : ndarray of shape (n_test, n_classes), float64
+        Products from the GEMM in the input dtype, sums in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.mm_lmnn import mm_energies
+    >>> X_train = np.array([[0.0], [0.5], [10.0], [10.5]])
+    >>> labels = np.array([0, 0, 1, 1])
+    >>> maps = np.ones((2, 1, 1))
+    >>> mm_energies(np.array([[1.0]]), X_train, labels, maps,
+    ...             np.full((4, 1), 0.25), mu=0.5, squared=False)
+    array([[  0.125, 122.5  ]])
+    """
+    X_test, X_train = (
+        as_float_matrix(X_test, "X_test"),
+        as_float_matrix(X_train, "X_train"),
+    )
+    dtype = np.result_type(X_test, X_train)
+    X_test = X_test.astype(dtype, copy=False)
+    X_train = X_train.astype(dtype, copy=False)
+    labels = np.ascontiguousarray(labels, dtype=np.intp)
+    components = np.asarray(components).astype(dtype, copy=False)
+    train_target_sq = np.ascontiguousarray(train_target_sq, dtype=np.float64)
+    n_classes, n_test, n_train = components.shape[0], X_test.shape[0], X_train.shape[0]
+    n_neighbors = train_target_sq.shape[1]
+    train_radius = 1.0 + train_target_sq.max(axis=1, initial=0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Z_train = [X_train @ components[c].T for c in range(n_classes)]
+    train_norms = [row_norms_sq(Z) for Z in Z_train]
+    out = np.empty((n_test, n_classes), dtype=np.float64)
+    # per test row: n_classes rows of float64 distances and one of products
+    n_rows = rows_per_chunk(
+        n_train * (8 * n_classes + X_test.itemsize), working_memory, max_rows=n_test
+    )
+    for start in range(0, n_test, n_rows):
+        stop = min(start + n_rows, n_test)
+        block = np.empty((stop - start, n_classes, n_train), dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for c in range(n_classes):
+                Z = X_test[start:stop] @ components[c].T
+                products = Z @ Z_train[c].T
+                block[:, c, :] = row_norms_sq(Z)[:, None] + train_norms[c][None, :]
+                block[:, c, :] -= 2.0 * products
+        np.maximum(block, 0.0, out=block)
+        run_on_row_ranges(
+            _mm_energy_kernel,
+            stop - start,
+            block,
+            labels,
+            n_neighbors,
+            train_target_sq,
+            train_radius,
+            float(mu),
+            bool(squared),
+            out[start:stop],
+        )
+    return out

@@ -32,6 +32,17 @@ impostor pairs whose impostor belongs to it.
 
 Classification. A test point ``t`` is at distance ``||L_{y_j} (t - x_j)||``
 from training point ``j``; the kNN rule votes among the ``k`` nearest.
+The energy rule (section 5, with the metrics of the loss) gives ``t`` the
+label ``c`` of least energy, the loss ``t`` would add if it joined the
+training set labelled ``c``:
+
+    E(t, c) = (1 - mu) sum_{j ~> t} ||L_c (t - x_j)||^2
+            + mu sum_{j ~> t} sum_{l : y_l != c}
+                  h(1 + ||L_c (t - x_j)||^2 - ||L_{y_l} (t - x_l)||^2)
+            + mu sum_{i : y_i != c} sum_{j ~> i}
+                  h(1 + ||L_{y_i} (x_i - x_j)||^2 - ||L_c (x_i - t)||^2),
+
+``j ~> t`` being the ``k`` nearest class-``c`` points under ``L_c``.
 """
 
 import numpy as np
@@ -111,4 +122,47 @@ def predict(Ls, X_train, y_train, X_test, n_neighbors):
         nearest = np.lexsort((np.arange(d.shape[0]), d))[:n_neighbors]
         votes = np.bincount(y_train[nearest], minlength=n_classes)
         out[t] = np.argmax(votes)
+    return out
+
+
+def energies(Ls, X_train, y_train, targets, X_test, *, mu=0.5, loss="squared_hinge"):
+    """The energy of each test point under each candidate label.
+
+    A class of fewer than ``k`` training points gives ``t`` all of them and
+    ``t`` itself, at distance 0, in place of each missing one (as LMNN does
+    for its small classes); ``targets`` of a training point of such a class
+    repeat its own index, at distance 0.
+
+    Returns
+    -------
+    energies : ndarray of shape (n_test, n_classes)
+    """
+    Ls = np.asarray(Ls, dtype=float)
+    X_train = np.asarray(X_train, dtype=float)
+    X_test = np.asarray(X_test, dtype=float)
+    n_classes, k = Ls.shape[0], targets.shape[1]
+    # d(i, j) of every training point to its targets, in its own class metric
+    D_targets = np.array(
+        [
+            ((X_train[targets[i]] - X_train[i]) @ Ls[y_train[i]].T) ** 2
+            for i in range(X_train.shape[0])
+        ]
+    ).sum(-1)
+    out = np.zeros((X_test.shape[0], n_classes))
+    for t in range(X_test.shape[0]):
+        # d_c[c, i] = ||L_c (t - x_i)||^2, and d_own[i] in i's own metric
+        d_c = np.array([(((X_train - X_test[t]) @ L.T) ** 2).sum(-1) for L in Ls])
+        d_own = d_c[y_train, np.arange(X_train.shape[0])]
+        for c in range(n_classes):
+            members = np.flatnonzero(y_train == c)
+            others = np.flatnonzero(y_train != c)
+            nearest = members[np.lexsort((members, d_own[members]))[:k]]
+            # t itself fills the slots a small class leaves
+            d_targets = np.concatenate([d_own[nearest], np.zeros(k - len(nearest))])
+            energy = (1 - mu) * d_targets.sum()
+            for d_tj in d_targets:
+                energy += mu * hinge(1.0 + d_tj - d_own[others], loss).sum()
+            for i in others:
+                energy += mu * hinge(1.0 + D_targets[i] - d_c[c, i], loss).sum()
+            out[t, c] = energy
     return out
