@@ -181,6 +181,8 @@ of shape (n_classes, n_components, n_features), default='lmnn'
     array([0, 1, 2])
     >>> bool(clf.score(X, y) > 0.95)
     True
+    >>> clf.set_params(rule="energy").predict(X[[0, 60, 120]])
+    array([0, 1, 2])
     """
 
     _parameter_constraints = {

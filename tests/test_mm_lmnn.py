@@ -405,3 +405,11 @@ def test_energy_rule_interface_and_bad_input():
         MultiMetricLMNN(rule="vote").fit(X, y)
     with pytest.raises(ValueError, match="too far"):
         clf.set_params(rule="energy").predict(np.full((1, 3), 1e200))
+
+
+def test_energy_rule_passes_the_estimator_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_estimator(MultiMetricLMNN(rule="energy"))
