@@ -355,15 +355,19 @@ def mm_energies(
     n_rows = rows_per_chunk(
         n_train * (8 * n_classes + X_test.itemsize), working_memory, max_rows=n_test
     )
+    # one buffer for every block: never two blocks at once
+    blocks = np.empty((n_rows, n_classes, n_train), dtype=np.float64)
     for start in range(0, n_test, n_rows):
         stop = min(start + n_rows, n_test)
-        block = np.empty((stop - start, n_classes, n_train), dtype=np.float64)
+        block = blocks[: stop - start]
         with np.errstate(over="ignore", invalid="ignore"):
             for c in range(n_classes):
                 Z = X_test[start:stop] @ components[c].T
-                products = Z @ Z_train[c].T
-                block[:, c, :] = row_norms_sq(Z)[:, None] + train_norms[c][None, :]
-                block[:, c, :] -= 2.0 * products
+                # in place: no temporary beyond the products
+                distances = block[:, c, :]
+                np.multiply(Z @ Z_train[c].T, -2.0, out=distances)
+                distances += row_norms_sq(Z)[:, None]
+                distances += train_norms[c][None, :]
         np.maximum(block, 0.0, out=block)
         run_on_row_ranges(
             _mm_energy_kernel,
