@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
@@ -189,7 +190,8 @@ class LSML(SupervisedMetricLearner):
         X, y_codes, classes = validate_X_y(self, X, y)
         n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         index = sample_quadruplets(y_codes, n_constraints, random_state)
-        return self._fit(X, X[index], None)
+        # a and c, then b and d, of every quadruplet, straight from X
+        return self._fit(X, X[index[:, 0::2]], X[index[:, 1::2]], None)
 
     def fit_quadruplets(self, quadruplets, weights=None):
         """Learn the metric from quadruplets ``(a, b, c, d)``, ``d(a, b) < d(c, d)``.
@@ -215,17 +217,20 @@ class LSML(SupervisedMetricLearner):
         weights = validate_weights(weights, n_quadruplets)
         # The points were checked above: one row sets n_features_in_.
         validate_X(self, quadruplets[:1, 0])
-        return self._fit(quadruplets.reshape(-1, n_features), quadruplets, weights)
-
-    def _fit(self, X, quadruplets, weights):
-        # X: the points the prior is taken from; quadruplets: (n, 4, d).
-        # The differences a - b and c - d, side by side (shape (n, 2, d)),
-        # are in units of 2**exponent (differences_in_units), where no
-        # product overflows.
-        dtype = X.dtype
-        diffs, exponent = differences_in_units(
-            quadruplets[:, 0::2], quadruplets[:, 1::2]
+        return self._fit(
+            quadruplets.reshape(-1, n_features),
+            quadruplets[:, 0::2],
+            quadruplets[:, 1::2],
+            weights,
         )
+
+    def _fit(self, X, first, second, weights):
+        # X: the points the prior is taken from; first and second, shape
+        # (n, 2, d): a and c, b and d of each quadruplet. The differences
+        # a - b and c - d, side by side, are in units of 2**exponent
+        # (differences_in_units), where no product overflows.
+        dtype = X.dtype
+        diffs, exponent = differences_in_units(first, second)
         if weights is None:
             weights = np.ones(diffs.shape[0])
         weights = weights / weights.sum()
@@ -343,8 +348,10 @@ def lsml_loss_grad(components, diffs, weights, prior_inverse, regularization):
     n_violated : int
         Comparisons with ``d_ab > d_cd``.
     """
-    sign, logabsdet = np.linalg.slogdet(components)
-    if sign == 0 or not np.isfinite(logabsdet):
+    # One LU factorisation gives both log |det L| and L^-1.
+    lu, pivots, info = lapack.dgetrf(components)
+    logabsdet = np.log(np.abs(np.diagonal(lu))).sum() if info == 0 else np.inf
+    if not np.isfinite(logabsdet):
         return np.inf, np.zeros_like(components), 0
     n_features = components.shape[0]
     # Both differences of every quadruplet in one product: rows 2q and
@@ -354,19 +361,23 @@ def lsml_loss_grad(components, diffs, weights, prior_inverse, regularization):
     distance = np.sqrt(np.einsum("ij,ij->i", mapped, mapped)).reshape(-1, 2)
     residual = np.maximum(distance[:, 0] - distance[:, 1], 0.0)
     loss = float(weights @ residual**2)
-    # Only violated comparisons have a gradient: the backward product runs
-    # over their rows alone, with coefficient +r / d_ab for a - b and
-    # -r / d_cd for c - d (zero for a zero-length difference).
+    # Only violated comparisons have a gradient, L sum_i c_i v_i v_i^T over
+    # their rows, with c = +r / d_ab for a - b and -r / d_cd for c - d (zero
+    # for a zero-length difference). The symmetric sum is two rank-k
+    # updates (half a general product), of the rows scaled by sqrt(|c|).
     violated = np.flatnonzero(residual)
     scaled = 2.0 * weights[violated] * residual[violated]
     near_far = distance[violated]
     with np.errstate(divide="ignore", invalid="ignore"):
-        coef = np.where(near_far > 0, scaled[:, None] / near_far, 0.0)
-    coef[:, 1] *= -1.0
-    rows = (2 * violated[:, None] + np.arange(2)).ravel()
-    gradient = (mapped[rows] * coef.reshape(-1, 1)).T @ flat[rows]
+        root = np.sqrt(np.where(near_far > 0, scaled[:, None] / near_far, 0.0))
+    rows = diffs[violated]
+    # (NumPy computes B^T B as a rank-k update)
+    near = rows[:, 0] * root[:, :1]
+    far = rows[:, 1] * root[:, 1:]
+    outer = near.T @ near - far.T @ far
+    gradient = components @ outer
     prior_product = components @ prior_inverse
     loss += regularization * (np.vdot(prior_product, components) - 2.0 * logabsdet)
-    inverse_transpose = np.linalg.inv(components).T
+    inverse_transpose = lapack.dgetri(lu, pivots)[0].T
     gradient += regularization * 2.0 * (prior_product - inverse_transpose)
     return loss, gradient, int(violated.shape[0])
