@@ -267,48 +267,31 @@ class LSML(SupervisedMetricLearner):
                 )
             return loss + constant, gradient, {"n_violated": n_violated}
 
+        def fun(flat):
+            return objective(flat.reshape(n_features, n_features))
+
+        callback = None
+        if self.callback is not None:
+
+            def callback(components, n_iter):
+                # in the units of the data, as components_
+                self.callback(np.ldexp(components, -exponent), n_iter)
+
+        log = IterationLog(
+            "LSML",
+            verbose=self.verbose,
+            callback=callback,
+            columns=("n_violated",),
+        )
         with fit_threads("lsml", n_features):
-            first = objective(start)
-            # L-BFGS runs on x = scale * L: the same iterates after the
-            # first step (its Hessian estimate adapts to any scale), but a
-            # first step to the minimum of the objective's second-order
-            # model along the gradient instead of SciPy's step of unit
-            # length; the gradient test is rescaled to stay
-            # ``max |dF/dL| < tol``.
-            scale = _first_step_scale(
-                start, first[1], diffs, weights, prior_inverse, regularization
-            )
-            x0 = np.ravel(scale * start)
-
-            def fun(flat):
-                if np.array_equal(flat, x0):
-                    loss, gradient, extras = first
-                else:
-                    components = flat.reshape(n_features, n_features) / scale
-                    loss, gradient, extras = objective(components)
-                return loss, gradient / scale, extras
-
-            callback = None
-            if self.callback is not None:
-
-                def callback(x, n_iter):
-                    self.callback(np.ldexp(x / scale, -exponent), n_iter)
-
-            log = IterationLog(
-                "LSML",
-                verbose=self.verbose,
-                callback=callback,
-                columns=("n_violated",),
-            )
             result = minimize_lbfgs(
                 fun,
-                x0,
+                start,
                 max_iter=self.max_iter,
-                tol=self.tol / scale,
+                tol=self.tol,
                 log=log,
                 shape=(n_features, n_features),
             )
-        result.x = result.x / scale
         components = np.ldexp(result.x, -exponent)
         self.components_ = np.ascontiguousarray(components, dtype=dtype)
         # A start that is already optimal still took one gradient check.
@@ -346,71 +329,6 @@ class LSML(SupervisedMetricLearner):
                 "Rescale the data, or use prior='identity' or 'covariance'."
             )
         return prior, linalg.inv(prior)
-
-
-def _first_step_scale(start, gradient, diffs, weights, prior_inverse, regularization):
-    """The scale ``c`` of ``x = c L`` that makes L-BFGS's first step exact
-    for the objective's second-order model along the gradient ``g``.
-
-    SciPy's first step is ``-g_x / ||g_x||`` in ``x``, that is
-    ``-g / (c ||g||)`` in ``L``; the model's minimum along ``-g`` is at
-    ``alpha = ||g||^2 / <g, H g>``, so ``c = 1 / (alpha ||g||)``, rounded to
-    a power of two (scaling is then exact). 1 when the model has no
-    curvature along ``g``.
-    """
-    norm = np.linalg.norm(gradient)
-    if not (0 < norm < np.inf):
-        return 1.0
-    curvature = _curvature_along(
-        start, gradient, diffs, weights, prior_inverse, regularization
-    )
-    if not (curvature > 0 and np.isfinite(curvature)):
-        return 1.0
-    exponent = np.clip(np.round(np.log2(curvature) - 3 * np.log2(norm)), -300, 300)
-    return float(np.ldexp(1.0, int(exponent)))
-
-
-def _curvature_along(start, direction, diffs, weights, prior_inverse, regularization):
-    """``<g, H g>``: the objective's second derivative along ``L0 + t g`` at 0.
-
-    ``L0`` is ``start`` (``L0^T L0 = M0``) and ``g`` is ``direction``. The
-    prior term's Hessian at ``L0`` maps ``E`` to ``2 lambda (E M0^-1 +
-    L0^-T E^T L0^-T)``. Each violated comparison adds the second derivative
-    of ``w r(t)^2``, ``2 w (r'^2 + r r'')``, from those of its distances
-    ``d(t) = ||(L0 + t g) v||``: ``d' = (L0 v . g v) / d`` and ``d'' =
-    (||g v||^2 - d'^2) / d`` (zero for a zero-length difference).
-    """
-    n_features = start.shape[0]
-    inverse = linalg.solve_triangular(start, np.eye(n_features))
-    curvature = (
-        2.0
-        * regularization
-        * (
-            np.vdot(direction, direction @ prior_inverse)
-            + np.vdot(direction, inverse.T @ direction.T @ inverse.T)
-        )
-    )
-    flat = diffs.reshape(-1, n_features)
-    diagonal = np.diagonal(start)
-    if np.array_equal(start, np.diag(diagonal)):  # the identity prior's start
-        mapped = flat * diagonal
-    else:
-        mapped = flat @ start.T
-    moved = flat @ direction.T
-    distance = np.sqrt(np.einsum("ij,ij->i", mapped, mapped))
-    positive = distance > 0
-    safe = np.where(positive, distance, 1.0)
-    slope = np.where(positive, np.einsum("ij,ij->i", mapped, moved) / safe, 0.0)
-    bend = np.where(
-        positive, (np.einsum("ij,ij->i", moved, moved) - slope**2) / safe, 0.0
-    )
-    distance, slope, bend = (a.reshape(-1, 2) for a in (distance, slope, bend))
-    residual = np.maximum(distance[:, 0] - distance[:, 1], 0.0)
-    violated = residual > 0
-    rate = slope[:, 0] - slope[:, 1]
-    acceleration = bend[:, 0] - bend[:, 1]
-    curvature += 2.0 * np.sum((weights * (rate**2 + residual * acceleration))[violated])
-    return float(curvature)
 
 
 def _mean_variance(X, exponent):

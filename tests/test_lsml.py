@@ -7,7 +7,7 @@ from scipy.optimize import check_grad
 import linmetric._lsml as lsml_module
 from linmetric import LSML
 from linmetric._constraints import sample_quadruplets
-from linmetric._lsml import _curvature_along, lsml_loss_grad
+from linmetric._lsml import lsml_loss_grad
 from linmetric.reference import lsml as reference
 
 
@@ -135,39 +135,6 @@ def test_bad_input_is_a_clear_error(iris):
         LSML().fit(X[:3], [0, 1, 2])
     with pytest.raises(ValueError, match="regularization"):
         LSML(regularization=0).fit(X, y)
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_first_step_curvature_matches_finite_differences(seed):
-    quadruplets, weights, prior, _ = _problem(seed)
-    prior_inverse = np.linalg.inv(prior)
-    diffs = quadruplets[:, 0::2] - quadruplets[:, 1::2]
-    start = np.linalg.cholesky(prior).T  # start^T start = prior
-    direction = np.random.RandomState(seed).standard_normal(start.shape)
-    curvature = _curvature_along(start, direction, diffs, weights, prior_inverse, 0.7)
-
-    def loss(t):
-        return lsml_loss_grad(
-            start + t * direction, diffs, weights, prior_inverse, 0.7
-        )[0]
-
-    h = 1e-4
-    second = (loss(h) - 2 * loss(0.0) + loss(-h)) / h**2
-    assert curvature == pytest.approx(second, rel=1e-4)
-    # a diagonal start (the identity prior's) takes a shortcut
-    d = start.shape[0]
-    diagonal, diagonal_inverse = 0.5 * np.eye(d), 4.0 * np.eye(d)
-    curvature = _curvature_along(
-        diagonal, direction, diffs, weights, diagonal_inverse, 0.7
-    )
-
-    def loss(t):
-        return lsml_loss_grad(
-            diagonal + t * direction, diffs, weights, diagonal_inverse, 0.7
-        )[0]
-
-    second = (loss(h) - 2 * loss(0.0) + loss(-h)) / h**2
-    assert curvature == pytest.approx(second, rel=1e-4)
 
 
 def test_callback_sees_components_in_data_units(iris):
