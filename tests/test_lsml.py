@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import check_grad
 
+import linmetric._lsml as lsml_module
 from linmetric import LSML
 from linmetric._constraints import sample_quadruplets
 from linmetric._lsml import lsml_loss_grad
@@ -134,3 +135,41 @@ def test_bad_input_is_a_clear_error(iris):
         LSML().fit(X[:3], [0, 1, 2])
     with pytest.raises(ValueError, match="regularization"):
         LSML(regularization=0).fit(X, y)
+
+
+def test_callback_sees_components_in_data_units(iris):
+    X, y = iris
+    seen = []
+    lsml = LSML(random_state=0, callback=lambda L, n: seen.append(L.copy()))
+    lsml.fit(1e3 * X, y)
+    np.testing.assert_allclose(seen[-1], lsml.components_, rtol=1e-12)
+
+
+def test_skipping_certified_comparisons_changes_nothing(iris, monkeypatch):
+    X, y = iris
+    quadruplets = X[sample_quadruplets(y, 200, np.random.RandomState(0))]
+    skipping = LSML(tol=1e-9).fit_quadruplets(quadruplets)
+    monkeypatch.setattr(lsml_module, "AT_RISK_FRACTION", -1.0)  # never skip
+    full = LSML(tol=1e-9).fit_quadruplets(quadruplets)
+    np.testing.assert_allclose(skipping.components_, full.components_, rtol=1e-8)
+    np.testing.assert_allclose(skipping.loss_curve_, full.loss_curve_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_satisfied_bound_is_certified(seed):
+    quadruplets, weights, _, L = _problem(seed, n=500)
+    diffs = quadruplets[:, 0::2] - quadruplets[:, 1::2]
+    bound = lsml_module._SatisfiedBound(diffs)
+    distance = np.empty((500, 2))
+    lsml_loss_grad(L, diffs, weights, np.eye(4), 1.0, distance=distance)
+    bound.reset(L, distance)
+    rng = np.random.RandomState(seed)
+    for size in (1e-3, 1e-2, 1e-1):
+        moved = L + size * rng.standard_normal(L.shape)
+        rows = bound.at_risk(moved)
+        if rows is None:
+            continue
+        skipped = np.setdiff1d(np.arange(500), rows)
+        assert skipped.size > 0
+        after = np.linalg.norm(diffs[skipped] @ moved.T, axis=2)
+        assert np.all(after[:, 0] < after[:, 1])
