@@ -25,13 +25,17 @@ copies are merged at the end of the block.
 
 import numpy as np
 
-from .._threads import MIN_WORK_PER_THREAD, kernel_threads
-from ._chunking import run_tasks, split_range
+from .._threads import MIN_WORK_PER_THREAD, kernel_threads, limit_threads
+from ._chunking import run_tasks
 from ._config import jit
 from .distances import block_rows, error_factor, exact_sq_distance, row_norms_sq
 
 # Columns checked together by the branch-free first pass of a row's scan.
 _CHUNK = 64
+# Rows of a block and columns of a tile: the product tile (1 MiB in float32)
+# and the tile's rows stay in a core's cache between the GEMM and the scan.
+_BLOCK_ROWS = 256
+_TILE_COLUMNS = 1024
 
 
 @jit
@@ -62,6 +66,7 @@ def _scan_columns(
     begin,
     end,
     products,
+    shift,
     X,
     lower_norms,
     offset,
@@ -72,8 +77,9 @@ def _scan_columns(
     col_index,
     col_limit,
 ):
-    # Offer the pairs (ii, jj), begin <= jj < end, to both rows' lists. A
-    # first, branch-free pass over each chunk of columns checks whether any
+    # Offer the pairs (ii, jj), begin <= jj < end, to both rows' lists; the
+    # GEMM value of a pair is products[ii, jj - shift]. A first, branch-free
+    # pass over each chunk of columns checks whether any
     # pair in it may enter a list; most chunks are skipped after it.
     last = row_best.shape[1] - 1
     i = offset + ii
@@ -83,13 +89,13 @@ def _scan_columns(
         chunk_end = min(chunk + _CHUNK, end)
         hits = 0
         for jj in range(chunk, chunk_end):
-            lower = low_i + lower_norms[offset + jj] - 2.0 * products[ii, jj]
+            lower = low_i + lower_norms[offset + jj] - 2.0 * products[ii, jj - shift]
             hits += (lower <= limit) | (lower <= col_limit[jj])
         if hits == 0:
             continue
         for jj in range(chunk, chunk_end):
             j = offset + jj
-            lower = low_i + lower_norms[j] - 2.0 * products[ii, jj]
+            lower = low_i + lower_norms[j] - 2.0 * products[ii, jj - shift]
             if lower > limit and lower > col_limit[jj]:
                 continue
             exact = exact_sq_distance(X, i, X, j)
@@ -120,20 +126,22 @@ def _scan_block(
     col_other_index,
     col_other_limit,
 ):
-    # products[ii, jj] = X[offset + ii] . X[offset + jj] for the block's rows
-    # ii and the columns jj >= 0; columns below `split` are the block's own
+    # products[ii, jj - col_start] = X[offset + ii] . X[offset + jj] for the
+    # block's rows ii and the tile's columns col_start <= jj < col_stop
+    # (column numbers count from `offset`); columns below `split` are the block's own
     # class (pairs with jj > ii only: each pair once), the others later
     # classes. lower_norms = (1 - error factor) * squared norms, so that
     # lower_norms[i] + lower_norms[j] - 2 p is a lower bound of the exact
     # squared distance. row_* are the block rows' lists (private to this
-    # call), col_* those of the columns with their last entries (col_limit);
-    # this call writes columns col_start:col_stop only.
+    # caller), col_* those of the columns with their last entries
+    # (col_limit); this call writes columns col_start:col_stop only.
     for ii in range(products.shape[0]):
         _scan_columns(
             ii,
             max(col_start, ii + 1),
             min(col_stop, split),
             products,
+            col_start,
             X,
             lower_norms,
             offset,
@@ -149,6 +157,7 @@ def _scan_block(
             max(col_start, split),
             col_stop,
             products,
+            col_start,
             X,
             lower_norms,
             offset,
@@ -177,19 +186,17 @@ def _merge_lists(best, best_index, private, private_index):
                 _offer(best, best_index, row, private[row, m], index)
 
 
-def _scan_with_threads(products, X, lower_norms, start, split, original, lists):
-    same, same_index, same_limit, other, other_index, other_limit = lists
-    n_rows, n_cols = products.shape
-    stop = start + n_rows
-    n_threads = kernel_threads(n_rows * n_cols, MIN_WORK_PER_THREAD)
-    ranges = split_range(n_cols, n_threads)
-    privates = [
-        tuple(a[start:stop].copy() for a in (same, same_index, other, other_index))
-        for _ in range(len(ranges))
-    ]
-    tasks = [
-        (
-            _scan_block,
+def _scan_tiles(tiles, buffer, X, lower_norms, start, stop, split, original, lists):
+    # One thread's share of a block: for each column tile, the product of
+    # the block's rows with the tile's rows (single-threaded BLAS, into this
+    # thread's buffer, so that it is still in cache when scanned), then the
+    # scan. lists = the block rows' private lists, then the shared ones.
+    rows = X[start:stop]
+    for col_start, col_stop in tiles:
+        width = col_stop - col_start
+        products = buffer[: (stop - start) * width].reshape(stop - start, width)
+        np.matmul(rows, X[start + col_start : start + col_stop].T, out=products)
+        _scan_block(
             col_start,
             col_stop,
             products,
@@ -198,15 +205,47 @@ def _scan_with_threads(products, X, lower_norms, start, split, original, lists):
             start,
             split,
             original,
-            *private,
-            same[start:],
-            same_index[start:],
-            same_limit[start:],
-            other[start:],
-            other_index[start:],
-            other_limit[start:],
+            *lists,
         )
-        for (col_start, col_stop), private in zip(ranges, privates, strict=True)
+
+
+def _scan_with_threads(X, lower_norms, start, stop, split, original, lists, buffers):
+    same, same_index, same_limit, other, other_index, other_limit = lists
+    n_rows, n_cols = stop - start, X.shape[0] - start
+    n_threads = min(len(buffers), kernel_threads(n_rows * n_cols, MIN_WORK_PER_THREAD))
+    # Tiles dealt out in turn, so that each thread gets a share of the
+    # (half-empty) same-class triangle.
+    tiles = [
+        (col_start, min(col_start + _TILE_COLUMNS, n_cols))
+        for col_start in range(0, n_cols, _TILE_COLUMNS)
+    ]
+    n_threads = max(1, min(n_threads, len(tiles)))
+    shared = (
+        same[start:],
+        same_index[start:],
+        same_limit[start:],
+        other[start:],
+        other_index[start:],
+        other_limit[start:],
+    )
+    privates = [
+        tuple(a[start:stop].copy() for a in (same, same_index, other, other_index))
+        for _ in range(n_threads)
+    ]
+    tasks = [
+        (
+            _scan_tiles,
+            tiles[thread::n_threads],
+            buffers[thread],
+            X,
+            lower_norms,
+            start,
+            stop,
+            split,
+            original,
+            (*private, *shared),
+        )
+        for thread, private in enumerate(privates)
     ]
     run_tasks(tasks)
     for private in privates:
@@ -255,18 +294,28 @@ def class_neighbors(X, y_codes, n_neighbors, *, working_memory=None):
         np.full((n_samples, k), n_samples, dtype=np.intp),
         np.full(n_samples, np.inf),
     )
+    n_threads = kernel_threads()
+    step = min(
+        _BLOCK_ROWS, block_rows(_TILE_COLUMNS * X.itemsize, working_memory, n_samples)
+    )
+    buffers = [np.empty(step * _TILE_COLUMNS, dtype=X.dtype) for _ in range(n_threads)]
     class_start = 0
-    for class_stop in class_stops:
-        n_cols_max = n_samples - class_start
-        step = block_rows(n_cols_max * X.itemsize, working_memory, n_cols_max)
-        for start in range(class_start, class_stop, step):
-            stop = min(start + step, class_stop)
-            products = Xs[start:stop] @ Xs[start:].T
-            _scan_with_threads(
-                products, Xs, lower_norms, start, class_stop - start, order, lists
-            )
-            del products
-        class_start = class_stop
+    # Each thread runs its own GEMMs: BLAS on one thread.
+    with limit_threads(blas=1):
+        for class_stop in class_stops:
+            for start in range(class_start, class_stop, step):
+                stop = min(start + step, class_stop)
+                _scan_with_threads(
+                    Xs,
+                    lower_norms,
+                    start,
+                    stop,
+                    class_stop - start,
+                    order,
+                    lists,
+                    buffers,
+                )
+            class_start = class_stop
     same, other = np.empty_like(lists[1]), np.empty_like(lists[4])
     same[order], other[order] = lists[1], lists[4]
     return same, other
