@@ -106,14 +106,16 @@ def test_directions_without_variance_get_zero_rows(labelled, regularization):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("tile_columns", [16, 1024])
 def test_one_pass_search_is_exact_with_ties_blocks_and_threads(
-    monkeypatch, dtype, n_threads
+    monkeypatch, dtype, n_threads, tile_columns
 ):
     # Integer points: many exact ties, which must go to the smaller index
-    # whatever the blocking and the number of threads.
+    # whatever the blocking, the column tiles and the number of threads.
     import linmetric._kernels.dmlmj as kernel
 
     monkeypatch.setattr(kernel, "kernel_threads", lambda *args: n_threads)
+    monkeypatch.setattr(kernel, "_TILE_COLUMNS", tile_columns)
     rng = np.random.RandomState(3)
     y = rng.randint(0, 5, 160)
     y[:2] = 5  # a class of two members
