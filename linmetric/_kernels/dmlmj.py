@@ -186,16 +186,17 @@ def _merge_lists(best, best_index, private, private_index):
                 _offer(best, best_index, row, private[row, m], index)
 
 
-def _scan_tiles(tiles, buffer, X, lower_norms, start, stop, split, original, lists):
+def _scan_tiles(tiles, buffer, P, X, lower_norms, start, stop, split, original, lists):
     # One thread's share of a block: for each column tile, the product of
     # the block's rows with the tile's rows (single-threaded BLAS, into this
     # thread's buffer, so that it is still in cache when scanned), then the
-    # scan. lists = the block rows' private lists, then the shared ones.
-    rows = X[start:stop]
+    # scan. P is X in the GEMM's dtype; lists = the block rows' private
+    # lists, then the shared ones.
+    rows = P[start:stop]
     for col_start, col_stop in tiles:
         width = col_stop - col_start
         products = buffer[: (stop - start) * width].reshape(stop - start, width)
-        np.matmul(rows, X[start + col_start : start + col_stop].T, out=products)
+        np.matmul(rows, P[start + col_start : start + col_stop].T, out=products)
         _scan_block(
             col_start,
             col_stop,
@@ -209,7 +210,7 @@ def _scan_tiles(tiles, buffer, X, lower_norms, start, stop, split, original, lis
         )
 
 
-def _scan_with_threads(X, lower_norms, start, stop, split, original, lists, buffers):
+def _scan_with_threads(P, X, lower_norms, start, stop, split, original, lists, buffers):
     same, same_index, same_limit, other, other_index, other_limit = lists
     n_rows, n_cols = stop - start, X.shape[0] - start
     n_threads = min(len(buffers), kernel_threads(n_rows * n_cols, MIN_WORK_PER_THREAD))
@@ -237,6 +238,7 @@ def _scan_with_threads(X, lower_norms, start, stop, split, original, lists, buff
             _scan_tiles,
             tiles[thread::n_threads],
             buffers[thread],
+            P,
             X,
             lower_norms,
             start,
@@ -253,6 +255,33 @@ def _scan_with_threads(X, lower_norms, start, stop, split, original, lists, buff
         _merge_lists(other[start:stop], other_index[start:stop], *private[2:])
     same_limit[start:stop] = same[start:stop, -1]
     other_limit[start:stop] = other[start:stop, -1]
+
+
+def _gemm_operand(X):
+    """The rows in the dtype of the products, and the bound's norm terms.
+
+    Float32 rows are multiplied as they are. Float64 rows are multiplied
+    in float32 too (half the time of a float64 GEMM): the products are only
+    used to exclude pairs, and the bound below also covers the rounding of
+    the rows to float32, each of whose entries moves by at most ``u |x|``
+    (``u`` the float32 unit roundoff), which moves ``2 a . b`` by at most
+    ``(2 u + u^2) (||a||^2 + ||b||^2)``; ``2 eps`` more covers it, and an
+    absolute term covers entries and products that fall below float32's
+    normal range. Rows with entries beyond ``2**40`` (in the centred units
+    of the caller, far outside any data) stay in float64.
+
+    Returns ``P`` and ``lower_norms`` such that
+    ``lower_norms[i] + lower_norms[j] - 2 P[i] . P[j]`` (computed by BLAS in
+    ``P``'s dtype) is at most the exact ``||X[i] - X[j]||^2``.
+    """
+    norms = row_norms_sq(X)
+    n_features = X.shape[1]
+    if X.dtype == np.float32 or not np.abs(X).max(initial=0.0) <= 2.0**40:
+        return X, (1.0 - error_factor(X.dtype, n_features)) * norms
+    eps = float(np.finfo(np.float32).eps)
+    factor = error_factor(np.float32, n_features) + 2.0 * eps
+    tiny = 4.0 * (n_features + 1) * 2.0**-100
+    return X.astype(np.float32), (1.0 - factor) * norms - tiny
 
 
 def class_neighbors(X, y_codes, n_neighbors, *, working_memory=None):
@@ -283,7 +312,7 @@ def class_neighbors(X, y_codes, n_neighbors, *, working_memory=None):
     order = np.argsort(y_codes, kind="stable").astype(np.intp)
     sorted_y = y_codes[order]
     Xs = np.ascontiguousarray(X[order])
-    lower_norms = (1.0 - error_factor(X.dtype, X.shape[1])) * row_norms_sq(Xs)
+    P, lower_norms = _gemm_operand(Xs)
     class_stops = np.flatnonzero(np.diff(sorted_y)) + 1
     class_stops = np.append(class_stops, n_samples)
     lists = (
@@ -298,7 +327,7 @@ def class_neighbors(X, y_codes, n_neighbors, *, working_memory=None):
     step = min(
         _BLOCK_ROWS, block_rows(_TILE_COLUMNS * X.itemsize, working_memory, n_samples)
     )
-    buffers = [np.empty(step * _TILE_COLUMNS, dtype=X.dtype) for _ in range(n_threads)]
+    buffers = [np.empty(step * _TILE_COLUMNS, dtype=P.dtype) for _ in range(n_threads)]
     class_start = 0
     # Each thread runs its own GEMMs: BLAS on one thread.
     with limit_threads(blas=1):
@@ -306,6 +335,7 @@ def class_neighbors(X, y_codes, n_neighbors, *, working_memory=None):
             for start in range(class_start, class_stop, step):
                 stop = min(start + step, class_stop)
                 _scan_with_threads(
+                    P,
                     Xs,
                     lower_norms,
                     start,
