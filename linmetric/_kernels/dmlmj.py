@@ -18,9 +18,15 @@ enter a list: the result does not depend on BLAS rounding, on the blocking
 or on the number of threads, and ties go to the smaller (original) index.
 Only a few dozen exact distances per row are recomputed.
 
-Threads split the columns of a block. Each keeps private copies of the
-block rows' lists and writes the lists of its own columns only; the private
-copies are merged at the end of the block.
+The products are made one column tile at a time (256 rows x 1024 columns,
+1 MiB in float32), each scanned while it is still in the core's cache,
+and always in float32: float64 rows are rounded to float32 for the GEMM
+only, with the bound widened to cover that rounding (:func:`_gemm_operand`).
+
+Threads deal out the column tiles of a block in turn; each runs its own
+single-threaded GEMMs, keeps private copies of the block rows' lists and
+writes the lists of its own columns only; the private copies are merged at
+the end of the block.
 """
 
 import numpy as np
