@@ -106,14 +106,16 @@ def test_directions_without_variance_get_zero_rows(labelled, regularization):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("tile_columns", [16, 1024])
 def test_one_pass_search_is_exact_with_ties_blocks_and_threads(
-    monkeypatch, dtype, n_threads
+    monkeypatch, dtype, n_threads, tile_columns
 ):
     # Integer points: many exact ties, which must go to the smaller index
-    # whatever the blocking and the number of threads.
+    # whatever the blocking, the column tiles and the number of threads.
     import linmetric._kernels.dmlmj as kernel
 
     monkeypatch.setattr(kernel, "kernel_threads", lambda *args: n_threads)
+    monkeypatch.setattr(kernel, "_TILE_COLUMNS", tile_columns)
     rng = np.random.RandomState(3)
     y = rng.randint(0, 5, 160)
     y[:2] = 5  # a class of two members
@@ -145,3 +147,24 @@ def test_auto_n_components_is_validated_and_fits_with_it(labelled):
     assert candidate_sizes(4, smallest=9) == [4]
     # four classes: never fewer than three directions
     assert DMLMJ().fit(X[:, :5], y).n_components_ >= 3
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0**50])
+def test_search_of_float64_rows_below_float32_resolution(scale):
+    # Float64 rows are multiplied in float32 (below 2**40), in float64
+    # beyond: either way, pairs whose distances differ only far below
+    # float32's resolution are still ranked exactly.
+    import linmetric._kernels.dmlmj as kernel
+
+    rng = np.random.RandomState(5)
+    base = rng.standard_normal((6, 4))
+    X = np.repeat(base, 12, axis=0) + 1e-9 * rng.standard_normal((72, 4))
+    X *= scale
+    y = np.tile([0, 1, 2], 24)
+    similar, dissimilar = neighbor_pairs(X, y, 3)
+    same, other = kernel.class_neighbors(X, y, 3)
+    found = [
+        sorted((i, j) for i, row in enumerate(lists) for j in row if j < y.size)
+        for lists in (same, other)
+    ]
+    assert found == [sorted(similar), sorted(dissimilar)]

@@ -18,20 +18,30 @@ enter a list: the result does not depend on BLAS rounding, on the blocking
 or on the number of threads, and ties go to the smaller (original) index.
 Only a few dozen exact distances per row are recomputed.
 
-Threads split the columns of a block. Each keeps private copies of the
-block rows' lists and writes the lists of its own columns only; the private
-copies are merged at the end of the block.
+The products are made one column tile at a time (256 rows x 1024 columns,
+1 MiB in float32), each scanned while it is still in the core's cache,
+and always in float32: float64 rows are rounded to float32 for the GEMM
+only, with the bound widened to cover that rounding (:func:`_gemm_operand`).
+
+Threads deal out the column tiles of a block in turn; each runs its own
+single-threaded GEMMs, keeps private copies of the block rows' lists and
+writes the lists of its own columns only; the private copies are merged at
+the end of the block.
 """
 
 import numpy as np
 
-from .._threads import MIN_WORK_PER_THREAD, kernel_threads
-from ._chunking import run_tasks, split_range
+from .._threads import MIN_WORK_PER_THREAD, kernel_threads, limit_threads
+from ._chunking import run_tasks
 from ._config import jit
 from .distances import block_rows, error_factor, exact_sq_distance, row_norms_sq
 
 # Columns checked together by the branch-free first pass of a row's scan.
 _CHUNK = 64
+# Rows of a block and columns of a tile: the product tile (1 MiB in float32)
+# and the tile's rows stay in a core's cache between the GEMM and the scan.
+_BLOCK_ROWS = 256
+_TILE_COLUMNS = 1024
 
 
 @jit
@@ -62,6 +72,7 @@ def _scan_columns(
     begin,
     end,
     products,
+    shift,
     X,
     lower_norms,
     offset,
@@ -72,8 +83,9 @@ def _scan_columns(
     col_index,
     col_limit,
 ):
-    # Offer the pairs (ii, jj), begin <= jj < end, to both rows' lists. A
-    # first, branch-free pass over each chunk of columns checks whether any
+    # Offer the pairs (ii, jj), begin <= jj < end, to both rows' lists; the
+    # GEMM value of a pair is products[ii, jj - shift]. A first, branch-free
+    # pass over each chunk of columns checks whether any
     # pair in it may enter a list; most chunks are skipped after it.
     last = row_best.shape[1] - 1
     i = offset + ii
@@ -83,13 +95,13 @@ def _scan_columns(
         chunk_end = min(chunk + _CHUNK, end)
         hits = 0
         for jj in range(chunk, chunk_end):
-            lower = low_i + lower_norms[offset + jj] - 2.0 * products[ii, jj]
+            lower = low_i + lower_norms[offset + jj] - 2.0 * products[ii, jj - shift]
             hits += (lower <= limit) | (lower <= col_limit[jj])
         if hits == 0:
             continue
         for jj in range(chunk, chunk_end):
             j = offset + jj
-            lower = low_i + lower_norms[j] - 2.0 * products[ii, jj]
+            lower = low_i + lower_norms[j] - 2.0 * products[ii, jj - shift]
             if lower > limit and lower > col_limit[jj]:
                 continue
             exact = exact_sq_distance(X, i, X, j)
@@ -120,20 +132,22 @@ def _scan_block(
     col_other_index,
     col_other_limit,
 ):
-    # products[ii, jj] = X[offset + ii] . X[offset + jj] for the block's rows
-    # ii and the columns jj >= 0; columns below `split` are the block's own
+    # products[ii, jj - col_start] = X[offset + ii] . X[offset + jj] for the
+    # block's rows ii and the tile's columns col_start <= jj < col_stop
+    # (column numbers count from `offset`); columns below `split` are the block's own
     # class (pairs with jj > ii only: each pair once), the others later
     # classes. lower_norms = (1 - error factor) * squared norms, so that
     # lower_norms[i] + lower_norms[j] - 2 p is a lower bound of the exact
     # squared distance. row_* are the block rows' lists (private to this
-    # call), col_* those of the columns with their last entries (col_limit);
-    # this call writes columns col_start:col_stop only.
+    # caller), col_* those of the columns with their last entries
+    # (col_limit); this call writes columns col_start:col_stop only.
     for ii in range(products.shape[0]):
         _scan_columns(
             ii,
             max(col_start, ii + 1),
             min(col_stop, split),
             products,
+            col_start,
             X,
             lower_norms,
             offset,
@@ -149,6 +163,7 @@ def _scan_block(
             max(col_start, split),
             col_stop,
             products,
+            col_start,
             X,
             lower_norms,
             offset,
@@ -177,19 +192,18 @@ def _merge_lists(best, best_index, private, private_index):
                 _offer(best, best_index, row, private[row, m], index)
 
 
-def _scan_with_threads(products, X, lower_norms, start, split, original, lists):
-    same, same_index, same_limit, other, other_index, other_limit = lists
-    n_rows, n_cols = products.shape
-    stop = start + n_rows
-    n_threads = kernel_threads(n_rows * n_cols, MIN_WORK_PER_THREAD)
-    ranges = split_range(n_cols, n_threads)
-    privates = [
-        tuple(a[start:stop].copy() for a in (same, same_index, other, other_index))
-        for _ in range(len(ranges))
-    ]
-    tasks = [
-        (
-            _scan_block,
+def _scan_tiles(tiles, buffer, P, X, lower_norms, start, stop, split, original, lists):
+    # One thread's share of a block: for each column tile, the product of
+    # the block's rows with the tile's rows (single-threaded BLAS, into this
+    # thread's buffer, so that it is still in cache when scanned), then the
+    # scan. P is X in the GEMM's dtype; lists = the block rows' private
+    # lists, then the shared ones.
+    rows = P[start:stop]
+    for col_start, col_stop in tiles:
+        width = col_stop - col_start
+        products = buffer[: (stop - start) * width].reshape(stop - start, width)
+        np.matmul(rows, P[start + col_start : start + col_stop].T, out=products)
+        _scan_block(
             col_start,
             col_stop,
             products,
@@ -198,15 +212,48 @@ def _scan_with_threads(products, X, lower_norms, start, split, original, lists):
             start,
             split,
             original,
-            *private,
-            same[start:],
-            same_index[start:],
-            same_limit[start:],
-            other[start:],
-            other_index[start:],
-            other_limit[start:],
+            *lists,
         )
-        for (col_start, col_stop), private in zip(ranges, privates, strict=True)
+
+
+def _scan_with_threads(P, X, lower_norms, start, stop, split, original, lists, buffers):
+    same, same_index, same_limit, other, other_index, other_limit = lists
+    n_rows, n_cols = stop - start, X.shape[0] - start
+    n_threads = min(len(buffers), kernel_threads(n_rows * n_cols, MIN_WORK_PER_THREAD))
+    # Tiles dealt out in turn, so that each thread gets a share of the
+    # (half-empty) same-class triangle.
+    tiles = [
+        (col_start, min(col_start + _TILE_COLUMNS, n_cols))
+        for col_start in range(0, n_cols, _TILE_COLUMNS)
+    ]
+    n_threads = max(1, min(n_threads, len(tiles)))
+    shared = (
+        same[start:],
+        same_index[start:],
+        same_limit[start:],
+        other[start:],
+        other_index[start:],
+        other_limit[start:],
+    )
+    privates = [
+        tuple(a[start:stop].copy() for a in (same, same_index, other, other_index))
+        for _ in range(n_threads)
+    ]
+    tasks = [
+        (
+            _scan_tiles,
+            tiles[thread::n_threads],
+            buffers[thread],
+            P,
+            X,
+            lower_norms,
+            start,
+            stop,
+            split,
+            original,
+            (*private, *shared),
+        )
+        for thread, private in enumerate(privates)
     ]
     run_tasks(tasks)
     for private in privates:
@@ -214,6 +261,33 @@ def _scan_with_threads(products, X, lower_norms, start, split, original, lists):
         _merge_lists(other[start:stop], other_index[start:stop], *private[2:])
     same_limit[start:stop] = same[start:stop, -1]
     other_limit[start:stop] = other[start:stop, -1]
+
+
+def _gemm_operand(X):
+    """The rows in the dtype of the products, and the bound's norm terms.
+
+    Float32 rows are multiplied as they are. Float64 rows are multiplied
+    in float32 too (half the time of a float64 GEMM): the products are only
+    used to exclude pairs, and the bound below also covers the rounding of
+    the rows to float32, each of whose entries moves by at most ``u |x|``
+    (``u`` the float32 unit roundoff), which moves ``2 a . b`` by at most
+    ``(2 u + u^2) (||a||^2 + ||b||^2)``; ``2 eps`` more covers it, and an
+    absolute term covers entries and products that fall below float32's
+    normal range. Rows with entries beyond ``2**40`` (in the centred units
+    of the caller, far outside any data) stay in float64.
+
+    Returns ``P`` and ``lower_norms`` such that
+    ``lower_norms[i] + lower_norms[j] - 2 P[i] . P[j]`` (computed by BLAS in
+    ``P``'s dtype) is at most the exact ``||X[i] - X[j]||^2``.
+    """
+    norms = row_norms_sq(X)
+    n_features = X.shape[1]
+    if X.dtype == np.float32 or not np.abs(X).max(initial=0.0) <= 2.0**40:
+        return X, (1.0 - error_factor(X.dtype, n_features)) * norms
+    eps = float(np.finfo(np.float32).eps)
+    factor = error_factor(np.float32, n_features) + 2.0 * eps
+    tiny = 4.0 * (n_features + 1) * 2.0**-100
+    return X.astype(np.float32), (1.0 - factor) * norms - tiny
 
 
 def class_neighbors(X, y_codes, n_neighbors, *, working_memory=None):
@@ -244,7 +318,7 @@ def class_neighbors(X, y_codes, n_neighbors, *, working_memory=None):
     order = np.argsort(y_codes, kind="stable").astype(np.intp)
     sorted_y = y_codes[order]
     Xs = np.ascontiguousarray(X[order])
-    lower_norms = (1.0 - error_factor(X.dtype, X.shape[1])) * row_norms_sq(Xs)
+    P, lower_norms = _gemm_operand(Xs)
     class_stops = np.flatnonzero(np.diff(sorted_y)) + 1
     class_stops = np.append(class_stops, n_samples)
     lists = (
@@ -255,18 +329,29 @@ def class_neighbors(X, y_codes, n_neighbors, *, working_memory=None):
         np.full((n_samples, k), n_samples, dtype=np.intp),
         np.full(n_samples, np.inf),
     )
+    n_threads = kernel_threads()
+    step = min(
+        _BLOCK_ROWS, block_rows(_TILE_COLUMNS * X.itemsize, working_memory, n_samples)
+    )
+    buffers = [np.empty(step * _TILE_COLUMNS, dtype=P.dtype) for _ in range(n_threads)]
     class_start = 0
-    for class_stop in class_stops:
-        n_cols_max = n_samples - class_start
-        step = block_rows(n_cols_max * X.itemsize, working_memory, n_cols_max)
-        for start in range(class_start, class_stop, step):
-            stop = min(start + step, class_stop)
-            products = Xs[start:stop] @ Xs[start:].T
-            _scan_with_threads(
-                products, Xs, lower_norms, start, class_stop - start, order, lists
-            )
-            del products
-        class_start = class_stop
+    # Each thread runs its own GEMMs: BLAS on one thread.
+    with limit_threads(blas=1):
+        for class_stop in class_stops:
+            for start in range(class_start, class_stop, step):
+                stop = min(start + step, class_stop)
+                _scan_with_threads(
+                    P,
+                    Xs,
+                    lower_norms,
+                    start,
+                    stop,
+                    class_stop - start,
+                    order,
+                    lists,
+                    buffers,
+                )
+            class_start = class_stop
     same, other = np.empty_like(lists[1]), np.empty_like(lists[4])
     same[order], other[order] = lists[1], lists[4]
     return same, other
