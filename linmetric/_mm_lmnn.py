@@ -124,7 +124,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         Budget in MiB for the candidate impostor pairs (96 bytes each);
         None means the value of ``working_memory``.
     rule : {'knn', 'energy'}, default='knn'
-        How :meth:`predict` and :meth:`score` classify: 'knn' votes among
+        How :meth:`predict` and ``score`` classify: 'knn' votes among
         the ``n_neighbors`` nearest training points; 'energy' picks the
         label of least :meth:`energies` (no ``predict_proba`` then). It
         does not change the fit.
