@@ -295,15 +295,7 @@ class LMNN(MetricLearner):
         validate_params(self)
         previous = getattr(self, "components_", None) if self.warm_start else None
         X, y_codes, _ = validate_X_y(self, X, y)
-        sizes = np.bincount(y_codes)
-        if np.any(sizes <= self.n_neighbors):
-            warnings.warn(
-                f"{int(np.count_nonzero(sizes <= self.n_neighbors))} classes have "
-                f"n_neighbors={self.n_neighbors} members or fewer; their points "
-                "get fewer target neighbours (the others of their class).",
-                UserWarning,
-                stacklevel=2,
-            )
+        _warn_small_classes(y_codes, self.n_neighbors)
         # Distances do not change under a shift of X; centring keeps their
         # expansion ||a||^2 + ||b||^2 - 2 a.b in the searches accurate.
         X = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
@@ -662,6 +654,19 @@ def _minimize_checked(
         if log.n_iter >= max_iter or attempt == _MAX_RESTARTS:
             break
     return components, False, "impostors outside the candidate set remain"
+
+
+def _warn_small_classes(y_codes, n_neighbors):
+    """Warn that classes of ``n_neighbors`` members or fewer get fewer targets."""
+    sizes = np.bincount(y_codes)
+    if np.any(sizes <= n_neighbors):
+        warnings.warn(
+            f"{int(np.count_nonzero(sizes <= n_neighbors))} classes have "
+            f"n_neighbors={n_neighbors} members or fewer; their points "
+            "get fewer target neighbours (the others of their class).",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _choose_targets(X, y, n_neighbors, working_memory):

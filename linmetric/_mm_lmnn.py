@@ -30,6 +30,7 @@ from ._lmnn import (
     _choose_targets,
     _normalize_in_place,
     _scaled_callback,
+    _warn_small_classes,
 )
 from ._optimize import IterationLog, minimize_lbfgs, minimize_subgradient
 from ._params import Interval, StrOptions, validate_params
@@ -252,15 +253,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         """
         validate_params(self)
         X, y_codes, classes = validate_X_y(self, X, y)
-        sizes = np.bincount(y_codes)
-        if np.any(sizes <= self.n_neighbors):
-            warnings.warn(
-                f"{int(np.count_nonzero(sizes <= self.n_neighbors))} classes have "
-                f"n_neighbors={self.n_neighbors} members or fewer; their points "
-                "get fewer target neighbours (the others of their class).",
-                UserWarning,
-                stacklevel=2,
-            )
+        _warn_small_classes(y_codes, self.n_neighbors)
         X_input = X
         center = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
         # centred and of unit RMS norm, as in LMNN: the path does not depend
@@ -304,9 +297,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         self._center = center
         self._labels = y_codes
         self._train = X_input - center  # for the energy rule
-        self.embedding_ = _own_class_embedding(
-            X_input - center, y_codes, self.components_
-        )
+        self.embedding_ = _own_class_embedding(self._train, y_codes, self.components_)
         self.n_iter_ = log.n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
@@ -485,6 +476,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         labels = self._labels
         train = self._train
         targets = self.target_neighbors_
+        # from components_ itself (not embedding_), as the kernel uses it
         embedding = _own_class_embedding(train, labels, components)
         rows = np.repeat(np.arange(train.shape[0], dtype=np.intp), targets.shape[1])
         target_sq = sq_distances_of_pairs(
