@@ -5,15 +5,15 @@ scikit-learn's estimator checks and linmetric's learner contract (metric API,
 pipelines, grid search, cloning, dtype, pickling, input errors).
 """
 
-import inspect
 import pickle
 
 import dask.array as da
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from learners import public_classes, required_arguments
 from scipy.spatial.distance import cdist
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import ClassifierMixin, clone
 from sklearn.datasets import load_iris
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
@@ -23,12 +23,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import linmetric
 from linmetric import MetricLearner
-
-# Arguments for constructors that have required parameters.
-REQUIRED_ARGUMENTS = {
-    "estimator": lambda: linmetric.LMNN(),
-    "learner": lambda: linmetric.ITML(),
-}
 
 # Checks that cannot pass, with the reason; keep this empty where possible.
 EXPECTED_FAILED_CHECKS = {
@@ -42,33 +36,14 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-def _public_classes():
-    classes = []
-    for name in linmetric.__all__:
-        obj = getattr(linmetric, name)
-        if (
-            inspect.isclass(obj)
-            and issubclass(obj, BaseEstimator)
-            and obj is not MetricLearner
-        ):
-            classes.append(obj)
-    return classes
-
-
 def _instance(cls):
-    required = {
-        name: REQUIRED_ARGUMENTS[name]()
-        for name, param in inspect.signature(cls).parameters.items()
-        if param.default is inspect.Parameter.empty
-        and param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    }
-    estimator = cls(**required)
+    estimator = cls(**required_arguments(cls))
     if "random_state" in estimator.get_params():
         estimator.set_params(random_state=0)
     return estimator
 
 
-ESTIMATORS = [_instance(cls) for cls in _public_classes()]
+ESTIMATORS = [_instance(cls) for cls in public_classes()]
 LEARNERS = [est for est in ESTIMATORS if isinstance(est, MetricLearner)]
 
 

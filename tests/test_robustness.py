@@ -1,10 +1,11 @@
 """Hard inputs for every public estimator, generated with hypothesis.
 
-Every estimator in ``linmetric.__all__`` is enrolled automatically (as in
-``test_common.py``; constructors with required arguments take them from
-``REQUIRED_ARGUMENTS``). Inputs are drawn from families that broke learners
-before: degenerate data (duplicates, constant or collinear features, fewer
-samples than features), extreme scales and offsets, float32 and float64,
+Every estimator in ``linmetric.__all__`` is enrolled automatically, as in
+``test_common.py`` (both take the list, and the arguments of constructors
+with required parameters, from ``tests/learners.py``). Inputs are drawn
+from families that broke learners before: degenerate data (duplicates,
+constant or collinear features, fewer samples than features), extreme
+scales and offsets, float32 and float64,
 lists, DataFrames and Fortran-ordered arrays, odd labels, NaN and inf
 parameters, pair constraints, refits. Each case must give a correct,
 finite result of the input's dtype, or a ValueError / TypeError raised by
@@ -20,7 +21,6 @@ cores). A longer, randomised search runs with
     LINMETRIC_HYPOTHESIS_PROFILE=long python -m pytest tests/test_robustness.py
 """
 
-import inspect
 import numbers
 import os
 import traceback
@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from learners import public_classes, required_arguments
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.neighbors import NearestNeighbors
 
@@ -62,23 +63,9 @@ def examples(n):
 
 
 # Arguments for constructors that have required parameters.
-REQUIRED_ARGUMENTS = {
-    "estimator": lambda: linmetric.LMNN(),
-    "learner": lambda: linmetric.ITML(),
-}
 
 # Parameters that keep each fit small; applied where the estimator has them.
 FAST_PARAMETERS = {"max_iter": 30, "random_state": 0}
-
-
-def _public_classes():
-    return [
-        obj
-        for name in linmetric.__all__
-        if isinstance(obj := getattr(linmetric, name), type)
-        and issubclass(obj, BaseEstimator)
-        and obj is not MetricLearner
-    ]
 
 
 def _fast(estimator):
@@ -93,20 +80,14 @@ def _fast(estimator):
 
 
 def _instance(cls):
-    required = {
-        name: REQUIRED_ARGUMENTS[name]()
-        for name, param in inspect.signature(cls).parameters.items()
-        if param.default is inspect.Parameter.empty
-        and param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    }
-    return _fast(cls(**required))
+    return _fast(cls(**required_arguments(cls)))
 
 
 # The families below are sample matrices: estimators of tuples (3-D input)
 # have their own tests.
 ESTIMATORS = [
     estimator
-    for estimator in map(_instance, _public_classes())
+    for estimator in map(_instance, public_classes())
     if estimator.__sklearn_tags__().input_tags.two_d_array
 ]
 IDS = [type(est).__name__ for est in ESTIMATORS]
