@@ -243,6 +243,16 @@ METHODS = {
             default=False,
         ),
         Method(
+            "localscml",
+            "LocalSCML",
+            "SCML's local form (a metric per point, its own kNN rule)",
+            seeded=True,
+            uses_k=True,
+            objective="local SCML: mean batch triplet hinge + beta * group norm",
+            classifier=True,
+            default=False,
+        ),
+        Method(
             "mlkr",
             "MLKR",
             "metric learning for kernel regression",

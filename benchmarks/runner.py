@@ -282,7 +282,9 @@ def run_linmetric(
         except RunFailed as exc:  # the warm fits are still reported
             notes.append(f"cold fit: {exc.status}: {exc}")
     record["peak_memory_mib"] = memory.peak_mib
-    record["n_components"] = int(estimator.components_.shape[-2])
+    # a learner with a metric per point (LocalSCML) has no components_
+    components = getattr(estimator, "components_", None)
+    record["n_components"] = None if components is None else int(components.shape[-2])
     learner = getattr(estimator, "learner_", estimator)  # a tuple estimator's
     n_iter = getattr(learner, "n_iter_", None)
     record["n_iter"] = None if n_iter is None else int(n_iter)

@@ -611,6 +611,14 @@ def test_cold_fit_of_linmetric_runs_in_a_fresh_process(iris_split):
     assert record["cold_fit_seconds"] > 0 and record["fit_seconds"] >= 0
 
 
+def test_cold_fit_of_a_classifier_without_one_map(iris_split):
+    # LocalSCML has neither components_ nor transform
+    record = run_linmetric(iris_split, "localscml", cold=True)
+    assert record["status"] == "ok", record["note"]
+    assert "cold fit" not in record["note"]
+    assert record["cold_fit_seconds"] > 0 and record["n_components"] is None
+
+
 def test_load_average_is_recorded_and_busy_runs_warned(monkeypatch, iris_split):
     loads = iter([0.25, 9.0])
     monkeypatch.setattr(benchmarks.grid, "load_average", loads.__next__)

@@ -70,7 +70,11 @@ def _estimator_fit(build, X, y):
     estimator = estimator.fit(X) if y is None else estimator.fit(X, y)
     learner = getattr(estimator, "learner_", estimator)  # linmetric's tuple estimators
     n_iter = getattr(learner, "n_iter_", None)
-    return _Fitted(estimator.components_, n_iter, estimator.transform)
+    # a classifier with a map per class or a metric per point (linmetric's
+    # MultiMetricLMNN, LocalSCML) has no transform, and LocalSCML no
+    # components_: an empty map stands for it (only the times are used)
+    components = getattr(estimator, "components_", np.empty((0, 0)))
+    return _Fitted(components, n_iter, getattr(estimator, "transform", None))
 
 
 def _estimator(module, class_name, names, args):
