@@ -14,6 +14,12 @@ from ._constraints import (
     validate_tuples,
     validate_weights,
 )
+from ._kernels.lsml import (
+    mean_variance,
+    quadruplet_differences,
+    residuals,
+    scale_differences,
+)
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd
@@ -190,8 +196,8 @@ class LSML(SupervisedMetricLearner):
         X, y_codes, classes = validate_X_y(self, X, y)
         n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         index = sample_quadruplets(y_codes, n_constraints, random_state)
-        # a and c, then b and d, of every quadruplet, straight from X
-        return self._fit(X, X[index[:, 0::2]], X[index[:, 1::2]], None)
+        # the differences are taken straight from the rows of X
+        return self._fit(X, index, None)
 
     def fit_quadruplets(self, quadruplets, weights=None):
         """Learn the metric from quadruplets ``(a, b, c, d)``, ``d(a, b) < d(c, d)``.
@@ -217,20 +223,16 @@ class LSML(SupervisedMetricLearner):
         weights = validate_weights(weights, n_quadruplets)
         # The points were checked above: one row sets n_features_in_.
         validate_X(self, quadruplets[:1, 0])
-        return self._fit(
-            quadruplets.reshape(-1, n_features),
-            quadruplets[:, 0::2],
-            quadruplets[:, 1::2],
-            weights,
-        )
+        index = np.arange(4 * n_quadruplets, dtype=np.intp).reshape(-1, 4)
+        return self._fit(quadruplets.reshape(-1, n_features), index, weights)
 
-    def _fit(self, X, first, second, weights):
-        # X: the points the prior is taken from; first and second, shape
-        # (n, 2, d): a and c, b and d of each quadruplet. The differences
-        # a - b and c - d, side by side, are in units of 2**exponent
-        # (differences_in_units), where no product overflows.
+    def _fit(self, X, index, weights):
+        # X: the points, also those the prior is taken from; index, shape
+        # (n, 4): the rows of a, b, c and d of each quadruplet. The
+        # differences a - b and c - d, side by side, are in units of
+        # 2**exponent, where no product overflows.
         dtype = X.dtype
-        diffs, exponent = differences_in_units(first, second)
+        diffs, exponent, lengths = _differences(X, index)
         if weights is None:
             weights = np.ones(diffs.shape[0])
         weights = weights / weights.sum()
@@ -242,7 +244,7 @@ class LSML(SupervisedMetricLearner):
         constant = regularization * (prior_logdet - n_features)
 
         # Comparisons certified satisfied are skipped (see _SatisfiedBound).
-        bound = _SatisfiedBound(diffs)
+        bound = _SatisfiedBound(diffs, lengths)
 
         def objective(components):
             rows = bound.at_risk(components)
@@ -331,12 +333,38 @@ class LSML(SupervisedMetricLearner):
         return prior, linalg.inv(prior)
 
 
+def _differences(X, index):
+    """``a - b`` and ``c - d`` of each quadruplet in units of ``2**exponent``.
+
+    Returns ``(diffs, exponent, lengths)``: ``diffs`` of shape (n, 2, d),
+    float64, largest absolute entry in [0.5, 1) (as
+    :func:`~linmetric._validation.differences_in_units`), and
+    ``lengths[q] = ||a - b|| + ||c - d||`` in those units.
+    """
+    diffs = np.empty((index.shape[0], 2, X.shape[1]))
+    largest = quadruplet_differences(np.ascontiguousarray(X), index, diffs)
+    factor = 1.0
+    if not np.isfinite(largest):
+        # a difference overflowed: points near the float64 limit
+        diffs, exponent = differences_in_units(X[index[:, 0::2]], X[index[:, 1::2]])
+    elif largest > 0:
+        exponent = int(np.frexp(largest)[1])
+        factor = np.ldexp(1.0, -exponent)
+        if not (np.isfinite(factor) and factor > 0):
+            # 2**-exponent itself out of range (subnormal differences)
+            diffs = np.ldexp(diffs, -exponent)
+            factor = 1.0
+    else:
+        exponent = 0
+    lengths = np.empty(index.shape[0])
+    scale_differences(diffs, factor, lengths)
+    return diffs, exponent, lengths
+
+
 def _mean_variance(X, exponent):
     """The mean variance of the features of X, in squared units of ``2**exponent``."""
     with np.errstate(over="ignore", under="ignore"):
-        variance = np.ldexp(
-            np.var(X, axis=0, dtype=np.float64, ddof=1).mean(), -2 * exponent
-        )
+        variance = np.ldexp(mean_variance(np.ascontiguousarray(X)), -2 * exponent)
     if 0 < variance < np.inf and np.isfinite(variance):
         return variance
     # Data near the ends of the float64 range: compute in its own units.
@@ -362,8 +390,10 @@ class _SatisfiedBound:
     satisfied. A relative slack of 1e-9 covers rounding.
     """
 
-    def __init__(self, diffs):
-        self.lengths = np.linalg.norm(diffs, axis=2).sum(axis=1)
+    def __init__(self, diffs, lengths=None):
+        if lengths is None:
+            lengths = np.linalg.norm(diffs, axis=2).sum(axis=1)
+        self.lengths = lengths
         self.reference = None
 
     def reset(self, components, distance):
@@ -423,32 +453,30 @@ def lsml_loss_grad(
     logabsdet = np.log(np.abs(np.diagonal(lu))).sum() if info == 0 else np.inf
     if not np.isfinite(logabsdet):
         return np.inf, np.zeros_like(components), 0
-    n_features = components.shape[0]
+    diffs = np.ascontiguousarray(diffs, dtype=np.float64)
+    n_quadruplets, _, n_features = diffs.shape
     # Both differences of every quadruplet in one product: rows 2q and
     # 2q + 1 are a - b and c - d.
-    flat = diffs.reshape(-1, n_features)
-    mapped = flat @ components.T
-    out = None if distance is None else distance.reshape(-1)
-    distance = np.sqrt(np.einsum("ij,ij->i", mapped, mapped), out=out).reshape(-1, 2)
-    residual = np.maximum(distance[:, 0] - distance[:, 1], 0.0)
-    loss = float(weights @ residual**2)
+    mapped = diffs.reshape(-1, n_features) @ components.T
+    if distance is None:
+        distance = np.empty((n_quadruplets, 2))
     # Only violated comparisons have a gradient, L sum_i c_i v_i v_i^T over
-    # their rows, with c = +r / d_ab for a - b and -r / d_cd for c - d (zero
-    # for a zero-length difference). The symmetric sum is two rank-k
-    # updates (half a general product), of the rows scaled by sqrt(|c|).
-    violated = np.flatnonzero(residual)
-    scaled = 2.0 * weights[violated] * residual[violated]
-    near_far = distance[violated]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        root = np.sqrt(np.where(near_far > 0, scaled[:, None] / near_far, 0.0))
-    rows = diffs[violated]
-    # (NumPy computes B^T B as a rank-k update)
-    near = rows[:, 0] * root[:, :1]
-    far = rows[:, 1] * root[:, 1:]
+    # their rows, with c = +2 w r / d_ab for a - b and -2 w r / d_cd for
+    # c - d (zero for a zero-length difference). The kernel writes the rows
+    # scaled by sqrt(|c|); the symmetric sum is two rank-k updates (half a
+    # general product; NumPy computes B^T B as one).
+    near = np.empty((n_quadruplets, n_features))
+    far = np.empty((n_quadruplets, n_features))
+    loss, n_violated = residuals(
+        mapped, diffs, np.ascontiguousarray(weights, dtype=np.float64), distance,
+        near, far,
+    )  # fmt: skip
+    near = near[:n_violated]
+    far = far[:n_violated]
     outer = near.T @ near - far.T @ far
     gradient = components @ outer
     prior_product = components @ prior_inverse
     loss += regularization * (np.vdot(prior_product, components) - 2.0 * logabsdet)
     inverse_transpose = lapack.dgetri(lu, pivots)[0].T
     gradient += regularization * 2.0 * (prior_product - inverse_transpose)
-    return loss, gradient, int(violated.shape[0])
+    return loss, gradient, int(n_violated)

@@ -286,8 +286,9 @@ class SCML(SupervisedMetricLearner):
                 basis = triplet_difference_basis(X64, triplets, n_basis, random_state)
         else:
             basis = _check_basis(basis, n_features)
-        projections = X64 @ basis.T
-        features = TripletFeatures(projections, triplets)
+        features = TripletFeatures(
+            X64 @ basis.T, triplets, scale=difference_scale(X64, basis, triplets)
+        )
         log = IterationLog(
             "SCML",
             verbose=self.verbose,
@@ -339,15 +340,16 @@ class TripletFeatures:
     mean squared projection of the triplets' differences.
     """
 
-    def __init__(self, projections, triplets):
+    def __init__(self, projections, triplets, scale=None):
         self.projections = projections
         self.triplets = np.asarray(triplets, dtype=np.intp)
-        # Every triplet up to 1000, then an even subsample.
-        sample = self.triplets[:: max(1, self.triplets.shape[0] // 1000)]
-        anchors = projections[sample[:, 0]]
-        near = anchors - projections[sample[:, 1]]
-        far = anchors - projections[sample[:, 2]]
-        scale = float((np.vdot(near, near) + np.vdot(far, far)) / (2 * near.size))
+        if scale is None:
+            sample = _scale_sample(self.triplets)
+            anchors = projections[sample[:, 0]]
+            near = anchors - projections[sample[:, 1]]
+            far = anchors - projections[sample[:, 2]]
+            scale = (np.vdot(near, near) + np.vdot(far, far)) / (2 * near.size)
+        scale = float(scale)
         self.scale = scale if scale > 0 else 1.0
 
     def __len__(self):
@@ -360,6 +362,27 @@ class TripletFeatures:
         near = anchors - self.projections[triplets[:, 1]]
         far = anchors - self.projections[triplets[:, 2]]
         return (near * near - far * far) / self.scale
+
+
+def _scale_sample(triplets):
+    """Every triplet up to 1000, then an even subsample."""
+    return triplets[:: max(1, triplets.shape[0] // 1000)]
+
+
+def difference_scale(X, basis, triplets):
+    """The mean squared projection of the triplets' differences on the basis.
+
+    The ``scale`` of :class:`TripletFeatures` (same triplets sampled), from
+    the differences' second moment ``S`` in feature space:
+    ``mean_{i, v} (b_i^T v)^2 = sum(S * B^T B) / (n_v n_basis)``, without
+    the ``n_v x n_basis`` projections.
+    """
+    sample = _scale_sample(np.asarray(triplets, dtype=np.intp))
+    differences = np.concatenate(
+        [X[sample[:, 0]] - X[sample[:, 1]], X[sample[:, 0]] - X[sample[:, 2]]]
+    )
+    moment = differences.T @ differences
+    return np.vdot(moment, basis.T @ basis) / (differences.shape[0] * basis.shape[0])
 
 
 def rda(

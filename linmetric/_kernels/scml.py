@@ -9,10 +9,13 @@ subgradient ``g``), and sets in closed form::
     gsum += g;  H2 += g * g
     w_k = gamma t / (delta + sqrt(H2_k)) * max(0, -gsum_k / t - beta)
 
-Each step costs ``O(batch_size * n_basis)``; run in NumPy it is dominated by
-the per-step overhead of a dozen array calls, here by the arithmetic. The
-batches are drawn by the caller, so the path is the NumPy one up to the
-order of the sums.
+A hinge argument needs only the elements with a non-zero weight, and only
+a triplet with a positive hinge needs its whole ``z``: a step costs
+``O(n_positive * n_basis + batch_size * n_nonzero + n_basis)`` (late in a
+fit, most triplets of a batch hold and most weights are zero). Run in
+NumPy a step is dominated by the per-step overhead of a dozen array calls,
+here by the arithmetic. The batches are drawn by the caller, so the path
+is the NumPy one up to the order of the sums.
 """
 
 import numpy as np
@@ -26,6 +29,11 @@ def rda_steps(
     first_step, beta, gamma, delta,
 ):  # fmt: skip
     """Run ``len(batches)`` RDA steps in place; return the summed batch objectives.
+
+    Only the elements with a non-zero weight enter a hinge argument, so a
+    triplet with a non-positive hinge costs ``O(n_nonzero)``; a triplet with
+    a positive hinge adds its whole ``z`` to the subgradient. Skipping the
+    zero weights changes no sum (each skipped term is an exact zero).
 
     Parameters
     ----------
@@ -49,8 +57,14 @@ def rda_steps(
     """
     n_steps, batch_size = batches.shape
     n_basis = projections.shape[1]
-    row = np.empty(n_basis)
     gradient = np.empty(n_basis)
+    # the elements with a non-zero weight, in increasing order
+    nonzero = np.empty(n_basis, dtype=np.intp)
+    n_nonzero = 0
+    for k in range(n_basis):
+        if weights[k] != 0.0:
+            nonzero[n_nonzero] = k
+            n_nonzero += 1
     total = 0.0
     for step in range(n_steps):
         t = first_step + step + 1
@@ -62,29 +76,35 @@ def rda_steps(
             b = triplets[triplet, 1]
             c = triplets[triplet, 2]
             margin = 1.0
-            for k in range(n_basis):
+            for i in range(n_nonzero):
+                k = nonzero[i]
                 near = projections[a, k] - projections[b, k]
                 far = projections[a, k] - projections[c, k]
                 z = (near * near - far * far) / scale
-                row[k] = z
                 margin += z * weights[k]
             if margin > 0.0:
                 hinge += margin
                 for k in range(n_basis):
-                    gradient[k] += row[k]
+                    near = projections[a, k] - projections[b, k]
+                    far = projections[a, k] - projections[c, k]
+                    gradient[k] += (near * near - far * far) / scale
         l1 = 0.0
-        for k in range(n_basis):
-            l1 += weights[k]
+        for i in range(n_nonzero):
+            l1 += weights[nonzero[i]]
         total += hinge / batch_size + beta * l1
+        # branch-free, so that it vectorises; then the list of non-zeros
         for k in range(n_basis):
             g = gradient[k] / batch_size
             gradient_sum[k] += g
             squared_sum[k] += g * g
             shrunk = -gradient_sum[k] / t - beta
-            if shrunk > 0.0:
-                weights[k] = gamma * t / (delta + np.sqrt(squared_sum[k])) * shrunk
-            else:
-                weights[k] = 0.0
+            size = gamma * t / (delta + np.sqrt(squared_sum[k]))
+            weights[k] = size * shrunk if shrunk > 0.0 else 0.0
+        n_nonzero = 0
+        for k in range(n_basis):
+            if weights[k] != 0.0:
+                nonzero[n_nonzero] = k
+                n_nonzero += 1
     return total
 
 
