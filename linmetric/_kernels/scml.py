@@ -26,7 +26,7 @@ from ._config import jit
 @jit
 def rda_steps(
     projections, triplets, batches, scale, weights, gradient_sum, squared_sum,
-    first_step, beta, gamma, delta,
+    first_step, beta, gamma, delta, compact, columns,
 ):  # fmt: skip
     """Run ``len(batches)`` RDA steps in place; return the summed batch objectives.
 
@@ -48,6 +48,13 @@ def rda_steps(
     first_step : int
         Number of steps done before (``t`` of the first step is one more).
     beta, gamma, delta : float
+    compact : ndarray of shape (n_points, n_columns), float64
+        ``projections[:, columns]``, contiguous: while every non-zero weight
+        is among ``columns``, the hinge arguments are summed over these
+        columns (zero weights add exact zeros), reading ``n_columns``
+        entries per point instead of scattered ones across whole rows.
+    columns : ndarray of shape (n_columns,), intp
+        Increasing elements; may be empty.
 
     Returns
     -------
@@ -65,25 +72,63 @@ def rda_steps(
         if weights[k] != 0.0:
             nonzero[n_nonzero] = k
             n_nonzero += 1
+    margins = np.empty(batch_size)
+    n_columns = columns.shape[0]
+    in_compact = np.zeros(n_basis, dtype=np.bool_)
+    for i in range(n_columns):
+        in_compact[columns[i]] = True
+    covered = True
+    for i in range(n_nonzero):
+        covered = covered and in_compact[nonzero[i]]
+    column_weights = np.empty(n_columns)
+    terms = np.empty((batch_size, n_columns))
     total = 0.0
     for step in range(n_steps):
         t = first_step + step + 1
-        gradient[:] = 0.0
-        hinge = 0.0
         for r in range(batch_size):
-            triplet = batches[step, r]
-            a = triplets[triplet, 0]
-            b = triplets[triplet, 1]
-            c = triplets[triplet, 2]
-            margin = 1.0
+            margins[r] = 1.0
+        if covered and n_columns > 0:
+            # each hinge argument is the same sequence of terms, in
+            # increasing k, as over the non-zero weights alone
+            for i in range(n_columns):
+                column_weights[i] = weights[columns[i]]
+            for r in range(batch_size):
+                triplet = batches[step, r]
+                a = compact[triplets[triplet, 0]]
+                b = compact[triplets[triplet, 1]]
+                c = compact[triplets[triplet, 2]]
+                for i in range(n_columns):
+                    near = a[i] - b[i]
+                    far = a[i] - c[i]
+                    terms[r, i] = (near * near - far * far) / scale * column_weights[i]
+            for i in range(n_columns):
+                for r in range(batch_size):
+                    margins[r] += terms[r, i]
+        else:
+            # the batch's sums side by side: each is summed in increasing
+            # k as one sequence, and the batch's sums overlap
             for i in range(n_nonzero):
                 k = nonzero[i]
-                near = projections[a, k] - projections[b, k]
-                far = projections[a, k] - projections[c, k]
-                z = (near * near - far * far) / scale
-                margin += z * weights[k]
-            if margin > 0.0:
-                hinge += margin
+                weight = weights[k]
+                for r in range(batch_size):
+                    triplet = batches[step, r]
+                    a = triplets[triplet, 0]
+                    near = projections[a, k] - projections[triplets[triplet, 1], k]
+                    far = projections[a, k] - projections[triplets[triplet, 2], k]
+                    z = (near * near - far * far) / scale
+                    margins[r] += z * weight
+        hinge = 0.0
+        any_positive = False
+        for r in range(batch_size):
+            if margins[r] > 0.0:
+                if not any_positive:
+                    gradient[:] = 0.0
+                    any_positive = True
+                hinge += margins[r]
+                triplet = batches[step, r]
+                a = triplets[triplet, 0]
+                b = triplets[triplet, 1]
+                c = triplets[triplet, 2]
                 for k in range(n_basis):
                     near = projections[a, k] - projections[b, k]
                     far = projections[a, k] - projections[c, k]
@@ -92,19 +137,29 @@ def rda_steps(
         for i in range(n_nonzero):
             l1 += weights[nonzero[i]]
         total += hinge / batch_size + beta * l1
-        # branch-free, so that it vectorises; then the list of non-zeros
-        for k in range(n_basis):
-            g = gradient[k] / batch_size
-            gradient_sum[k] += g
-            squared_sum[k] += g * g
-            shrunk = -gradient_sum[k] / t - beta
-            size = gamma * t / (delta + np.sqrt(squared_sum[k]))
-            weights[k] = size * shrunk if shrunk > 0.0 else 0.0
+        if any_positive:  # else g = 0 leaves both sums as they are
+            for k in range(n_basis):
+                g = gradient[k] / batch_size
+                gradient_sum[k] += g
+                squared_sum[k] += g * g
+        # w_k = 0 unless -gsum_k / t > beta; below this threshold (which is
+        # below beta t by more than its rounding) the quotient is at most
+        # beta after rounding, and the weight is certainly zero
+        threshold = beta * t * (1.0 - 2.0**-51)
         n_nonzero = 0
+        covered = True
         for k in range(n_basis):
-            if weights[k] != 0.0:
+            if -gradient_sum[k] < threshold:
+                weights[k] = 0.0
+                continue
+            shrunk = -gradient_sum[k] / t - beta
+            if shrunk > 0.0:
+                weights[k] = gamma * t / (delta + np.sqrt(squared_sum[k])) * shrunk
                 nonzero[n_nonzero] = k
                 n_nonzero += 1
+                covered = covered and in_compact[k]
+            else:
+                weights[k] = 0.0
     return total
 
 
@@ -194,3 +249,11 @@ def local_steps(
             for j in range(n_columns):
                 coefficients[k, j] *= shrink
     return total
+
+
+@jit
+def take_columns(projections, columns, out):
+    """``out[:] = projections[:, columns]``, row by row."""
+    for p in range(projections.shape[0]):
+        for i in range(columns.shape[0]):
+            out[p, i] = projections[p, columns[i]]
