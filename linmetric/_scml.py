@@ -613,8 +613,11 @@ def _local_lda(X, y_codes):
 
 def triplet_difference_basis(X, triplets, n_basis, random_state):
     """``n_basis`` distinct unit differences ``a - b`` and ``a - c``, drawn."""
-    pairs = np.concatenate([triplets[:, [0, 1]], triplets[:, [0, 2]]])
-    pairs = np.unique(np.sort(pairs, axis=1), axis=0)
+    pairs = np.sort(np.concatenate([triplets[:, [0, 1]], triplets[:, [0, 2]]]), axis=1)
+    # the distinct pairs in lexicographic order, through one integer key each
+    n_points = int(pairs.max()) + 1
+    keys = np.unique(pairs[:, 0] * n_points + pairs[:, 1])
+    pairs = np.stack([keys // n_points, keys % n_points], axis=1)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     if pairs.shape[0] == 0:
         return np.eye(X.shape[1])

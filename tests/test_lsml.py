@@ -7,7 +7,9 @@ from scipy.optimize import check_grad
 import linmetric._lsml as lsml_module
 from linmetric import LSML
 from linmetric._constraints import sample_quadruplets
+from linmetric._kernels.lsml import mean_variance
 from linmetric._lsml import lsml_loss_grad
+from linmetric._validation import differences_in_units
 from linmetric.reference import lsml as reference
 
 
@@ -173,3 +175,67 @@ def test_satisfied_bound_is_certified(seed):
         assert skipped.size > 0
         after = np.linalg.norm(diffs[skipped] @ moved.T, axis=2)
         assert np.all(after[:, 0] < after[:, 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", [1.0, 1e-300, 1e-310, 1e300, 1.5e308])
+def test_differences_by_index_match_gathered_points(dtype, scale):
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((12, 5))
+    X[3] = X[4]  # a zero-length difference
+    if dtype == np.float32:
+        scale = min(max(scale, 1e-30), 1e30)
+    X = (X * scale).astype(dtype) if scale < 1e308 else X.clip(-1, 1) * scale
+    X = X.astype(dtype)
+    index = rng.randint(12, size=(40, 4)).astype(np.intp)
+    index[0] = [3, 4, 4, 3]
+    diffs, exponent, lengths = lsml_module._differences(X, index)
+    expected, expected_exponent = differences_in_units(
+        X[index[:, 0::2]], X[index[:, 1::2]]
+    )
+    assert exponent == expected_exponent
+    np.testing.assert_array_equal(diffs, expected)
+    np.testing.assert_allclose(
+        lengths, np.linalg.norm(expected, axis=2).sum(axis=1), rtol=1e-14
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mean_variance_kernel_matches_numpy(dtype):
+    X = (np.random.RandomState(1).standard_normal((300, 7)) * 3 + 50).astype(dtype)
+    expected = np.var(X, axis=0, dtype=np.float64, ddof=1).mean()
+    assert mean_variance(X) == pytest.approx(expected, rel=1e-12)
+    assert lsml_module._mean_variance(X, 2) == pytest.approx(expected / 16, rel=1e-12)
+
+
+def test_zero_length_differences_match_reference():
+    quadruplets, weights, prior, L = _problem(3)
+    quadruplets[:5, 1] = quadruplets[:5, 0]  # a = b: satisfied, no gradient
+    quadruplets[5:10, 3] = quadruplets[5:10, 2]  # c = d: violated, one side
+    prior_inverse = np.linalg.inv(prior)
+    diffs = quadruplets[:, 0::2] - quadruplets[:, 1::2]
+    loss, grad, n_violated = lsml_loss_grad(L, diffs, weights, prior_inverse, 0.7)
+    M = L.T @ L
+    constant = 0.7 * (np.linalg.slogdet(prior)[1] - L.shape[0])
+    assert loss + constant == pytest.approx(
+        reference.objective(M, quadruplets, weights, prior, 0.7), rel=1e-10
+    )
+    np.testing.assert_allclose(
+        grad,
+        2 * L @ reference.gradient(M, quadruplets, weights, prior, 0.7),
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    assert n_violated >= 5 and np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_spectral_norm_bound(seed):
+    rng = np.random.RandomState(seed)
+    for shape_scale in (1e-200, 1.0, 1e150):
+        A = rng.standard_normal((30, 30)) * shape_scale
+        A[:, 0] *= 10.0 ** rng.uniform(-3, 3)
+        exact = np.linalg.norm(A, 2)
+        bound = lsml_module.spectral_norm_bound(A)
+        assert exact <= bound <= 30 ** (1 / 16) * exact * (1 + 1e-5)
+    assert lsml_module.spectral_norm_bound(np.zeros((3, 3))) == 0.0

@@ -3,10 +3,19 @@
 import numpy as np
 import pytest
 
+import linmetric._scml as scml_module
 from linmetric import SCML
 from linmetric._constraints import sample_triplets
+from linmetric._kernels.scml import rda_steps, take_columns
 from linmetric._optimize import IterationLog
-from linmetric._scml import TripletFeatures, distinct_rows, lda_basis, rda
+from linmetric._scml import (
+    TripletFeatures,
+    difference_scale,
+    distinct_rows,
+    lda_basis,
+    rda,
+    triplet_difference_basis,
+)
 from linmetric.reference import scml as reference
 
 
@@ -136,3 +145,93 @@ def test_distinct_rows_groups_like_numpy_unique(iris):
     points, inverse = distinct_rows(tied)
     np.testing.assert_array_equal(points[inverse], tied)
     assert points.shape[0] == 2
+
+
+def _rda(features, output_iter, n_steps=400, beta=1e-3, batch_size=7):
+    return rda(
+        features,
+        beta=beta,
+        gamma=5e-3,
+        max_iter=n_steps,
+        output_iter=output_iter,
+        batch_size=batch_size,
+        tol=-np.inf,  # every window
+        random_state=np.random.RandomState(5),
+        log=IterationLog("SCML", columns=("n_nonzero",)),
+        components=None,
+    )
+
+
+@pytest.mark.parametrize("beta", [1e-3, 0.0])
+def test_rda_over_compact_columns_is_exact(iris, monkeypatch, beta):
+    # Windows after the first sum the hinge arguments over a copy of the
+    # likely non-zero columns, and skip the division where a weight is
+    # certainly zero: the same terms in the same order, so the weights are
+    # those of the plain sums bit for bit, and those of the reference.
+    X, y = iris
+    index = _triplets(X, y)
+    basis = lda_basis(X, y, 40, np.random.RandomState(0))
+    features = TripletFeatures(X @ basis.T, index)
+    compacted, n_iter, _ = _rda(features, output_iter=40, beta=beta)
+    assert n_iter == 400
+    monkeypatch.setattr(scml_module, "COMPACT_MAX_FRACTION", -1.0)  # never
+    plain = _rda(features, output_iter=40, beta=beta)[0]
+    np.testing.assert_array_equal(compacted, plain)
+    # a copy of every column, and of a few (the non-zeros leave it at times)
+    monkeypatch.setattr(scml_module, "COMPACT_MAX_FRACTION", 2.0)
+    for margin in (1e9, -1e9):
+        monkeypatch.setattr(scml_module, "COMPACT_MARGIN", margin)
+        np.testing.assert_array_equal(
+            _rda(features, output_iter=40, beta=beta)[0], plain
+        )
+    replay = np.random.RandomState(5)
+    batches = [replay.randint(len(features), size=7) for _ in range(400)]
+    expected = reference.rda(
+        features.rows(np.arange(len(features))), batches, beta, 5e-3
+    )
+    np.testing.assert_allclose(plain, expected, rtol=1e-4, atol=1e-8)
+
+
+def test_take_columns():
+    projections = np.arange(20.0).reshape(4, 5)
+    columns = np.array([0, 3, 4], dtype=np.intp)
+    out = np.empty((4, 3))
+    take_columns(projections, columns, out)
+    np.testing.assert_array_equal(out, projections[:, columns])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_difference_scale_matches_projections(iris, dtype):
+    X, y = iris
+    X = X.astype(dtype)
+    index = _triplets(X, y)
+    basis = triplet_difference_basis(
+        X.astype(np.float64), index, 30, np.random.RandomState(0)
+    )
+    projections = X.astype(np.float64) @ basis.T
+    expected = TripletFeatures(projections, index).scale
+    scale = difference_scale(X.astype(np.float64), basis, index)
+    assert scale == pytest.approx(expected, rel=1e-12)
+    assert TripletFeatures(projections, index, scale=scale).scale == scale
+
+
+def test_rda_step_weights_at_the_threshold():
+    # -gsum / t just above, just below and well above beta: the weights of
+    # the closed form, exactly (no triplet moves gsum: z = 0 here)
+    beta, gamma, delta, t = 1e-3, 5e-3, 1e-8, 7
+    gradient_sum = -beta * t * np.array([1 + 1e-9, 1 - 1e-9, 1.2, 0.0, -1.0])
+    squared_sum = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    expected_sum, expected_squares = gradient_sum.copy(), squared_sum.copy()
+    weights = np.zeros(5)
+    projections = np.ones((3, 5))
+    triplets = np.array([[0, 1, 2]], dtype=np.intp)
+    batches = np.zeros((1, 1), dtype=np.intp)
+    columns = np.empty(0, dtype=np.intp)
+    rda_steps(
+        projections, triplets, batches, 1.0, weights, gradient_sum, squared_sum,
+        t - 1, beta, gamma, delta, np.empty((3, 0)), columns,
+    )  # fmt: skip
+    shrunk = -expected_sum / t - beta
+    size = gamma * t / (delta + np.sqrt(expected_squares))
+    np.testing.assert_array_equal(weights, np.where(shrunk > 0, size * shrunk, 0.0))
+    assert np.count_nonzero(weights) == 2
