@@ -244,12 +244,19 @@ class LSML(SupervisedMetricLearner):
         constant = regularization * (prior_logdet - n_features)
 
         # Comparisons certified satisfied are skipped (see _SatisfiedBound).
-        bound = _SatisfiedBound(diffs, lengths)
+        bound = _SatisfiedBound(diffs, lengths.sum(axis=1))
+        identity = np.eye(n_features)
 
         def objective(components):
             rows = bound.at_risk(components)
             if rows is None:
                 distance = np.empty((diffs.shape[0], 2))
+                scale = components[0, 0]
+                # The identity prior's start is a multiple of the identity:
+                # its distances are the lengths, scaled, without a product.
+                known = np.array_equal(components, scale * identity)
+                if known:
+                    np.multiply(lengths, abs(scale), out=distance)
                 loss, gradient, n_violated = lsml_loss_grad(
                     components,
                     diffs,
@@ -257,6 +264,7 @@ class LSML(SupervisedMetricLearner):
                     prior_inverse,
                     regularization,
                     distance=distance,
+                    known_distance=known,
                 )
                 bound.reset(components, distance)
             else:
@@ -338,8 +346,8 @@ def _differences(X, index):
 
     Returns ``(diffs, exponent, lengths)``: ``diffs`` of shape (n, 2, d),
     float64, largest absolute entry in [0.5, 1) (as
-    :func:`~linmetric._validation.differences_in_units`), and
-    ``lengths[q] = ||a - b|| + ||c - d||`` in those units.
+    :func:`~linmetric._validation.differences_in_units`), and ``lengths``
+    of shape (n, 2), ``||a - b||`` and ``||c - d||`` in those units.
     """
     diffs = np.empty((index.shape[0], 2, X.shape[1]))
     largest = quadruplet_differences(np.ascontiguousarray(X), index, diffs)
@@ -356,7 +364,7 @@ def _differences(X, index):
             factor = 1.0
     else:
         exponent = 0
-    lengths = np.empty(index.shape[0])
+    lengths = np.empty((index.shape[0], 2))
     scale_differences(diffs, factor, lengths)
     return diffs, exponent, lengths
 
@@ -433,7 +441,13 @@ def spectral_norm_bound(A):
 
 
 def lsml_loss_grad(
-    components, diffs, weights, prior_inverse, regularization, distance=None
+    components,
+    diffs,
+    weights,
+    prior_inverse,
+    regularization,
+    distance=None,
+    known_distance=False,
 ):
     """LSML's objective in ``L`` (up to a constant) and its gradient.
 
@@ -456,6 +470,9 @@ def lsml_loss_grad(
     distance : ndarray of shape (n_quadruplets, 2) or None, default=None
         If given, receives ``d_ab`` and ``d_cd`` (unset when ``L`` is
         singular).
+    known_distance : bool, default=False
+        ``distance`` holds ``d_ab`` and ``d_cd`` at ``L`` already: the
+        product ``L v`` is skipped.
 
     Returns
     -------
@@ -474,7 +491,10 @@ def lsml_loss_grad(
     n_quadruplets, _, n_features = diffs.shape
     # Both differences of every quadruplet in one product: rows 2q and
     # 2q + 1 are a - b and c - d.
-    mapped = diffs.reshape(-1, n_features) @ components.T
+    if known_distance:
+        mapped = np.empty((0, n_features))
+    else:
+        mapped = diffs.reshape(-1, n_features) @ components.T
     if distance is None:
         distance = np.empty((n_quadruplets, 2))
     # Only violated comparisons have a gradient, L sum_i c_i v_i v_i^T over
@@ -486,7 +506,7 @@ def lsml_loss_grad(
     far = np.empty((n_quadruplets, n_features))
     loss, n_violated = residuals(
         mapped, diffs, np.ascontiguousarray(weights, dtype=np.float64), distance,
-        near, far,
+        near, far, bool(known_distance),
     )  # fmt: skip
     near = near[:n_violated]
     far = far[:n_violated]

@@ -195,9 +195,7 @@ def test_differences_by_index_match_gathered_points(dtype, scale):
     )
     assert exponent == expected_exponent
     np.testing.assert_array_equal(diffs, expected)
-    np.testing.assert_allclose(
-        lengths, np.linalg.norm(expected, axis=2).sum(axis=1), rtol=1e-14
-    )
+    np.testing.assert_allclose(lengths, np.linalg.norm(expected, axis=2), rtol=1e-14)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -239,3 +237,23 @@ def test_spectral_norm_bound(seed):
         bound = lsml_module.spectral_norm_bound(A)
         assert exact <= bound <= 30 ** (1 / 16) * exact * (1 + 1e-5)
     assert lsml_module.spectral_norm_bound(np.zeros((3, 3))) == 0.0
+
+
+def test_start_distances_from_lengths_change_nothing(iris, monkeypatch):
+    # The identity prior's start L = c I takes its distances from the
+    # lengths of the differences instead of the product L v.
+    X, y = iris
+    quadruplets = X[sample_quadruplets(y, 200, np.random.RandomState(0))]
+    shortcut = LSML(tol=1e-9).fit_quadruplets(quadruplets)
+    original = lsml_module.lsml_loss_grad
+    calls = []
+
+    def full_product(*args, known_distance=False, **kwargs):
+        calls.append(known_distance)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(lsml_module, "lsml_loss_grad", full_product)
+    full = LSML(tol=1e-9).fit_quadruplets(quadruplets)
+    assert calls[0] is True and not any(calls[1:])
+    np.testing.assert_allclose(shortcut.components_, full.components_, rtol=1e-8)
+    np.testing.assert_allclose(shortcut.loss_curve_, full.loss_curve_, rtol=1e-10)

@@ -51,21 +51,19 @@ def quadruplet_differences(points, index, out):
 
 @jit_reassoc
 def scale_differences(diffs, factor, lengths):
-    """``diffs *= factor`` in place and ``lengths[q] = ||v_ab|| + ||v_cd||``.
+    """``diffs *= factor`` in place and ``lengths[q, side]``, the norms of ``v_ab``, ``v_cd``.
 
     ``factor`` is a power of two, so the scaling changes no digit.
     """
     n_quadruplets, _, n_features = diffs.shape
     for q in range(n_quadruplets):
-        total = 0.0
         for side in range(2):
             squares = 0.0
             for k in range(n_features):
                 value = diffs[q, side, k] * factor
                 diffs[q, side, k] = value
                 squares += value * value
-            total += np.sqrt(squares)
-        lengths[q] = total
+            lengths[q, side] = np.sqrt(squares)
 
 
 @jit
@@ -93,7 +91,7 @@ def mean_variance(points):
 
 
 @jit_reassoc
-def residuals(mapped, diffs, weights, distance, near, far):
+def residuals(mapped, diffs, weights, distance, near, far, known):
     """Distances, the squared-hinge loss and the scaled rows of the violated.
 
     Parameters
@@ -104,10 +102,12 @@ def residuals(mapped, diffs, weights, distance, near, far):
         ``v_ab`` and ``v_cd``.
     weights : ndarray of shape (n_quadruplets,), float64
     distance : ndarray of shape (n_quadruplets, 2), float64
-        Receives ``d_ab`` and ``d_cd``.
+        Receives ``d_ab`` and ``d_cd``; holds them already if ``known``
+        (``mapped`` is then not read).
     near, far : ndarray of shape (n_quadruplets, n_features), float64
         Their first ``n_violated`` rows receive ``v_ab sqrt(2 w r / d_ab)``
         and ``v_cd sqrt(2 w r / d_cd)`` (zero rows for a zero distance).
+    known : bool
 
     Returns
     -------
@@ -120,15 +120,19 @@ def residuals(mapped, diffs, weights, distance, near, far):
     loss = 0.0
     n_violated = 0
     for q in range(n_quadruplets):
-        squares_ab = 0.0
-        squares_cd = 0.0
-        for k in range(n_components):
-            squares_ab += mapped[2 * q, k] * mapped[2 * q, k]
-            squares_cd += mapped[2 * q + 1, k] * mapped[2 * q + 1, k]
-        d_ab = np.sqrt(squares_ab)
-        d_cd = np.sqrt(squares_cd)
-        distance[q, 0] = d_ab
-        distance[q, 1] = d_cd
+        if known:
+            d_ab = distance[q, 0]
+            d_cd = distance[q, 1]
+        else:
+            squares_ab = 0.0
+            squares_cd = 0.0
+            for k in range(n_components):
+                squares_ab += mapped[2 * q, k] * mapped[2 * q, k]
+                squares_cd += mapped[2 * q + 1, k] * mapped[2 * q + 1, k]
+            d_ab = np.sqrt(squares_ab)
+            d_cd = np.sqrt(squares_cd)
+            distance[q, 0] = d_ab
+            distance[q, 1] = d_cd
         residual = d_ab - d_cd
         if residual > 0.0:
             loss += weights[q] * residual * residual
