@@ -20,12 +20,11 @@ from ._validation import centred_in_units, validate_X_y
 # process) and, at their size, is as fast.
 TRIANGLE_MIN_CLASS_SIZE = 512
 # A stack of small classes holds at most this many distances (unless it is
-# one class): a stack's arrays stay in cache.
-STACK_MAX_ENTRIES = 2**16
-# Small classes go on threads from this many multiply-adds (sum_c n_c^2 d):
-# digits' 10 classes of 126 points in 60 features (9.5e6) gain, breast
-# cancer's 2 classes in 30 features (2.5e6) do not.
-_THREADED_WORK = 2**22
+# one class): its arrays stay in cache and below the size from which the C
+# allocator maps fresh pages for them (digits, 10 classes of about 126
+# points: stacks of 4 classes cost 0.8 ms of page faults per fit, and the
+# stacks on two threads 0.9 ms, against none for one class per stack).
+STACK_MAX_ENTRIES = 2**14
 # Below this many multiply-adds OpenBLAS runs a product on one thread.
 _BLAS_SERIAL_WORK = 2**18
 # Rows per np.exp call on a triangle (the part above the diagonal is skipped
@@ -61,7 +60,7 @@ class LFDA(SupervisedMetricLearner):
     are ever formed: a large class on one triangle of its affinity matrix
     (SYRK, TRMM, compiled passes; the classes on threads), small classes in
     stacks padded to the largest of the stack (a few NumPy calls per
-    stack, in float64; the stacks on threads when there is enough work),
+    stack, in float64),
     all within ``working_memory``. Time ``O(sum_c n_c^2 d + n d^2 + d^3)``,
     memory ``O(n d + d^2)`` plus the distances of the classes in progress.
     The scatter matrices are computed on the centred data in units of its
@@ -192,13 +191,6 @@ class LFDA(SupervisedMetricLearner):
             # its limit would cost a scan of the loaded libraries on a
             # process's first fit, many times this fit.
             n_threads, blas_threads = 1, None
-        elif largest < TRIANGLE_MIN_CLASS_SIZE:
-            # Stacks of small classes on threads (NumPy and BLAS release
-            # the GIL), when there is enough work; BLAS on one thread.
-            work = int(np.sum(sizes.astype(np.int64) ** 2)) * X.shape[1]
-            many = work >= _THREADED_WORK
-            n_threads = kernel_threads(int(np.sum(sizes >= 2))) if many else 1
-            blas_threads = 1
         elif largest <= LFDA_SERIAL_MAX_CLASS_SIZE:
             # Small products: threads would cost more than they save.
             n_threads, blas_threads = 1, 1
