@@ -19,10 +19,12 @@ from ._validation import centred_in_units, validate_X_y
 # on full rows, which needs no compiled kernel (no loading cost in a fresh
 # process) and, at their size, is as fast.
 TRIANGLE_MIN_CLASS_SIZE = 512
-# Tiny data sets (at most this many entries in the padded stack of their
-# classes' distance matrices) compute all classes at once: fewer NumPy calls.
-# Above it, class by class is faster (each class's arrays stay in cache).
-BATCHED_MAX_ENTRIES = 2**15
+# A stack of small classes holds at most this many distances (unless it is
+# one class): its arrays stay in cache and below the size from which the C
+# allocator maps fresh pages for them (digits, 10 classes of about 126
+# points: stacks of 4 classes cost 0.8 ms of page faults per fit, and the
+# stacks on two threads 0.9 ms, against none for one class per stack).
+STACK_MAX_ENTRIES = 2**14
 # Below this many multiply-adds OpenBLAS runs a product on one thread.
 _BLAS_SERIAL_WORK = 2**18
 # Rows per np.exp call on a triangle (the part above the diagonal is skipped
@@ -56,11 +58,13 @@ class LFDA(SupervisedMetricLearner):
     Cost. Affinities are non-zero only inside a class, and ``S^b`` is the
     total scatter plus within-class terms, so only pairs of the same class
     are ever formed: a large class on one triangle of its affinity matrix
-    (SYRK, TRMM, compiled passes; the classes on threads), a small one in
-    NumPy on blocks of its rows, all within ``working_memory``. Time
-    ``O(sum_c n_c^2 d)``, memory ``O(n d + d^2)`` plus the distances of the
-    classes in progress. The scatter matrices are computed on the centred
-    data in units of its spread, so any shift and any finite scale work.
+    (SYRK, TRMM, compiled passes; the classes on threads), small classes in
+    stacks padded to the largest of the stack (a few NumPy calls per
+    stack, in float64),
+    all within ``working_memory``. Time ``O(sum_c n_c^2 d + n d^2 + d^3)``,
+    memory ``O(n d + d^2)`` plus the distances of the classes in progress.
+    The scatter matrices are computed on the centred data in units of its
+    spread, so any shift and any finite scale work.
 
     Parameters
     ----------
@@ -113,7 +117,10 @@ class LFDA(SupervisedMetricLearner):
     root of the smallest normal number of the dtype, so a pair involving
     such a point has affinity 1 if the two points coincide and 0 otherwise;
     ``S^w`` is regularised relative to its largest eigenvalue; each
-    direction's sign is fixed so that its largest entry is positive.
+    direction's sign is fixed so that its largest entry is positive. The
+    local scales are exact, except that in the stacks of small classes a
+    scale whose GEMM value is, by the GEMM error bound, within a relative
+    ``2**-36`` of the exact one is taken as it is.
 
     References
     ----------
@@ -268,8 +275,11 @@ def local_scatter_matrices(
     - ``S^b = S_t - sum_c n_c S_c / n + sum_c Lap_c(A) (1/n - 1/n_c)``,
 
     which is the paper's ``S^b`` rewritten so that only same-class pairs
-    appear (the ``1/n`` weight of every pair sums to ``S_t``). Each class is
-    centred on its mean first (``Lap_c`` does not change, accuracy does).
+    appear (the ``1/n`` weight of every pair sums to ``S_t``). With ``mu_c``
+    the class means and ``mu`` the mean, ``S_t - sum_c n_c S_c / n =
+    sum_c (1 - n_c/n) S_c + sum_c n_c (mu_c - mu)(mu_c - mu)^T``: one
+    product per class. Each class is centred on its mean first (``Lap_c``
+    does not change, accuracy does).
 
     Parameters
     ----------
@@ -284,91 +294,115 @@ def local_scatter_matrices(
         'blocks': NumPy on blocks of full rows (no compiled kernels);
         'triangle': the lower triangle of each class's affinity matrix
         (:mod:`linmetric._kernels.lfda`), for classes whose triangle fits in
-        the budget (others use blocks); 'batched': every class at once in
-        NumPy, padded to the largest; 'auto': batched for tiny data sets
-        (``BATCHED_MAX_ENTRIES``) of similar class sizes, else the triangle for classes of at
-        least ``TRIANGLE_MIN_CLASS_SIZE`` points and blocks for the others.
+        the budget (others use blocks); 'batched': classes in stacks padded
+        to the largest of the stack, in float64, a few NumPy calls per
+        stack (classes whose square does not fit the budget use blocks);
+        'auto': the triangle for classes of at least
+        ``TRIANGLE_MIN_CLASS_SIZE`` points, batched for the others.
     n_threads : int, default=1
-        Classes computed at once, each on one thread.
+        Classes (or stacks of classes) computed at once, each on one thread.
 
     Returns
     -------
     within, between : ndarray of shape (n_features, n_features), float64
     """
     n_samples, n_features = X.shape
-    X64 = np.asarray(X, dtype=np.float64)
-    centred = X64 - X64.mean(axis=0)
-    total = centred.T @ centred
+    sizes = np.bincount(labels)
     order = np.argsort(labels, kind="stable")
-    ends = np.cumsum(np.bincount(labels))
-    groups = [
-        order[stop - size : stop]
-        for stop, size in zip(ends, np.diff(ends, prepend=0), strict=True)
-        if size >= 2
-    ]
-    n_threads = max(1, min(int(n_threads), len(groups)))
-    budget = get_working_memory(working_memory) / n_threads
-    min_triangle = {
-        "auto": TRIANGLE_MIN_CLASS_SIZE,
-        "blocks": None,
-        "triangle": 2,
-        "batched": None,
-    }[method]
+    starts = np.cumsum(sizes) - sizes
+    # The classes one after the other, each centred on its mean, in float64.
+    centred = np.asarray(X[order], dtype=np.float64)
+    means = np.add.reduceat(centred, starts[sizes > 0], axis=0)
+    means /= sizes[sizes > 0, None]
+    centred -= np.repeat(means, sizes[sizes > 0], axis=0)
+    offsets = means - (sizes[sizes > 0] @ means) / n_samples
+    between = (offsets.T * sizes[sizes > 0]) @ offsets
+    classes = [c for c in np.argsort(-sizes, kind="stable") if sizes[c] >= 2]
+    for c in classes:
+        members = centred[starts[c] : starts[c] + sizes[c]]
+        between += (1.0 - sizes[c] / n_samples) * (members.T @ members)
+    if not classes:
+        zeros = np.zeros((n_features, n_features))
+        return zeros, _symmetric(between)
+    n_threads = max(1, min(int(n_threads), len(classes)))
+    budget = get_working_memory(working_memory) / n_threads * 2**20
+    min_triangle = {"auto": TRIANGLE_MIN_CLASS_SIZE, "triangle": 2}.get(method)
 
-    def triangle_fits(n_class):
-        fits = n_class * n_class * X.itemsize <= budget * 2**20
-        return min_triangle is not None and n_class >= min_triangle and fits
-
-    def class_terms(members, buffer):
-        # Lap_c(A) and n_c S_c of one class.
-        X_class = X[members]
-        X_class = X_class - X_class.mean(axis=0, dtype=np.float64).astype(X.dtype)
-        class64 = X_class.astype(np.float64)
-        if triangle_fits(members.shape[0]):
-            laplacian = _triangle_laplacian(X_class, class64, k, buffer)
+    # Units of work: one large class, or a stack of small ones (largest
+    # first, so each stack pads little; at most a thread's share of the
+    # classes, so that every thread gets a stack).
+    units, stack = [], []
+    stack_max = -(-len(classes) // n_threads)
+    for c in classes:
+        n_class = int(sizes[c])
+        triangle = min_triangle is not None and n_class >= min_triangle
+        if triangle and n_class * n_class * X.itemsize <= budget:
+            units.append(("triangle", [c]))
+        elif triangle or method == "blocks" or n_class * n_class * 16 > budget:
+            units.append(("blocks", [c]))
         else:
-            laplacian = _blocked_laplacian(X_class, class64, k, budget)
-        return laplacian, class64.T @ class64
+            padded = (len(stack) + 1) * int(sizes[stack[0] if stack else c]) ** 2
+            if stack and (
+                len(stack) == stack_max
+                or padded > STACK_MAX_ENTRIES
+                or padded * 16 > budget
+                or padded > 2 * np.sum(sizes[[*stack, c]] ** 2)
+            ):
+                units.append(("batched", stack))
+                stack = []
+            stack.append(c)
+    if stack:
+        units.append(("batched", stack))
+
+    def triangle_buffer(share):
+        largest = max(
+            (sizes[cs[0]] for kind, cs in share if kind == "triangle"), default=0
+        )
+        return np.empty(largest * largest, dtype=X.dtype)
 
     def run(share):
         # One n_c x n_c buffer for the triangles of the share's classes:
         # fresh pages for each class would cost the system time to map them.
-        largest = max(
-            (m.shape[0] for m in share if triangle_fits(m.shape[0])), default=0
-        )
-        buffer = np.empty(largest * largest, dtype=X.dtype)
-        return [class_terms(members, buffer) for members in share]
+        buffer = triangle_buffer(share)
+        results = []
+        for kind, cs in share:
+            if kind == "batched":
+                laplacians = _batched_laplacians(centred, starts[cs], sizes[cs], k)
+                results.extend(zip(cs, laplacians, strict=True))
+                continue
+            (c,) = cs
+            class64 = centred[starts[c] : starts[c] + sizes[c]]
+            X_class = class64.astype(X.dtype, copy=False)
+            if X_class.dtype != np.float64:  # the kernels' rows and the exact ones
+                class64 = X_class.astype(np.float64)
+            if kind == "triangle":
+                laplacian = _triangle_laplacian(X_class, class64, k, buffer)
+            else:
+                laplacian = _blocked_laplacian(X_class, class64, k, budget / 2**20)
+            results.append((c, laplacian))
+        return results
 
-    sizes = np.array([members.shape[0] for members in groups])
-    padded = sizes.shape[0] * sizes.max() ** 2
-    if method == "batched" or (
-        method == "auto"
-        and padded <= BATCHED_MAX_ENTRIES
-        and padded <= 2 * np.sum(sizes**2)
-        and padded * (X.itemsize + 24) <= budget * 2**20
-    ):
-        terms = _batched_terms(X, groups, k)
-    elif n_threads == 1:
-        terms = run(groups)
+    if n_threads == 1:
+        terms = run(units)
     else:
         # Longest first, each to the least loaded thread.
         shares = [[] for _ in range(n_threads)]
         loads = [0] * n_threads
-        for members in sorted(groups, key=len, reverse=True):
+        for unit in units:  # already largest first
             lightest = int(np.argmin(loads))
-            shares[lightest].append(members)
-            loads[lightest] += members.shape[0] ** 2
+            shares[lightest].append(unit)
+            loads[lightest] += int(np.sum(sizes[unit[1]] ** 2))
         results = run_tasks([(run, share) for share in shares if share])
         terms = [term for result in results for term in result]
-        groups = [members for share in shares if share for members in share]
     within = np.zeros((n_features, n_features))
-    between = total.copy()
-    for members, (laplacian, scatter) in zip(groups, terms, strict=True):
-        n_class = members.shape[0]
-        within += laplacian / n_class
-        between += laplacian * (1.0 / n_samples - 1.0 / n_class)
-        between -= scatter * (n_class / n_samples)
+    for c, laplacian in sorted(terms, key=_first):  # the same sums on any threads
+        within += laplacian / sizes[c]
+        between += laplacian * (1.0 / n_samples - 1.0 / sizes[c])
     return _symmetric(within), _symmetric(between)
+
+
+def _first(term):
+    return term[0]
 
 
 def _inverse_scales(sq_scales, dtype):
@@ -488,67 +522,88 @@ def _kth_distance(distances, rows, columns, bases, selves, ks, slack):
     return exact[order][first + ks - 1]
 
 
-def _batched_terms(X, groups, k):
-    """``(Lap_c(A), n_c S_c)`` of every class, all classes at once.
+# Relative accuracy of a stack's local scales taken from the GEMM distances:
+# rows whose k-th GEMM distance may be off by more (near duplicates, points
+# far from their class mean) get it exactly (``_kth_distance``).
+_SCALE_RTOL = 2.0**-36
 
-    The classes are padded to the largest, ``m`` points: distances,
-    affinities and products are stacks of ``m x m`` and ``m x d`` arrays
-    (padding has infinite distance, so zero affinity, and zero rows). For
-    many small classes this costs a few NumPy calls instead of a few per
-    class.
+
+def _batched_laplacians(centred, starts, sizes, k):
+    """``Lap_c(A)`` of a stack of classes, in a few NumPy calls.
+
+    ``centred[starts[c] : starts[c] + sizes[c]]`` are the rows of class
+    ``c``, centred on its mean, float64. The classes are padded to the
+    largest, ``m`` points: distances, affinities and products are stacks
+    of ``m x m`` and ``m x d`` arrays (padding has infinite distance, so
+    zero affinity, and zero rows). The local scale of a row is its k-th
+    GEMM distance when that is within a relative ``_SCALE_RTOL`` of the
+    exact one by the GEMM error bound, else the exact one.
+
+    Returns
+    -------
+    laplacians : ndarray of shape (n_classes, n_features, n_features)
     """
-    n_classes = len(groups)
-    sizes = np.array([members.shape[0] for members in groups])
-    size = int(sizes.max())
-    n_features = X.shape[1]
-    members = np.concatenate(groups)
-    owner = np.repeat(np.arange(n_classes), sizes)
-    starts = np.cumsum(sizes) - sizes
-    slot = np.arange(members.shape[0]) - starts[owner]
-    points = X[members]
-    means = np.add.reduceat(points, starts, axis=0, dtype=np.float64) / sizes[:, None]
-    points = points - means.astype(X.dtype)[owner]  # each class on its mean
-    points64 = points.astype(np.float64)
-    padded = np.zeros((n_classes, size, n_features), dtype=X.dtype)
-    padded[owner, slot] = points
-    norms = np.zeros((n_classes, size))
-    norms[owner, slot] = np.einsum("ij,ij->i", points64, points64)
-    products = padded @ padded.transpose(0, 2, 1)
-    products *= -2.0
-    distances = norms[:, :, None] + norms[:, None, :]
-    distances += products
+    n_classes, size = sizes.shape[0], int(sizes.max())
+    n_features = centred.shape[1]
+    points = np.zeros((n_classes, size, n_features))
+    for c in range(n_classes):
+        points[c, : sizes[c]] = centred[starts[c] : starts[c] + sizes[c]]
+    norms = np.einsum("cij,cij->ci", points, points)
+    distances = points @ points.transpose(0, 2, 1)
+    distances *= -2.0
+    distances += norms[:, :, None]
+    distances += norms[:, None, :]
     np.maximum(distances, 0.0, out=distances)
-    distances[owner, slot, slot] = 0.0
-    empty = np.ones((n_classes, size), dtype=bool)
-    empty[owner, slot] = False
-    distances += np.where(empty, np.inf, 0.0)[:, None, :]
-    factor = error_factor(X.dtype, n_features)
-    largest = np.zeros(n_classes)
-    np.maximum.at(largest, owner, norms[owner, slot])
-    sq_scales = _kth_distance(
-        distances[owner, slot],
-        points64,
-        points64,
-        starts[owner],
-        slot,
-        np.minimum(k, sizes - 1)[owner],
-        factor * (norms[owner, slot] + largest[owner]),
-    )
+    distances.reshape(n_classes, size * size)[:, :: size + 1] = 0.0
+    for c in np.flatnonzero(sizes < size):
+        distances[c, :, sizes[c] :] = np.inf
+    sq_scales = _batched_sq_scales(distances, points, norms, sizes, k)
     inverse = np.ones((n_classes, size))
-    inverse[owner, slot] = _inverse_scales(sq_scales, X.dtype)
+    for c in range(n_classes):
+        inverse[c, : sizes[c]] = _inverse_scales(sq_scales[c, : sizes[c]], np.float64)
     # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
     with np.errstate(over="ignore"):
         distances *= inverse[:, :, None]
         distances *= -inverse[:, None, :]
     np.exp(distances, out=distances)
     degree = distances.sum(axis=2)
-    weighted = (distances.astype(X.dtype, copy=False) @ padded).astype(np.float64)
-    padded64 = padded.astype(np.float64, copy=False)
-    transposed = padded64.transpose(0, 2, 1)
-    weighted -= padded64 * degree[:, :, None]
-    laplacians = -(transposed @ weighted)
-    scatters = transposed @ padded64
-    return list(zip(laplacians, scatters, strict=True))
+    # (A X)_c - diag(degree) X_c, and X_c^T of it is -Lap_c
+    product = distances @ points
+    product -= points * degree[:, :, None]
+    laplacians = points.transpose(0, 2, 1) @ product
+    np.negative(laplacians, out=laplacians)
+    return laplacians
+
+
+def _batched_sq_scales(distances, points, norms, sizes, k):
+    """Squared local scales of a padded stack, shape ``(n_classes, m)``.
+
+    ``distances`` holds the GEMM squared distances (0 on the diagonal, inf
+    in the padding), ``points`` the float64 rows. See
+    :func:`_batched_laplacians`.
+    """
+    n_classes, size = norms.shape
+    ks = np.minimum(k, sizes - 1)
+    kth = np.partition(distances, np.unique(ks), axis=2)
+    kth = np.take_along_axis(kth, ks[:, None, None], axis=2)[:, :, 0]
+    slack = error_factor(np.float64, points.shape[2]) * (
+        norms + norms.max(axis=1)[:, None]
+    )
+    inside = np.arange(size) < sizes[:, None]
+    exact = inside & ~(slack <= _SCALE_RTOL * kth)
+    if np.any(exact):
+        classes, rows = np.nonzero(exact)
+        flat = points.reshape(n_classes * size, -1)
+        kth[classes, rows] = _kth_distance(
+            distances[classes, rows],
+            flat[classes * size + rows],
+            flat,
+            classes * size,
+            rows,
+            ks[classes],
+            slack[classes, rows],
+        )
+    return kth
 
 
 def _triangle_laplacian(X_class, class64, k, buffer=None):

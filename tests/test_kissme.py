@@ -4,13 +4,18 @@ from sklearn.utils import check_random_state
 
 from linmetric import KISSME
 from linmetric._itml import sample_label_pairs
-from linmetric.reference.kissme import kissme_metric, pair_covariances
+from linmetric.reference.kissme import (
+    kissme_metric,
+    neighbor_pair_covariances,
+    pair_covariances,
+)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_all_pairs_in_closed_form_match_the_pair_by_pair_reference(labelled, dtype):
     X, y = labelled
-    kissme = KISSME(regularization=1e-3).fit(X.astype(dtype), y)
+    kissme = KISSME(regularization=1e-3, pair_sampling="uniform")
+    kissme.fit(X.astype(dtype), y)
     expected = kissme_metric(*pair_covariances(X, y))
     assert kissme.components_.dtype == dtype
     rtol = 1e-9 if dtype == np.float64 else 2e-4
@@ -21,6 +26,28 @@ def test_all_pairs_in_closed_form_match_the_pair_by_pair_reference(labelled, dty
     n = y.size
     assert kissme.n_similar_ == (12 * 11 + 9 * 8 + 15 * 14) // 2
     assert kissme.n_dissimilar_ == n * (n - 1) // 2 - kissme.n_similar_
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, 5, 12])
+def test_neighbor_pairs_match_the_pair_by_pair_reference(labelled, dtype, k):
+    X, y = labelled
+    kissme = KISSME(regularization=1e-3, n_neighbors=k).fit(X.astype(dtype), y)
+    # class 1 has 9 members: with k = 12 each pairs with all 8 others
+    expected = kissme_metric(*neighbor_pair_covariances(X, y, k))
+    assert kissme.components_.dtype == dtype
+    rtol = 1e-9 if dtype == np.float64 else 2e-4
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(
+        kissme.get_mahalanobis_matrix(), expected, rtol=0, atol=rtol * scale
+    )
+    same = sum(min(k, size - 1) * size for size in (12, 9, 15))
+    assert kissme.n_similar_ == same
+    assert kissme.n_dissimilar_ == k * y.size
+    uniform = KISSME(regularization=1e-3, pair_sampling="uniform").fit(X, y)
+    assert not np.allclose(uniform.get_mahalanobis_matrix(), expected)
+    with pytest.raises(ValueError, match="pair_sampling='neighbors'"):
+        KISSME(n_constraints=10).fit(X, y)
 
 
 def test_fit_pairs_matches_reference_on_the_same_pairs(labelled):
@@ -38,7 +65,9 @@ def test_fit_pairs_matches_reference_on_the_same_pairs(labelled):
         atol=1e-12,
     )
     # fit(X, y) with n_constraints draws the same pairs from the same seed.
-    sampled = KISSME(regularization=1e-3, n_constraints=60, random_state=1)
+    sampled = KISSME(
+        regularization=1e-3, n_constraints=60, random_state=1, pair_sampling="uniform"
+    )
     sampled.fit(X, y)
     np.testing.assert_allclose(sampled.components_, kissme.components_, atol=1e-12)
 
@@ -52,7 +81,7 @@ def test_negative_eigenvalues_are_clipped(labelled):
     )
     n_negative = np.sum(np.linalg.eigvalsh(raw) < 0)
     assert n_negative >= 1
-    kissme = KISSME(regularization=1e-3).fit(X, y)
+    kissme = KISSME(regularization=1e-3, pair_sampling="uniform").fit(X, y)
     eigenvalues = np.linalg.eigvalsh(kissme.get_mahalanobis_matrix())
     assert eigenvalues.min() > -1e-10 * eigenvalues.max()
     assert np.sum(np.all(kissme.components_ == 0, axis=1)) == n_negative
@@ -69,7 +98,7 @@ def test_shift_rescale_and_permutation(labelled):
 
 def test_pca_pre_step_learns_in_the_principal_subspace(labelled):
     X, y = labelled
-    kissme = KISSME(n_components=2).fit(X, y)
+    kissme = KISSME(n_components=2, pair_sampling="uniform").fit(X, y)
     assert kissme.components_.shape == (2, 4)
     centred = X - X.mean(axis=0)
     _, _, Vt = np.linalg.svd(centred, full_matrices=False)

@@ -14,6 +14,11 @@ The log-likelihood ratio is, up to a constant, ``x_ij^T M x_ij`` with::
 and ``M`` is made positive semi-definite by clipping its negative
 eigenvalues (the paper's re-projection onto the PSD cone).
 
+Pairs from labels: all pairs (``pair_covariances``), or each point with
+its ``k`` nearest points of its class and its ``k`` nearest points of the
+other classes (``neighbor_pair_covariances``, the default of
+:class:`linmetric.KISSME`).
+
 This module enumerates every pair one by one: slow on purpose. The fast
 version is :class:`linmetric.KISSME`, which computes the same covariances
 from class scatters. Both add the ridge ``epsilon I``, ``epsilon =
@@ -45,6 +50,30 @@ def pair_covariances(X, y):
                 dissimilar += np.outer(x_ij, x_ij)
                 n_dissimilar += 1
     return similar / n_similar, dissimilar / n_dissimilar
+
+
+def neighbor_pair_covariances(X, y, k):
+    """``Sigma_S`` and ``Sigma_D`` over each point's nearest neighbours.
+
+    Similar pairs: each ``i`` with its ``k`` nearest points of its class;
+    dissimilar pairs: each ``i`` with its ``k`` nearest points of the other
+    classes (all of them where there are fewer); ties go to the smaller
+    index. A pair found from both of its points counts twice.
+    """
+    n_features = X.shape[1]
+    sums = [np.zeros((n_features, n_features)), np.zeros((n_features, n_features))]
+    counts = [0, 0]
+    for i in range(X.shape[0]):
+        distances = ((X - X[i]) ** 2).sum(axis=1)
+        order = np.lexsort((np.arange(X.shape[0]), distances))  # ties: index
+        same = [j for j in order if y[j] == y[i] and j != i][:k]
+        other = [j for j in order if y[j] != y[i]][:k]
+        for kind, neighbours in enumerate((same, other)):
+            for j in neighbours:
+                x_ij = X[i] - X[j]
+                sums[kind] += np.outer(x_ij, x_ij)
+                counts[kind] += 1
+    return sums[0] / counts[0], sums[1] / counts[1]
 
 
 def kissme_metric(sigma_similar, sigma_dissimilar, regularization=1e-3):
