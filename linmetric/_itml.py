@@ -483,8 +483,10 @@ def numpy_bregman_sweep(metric, diffs, signs, slack, duals, gamma, *, plan=None)
     >>> metric = np.eye(2)
     >>> diffs = np.array([[2.0, 0.0]])  # a similar pair at squared distance 4
     >>> numpy_bregman_sweep(metric, diffs, np.array([1], dtype=np.int8),
-    ...                     np.array([1.0]), np.zeros(1), np.inf)
-    0
+    ...                     np.array([1.0]), np.zeros(1), np.inf)  # bound u = 1
+    1
+    >>> metric.tolist()  # now at squared distance 1
+    [[0.25, 0.0], [0.0, 1.0]]
     """
     if plan is None:
         plan = sweep_plan(diffs)
