@@ -332,14 +332,18 @@ class AllPairsObjective:
             (rows[:, None] * n_neighbors + np.arange(n_neighbors)).ravel(),
             slopes.ravel(),
             minlength=n_samples * n_neighbors,
-        ).reshape(n_samples, n_neighbors)
+        )
+        # (float64 even when there is no pair: an empty bincount is int64)
+        target_weights = target_weights.reshape(n_samples, n_neighbors).astype(
+            np.float64, copy=False
+        )
         target_weights *= mu
         target_weights += 1.0 - mu
         loss = (1.0 - mu) * float(target_sq.sum()) + mu * push
         # C = X^T (D X - 2 W X), symmetrised: W holds the pairs' weights (row
         # a, column b), D their sums over both points of each pair
         W = np.bincount(pairs, slopes.sum(axis=1), minlength=n_samples * n_samples)
-        W = W.reshape(n_samples, n_samples)
+        W = W.reshape(n_samples, n_samples).astype(np.float64, copy=False)
         W *= -mu
         degrees = W.sum(axis=1) + W.sum(axis=0) + target_weights.sum(axis=1)
         degrees += np.bincount(

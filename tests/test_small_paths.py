@@ -93,6 +93,25 @@ def test_all_pairs_loss_equals_the_kernel_loss(dtype, loss, seed):
         )
 
 
+def test_all_pairs_loss_without_impostors():
+    X = np.array([[0.0], [1.0], [10.0], [11.0], [12.0]])
+    y = np.array([0, 0, 1, 1, 1])
+    targets = choose_targets(X, y, 1)
+    value, grad = all_pairs_loss_grad(
+        np.eye(1), X, y, targets, push_weight=0.5, loss="squared_hinge"
+    )
+    expected = lmnn_loss_grad(
+        np.eye(1),
+        X,
+        targets,
+        other_class_pairs(y),
+        push_weight=0.5,
+        loss="squared_hinge",
+    )
+    assert value == expected[0] == 2.5  # 0.5 * (1 + 1 + 1 + 1 + 1)
+    np.testing.assert_allclose(grad, expected[1])
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_all_pairs_gradient_matches_finite_differences(seed):
     X, y = blobs(seed, n_samples=30)
