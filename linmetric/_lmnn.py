@@ -315,7 +315,7 @@ class LMNN(MetricLearner):
             callback=_scaled_callback(self.callback, data_scale),
             columns=("active_impostors",),
         )
-        if small_problem(X.shape[0], self.working_memory, self.impostor_memory):
+        if small_problem(*X.shape, self.working_memory, self.impostor_memory):
             # all pairs in NumPy: no compiled kernel to load (linmetric._lmnn_small)
             args = (X, y_codes, previous, shape, random_state, data_scale, log)
             return fit_small(self, *args)

@@ -1,7 +1,7 @@
 """LMNN on small problems, in plain NumPy: every pair at every evaluation.
 
-Up to ``SMALL_MAX_SAMPLES`` points, :class:`linmetric.LMNN` fits without
-its compiled kernels. Loading those kernels costs a fresh process a fixed
+On small problems (``SMALL_MAX_WORK``: iris, 70% of wine), :class:`linmetric.LMNN`
+fits without its compiled kernels. Loading those kernels costs a fresh process a fixed
 tenth of a second or more, many times the whole fit of a data set such as
 iris; here every step is a few NumPy products and masks instead:
 
@@ -33,8 +33,12 @@ from ._kernels._chunking import get_working_memory
 from ._optimize import minimize_lbfgs, minimize_subgradient
 from ._threads import fit_threads
 
-# The most points fitted by this module.
-SMALL_MAX_SAMPLES = 300
+# The largest problem fitted by this module, in units of n_samples^2 *
+# (n_features + 8): the work of one evaluation. Up to about this size, a
+# warm fit (compiled kernels loaded) takes as long either way; above it, the
+# kernels' working set of impostors wins (1.2 to 1.5 times faster at
+# 150 to 200 points of 13 features).
+SMALL_MAX_WORK = 350_000
 # Bytes per pair of points of one all-pairs evaluation: the distances,
 # their bounds and masks, with room for NumPy's temporaries.
 ALL_PAIRS_BYTES = 48
@@ -44,13 +48,15 @@ _SCALE_SAMPLE = 500
 _MIB = 2**20
 
 
-def small_problem(n_samples, working_memory=None, impostor_memory=None):
-    """Whether LMNN fits ``n_samples`` points with this module.
+def small_problem(n_samples, n_features, working_memory=None, impostor_memory=None):
+    """Whether LMNN fits ``n_samples`` points of ``n_features`` with this module.
 
-    >>> small_problem(150), small_problem(150, impostor_memory=1e-5)
+    >>> small_problem(150, 4), small_problem(150, 4, impostor_memory=1e-5)
     (True, False)
+    >>> small_problem(150, 64)
+    False
     """
-    if n_samples > SMALL_MAX_SAMPLES:
+    if n_samples * n_samples * (n_features + 8) > SMALL_MAX_WORK:
         return False
     needed = ALL_PAIRS_BYTES * n_samples * n_samples
     budget = get_working_memory(working_memory) * _MIB
@@ -282,8 +288,6 @@ class AllPairsObjective:
     @targets.setter
     def targets(self, targets):
         self._targets = targets
-        n_samples, n_neighbors = targets.shape
-        self._target_rows = np.repeat(np.arange(n_samples), n_neighbors)
         self._target_cols = targets.ravel()
 
     def __call__(self, x):
@@ -295,27 +299,28 @@ class AllPairsObjective:
         """Loss, gradient (float64, shaped as ``L``) and active impostors."""
         self.n_evaluations += 1
         X, X64, targets, mu = self.X, self.X64, self._targets, self.mu
-        n_samples, n_neighbors = targets.shape
+        n_samples = targets.shape[0]
         Z = X @ L.T.astype(X.dtype, copy=False)
-        target_sq = _exact_sq(Z, self._target_rows, Z, self._target_cols)
-        target_sq = target_sq.reshape(n_samples, n_neighbors)
-        margins = target_sq.max(axis=1) + 1.0
-        # impostors: other class, inside the margin; the product's error bound
-        # keeps every pair that may be, and exact distances decide
         Z64 = Z.astype(np.float64, copy=False)
+        # exact distances to the targets: float64 sums of squared differences
+        differences = Z64[targets]
+        differences -= Z64[:, None, :]
+        target_sq = np.einsum("ijk,ijk->ij", differences, differences)
+        margins = target_sq.max(axis=1) + 1.0
+        # impostors: other class, inside the margin. The product keeps every
+        # pair that may be, by its error bound, doubled for the rounding of
+        # the rearranged test d(i, l) = n_i + n_l - 2 z_i.z_l < reach_i as
+        # z_i.z_l - n_l / 2 > (n_i - reach_i) / 2; exact distances decide.
         norms = np.einsum("ij,ij->i", Z64, Z64)
-        reach = margins + _error_factor(Z.shape[1]) * (norms + norms.max())
+        reach = margins + 2.0 * _error_factor(Z.shape[1]) * (norms + norms.max())
         near = Z64 @ Z64.T
-        near *= -2.0
-        near += norms[:, None]
-        near += norms
-        near = near < reach[:, None]
+        near -= norms / 2.0
+        near = near > ((norms - reach) / 2.0)[:, None]
         near &= self.other_class
-        pairs = np.flatnonzero(near)  # sorted by row, then column
-        rows, cols = np.divmod(pairs, n_samples)
-        pair_sq = _exact_sq(Z, rows, Z, cols)
+        rows, cols = np.divmod(np.flatnonzero(near), n_samples)  # sorted by row
+        pair_sq = _exact_sq(Z64, rows, Z64, cols)
         inside = pair_sq < margins[rows]
-        pairs, rows, pair_sq = pairs[inside], rows[inside], pair_sq[inside]
+        rows, cols, pair_sq = rows[inside], cols[inside], pair_sq[inside]
         # the hinge terms of the triplets (i, j, l): z = 1 + t_ij - d_il
         z = target_sq[rows]
         z -= pair_sq[:, None]
@@ -328,28 +333,27 @@ class AllPairsObjective:
         else:
             slopes = (z > 0.0).astype(np.float64)
             push = float(np.einsum("ij,ij->", z, slopes))
-        target_weights = np.bincount(
-            (rows[:, None] * n_neighbors + np.arange(n_neighbors)).ravel(),
-            slopes.ravel(),
-            minlength=n_samples * n_neighbors,
-        )
-        # (float64 even when there is no pair: an empty bincount is int64)
-        target_weights = target_weights.reshape(n_samples, n_neighbors).astype(
-            np.float64, copy=False
-        )
-        target_weights *= mu
-        target_weights += 1.0 - mu
         loss = (1.0 - mu) * float(target_sq.sum()) + mu * push
-        # C = X^T (D X - 2 W X), symmetrised: W holds the pairs' weights (row
-        # a, column b), D their sums over both points of each pair
-        W = np.bincount(pairs, slopes.sum(axis=1), minlength=n_samples * n_samples)
-        W = W.reshape(n_samples, n_samples).astype(np.float64, copy=False)
-        W *= -mu
-        degrees = W.sum(axis=1) + W.sum(axis=0) + target_weights.sum(axis=1)
+        # the gradient's matrix C = X^T (D X - 2 W X), symmetrised: W holds
+        # the pair weights (row a, column b), D their sums over both points
+        # of each pair; the impostor pairs of a row are consecutive
+        target_weights = np.full(targets.shape, 1.0 - mu)
+        pair_weights = slopes.sum(axis=1)
+        pair_weights *= -mu
+        gathered = np.zeros(X64.shape)
+        if rows.shape[0]:
+            starts = np.flatnonzero(np.diff(rows, prepend=-1))
+            pushed_rows = rows[starts]
+            target_weights[pushed_rows] += mu * np.add.reduceat(slopes, starts, axis=0)
+            weighted = X64[cols]
+            weighted *= pair_weights[:, None]
+            gathered[pushed_rows] = np.add.reduceat(weighted, starts, axis=0)
+        degrees = target_weights.sum(axis=1)
         degrees += np.bincount(
             self._target_cols, target_weights.ravel(), minlength=n_samples
         )
-        gathered = W @ X64
+        degrees += np.bincount(rows, pair_weights, minlength=n_samples)
+        degrees += np.bincount(cols, pair_weights, minlength=n_samples)
         gathered += np.einsum("ij,ijk->ik", target_weights, X64[targets])
         gathered *= -2.0
         gathered += degrees[:, None] * X64

@@ -160,12 +160,13 @@ def test_initial_scale_equals_the_kernel_estimate(dtype, loss, make):
         assert got == pytest.approx(expected, rel=1e-12)
 
 
-def test_small_problems_respect_the_memory_budgets():
-    assert small_problem(_lmnn_small.SMALL_MAX_SAMPLES)
-    assert not small_problem(_lmnn_small.SMALL_MAX_SAMPLES + 1)
+def test_small_problems_respect_the_work_and_memory_budgets():
+    assert small_problem(150, 4)  # iris
+    assert small_problem(124, 13)  # 70% of wine
+    assert not small_problem(150, 30)
     # 100 points need 100 * 100 pairs of ALL_PAIRS_BYTES
-    assert not small_problem(100, impostor_memory=1e-5)
-    assert not small_problem(100, working_memory=1e-5)
+    assert not small_problem(100, 4, impostor_memory=1e-5)
+    assert not small_problem(100, 4, working_memory=1e-5)
 
 
 # --- LMNN: whole fits ------------------------------------------------------------
@@ -175,7 +176,7 @@ def fit_both(monkeypatch, X, y, **params):
     """LMNN fitted by the NumPy path and by the kernel path."""
     small = LMNN(random_state=0, **params).fit(X, y)
     with monkeypatch.context() as patch:
-        patch.setattr(_lmnn_small, "SMALL_MAX_SAMPLES", 0)
+        patch.setattr(_lmnn_small, "SMALL_MAX_WORK", 0)
         kernel = LMNN(random_state=0, **params).fit(X, y)
     return small, kernel
 
