@@ -2,6 +2,7 @@
 
 import math
 import numbers
+import sys
 import warnings
 
 import numpy as np
@@ -11,7 +12,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
 from ._base import SupervisedMetricLearner
-from ._kernels.bregman import bregman_sweep
 from ._optimize import IterationLog, iterate
 from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric, numerical_rank
@@ -426,7 +426,7 @@ class _Sweeper:
     operations in the same order, so the choice changes the time only:
     NumPy for small sweeps while the kernel is not loaded and the process
     has swept fewer than ``NUMPY_SWEEP_MAX_PROJECTIONS`` projections in
-    NumPy, the kernel otherwise.
+    NumPy, the kernel otherwise. Until then numba is not even imported.
     """
 
     # projections swept in NumPy by this process
@@ -445,15 +445,28 @@ class _Sweeper:
         if (
             not self.small
             or n_numpy > NUMPY_SWEEP_MAX_PROJECTIONS
-            or bregman_sweep.signatures
+            or _compiled_sweep_loaded()
         ):
-            return bregman_sweep(metric, diffs, signs, slack, duals, gamma)
+            return _compiled_sweep()(metric, diffs, signs, slack, duals, gamma)
         _Sweeper.n_numpy_projections = n_numpy
         if self.plan is None:
             self.plan = sweep_plan(diffs)
         return numpy_bregman_sweep(
             metric, diffs, signs, slack, duals, gamma, plan=self.plan
         )
+
+
+def _compiled_sweep():
+    """The compiled sweep; importing it imports numba."""
+    from ._kernels.bregman import bregman_sweep
+
+    return bregman_sweep
+
+
+def _compiled_sweep_loaded():
+    """Whether the compiled sweep has run (or was loaded) in this process."""
+    module = sys.modules.get("linmetric._kernels.bregman")
+    return module is not None and bool(module.bregman_sweep.signatures)
 
 
 def sweep_plan(diffs):

@@ -274,10 +274,8 @@ def test_numpy_sweep_equals_the_kernel_bit_for_bit(gamma, n_features, sparse):
     assert n_kernel > 0  # the sweeps did change M
 
 
-class _UnloadedKernel:
-    """Stands for a compiled sweep not loaded yet; counts the calls."""
-
-    signatures = []
+class _CountedKernel:
+    """The compiled sweep, counting its calls."""
 
     def __init__(self):
         self.calls = 0
@@ -289,8 +287,10 @@ class _UnloadedKernel:
 
 @pytest.fixture
 def unloaded_kernel(monkeypatch):
-    kernel = _UnloadedKernel()
-    monkeypatch.setattr(_itml, "bregman_sweep", kernel)
+    """The compiled sweep, as if not loaded yet in this process."""
+    kernel = _CountedKernel()
+    monkeypatch.setattr(_itml, "_compiled_sweep", lambda: kernel)
+    monkeypatch.setattr(_itml, "_compiled_sweep_loaded", lambda: kernel.calls > 0)
     monkeypatch.setattr(_itml._Sweeper, "n_numpy_projections", 0)
     return kernel
 
@@ -338,17 +338,19 @@ def test_first_small_fits_load_no_compiled_kernel():
     script = textwrap.dedent(
         """
         import importlib, pkgutil, sys, warnings
-        import linmetric
-        assert "numba" not in sys.modules, "import linmetric imported numba"
         from sklearn.datasets import load_breast_cancer, load_iris
-        from linmetric import ITML, LMNN
-        import linmetric._kernels as kernels
+        import linmetric
+        from linmetric import ITML
+        assert "numba" not in sys.modules, "import linmetric imported numba"
 
         warnings.simplefilter("ignore")
-        X, y = load_iris(return_X_y=True)
-        LMNN(random_state=0).fit(X, y)
         X, y = load_breast_cancer(return_X_y=True)
         ITML(random_state=0).fit((X - X.mean(axis=0)) / X.std(axis=0), y)
+        assert "numba" not in sys.modules, "a small ITML fit imported numba"
+        from linmetric import LMNN
+        X, y = load_iris(return_X_y=True)
+        LMNN(random_state=0).fit(X, y)
+        import linmetric._kernels as kernels
         loaded = [
             f"{info.name}.{name}"
             for info in pkgutil.iter_modules(kernels.__path__)
