@@ -1,16 +1,18 @@
 """LMNN on small problems, in plain NumPy: every pair at every evaluation.
 
-On small problems (``SMALL_MAX_WORK``: iris, 70% of wine), :class:`linmetric.LMNN`
-fits without its compiled kernels. Loading those kernels costs a fresh process a fixed
-tenth of a second or more, many times the whole fit of a data set such as
-iris; here every step is a few NumPy products and masks instead:
+On small problems (``SMALL_MAX_WORK``: iris, 70% of wine),
+:class:`linmetric.LMNN` fits without its compiled kernels. Loading those
+kernels costs a fresh process a fixed tenth of a second or more, many times
+the whole fit of a data set such as iris; here every step is a few NumPy
+products and masks instead:
 
 - target neighbours: one float64 product per class for the squared
   distances, a threshold from its error bound (as in
   :mod:`linmetric._kernels.neighbors`), and exact float64 sums of squared
   differences for the candidates under it; ties go to the smaller index;
-- the scale of the initial map: the same estimate as
-  :func:`linmetric._kernels.lmnn.scale_losses`, on the same sample;
+- the scale of the initial map: the estimate of
+  :func:`linmetric._kernels.lmnn.scale_losses` on the same sample, each
+  triplet counted at the grid values where it is active;
 - the loss: each evaluation finds the impostors of every point among all
   pairs (a float64 product and its error bound, then exact distances for
   the pairs that may be inside a margin), so no candidate set can go stale
@@ -21,7 +23,9 @@ iris; here every step is a few NumPy products and masks instead:
 The objective, the optimiser and its stopping rule are those of the kernel
 path, so both give the same fit up to rounding. The all-pairs arrays take
 about ``ALL_PAIRS_BYTES`` bytes per pair of points: the path is taken only
-when they fit both ``working_memory`` and ``impostor_memory``.
+when they fit both ``working_memory`` and ``impostor_memory``. As every
+evaluation searches all pairs, ``n_impostor_searches_`` counts the
+evaluations.
 """
 
 import functools
