@@ -2,7 +2,6 @@
 
 import math
 import numbers
-import sys
 import warnings
 
 import numpy as np
@@ -12,6 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
 from ._base import SupervisedMetricLearner
+from ._kernels.bregman import bregman_sweep
 from ._optimize import IterationLog, iterate
 from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd, components_from_metric, numerical_rank
@@ -426,7 +426,7 @@ class _Sweeper:
     operations in the same order, so the choice changes the time only:
     NumPy for small sweeps while the kernel is not loaded and the process
     has swept fewer than ``NUMPY_SWEEP_MAX_PROJECTIONS`` projections in
-    NumPy, the kernel otherwise. Until then numba is not even imported.
+    NumPy, the kernel otherwise.
     """
 
     # projections swept in NumPy by this process
@@ -457,16 +457,13 @@ class _Sweeper:
 
 
 def _compiled_sweep():
-    """The compiled sweep; importing it imports numba."""
-    from ._kernels.bregman import bregman_sweep
-
+    """The compiled sweep (a seam for tests)."""
     return bregman_sweep
 
 
 def _compiled_sweep_loaded():
     """Whether the compiled sweep has run (or was loaded) in this process."""
-    module = sys.modules.get("linmetric._kernels.bregman")
-    return module is not None and bool(module.bregman_sweep.signatures)
+    return bool(bregman_sweep.signatures)
 
 
 def sweep_plan(diffs):
