@@ -1,5 +1,6 @@
 """Information-Theoretic Metric Learning (ITML)."""
 
+import math
 import numbers
 import warnings
 
@@ -28,6 +29,15 @@ N_BOUND_PAIRS = 10_000
 _BOUND_BLOCK = 2_048
 # Memory for the difference vectors of the constraints drawn from labels.
 MAX_CONSTRAINT_BYTES = 256 * 2**20
+# Until the compiled sweep is loaded, sweeps of at most this many
+# constraints of at most this many features run in NumPy (the same
+# arithmetic, bit for bit), up to this many projections in the process in
+# all. Loading the kernel costs a fresh process about a tenth of a second,
+# as much as some 10,000 projections in NumPy; past that budget the kernel
+# is loaded, and later fits (a cross-validation's) use it.
+NUMPY_SWEEP_MAX_CONSTRAINTS = 128
+NUMPY_SWEEP_MAX_FEATURES = 64
+NUMPY_SWEEP_MAX_PROJECTIONS = 10_000
 
 
 class ITML(SupervisedMetricLearner):
@@ -351,10 +361,12 @@ class ITML(SupervisedMetricLearner):
             columns=("metric_change", "dual_change", "n_updates"),
         )
 
+        sweeper = _Sweeper(diffs)
+
         def sweep():
             metric_old = metric.copy()
             duals_old = duals.copy()
-            n_updates = bregman_sweep(metric, diffs, signs, slack, duals, gamma)
+            n_updates = sweeper(metric, diffs, signs, slack, duals, gamma)
             change = np.linalg.norm(metric - metric_old) / np.linalg.norm(metric_old)
             normsum = np.linalg.norm(duals) + np.linalg.norm(duals_old)
             dual_change = np.abs(duals - duals_old).sum() / normsum if normsum else 0.0
@@ -405,6 +417,135 @@ class ITML(SupervisedMetricLearner):
                 )
             return check_spd(linalg.inv(covariance), param_name="prior")
         return check_spd(prior, param_name="prior", n_features=n_features)
+
+
+class _Sweeper:
+    """One Bregman sweep per call, by the compiled kernel or in NumPy.
+
+    :func:`numpy_bregman_sweep` repeats the kernel's floating-point
+    operations in the same order, so the choice changes the time only:
+    NumPy for small sweeps while the kernel is not loaded and the process
+    has swept fewer than ``NUMPY_SWEEP_MAX_PROJECTIONS`` projections in
+    NumPy, the kernel otherwise.
+    """
+
+    # projections swept in NumPy by this process
+    n_numpy_projections = 0
+
+    def __init__(self, diffs):
+        n_constraints, n_features = diffs.shape
+        self.small = (
+            n_constraints <= NUMPY_SWEEP_MAX_CONSTRAINTS
+            and n_features <= NUMPY_SWEEP_MAX_FEATURES
+        )
+        self.plan = None
+
+    def __call__(self, metric, diffs, signs, slack, duals, gamma):
+        n_numpy = _Sweeper.n_numpy_projections + diffs.shape[0]
+        if (
+            not self.small
+            or n_numpy > NUMPY_SWEEP_MAX_PROJECTIONS
+            or _compiled_sweep_loaded()
+        ):
+            return _compiled_sweep()(metric, diffs, signs, slack, duals, gamma)
+        _Sweeper.n_numpy_projections = n_numpy
+        if self.plan is None:
+            self.plan = sweep_plan(diffs)
+        return numpy_bregman_sweep(
+            metric, diffs, signs, slack, duals, gamma, plan=self.plan
+        )
+
+
+def _compiled_sweep():
+    """The compiled sweep (a seam for tests)."""
+    return bregman_sweep
+
+
+def _compiled_sweep_loaded():
+    """Whether the compiled sweep has run (or was loaded) in this process."""
+    return bool(bregman_sweep.signatures)
+
+
+def sweep_plan(diffs):
+    """Per constraint, the nonzero features of its difference vector."""
+    n_features = diffs.shape[1]
+    dense = np.count_nonzero(diffs, axis=1) == n_features
+    return [
+        None if full else np.flatnonzero(row)
+        for row, full in zip(diffs, dense, strict=True)
+    ]
+
+
+def numpy_bregman_sweep(metric, diffs, signs, slack, duals, gamma, *, plan=None):
+    """:func:`linmetric._kernels.bregman.bregman_sweep` in NumPy, bit for bit.
+
+    The same projections (see :mod:`linmetric._kernels.bregman`) with the
+    same floating-point operations in the same order: ``M v`` summed over
+    the nonzero entries of ``v`` in groups of four rows, then one row at a
+    time (sequential sums are cumulative sums); ``v^T M v`` summed in
+    feature order; the scalar steps in Python floats (float64); the update
+    ``M += (s z) z^T``. The results equal the kernel's exactly, which a
+    test checks. ``plan`` is :func:`sweep_plan` of ``diffs``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> metric = np.eye(2)
+    >>> diffs = np.array([[2.0, 0.0]])  # a similar pair at squared distance 4
+    >>> numpy_bregman_sweep(metric, diffs, np.array([1], dtype=np.int8),
+    ...                     np.array([1.0]), np.zeros(1), np.inf)  # bound u = 1
+    1
+    >>> np.round(metric, 12).tolist()  # now at squared distance 1
+    [[0.25, 0.0], [0.0, 1.0]]
+    """
+    if plan is None:
+        plan = sweep_plan(diffs)
+    finite_gamma = gamma < np.inf
+    gamma_proj = gamma / (gamma + 1.0) if finite_gamma else 1.0
+    n_updates = 0
+    for c, nonzero in enumerate(plan):
+        v = diffs[c]
+        if nonzero is None:
+            terms = v[:, None] * metric  # terms[b, a] = v[b] * M[b, a]
+        elif nonzero.shape[0] == 0:
+            continue  # v = 0: p = 0, skipped
+        else:
+            terms = v[nonzero, None] * metric[nonzero]
+        # w = M v: each group of four rows summed in order, then the groups
+        # and the remaining rows one after the other (a reduction over the
+        # leading axis adds its rows sequentially)
+        n_rows = terms.shape[0]
+        n_blocked = n_rows - n_rows % 4
+        if n_blocked:
+            grouped = np.add.reduce(
+                terms[:n_blocked].reshape(n_blocked // 4, 4, -1), axis=1
+            )
+            w = np.add.reduce(grouped, axis=0)
+        else:
+            w = terms[0].copy()
+            n_blocked = 1
+        for row in range(n_blocked, n_rows):
+            w += terms[row]
+        # p = v^T w, summed in feature order
+        p = float(np.cumsum(v * w)[-1])
+        if not p > 0.0:
+            continue
+        delta = float(signs[c])
+        xi = float(slack[c])
+        alpha = min(float(duals[c]), delta * gamma_proj * (1.0 / p - 1.0 / xi))
+        if alpha == 0.0:
+            continue
+        denominator = 1.0 - delta * alpha * p
+        if not denominator > 0.0:
+            continue
+        duals[c] -= alpha
+        beta = delta * alpha / denominator
+        if finite_gamma:
+            slack[c] = 1.0 / (1.0 / xi + delta * alpha / gamma)
+        w *= math.sqrt(abs(beta))
+        metric += np.multiply.outer(w if beta > 0.0 else -w, w)
+        n_updates += 1
+    return n_updates
 
 
 def itml_objective(metric, prior_inv, prior_logdet, slack, initial_slack, gamma):

@@ -29,6 +29,7 @@ from ._kernels.lmnn import (
     streamed_push_terms,
 )
 from ._lmnn_impostors import NARROW_CANDIDATE_SCALE, ImpostorSet
+from ._lmnn_small import fit_small, small_problem
 from ._optimize import IterationLog, minimize_lbfgs, minimize_subgradient
 from ._params import Interval, StrOptions, validate_params
 from ._threads import fit_threads, kernel_threads, limit_threads
@@ -314,6 +315,10 @@ class LMNN(MetricLearner):
             callback=_scaled_callback(self.callback, data_scale),
             columns=("active_impostors",),
         )
+        if small_problem(*X.shape, self.working_memory, self.impostor_memory):
+            # all pairs in NumPy: no compiled kernel to load (linmetric._lmnn_small)
+            args = (X, y_codes, previous, shape, random_state, data_scale, log)
+            return fit_small(self, *args)
         with fit_threads("lmnn", X.shape[0]):
             targets = _choose_targets(X, y_codes, self.n_neighbors, self.working_memory)
             if previous is not None and previous.shape == shape:
