@@ -31,6 +31,11 @@ Module map:
 - ``mm_lmnn``: multi-metric LMNN's push pass over the impostor pairs of
   one class metric, in blocks.
 - ``scml``: SCML's stochastic steps (global RDA, local proximal AdaGrad).
+- ``lsml``: LSML's quadruplet pass (differences taken by index, residual
+  loss and the violated rows in one pass) and the mean feature variance.
+- ``lfda``: LFDA's local scales and affinities for large classes.
+- ``dmlmj``: DMLMJ's (and KISSME's) same-class and other-class neighbour
+  search.
 - ``_chunking``: row blocks from the byte budget, rows split over threads
   (how many threads: :mod:`linmetric._threads`).
 - ``_config``: the numba options.
