@@ -230,13 +230,25 @@ class MMC(SupervisedMetricLearner):
         # stays representable (MMC's metric scales as 1 / scale**2); the map
         # in the units of X is L / 2**exponent.
         diffs, exponent = differences_in_units(first, second)
-        similar = diffs[signs > 0]
-        dissimilar = diffs[signs < 0]
-        for name, part in (("similar", similar), ("dissimilar", dissimilar)):
-            if not np.any(part):
+        is_similar = signs > 0
+        if self.diagonal:
+            s, active, squared_dissimilar, similar_total, dissimilar_total = (
+                diagonal_problem(diffs, is_similar)
+            )
+            data = (s, active, squared_dissimilar)
+            totals = similar_total, dissimilar_total
+        else:
+            data = similar, dissimilar = diffs[is_similar], diffs[~is_similar]
+            totals = np.any(similar), np.any(dissimilar)
+        n_similar = np.count_nonzero(is_similar)
+        counts = n_similar, signs.shape[0] - n_similar
+        for name, total, count in zip(
+            ("similar", "dissimilar"), totals, counts, strict=True
+        ):
+            if not total:
                 raise ValueError(
                     f"MMC needs at least one {name} pair of distinct points; got "
-                    f"{part.shape[0]} {name} pair(s), none with distinct points."
+                    f"{count} {name} pair(s), none with distinct points."
                 )
         log = IterationLog(
             "MMC",
@@ -247,8 +259,7 @@ class MMC(SupervisedMetricLearner):
         solve = _mmc_diagonal if self.diagonal else _mmc_full
         with fit_threads("mmc", diffs.shape[1]):
             metric, n_iter, converged, change = solve(
-                similar,
-                dissimilar,
+                *data,
                 self.max_iter,
                 self.tol,
                 log,
@@ -367,16 +378,48 @@ def _mmc_full(similar, dissimilar, max_iter, tol, log, want_components):
 # --- diagonal form --------------------------------------------------------------
 
 
+def diagonal_problem(diffs, similar):
+    """The data of the diagonal form: ``s``, the active features, ``d_p^2`` on ``D``.
+
+    ``diffs`` (overwritten with its squares) holds the differences of all
+    pairs, ``similar`` marks the similar ones. ``s_k = sum_S d_k^2`` is
+    floored at ``S_FLOOR`` times its mean over the active features (those in
+    which some pair differs).
+
+    Returns
+    -------
+    s : ndarray of shape (n_features,)
+        Zero on the inactive features.
+    active : ndarray of bool of shape (n_features,)
+    squared_dissimilar : ndarray of shape (n_dissimilar, n_features)
+    similar_total, dissimilar_total : float
+        ``sum_S ||d||^2`` and ``sum_D ||d||^2`` (zero when no pair of that
+        kind has distinct points).
+    """
+    squared = np.square(diffs, out=diffs)
+    # One pass over the squares for both per-feature sums.
+    weights = np.zeros((2, similar.shape[0]))
+    weights[0, similar] = 1.0
+    weights[1] = 1.0 - weights[0]
+    s, dissimilar_sums = weights @ squared
+    squared_dissimilar = squared[~similar]
+    active = (s > 0) | (dissimilar_sums > 0)
+    if active.any():
+        floor = S_FLOOR * s[active].mean()
+        s = np.where(active, np.maximum(s, floor), 0.0)
+    return s, active, squared_dissimilar, s.sum(), dissimilar_sums.sum()
+
+
 def similar_sums(similar_diffs, dissimilar_diffs):
     """``s_k = sum_S d_k^2`` floored on the active features, and those features.
 
     A feature is active when some pair differs in it. The floor is
     ``S_FLOOR`` times the mean of ``s`` over the active features.
     """
-    s = np.einsum("ij,ij->j", similar_diffs, similar_diffs)
-    active = (s > 0) | np.any(dissimilar_diffs != 0, axis=0)
-    floor = S_FLOOR * s[active].mean()
-    return np.where(active, np.maximum(s, floor), 0.0), active
+    diffs = np.concatenate([similar_diffs, dissimilar_diffs])
+    similar = np.arange(diffs.shape[0]) < similar_diffs.shape[0]
+    s, active, _, _, _ = diagonal_problem(diffs, similar)
+    return s, active
 
 
 def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
@@ -411,14 +454,20 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
     """
     q = np.sqrt(np.maximum(squared_diffs @ a, 0.0))
     Q = q.sum()
-    n_features = a.shape[0]
     if not Q > 0:
+        n_features = a.shape[0]
         return np.inf, np.zeros(n_features), np.zeros((n_features, n_features))
+    grad, hess = _diagonal_derivatives(a, s, squared_diffs, q, Q, hessian, free)
+    return float(s @ a - np.log(Q)), grad, hess
+
+
+def _diagonal_derivatives(a, s, squared_diffs, q, Q, hessian, free):
+    """Gradient and (free block of the) Hessian of ``h`` at ``a``, given ``q`` and ``Q``."""
     positive = q > 0
     if not positive.all():
         q = q[positive]
         squared_diffs = squared_diffs[positive]
-    G = squared_diffs.T @ (0.5 / q)
+    G = (0.5 / q) @ squared_diffs
     grad = s - G / Q
     hess = None
     if hessian:
@@ -426,21 +475,19 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
             free = free(grad)
         if free is not None:
             squared_diffs, G = squared_diffs[:, free], G[free]
-        hess = (squared_diffs.T * (0.25 / q**3)) @ squared_diffs / Q
+        # W^T W with W = diag(1 / (2 q^1.5)) d^2: one symmetric rank-k update.
+        weighted = squared_diffs * (0.5 / (q * np.sqrt(q)))[:, None]
+        hess = weighted.T @ weighted
+        hess /= Q
         hess += np.outer(G, G) / Q**2
-    return float(s @ a - np.log(Q)), grad, hess
+    return grad, hess
 
 
-def _diagonal_value(a, s, squared_diffs):
-    Q = np.sqrt(np.maximum(squared_diffs @ a, 0.0)).sum()
-    return float(s @ a - np.log(Q)) if Q > 0 else np.inf
-
-
-def _mmc_diagonal(similar, dissimilar, max_iter, tol, log, want_components):
-    s, active = similar_sums(similar, dissimilar)
-    squared_diffs = dissimilar * dissimilar
+def _mmc_diagonal(s, active, squared_diffs, max_iter, tol, log, want_components):
     a = np.where(active, 1.0 / (2.0 * s.sum()), 0.0)
-    h = _diagonal_value(a, s, squared_diffs)
+    q = np.sqrt(np.maximum(squared_diffs @ a, 0.0))
+    Q = q.sum()
+    h = float(s @ a - np.log(Q))
     change = np.inf
     for n_iter in range(1, max_iter + 1):
         # The Hessian of the free features only (the weights above zero or
@@ -449,23 +496,35 @@ def _mmc_diagonal(similar, dissimilar, max_iter, tol, log, want_components):
         def free_features(grad, a=a):
             return active & ((a > 0) | (grad < 0))
 
-        _, grad, hess_free = diagonal_objective(a, s, squared_diffs, free=free_features)
+        grad, hess_free = _diagonal_derivatives(
+            a, s, squared_diffs, q, Q, True, free_features
+        )
         free = free_features(grad)
         hess_free.flat[:: hess_free.shape[0] + 1] += RIDGE * hess_free.diagonal().max()
         direction = np.zeros_like(a)
         direction[free] = np.linalg.solve(hess_free, -grad[free])
+        a_norm = np.linalg.norm(a)
+        # The convergence criterion: the change a full Newton step makes.
+        change = np.linalg.norm(np.maximum(a + direction, 0.0) - a) / a_norm
         t = 1.0
         while True:
             trial = np.maximum(a + t * direction, 0.0)
-            h_trial = _diagonal_value(trial, s, squared_diffs)
+            q_trial = np.sqrt(np.maximum(squared_diffs @ trial, 0.0))
+            Q_trial = q_trial.sum()
+            h_trial = float(s @ trial - np.log(Q_trial)) if Q_trial > 0 else np.inf
             if h_trial <= h + ARMIJO * (grad @ (trial - a)):
                 break
             t /= 2.0
             if t < SMALLEST_STEP:  # no step decreases h: stationary
-                trial, h_trial = a, h
+                trial, q_trial, Q_trial, h_trial, change = a, q, Q, h, 0.0
                 break
-        change = np.linalg.norm(trial - a) / np.linalg.norm(a)
-        a, h = trial, h_trial
+        # The best scale along the ray: h(c a) = c s.a - log(c) / 2 - log Q(a)
+        # is least at c = 1 / (2 s.a), where h = 1/2 - log(c) / 2 - log Q(a).
+        c = 1.0 / (2.0 * (s @ trial))
+        a = trial * c
+        q = q_trial * np.sqrt(c)
+        Q = Q_trial * np.sqrt(c)
+        h = float(0.5 - np.log(Q))
         log.record(
             n_iter,
             h,
