@@ -4,11 +4,13 @@ import numbers
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
 from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
+from ._kernels.mmc import squared_differences
 from ._optimize import IterationLog
 from ._params import ITERATION_CONSTRAINTS, Interval, validate_params
 from ._psd import components_from_metric
@@ -32,6 +34,10 @@ SMALLEST_STEP = 1e-10
 ARMIJO = 1e-4
 # s_k is floored at S_FLOOR times its mean over the active features.
 S_FLOOR = 1e-3
+# The diagonal form squares the differences before scaling them: if the
+# largest absolute difference lies outside this range, some square could
+# overflow or turn subnormal where the scaled one would not (NumPy's path).
+SQUARE_SAFE = (2.0**-300, 2.0**300)
 # Ridge of the Newton system, relative to the Hessian's largest diagonal entry.
 RIDGE = 1e-10
 
@@ -200,7 +206,7 @@ class MMC(SupervisedMetricLearner):
         X, y_codes, classes = validate_X_y(self, X, y)
         n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
-        return self._fit_differences(X[rows], X[cols], signs, X.dtype)
+        return self._fit_pairs_of(X, rows, cols, signs)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -223,21 +229,25 @@ class MMC(SupervisedMetricLearner):
         # The points were checked above: one row sets n_features_in_ (and
         # rejects pairs with no features or no pairs) at no cost.
         validate_X(self, pairs[:1, 0])
-        return self._fit_differences(pairs[:, 0], pairs[:, 1], signs, pairs.dtype)
+        n_pairs, _, n_features = pairs.shape
+        rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
+        return self._fit_pairs_of(
+            pairs.reshape(2 * n_pairs, n_features), rows, rows + 1, signs
+        )
 
-    def _fit_differences(self, first, second, signs, dtype):
-        # In units of 2**exponent: the metric of data at any finite scale
-        # stays representable (MMC's metric scales as 1 / scale**2); the map
-        # in the units of X is L / 2**exponent.
-        diffs, exponent = differences_in_units(first, second)
+    def _fit_pairs_of(self, X, rows, cols, signs):
+        # Pair p is (X[rows[p]], X[cols[p]]). In units of 2**exponent: the
+        # metric of data at any finite scale stays representable (MMC's
+        # metric scales as 1 / scale**2); the map in the units of X is
+        # L / 2**exponent.
         is_similar = signs > 0
         if self.diagonal:
-            s, active, squared_dissimilar, similar_total, dissimilar_total = (
-                diagonal_problem(diffs, is_similar)
+            *data, similar_total, dissimilar_total, exponent = diagonal_data(
+                X, rows, cols, is_similar
             )
-            data = (s, active, squared_dissimilar)
             totals = similar_total, dissimilar_total
         else:
+            diffs, exponent = differences_in_units(X[rows], X[cols])
             data = similar, dissimilar = diffs[is_similar], diffs[~is_similar]
             totals = np.any(similar), np.any(dissimilar)
         n_similar = np.count_nonzero(is_similar)
@@ -257,7 +267,7 @@ class MMC(SupervisedMetricLearner):
             columns=("change", "step"),
         )
         solve = _mmc_diagonal if self.diagonal else _mmc_full
-        with fit_threads("mmc", diffs.shape[1]):
+        with fit_threads("mmc", X.shape[1]):
             metric, n_iter, converged, change = solve(
                 *data,
                 self.max_iter,
@@ -276,7 +286,7 @@ class MMC(SupervisedMetricLearner):
             components = np.diag(np.sqrt(metric))
         else:
             components = components_from_metric(metric)
-        self.components_ = np.ldexp(components, -exponent).astype(dtype, copy=False)
+        self.components_ = np.ldexp(components, -exponent).astype(X.dtype, copy=False)
         self.n_iter_ = n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
@@ -378,6 +388,40 @@ def _mmc_full(similar, dissimilar, max_iter, tol, log, want_components):
 # --- diagonal form --------------------------------------------------------------
 
 
+def diagonal_data(X, rows, cols, similar):
+    """The data of the diagonal form from the pairs ``(X[rows[p]], X[cols[p]])``.
+
+    What :func:`diagonal_problem` returns for the differences in units of
+    ``2**exponent`` (:func:`~linmetric._validation.differences_in_units`),
+    and ``exponent``: one pass of a kernel over the points, without forming
+    the differences, then the squares scaled by ``2**(-2 * exponent)``
+    (exact). Data whose differences are too large or too small to square
+    safely takes NumPy's path.
+    """
+    n_features = X.shape[1]
+    s = np.empty(n_features)
+    dissimilar_sums = np.empty(n_features)
+    squared_t = np.empty((n_features, rows.shape[0] - np.count_nonzero(similar)))
+    largest = squared_differences(X, rows, cols, similar, s, dissimilar_sums, squared_t)
+    if not SQUARE_SAFE[0] <= largest <= SQUARE_SAFE[1]:
+        diffs, exponent = differences_in_units(X[rows], X[cols])
+        return (*diagonal_problem(diffs, similar), exponent)
+    exponent = int(np.frexp(largest)[1])
+    scale = np.ldexp(1.0, -2 * exponent)
+    s *= scale
+    dissimilar_sums *= scale
+    squared_t *= scale
+    return (*_floored(s, dissimilar_sums, squared_t), exponent)
+
+
+def _floored(s, dissimilar_sums, squared_t):
+    active = (s > 0) | (dissimilar_sums > 0)
+    if active.any():
+        floor = S_FLOOR * s[active].mean()
+        s = np.where(active, np.maximum(s, floor), 0.0)
+    return s, active, squared_t, s.sum(), dissimilar_sums.sum()
+
+
 def diagonal_problem(diffs, similar):
     """The data of the diagonal form: ``s``, the active features, ``d_p^2`` on ``D``.
 
@@ -391,7 +435,10 @@ def diagonal_problem(diffs, similar):
     s : ndarray of shape (n_features,)
         Zero on the inactive features.
     active : ndarray of bool of shape (n_features,)
-    squared_dissimilar : ndarray of shape (n_dissimilar, n_features)
+    squared_dissimilar_t : ndarray of shape (n_features, n_dissimilar)
+        The squared differences of the dissimilar pairs, one row per
+        feature (C-contiguous: the rows of the free features are gathered
+        cheaply).
     similar_total, dissimilar_total : float
         ``sum_S ||d||^2`` and ``sum_D ||d||^2`` (zero when no pair of that
         kind has distinct points).
@@ -402,12 +449,7 @@ def diagonal_problem(diffs, similar):
     weights[0, similar] = 1.0
     weights[1] = 1.0 - weights[0]
     s, dissimilar_sums = weights @ squared
-    squared_dissimilar = squared[~similar]
-    active = (s > 0) | (dissimilar_sums > 0)
-    if active.any():
-        floor = S_FLOOR * s[active].mean()
-        s = np.where(active, np.maximum(s, floor), 0.0)
-    return s, active, squared_dissimilar, s.sum(), dissimilar_sums.sum()
+    return _floored(s, dissimilar_sums, np.ascontiguousarray(squared.T[:, ~similar]))
 
 
 def similar_sums(similar_diffs, dissimilar_diffs):
@@ -457,35 +499,60 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
     if not Q > 0:
         n_features = a.shape[0]
         return np.inf, np.zeros(n_features), np.zeros((n_features, n_features))
-    grad, hess = _diagonal_derivatives(a, s, squared_diffs, q, Q, hessian, free)
+    grad, hess = _diagonal_derivatives(s, squared_diffs.T, q, Q, hessian, free)
     return float(s @ a - np.log(Q)), grad, hess
 
 
-def _diagonal_derivatives(a, s, squared_diffs, q, Q, hessian, free):
-    """Gradient and (free block of the) Hessian of ``h`` at ``a``, given ``q`` and ``Q``."""
+def _diagonal_derivatives(s, squared_t, q, Q, hessian, free, work=None):
+    """Gradient and (free block of the) Hessian of ``h``, given ``q`` and ``Q``.
+
+    ``squared_t`` holds the squared dissimilar differences, one row per
+    feature; ``work``, if given, is a C-contiguous array of its shape that
+    the weighted rows of the free features are written to.
+    """
     positive = q > 0
     if not positive.all():
         q = q[positive]
-        squared_diffs = squared_diffs[positive]
-    G = (0.5 / q) @ squared_diffs
+        squared_t = squared_t[:, positive]
+        work = None
+    G = squared_t @ (0.5 / q)
     grad = s - G / Q
     hess = None
     if hessian:
         if callable(free):
             free = free(grad)
-        if free is not None:
-            squared_diffs, G = squared_diffs[:, free], G[free]
-        # W^T W with W = diag(1 / (2 q^1.5)) d^2: one symmetric rank-k update.
-        weighted = squared_diffs * (0.5 / (q * np.sqrt(q)))[:, None]
-        hess = weighted.T @ weighted
+        rows = np.arange(s.shape[0]) if free is None else np.flatnonzero(free)
+        # W W^T with W = d^2 diag(1 / (2 q^1.5)): one symmetric rank-k update.
+        if work is None:
+            weighted = squared_t[rows]
+        else:
+            weighted = np.take(
+                squared_t, rows, axis=0, out=work[: rows.shape[0]], mode="clip"
+            )
+        weighted *= 0.5 / (q * np.sqrt(q))
+        hess = weighted @ weighted.T
         hess /= Q
+        G = G[rows]
         hess += np.outer(G, G) / Q**2
     return grad, hess
 
 
-def _mmc_diagonal(s, active, squared_diffs, max_iter, tol, log, want_components):
+def _solve_positive(matrix, rhs):
+    """``matrix^-1 rhs`` by Cholesky (LAPACK's posv, little call overhead).
+
+    The Hessian of ``h`` is positive semi-definite and gets a ridge; should
+    rounding leave it indefinite, an LU solve takes over.
+    """
+    _, solution, info = lapack.dposv(matrix, rhs)
+    if info != 0:
+        return np.linalg.solve(matrix, rhs)
+    return solution
+
+
+def _mmc_diagonal(s, active, squared_t, max_iter, tol, log, want_components):
     a = np.where(active, 1.0 / (2.0 * s.sum()), 0.0)
-    q = np.sqrt(np.maximum(squared_diffs @ a, 0.0))
+    work = np.empty_like(squared_t)
+    q = np.sqrt(np.maximum(a @ squared_t, 0.0))
     Q = q.sum()
     h = float(s @ a - np.log(Q))
     change = np.inf
@@ -497,19 +564,19 @@ def _mmc_diagonal(s, active, squared_diffs, max_iter, tol, log, want_components)
             return active & ((a > 0) | (grad < 0))
 
         grad, hess_free = _diagonal_derivatives(
-            a, s, squared_diffs, q, Q, True, free_features
+            s, squared_t, q, Q, True, free_features, work
         )
         free = free_features(grad)
         hess_free.flat[:: hess_free.shape[0] + 1] += RIDGE * hess_free.diagonal().max()
         direction = np.zeros_like(a)
-        direction[free] = np.linalg.solve(hess_free, -grad[free])
+        direction[free] = _solve_positive(hess_free, -grad[free])
         a_norm = np.linalg.norm(a)
         # The convergence criterion: the change a full Newton step makes.
         change = np.linalg.norm(np.maximum(a + direction, 0.0) - a) / a_norm
         t = 1.0
         while True:
             trial = np.maximum(a + t * direction, 0.0)
-            q_trial = np.sqrt(np.maximum(squared_diffs @ trial, 0.0))
+            q_trial = np.sqrt(np.maximum(trial @ squared_t, 0.0))
             Q_trial = q_trial.sum()
             h_trial = float(s @ trial - np.log(Q_trial)) if Q_trial > 0 else np.inf
             if h_trial <= h + ARMIJO * (grad @ (trial - a)):

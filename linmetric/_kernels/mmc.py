@@ -1,0 +1,55 @@
+"""Squared pair differences of the diagonal MMC, without materialising the differences.
+
+The diagonal form of MMC sees the pairs only through the per-feature sums
+``s_k = sum_S d_k^2`` over the similar pairs and the squares ``d_pk^2`` of
+the dissimilar ones, with ``d = (x_i - x_j) / 2**exponent`` in float64 and
+``exponent`` set by the largest absolute difference. One pass over the
+points writes the squares of the unscaled differences (taken in float64)
+and finds the largest difference; the caller then multiplies the squares by
+``2**(-2 * exponent)``. Multiplying by a power of two changes no digit (as
+long as nothing overflows or turns subnormal, which the caller rules out
+from the largest difference), and it commutes with squaring and with
+rounded sums: the result is exactly that of scaling first.
+"""
+
+from ._config import jit
+
+
+@jit
+def squared_differences(X, rows, cols, similar, s, dissimilar_sums, out_t):
+    """Squared differences: sums over the similar pairs, rows of the dissimilar.
+
+    Pair ``p`` has difference ``d = X[rows[p]] - X[cols[p]]`` (in float64).
+    ``s`` and ``dissimilar_sums`` (zeroed here) receive ``sum d^2`` over the
+    similar and the dissimilar pairs, pair after pair; column ``j`` of
+    ``out_t``, of shape ``(n_features, n_dissimilar)``, receives ``d^2`` of
+    the ``j``-th dissimilar pair.
+
+    Returns
+    -------
+    largest : float
+        ``max |d|`` over all pairs and features (inf if a difference
+        overflows).
+    """
+    n_features = X.shape[1]
+    for k in range(n_features):
+        s[k] = 0.0
+        dissimilar_sums[k] = 0.0
+    largest = 0.0
+    j = 0
+    for p in range(rows.shape[0]):
+        x = X[rows[p]]
+        y = X[cols[p]]
+        if similar[p]:
+            for k in range(n_features):
+                d = float(x[k]) - float(y[k])
+                largest = max(largest, abs(d))
+                s[k] += d * d
+        else:
+            for k in range(n_features):
+                d = float(x[k]) - float(y[k])
+                largest = max(largest, abs(d))
+                out_t[k, j] = d * d
+                dissimilar_sums[k] += d * d
+            j += 1
+    return largest
