@@ -225,17 +225,26 @@ class MMC(SupervisedMetricLearner):
         validate_params(self)
         if pair_labels is None:
             raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
-        pairs, signs = validate_pairs(pairs, pair_labels)
+        # The diagonal form's kernel sees every point once and finds
+        # non-finite ones itself; only then are the pairs checked for them
+        # (for the error message naming them).
+        pairs, signs = validate_pairs(pairs, pair_labels, finite=not self.diagonal)
+
+        def check_finite():
+            validate_pairs(pairs, pair_labels)
+
+        if self.diagonal and pairs.size and not np.isfinite(pairs[0, 0]).all():
+            check_finite()
         # The points were checked above: one row sets n_features_in_ (and
         # rejects pairs with no features or no pairs) at no cost.
         validate_X(self, pairs[:1, 0])
         n_pairs, _, n_features = pairs.shape
         rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
         return self._fit_pairs_of(
-            pairs.reshape(2 * n_pairs, n_features), rows, rows + 1, signs
+            pairs.reshape(2 * n_pairs, n_features), rows, rows + 1, signs, check_finite
         )
 
-    def _fit_pairs_of(self, X, rows, cols, signs):
+    def _fit_pairs_of(self, X, rows, cols, signs, check_finite=None):
         # Pair p is (X[rows[p]], X[cols[p]]). In units of 2**exponent: the
         # metric of data at any finite scale stays representable (MMC's
         # metric scales as 1 / scale**2); the map in the units of X is
@@ -243,7 +252,7 @@ class MMC(SupervisedMetricLearner):
         is_similar = signs > 0
         if self.diagonal:
             *data, similar_total, dissimilar_total, exponent = diagonal_data(
-                X, rows, cols, is_similar
+                X, rows, cols, is_similar, check_finite
             )
             totals = similar_total, dissimilar_total
         else:
@@ -388,7 +397,7 @@ def _mmc_full(similar, dissimilar, max_iter, tol, log, want_components):
 # --- diagonal form --------------------------------------------------------------
 
 
-def diagonal_data(X, rows, cols, similar):
+def diagonal_data(X, rows, cols, similar, check_finite=None):
     """The data of the diagonal form from the pairs ``(X[rows[p]], X[cols[p]])``.
 
     What :func:`diagonal_problem` returns for the differences in units of
@@ -396,14 +405,19 @@ def diagonal_data(X, rows, cols, similar):
     and ``exponent``: one pass of a kernel over the points, without forming
     the differences, then the squares scaled by ``2**(-2 * exponent)``
     (exact). Data whose differences are too large or too small to square
-    safely takes NumPy's path.
+    safely takes NumPy's path. ``check_finite``, if given, is called when
+    some square is not finite: it raises if some point is not (the caller
+    skipped that check), else the squares overflowed.
     """
     n_features = X.shape[1]
     s = np.empty(n_features)
     dissimilar_sums = np.empty(n_features)
     squared_t = np.empty((n_features, rows.shape[0] - np.count_nonzero(similar)))
     largest = squared_differences(X, rows, cols, similar, s, dissimilar_sums, squared_t)
-    if not SQUARE_SAFE[0] <= largest <= SQUARE_SAFE[1]:
+    finite = np.isfinite(s.sum() + dissimilar_sums.sum())
+    if not finite and check_finite is not None:
+        check_finite()
+    if not (finite and SQUARE_SAFE[0] <= largest <= SQUARE_SAFE[1]):
         diffs, exponent = differences_in_units(X[rows], X[cols])
         return (*diagonal_problem(diffs, similar), exponent)
     exponent = int(np.frexp(largest)[1])
