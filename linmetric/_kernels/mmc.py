@@ -12,6 +12,8 @@ from the largest difference), and it commutes with squaring and with
 rounded sums: the result is exactly that of scaling first.
 """
 
+import numpy as np
+
 from ._config import jit
 
 
@@ -42,12 +44,12 @@ def squared_differences(X, rows, cols, similar, s, dissimilar_sums, out_t):
         y = X[cols[p]]
         if similar[p]:
             for k in range(n_features):
-                d = float(x[k]) - float(y[k])
+                d = np.float64(x[k]) - np.float64(y[k])
                 largest = max(largest, abs(d))
                 s[k] += d * d
         else:
             for k in range(n_features):
-                d = float(x[k]) - float(y[k])
+                d = np.float64(x[k]) - np.float64(y[k])
                 largest = max(largest, abs(d))
                 out_t[k, j] = d * d
                 dissimilar_sums[k] += d * d
