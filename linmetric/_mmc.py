@@ -587,21 +587,28 @@ def _mmc_diagonal(s, active, squared_t, max_iter, tol, log, want_components):
         a_norm = np.linalg.norm(a)
         # The convergence criterion: the change a full Newton step makes.
         change = np.linalg.norm(np.maximum(a + direction, 0.0) - a) / a_norm
+        # Each trial point is judged at the best scale along its ray:
+        # h(c a) = c s.a - log(c) / 2 - log Q(a) is least at c = 1 / (2 s.a),
+        # where h = 1/2 - log(c) / 2 - log Q(a).
         t = 1.0
         while True:
             trial = np.maximum(a + t * direction, 0.0)
             q_trial = np.sqrt(np.maximum(trial @ squared_t, 0.0))
             Q_trial = q_trial.sum()
-            h_trial = float(s @ trial - np.log(Q_trial)) if Q_trial > 0 else np.inf
+            similar_sum = s @ trial
+            h_trial = (
+                float(0.5 + 0.5 * np.log(2.0 * similar_sum) - np.log(Q_trial))
+                if Q_trial > 0
+                else np.inf
+            )
             if h_trial <= h + ARMIJO * (grad @ (trial - a)):
                 break
             t /= 2.0
             if t < SMALLEST_STEP:  # no step decreases h: stationary
-                trial, q_trial, Q_trial, h_trial, change = a, q, Q, h, 0.0
+                trial, q_trial, Q_trial, change = a, q, Q, 0.0
+                similar_sum = s @ a
                 break
-        # The best scale along the ray: h(c a) = c s.a - log(c) / 2 - log Q(a)
-        # is least at c = 1 / (2 s.a), where h = 1/2 - log(c) / 2 - log Q(a).
-        c = 1.0 / (2.0 * (s @ trial))
+        c = 1.0 / (2.0 * similar_sum)
         a = trial * c
         q = q_trial * np.sqrt(c)
         Q = Q_trial * np.sqrt(c)

@@ -22,11 +22,12 @@ objective over the diagonal ``a`` of ``A``, ``a >= 0``::
 
 which is convex; the paper uses Newton-Raphson. Here: projected Newton
 steps (variables at zero that the gradient pushes below zero stay fixed)
-with a backtracking (Armijo) line search, each step followed by the exact
-minimisation of ``h`` along the ray through the new point: ``Q`` is
-homogeneous of degree 1/2 in ``a``, so ``h(c a) = c s.a - log(c) / 2 -
-log Q(a)`` is least at ``c = 1 / (2 s.a)``; at the optimum the similar sum
-``s.a`` is 1/2.
+with a backtracking (Armijo) line search in which each trial point is
+rescaled to the best scale along its ray: ``Q`` is homogeneous of degree
+1/2 in ``a``, so ``h(c a) = c s.a - log(c) / 2 - log Q(a)`` is least at
+``c = 1 / (2 s.a)`` (at the optimum the similar sum ``s.a`` is 1/2). The
+rescaled point is never worse, so a step the plain test accepts is
+accepted; far fewer are refused.
 
 Details the paper leaves open, fixed the same way in ``linmetric.MMC``:
 
@@ -201,19 +202,21 @@ def mmc_diagonal(similar_diffs, dissimilar_diffs, *, max_iter=100, tol=1e-3):
         # Convergence is judged on the full Newton step, not on the step the
         # line search takes (a short step far from the optimum is no sign of it).
         change = np.linalg.norm(np.maximum(a + direction, 0.0) - a) / np.linalg.norm(a)
+        # h(c a) = c s.a - log(c) / 2 - log Q(a) is least at c = 1 / (2 s.a):
+        # each trial point is judged, and the step ends, at the best scale
+        # along its ray.
         t = 1.0
         while True:
             trial = np.maximum(a + t * direction, 0.0)
-            h_trial, _, _ = diagonal_objective(trial, s, dissimilar_diffs)
+            rescaled = trial / (2.0 * (s @ trial))
+            h_trial, _, _ = diagonal_objective(rescaled, s, dissimilar_diffs)
             if h_trial <= h + ARMIJO * grad @ (trial - a):
                 break
             t /= 2.0
             if t < SMALLEST_STEP:  # no step decreases h: stationary
-                trial, change = a, 0.0
+                rescaled, change = a / (2.0 * (s @ a)), 0.0
                 break
-        # h(c a) = c s.a - log(c) / 2 - log Q(a) is least at c = 1 / (2 s.a):
-        # the step ends at the best scale along its ray.
-        a = trial / (2.0 * (s @ trial))
+        a = rescaled
         h, _, _ = diagonal_objective(a, s, dissimilar_diffs)
         if change <= tol:
             return a, n_iter, True
