@@ -69,12 +69,17 @@ class MMC(SupervisedMetricLearner):
       equivalent convex objective over the diagonal ``a >= 0`` of ``A``,
       ``h(a) = sum_S ||d||_a^2 - log(sum_D ||d||_a)``; variables at zero that
       the gradient pushes below zero stay fixed (projected Newton), with a
-      backtracking line search.
+      backtracking line search in which every trial point is moved to the
+      best scale along its ray (``h(c a)`` is least at ``c = 1 / (2 s.a)``
+      with ``s`` the per-feature similar sums, in closed form), so every
+      iterate has ``sum_S ||d||_a^2 = 1/2``.
 
-    **Convergence.** Both forms stop when an iteration changes the
-    parameters (``A``, or ``a``) by at most ``tol`` relatively in Frobenius
-    norm, or when no step improves the objective any more (a stationary
-    point). Otherwise a ``ConvergenceWarning`` is raised after ``max_iter``
+    **Convergence.** The full form stops when an iteration changes ``A``
+    by at most ``tol`` relatively in Frobenius norm; the diagonal form when
+    the full (projected) Newton step would change ``a`` by at most ``tol``
+    relatively (a short damped step is no sign of convergence); both when
+    no step improves the objective any more (a stationary point).
+    Otherwise a ``ConvergenceWarning`` is raised after ``max_iter``
     iterations.
 
     **Robustness.** The eigendecomposition is done on the symmetrised matrix
@@ -104,7 +109,8 @@ class MMC(SupervisedMetricLearner):
     max_iter : int, default=100
         The most iterations (gradient steps or Newton steps).
     tol : float, default=1e-3
-        Tolerance on the relative change of the parameters in one iteration.
+        Tolerance on the relative change of the parameters in one iteration
+        (for the diagonal form, the change of a full Newton step).
     verbose : int, default=0
         If positive, print one line per iteration.
     callback : callable or None, default=None

@@ -16,6 +16,9 @@ import numpy as np
 
 from ._config import jit
 
+# Dissimilar pairs whose squares are written to the output together.
+BLOCK = 16
+
 
 @jit
 def squared_differences(X, rows, cols, similar, s, dissimilar_sums, out_t):
@@ -37,8 +40,13 @@ def squared_differences(X, rows, cols, similar, s, dissimilar_sums, out_t):
     for k in range(n_features):
         s[k] = 0.0
         dissimilar_sums[k] = 0.0
+    # The squares of BLOCK dissimilar pairs gather in a small buffer that
+    # is written to out_t a cache line per feature at a time: one column of
+    # out_t at a time would touch a page per feature and pair.
+    buffer = np.empty((n_features, BLOCK))
+    filled = 0
+    written = 0
     largest = 0.0
-    j = 0
     for p in range(rows.shape[0]):
         x = X[rows[p]]
         y = X[cols[p]]
@@ -51,7 +59,19 @@ def squared_differences(X, rows, cols, similar, s, dissimilar_sums, out_t):
             for k in range(n_features):
                 d = np.float64(x[k]) - np.float64(y[k])
                 largest = max(largest, abs(d))
-                out_t[k, j] = d * d
+                buffer[k, filled] = d * d
                 dissimilar_sums[k] += d * d
-            j += 1
+            filled += 1
+            if filled == BLOCK:
+                _flush(buffer, filled, out_t, written)
+                written += filled
+                filled = 0
+    _flush(buffer, filled, out_t, written)
     return largest
+
+
+@jit
+def _flush(buffer, filled, out_t, start):
+    for k in range(buffer.shape[0]):
+        for i in range(filled):
+            out_t[k, start + i] = buffer[k, i]
