@@ -6,10 +6,13 @@ the dissimilar ones, with ``d = (x_i - x_j) / 2**exponent`` in float64 and
 ``exponent`` set by the largest absolute difference. One pass over the
 points writes the squares of the unscaled differences (taken in float64)
 and finds the largest difference; the caller then multiplies the squares by
-``2**(-2 * exponent)``. Multiplying by a power of two changes no digit (as
-long as nothing overflows or turns subnormal, which the caller rules out
-from the largest difference), and it commutes with squaring and with
-rounded sums: the result is exactly that of scaling first.
+``2**(-2 * exponent)``. Multiplying by a power of two changes no digit
+and commutes with squaring and with rounded sums, so the result is that of
+scaling first, exactly, as long as no square overflows or turns subnormal:
+the caller takes NumPy's path unless the largest difference lies in
+``[2**-300, 2**300]``, and a square below ``2**-1022`` (a difference below
+``1e-154``, some 1e-64 of the largest or less) differs in the last digits
+of a number that no sum notices.
 """
 
 import numpy as np
