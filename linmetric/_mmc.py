@@ -4,11 +4,13 @@ import numbers
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
 from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
+from ._kernels.mmc import squared_differences
 from ._optimize import IterationLog
 from ._params import ITERATION_CONSTRAINTS, Interval, validate_params
 from ._psd import components_from_metric
@@ -32,6 +34,10 @@ SMALLEST_STEP = 1e-10
 ARMIJO = 1e-4
 # s_k is floored at S_FLOOR times its mean over the active features.
 S_FLOOR = 1e-3
+# The diagonal form squares the differences before scaling them: if the
+# largest absolute difference lies outside this range, some square could
+# overflow or turn subnormal where the scaled one would not (NumPy's path).
+SQUARE_SAFE = (2.0**-300, 2.0**300)
 # Ridge of the Newton system, relative to the Hessian's largest diagonal entry.
 RIDGE = 1e-10
 
@@ -63,12 +69,17 @@ class MMC(SupervisedMetricLearner):
       equivalent convex objective over the diagonal ``a >= 0`` of ``A``,
       ``h(a) = sum_S ||d||_a^2 - log(sum_D ||d||_a)``; variables at zero that
       the gradient pushes below zero stay fixed (projected Newton), with a
-      backtracking line search.
+      backtracking line search in which every trial point is moved to the
+      best scale along its ray (``h(c a)`` is least at ``c = 1 / (2 s.a)``
+      with ``s`` the per-feature similar sums, in closed form), so every
+      iterate has ``sum_S ||d||_a^2 = 1/2``.
 
-    **Convergence.** Both forms stop when an iteration changes the
-    parameters (``A``, or ``a``) by at most ``tol`` relatively in Frobenius
-    norm, or when no step improves the objective any more (a stationary
-    point). Otherwise a ``ConvergenceWarning`` is raised after ``max_iter``
+    **Convergence.** The full form stops when an iteration changes ``A``
+    by at most ``tol`` relatively in Frobenius norm; the diagonal form when
+    the full (projected) Newton step would change ``a`` by at most ``tol``
+    relatively (a short damped step is no sign of convergence); both when
+    no step improves the objective any more (a stationary point).
+    Otherwise a ``ConvergenceWarning`` is raised after ``max_iter``
     iterations.
 
     **Robustness.** The eigendecomposition is done on the symmetrised matrix
@@ -98,7 +109,8 @@ class MMC(SupervisedMetricLearner):
     max_iter : int, default=100
         The most iterations (gradient steps or Newton steps).
     tol : float, default=1e-3
-        Tolerance on the relative change of the parameters in one iteration.
+        Tolerance on the relative change of the parameters in one iteration
+        (for the diagonal form, the change of a full Newton step).
     verbose : int, default=0
         If positive, print one line per iteration.
     callback : callable or None, default=None
@@ -200,7 +212,7 @@ class MMC(SupervisedMetricLearner):
         X, y_codes, classes = validate_X_y(self, X, y)
         n_constraints = default_n_constraints(self.n_constraints, classes.shape[0])
         rows, cols, signs = sample_label_pairs(y_codes, n_constraints, random_state)
-        return self._fit_differences(X[rows], X[cols], signs, X.dtype)
+        return self._fit_pairs_of(X, rows, cols, signs)
 
     def fit_pairs(self, pairs, pair_labels):
         """Learn the metric from pairs of points labelled similar or dissimilar.
@@ -219,24 +231,49 @@ class MMC(SupervisedMetricLearner):
         validate_params(self)
         if pair_labels is None:
             raise ValueError("fit_pairs needs pair_labels, +1 or -1 for each pair.")
-        pairs, signs = validate_pairs(pairs, pair_labels)
+        # The diagonal form's kernel sees every point once and finds
+        # non-finite ones itself; only then are the pairs checked for them
+        # (for the error message naming them).
+        pairs, signs = validate_pairs(pairs, pair_labels, finite=not self.diagonal)
+
+        def check_finite():
+            validate_pairs(pairs, pair_labels)
+
+        if self.diagonal and pairs.size and not np.isfinite(pairs[0, 0]).all():
+            check_finite()
         # The points were checked above: one row sets n_features_in_ (and
         # rejects pairs with no features or no pairs) at no cost.
         validate_X(self, pairs[:1, 0])
-        return self._fit_differences(pairs[:, 0], pairs[:, 1], signs, pairs.dtype)
+        n_pairs, _, n_features = pairs.shape
+        rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
+        return self._fit_pairs_of(
+            pairs.reshape(2 * n_pairs, n_features), rows, rows + 1, signs, check_finite
+        )
 
-    def _fit_differences(self, first, second, signs, dtype):
-        # In units of 2**exponent: the metric of data at any finite scale
-        # stays representable (MMC's metric scales as 1 / scale**2); the map
-        # in the units of X is L / 2**exponent.
-        diffs, exponent = differences_in_units(first, second)
-        similar = diffs[signs > 0]
-        dissimilar = diffs[signs < 0]
-        for name, part in (("similar", similar), ("dissimilar", dissimilar)):
-            if not np.any(part):
+    def _fit_pairs_of(self, X, rows, cols, signs, check_finite=None):
+        # Pair p is (X[rows[p]], X[cols[p]]). In units of 2**exponent: the
+        # metric of data at any finite scale stays representable (MMC's
+        # metric scales as 1 / scale**2); the map in the units of X is
+        # L / 2**exponent.
+        is_similar = signs > 0
+        if self.diagonal:
+            *data, similar_total, dissimilar_total, exponent = diagonal_data(
+                X, rows, cols, is_similar, check_finite
+            )
+            totals = similar_total, dissimilar_total
+        else:
+            diffs, exponent = differences_in_units(X[rows], X[cols])
+            data = similar, dissimilar = diffs[is_similar], diffs[~is_similar]
+            totals = np.any(similar), np.any(dissimilar)
+        n_similar = np.count_nonzero(is_similar)
+        counts = n_similar, signs.shape[0] - n_similar
+        for name, total, count in zip(
+            ("similar", "dissimilar"), totals, counts, strict=True
+        ):
+            if not total:
                 raise ValueError(
                     f"MMC needs at least one {name} pair of distinct points; got "
-                    f"{part.shape[0]} {name} pair(s), none with distinct points."
+                    f"{count} {name} pair(s), none with distinct points."
                 )
         log = IterationLog(
             "MMC",
@@ -245,10 +282,9 @@ class MMC(SupervisedMetricLearner):
             columns=("change", "step"),
         )
         solve = _mmc_diagonal if self.diagonal else _mmc_full
-        with fit_threads("mmc", diffs.shape[1]):
+        with fit_threads("mmc", X.shape[1]):
             metric, n_iter, converged, change = solve(
-                similar,
-                dissimilar,
+                *data,
                 self.max_iter,
                 self.tol,
                 log,
@@ -265,7 +301,7 @@ class MMC(SupervisedMetricLearner):
             components = np.diag(np.sqrt(metric))
         else:
             components = components_from_metric(metric)
-        self.components_ = np.ldexp(components, -exponent).astype(dtype, copy=False)
+        self.components_ = np.ldexp(components, -exponent).astype(X.dtype, copy=False)
         self.n_iter_ = n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
@@ -367,16 +403,85 @@ def _mmc_full(similar, dissimilar, max_iter, tol, log, want_components):
 # --- diagonal form --------------------------------------------------------------
 
 
+def diagonal_data(X, rows, cols, similar, check_finite=None):
+    """The data of the diagonal form from the pairs ``(X[rows[p]], X[cols[p]])``.
+
+    What :func:`diagonal_problem` returns for the differences in units of
+    ``2**exponent`` (:func:`~linmetric._validation.differences_in_units`),
+    and ``exponent``: one pass of a kernel over the points, without forming
+    the differences, then the squares scaled by ``2**(-2 * exponent)``
+    (exact). Data whose differences are too large or too small to square
+    safely takes NumPy's path. ``check_finite``, if given, is called when
+    some square is not finite: it raises if some point is not (the caller
+    skipped that check), else the squares overflowed.
+    """
+    n_features = X.shape[1]
+    s = np.empty(n_features)
+    dissimilar_sums = np.empty(n_features)
+    squared_t = np.empty((n_features, rows.shape[0] - np.count_nonzero(similar)))
+    largest = squared_differences(X, rows, cols, similar, s, dissimilar_sums, squared_t)
+    finite = np.isfinite(s.sum() + dissimilar_sums.sum())
+    if not finite and check_finite is not None:
+        check_finite()
+    if not (finite and SQUARE_SAFE[0] <= largest <= SQUARE_SAFE[1]):
+        diffs, exponent = differences_in_units(X[rows], X[cols])
+        return (*diagonal_problem(diffs, similar), exponent)
+    exponent = int(np.frexp(largest)[1])
+    scale = np.ldexp(1.0, -2 * exponent)
+    s *= scale
+    dissimilar_sums *= scale
+    squared_t *= scale
+    return (*_floored(s, dissimilar_sums, squared_t), exponent)
+
+
+def _floored(s, dissimilar_sums, squared_t):
+    active = (s > 0) | (dissimilar_sums > 0)
+    if active.any():
+        floor = S_FLOOR * s[active].mean()
+        s = np.where(active, np.maximum(s, floor), 0.0)
+    return s, active, squared_t, s.sum(), dissimilar_sums.sum()
+
+
+def diagonal_problem(diffs, similar):
+    """The data of the diagonal form: ``s``, the active features, ``d_p^2`` on ``D``.
+
+    ``diffs`` (overwritten with its squares) holds the differences of all
+    pairs, ``similar`` marks the similar ones. ``s_k = sum_S d_k^2`` is
+    floored at ``S_FLOOR`` times its mean over the active features (those in
+    which some pair differs).
+
+    Returns
+    -------
+    s : ndarray of shape (n_features,)
+        Zero on the inactive features.
+    active : ndarray of bool of shape (n_features,)
+    squared_dissimilar_t : ndarray of shape (n_features, n_dissimilar)
+        The squared differences of the dissimilar pairs, one row per
+        feature (C-contiguous: the rows of the free features are gathered
+        cheaply).
+    similar_total, dissimilar_total : float
+        ``sum_S ||d||^2`` and ``sum_D ||d||^2`` (zero when no pair of that
+        kind has distinct points).
+    """
+    squared = np.square(diffs, out=diffs)
+    # One pass over the squares for both per-feature sums.
+    weights = np.zeros((2, similar.shape[0]))
+    weights[0, similar] = 1.0
+    weights[1] = 1.0 - weights[0]
+    s, dissimilar_sums = weights @ squared
+    return _floored(s, dissimilar_sums, np.ascontiguousarray(squared.T[:, ~similar]))
+
+
 def similar_sums(similar_diffs, dissimilar_diffs):
     """``s_k = sum_S d_k^2`` floored on the active features, and those features.
 
     A feature is active when some pair differs in it. The floor is
     ``S_FLOOR`` times the mean of ``s`` over the active features.
     """
-    s = np.einsum("ij,ij->j", similar_diffs, similar_diffs)
-    active = (s > 0) | np.any(dissimilar_diffs != 0, axis=0)
-    floor = S_FLOOR * s[active].mean()
-    return np.where(active, np.maximum(s, floor), 0.0), active
+    diffs = np.concatenate([similar_diffs, dissimilar_diffs])
+    similar = np.arange(diffs.shape[0]) < similar_diffs.shape[0]
+    s, active, _, _, _ = diagonal_problem(diffs, similar)
+    return s, active
 
 
 def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
@@ -411,36 +516,65 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
     """
     q = np.sqrt(np.maximum(squared_diffs @ a, 0.0))
     Q = q.sum()
-    n_features = a.shape[0]
     if not Q > 0:
+        n_features = a.shape[0]
         return np.inf, np.zeros(n_features), np.zeros((n_features, n_features))
+    grad, hess = _diagonal_derivatives(s, squared_diffs.T, q, Q, hessian, free)
+    return float(s @ a - np.log(Q)), grad, hess
+
+
+def _diagonal_derivatives(s, squared_t, q, Q, hessian, free, work=None):
+    """Gradient and (free block of the) Hessian of ``h``, given ``q`` and ``Q``.
+
+    ``squared_t`` holds the squared dissimilar differences, one row per
+    feature; ``work``, if given, is a C-contiguous array of its shape that
+    the weighted rows of the free features are written to.
+    """
     positive = q > 0
     if not positive.all():
         q = q[positive]
-        squared_diffs = squared_diffs[positive]
-    G = squared_diffs.T @ (0.5 / q)
+        squared_t = squared_t[:, positive]
+        work = None
+    G = squared_t @ (0.5 / q)
     grad = s - G / Q
     hess = None
     if hessian:
         if callable(free):
             free = free(grad)
-        if free is not None:
-            squared_diffs, G = squared_diffs[:, free], G[free]
-        hess = (squared_diffs.T * (0.25 / q**3)) @ squared_diffs / Q
+        rows = np.arange(s.shape[0]) if free is None else np.flatnonzero(free)
+        # W W^T with W = d^2 diag(1 / (2 q^1.5)): one symmetric rank-k update.
+        if work is None:
+            weighted = squared_t[rows]
+        else:
+            weighted = np.take(
+                squared_t, rows, axis=0, out=work[: rows.shape[0]], mode="clip"
+            )
+        weighted *= 0.5 / (q * np.sqrt(q))
+        hess = weighted @ weighted.T
+        hess /= Q
+        G = G[rows]
         hess += np.outer(G, G) / Q**2
-    return float(s @ a - np.log(Q)), grad, hess
+    return grad, hess
 
 
-def _diagonal_value(a, s, squared_diffs):
-    Q = np.sqrt(np.maximum(squared_diffs @ a, 0.0)).sum()
-    return float(s @ a - np.log(Q)) if Q > 0 else np.inf
+def _solve_positive(matrix, rhs):
+    """``matrix^-1 rhs`` by Cholesky (LAPACK's posv, little call overhead).
+
+    The Hessian of ``h`` is positive semi-definite and gets a ridge; should
+    rounding leave it indefinite, an LU solve takes over.
+    """
+    _, solution, info = lapack.dposv(matrix, rhs)
+    if info != 0:
+        return np.linalg.solve(matrix, rhs)
+    return solution
 
 
-def _mmc_diagonal(similar, dissimilar, max_iter, tol, log, want_components):
-    s, active = similar_sums(similar, dissimilar)
-    squared_diffs = dissimilar * dissimilar
+def _mmc_diagonal(s, active, squared_t, max_iter, tol, log, want_components):
     a = np.where(active, 1.0 / (2.0 * s.sum()), 0.0)
-    h = _diagonal_value(a, s, squared_diffs)
+    work = np.empty_like(squared_t)
+    q = np.sqrt(np.maximum(a @ squared_t, 0.0))
+    Q = q.sum()
+    h = float(s @ a - np.log(Q))
     change = np.inf
     for n_iter in range(1, max_iter + 1):
         # The Hessian of the free features only (the weights above zero or
@@ -449,23 +583,42 @@ def _mmc_diagonal(similar, dissimilar, max_iter, tol, log, want_components):
         def free_features(grad, a=a):
             return active & ((a > 0) | (grad < 0))
 
-        _, grad, hess_free = diagonal_objective(a, s, squared_diffs, free=free_features)
+        grad, hess_free = _diagonal_derivatives(
+            s, squared_t, q, Q, True, free_features, work
+        )
         free = free_features(grad)
         hess_free.flat[:: hess_free.shape[0] + 1] += RIDGE * hess_free.diagonal().max()
         direction = np.zeros_like(a)
-        direction[free] = np.linalg.solve(hess_free, -grad[free])
+        direction[free] = _solve_positive(hess_free, -grad[free])
+        a_norm = np.linalg.norm(a)
+        # The convergence criterion: the change a full Newton step makes.
+        change = np.linalg.norm(np.maximum(a + direction, 0.0) - a) / a_norm
+        # Each trial point is judged at the best scale along its ray:
+        # h(c a) = c s.a - log(c) / 2 - log Q(a) is least at c = 1 / (2 s.a),
+        # where h = 1/2 - log(c) / 2 - log Q(a).
         t = 1.0
         while True:
             trial = np.maximum(a + t * direction, 0.0)
-            h_trial = _diagonal_value(trial, s, squared_diffs)
+            q_trial = np.sqrt(np.maximum(trial @ squared_t, 0.0))
+            Q_trial = q_trial.sum()
+            similar_sum = s @ trial
+            h_trial = (
+                float(0.5 + 0.5 * np.log(2.0 * similar_sum) - np.log(Q_trial))
+                if Q_trial > 0
+                else np.inf
+            )
             if h_trial <= h + ARMIJO * (grad @ (trial - a)):
                 break
             t /= 2.0
             if t < SMALLEST_STEP:  # no step decreases h: stationary
-                trial, h_trial = a, h
+                trial, q_trial, Q_trial, change = a, q, Q, 0.0
+                similar_sum = s @ a
                 break
-        change = np.linalg.norm(trial - a) / np.linalg.norm(a)
-        a, h = trial, h_trial
+        c = 1.0 / (2.0 * similar_sum)
+        a = trial * c
+        q = q_trial * np.sqrt(c)
+        Q = Q_trial * np.sqrt(c)
+        h = float(0.5 - np.log(Q))
         log.record(
             n_iter,
             h,

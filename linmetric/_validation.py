@@ -206,22 +206,26 @@ def _check_label_types(y):
             )
 
 
-def check_points(points, name, *, dtype=FLOAT_DTYPES):
+def check_points(points, name, *, dtype=FLOAT_DTYPES, finite=True):
     """``points`` as a finite, C-contiguous float array of any shape.
 
     For tuples of points, whose shape the caller checks; ``name`` is the
-    parameter named in messages.
+    parameter named in messages. ``finite=False`` skips the finiteness
+    check, for a caller that detects non-finite values in a pass of its own
+    and then calls again with ``finite=True`` for the error.
     """
     return check_array(
         points,
         allow_nd=True,
         ensure_2d=False,
         input_name=name,
-        **dict(DENSE_FLOATS, dtype=dtype),
+        **dict(DENSE_FLOATS, dtype=dtype, ensure_all_finite=finite),
     )
 
 
-def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYPES):
+def validate_pairs(
+    pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYPES, finite=True
+):
     """Validate pairs of points, and optionally their +1/-1 labels.
 
     Parameters
@@ -232,6 +236,8 @@ def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYP
         +1 for a similar pair, -1 for a dissimilar one.
     n_features : int, optional
         The expected number of features.
+    finite : bool, default=True
+        Whether to check that the points are finite (see :func:`check_points`).
 
     Returns
     -------
@@ -239,7 +245,7 @@ def validate_pairs(pairs, pair_labels=None, *, n_features=None, dtype=FLOAT_DTYP
         Finite float32 or float64 pairs.
     pair_labels : ndarray of shape (n_pairs,) of int8, or None
     """
-    pairs = check_points(pairs, "pairs", dtype=dtype)
+    pairs = check_points(pairs, "pairs", dtype=dtype, finite=finite)
     if pairs.ndim != 3 or pairs.shape[1] != 2:
         raise ValueError(
             f"pairs must have shape (n_pairs, 2, n_features); got shape {pairs.shape}."

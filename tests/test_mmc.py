@@ -5,17 +5,21 @@ import warnings
 import numpy as np
 import pytest
 from scipy.optimize import check_grad
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
 from linmetric import MMC
+from linmetric._itml import sample_label_pairs
 from linmetric._mmc import (
+    diagonal_data,
     diagonal_objective,
+    diagonal_problem,
     dissimilar_objective,
     project_constraints,
     similar_sums,
 )
+from linmetric._validation import differences_in_units
 from linmetric.reference import mmc as reference
 
 
@@ -123,6 +127,61 @@ def test_projection_lands_in_both_constraint_sets():
     assert np.linalg.eigvalsh(P)[0] > -1e-12
     assert np.vdot(P, sigma) <= 1 + 1e-12
     np.testing.assert_allclose(P, reference.project(A, sigma), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", [1.0, 3e-200, 5e250])
+def test_diagonal_kernel_matches_numpy(dtype, scale):
+    # The kernel squares the unscaled differences and scales the squares by
+    # a power of two; NumPy scales the differences first: the same numbers
+    # (sums up to their order). Data far from 1 takes NumPy's path.
+    X, pairs, signs = _pair_problem(8, n_features=5)
+    if dtype == np.float32 and scale != 1.0:
+        scale = 1e-30 if scale < 1 else 1e30
+    X = (X * scale).astype(dtype)
+    X[3, 2] = X[4, 2]  # a pair that may not differ in every feature
+    similar = signs > 0
+    fast = diagonal_data(X, pairs[:, 0], pairs[:, 1], similar)
+    diffs, exponent = differences_in_units(X[pairs[:, 0]], X[pairs[:, 1]])
+    slow = diagonal_problem(diffs, similar)
+    assert fast[-1] == exponent
+    np.testing.assert_array_equal(fast[1], slow[1])
+    np.testing.assert_array_equal(fast[2], slow[2])
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-13)
+    np.testing.assert_allclose(fast[3:5], slow[3:5], rtol=1e-13)
+    assert fast[2].flags.c_contiguous and fast[2].shape == (5, np.sum(~similar))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 0, 1), (9, 1, 3)])
+def test_diagonal_non_finite_pairs_are_a_clear_error(value, where):
+    X, pairs, signs = _pair_problem(9)
+    points = X[pairs]
+    points[where] = value
+    with pytest.raises(ValueError, match="Input pairs contains"):
+        MMC(diagonal=True).fit_pairs(points, signs)
+
+
+def test_diagonal_fit_reaches_the_optimum():
+    # At a tight tol the fit satisfies the optimality conditions of h over
+    # a >= 0; at the default tol it is close in h.
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    fits = [
+        MMC(diagonal=True, tol=tol, random_state=6).fit(X, y) for tol in (1e-12, 1e-3)
+    ]
+    assert fits[1].loss_curve_[-1] <= fits[0].loss_curve_[-1] + 1e-4
+    assert fits[1].history_["change"][-1] <= 1e-3
+    # The optimality conditions, in the units of the fit.
+    rows, cols, signs = sample_label_pairs(y, 2000, np.random.RandomState(6))
+    s, active, squared_t, _, _, exponent = diagonal_data(X, rows, cols, signs > 0)
+    a = np.ldexp(np.diag(fits[0].components_) ** 2, 2 * exponent)
+    _, grad, _ = diagonal_objective(a, s, squared_t.T, hessian=False)
+    support = a > 0
+    assert np.abs(grad[support]).max() < 1e-3 * np.abs(grad).max()
+    assert grad[active & ~support].min() > -1e-6 * np.abs(grad).max()
+    # h is least along the ray at the similar sum 1/2.
+    assert s @ a == pytest.approx(0.5, rel=1e-10)
 
 
 # --- fits against the reference --------------------------------------------------
