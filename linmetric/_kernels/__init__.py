@@ -34,6 +34,8 @@ Module map:
 - ``lsml``: LSML's quadruplet pass (differences taken by index, residual
   loss and the violated rows in one pass) and the mean feature variance.
 - ``lfda``: LFDA's local scales and affinities for large classes.
+- ``mmc``: diagonal MMC's similar sums and squared dissimilar differences
+  in one pass over the points.
 - ``dmlmj``: DMLMJ's (and KISSME's) same-class and other-class neighbour
   search.
 - ``_chunking``: row blocks from the byte budget, rows split over threads
