@@ -59,6 +59,9 @@ _SCALE_GAIN_SHORTFALL = 0.3
 # at least this many rows.
 _SCALE_PAIRS = 2**15
 _SCALE_MIN_ROWS = 100
+# The truncated solver splits its n x n_features GEMMs into this many row
+# parts, shared among threads.
+_GEMM_PARTS = 4
 # The truncated solver warns when the exact loss at its optimum exceeds its
 # truncated loss by more than this fraction.
 _EXACT_GAP_WARN = 1e-2
@@ -363,15 +366,23 @@ class NCA(SupervisedMetricLearner):
                 callback=callback,
                 columns=("expected_accuracy", "dropped_mass"),
             )
+            # Sorted by class (the objective does not depend on the order),
+            # most candidates of a point lie near it in memory: the kernels'
+            # gathers of candidate rows then mostly hit the cache.
+            order = np.argsort(labels, kind="stable")
+            X_sorted = np.ascontiguousarray(X_unit[order])
+            labels_sorted = labels[order]
             with fit_threads("nca_truncated", n_samples):
-                components, loss = self._fit_truncated(X_unit, labels, components, log)
+                components, loss = self._fit_truncated(
+                    X_sorted, labels_sorted, components, log
+                )
                 # The truncated objective's result, checked on the exact one.
                 _, dropped, p_correct = find_candidates(
                     components,
-                    X_unit,
+                    X_sorted,
                     min(self.n_candidates, n_samples - 1),
                     working_memory=self.working_memory,
-                    labels=labels,
+                    labels=labels_sorted,
                 )
             n_iter = log.n_iter
             exact_loss = -float(p_correct.sum())
@@ -548,16 +559,45 @@ def truncated_loss_grad(components, X, labels, candidates, reverse=None):
     grad : ndarray of shape (n_components, n_features), float64
     p_correct : ndarray of shape (n_samples,), float64
     """
-    Z = np.ascontiguousarray(X @ components.T.astype(X.dtype, copy=False))
     n_samples = X.shape[0]
+    Z = np.empty((n_samples, components.shape[0]), dtype=X.dtype)
+    L_T = components.T.astype(X.dtype, copy=False)
+    parts = _split_range(n_samples, _GEMM_PARTS)
+    _run_parts(lambda a, b: np.matmul(X[a:b], L_T, out=Z[a:b]), parts)
     weights = np.empty(candidates.shape, dtype=np.float64)
     p_correct = np.empty(n_samples, dtype=np.float64)
     S = np.empty(Z.shape, dtype=np.float64)
     kernels = _kernels_nca()
     kernels.truncated_soft_neighbors(Z, candidates, labels, weights, p_correct, S)
     kernels.scatter_truncated_gradient(Z, candidates, weights, S, reverse)
-    grad = 2.0 * (S.T @ X)
-    return -float(p_correct.sum()), grad, p_correct
+    # 2 S^T X as a sum over a fixed number of row parts, in order: the same
+    # result whatever the number of threads.
+    grad = sum(_run_parts(lambda a, b: S[a:b].T @ X[a:b], parts))
+    return -float(p_correct.sum()), 2.0 * grad, p_correct
+
+
+def _split_range(n, n_parts):
+    from ._kernels._chunking import split_range
+
+    return split_range(n, n_parts)
+
+
+def _run_parts(func, parts):
+    # func(start, stop) for each part, the parts shared among the kernel
+    # threads (BLAS stays single-threaded in the truncated fit).
+    from ._kernels._chunking import run_tasks
+    from ._threads import kernel_threads
+
+    n_threads = min(kernel_threads(), len(parts))
+
+    def run(thread_parts):
+        return [func(a, b) for a, b in thread_parts]
+
+    per_thread = run_tasks([(run, parts[t::n_threads]) for t in range(n_threads)])
+    results = [None] * len(parts)
+    for t, thread_results in enumerate(per_thread):
+        results[t::n_threads] = thread_results
+    return results
 
 
 def find_candidates(

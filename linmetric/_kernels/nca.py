@@ -42,7 +42,6 @@ from .._threads import kernel_threads, limit_threads
 from ._chunking import rows_per_chunk, run_on_row_ranges, run_tasks
 from ._config import jit
 from .distances import exact_sq_distance, row_norms_sq
-from .neighbors import _insert
 
 # exp(-_SKIP_EXPONENT) ~ 2e-22: terms this far past the row's nearest point
 # are below float64 resolution relative to it and are not evaluated.
@@ -50,6 +49,8 @@ _SKIP_EXPONENT = 50.0
 # Rows per GEMM block of the candidate search (at most; the budget may lower
 # it): large enough for an efficient GEMM, small enough to stay near cache.
 _SEARCH_BLOCK_ROWS = 256
+# Columns per chunk of the selection's vectorised count.
+_SELECT_CHUNK = 64
 
 
 @jit
@@ -171,6 +172,28 @@ def soft_neighbor_weights(gram, sq_norms, labels, row_offset, p_correct, out=Non
 
 
 @jit
+def _compact(values, indices, count, m, scratch):
+    # Keep the m smallest of values[:count] (ties: the first ones), in their
+    # order; return m and the largest kept value.
+    scratch[:count] = values[:count]
+    kth = np.partition(scratch[:count], m - 1)[m - 1]
+    room_at_kth = m
+    for q in range(count):
+        if values[q] < kth:
+            room_at_kth -= 1
+    kept = 0
+    for q in range(count):
+        value = values[q]
+        if value < kth or (value == kth and room_at_kth > 0):
+            if value == kth:
+                room_at_kth -= 1
+            values[kept] = value
+            indices[kept] = indices[q]
+            kept += 1
+    return kept, kth
+
+
+@jit
 def _candidates_kernel(
     start,
     stop,
@@ -189,21 +212,57 @@ def _candidates_kernel(
     with_labels = labels.shape[0] > 0
     n_cols = gram.shape[1]
     m = out_index.shape[1]
+    # Selection: the first points, then those below a threshold (the m-th
+    # smallest so far), go to a buffer in index order; a full buffer is cut
+    # back to its m smallest, which lowers the threshold. A point enters the
+    # buffer about m log(n / m) times per row, whatever the order of the
+    # points, and a chunk of columns with none below the threshold costs one
+    # vectorised count.
+    capacity = min(4 * m + 64, n_cols)
+    buffer = np.empty(capacity, dtype=np.float64)
+    buffer_index = np.empty(capacity, dtype=np.intp)
+    scratch = np.empty(capacity, dtype=np.float64)
+    sq_dist = np.empty(n_cols, dtype=np.float64)
     best = np.empty(m, dtype=np.float64)
-    best_index = np.empty(m, dtype=np.intp)
     for r in range(start, stop):
         i = row_offset + r
         norm_i = sq_norms[i]
-        # Partial selection: keep the m smallest in a sorted buffer.
-        count = 0
         for j in range(n_cols):
-            if j == i:
-                continue
             value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
-            if count < m or value < best[m - 1]:
-                count = _insert(best, best_index, count, value, j)
+            sq_dist[j] = value if value == value else np.inf  # NaN ranks last
+        sq_dist[i] = np.inf  # and the point itself never enters below
+        count = 0
+        for j in range(capacity):
+            if j != i:
+                buffer[count] = sq_dist[j]
+                buffer_index[count] = j
+                count += 1
+        threshold = np.inf
+        if count > m:
+            count, threshold = _compact(buffer, buffer_index, count, m, scratch)
+        for chunk in range(capacity, n_cols, _SELECT_CHUNK):
+            chunk_stop = min(chunk + _SELECT_CHUNK, n_cols)
+            hits = 0
+            for j in range(chunk, chunk_stop):
+                hits += sq_dist[j] < threshold
+            if hits == 0:
+                continue
+            for j in range(chunk, chunk_stop):
+                if sq_dist[j] < threshold:
+                    buffer[count] = sq_dist[j]
+                    buffer_index[count] = j
+                    count += 1
+                    if count == capacity:
+                        count, threshold = _compact(
+                            buffer, buffer_index, count, m, scratch
+                        )
+        if count > m:
+            count, threshold = _compact(buffer, buffer_index, count, m, scratch)
+        # the buffer is in index order: a stable sort breaks ties by index
+        order = np.argsort(buffer[:count], kind="mergesort")
         for c in range(m):
-            out_index[r, c] = best_index[c]
+            best[c] = buffer[order[c]]
+            out_index[r, c] = buffer_index[order[c]]
         if i % mass_stride != 0:
             out_dropped[r] = np.nan
             if with_labels:
@@ -216,10 +275,7 @@ def _candidates_kernel(
         total = 0.0
         same = 0.0
         for j in range(n_cols):
-            if j == i:
-                continue
-            value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
-            shifted = value - nearest
+            shifted = sq_dist[j] - nearest  # inf for i itself
             if shifted < _SKIP_EXPONENT:
                 weight = math.exp(-shifted)
                 total += weight
