@@ -373,17 +373,22 @@ class NCA(SupervisedMetricLearner):
             X_sorted = np.ascontiguousarray(X_unit[order])
             labels_sorted = labels[order]
             with fit_threads("nca_truncated", n_samples):
-                components, loss = self._fit_truncated(
+                components, loss, candidates, check = self._fit_truncated(
                     X_sorted, labels_sorted, components, log
                 )
-                # The truncated objective's result, checked on the exact one.
-                _, dropped, p_correct = find_candidates(
-                    components,
-                    X_sorted,
-                    min(self.n_candidates, n_samples - 1),
-                    working_memory=self.working_memory,
-                    labels=labels_sorted,
-                )
+                if check is None:
+                    # The truncated objective's result, checked on the exact
+                    # one at the final map.
+                    _, dropped, p_correct = find_candidates(
+                        components,
+                        X_sorted,
+                        min(self.n_candidates, n_samples - 1),
+                        working_memory=self.working_memory,
+                        labels=labels_sorted,
+                        prior=candidates,
+                    )
+                else:
+                    dropped, p_correct = check
             n_iter = log.n_iter
             exact_loss = -float(p_correct.sum())
             dropped_mass = float(dropped.max())
@@ -411,7 +416,10 @@ class NCA(SupervisedMetricLearner):
     def _fit_truncated(self, X, labels, components, log):
         """Alternate candidate searches and L-BFGS-B stages.
 
-        Returns the map and the truncated loss at it (on the last sets).
+        Returns the map, the truncated loss at it, the last candidate sets
+        and, when the last search was made at the returned map, its
+        measurement ``(dropped_mass, p_correct)`` over all points (else
+        None).
         """
         n_candidates = min(self.n_candidates, X.shape[0] - 1)
         shape = components.shape
@@ -419,18 +427,29 @@ class NCA(SupervisedMetricLearner):
         converged = False
         message = f"reached max_iter={self.max_iter}"
         stages_since_search = _SEARCH_EVERY
+        confirm = False
         loss = np.nan
+        pool = None
+        check = None
         while log.n_iter < self.max_iter:
             full_search = stages_since_search >= _SEARCH_EVERY
+            check = None
             if full_search:
-                pool, dropped = find_candidates(
+                # A search that may confirm convergence measures every point,
+                # so that it doubles as the final check if it does.
+                found = find_candidates(
                     components,
                     X,
                     n_pool,
                     working_memory=self.working_memory,
-                    mass_sample=_MASS_SAMPLE,
+                    mass_sample=None if confirm else _MASS_SAMPLE,
                     n_kept=n_candidates,
+                    labels=labels if confirm else None,
+                    prior=pool,
                 )
+                pool, dropped = found[0], found[1]
+                if confirm:
+                    check = (dropped, found[2])
                 dropped_mass = float(np.nanmax(dropped))
                 # a copy: re-selection writes here while reading the pool
                 candidates = pool[:, :n_candidates].copy()
@@ -440,34 +459,77 @@ class NCA(SupervisedMetricLearner):
                 _kernels_nca().reselect_candidates(Z, pool, candidates)
             stages_since_search += 1
             objective = _truncated_objective(X, labels, candidates, dropped_mass)
+            # A confirming stage runs on a log of its own: if it confirms,
+            # the fit keeps the map it started from (where the search
+            # measured everything) and its few iterations are dropped;
+            # otherwise they are replayed into the fit's log.
+            stage_log = _TrialLog(log) if confirm else log
             stage = minimize_lbfgs(
                 objective,
                 components,
                 max_iter=min(self.refresh_every, self.max_iter - log.n_iter),
                 tol=self.tol,
-                log=log,
+                log=stage_log,
                 shape=shape,
                 ftol=self.tol,
                 finish=False,
             )
-            components, loss = stage.x, stage.loss
-            if stage.n_iter == 0 and not stage.converged:
-                message = stage.message  # L-BFGS-B cannot move at all
-                break
             # A stage that converged having gained less than refresh_every
             # iterations at L-BFGS-B's relative tolerance would: the candidate
             # sets no longer move the optimum. Confirmed only on the sets of
             # a full search.
             gain = stage.initial_loss - stage.loss
-            if stage.converged and gain <= self.refresh_every * self.tol * max(
-                abs(stage.loss), 1.0
-            ):
+            small_gain = stage.converged and gain <= (
+                self.refresh_every * self.tol * max(abs(stage.loss), 1.0)
+            )
+            cannot_move = stage.n_iter == 0 and not stage.converged
+            if confirm and (small_gain or cannot_move):
+                loss = stage.initial_loss
+                converged = small_gain
+                if cannot_move:
+                    message = stage.message
+                break
+            if confirm:
+                stage_log.replay()
+                check = None
+            confirm = False
+            components, loss = stage.x, stage.loss
+            if cannot_move:
+                message = stage.message  # L-BFGS-B cannot move at all
+                break
+            if small_gain:
                 if full_search:
                     converged = True
                     break
                 stages_since_search = _SEARCH_EVERY
+                confirm = True
         log.finish(converged, None if converged else message)
-        return components, loss
+        return components, loss, candidates, check
+
+
+class _TrialLog:
+    """An iteration log whose records reach the fit's log only on replay."""
+
+    def __init__(self, log):
+        self.log = log
+        self.columns = log.columns
+        self.records = []
+
+    @property
+    def n_iter(self):
+        return self.log.n_iter + len(self.records)
+
+    def record(self, n_iter, loss, components=None, **extras):
+        copy = None if components is None else np.array(components, copy=True)
+        self.records.append((n_iter, loss, copy, extras))
+
+    def note(self, message):
+        self.log.note(message)
+
+    def replay(self):
+        for n_iter, loss, components, extras in self.records:
+            self.log.record(n_iter, loss, components, **extras)
+        self.records = []
 
 
 def nca_loss_grad(components, X, labels, *, working_memory=None):
@@ -609,6 +671,7 @@ def find_candidates(
     mass_sample=None,
     n_kept=None,
     labels=None,
+    prior=None,
 ):
     """Each point's nearest points in the projected space, and the mass left out.
 
@@ -633,6 +696,10 @@ def find_candidates(
     labels : ndarray of shape (n_samples,), intp, optional
         Class codes: also return the exact ``p_i`` where the mass is
         measured.
+    prior : ndarray of shape (n_samples, k), intp, optional
+        At least ``n_candidates`` distinct other points per point (a
+        previous search's): they bound the search, which is then cheaper;
+        the result does not depend on them.
 
     Returns
     -------
@@ -657,6 +724,7 @@ def find_candidates(
         n_kept=n_kept,
         labels=labels,
         p_correct=p_correct,
+        prior=prior,
     )
     if labels is None:
         return candidates, dropped

@@ -203,12 +203,15 @@ def _candidates_kernel(
     mass_stride,
     n_kept,
     labels,
+    prior,
     out_index,
     out_dropped,
     out_p_correct,
 ):
     # gram[r, j] = z_i . z_j for i = row_offset + r. With labels (not
-    # empty), out_p_correct[r] receives the exact p_i where measured.
+    # empty), out_p_correct[r] receives the exact p_i where measured. With
+    # prior (not empty), prior[r] holds m distinct points other than i.
+    with_prior = prior.shape[0] > 0
     with_labels = labels.shape[0] > 0
     n_cols = gram.shape[1]
     m = out_index.shape[1]
@@ -232,15 +235,24 @@ def _candidates_kernel(
             sq_dist[j] = value if value == value else np.inf  # NaN ranks last
         sq_dist[i] = np.inf  # and the point itself never enters below
         count = 0
-        for j in range(capacity):
-            if j != i:
-                buffer[count] = sq_dist[j]
-                buffer_index[count] = j
-                count += 1
-        threshold = np.inf
-        if count > m:
-            count, threshold = _compact(buffer, buffer_index, count, m, scratch)
-        for chunk in range(capacity, n_cols, _SELECT_CHUNK):
+        first = 0
+        # m distinct points all within the bound: the m nearest are too.
+        bound = -np.inf if with_prior else np.inf
+        for c in range(m if with_prior else 0):
+            bound = max(bound, sq_dist[prior[r, c]])
+        if bound < np.inf:
+            threshold = np.nextafter(bound, np.inf)  # the bound itself enters
+        else:
+            for j in range(capacity):
+                if j != i:
+                    buffer[count] = sq_dist[j]
+                    buffer_index[count] = j
+                    count += 1
+            first = capacity
+            threshold = np.inf
+            if count > m:
+                count, threshold = _compact(buffer, buffer_index, count, m, scratch)
+        for chunk in range(first, n_cols, _SELECT_CHUNK):
             chunk_stop = min(chunk + _SELECT_CHUNK, n_cols)
             hits = 0
             for j in range(chunk, chunk_stop):
@@ -296,6 +308,7 @@ def candidate_search(
     n_kept=None,
     labels=None,
     p_correct=None,
+    prior=None,
 ):
     """Each point's nearest points among all, and the softmax mass left out.
 
@@ -328,6 +341,11 @@ def candidate_search(
         (the softmax over all points) of the measured points.
     p_correct : ndarray of shape (n_samples,), float64, optional
         Receives ``p_i`` where measured, NaN elsewhere; needs ``labels``.
+    prior : ndarray of shape (n_samples, k), intp, optional
+        For each point, at least ``n_candidates`` distinct other points
+        (the previous search's, say): the largest distance to its first
+        ``n_candidates`` bounds the selection from the start, so that few
+        points enter its buffer. The result does not depend on it.
 
     Returns
     -------
@@ -354,6 +372,15 @@ def candidate_search(
     if labels is None or p_correct is None:
         labels = np.empty(0, dtype=np.intp)
         p_correct = np.empty(0, dtype=np.float64)
+    if prior is None:
+        prior = np.empty((0, 0), dtype=np.intp)
+    else:
+        prior = np.ascontiguousarray(prior[:, :n_candidates], dtype=np.intp)
+        if prior.shape != (n_samples, n_candidates):
+            raise ValueError(
+                f"prior has shape {prior.shape}; it needs {n_samples} rows of at "
+                f"least n_candidates={n_candidates} points."
+            )
     n_threads = kernel_threads()
     n_rows = rows_per_chunk(
         n_samples * Z.itemsize * n_threads,
@@ -376,6 +403,7 @@ def candidate_search(
                 mass_stride,
                 n_kept,
                 labels,
+                prior[start:stop] if prior.shape[0] else prior,
                 candidates[start:stop],
                 dropped[start:stop],
                 p_correct[start:stop],
