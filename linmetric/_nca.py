@@ -97,19 +97,25 @@ class NCA(SupervisedMetricLearner):
     sets. Every fourth stage starts with a search over all pairs (a float32
     GEMM per block of rows) that keeps each point's ``4 m`` nearest as a
     pool; the stages in between re-select the ``m`` nearest from the pool
-    with exact distances, in ``O(n m n_components)``. The truncated objective
+    with exact distances, in ``O(n m n_components)``. The points are sorted
+    by class internally, so that a point's candidates mostly lie near it in
+    memory. The truncated objective
     differs from the exact one by the softmax mass left outside the
     candidate sets: ``|p_i(truncated) - p_i(exact)|`` is at most that mass,
     whose largest value every full search measures (on about 2,000 evenly
     spaced points) and reports in ``history_['dropped_mass']``. The fit has
     converged when a stage on the sets of a full search converges having
     lowered the loss by less than ``refresh_every * tol`` times its
-    magnitude. At the end, one more search over all pairs measures, at the
-    final map and over all points, the largest dropped mass
-    (``dropped_mass_``) and the exact loss (``exact_loss_``); a
-    ``UserWarning`` says when the exact loss exceeds the truncated one by
-    more than 1%. With ``n_candidates >= n_samples - 1`` the truncated
-    objective is the exact one.
+    magnitude. The full search made when a stage on re-selected sets has
+    converged so measures every point: the largest dropped mass
+    (``dropped_mass_``) and the exact loss (``exact_loss_``). If the trial
+    stage on its sets then confirms convergence, the fit returns the map of
+    that search, where both were measured, and drops the trial's few
+    iterations; otherwise the trial's iterations count, and the fit goes on.
+    A fit that ends any other way makes one more search over all pairs to
+    measure both at its final map. A ``UserWarning`` says when the exact
+    loss exceeds the truncated one by more than 1%. With ``n_candidates >=
+    n_samples - 1`` the truncated objective is the exact one.
 
     **Units.** The softmax's temperature is the scale of ``L``. The fit
     does not depend on the units of X: it optimises on X divided by the

@@ -18,11 +18,13 @@ which the callers build block by block: ``S[rows] -= W_rows Z`` and
   before ``exp``, so no row underflows to ``0 / 0``; terms more than 50
   units beyond the nearest (below ``2e-22`` of its weight, under float64
   resolution of the sum) are set to zero without calling ``exp``.
-- :func:`candidate_search` (one GEMM per block of rows, then one fused
-  pass that forms the distances on the fly and keeps the nearest in a
-  sorted buffer) selects each point's ``m`` nearest points (any class) and
-  measures the softmax mass that the others carry; :func:`reselect_candidates` picks the
-  nearest among a smaller pool of points.
+- :func:`candidate_search` (one GEMM per block of rows, then one pass
+  that forms a row's distances, counts per chunk of columns those below
+  the current ``m``-th smallest, and sends those to a buffer cut back to
+  its ``m`` smallest when full) selects each point's ``m`` nearest points
+  (any class) and measures the softmax mass that the others carry;
+  :func:`reselect_candidates` picks the nearest among a smaller pool of
+  points.
 - :func:`truncated_soft_neighbors` and :func:`scatter_truncated_gradient`
   compute the same quantities with each softmax restricted to given
   candidate sets, in ``O(n m n_components)``.
@@ -313,9 +315,9 @@ def candidate_search(
     """Each point's nearest points among all, and the softmax mass left out.
 
     Blocks of rows go through one GEMM (``Z[rows] @ Z.T``, in ``Z``'s dtype)
-    and one numba pass that forms the squared distances
-    ``||z_i||^2 + ||z_j||^2 - 2 z_i . z_j`` in float64 without storing them
-    and keeps the nearest (ties in index order). The blocks are shared among threads,
+    and one numba pass that forms each row's squared distances
+    ``||z_i||^2 + ||z_j||^2 - 2 z_i . z_j`` in float64 and keeps the nearest
+    (ties in index order; NaN distances rank last). The blocks are shared among threads,
     each running its own GEMMs with single-threaded BLAS: with small blocks,
     BLAS's own threads spend more time synchronising than computing, the
     more so on a busy machine.
