@@ -102,22 +102,29 @@ def test_convergence_is_confirmed_by_the_final_measurement(wine, monkeypatch):
 
     def recording(components, *args, **kwargs):
         searches.append(kwargs.get("labels") is not None)
+        measured_at.append(np.array(components))
         return find_candidates(components, *args, **kwargs)
 
+    measured_at = []
+
     monkeypatch.setattr(linmetric._nca, "find_candidates", recording)
-    params = {"n_components": 3, "solver": "truncated", "n_candidates": 10}
-    nca = NCA(refresh_every=5, max_iter=200, random_state=0, **params)
+    # (settings where a trial stage confirms convergence)
+    params = {"n_components": 3, "solver": "truncated", "n_candidates": 5}
+    nca = NCA(refresh_every=3, max_iter=200, random_state=0, **params)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         nca.fit(X, y)
     # (an earlier measured search may have failed to confirm)
     assert searches[-1] and not searches[0]
+    # the map returned is the one measured (in the units of X)
+    ratio = np.linalg.norm(measured_at[-1]) / np.linalg.norm(nca.components_)
+    np.testing.assert_allclose(measured_at[-1], ratio * nca.components_, rtol=1e-12)
     X_centered = X - X.mean(axis=0)
     assert nca.exact_loss_ == pytest.approx(
         reference.loss(nca.components_, X_centered, y), rel=1e-5
     )
     p = reference.soft_neighbors(nca.components_, X_centered)
-    kept = np.sort(p, axis=1)[:, ::-1][:, :10].sum(axis=1)
+    kept = np.sort(p, axis=1)[:, ::-1][:, :5].sum(axis=1)
     assert nca.dropped_mass_ == pytest.approx((1.0 - kept).max(), abs=1e-5)
     assert nca.n_iter_ == len(nca.loss_curve_) == len(nca.history_["dropped_mass"])
 
