@@ -18,11 +18,13 @@ which the callers build block by block: ``S[rows] -= W_rows Z`` and
   before ``exp``, so no row underflows to ``0 / 0``; terms more than 50
   units beyond the nearest (below ``2e-22`` of its weight, under float64
   resolution of the sum) are set to zero without calling ``exp``.
-- :func:`candidate_search` (one GEMM per block of rows, then one fused
-  pass that forms the distances on the fly and keeps the nearest in a
-  sorted buffer) selects each point's ``m`` nearest points (any class) and
-  measures the softmax mass that the others carry; :func:`reselect_candidates` picks the
-  nearest among a smaller pool of points.
+- :func:`candidate_search` (one GEMM per block of rows, then one pass
+  that forms a row's distances, counts per chunk of columns those below
+  the current ``m``-th smallest, and sends those to a buffer cut back to
+  its ``m`` smallest when full) selects each point's ``m`` nearest points
+  (any class) and measures the softmax mass that the others carry;
+  :func:`reselect_candidates` picks the nearest among a smaller pool of
+  points.
 - :func:`truncated_soft_neighbors` and :func:`scatter_truncated_gradient`
   compute the same quantities with each softmax restricted to given
   candidate sets, in ``O(n m n_components)``.
@@ -42,7 +44,6 @@ from .._threads import kernel_threads, limit_threads
 from ._chunking import rows_per_chunk, run_on_row_ranges, run_tasks
 from ._config import jit
 from .distances import exact_sq_distance, row_norms_sq
-from .neighbors import _insert
 
 # exp(-_SKIP_EXPONENT) ~ 2e-22: terms this far past the row's nearest point
 # are below float64 resolution relative to it and are not evaluated.
@@ -50,6 +51,8 @@ _SKIP_EXPONENT = 50.0
 # Rows per GEMM block of the candidate search (at most; the budget may lower
 # it): large enough for an efficient GEMM, small enough to stay near cache.
 _SEARCH_BLOCK_ROWS = 256
+# Columns per chunk of the selection's vectorised count.
+_SELECT_CHUNK = 64
 
 
 @jit
@@ -171,6 +174,28 @@ def soft_neighbor_weights(gram, sq_norms, labels, row_offset, p_correct, out=Non
 
 
 @jit
+def _compact(values, indices, count, m, scratch):
+    # Keep the m smallest of values[:count] (ties: the first ones), in their
+    # order; return m and the largest kept value.
+    scratch[:count] = values[:count]
+    kth = np.partition(scratch[:count], m - 1)[m - 1]
+    room_at_kth = m
+    for q in range(count):
+        if values[q] < kth:
+            room_at_kth -= 1
+    kept = 0
+    for q in range(count):
+        value = values[q]
+        if value < kth or (value == kth and room_at_kth > 0):
+            if value == kth:
+                room_at_kth -= 1
+            values[kept] = value
+            indices[kept] = indices[q]
+            kept += 1
+    return kept, kth
+
+
+@jit
 def _candidates_kernel(
     start,
     stop,
@@ -180,30 +205,78 @@ def _candidates_kernel(
     mass_stride,
     n_kept,
     labels,
+    prior,
     out_index,
     out_dropped,
     out_p_correct,
 ):
     # gram[r, j] = z_i . z_j for i = row_offset + r. With labels (not
-    # empty), out_p_correct[r] receives the exact p_i where measured.
+    # empty), out_p_correct[r] receives the exact p_i where measured. With
+    # prior (not empty), prior[r] holds m distinct points other than i.
+    with_prior = prior.shape[0] > 0
     with_labels = labels.shape[0] > 0
     n_cols = gram.shape[1]
     m = out_index.shape[1]
+    # Selection: the first points, then those below a threshold (the m-th
+    # smallest so far), go to a buffer in index order; a full buffer is cut
+    # back to its m smallest, which lowers the threshold. A point enters the
+    # buffer about m log(n / m) times per row, whatever the order of the
+    # points, and a chunk of columns with none below the threshold costs one
+    # vectorised count.
+    capacity = min(4 * m + 64, n_cols)
+    buffer = np.empty(capacity, dtype=np.float64)
+    buffer_index = np.empty(capacity, dtype=np.intp)
+    scratch = np.empty(capacity, dtype=np.float64)
+    sq_dist = np.empty(n_cols, dtype=np.float64)
     best = np.empty(m, dtype=np.float64)
-    best_index = np.empty(m, dtype=np.intp)
     for r in range(start, stop):
         i = row_offset + r
         norm_i = sq_norms[i]
-        # Partial selection: keep the m smallest in a sorted buffer.
-        count = 0
         for j in range(n_cols):
-            if j == i:
-                continue
             value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
-            if count < m or value < best[m - 1]:
-                count = _insert(best, best_index, count, value, j)
+            sq_dist[j] = value if value == value else np.inf  # NaN ranks last
+        sq_dist[i] = np.inf  # and the point itself never enters below
+        count = 0
+        first = 0
+        # m distinct points all within the bound: the m nearest are too.
+        bound = -np.inf if with_prior else np.inf
+        for c in range(m if with_prior else 0):
+            bound = max(bound, sq_dist[prior[r, c]])
+        if bound < np.inf:
+            threshold = np.nextafter(bound, np.inf)  # the bound itself enters
+        else:
+            for j in range(capacity):
+                if j != i:
+                    buffer[count] = sq_dist[j]
+                    buffer_index[count] = j
+                    count += 1
+            first = capacity
+            threshold = np.inf
+            if count > m:
+                count, threshold = _compact(buffer, buffer_index, count, m, scratch)
+        for chunk in range(first, n_cols, _SELECT_CHUNK):
+            chunk_stop = min(chunk + _SELECT_CHUNK, n_cols)
+            hits = 0
+            for j in range(chunk, chunk_stop):
+                hits += sq_dist[j] < threshold
+            if hits == 0:
+                continue
+            for j in range(chunk, chunk_stop):
+                if sq_dist[j] < threshold:
+                    buffer[count] = sq_dist[j]
+                    buffer_index[count] = j
+                    count += 1
+                    if count == capacity:
+                        count, threshold = _compact(
+                            buffer, buffer_index, count, m, scratch
+                        )
+        if count > m:
+            count, threshold = _compact(buffer, buffer_index, count, m, scratch)
+        # the buffer is in index order: a stable sort breaks ties by index
+        order = np.argsort(buffer[:count], kind="mergesort")
         for c in range(m):
-            out_index[r, c] = best_index[c]
+            best[c] = buffer[order[c]]
+            out_index[r, c] = buffer_index[order[c]]
         if i % mass_stride != 0:
             out_dropped[r] = np.nan
             if with_labels:
@@ -216,10 +289,7 @@ def _candidates_kernel(
         total = 0.0
         same = 0.0
         for j in range(n_cols):
-            if j == i:
-                continue
-            value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
-            shifted = value - nearest
+            shifted = sq_dist[j] - nearest  # inf for i itself
             if shifted < _SKIP_EXPONENT:
                 weight = math.exp(-shifted)
                 total += weight
@@ -240,13 +310,14 @@ def candidate_search(
     n_kept=None,
     labels=None,
     p_correct=None,
+    prior=None,
 ):
     """Each point's nearest points among all, and the softmax mass left out.
 
     Blocks of rows go through one GEMM (``Z[rows] @ Z.T``, in ``Z``'s dtype)
-    and one numba pass that forms the squared distances
-    ``||z_i||^2 + ||z_j||^2 - 2 z_i . z_j`` in float64 without storing them
-    and keeps the nearest (ties in index order). The blocks are shared among threads,
+    and one numba pass that forms each row's squared distances
+    ``||z_i||^2 + ||z_j||^2 - 2 z_i . z_j`` in float64 and keeps the nearest
+    (ties in index order; NaN distances rank last). The blocks are shared among threads,
     each running its own GEMMs with single-threaded BLAS: with small blocks,
     BLAS's own threads spend more time synchronising than computing, the
     more so on a busy machine.
@@ -272,6 +343,11 @@ def candidate_search(
         (the softmax over all points) of the measured points.
     p_correct : ndarray of shape (n_samples,), float64, optional
         Receives ``p_i`` where measured, NaN elsewhere; needs ``labels``.
+    prior : ndarray of shape (n_samples, k), intp, optional
+        For each point, at least ``n_candidates`` distinct other points
+        (the previous search's, say): the largest distance to its first
+        ``n_candidates`` bounds the selection from the start, so that few
+        points enter its buffer. The result does not depend on it.
 
     Returns
     -------
@@ -298,6 +374,15 @@ def candidate_search(
     if labels is None or p_correct is None:
         labels = np.empty(0, dtype=np.intp)
         p_correct = np.empty(0, dtype=np.float64)
+    if prior is None:
+        prior = np.empty((0, 0), dtype=np.intp)
+    else:
+        prior = np.ascontiguousarray(prior[:, :n_candidates], dtype=np.intp)
+        if prior.shape != (n_samples, n_candidates):
+            raise ValueError(
+                f"prior has shape {prior.shape}; it needs {n_samples} rows of at "
+                f"least n_candidates={n_candidates} points."
+            )
     n_threads = kernel_threads()
     n_rows = rows_per_chunk(
         n_samples * Z.itemsize * n_threads,
@@ -320,6 +405,7 @@ def candidate_search(
                 mass_stride,
                 n_kept,
                 labels,
+                prior[start:stop] if prior.shape[0] else prior,
                 candidates[start:stop],
                 dropped[start:stop],
                 p_correct[start:stop],
