@@ -23,7 +23,7 @@ DENSE_MAX_SAMPLES = 2048
 # Up to this many samples it keeps its weights in float64, above in float32.
 DENSE_FLOAT64_MAX_SAMPLES = 256
 # Its blocks have at most this many rows ...
-_DENSE_BLOCK_ROWS = 128
+_DENSE_BLOCK_ROWS = 160
 # ... add their shares of W^T Z to this many float64 sums (so many threads
 # at most) ...
 _DENSE_LANES = 4
@@ -810,8 +810,6 @@ class _DenseLossGrad:
         self.present = np.flatnonzero(np.diff(bounds))  # classes with samples
         self.bounds = bounds
         self.own = np.searchsorted(self.present, labels)
-        # The class slices of each block's rows: (first row, last row + 1,
-        # index of the class among the present ones).
         self.weight_dtype = (
             np.float64 if n_samples <= DENSE_FLOAT64_MAX_SAMPLES else np.float32
         )
@@ -922,21 +920,37 @@ class _DenseLossGrad:
         # exp(-d_ij), then the weights, in place
         block_w = np.exp(neg, out=weights[:size])
         block_w.ravel()[start :: n_samples + 1][:size] = 0.0
-        present, bounds = self.present, self.bounds
-        class_sums = np.add.reduceat(block_w, bounds[present], axis=1)
+        # the row sums per class, added in float64
+        class_sums = np.add.reduceat(block_w, self.bounds[self.present], axis=1)
         class_sums = class_sums.astype(np.float64, copy=False)
         total = class_sums.sum(axis=1)
+        rows = np.arange(size)
         own = self.own[start:stop]
-        p_block = class_sums[np.arange(size), own] / total
-        # W_ij = p_ij (1[y_i = y_j] - p_i): a factor per row and class
-        factors = np.multiply.outer(-p_block, np.ones(present.size))
-        factors[np.arange(size), own] += 1.0
+        same = class_sums[rows, own]
+        p_block = same / total
+        # W_ij = p_ij (1[y_i = y_j] - p_i): per row, a factor for its own
+        # class, (1 - p_i) / total_i with 1 - p_i summed from the other
+        # classes (exact as p_i -> 1), and one for the others, -p_i / total_i
+        factors = np.empty((size, 2))
+        np.subtract(total, same, out=factors[:, 0])
+        factors[:, 0] /= total
+        np.negative(p_block, out=factors[:, 1])
         factors[np.abs(factors) < self.floor] = 0.0
         factors /= total[:, None]
         factors = factors.astype(block_w.dtype, copy=False)
-        for c, label in enumerate(present):
+        # the whole block times the second (one contiguous product), each
+        # row's own class times the first
+        bounds, labels = self.bounds, self.labels
+        own_parts = []
+        for label in range(labels[start], labels[stop - 1] + 1):
             a, b = bounds[label], bounds[label + 1]
-            np.multiply(block_w[:, a:b], factors[:, c, None], out=block_w[:, a:b])
+            first, last = max(a, start) - start, min(b, stop) - start
+            if first < last:
+                part = block_w[first:last, a:b] * factors[first:last, :1]
+                own_parts.append((first, last, a, b, part))
+        np.multiply(block_w, factors[:, 1:], out=block_w)
+        for first, last, a, b, part in own_parts:
+            block_w[first:last, a:b] = part
         np.negative(block_w @ Z_w[:, :-1], out=S[start:stop])
         # W^T [Z, 1]: W^T Z and the column sums of W, in one product
         np.matmul(block_w.T, Z_w[start:stop], out=share)

@@ -590,6 +590,7 @@ def test_dense_loss_grad_in_blocks_equals_reference(
 
 def test_dense_loss_grad_does_not_depend_on_the_number_of_threads(monkeypatch):
     X, y, components = make_problem(8, n_samples=300)
+    monkeypatch.setattr(linmetric._nca, "_DENSE_BLOCK_ROWS", 100)
     one = linmetric._nca.dense_loss_grad(components, X, y, working_memory=2.0)
     monkeypatch.setattr(linmetric._nca, "_cpu_count", lambda: 3)
     monkeypatch.setattr(linmetric._nca, "_DENSE_MIN_WORK_PER_THREAD", 1)
