@@ -323,9 +323,12 @@ class NCA(SupervisedMetricLearner):
             # Start at the smallest scale of the map that has nearly all the
             # gain the loss offers along it: larger, the softmax saturates
             # and the gradient vanishes; smaller, every point is a neighbour.
-            components *= _best_scale(
-                X_unit, labels, components, random_state, self.working_memory
-            )
+            # (under the exact solver's thread limits: on small data, BLAS
+            # threads only add synchronisation to its products)
+            with fit_threads("nca_exact", n_samples):
+                components *= _best_scale(
+                    X_unit, labels, components, random_state, self.working_memory
+                )
         else:
             components = unit * initialize_components(
                 self.init, X, labels, n_components=n_components, random_state=None
