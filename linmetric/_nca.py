@@ -23,7 +23,7 @@ DENSE_MAX_SAMPLES = 2048
 # Up to this many samples it keeps its weights in float64, above in float32.
 DENSE_FLOAT64_MAX_SAMPLES = 256
 # Its blocks have at most this many rows ...
-_DENSE_BLOCK_ROWS = 128
+_DENSE_BLOCK_ROWS = 160
 # ... add their shares of W^T Z to this many float64 sums (so many threads
 # at most) ...
 _DENSE_LANES = 4
@@ -37,6 +37,12 @@ _SKIP_EXPONENT = 50.0
 _WEIGHT_FACTOR_FLOOR = 1e-15
 # exp(-650) ~ 5e-283: a row whose nearest is farther is shifted first.
 _FAR_EXPONENT = 650.0
+# The same for float32 exponentials and weights: a row whose nearest is
+# farther than 30 is shifted first (its terms stay above exp(-80), normal
+# float32 numbers), and a factor below 1e-12 is 0 (a weight p_ij times a
+# factor stays above 1.2e-38 on up to DENSE_MAX_SAMPLES points).
+_FAR_EXPONENT_32 = 30.0
+_WEIGHT_FACTOR_FLOOR_32 = 1e-12
 # Rows per block of the exact solver, at most.
 _EXACT_BLOCK_ROWS = 1_024
 # The truncated solver measures the softmax mass it drops on about this many
@@ -327,9 +333,12 @@ class NCA(SupervisedMetricLearner):
             # Start at the smallest scale of the map that has nearly all the
             # gain the loss offers along it: larger, the softmax saturates
             # and the gradient vanishes; smaller, every point is a neighbour.
-            components *= _best_scale(
-                X_unit, labels, components, random_state, self.working_memory
-            )
+            # (under the exact solver's thread limits: on small data, BLAS
+            # threads only add synchronisation to its products)
+            with fit_threads("nca_exact", n_samples):
+                components *= _best_scale(
+                    X_unit, labels, components, random_state, self.working_memory
+                )
         else:
             components = unit * initialize_components(
                 self.init, X, labels, n_components=n_components, random_state=None
@@ -838,23 +847,30 @@ def dense_loss_grad(components, X, labels, *, working_memory=None):
     sorted by class, a block goes through:
 
     - one GEMM ``[z_i, 1, s_i] . [2 z_j, -s_j, -1] = -d_ij`` (``s_i =
-      ||z_i||^2``) that gives the negated squared distances directly, in
-      the dtype of X;
-    - ``exp(-d_ij)`` in float64, each row's terms more than 50 beyond its
-      nearest (below ``2e-22`` of the nearest's) raised to that level, so
-      that no subnormal number is formed; a row whose nearest point is
-      farther than 650 is shifted by it first, so that no row underflows
-      to ``0 / 0``;
-    - the row sums per class (one reduction), hence ``p_i``;
-    - ``W_ij = p_ij (1[y_i = y_j] - p_i)``, one product per class slice
-      (a factor ``1[y_i = y_j] - p_i`` below 1e-15, under the float64
-      resolution of ``p_i``, counts as 0, so that no weight is a slow
-      subnormal number),
-      stored in float32 above ``DENSE_FLOAT64_MAX_SAMPLES`` samples (it
-      feeds GEMMs, where float32's relative precision suffices);
+      ||z_i||^2``) that gives the negated squared distances directly;
+    - ``exp(-d_ij)``, each row's terms more than 50 beyond its nearest
+      (below ``2e-22`` of the nearest's) raised to that level, so that no
+      subnormal number is formed; a row whose nearest point is farther
+      than 650 (30 in float32) is shifted by it first, so that no row
+      underflows;
+    - the row sums per class (one reduction, added in float64), hence
+      ``p_i``;
+    - ``W_ij = p_ij (1[y_i = y_j] - p_i)`` in place of the exponentials,
+      one product per class slice (a factor ``1[y_i = y_j] - p_i`` below
+      1e-15, under the float64 resolution of ``p_i``, counts as 0, 1e-12
+      in float32, so that no weight is a slow subnormal number);
     - ``S[rows] = -W Z`` and ``[W^T Z[rows], W^T 1]`` (two GEMMs); then
       ``S = D Z - W Z - W^T Z`` with ``D`` the column sums of ``W``, and
       the gradient is ``2 S^T X``.
+
+    Up to ``DENSE_FLOAT64_MAX_SAMPLES`` samples the exponentials and
+    weights are float64 (the distances in the dtype of X); above, the
+    distances, exponentials and weights are float32 whatever the dtype of
+    X: each ``p_i`` then holds about 1e-7 of its value, the loss (their
+    float64 sum) about 1e-8 and the gradient about 1e-5 of its largest
+    entry, on scikit-learn's digits from the start to the optimum; enough
+    for L-BFGS-B at its default tolerances (the same iterations on the
+    benchmark data sets) at about half the cost of float64.
 
     The blocks' shares of ``W^T Z`` and of the column sums go to four
     float64 sums (block ``b`` to sum ``b % 4``, in block order), added in
@@ -916,11 +932,14 @@ class _DenseLossGrad:
         self.weight_dtype = (
             np.float64 if n_samples <= DENSE_FLOAT64_MAX_SAMPLES else np.float32
         )
+        self.dist_dtype = np.promote_types(X.dtype, self.weight_dtype)
+        if self.weight_dtype == np.float32:
+            self.dist_dtype = np.dtype(np.float32)
         # The blocks depend on n_samples and the budget only (so does the
         # result); each thread holds one block's buffers.
-        row_bytes = n_samples * (8 + np.dtype(self.weight_dtype).itemsize)
-        if X.dtype != np.float64:
-            row_bytes += n_samples * X.itemsize
+        row_bytes = n_samples * np.dtype(self.weight_dtype).itemsize
+        if self.dist_dtype != self.weight_dtype:
+            row_bytes += n_samples * self.dist_dtype.itemsize
         budget = _working_memory_bytes(working_memory)
         n_rows = max(1, min(_DENSE_BLOCK_ROWS, budget // row_bytes))
         n_blocks = -(-n_samples // n_rows)
@@ -934,18 +953,23 @@ class _DenseLossGrad:
         self.lane_sums = np.empty((n_lanes, n_samples, n_components + 1))
         by_budget = budget // (self.n_rows * row_bytes)
         self.n_threads = max(1, min(_dense_threads(n_samples), n_lanes, by_budget))
-        # per thread: distances, exponentials, weights, one block's share
+        # per thread: distances, weights, one block's share
         self.buffers = [None] * self.n_threads
+        if self.weight_dtype == np.float32:
+            self.far, self.floor = _FAR_EXPONENT_32, _WEIGHT_FACTOR_FLOOR_32
+        else:
+            self.far, self.floor = _FAR_EXPONENT, _WEIGHT_FACTOR_FLOOR
 
     def _buffers(self, thread):
         if self.buffers[thread] is None:
             n_samples = self.X.shape[0]
             shape = (self.n_rows, n_samples)
-            neg_dist = np.empty(shape, dtype=self.X.dtype)
-            p = neg_dist if self.X.dtype == np.float64 else np.empty(shape)
             weights = np.empty(shape, self.weight_dtype)
-            share = np.empty(self.lane_sums.shape[1:], weights.dtype)
-            self.buffers[thread] = (neg_dist, p, weights, share)
+            neg_dist = weights
+            if self.dist_dtype != self.weight_dtype:
+                neg_dist = np.empty(shape, self.dist_dtype)
+            share = np.empty(self.lane_sums.shape[1:], self.weight_dtype)
+            self.buffers[thread] = (neg_dist, weights, share)
         return self.buffers[thread]
 
     def __call__(self, components):
@@ -955,11 +979,11 @@ class _DenseLossGrad:
         n_components = Z.shape[1]
         sq_norms = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
         # rows [z_i, 1, s_i] times columns [2 z_j, -s_j, -1]: -d_ij
-        rows = np.empty((n_samples, n_components + 2), dtype=Z.dtype)
+        rows = np.empty((n_samples, n_components + 2), dtype=self.dist_dtype)
         rows[:, :n_components] = Z
         rows[:, n_components] = 1.0
         rows[:, n_components + 1] = sq_norms
-        columns_T = np.empty((n_components + 2, n_samples), dtype=Z.dtype)
+        columns_T = np.empty((n_components + 2, n_samples), dtype=self.dist_dtype)
         np.multiply(Z.T, 2.0, out=columns_T[:n_components])
         np.negative(sq_norms, out=columns_T[n_components])
         columns_T[n_components + 1] = -1.0
@@ -971,23 +995,14 @@ class _DenseLossGrad:
         p_correct = np.empty(n_samples, dtype=np.float64)
 
         def run(thread):
-            neg_dist, p, weights, share = self._buffers(thread)
+            neg_dist, weights, share = self._buffers(thread)
             for lane in range(thread, len(self.lanes), self.n_threads):
                 lane_sum = self.lane_sums[lane]
                 for block in self.lanes[lane]:
                     start = self.starts[block]
                     stop = min(start + self.n_rows, n_samples)
                     p_correct[start:stop] = self._block(
-                        start,
-                        stop,
-                        rows,
-                        columns_T,
-                        Z_w,
-                        neg_dist,
-                        p,
-                        weights,
-                        S,
-                        share,
+                        start, stop, rows, columns_T, Z_w, neg_dist, weights, S, share
                     )
                     if block == lane:
                         np.copyto(lane_sum, share)
@@ -1007,46 +1022,54 @@ class _DenseLossGrad:
         grad = 2.0 * (S.T @ X)
         return -float(p_correct.sum()), grad, p_correct
 
-    def _block(
-        self,
-        start,
-        stop,
-        rows,
-        columns_T,
-        Z_w,
-        neg_dist,
-        p,
-        weights,
-        S,
-        share,
-    ):
+    def _block(self, start, stop, rows, columns_T, Z_w, neg_dist, weights, S, share):
         size = stop - start
         n_samples = neg_dist.shape[1]
         neg = np.matmul(rows[start:stop], columns_T, out=neg_dist[:size])
-        neg.ravel()[start :: n_samples + 1][:size] = -np.inf  # never itself
+        diagonal = neg.ravel()[start :: n_samples + 1][:size]
+        diagonal[:] = -np.inf  # never itself
         nearest = neg.max(axis=1)
-        far = nearest < -_FAR_EXPONENT
+        far = nearest < -self.far
         if np.any(far):
-            # exp(-d) would underflow: these rows shifted by their nearest
+            # exp(-d) would leave the normal numbers: these rows shifted
             neg[far] -= nearest[far, None]
             nearest[far] = 0.0
-        np.maximum(neg, (nearest - _SKIP_EXPONENT)[:, None], out=neg)
-        block_p = np.exp(neg, out=p[:size], dtype=np.float64)
-        block_p.ravel()[start :: n_samples + 1][:size] = 0.0
-        present, bounds = self.present, self.bounds
-        class_sums = np.add.reduceat(block_p, bounds[present], axis=1)
+        nearest -= _SKIP_EXPONENT
+        np.maximum(neg, nearest[:, None], out=neg)
+        # exp(-d_ij), then the weights, in place
+        block_w = np.exp(neg, out=weights[:size])
+        block_w.ravel()[start :: n_samples + 1][:size] = 0.0
+        # the row sums per class, added in float64
+        class_sums = np.add.reduceat(block_w, self.bounds[self.present], axis=1)
+        class_sums = class_sums.astype(np.float64, copy=False)
         total = class_sums.sum(axis=1)
+        rows = np.arange(size)
         own = self.own[start:stop]
-        p_block = class_sums[np.arange(size), own] / total
-        # W_ij = p_ij (1[y_i = y_j] - p_i): a factor per row and class
-        factors = np.multiply.outer(-p_block, np.ones(present.size))
-        factors[np.arange(size), own] += 1.0
-        factors[np.abs(factors) < _WEIGHT_FACTOR_FLOOR] = 0.0
+        same = class_sums[rows, own]
+        p_block = same / total
+        # W_ij = p_ij (1[y_i = y_j] - p_i): per row, a factor for its own
+        # class, (1 - p_i) / total_i with 1 - p_i summed from the other
+        # classes (exact as p_i -> 1), and one for the others, -p_i / total_i
+        factors = np.empty((size, 2))
+        np.subtract(total, same, out=factors[:, 0])
+        factors[:, 0] /= total
+        np.negative(p_block, out=factors[:, 1])
+        factors[np.abs(factors) < self.floor] = 0.0
         factors /= total[:, None]
-        block_w = weights[:size]
-        for c, label in enumerate(present):
+        factors = factors.astype(block_w.dtype, copy=False)
+        # the whole block times the second (one contiguous product), each
+        # row's own class times the first
+        bounds, labels = self.bounds, self.labels
+        own_parts = []
+        for label in range(labels[start], labels[stop - 1] + 1):
             a, b = bounds[label], bounds[label + 1]
-            np.multiply(block_p[:, a:b], factors[:, c, None], out=block_w[:, a:b])
+            first, last = max(a, start) - start, min(b, stop) - start
+            if first < last:
+                part = block_w[first:last, a:b] * factors[first:last, :1]
+                own_parts.append((first, last, a, b, part))
+        np.multiply(block_w, factors[:, 1:], out=block_w)
+        for first, last, a, b, part in own_parts:
+            block_w[first:last, a:b] = part
         np.negative(block_w @ Z_w[:, :-1], out=S[start:stop])
         # W^T [Z, 1]: W^T Z and the column sums of W, in one product
         np.matmul(block_w.T, Z_w[start:stop], out=share)

@@ -490,6 +490,72 @@ def test_truncated_solver_warns_when_its_candidates_miss_the_exact_loss(wine):
     assert nca.exact_loss_ > -0.9 * X.shape[0] and nca.dropped_mass_ > 0.1
 
 
+# -- small data: float32 arithmetic above 256 samples ------------------------
+
+
+def _separated_classes(n_samples=400):
+    # four classes 4 apart along one axis: under 2 L most points have
+    # 1 - p_i below 1e-6, where float32 sums would lose 1 - p_i
+    rng = np.random.RandomState(0)
+    y = np.arange(n_samples) % 4
+    rng.shuffle(y)
+    X = rng.standard_normal((n_samples, 4))
+    X[:, 0] += 4.0 * y
+    return X - X.mean(axis=0), y.astype(np.intp)
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_float32_dense_solver_near_saturation_equals_reference(scale, dtype):
+    X, y = _separated_classes()
+    components = scale * np.eye(4)[:3]
+    loss, grad, p_correct = linmetric._nca.dense_loss_grad(
+        components, X.astype(dtype), y
+    )
+    ref_loss, ref_grad = reference.loss_grad(components, X, y)
+    P = reference.soft_neighbors(components, X)
+    p_ref = (P * (y[:, None] == y[None, :])).sum(axis=1)
+    if scale == 2.0:
+        assert np.median(1.0 - p_ref) < 1e-6
+    assert loss == pytest.approx(ref_loss, rel=1e-7)
+    np.testing.assert_allclose(p_correct, p_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, ref_grad, atol=2e-5 * abs(ref_grad).max())
+
+
+def test_float32_dense_gradient_matches_finite_differences():
+    X, y = _separated_classes(300)
+    rng = np.random.RandomState(1)
+    x0 = np.eye(4)[:3] + 0.3 * rng.standard_normal((3, 4))
+    grad = linmetric._nca.dense_loss_grad(x0, X, y)[1].ravel()
+    # central differences of the float64 loss: the float32 loss varies by
+    # about 1e-8 of itself from one map to a near one, too much for them
+    step = 1e-3 * np.eye(x0.size)
+    flat = x0.ravel()
+    numeric = [
+        reference.loss((flat + e).reshape(3, 4), X, y)
+        - reference.loss((flat - e).reshape(3, 4), X, y)
+        for e in step
+    ]
+    numeric = np.array(numeric) / 2e-3
+    np.testing.assert_allclose(grad, numeric, atol=1e-5 * abs(numeric).max())
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_float32_dense_fit_follows_the_float64_one(monkeypatch):
+    X, y = _separated_classes(300)
+    X += 2.0 * np.random.RandomState(2).standard_normal(X.shape)  # overlap
+    # (on this plateau the paths part after about 8 iterations)
+    params = {"n_components": 3, "random_state": 0, "max_iter": 6}
+    fast = NCA(**params).fit(X, y)
+    monkeypatch.setattr(linmetric._nca, "DENSE_FLOAT64_MAX_SAMPLES", 10_000)
+    exact = NCA(**params).fit(X, y)
+    assert fast.n_iter_ == exact.n_iter_
+    np.testing.assert_allclose(fast.loss_curve_, exact.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(
+        fast.components_, exact.components_, atol=1e-4 * abs(exact.components_).max()
+    )
+
+
 # -- small data: NumPy alone -------------------------------------------------
 
 
@@ -556,17 +622,19 @@ def test_small_exact_fit_loads_no_compiled_kernel():
 
 
 @pytest.mark.parametrize(
-    "dtype, n_samples, loss_rtol, grad_rtol",
+    "dtype, n_samples, loss_rtol, grad_rtol, p_rtol",
     [
-        (np.float64, 60, 1e-10, 1e-8),
-        # above DENSE_FLOAT64_MAX_SAMPLES the weights are float32
-        (np.float64, 300, 1e-10, 1e-5),
-        (np.float32, 300, 1e-4, 1e-3),
+        (np.float64, 60, 1e-10, 1e-8, 1e-9),
+        # above DENSE_FLOAT64_MAX_SAMPLES distances, exponentials and
+        # weights are float32 (the sums float64): each p_i to float32's
+        # resolution, their sum (the loss) better
+        (np.float64, 300, 1e-8, 1e-5, 1e-5),
+        (np.float32, 300, 1e-4, 1e-3, 1e-3),
     ],
 )
 @pytest.mark.parametrize("working_memory", [None, 0.05])
 def test_dense_loss_grad_in_blocks_equals_reference(
-    dtype, n_samples, loss_rtol, grad_rtol, working_memory
+    dtype, n_samples, loss_rtol, grad_rtol, p_rtol, working_memory
 ):
     # working_memory=0.05 MiB gives blocks of a few rows; the labels are
     # shuffled, so the data are sorted by class internally.
@@ -583,11 +651,12 @@ def test_dense_loss_grad_in_blocks_equals_reference(
     # p_correct in the order of the input
     P = reference.soft_neighbors(components, X.astype(np.float64))
     p_ref = (P * (y[:, None] == y[None, :])).sum(axis=1)
-    np.testing.assert_allclose(p_correct, p_ref, rtol=loss_rtol * 10, atol=1e-12)
+    np.testing.assert_allclose(p_correct, p_ref, rtol=p_rtol, atol=1e-12)
 
 
 def test_dense_loss_grad_does_not_depend_on_the_number_of_threads(monkeypatch):
     X, y, components = make_problem(8, n_samples=300)
+    monkeypatch.setattr(linmetric._nca, "_DENSE_BLOCK_ROWS", 100)
     one = linmetric._nca.dense_loss_grad(components, X, y, working_memory=2.0)
     monkeypatch.setattr(linmetric._nca, "_cpu_count", lambda: 3)
     monkeypatch.setattr(linmetric._nca, "_DENSE_MIN_WORK_PER_THREAD", 1)
