@@ -191,6 +191,34 @@ def test_impostors_of_rows_matches_full_search(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("tile", [(7, 13), (512, 4096)])
+def test_full_search_tiles_give_the_brute_force_pairs(
+    dtype, n_threads, tile, monkeypatch
+):
+    # Tiles of any shape, taken by any number of threads, give every pair
+    # inside its row's radius, and the same float32 / float64 distances.
+    import linmetric._kernels.impostors as impostors_module
+    from linmetric._threads import limit_threads
+
+    monkeypatch.setattr(impostors_module, "_TILE_ROWS", tile[0])
+    monkeypatch.setattr(impostors_module, "_TILE_COLS", tile[1])
+    X, y = make_blobs_data(5, n_samples=90)
+    Z = X.astype(dtype)
+    radii = np.random.RandomState(5).uniform(1, 4, size=90)
+    D = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+    expected = np.nonzero((D < radii[:, None]) & (y[:, None] != y[None, :]))
+    with limit_threads(kernels=n_threads):
+        rows, cols, sq_dists = find_impostors(Z, y, radii, exact_distances=True)
+    np.testing.assert_array_equal(rows, expected[0])
+    np.testing.assert_array_equal(cols, expected[1])
+    assert sq_dists.dtype == dtype
+    np.testing.assert_allclose(sq_dists, D[expected], rtol=1e-5)
+    with limit_threads(kernels=n_threads):
+        assert find_impostors(Z, y, radii, max_pairs=rows.shape[0] - 1) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 3])
 def test_lmnn_and_general_gradient_sums_agree(dtype, n_threads):
     # LMNN's own outer-product sum, split over threads by rows or not, in
     # either dtype, gives the matrix of the general one.
