@@ -177,14 +177,25 @@ def test_push_terms_by_hand():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_impostors_of_rows_matches_full_search(dtype):
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("tile", [(2, 7), (512, 4096)])
+def test_impostors_of_rows_matches_full_search(dtype, n_threads, tile, monkeypatch):
+    # Tiles of any shape, on any number of threads, give the full search's
+    # pairs of the rows asked for, in (row, col) order.
+    import linmetric._kernels.impostors as impostors_module
+    from linmetric._threads import limit_threads
+
+    monkeypatch.setattr(impostors_module, "_TILE_ROWS", tile[0])
+    monkeypatch.setattr(impostors_module, "_TILE_COLS", tile[1])
     X, y = make_blobs_data(4, n_samples=60)
     Z = X.astype(dtype)
     radii = np.random.RandomState(0).uniform(1, 4, size=60)
     rows, cols, _ = find_impostors(Z, y, radii)
-    subset = np.array([0, 5, 17, 59])
-    sub_rows, sub_cols = impostors_of_rows(Z, y, subset, radii)
-    keep = np.isin(rows, subset)
+    subset = np.array([0, 5, 6, 17, 30, 59])
+    with limit_threads(kernels=n_threads):
+        sub_rows, sub_cols = impostors_of_rows(Z, y, subset, radii)
+        keep = np.isin(rows, subset)
+        assert impostors_of_rows(Z, y, subset, radii, max_pairs=keep.sum() - 1) is None
     np.testing.assert_array_equal(sub_rows, rows[keep])
     np.testing.assert_array_equal(sub_cols, cols[keep])
 

@@ -363,7 +363,7 @@ def find_impostors(
     for label in np.unique(y)[:-1]:
         members = np.flatnonzero(y == label)
         others = np.flatnonzero(y > label)
-        n_rows, n_cols = _tile_shape(
+        n_rows, n_cols = tile_shape(
             members.shape[0],
             others.shape[0],
             bytes_per_entry,
@@ -390,7 +390,7 @@ _TILE_ROWS = 512
 _TILE_COLS = 4096
 
 
-def _tile_shape(n_rows, n_cols, bytes_per_entry, working_memory, n_threads):
+def tile_shape(n_rows, n_cols, bytes_per_entry, working_memory, n_threads):
     """Rows and columns of one tile: cache-sized, and the tiles of all
     threads together within ``working_memory``."""
     budget = get_working_memory(working_memory) * 2**20 / n_threads
