@@ -202,6 +202,23 @@ def test_impostors_of_rows_matches_full_search(dtype, n_threads, tile, monkeypat
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("working_memory", [0.01, None])
+def test_target_neighbors_on_threads_match_the_reference(
+    dtype, n_threads, working_memory
+):
+    # Blocks of rows taken by threads in turn give the reference's targets.
+    from linmetric._kernels import target_neighbors
+    from linmetric._threads import limit_threads
+
+    X, y = make_blobs_data(7, n_samples=300)
+    X = X.astype(dtype)
+    with limit_threads(kernels=n_threads):
+        got = target_neighbors(X, y, 3, working_memory=working_memory)
+    np.testing.assert_array_equal(got, reference.target_neighbors(X, y, 3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 3])
 @pytest.mark.parametrize("tile", [(7, 13), (512, 4096)])
 def test_full_search_tiles_give_the_brute_force_pairs(
     dtype, n_threads, tile, monkeypatch
