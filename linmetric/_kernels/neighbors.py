@@ -1,8 +1,9 @@
 """Target neighbours: the k nearest rows of the same class, class by class.
 
 For each class, blocks of its rows are compared with all its rows: one GEMM
-per block (single-threaded, the blocks taken by threads in turn), then a fused numba pass that selects the k nearest (partial
-selection, no sort of the row). The selection is exact: a first scan finds,
+per block (single-threaded, the blocks taken by threads in turn), then a
+fused numba pass that selects the k nearest (partial selection, no sort of
+the row). The selection is exact: a first scan finds,
 from the GEMM values and their error bound (see
 :mod:`linmetric._kernels.distances`), a threshold that every true neighbour
 lies under; a second scan recomputes, in float64 from the rows themselves,
