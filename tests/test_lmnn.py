@@ -177,16 +177,72 @@ def test_push_terms_by_hand():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_impostors_of_rows_matches_full_search(dtype):
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("tile", [(2, 7), (512, 4096)])
+def test_impostors_of_rows_matches_full_search(dtype, n_threads, tile, monkeypatch):
+    # Tiles of any shape, on any number of threads, give the full search's
+    # pairs of the rows asked for, in (row, col) order.
+    import linmetric._kernels.impostors as impostors_module
+    from linmetric._threads import limit_threads
+
+    monkeypatch.setattr(impostors_module, "_TILE_ROWS", tile[0])
+    monkeypatch.setattr(impostors_module, "_TILE_COLS", tile[1])
     X, y = make_blobs_data(4, n_samples=60)
     Z = X.astype(dtype)
     radii = np.random.RandomState(0).uniform(1, 4, size=60)
     rows, cols, _ = find_impostors(Z, y, radii)
-    subset = np.array([0, 5, 17, 59])
-    sub_rows, sub_cols = impostors_of_rows(Z, y, subset, radii)
-    keep = np.isin(rows, subset)
+    subset = np.array([0, 5, 6, 17, 30, 59])
+    with limit_threads(kernels=n_threads):
+        sub_rows, sub_cols = impostors_of_rows(Z, y, subset, radii)
+        keep = np.isin(rows, subset)
+        assert impostors_of_rows(Z, y, subset, radii, max_pairs=keep.sum() - 1) is None
     np.testing.assert_array_equal(sub_rows, rows[keep])
     np.testing.assert_array_equal(sub_cols, cols[keep])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("working_memory", [0.01, None])
+def test_target_neighbors_on_threads_match_the_reference(
+    dtype, n_threads, working_memory
+):
+    # Blocks of rows taken by threads in turn give the reference's targets.
+    from linmetric._kernels import target_neighbors
+    from linmetric._threads import limit_threads
+
+    X, y = make_blobs_data(7, n_samples=300)
+    X = X.astype(dtype)
+    with limit_threads(kernels=n_threads):
+        got = target_neighbors(X, y, 3, working_memory=working_memory)
+    np.testing.assert_array_equal(got, reference.target_neighbors(X, y, 3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("tile", [(7, 13), (512, 4096)])
+def test_full_search_tiles_give_the_brute_force_pairs(
+    dtype, n_threads, tile, monkeypatch
+):
+    # Tiles of any shape, taken by any number of threads, give every pair
+    # inside its row's radius, and the same float32 / float64 distances.
+    import linmetric._kernels.impostors as impostors_module
+    from linmetric._threads import limit_threads
+
+    monkeypatch.setattr(impostors_module, "_TILE_ROWS", tile[0])
+    monkeypatch.setattr(impostors_module, "_TILE_COLS", tile[1])
+    X, y = make_blobs_data(5, n_samples=90)
+    Z = X.astype(dtype)
+    radii = np.random.RandomState(5).uniform(1, 4, size=90)
+    D = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+    expected = np.nonzero((D < radii[:, None]) & (y[:, None] != y[None, :]))
+    with limit_threads(kernels=n_threads):
+        rows, cols, sq_dists = find_impostors(Z, y, radii, exact_distances=True)
+    np.testing.assert_array_equal(rows, expected[0])
+    np.testing.assert_array_equal(cols, expected[1])
+    assert sq_dists.dtype == dtype
+    np.testing.assert_allclose(sq_dists, D[expected], rtol=1e-5)
+    with limit_threads(kernels=n_threads):
+        assert find_impostors(Z, y, radii, max_pairs=rows.shape[0] - 1) is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

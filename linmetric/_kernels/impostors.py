@@ -4,8 +4,11 @@ An impostor of row ``i`` is a row ``l`` with ``y[l] != y[i]`` and
 ``||z_i - z_l||^2 < radii[i]`` (for LMNN: the distance to ``i``'s farthest
 target neighbour plus the margin).
 
-The full search compares each class with the classes after it, in blocks of
-rows: one GEMM per block, then a fused numba pass that tests every entry in
+The full search compares each class with the classes after it, in tiles of
+rows and columns that threads take in turn: one single-threaded GEMM per
+tile, small enough to stay in cache (a GEMM on two BLAS threads over long
+blocks ran at half the speed, and the filter then read its block back from
+memory), then a fused numba pass that tests every entry in
 both directions (``(i, l)`` against ``radii[i]`` and ``(l, i)`` against
 ``radii[l]``), so each unordered pair of differently labelled rows is
 computed once and same-class pairs never. Entries whose outcome the GEMM
@@ -16,13 +19,15 @@ per row and expanded into pairs; at the end the pairs are grouped by row
 (counting sort) and each row's few sorted runs are sorted by column.
 """
 
+import threading
+
 import numpy as np
 
-from ._chunking import run_on_row_ranges
+from .._threads import MIN_ROWS_PER_THREAD, kernel_threads, limit_threads
+from ._chunking import get_working_memory, run_on_row_ranges, run_tasks
 from ._config import jit
 from .distances import (
     as_float_matrix,
-    block_rows,
     error_factor,
     exact_sq_distance,
     row_norms_sq,
@@ -352,81 +357,154 @@ def find_impostors(
     factor = error_factor(Z.dtype, Z.shape[1])
     code_dtype = np.int32 if 4 * n_samples + 3 <= np.iinfo(np.int32).max else np.int64
     bytes_per_entry = Z.itemsize + np.dtype(code_dtype).itemsize
-
+    n_threads = kernel_threads(n_samples, MIN_ROWS_PER_THREAD)
+    search = _TiledSearch(factor, bool(exact_distances), code_dtype, max_pairs)
     pieces = []
-    n_found = 0
-    counts = np.zeros(n_samples, dtype=np.intp)
-    classes = np.unique(y)
-    product_buffer = np.empty(0, dtype=Z.dtype)
-    code_buffer = np.empty(0, dtype=code_dtype)
-    products = codes = None
-    for label in classes[:-1]:
+    for label in np.unique(y)[:-1]:
         members = np.flatnonzero(y == label)
         others = np.flatnonzero(y > label)
-        Z_rows, Z_cols = Z[members], Z[others]
-        row_norms, col_norms = norms[members], norms[others]
-        row_radii, col_radii = radii[members], radii[others]
-        n_rows = block_rows(
-            others.shape[0] * bytes_per_entry, working_memory, members.shape[0]
+        n_rows, n_cols = tile_shape(
+            members.shape[0],
+            others.shape[0],
+            bytes_per_entry,
+            working_memory,
+            n_threads,
         )
-        for start in range(0, members.shape[0], n_rows):
-            stop = min(start + n_rows, members.shape[0])
-            shape = (stop - start, others.shape[0])
-            if product_buffer.size < shape[0] * shape[1]:
-                # one buffer for all blocks: no page faults on fresh memory
-                product_buffer = code_buffer = None
-                product_buffer = np.empty(shape[0] * shape[1], dtype=Z.dtype)
-                code_buffer = np.empty(shape[0] * shape[1], dtype=code_dtype)
-            products = product_buffer[: shape[0] * shape[1]].reshape(shape)
-            codes = code_buffer[: shape[0] * shape[1]].reshape(shape)
-            np.matmul(Z_rows[start:stop], Z_cols.T, out=products)
-            n_codes = np.empty(stop - start, dtype=np.intp)
-            n_hits = np.empty(stop - start, dtype=np.intp)
-            run_on_row_ranges(
-                _filter_kernel,
-                stop - start,
-                products,
-                Z_rows,
-                row_norms,
-                row_radii,
-                Z_cols,
-                col_norms,
-                col_radii,
+        search.start_class(Z, norms, radii, members, others, n_rows, n_cols)
+        with limit_threads(blas=1):
+            run_tasks([(search.work,)] * min(n_threads, len(search.tasks)))
+        if search.over:
+            return None
+        pieces.extend(piece for piece in search.pieces if piece is not None)
+        search.forget_class()
+    counts = np.zeros(n_samples, dtype=np.intp)
+    for piece in pieces:
+        counts += np.bincount(piece[0], minlength=n_samples)
+    return _assemble(pieces, counts, Z.dtype)
+
+
+# One tile of the full search: at most this many rows and columns, so that
+# its product (and codes) stay in cache between the GEMM and the filter, and
+# each single-threaded GEMM is large enough to run near the core's peak.
+_TILE_ROWS = 512
+_TILE_COLS = 4096
+
+
+def tile_shape(n_rows, n_cols, bytes_per_entry, working_memory, n_threads):
+    """Rows and columns of one tile: cache-sized, and the tiles of all
+    threads together within ``working_memory``."""
+    budget = get_working_memory(working_memory) * 2**20 / n_threads
+    cols = max(1, min(n_cols, _TILE_COLS, int(budget // bytes_per_entry)))
+    rows = max(1, min(n_rows, _TILE_ROWS, int(budget // (cols * bytes_per_entry))))
+    return rows, cols
+
+
+class _TiledSearch:
+    """The tiles of one class of a full search, taken in turn by threads.
+
+    The class's rows and the rows of the later classes are copied once;
+    each thread owns a product and a code buffer; a tile's GEMM runs on one
+    BLAS thread and its filter right after, on the product still in cache.
+    The pairs of tile ``t`` go to ``pieces[t]``, so the result does not
+    depend on which thread ran which tile.
+    """
+
+    def __init__(self, factor, exact, code_dtype, max_pairs):
+        self.factor, self.exact, self.code_dtype = factor, exact, code_dtype
+        self.max_pairs = max_pairs
+        self.n_found = 0
+        self.over = False
+        self.lock = threading.Lock()
+
+    def start_class(self, Z, norms, radii, members, others, n_rows, n_cols):
+        """Prepare the tiles of ``members`` (rows) against ``others``."""
+        self.members, self.others = members, others
+        self.Z_rows, self.Z_cols = Z[members], Z[others]
+        self.row_norms, self.col_norms = norms[members], norms[others]
+        self.row_radii, self.col_radii = radii[members], radii[others]
+        self.tasks = [
+            (
                 start,
-                factor,
-                bool(exact_distances),
-                codes,
+                min(start + n_rows, members.shape[0]),
+                col,
+                min(col + n_cols, others.shape[0]),
+            )
+            for start in range(0, members.shape[0], n_rows)
+            for col in range(0, others.shape[0], n_cols)
+        ]
+        self.pieces = [None] * len(self.tasks)
+        self.next_task = 0
+
+    def forget_class(self):
+        """Drop the class's copies and pairs (the caller keeps the pairs)."""
+        self.Z_rows = self.Z_cols = None
+        self.tasks, self.pieces = [], []
+
+    def _take(self, n_hits):
+        with self.lock:
+            self.n_found += n_hits
+            if self.max_pairs is not None and self.n_found > self.max_pairs:
+                self.over = True
+            if self.over or self.next_task >= len(self.tasks):
+                return None
+            task = self.next_task
+            self.next_task += 1
+            return task
+
+    def work(self):
+        products = codes = None
+        total = 0
+        while (task := self._take(total)) is not None:
+            start, stop, col_start, col_stop = self.tasks[task]
+            shape = (stop - start, col_stop - col_start)
+            size = shape[0] * shape[1]
+            if products is None or products.size < size:
+                products = np.empty(size, dtype=self.Z_rows.dtype)
+                codes = np.empty(size, dtype=self.code_dtype)
+            block = products[:size].reshape(shape)
+            block_codes = codes[:size].reshape(shape)
+            Z_cols = self.Z_cols[col_start:col_stop]
+            np.matmul(self.Z_rows[start:stop], Z_cols.T, out=block)
+            n_codes = np.empty(shape[0], dtype=np.intp)
+            n_hits = np.empty(shape[0], dtype=np.intp)
+            _filter_kernel(
+                0,
+                shape[0],
+                block,
+                self.Z_rows,
+                self.row_norms,
+                self.row_radii,
+                Z_cols,
+                self.col_norms[col_start:col_stop],
+                self.col_radii[col_start:col_stop],
+                start,
+                self.factor,
+                self.exact,
+                block_codes,
                 n_codes,
                 n_hits,
             )
             total = int(n_hits.sum())
-            n_found += total
-            if max_pairs is not None and n_found > max_pairs:
-                return None
             if total:
-                offsets = np.zeros(stop - start, dtype=np.intp)
+                offsets = np.zeros(shape[0], dtype=np.intp)
                 np.cumsum(n_hits[:-1], out=offsets[1:])
                 piece = (
                     np.empty(total, dtype=np.intp),
                     np.empty(total, dtype=np.intp),
-                    np.empty(total, dtype=Z.dtype),
+                    np.empty(total, dtype=block.dtype),
                 )
-                run_on_row_ranges(
-                    _emit_kernel,
-                    stop - start,
-                    products,
-                    codes,
+                _emit_kernel(
+                    0,
+                    shape[0],
+                    block,
+                    block_codes,
                     n_codes,
                     offsets,
-                    members[start:stop],
-                    others,
+                    self.members[start:stop],
+                    self.others[col_start:col_stop],
                     *piece,
                 )
-                counts += np.bincount(piece[0], minlength=n_samples)
-                pieces.append(piece)
-        del Z_rows, Z_cols
-    del product_buffer, code_buffer, products, codes
-    return _assemble(pieces, counts, Z.dtype)
+                self.pieces[task] = piece
 
 
 def _assemble(pieces, counts, dtype):

@@ -16,12 +16,15 @@ loss of the initial map at many scales at once) and :func:`lmnn_outer_sum`
 (the gradient's outer-product sum straight from LMNN's arrays).
 """
 
+import threading
+
 import numpy as np
 
 from .._threads import MIN_ROWS_PER_THREAD, kernel_threads, limit_threads
 from ._chunking import run_on_row_ranges, run_tasks
 from ._config import jit
-from .distances import as_float_matrix, sq_distance_blocks
+from .distances import as_float_matrix, row_norms_sq, sq_distance_blocks
+from .impostors import tile_shape
 
 
 @jit
@@ -162,8 +165,9 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None, max_pairs=None)
     """Impostor pairs ``(i, l)`` of a subset of rows, ``d(i, l) < radii[i]``.
 
     The partial counterpart of :func:`linmetric._kernels.find_impostors`,
-    for refreshing the candidates of a few rows: one distance block of the
-    given rows against all rows at a time.
+    for refreshing the candidates of a few rows: tiles of the given rows,
+    taken in turn by threads, each swept over all rows in column tiles (one
+    single-threaded GEMM per tile, tested while it is in cache).
 
     Parameters
     ----------
@@ -175,7 +179,7 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None, max_pairs=None)
     radii : ndarray of shape (n_samples,)
         Squared radius per row (only ``radii[rows]`` is read).
     working_memory : float or None
-        Budget in MiB for one distance block (and its mask).
+        Budget in MiB for the distance tiles of all threads together.
     max_pairs : int or None, default=None
         Give up, returning None, as soon as more pairs than this are found.
 
@@ -200,66 +204,144 @@ def impostors_of_rows(Z, y, rows, radii, *, working_memory=None, max_pairs=None)
     rows = np.ascontiguousarray(rows, dtype=np.intp)
     y = np.ascontiguousarray(y, dtype=np.intp)
     radii = np.ascontiguousarray(radii, dtype=np.float64)
-    found_rows, found_cols = [], []
-    n_found = 0
-    for start, stop, block in sq_distance_blocks(
-        Z[rows], Z, working_memory=working_memory
-    ):
-        chunk = rows[start:stop]
-        counts = np.empty(stop - start, dtype=np.intp)
-        run_on_row_ranges(
-            _count_inside_kernel, stop - start, block, chunk, y, radii, counts
-        )
-        offsets = np.zeros(stop - start + 1, dtype=np.intp)
-        np.cumsum(counts, out=offsets[1:])
-        n_found += int(offsets[-1])
-        if max_pairs is not None and n_found > max_pairs:
-            return None
-        pair_rows = np.empty(offsets[-1], dtype=np.intp)
-        pair_cols = np.empty(offsets[-1], dtype=np.intp)
-        run_on_row_ranges(
-            _fill_inside_kernel,
-            stop - start,
-            block,
-            chunk,
-            y,
-            radii,
-            offsets,
-            pair_rows,
-            pair_cols,
-        )
-        found_rows.append(pair_rows)
-        found_cols.append(pair_cols)
-    if not found_rows:
+    if rows.shape[0] == 0:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    return np.concatenate(found_rows), np.concatenate(found_cols)
+    n_threads = kernel_threads(rows.shape[0], MIN_ROWS_PER_THREAD)
+    n_tile_rows, n_tile_cols = tile_shape(
+        rows.shape[0], Z.shape[0], Z.itemsize, working_memory, n_threads
+    )
+    search = _RowSearch(Z, y, rows, radii, n_tile_cols, max_pairs)
+    tasks = [
+        (search.work, start, min(start + n_tile_rows, rows.shape[0]))
+        for start in range(0, rows.shape[0], n_tile_rows)
+    ]
+    # tasks in turn: task t goes to thread t mod n_threads
+    groups = [tasks[t::n_threads] for t in range(min(n_threads, len(tasks)))]
+    with limit_threads(blas=1):
+        found = run_tasks([(_run_all, group) for group in groups])
+    if search.over:
+        return None
+    by_task = [None] * len(tasks)
+    for t in range(len(tasks)):
+        by_task[t] = found[t % len(groups)][t // len(groups)]
+    return (
+        np.concatenate([pair_rows for pair_rows, _ in by_task]),
+        np.concatenate([pair_cols for _, pair_cols in by_task]),
+    )
+
+
+def _run_all(tasks):
+    return [func(*args) for func, *args in tasks]
+
+
+class _RowSearch:
+    """The tiles of a search for some rows: a task is a tile of rows, swept
+    over the columns tile by tile (one single-threaded GEMM each)."""
+
+    def __init__(self, Z, y, rows, radii, n_tile_cols, max_pairs):
+        self.Z, self.y, self.rows = Z, y, rows
+        self.Z_rows = Z[rows]
+        self.row_norms = row_norms_sq(self.Z_rows)
+        self.col_norms = row_norms_sq(Z)
+        self.row_labels, self.row_radii = y[rows], radii[rows]
+        self.n_tile_cols = n_tile_cols
+        self.max_pairs = max_pairs
+        self.n_found = 0
+        self.over = False
+        self.lock = threading.Lock()
+
+    def work(self, start, stop):
+        n_samples = self.Z.shape[0]
+        block = np.empty((stop - start, min(self.n_tile_cols, n_samples)), self.Z.dtype)
+        counts, pieces = [], []
+        for col_start in range(0, n_samples, self.n_tile_cols):
+            col_stop = min(col_start + self.n_tile_cols, n_samples)
+            if self.over:
+                break
+            tile = block[:, : col_stop - col_start]
+            np.matmul(self.Z_rows[start:stop], self.Z[col_start:col_stop].T, out=tile)
+            tile_counts = np.empty(stop - start, dtype=np.intp)
+            cols = _tile_hits_kernel(
+                tile,
+                self.row_norms[start:stop],
+                self.col_norms[col_start:col_stop],
+                self.row_labels[start:stop],
+                self.y[col_start:col_stop],
+                self.row_radii[start:stop],
+                col_start,
+                tile_counts,
+            )
+            with self.lock:
+                self.n_found += cols.shape[0]
+                if self.max_pairs is not None and self.n_found > self.max_pairs:
+                    self.over = True
+            counts.append(tile_counts)
+            pieces.append(cols)
+        if self.over:
+            return None
+        counts = np.array(counts).reshape(-1, stop - start)
+        pair_cols = _interleave_kernel(np.concatenate(pieces), counts)
+        pair_rows = np.repeat(self.rows[start:stop], counts.sum(axis=0))
+        return pair_rows, pair_cols
 
 
 @jit
-def _count_inside_kernel(start, stop, block, chunk, y, radii, counts):
-    for ii in range(start, stop):
-        i = chunk[ii]
+def _tile_hits_kernel(
+    tile, row_norms, col_norms, row_labels, labels, radii, col_start, counts
+):
+    # tile holds z_i . z_l on entry, the squared distances (expansion,
+    # clamped at 0, in the tile's dtype) on exit. Returns the columns
+    # (col_start + l) with distance < radii[i] and another label, row by row;
+    # counts[i] of them for row i.
+    n_rows, n_cols = tile.shape
+    total = 0
+    for i in range(n_rows):
+        norm_i = row_norms[i]
         radius = radii[i]
-        label = y[i]
+        label = row_labels[i]
         count = 0
-        for l in range(block.shape[1]):
-            if block[ii, l] < radius and y[l] != label:
-                count += 1
-        counts[ii] = count
+        for l in range(n_cols):
+            value = norm_i + col_norms[l] - 2.0 * tile[i, l]
+            if value < 0.0:
+                value = 0.0
+            tile[i, l] = value
+            count += (tile[i, l] < radius) & (labels[l] != label)
+        counts[i] = count
+        total += count
+    cols = np.empty(total, dtype=np.intp)
+    position = 0
+    for i in range(n_rows):
+        if counts[i] == 0:
+            continue
+        radius = radii[i]
+        label = row_labels[i]
+        for l in range(n_cols):
+            if tile[i, l] < radius and labels[l] != label:
+                cols[position] = col_start + l
+                position += 1
+    return cols
 
 
 @jit
-def _fill_inside_kernel(start, stop, block, chunk, y, radii, offsets, rows, cols):
-    for ii in range(start, stop):
-        i = chunk[ii]
-        radius = radii[i]
-        label = y[i]
-        position = offsets[ii]
-        for l in range(block.shape[1]):
-            if block[ii, l] < radius and y[l] != label:
-                rows[position] = i
-                cols[position] = l
+def _interleave_kernel(pieces, counts):
+    # pieces holds, tile after tile, each tile's hits row by row (counts[t, i]
+    # of row i in tile t); the result holds them row by row, tiles in order.
+    n_tiles, n_rows = counts.shape
+    out = np.empty(pieces.shape[0], dtype=pieces.dtype)
+    starts = np.empty(n_tiles, dtype=np.intp)
+    position = 0
+    for t in range(n_tiles):
+        starts[t] = position
+        for i in range(n_rows):
+            position += counts[t, i]
+    position = 0
+    for i in range(n_rows):
+        for t in range(n_tiles):
+            for c in range(counts[t, i]):
+                out[position] = pieces[starts[t] + c]
                 position += 1
+            starts[t] += counts[t, i]
+    return out
 
 
 @jit

@@ -1,8 +1,9 @@
 """Target neighbours: the k nearest rows of the same class, class by class.
 
 For each class, blocks of its rows are compared with all its rows: one GEMM
-per block, then a fused numba pass that selects the k nearest (partial
-selection, no sort of the row). The selection is exact: a first scan finds,
+per block (single-threaded, the blocks taken by threads in turn), then a
+fused numba pass that selects the k nearest (partial selection, no sort of
+the row). The selection is exact: a first scan finds,
 from the GEMM values and their error bound (see
 :mod:`linmetric._kernels.distances`), a threshold that every true neighbour
 lies under; a second scan recomputes, in float64 from the rows themselves,
@@ -13,7 +14,8 @@ the smaller index.
 
 import numpy as np
 
-from ._chunking import run_on_row_ranges
+from .._threads import MIN_ROWS_PER_THREAD, kernel_threads, limit_threads
+from ._chunking import run_tasks
 from ._config import jit
 from .distances import (
     as_float_matrix,
@@ -83,6 +85,28 @@ def _top_k_kernel(
             out_dist[ii, m] = best[m]
 
 
+def _top_k_blocks(blocks, X_class, norms, factor, out_index, out_dist):
+    # The k nearest of the rows start:stop of each block, in one buffer.
+    products = None
+    for start, stop in blocks:
+        shape = (stop - start, X_class.shape[0])
+        if products is None or products.size < shape[0] * shape[1]:
+            products = np.empty(shape[0] * shape[1], dtype=X_class.dtype)
+        block = products[: shape[0] * shape[1]].reshape(shape)
+        np.matmul(X_class[start:stop], X_class.T, out=block)
+        _top_k_kernel(
+            0,
+            stop - start,
+            block,
+            X_class,
+            norms,
+            start,
+            factor,
+            out_index[start:stop],
+            out_dist[start:stop],
+        )
+
+
 def target_neighbors(X, y, n_neighbors, *, working_memory=None, return_distance=False):
     """The ``n_neighbors`` nearest rows of the same class, for every row.
 
@@ -150,36 +174,37 @@ def target_neighbors(X, y, n_neighbors, *, working_memory=None, return_distance=
     factor = error_factor(X.dtype, X.shape[1])
     indices = np.empty((X.shape[0], k), dtype=np.intp)
     sq_distances = np.empty((X.shape[0], k), dtype=X.dtype)
-    product_buffer = np.empty(0, dtype=X.dtype)  # reused by every block
     for label in classes:
         members = np.flatnonzero(y == label)
         X_class = X[members]
         norms = row_norms_sq(X_class)
         n_class = members.shape[0]
-        n_rows = block_rows(n_class * X.itemsize, working_memory, n_class)
+        n_threads = kernel_threads(n_class, MIN_ROWS_PER_THREAD)
+        n_rows = block_rows(n_class * X.itemsize * n_threads, working_memory, n_class)
         local_index = np.empty((n_class, k), dtype=np.intp)
         local_dist = np.empty((n_class, k), dtype=X.dtype)
-        for start in range(0, n_class, n_rows):
-            stop = min(start + n_rows, n_class)
-            shape = (stop - start, n_class)
-            if product_buffer.size < shape[0] * shape[1]:
-                product_buffer = None
-                product_buffer = np.empty(shape[0] * shape[1], dtype=X.dtype)
-            products = product_buffer[: shape[0] * shape[1]].reshape(shape)
-            np.matmul(X_class[start:stop], X_class.T, out=products)
-            run_on_row_ranges(
-                _top_k_kernel,
-                stop - start,
-                products,
+        blocks = [
+            (start, min(start + n_rows, n_class)) for start in range(0, n_class, n_rows)
+        ]
+        # Threads take the blocks in turn (block b to thread b mod n_threads),
+        # each with its own product buffer and a single-threaded GEMM: two
+        # BLAS threads on one block wait on each other; two blocks do not.
+        groups = [blocks[t::n_threads] for t in range(min(n_threads, len(blocks)))]
+        tasks = [
+            (
+                _top_k_blocks,
+                group,
                 X_class,
                 norms,
-                start,
                 factor,
-                local_index[start:stop],
-                local_dist[start:stop],
-                row_work=n_class,
+                local_index,
+                local_dist,
             )
-        del products, X_class
+            for group in groups
+        ]
+        with limit_threads(blas=1):
+            run_tasks(tasks)
+        del X_class
         indices[members] = members[local_index]
         sq_distances[members] = local_dist
     if return_distance:
