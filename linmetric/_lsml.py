@@ -14,12 +14,7 @@ from ._constraints import (
     validate_tuples,
     validate_weights,
 )
-from ._kernels.lsml import (
-    mean_variance,
-    quadruplet_differences,
-    residuals,
-    scale_differences,
-)
+from ._kernels import lsml as _lsml_kernels
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd
@@ -350,7 +345,8 @@ def _differences(X, index):
     of shape (n, 2), ``||a - b||`` and ``||c - d||`` in those units.
     """
     diffs = np.empty((index.shape[0], 2, X.shape[1]))
-    largest = quadruplet_differences(np.ascontiguousarray(X), index, diffs)
+    kernels = _passes(diffs.size)
+    largest = kernels.quadruplet_differences(np.ascontiguousarray(X), index, diffs)
     factor = 1.0
     if not np.isfinite(largest):
         # a difference overflowed: points near the float64 limit
@@ -365,13 +361,14 @@ def _differences(X, index):
     else:
         exponent = 0
     lengths = np.empty((index.shape[0], 2))
-    scale_differences(diffs, factor, lengths)
+    kernels.scale_differences(diffs, factor, lengths)
     return diffs, exponent, lengths
 
 
 def _mean_variance(X, exponent):
     """The mean variance of the features of X, in squared units of ``2**exponent``."""
     with np.errstate(over="ignore", under="ignore"):
+        mean_variance = _passes(X.size).mean_variance
         variance = np.ldexp(mean_variance(np.ascontiguousarray(X)), -2 * exponent)
     if 0 < variance < np.inf and np.isfinite(variance):
         return variance
@@ -504,7 +501,7 @@ def lsml_loss_grad(
     # general product; NumPy computes B^T B as one).
     near = np.empty((n_quadruplets, n_features))
     far = np.empty((n_quadruplets, n_features))
-    loss, n_violated = residuals(
+    loss, n_violated = _passes(diffs.size).residuals(
         mapped, diffs, np.ascontiguousarray(weights, dtype=np.float64), distance,
         near, far, bool(known_distance),
     )  # fmt: skip
@@ -517,3 +514,57 @@ def lsml_loss_grad(
     inverse_transpose = lapack.dgetri(lu, pivots)[0].T
     gradient += regularization * 2.0 * (prior_product - inverse_transpose)
     return loss, gradient, int(n_violated)
+
+
+# Problems with at most this many difference entries (2 x n_quadruplets x
+# n_features) run the passes in NumPy: there they are as fast as the
+# compiled ones, and a first fit in a fresh process (iris, wine,
+# breast_cancer) does not pay the compiler's one-time start-up.
+NUMPY_MAX_ENTRIES = 2**15
+
+
+def _passes(n_entries):
+    """The module with LSML's passes for a problem of ``n_entries`` entries."""
+    return _NumpyPasses if n_entries <= NUMPY_MAX_ENTRIES else _lsml_kernels
+
+
+class _NumpyPasses:
+    """:mod:`linmetric._kernels.lsml`'s passes in NumPy: the same results up
+    to rounding (the sums are NumPy's)."""
+
+    @staticmethod
+    def quadruplet_differences(points, index, out):
+        with np.errstate(over="ignore"):
+            np.subtract(
+                points[index[:, 0::2]],
+                points[index[:, 1::2]],
+                out=out,
+                dtype=np.float64,
+            )
+        return float(np.abs(out).max()) if out.size else 0.0
+
+    @staticmethod
+    def scale_differences(diffs, factor, lengths):
+        diffs *= factor
+        np.sqrt(np.einsum("qsk,qsk->qs", diffs, diffs), out=lengths)
+
+    @staticmethod
+    def mean_variance(points):
+        return float(np.var(points, axis=0, dtype=np.float64, ddof=1).mean())
+
+    @staticmethod
+    def residuals(mapped, diffs, weights, distance, near, far, known):
+        if not known:
+            np.sqrt(np.einsum("ij,ij->i", mapped, mapped), out=distance.reshape(-1))
+        residual = distance[:, 0] - distance[:, 1]
+        violated = np.flatnonzero(residual > 0.0)
+        r = residual[violated]
+        loss = float(weights[violated] @ (r * r))
+        scaled = 2.0 * weights[violated] * r
+        near_far = distance[violated]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = np.sqrt(np.where(near_far > 0.0, scaled[:, None] / near_far, 0.0))
+        n_violated = violated.shape[0]
+        np.multiply(diffs[violated, 0], root[:, :1], out=near[:n_violated])
+        np.multiply(diffs[violated, 1], root[:, 1:], out=far[:n_violated])
+        return loss, n_violated

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy.optimize import check_grad
+from sklearn.datasets import load_iris
 
 import linmetric._lsml as lsml_module
 from linmetric import LSML
@@ -257,3 +258,53 @@ def test_start_distances_from_lengths_change_nothing(iris, monkeypatch):
     assert calls[0] is True and not any(calls[1:])
     np.testing.assert_allclose(shortcut.components_, full.components_, rtol=1e-8)
     np.testing.assert_allclose(shortcut.loss_curve_, full.loss_curve_, rtol=1e-10)
+
+
+# --- the passes in NumPy on small problems --------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [3, 20])
+def test_numpy_passes_equal_the_kernels(dtype, n_features, monkeypatch):
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(60, n_features)) * 2.0**40).astype(dtype)
+    X[5] = X[6]  # a zero-length difference when (5, 6) is drawn
+    index = rng.integers(0, 60, size=(150, 4))
+    index[0, :2] = [5, 6]
+    components = rng.normal(size=(n_features, n_features)) + 3 * np.eye(n_features)
+    results = []
+    for limit in (10**9, -1):  # NumPy, then the compiled kernels
+        monkeypatch.setattr(lsml_module, "NUMPY_MAX_ENTRIES", limit)
+        diffs, exponent, lengths = lsml_module._differences(X, index)
+        variance = lsml_module._mean_variance(X, exponent)
+        loss_grad = lsml_module.lsml_loss_grad(
+            components, diffs, np.full(150, 1 / 150), np.eye(n_features), 0.1
+        )
+        results.append((diffs, exponent, lengths, variance, loss_grad))
+    (d0, e0, l0, v0, (f0, g0, n0)), (d1, e1, l1, v1, (f1, g1, n1)) = results
+    assert e0 == e1
+    np.testing.assert_array_equal(d0, d1)
+    np.testing.assert_allclose(l0, l1, rtol=1e-14)
+    assert l0[0, 0] == 0.0
+    assert v0 == pytest.approx(v1, rel=1e-12)
+    assert n0 == n1 > 0
+    assert f0 == pytest.approx(f1, rel=1e-12)
+    np.testing.assert_allclose(g0, g1, rtol=1e-10, atol=1e-12 * np.abs(g1).max())
+
+
+def test_small_problems_take_the_numpy_passes(monkeypatch):
+    import linmetric._kernels.lsml as kernels
+
+    X, y = load_iris(return_X_y=True)
+    calls = []
+    for name in ("quadruplet_differences", "scale_differences", "residuals"):
+        real = getattr(kernels, name)
+        monkeypatch.setattr(
+            kernels, name, lambda *a, _real=real, **k: calls.append(1) or _real(*a, **k)
+        )
+    small = LSML(random_state=0).fit(X, y)
+    assert calls == []
+    monkeypatch.setattr(lsml_module, "NUMPY_MAX_ENTRIES", -1)
+    compiled = LSML(random_state=0).fit(X, y)
+    assert calls
+    np.testing.assert_allclose(small.components_, compiled.components_, rtol=1e-12)

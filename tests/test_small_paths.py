@@ -349,6 +349,8 @@ def test_first_small_fits_load_no_compiled_kernel():
         from linmetric import LMNN
         X, y = load_iris(return_X_y=True)
         LMNN(random_state=0).fit(X, y)
+        from linmetric import LSML
+        LSML(random_state=0).fit(X, y)
         import linmetric._kernels as kernels
         loaded = [
             f"{info.name}.{name}"
