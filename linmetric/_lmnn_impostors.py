@@ -29,7 +29,7 @@ import numpy as np
 from ._kernels import find_impostors, sq_distances_of_pairs
 from ._kernels._chunking import get_working_memory
 from ._kernels.impostors import sort_pairs
-from ._kernels.lmnn import impostors_of_rows, ratios_by_group
+from ._kernels.lmnn import impostors_of_rows, low_quantile, ratios_by_group
 
 # Candidate impostors of a point i are the points of other classes with
 # d(i, l) < CANDIDATE_SCALE * (max_j d(i, j) + 1) when they were gathered:
@@ -300,10 +300,10 @@ class ImpostorSet:
             for group in range(n_groups):
                 members = ratios[bounds[group] : bounds[group + 1]]
                 if members.size >= MIN_GROUP_SAMPLE or n_groups == 1:
-                    shrink[group] = _low_quantile(members, SHRINK_QUANTILE)
+                    shrink[group] = low_quantile(members, SHRINK_QUANTILE)
                 else:
                     if overall is None:
-                        overall = _low_quantile(ratios, SHRINK_QUANTILE)
+                        overall = low_quantile(ratios, SHRINK_QUANTILE)
                     shrink[group] = overall
         return margins > shrink[self.reference_of] * self.scale * self.ref_margins
 
@@ -319,16 +319,3 @@ class ImpostorSet:
             moves[self.reference_of] * self.spread
         )
         return np.sqrt(margins) >= lowest
-
-
-def _low_quantile(values, q):
-    """The ``q`` quantile of ``values`` (linear interpolation, as
-    ``np.quantile``), by one partial sort, reordering ``values`` in place."""
-    if values.shape[0] == 1:
-        return float(values[0])
-    position = q * (values.shape[0] - 1)
-    low = int(position)
-    high = min(low + 1, values.shape[0] - 1)
-    values.partition((low, high))
-    fraction = position - low
-    return float(values[low] + (values[high] - values[low]) * fraction)

@@ -814,12 +814,26 @@ def test_final_check_searches_only_points_no_bound_clears():
 
 
 def test_low_quantile_matches_numpy():
-    from linmetric._lmnn_impostors import _low_quantile
+    from linmetric._kernels.lmnn import low_quantile
 
     rng = np.random.RandomState(24)
-    for size in (1, 2, 3, 57, 1000):
-        values = rng.standard_normal(size)
-        for q in (0.0, 0.01, 0.5, 1.0):
-            np.testing.assert_allclose(
-                _low_quantile(values.copy(), q), np.quantile(values, q), rtol=1e-14
-            )
+    for size in (1, 2, 3, 57, 1000, 5001):
+        for values in (
+            rng.standard_normal(size),
+            rng.randint(0, 4, size).astype(np.float64),  # ties
+            np.sort(rng.standard_normal(size))[::-1].copy(),  # every value enters
+        ):
+            before = values.copy()
+            ordered = np.sort(values)
+            for q in (0.0, 0.01, 0.3, 0.5, 1.0):
+                found = low_quantile(values, q)
+                np.testing.assert_allclose(found, np.quantile(values, q), rtol=1e-14)
+                # the order statistics themselves, exactly
+                position = q * (size - 1)
+                low = int(position)
+                high = min(low + 1, size - 1)
+                expected = ordered[low] + (ordered[high] - ordered[low]) * (
+                    position - low
+                )
+                assert found == expected
+            np.testing.assert_array_equal(values, before)
