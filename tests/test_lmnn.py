@@ -299,22 +299,24 @@ def test_scale_losses_match_the_loss_of_scaled_maps(squared):
     np.testing.assert_allclose(loss, expected, rtol=1e-10)
 
 
-def test_ratios_by_group_match_numpy():
+@pytest.mark.parametrize("n_groups", [1, 3])
+def test_ratios_by_group_match_numpy(n_groups):
     rng = np.random.RandomState(8)
     pair_sq, ref_sq = rng.uniform(0, 2, 50), rng.uniform(0, 2, 50)
     ref_sq[[4, 8]] = 0.0  # taken by the stride, and dropped
     rows = np.sort(rng.randint(0, 10, 50))
     target_sq, target_ref = rng.uniform(0, 2, (10, 2)), rng.uniform(0, 2, (10, 2))
-    group_of = rng.randint(0, 3, 10)
+    group_of = rng.randint(0, n_groups, 10)
     ratios, bounds = ratios_by_group(
-        pair_sq, ref_sq, rows, 2, target_sq, target_ref, group_of, 3
+        pair_sq, ref_sq, rows, 2, target_sq, target_ref, group_of, n_groups
     )
     with np.errstate(divide="ignore"):
         all_ratios = np.concatenate(
             [pair_sq[::2] / ref_sq[::2], (target_sq / target_ref).ravel()]
         )
     groups = np.concatenate([group_of[rows[::2]], np.repeat(group_of, 2)])
-    for group in range(3):
+    assert bounds[0] == 0 and bounds[-1] == ratios.shape[0]
+    for group in range(n_groups):
         members = all_ratios[(groups == group) & np.isfinite(all_ratios)]
         np.testing.assert_array_equal(
             np.sort(ratios[bounds[group] : bounds[group + 1]]), np.sort(members)

@@ -484,6 +484,24 @@ def _ratios_by_group_kernel(
                 cursor[g] += 1
 
 
+@jit
+def _ratios_kernel(pair_sq, ref_sq, stride, target_sq, target_ref, out):
+    # One group: the finite ratios in one pass, counted in a register.
+    n_ratios = 0
+    for p in range(0, pair_sq.shape[0], stride):
+        ratio = pair_sq[p] / ref_sq[p]
+        if np.isfinite(ratio):
+            out[n_ratios] = ratio
+            n_ratios += 1
+    for i in range(target_sq.shape[0]):
+        for j in range(target_sq.shape[1]):
+            ratio = target_sq[i, j] / target_ref[i, j]
+            if np.isfinite(ratio):
+                out[n_ratios] = ratio
+                n_ratios += 1
+    return n_ratios
+
+
 def ratios_by_group(
     pair_sq, ref_sq, rows, stride, target_sq, target_ref, group_of, n_groups
 ):
@@ -525,6 +543,11 @@ def ratios_by_group(
     """
     out = np.empty(pair_sq.shape[0] // stride + 1 + target_sq.size, dtype=np.float64)
     bounds = np.zeros(n_groups + 1, dtype=np.intp)
+    if n_groups == 1:
+        bounds[1] = _ratios_kernel(
+            pair_sq, ref_sq, int(stride), target_sq, target_ref, out
+        )
+        return out[: bounds[-1]], bounds
     _ratios_by_group_kernel(
         pair_sq, ref_sq, rows, int(stride), target_sq, target_ref, group_of, out, bounds
     )
