@@ -282,6 +282,13 @@ class ImpostorSet:
         # Distances of the points outside the candidates are assumed to have
         # shrunk no more than a low quantile of the measured ones, measured
         # separately for the points searched at each map of reference.
+        shrink = self._shrink(pair_sq, target_sq)
+        return margins > shrink[self.reference_of] * self.scale * self.ref_margins
+
+    def _shrink(self, pair_sq, target_sq):
+        # The low quantile of each group's ratios (of all the groups' ratios
+        # for a group with too few); the ratios are left unchanged, so each
+        # group's quantile sees only its own.
         stride = max(1, pair_sq.shape[0] // RATIO_SAMPLE)
         n_groups = len(self.references)
         ratios, bounds = ratios_by_group(
@@ -305,7 +312,7 @@ class ImpostorSet:
                     if overall is None:
                         overall = low_quantile(ratios, SHRINK_QUANTILE)
                     shrink[group] = overall
-        return margins > shrink[self.reference_of] * self.scale * self.ref_margins
+        return shrink
 
     def _stale_guaranteed(self, L, margins):
         # For l outside the candidates of i, searched at L_ref:

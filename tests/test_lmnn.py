@@ -839,3 +839,37 @@ def test_low_quantile_matches_numpy():
                 )
                 assert found == expected
             np.testing.assert_array_equal(values, before)
+
+
+def test_each_group_shrink_is_the_quantile_of_its_own_ratios():
+    # A small group (its shrink from all the ratios) before a large one: the
+    # large group's quantile sees its own ratios only, whatever the small
+    # group's computation did.
+    from linmetric import _lmnn_impostors
+
+    rng = np.random.RandomState(3)
+    n_samples, per_row = 400, 10
+    impostors = ImpostorSet.__new__(ImpostorSet)
+    impostors.rows = np.repeat(np.arange(n_samples, dtype=np.intp), per_row)
+    impostors.ref_sq = rng.uniform(1.0, 2.0, impostors.rows.shape[0])
+    impostors.reference_of = (np.arange(n_samples) >= 5).astype(np.intp)
+    impostors.references = [None, None]
+    impostors.target_ref = rng.uniform(1.0, 2.0, (n_samples, 2))
+    target_sq = impostors.target_ref * rng.uniform(0.5, 1.0, (n_samples, 2))
+    # the small group's distances grew, the large group's shrank
+    grown = impostors.reference_of[impostors.rows] == 0
+    pair_sq = impostors.ref_sq * np.where(grown, 5.0, rng.uniform(0.5, 1.0, grown.size))
+    target_sq[:5] = impostors.target_ref[:5] * 5.0
+    shrink = impostors._shrink(pair_sq, target_sq)
+    ratios = np.concatenate(
+        [pair_sq / impostors.ref_sq, (target_sq / impostors.target_ref).ravel()]
+    )
+    groups = np.concatenate(
+        [impostors.reference_of[impostors.rows], np.repeat(impostors.reference_of, 2)]
+    )
+    assert np.count_nonzero(groups == 0) < _lmnn_impostors.MIN_GROUP_SAMPLE
+    q = _lmnn_impostors.SHRINK_QUANTILE
+    np.testing.assert_allclose(shrink[0], np.quantile(ratios, q), rtol=1e-14)
+    np.testing.assert_allclose(
+        shrink[1], np.quantile(ratios[groups == 1], q), rtol=1e-14
+    )
