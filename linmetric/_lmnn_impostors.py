@@ -29,7 +29,7 @@ import numpy as np
 from ._kernels import find_impostors, sq_distances_of_pairs
 from ._kernels._chunking import get_working_memory
 from ._kernels.impostors import sort_pairs
-from ._kernels.lmnn import impostors_of_rows, ratios_by_group
+from ._kernels.lmnn import impostors_of_rows, low_quantile, ratios_by_group
 
 # Candidate impostors of a point i are the points of other classes with
 # d(i, l) < CANDIDATE_SCALE * (max_j d(i, j) + 1) when they were gathered:
@@ -282,6 +282,13 @@ class ImpostorSet:
         # Distances of the points outside the candidates are assumed to have
         # shrunk no more than a low quantile of the measured ones, measured
         # separately for the points searched at each map of reference.
+        shrink = self._shrink(pair_sq, target_sq)
+        return margins > shrink[self.reference_of] * self.scale * self.ref_margins
+
+    def _shrink(self, pair_sq, target_sq):
+        # The low quantile of each group's ratios (of all the groups' ratios
+        # for a group with too few); the ratios are left unchanged, so each
+        # group's quantile sees only its own.
         stride = max(1, pair_sq.shape[0] // RATIO_SAMPLE)
         n_groups = len(self.references)
         ratios, bounds = ratios_by_group(
@@ -300,12 +307,12 @@ class ImpostorSet:
             for group in range(n_groups):
                 members = ratios[bounds[group] : bounds[group + 1]]
                 if members.size >= MIN_GROUP_SAMPLE or n_groups == 1:
-                    shrink[group] = _low_quantile(members, SHRINK_QUANTILE)
+                    shrink[group] = low_quantile(members, SHRINK_QUANTILE)
                 else:
                     if overall is None:
-                        overall = _low_quantile(ratios, SHRINK_QUANTILE)
+                        overall = low_quantile(ratios, SHRINK_QUANTILE)
                     shrink[group] = overall
-        return margins > shrink[self.reference_of] * self.scale * self.ref_margins
+        return shrink
 
     def _stale_guaranteed(self, L, margins):
         # For l outside the candidates of i, searched at L_ref:
@@ -319,16 +326,3 @@ class ImpostorSet:
             moves[self.reference_of] * self.spread
         )
         return np.sqrt(margins) >= lowest
-
-
-def _low_quantile(values, q):
-    """The ``q`` quantile of ``values`` (linear interpolation, as
-    ``np.quantile``), by one partial sort, reordering ``values`` in place."""
-    if values.shape[0] == 1:
-        return float(values[0])
-    position = q * (values.shape[0] - 1)
-    low = int(position)
-    high = min(low + 1, values.shape[0] - 1)
-    values.partition((low, high))
-    fraction = position - low
-    return float(values[low] + (values[high] - values[low]) * fraction)

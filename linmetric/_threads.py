@@ -45,6 +45,10 @@ MIN_WORK_PER_THREAD = 2**18
 MIN_PAIRS_PER_THREAD = 4096
 
 _KERNEL_LIMIT = ContextVar("linmetric_kernel_threads", default=None)
+# The BLAS limit an enclosing limit_threads set in this thread and context:
+# a nested limit to the same number is then free (threadpoolctl's costs
+# tens of microseconds, and small fits enter one per kernel call).
+_BLAS_LIMIT = ContextVar("linmetric_blas_threads", default=None)
 # threadpoolctl's view of the loaded BLAS libraries, made once: building it
 # scans every loaded library, which costs milliseconds per fit.
 _BLAS_CONTROLLER = None
@@ -81,12 +85,17 @@ def limit_threads(kernels=None, blas=None):
     None leaves that limit as it is. The BLAS limit is threadpoolctl's.
     """
     token = None if kernels is None else _KERNEL_LIMIT.set(max(1, int(kernels)))
+    blas = None if blas is None else max(1, int(blas))
     try:
-        if blas is None:
+        if blas is None or _BLAS_LIMIT.get() == blas:
             yield
         else:
-            with _blas_controller().limit(limits=max(1, int(blas)), user_api="blas"):
-                yield
+            blas_token = _BLAS_LIMIT.set(blas)
+            try:
+                with _blas_controller().limit(limits=blas, user_api="blas"):
+                    yield
+            finally:
+                _BLAS_LIMIT.reset(blas_token)
     finally:
         if token is not None:
             _KERNEL_LIMIT.reset(token)

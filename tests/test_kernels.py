@@ -521,6 +521,38 @@ def test_limit_threads_limits_blas():
         assert blas and all(i["num_threads"] == 1 for i in blas)
 
 
+def test_nested_blas_limits_set_and_restore_the_right_numbers(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from linmetric import _threads
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    outside = blas_threads()
+    calls = []
+    controller = _threads._blas_controller()
+    original = controller.limit
+
+    def counted(**kwargs):
+        calls.append(kwargs["limits"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(controller, "limit", counted)
+    with _threads.limit_threads(blas=1):
+        with _threads.limit_threads(blas=1):  # already so: left alone
+            assert blas_threads() == {1}
+        assert blas_threads() == {1}
+        with _threads.limit_threads(blas=2):
+            assert blas_threads() == {2}
+            with _threads.limit_threads(blas=1):
+                assert blas_threads() == {1}
+            assert blas_threads() == {2}
+        assert blas_threads() == {1}
+    assert blas_threads() == outside
+    assert calls == [1, 2, 1]
+
+
 def test_blas_scan_by_name_finds_the_libraries_of_the_full_scan(monkeypatch):
     from threadpoolctl import ThreadpoolController
 

@@ -299,22 +299,24 @@ def test_scale_losses_match_the_loss_of_scaled_maps(squared):
     np.testing.assert_allclose(loss, expected, rtol=1e-10)
 
 
-def test_ratios_by_group_match_numpy():
+@pytest.mark.parametrize("n_groups", [1, 3])
+def test_ratios_by_group_match_numpy(n_groups):
     rng = np.random.RandomState(8)
     pair_sq, ref_sq = rng.uniform(0, 2, 50), rng.uniform(0, 2, 50)
     ref_sq[[4, 8]] = 0.0  # taken by the stride, and dropped
     rows = np.sort(rng.randint(0, 10, 50))
     target_sq, target_ref = rng.uniform(0, 2, (10, 2)), rng.uniform(0, 2, (10, 2))
-    group_of = rng.randint(0, 3, 10)
+    group_of = rng.randint(0, n_groups, 10)
     ratios, bounds = ratios_by_group(
-        pair_sq, ref_sq, rows, 2, target_sq, target_ref, group_of, 3
+        pair_sq, ref_sq, rows, 2, target_sq, target_ref, group_of, n_groups
     )
     with np.errstate(divide="ignore"):
         all_ratios = np.concatenate(
             [pair_sq[::2] / ref_sq[::2], (target_sq / target_ref).ravel()]
         )
     groups = np.concatenate([group_of[rows[::2]], np.repeat(group_of, 2)])
-    for group in range(3):
+    assert bounds[0] == 0 and bounds[-1] == ratios.shape[0]
+    for group in range(n_groups):
         members = all_ratios[(groups == group) & np.isfinite(all_ratios)]
         np.testing.assert_array_equal(
             np.sort(ratios[bounds[group] : bounds[group + 1]]), np.sort(members)
@@ -814,12 +816,60 @@ def test_final_check_searches_only_points_no_bound_clears():
 
 
 def test_low_quantile_matches_numpy():
-    from linmetric._lmnn_impostors import _low_quantile
+    from linmetric._kernels.lmnn import low_quantile
 
     rng = np.random.RandomState(24)
-    for size in (1, 2, 3, 57, 1000):
-        values = rng.standard_normal(size)
-        for q in (0.0, 0.01, 0.5, 1.0):
-            np.testing.assert_allclose(
-                _low_quantile(values.copy(), q), np.quantile(values, q), rtol=1e-14
-            )
+    for size in (1, 2, 3, 57, 1000, 5001):
+        for values in (
+            rng.standard_normal(size),
+            rng.randint(0, 4, size).astype(np.float64),  # ties
+            np.sort(rng.standard_normal(size))[::-1].copy(),  # every value enters
+        ):
+            before = values.copy()
+            ordered = np.sort(values)
+            for q in (0.0, 0.01, 0.3, 0.5, 1.0):
+                found = low_quantile(values, q)
+                np.testing.assert_allclose(found, np.quantile(values, q), rtol=1e-14)
+                # the order statistics themselves, exactly
+                position = q * (size - 1)
+                low = int(position)
+                high = min(low + 1, size - 1)
+                expected = ordered[low] + (ordered[high] - ordered[low]) * (
+                    position - low
+                )
+                assert found == expected
+            np.testing.assert_array_equal(values, before)
+
+
+def test_each_group_shrink_is_the_quantile_of_its_own_ratios():
+    # A small group (its shrink from all the ratios) before a large one: the
+    # large group's quantile sees its own ratios only, whatever the small
+    # group's computation did.
+    from linmetric import _lmnn_impostors
+
+    rng = np.random.RandomState(3)
+    n_samples, per_row = 400, 10
+    impostors = ImpostorSet.__new__(ImpostorSet)
+    impostors.rows = np.repeat(np.arange(n_samples, dtype=np.intp), per_row)
+    impostors.ref_sq = rng.uniform(1.0, 2.0, impostors.rows.shape[0])
+    impostors.reference_of = (np.arange(n_samples) >= 5).astype(np.intp)
+    impostors.references = [None, None]
+    impostors.target_ref = rng.uniform(1.0, 2.0, (n_samples, 2))
+    target_sq = impostors.target_ref * rng.uniform(0.5, 1.0, (n_samples, 2))
+    # the small group's distances grew, the large group's shrank
+    grown = impostors.reference_of[impostors.rows] == 0
+    pair_sq = impostors.ref_sq * np.where(grown, 5.0, rng.uniform(0.5, 1.0, grown.size))
+    target_sq[:5] = impostors.target_ref[:5] * 5.0
+    shrink = impostors._shrink(pair_sq, target_sq)
+    ratios = np.concatenate(
+        [pair_sq / impostors.ref_sq, (target_sq / impostors.target_ref).ravel()]
+    )
+    groups = np.concatenate(
+        [impostors.reference_of[impostors.rows], np.repeat(impostors.reference_of, 2)]
+    )
+    assert np.count_nonzero(groups == 0) < _lmnn_impostors.MIN_GROUP_SAMPLE
+    q = _lmnn_impostors.SHRINK_QUANTILE
+    np.testing.assert_allclose(shrink[0], np.quantile(ratios, q), rtol=1e-14)
+    np.testing.assert_allclose(
+        shrink[1], np.quantile(ratios[groups == 1], q), rtol=1e-14
+    )

@@ -484,6 +484,24 @@ def _ratios_by_group_kernel(
                 cursor[g] += 1
 
 
+@jit
+def _ratios_kernel(pair_sq, ref_sq, stride, target_sq, target_ref, out):
+    # One group: the finite ratios in one pass, counted in a register.
+    n_ratios = 0
+    for p in range(0, pair_sq.shape[0], stride):
+        ratio = pair_sq[p] / ref_sq[p]
+        if np.isfinite(ratio):
+            out[n_ratios] = ratio
+            n_ratios += 1
+    for i in range(target_sq.shape[0]):
+        for j in range(target_sq.shape[1]):
+            ratio = target_sq[i, j] / target_ref[i, j]
+            if np.isfinite(ratio):
+                out[n_ratios] = ratio
+                n_ratios += 1
+    return n_ratios
+
+
 def ratios_by_group(
     pair_sq, ref_sq, rows, stride, target_sq, target_ref, group_of, n_groups
 ):
@@ -525,10 +543,94 @@ def ratios_by_group(
     """
     out = np.empty(pair_sq.shape[0] // stride + 1 + target_sq.size, dtype=np.float64)
     bounds = np.zeros(n_groups + 1, dtype=np.intp)
+    if n_groups == 1:
+        bounds[1] = _ratios_kernel(
+            pair_sq, ref_sq, int(stride), target_sq, target_ref, out
+        )
+        return out[: bounds[-1]], bounds
     _ratios_by_group_kernel(
         pair_sq, ref_sq, rows, int(stride), target_sq, target_ref, group_of, out, bounds
     )
     return out[: bounds[-1]], bounds
+
+
+@jit
+def _sift_down(heap, start, size):
+    # Restore the max-heap order below ``start`` in ``heap[:size]``.
+    i = start
+    value = heap[i]
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and heap[child + 1] > heap[child]:
+            child += 1
+        if heap[child] <= value:
+            break
+        heap[i] = heap[child]
+        i = child
+    heap[i] = value
+
+
+@jit
+def _order_statistics_kernel(values, high, heap):
+    # The high + 1 smallest values in a max-heap: one comparison per value
+    # once the heap is full, so about one pass when high << len(values).
+    size = high + 1
+    for p in range(size):
+        heap[p] = values[p]
+    for p in range(size // 2 - 1, -1, -1):
+        _sift_down(heap, p, size)
+    top = heap[0]
+    for p in range(size, values.shape[0]):
+        value = values[p]
+        if value < top:
+            heap[0] = value
+            _sift_down(heap, 0, size)
+            top = heap[0]
+    # order statistic ``high`` is the top; ``high - 1`` the larger child
+    below = top
+    if size > 1:
+        below = heap[1]
+        if size > 2 and heap[2] > below:
+            below = heap[2]
+    return below, top
+
+
+def low_quantile(values, q):
+    """The ``q`` quantile of ``values`` with linear interpolation, as
+    ``np.quantile``, without sorting: fast when ``q`` is small.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_values,), float64
+        Not empty, free of NaN; left unchanged.
+    q : float
+        In ``[0, 1]``.
+
+    Returns
+    -------
+    quantile : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from linmetric._kernels.lmnn import low_quantile
+    >>> low_quantile(np.array([4.0, 1.0, 3.0, 2.0]), 0.5)
+    2.5
+    """
+    n_values = values.shape[0]
+    if n_values == 1:
+        return float(values[0])
+    position = q * (n_values - 1)
+    low = int(position)
+    high = min(low + 1, n_values - 1)
+    below, top = _order_statistics_kernel(
+        values, high, np.empty(high + 1, dtype=values.dtype)
+    )
+    if low == high:
+        below = top
+    return float(below + (top - below) * (position - low))
 
 
 @jit
