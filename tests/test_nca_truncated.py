@@ -8,6 +8,7 @@ from sklearn.datasets import load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
+import linmetric._kernels.nca
 import linmetric._nca
 from linmetric import NCA
 from linmetric._kernels.nca import candidate_search
@@ -65,6 +66,62 @@ def test_a_prior_bounds_the_search_without_changing_it(dtype):
         np.testing.assert_array_equal(index, expected)
     with pytest.raises(ValueError, match="prior has shape"):
         candidate_search(Z, 8, prior=prior[:, :5])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("tile", [(7, 13), (1, 250), (250, 1), (64, 4096)])
+def test_candidate_search_tiles_give_the_brute_force_result(
+    dtype, n_threads, tile, monkeypatch
+):
+    # Tiles of any shape, visited out of index order (the block's own tile
+    # first) by any number of threads: the same nearest with ties by index,
+    # the same dropped mass and p_i (sums rescaled when a later tile holds
+    # a nearer point; terms past the skip limit at this scale).
+    monkeypatch.setattr(linmetric._kernels.nca, "_TILE_ROWS", tile[0])
+    monkeypatch.setattr(linmetric._kernels.nca, "_TILE_COLS", tile[1])
+    Z = 1.5 * grid_points(2, 250, dtype)
+    labels = np.arange(250, dtype=np.intp) % 3
+    expected, sq_dist = nearest_by_reference(Z, 12)
+    weights = np.exp(-(sq_dist - sq_dist.min(axis=1, keepdims=True)))
+    weights /= weights.sum(axis=1, keepdims=True)
+    kept = np.take_along_axis(weights, expected[:, :5], axis=1).sum(axis=1)
+    same = ((labels[:, None] == labels[None]) * weights).sum(axis=1)
+    measured = np.arange(250) % 3 == 0
+    for prior in (None, expected[:, ::-1]):
+        p_correct = np.empty(250)
+        with limit_threads(kernels=n_threads):
+            index, dropped = candidate_search(
+                Z,
+                12,
+                mass_stride=3,
+                n_kept=5,
+                labels=labels,
+                p_correct=p_correct,
+                prior=prior,
+            )
+        np.testing.assert_array_equal(index, expected)
+        assert np.isnan(dropped[~measured]).all()
+        assert np.isnan(p_correct[~measured]).all()
+        np.testing.assert_allclose(
+            dropped[measured], np.maximum(1.0 - kept, 0.0)[measured], atol=1e-12
+        )
+        np.testing.assert_allclose(p_correct[measured], same[measured], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_tight_prior_allows_for_the_rounding_of_the_product(dtype, monkeypatch):
+    # The prior's distances are exact, the search's come from a GEMM: the
+    # bound allows for the difference, even when the prior is the answer.
+    Z = np.random.RandomState(4).standard_normal((300, 20)).astype(dtype)
+    expected, _ = candidate_search(Z, 10)
+    index, _ = candidate_search(Z, 10, prior=expected)
+    np.testing.assert_array_equal(index, expected)
+    # a bound below the computed distances (as when the product overflows)
+    # leaves a row short of candidates: its block is searched again without
+    monkeypatch.setattr(linmetric._kernels.nca, "error_factor", lambda *args: -0.5)
+    index, _ = candidate_search(Z, 10, prior=expected)
+    np.testing.assert_array_equal(index, expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
