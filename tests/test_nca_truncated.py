@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 import linmetric._kernels.nca
 import linmetric._nca
 from linmetric import NCA
-from linmetric._kernels.nca import candidate_search
+from linmetric._kernels.nca import candidate_search, reselect_candidates
 from linmetric._nca import truncated_loss_grad
 from linmetric._threads import limit_threads
 from linmetric.reference import nca as reference
@@ -122,6 +122,24 @@ def test_a_tight_prior_allows_for_the_rounding_of_the_product(dtype, monkeypatch
     monkeypatch.setattr(linmetric._kernels.nca, "error_factor", lambda *args: -0.5)
     index, _ = candidate_search(Z, 10, prior=expected)
     np.testing.assert_array_equal(index, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [1, 7, 20])
+def test_reselection_keeps_the_pool_order_among_ties(dtype, m):
+    # Many exact ties and duplicates: the m nearest of each pool by
+    # (distance, position in the pool), nearest first.
+    Z = grid_points(5, 120, dtype)
+    rng = np.random.RandomState(1)
+    pool = np.array(
+        [rng.permutation(np.delete(np.arange(120), i))[:20] for i in range(120)]
+    )
+    out = np.empty((120, m), dtype=np.intp)
+    reselect_candidates(Z, pool, out)
+    _, sq_dist = nearest_by_reference(Z, 1)
+    pool_dist = np.take_along_axis(sq_dist, pool, axis=1)
+    order = np.argsort(pool_dist, axis=1, kind="stable")[:, :m]
+    np.testing.assert_array_equal(out, np.take_along_axis(pool, order, axis=1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
