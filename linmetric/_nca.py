@@ -691,7 +691,7 @@ def find_candidates(
 ):
     """Each point's nearest points in the projected space, and the mass left out.
 
-    The search runs on float32 distances (one GEMM per tile): near ties may
+    The search runs on float32 distances (one GEMM per block): near ties may
     be broken differently from exact arithmetic, which changes which
     candidate sets the truncated objective uses, not how it is computed.
 

@@ -8,7 +8,6 @@ from sklearn.datasets import load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
-import linmetric._kernels.nca
 import linmetric._nca
 from linmetric import NCA
 from linmetric._kernels.nca import candidate_search, reselect_candidates
@@ -70,16 +69,13 @@ def test_a_prior_bounds_the_search_without_changing_it(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_threads", [1, 3])
-@pytest.mark.parametrize("tile", [(7, 13), (1, 250), (250, 1), (64, 4096)])
-def test_candidate_search_tiles_give_the_brute_force_result(
-    dtype, n_threads, tile, monkeypatch
+@pytest.mark.parametrize("working_memory", [0.002, 0.05, None])
+def test_candidate_search_blocks_give_the_brute_force_result(
+    dtype, n_threads, working_memory
 ):
-    # Tiles of any shape, visited out of index order (the block's own tile
-    # first) by any number of threads: the same nearest with ties by index,
-    # the same dropped mass and p_i (sums rescaled when a later tile holds
-    # a nearer point; terms past the skip limit at this scale).
-    monkeypatch.setattr(linmetric._kernels.nca, "_TILE_ROWS", tile[0])
-    monkeypatch.setattr(linmetric._kernels.nca, "_TILE_COLS", tile[1])
+    # Blocks of any size (down to one row), taken by any number of threads:
+    # the same nearest with ties by index, the same dropped mass and p_i on
+    # the measured rows (terms past the skip limit at this scale).
     Z = 1.5 * grid_points(2, 250, dtype)
     labels = np.arange(250, dtype=np.intp) % 3
     expected, sq_dist = nearest_by_reference(Z, 12)
@@ -99,6 +95,7 @@ def test_candidate_search_tiles_give_the_brute_force_result(
                 labels=labels,
                 p_correct=p_correct,
                 prior=prior,
+                working_memory=working_memory,
             )
         np.testing.assert_array_equal(index, expected)
         assert np.isnan(dropped[~measured]).all()
@@ -110,16 +107,11 @@ def test_candidate_search_tiles_give_the_brute_force_result(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_tight_prior_allows_for_the_rounding_of_the_product(dtype, monkeypatch):
-    # The prior's distances are exact, the search's come from a GEMM: the
-    # bound allows for the difference, even when the prior is the answer.
+def test_a_tight_prior_gives_the_unbounded_result(dtype):
+    # The prior is the answer itself: its bound admits exactly the m
+    # nearest, whatever the rounding of the product.
     Z = np.random.RandomState(4).standard_normal((300, 20)).astype(dtype)
     expected, _ = candidate_search(Z, 10)
-    index, _ = candidate_search(Z, 10, prior=expected)
-    np.testing.assert_array_equal(index, expected)
-    # a bound below the computed distances (as when the product overflows)
-    # leaves a row short of candidates: its block is searched again without
-    monkeypatch.setattr(linmetric._kernels.nca, "error_factor", lambda *args: -0.5)
     index, _ = candidate_search(Z, 10, prior=expected)
     np.testing.assert_array_equal(index, expected)
 

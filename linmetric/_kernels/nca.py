@@ -18,12 +18,11 @@ which the callers build block by block: ``S[rows] -= W_rows Z`` and
   before ``exp``, so no row underflows to ``0 / 0``; terms more than 50
   units beyond the nearest (below ``2e-22`` of its weight, under float64
   resolution of the sum) are set to zero without calling ``exp``.
-- :func:`candidate_search` (cache-sized tiles of rows and columns, each
-  one GEMM, then one pass that forms the tile's distances, counts per
-  chunk of columns those below each row's current ``m``-th smallest, and
-  sends those to the row's buffer, cut back to its ``m`` smallest when
-  full) selects each point's ``m`` nearest points (any class) and measures
-  the softmax mass that the others carry;
+- :func:`candidate_search` (one GEMM per block of rows, then one pass
+  that forms a row's distances, counts per chunk of columns those below
+  the current ``m``-th smallest, and sends those to a buffer cut back to
+  its ``m`` smallest when full) selects each point's ``m`` nearest points
+  (any class) and measures the softmax mass that the others carry;
   :func:`reselect_candidates` picks the nearest among a smaller pool of
   points.
 - :func:`truncated_soft_neighbors` and :func:`scatter_truncated_gradient`
@@ -38,23 +37,20 @@ which may be stored in float32 for the GEMMs they feed.
 """
 
 import math
-import threading
 
 import numpy as np
 
-from .._threads import MIN_ROWS_PER_THREAD, kernel_threads, limit_threads
-from ._chunking import get_working_memory, rows_per_chunk, run_on_row_ranges, run_tasks
+from .._threads import kernel_threads, limit_threads
+from ._chunking import rows_per_chunk, run_on_row_ranges, run_tasks
 from ._config import jit
-from .distances import error_factor, exact_sq_distance, row_norms_sq
+from .distances import exact_sq_distance, row_norms_sq
 
 # exp(-_SKIP_EXPONENT) ~ 2e-22: terms this far past the row's nearest point
 # are below float64 resolution relative to it and are not evaluated.
 _SKIP_EXPONENT = 50.0
-# One tile of the candidate search: at most this many rows and columns, so
-# that its product stays in cache between the GEMM and the selection, and
-# each single-threaded GEMM is large enough to run near the core's peak.
-_TILE_ROWS = 256
-_TILE_COLS = 4096
+# Rows per GEMM block of the candidate search (at most; the budget may lower
+# it): large enough for an efficient GEMM, small enough to stay near cache.
+_SEARCH_BLOCK_ROWS = 256
 # Columns per chunk of the selection's vectorised count.
 _SELECT_CHUNK = 64
 
@@ -178,29 +174,21 @@ def soft_neighbor_weights(gram, sq_norms, labels, row_offset, p_correct, out=Non
 
 
 @jit
-def _compact(values, indices, count, m, scratch, scratch_index):
-    # Keep the m smallest of values[:count] by (value, index), in their
+def _compact(values, indices, count, m, scratch):
+    # Keep the m smallest of values[:count] (ties: the first ones), in their
     # order; return m and the largest kept value.
     scratch[:count] = values[:count]
     kth = np.partition(scratch[:count], m - 1)[m - 1]
     room_at_kth = m
-    n_ties = 0
     for q in range(count):
         if values[q] < kth:
             room_at_kth -= 1
-        elif values[q] == kth:
-            scratch_index[n_ties] = indices[q]
-            n_ties += 1
-    # ties at kth: the room_at_kth smallest indices (indices are distinct)
-    last_index = np.iinfo(np.intp).max
-    if n_ties > room_at_kth:
-        last_index = np.partition(scratch_index[:n_ties], room_at_kth - 1)[
-            room_at_kth - 1
-        ]
     kept = 0
     for q in range(count):
         value = values[q]
-        if value < kth or (value == kth and indices[q] <= last_index):
+        if value < kth or (value == kth and room_at_kth > 0):
+            if value == kth:
+                room_at_kth -= 1
             values[kept] = value
             indices[kept] = indices[q]
             kept += 1
@@ -208,305 +196,109 @@ def _compact(values, indices, count, m, scratch, scratch_index):
 
 
 @jit
-def _prior_bound_kernel(start, stop, Z, sq_norms, prior, factor, threshold):
-    # An upper bound of the distance (as the GEMM-based pass computes it) of
-    # row i to each of its m prior points, so of its m-th nearest: the
-    # exact distance plus the bound on the GEMM's rounding.
-    for i in range(start, stop):
-        bound = -np.inf
-        for c in range(prior.shape[1]):
-            j = prior[i, c]
-            value = exact_sq_distance(Z, i, Z, j) + factor * (sq_norms[i] + sq_norms[j])
-            bound = max(bound, value)
-        # NaN (non-finite data): no bound
-        threshold[i] = bound if bound == bound else np.inf
-
-
-@jit
-def _search_tile_kernel(
+def _candidates_kernel(
+    start,
+    stop,
     gram,
     sq_norms,
-    row_start,
-    col_start,
-    m,
+    row_offset,
     mass_stride,
-    labels,
-    threshold,
-    count,
-    buffer,
-    buffer_index,
-    nearest,
-    total,
-    same,
-    scratch,
-    scratch_index,
-    sq_dist,
-):
-    # gram[r, c] = z_i . z_j for i = row_start + r, j = col_start + c. Row
-    # r's state carries over from tile to tile: its selection buffer
-    # (buffer[r, :count[r]], the candidates so far, with all of the m
-    # nearest by (distance, index) among the columns seen so far) and the
-    # threshold under which a point may belong to them; for measured rows,
-    # the smallest distance so far and the softmax sums relative to it.
-    with_labels = labels.shape[0] > 0
-    n_rows, n_cols = gram.shape
-    capacity = buffer.shape[1]
-    for r in range(n_rows):
-        i = row_start + r
-        norm_i = sq_norms[i]
-        for c in range(n_cols):
-            value = norm_i + sq_norms[col_start + c] - 2.0 * np.float64(gram[r, c])
-            sq_dist[c] = value if value == value else np.inf  # NaN ranks last
-        if col_start <= i < col_start + n_cols:
-            # NaN fails every test below: the point itself never enters
-            sq_dist[i - col_start] = np.nan
-        # Selection: the points at or below the threshold go to the buffer;
-        # a full buffer is cut back to its m smallest, which lowers the
-        # threshold. A chunk of columns with none below costs one
-        # vectorised count.
-        limit = threshold[r]
-        n_found = count[r]
-        for chunk in range(0, n_cols, _SELECT_CHUNK):
-            chunk_stop = min(chunk + _SELECT_CHUNK, n_cols)
-            hits = 0
-            for c in range(chunk, chunk_stop):
-                hits += sq_dist[c] <= limit
-            if hits == 0:
-                continue
-            for c in range(chunk, chunk_stop):
-                if sq_dist[c] <= limit:
-                    buffer[r, n_found] = sq_dist[c]
-                    buffer_index[r, n_found] = col_start + c
-                    n_found += 1
-                    if n_found == capacity:
-                        n_found, limit = _compact(
-                            buffer[r],
-                            buffer_index[r],
-                            n_found,
-                            m,
-                            scratch,
-                            scratch_index,
-                        )
-        threshold[r] = limit
-        count[r] = n_found
-        if i % mass_stride != 0:
-            continue
-        # Softmax sums relative to the smallest distance so far, rescaled
-        # when a tile holds a nearer point (at the end: to the nearest).
-        m0 = np.inf
-        m1 = np.inf
-        m2 = np.inf
-        m3 = np.inf
-        c = 0
-        while c + 4 <= n_cols:
-            # (written so that NaN never wins)
-            m0 = sq_dist[c] if sq_dist[c] < m0 else m0
-            m1 = sq_dist[c + 1] if sq_dist[c + 1] < m1 else m1
-            m2 = sq_dist[c + 2] if sq_dist[c + 2] < m2 else m2
-            m3 = sq_dist[c + 3] if sq_dist[c + 3] < m3 else m3
-            c += 4
-        while c < n_cols:
-            m0 = sq_dist[c] if sq_dist[c] < m0 else m0
-            c += 1
-        tile_nearest = min(min(m0, m1), min(m2, m3))
-        reference = nearest[r]
-        row_total = total[r]
-        row_same = same[r]
-        if tile_nearest < reference:
-            if row_total > 0.0:
-                factor = math.exp(-(reference - tile_nearest))
-                row_total *= factor
-                row_same *= factor
-            reference = tile_nearest
-            nearest[r] = reference
-        label = labels[i] if with_labels else 0
-        for c in range(n_cols):
-            shifted = sq_dist[c] - reference  # NaN for i itself
-            if shifted < _SKIP_EXPONENT:
-                weight = math.exp(-shifted)
-                row_total += weight
-                if with_labels and labels[col_start + c] == label:
-                    row_same += weight
-        total[r] = row_total
-        same[r] = row_same
-
-
-@jit
-def _search_finish_kernel(
-    row_start,
-    m,
     n_kept,
-    mass_stride,
-    with_labels,
-    count,
-    buffer,
-    buffer_index,
-    nearest,
-    total,
-    same,
-    scratch,
-    scratch_index,
+    labels,
+    prior,
     out_index,
     out_dropped,
     out_p_correct,
 ):
-    # The m nearest of each row of a block, nearest first with ties by
-    # index, and the mass of the measured rows outside the n_kept nearest.
-    # Returns False, having written nothing, if a row found fewer than m
-    # (a prior bound below the computed distances, as when the product
-    # overflows).
-    for r in range(count.shape[0]):
-        if count[r] < m:
-            return False
+    # gram[r, j] = z_i . z_j for i = row_offset + r. With labels (not
+    # empty), out_p_correct[r] receives the exact p_i where measured. With
+    # prior (not empty), prior[r] holds m distinct points other than i.
+    with_prior = prior.shape[0] > 0
+    with_labels = labels.shape[0] > 0
+    n_cols = gram.shape[1]
+    m = out_index.shape[1]
+    # Selection: the first points, then those below a threshold (the m-th
+    # smallest so far), go to a buffer in index order; a full buffer is cut
+    # back to its m smallest, which lowers the threshold. A point enters the
+    # buffer about m log(n / m) times per row, whatever the order of the
+    # points, and a chunk of columns with none below the threshold costs one
+    # vectorised count.
+    capacity = min(4 * m + 64, n_cols)
+    buffer = np.empty(capacity, dtype=np.float64)
+    buffer_index = np.empty(capacity, dtype=np.intp)
+    scratch = np.empty(capacity, dtype=np.float64)
+    sq_dist = np.empty(n_cols, dtype=np.float64)
     best = np.empty(m, dtype=np.float64)
-    best_index = np.empty(m, dtype=np.intp)
-    for r in range(count.shape[0]):
-        i = row_start + r
-        n_found = count[r]
-        if n_found > m:
-            n_found, _ = _compact(
-                buffer[r], buffer_index[r], n_found, m, scratch, scratch_index
-            )
-        order = np.argsort(buffer[r, :n_found], kind="mergesort")
+    for r in range(start, stop):
+        i = row_offset + r
+        norm_i = sq_norms[i]
+        for j in range(n_cols):
+            value = norm_i + sq_norms[j] - 2.0 * np.float64(gram[r, j])
+            sq_dist[j] = value if value == value else np.inf  # NaN ranks last
+        sq_dist[i] = np.inf  # and the point itself never enters below
+        count = 0
+        first = 0
+        # m distinct points all within the bound: the m nearest are too.
+        bound = -np.inf if with_prior else np.inf
+        for c in range(m if with_prior else 0):
+            bound = max(bound, sq_dist[prior[r, c]])
+        if bound < np.inf:
+            threshold = np.nextafter(bound, np.inf)  # the bound itself enters
+        else:
+            for j in range(capacity):
+                if j != i:
+                    buffer[count] = sq_dist[j]
+                    buffer_index[count] = j
+                    count += 1
+            first = capacity
+            threshold = np.inf
+            if count > m:
+                count, threshold = _compact(buffer, buffer_index, count, m, scratch)
+        for chunk in range(first, n_cols, _SELECT_CHUNK):
+            chunk_stop = min(chunk + _SELECT_CHUNK, n_cols)
+            hits = 0
+            for j in range(chunk, chunk_stop):
+                hits += sq_dist[j] < threshold
+            if hits == 0:
+                continue
+            for j in range(chunk, chunk_stop):
+                if sq_dist[j] < threshold:
+                    buffer[count] = sq_dist[j]
+                    buffer_index[count] = j
+                    count += 1
+                    if count == capacity:
+                        count, threshold = _compact(
+                            buffer, buffer_index, count, m, scratch
+                        )
+        if count > m:
+            count, threshold = _compact(buffer, buffer_index, count, m, scratch)
+        # the buffer is in index order: a stable sort breaks ties by index
+        order = np.argsort(buffer[:count], kind="mergesort")
         for c in range(m):
-            value = buffer[r, order[c]]
-            index = buffer_index[r, order[c]]
-            # insertion by index among equal distances (the buffer is not
-            # in index order: tiles are visited out of order)
-            q = c
-            while q > 0 and best[q - 1] == value and best_index[q - 1] > index:
-                best[q] = best[q - 1]
-                best_index[q] = best_index[q - 1]
-                q -= 1
-            best[q] = value
-            best_index[q] = index
-        for c in range(m):
-            out_index[i, c] = best_index[c]
+            best[c] = buffer[order[c]]
+            out_index[r, c] = buffer_index[order[c]]
         if i % mass_stride != 0:
-            out_dropped[i] = np.nan
+            out_dropped[r] = np.nan
             if with_labels:
-                out_p_correct[i] = np.nan
+                out_p_correct[r] = np.nan
             continue
-        # nearest[r] == best[0]: the sums are relative to the nearest
-        reference = nearest[r]
+        nearest = best[0]
         kept = 0.0
         for c in range(n_kept):
-            kept += math.exp(-(best[c] - reference))
-        dropped = (total[r] - kept) / total[r]
-        out_dropped[i] = dropped if dropped > 0.0 else 0.0
+            kept += math.exp(-(best[c] - nearest))
+        total = 0.0
+        same = 0.0
+        for j in range(n_cols):
+            shifted = sq_dist[j] - nearest  # inf for i itself
+            if shifted < _SKIP_EXPONENT:
+                weight = math.exp(-shifted)
+                total += weight
+                if with_labels and labels[j] == labels[i]:
+                    same += weight
+        dropped = (total - kept) / total
+        out_dropped[r] = dropped if dropped > 0.0 else 0.0
         if with_labels:
-            out_p_correct[i] = same[r] / total[r]
-    return True
-
-
-def _search_tile_shape(n_samples, itemsize, capacity, working_memory, n_threads):
-    """Rows and columns of the tiles of one thread: cache-sized, and the
-    tiles and selection buffers of all threads within ``working_memory``."""
-    budget = get_working_memory(working_memory) * 2**20 / n_threads
-    n_cols = max(1, min(n_samples, _TILE_COLS, int(budget // (2 * itemsize))))
-    # per row: its product and its buffer (distance, index and scratch)
-    row_bytes = n_cols * itemsize + capacity * 16
-    n_rows = max(1, min(n_samples, _TILE_ROWS, int(budget // row_bytes)))
-    return n_rows, n_cols
-
-
-class _TiledCandidateSearch:
-    """The row blocks of a candidate search, taken in turn by threads.
-
-    A block's rows meet the columns tile by tile: one single-threaded GEMM
-    per tile, its selection and softmax sums right after, on the product
-    still in cache. The tile holding the block's own rows comes first: as
-    the points are sorted by class, it holds near points of the same class,
-    which lower the selection's threshold from the start. The order of the
-    tiles of a block is fixed, so the result does not depend on which
-    thread ran which block.
-    """
-
-    def __init__(self, Z, sq_norms, m, n_kept, mass_stride, labels, threshold):
-        self.Z, self.sq_norms = Z, sq_norms
-        self.m, self.n_kept, self.mass_stride = m, n_kept, mass_stride
-        self.labels, self.threshold = labels, threshold
-        self.lock = threading.Lock()
-        self.next_block = 0
-
-    def _take(self):
-        with self.lock:
-            block = self.next_block
-            self.next_block += 1
-        return block
-
-    def work(self, n_rows, n_cols, capacity, out_index, out_dropped, out_p_correct):
-        Z, m = self.Z, self.m
-        n_samples = Z.shape[0]
-        product = np.empty(n_rows * n_cols, dtype=Z.dtype)
-        count = np.empty(n_rows, dtype=np.intp)
-        threshold = np.empty(n_rows, dtype=np.float64)
-        buffer = np.empty((n_rows, capacity), dtype=np.float64)
-        buffer_index = np.empty((n_rows, capacity), dtype=np.intp)
-        nearest = np.empty(n_rows, dtype=np.float64)
-        total = np.empty(n_rows, dtype=np.float64)
-        same = np.empty(n_rows, dtype=np.float64)
-        scratch = np.empty(capacity, dtype=np.float64)
-        scratch_index = np.empty(capacity, dtype=np.intp)
-        sq_dist = np.empty(n_cols, dtype=np.float64)
-        col_starts = list(range(0, n_samples, n_cols))
-        block = self._take()
-        bounded = True
-        while (start := block * n_rows) < n_samples:
-            stop = min(start + n_rows, n_samples)
-            size = stop - start
-            count[:size] = 0
-            threshold[:size] = self.threshold[start:stop] if bounded else np.inf
-            nearest[:size] = np.inf
-            total[:size] = 0.0
-            same[:size] = 0.0
-            own = (start + size // 2) // n_cols
-            for tile in [own, *range(own), *range(own + 1, len(col_starts))]:
-                col_start = col_starts[tile]
-                col_stop = min(col_start + n_cols, n_samples)
-                gram = product[: size * (col_stop - col_start)].reshape(size, -1)
-                np.matmul(Z[start:stop], Z[col_start:col_stop].T, out=gram)
-                _search_tile_kernel(
-                    gram,
-                    self.sq_norms,
-                    start,
-                    col_start,
-                    m,
-                    self.mass_stride,
-                    self.labels,
-                    threshold[:size],
-                    count[:size],
-                    buffer[:size],
-                    buffer_index[:size],
-                    nearest[:size],
-                    total[:size],
-                    same[:size],
-                    scratch,
-                    scratch_index,
-                    sq_dist,
-                )
-            found = _search_finish_kernel(
-                start,
-                m,
-                self.n_kept,
-                self.mass_stride,
-                self.labels.shape[0] > 0,
-                count[:size],
-                buffer[:size],
-                buffer_index[:size],
-                nearest[:size],
-                total[:size],
-                same[:size],
-                scratch,
-                scratch_index,
-                out_index,
-                out_dropped,
-                out_p_correct,
-            )
-            # the next block; or, if the bound failed, this one without it
-            bounded = found
-            if found:
-                block = self._take()
+            out_p_correct[r] = same / total
 
 
 def candidate_search(
@@ -522,16 +314,13 @@ def candidate_search(
 ):
     """Each point's nearest points among all, and the softmax mass left out.
 
-    Blocks of rows meet the columns in cache-sized tiles: one GEMM per tile
-    (``Z[rows] @ Z[cols].T``, in ``Z``'s dtype), then one numba pass over
-    the product still in cache that forms the squared distances
-    ``||z_i||^2 + ||z_j||^2 - 2 z_i . z_j`` in float64, sends those at or
-    below the row's current threshold to its selection buffer and adds the
-    softmax terms of the measured rows. The nearest are kept with ties in
-    index order; NaN distances rank last. The blocks are shared among
-    threads, each running its own GEMMs with single-threaded BLAS (with
-    small tiles, BLAS's own threads would spend more time synchronising
-    than computing); the result does not depend on the number of threads.
+    Blocks of rows go through one GEMM (``Z[rows] @ Z.T``, in ``Z``'s dtype)
+    and one numba pass that forms each row's squared distances
+    ``||z_i||^2 + ||z_j||^2 - 2 z_i . z_j`` in float64 and keeps the nearest
+    (ties in index order; NaN distances rank last). The blocks are shared among threads,
+    each running its own GEMMs with single-threaded BLAS: with small blocks,
+    BLAS's own threads spend more time synchronising than computing, the
+    more so on a busy machine.
 
     Parameters
     ----------
@@ -540,8 +329,8 @@ def candidate_search(
     n_candidates : int
         How many to select, below ``n_samples``.
     working_memory : float, optional
-        Budget in MiB for the tiles and selection buffers of all threads
-        together; None means ``sklearn.get_config()['working_memory']``.
+        Budget in MiB for the blocks of all threads together; None means
+        ``sklearn.get_config()['working_memory']``.
     mass_stride : int, default=1
         The dropped mass is measured on the points whose index is a
         multiple of ``mass_stride`` (the selection is cheap, the mass needs
@@ -557,9 +346,8 @@ def candidate_search(
     prior : ndarray of shape (n_samples, k), intp, optional
         For each point, at least ``n_candidates`` distinct other points
         (the previous search's, say): the largest distance to its first
-        ``n_candidates`` (exact, plus the bound on the GEMM's rounding)
-        bounds the selection from the start, so that few points enter its
-        buffer. The result does not depend on it.
+        ``n_candidates`` bounds the selection from the start, so that few
+        points enter its buffer. The result does not depend on it.
 
     Returns
     -------
@@ -577,7 +365,7 @@ def candidate_search(
     [[1, 2], [0, 2], [1, 0], [2, 1]]
     """
     n_samples = Z.shape[0]
-    Z = np.ascontiguousarray(Z)
+    Z_T = np.ascontiguousarray(Z.T)
     sq_norms = row_norms_sq(Z)
     candidates = np.empty((n_samples, n_candidates), dtype=np.intp)
     dropped = np.empty(n_samples, dtype=np.float64)
@@ -586,39 +374,46 @@ def candidate_search(
     if labels is None or p_correct is None:
         labels = np.empty(0, dtype=np.intp)
         p_correct = np.empty(0, dtype=np.float64)
-    threshold = np.full(n_samples, np.inf)
-    if prior is not None:
+    if prior is None:
+        prior = np.empty((0, 0), dtype=np.intp)
+    else:
         prior = np.ascontiguousarray(prior[:, :n_candidates], dtype=np.intp)
         if prior.shape != (n_samples, n_candidates):
             raise ValueError(
                 f"prior has shape {prior.shape}; it needs {n_samples} rows of at "
                 f"least n_candidates={n_candidates} points."
             )
-        run_on_row_ranges(
-            _prior_bound_kernel,
-            n_samples,
-            Z,
-            sq_norms,
-            prior,
-            error_factor(Z.dtype, Z.shape[1]),
-            threshold,
-            row_work=n_candidates * Z.shape[1],
-        )
-    # a buffer cut back to its m smallest when full: a point enters it about
-    # m log(n / m) times per row, whatever the order of the points
-    capacity = min(4 * n_candidates + 64, n_samples)
-    n_threads = kernel_threads(n_samples, MIN_ROWS_PER_THREAD)
-    n_rows, n_cols = _search_tile_shape(
-        n_samples, Z.itemsize, capacity, working_memory, n_threads
+    n_threads = kernel_threads()
+    n_rows = rows_per_chunk(
+        n_samples * Z.itemsize * n_threads,
+        working_memory,
+        max_rows=min(_SEARCH_BLOCK_ROWS, -(-n_samples // n_threads)),
     )
-    n_threads = min(n_threads, -(-n_samples // n_rows))
-    search = _TiledCandidateSearch(
-        Z, sq_norms, n_candidates, n_kept, mass_stride, labels, threshold
-    )
-    task = (search.work, n_rows, n_cols, capacity, candidates, dropped, p_correct)
+    starts = list(range(0, n_samples, n_rows))
+
+    def search(task_starts):
+        gram = np.empty((n_rows, n_samples), dtype=Z.dtype)
+        for start in task_starts:
+            stop = min(start + n_rows, n_samples)
+            block = np.matmul(Z[start:stop], Z_T, out=gram[: stop - start])
+            _candidates_kernel(
+                0,
+                stop - start,
+                block,
+                sq_norms,
+                start,
+                mass_stride,
+                n_kept,
+                labels,
+                prior[start:stop] if prior.shape[0] else prior,
+                candidates[start:stop],
+                dropped[start:stop],
+                p_correct[start:stop],
+            )
+
     # Each thread runs its own GEMMs: BLAS threads would only compete.
     with limit_threads(blas=1):
-        run_tasks([task] * n_threads)
+        run_tasks([(search, starts[t::n_threads]) for t in range(n_threads)])
     return candidates, dropped
 
 
