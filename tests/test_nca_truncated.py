@@ -10,7 +10,7 @@ from sklearn.preprocessing import StandardScaler
 
 import linmetric._nca
 from linmetric import NCA
-from linmetric._kernels.nca import candidate_search
+from linmetric._kernels.nca import candidate_search, reselect_candidates
 from linmetric._nca import truncated_loss_grad
 from linmetric._threads import limit_threads
 from linmetric.reference import nca as reference
@@ -65,6 +65,73 @@ def test_a_prior_bounds_the_search_without_changing_it(dtype):
         np.testing.assert_array_equal(index, expected)
     with pytest.raises(ValueError, match="prior has shape"):
         candidate_search(Z, 8, prior=prior[:, :5])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("working_memory", [0.002, 0.05, None])
+def test_candidate_search_blocks_give_the_brute_force_result(
+    dtype, n_threads, working_memory
+):
+    # Blocks of any size (down to one row), taken by any number of threads:
+    # the same nearest with ties by index, the same dropped mass and p_i on
+    # the measured rows (terms past the skip limit at this scale).
+    Z = 1.5 * grid_points(2, 250, dtype)
+    labels = np.arange(250, dtype=np.intp) % 3
+    expected, sq_dist = nearest_by_reference(Z, 12)
+    weights = np.exp(-(sq_dist - sq_dist.min(axis=1, keepdims=True)))
+    weights /= weights.sum(axis=1, keepdims=True)
+    kept = np.take_along_axis(weights, expected[:, :5], axis=1).sum(axis=1)
+    same = ((labels[:, None] == labels[None]) * weights).sum(axis=1)
+    measured = np.arange(250) % 3 == 0
+    for prior in (None, expected[:, ::-1]):
+        p_correct = np.empty(250)
+        with limit_threads(kernels=n_threads):
+            index, dropped = candidate_search(
+                Z,
+                12,
+                mass_stride=3,
+                n_kept=5,
+                labels=labels,
+                p_correct=p_correct,
+                prior=prior,
+                working_memory=working_memory,
+            )
+        np.testing.assert_array_equal(index, expected)
+        assert np.isnan(dropped[~measured]).all()
+        assert np.isnan(p_correct[~measured]).all()
+        np.testing.assert_allclose(
+            dropped[measured], np.maximum(1.0 - kept, 0.0)[measured], atol=1e-12
+        )
+        np.testing.assert_allclose(p_correct[measured], same[measured], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_tight_prior_gives_the_unbounded_result(dtype):
+    # The prior is the answer itself: its bound admits exactly the m
+    # nearest, whatever the rounding of the product.
+    Z = np.random.RandomState(4).standard_normal((300, 20)).astype(dtype)
+    expected, _ = candidate_search(Z, 10)
+    index, _ = candidate_search(Z, 10, prior=expected)
+    np.testing.assert_array_equal(index, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [1, 7, 20])
+def test_reselection_keeps_the_pool_order_among_ties(dtype, m):
+    # Many exact ties and duplicates: the m nearest of each pool by
+    # (distance, position in the pool), nearest first.
+    Z = grid_points(5, 120, dtype)
+    rng = np.random.RandomState(1)
+    pool = np.array(
+        [rng.permutation(np.delete(np.arange(120), i))[:20] for i in range(120)]
+    )
+    out = np.empty((120, m), dtype=np.intp)
+    reselect_candidates(Z, pool, out)
+    _, sq_dist = nearest_by_reference(Z, 1)
+    pool_dist = np.take_along_axis(sq_dist, pool, axis=1)
+    order = np.argsort(pool_dist, axis=1, kind="stable")[:, :m]
+    np.testing.assert_array_equal(out, np.take_along_axis(pool, order, axis=1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
