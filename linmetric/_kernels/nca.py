@@ -508,31 +508,16 @@ def _reselect_kernel(start, stop, Z, pool, out_candidates):
     n_pool = pool.shape[1]
     sq_dist = np.empty(n_pool, dtype=np.float64)
     scratch = np.empty(n_pool, dtype=np.float64)
-    chosen = np.empty(m, dtype=np.intp)
-    chosen_dist = np.empty(m, dtype=np.float64)
+    chosen = np.empty(n_pool, dtype=np.intp)
     for i in range(start, stop):
         for c in range(n_pool):
             value = exact_sq_distance(Z, i, Z, pool[i, c])
             sq_dist[c] = value if value == value else np.inf  # NaN ranks last
-        # the m smallest by (distance, position in the pool): those below
-        # the m-th smallest, then the first ones equal to it ...
-        scratch[:] = sq_dist
-        kth = np.partition(scratch, m - 1)[m - 1]
-        room_at_kth = m
-        for c in range(n_pool):
-            if sq_dist[c] < kth:
-                room_at_kth -= 1
-        n_chosen = 0
-        for c in range(n_pool):
-            value = sq_dist[c]
-            if value < kth or (value == kth and room_at_kth > 0):
-                if value == kth:
-                    room_at_kth -= 1
-                chosen[n_chosen] = c
-                chosen_dist[n_chosen] = value
-                n_chosen += 1
+            chosen[c] = c
+        # the m smallest by (distance, position in the pool), in pool order ...
+        _compact(sq_dist, chosen, n_pool, m, scratch)
         # ... then sorted, ties in pool order (a stable sort)
-        order = np.argsort(chosen_dist, kind="mergesort")
+        order = np.argsort(sq_dist[:m], kind="mergesort")
         for c in range(m):
             out_candidates[i, c] = pool[i, chosen[order[c]]]
 
