@@ -341,16 +341,31 @@ class LMNN(MetricLearner):
                 X, y_codes, targets, components, impostors, log, minimize
             )
         log.finish(converged, message)
+        return self._set_fitted(
+            X,
+            components / data_scale,
+            targets,
+            n_passes,
+            log,
+            converged,
+            impostors.n_searches,
+            impostors.n_streamed,
+        )
 
-        self.components_ = np.ascontiguousarray(components / data_scale, dtype=X.dtype)
+    def _set_fitted(
+        self, X, components, targets, n_passes, log, converged, n_searches, n_streamed
+    ):
+        # The fitted attributes, shared by the compiled and the NumPy path
+        # (linmetric._lmnn_small); components in the units of X.
+        self.components_ = np.ascontiguousarray(components, dtype=X.dtype)
         self.target_neighbors_ = targets
         self.n_passes_ = n_passes
         self.n_iter_ = log.n_iter
         self.loss_curve_ = log.loss_curve
         self.history_ = log.history
         self.converged_ = converged
-        self.n_impostor_searches_ = impostors.n_searches
-        self.n_streamed_evaluations_ = impostors.n_streamed
+        self.n_impostor_searches_ = n_searches
+        self.n_streamed_evaluations_ = n_streamed
         return self
 
     def _start(self, X, y, targets, shape, random_state, data_scale):

@@ -136,18 +136,17 @@ def fit_small(estimator, X, y, previous, shape, random_state, data_scale, log):
                 break
             targets = new_targets
     log.finish(converged, message)
-
-    estimator.components_ = np.ascontiguousarray(components / data_scale, dtype=X.dtype)
-    estimator.target_neighbors_ = targets
-    estimator.n_passes_ = n_pass
-    estimator.n_iter_ = log.n_iter
-    estimator.loss_curve_ = log.loss_curve
-    estimator.history_ = log.history
-    estimator.converged_ = converged
-    # every evaluation searched all pairs
-    estimator.n_impostor_searches_ = objective.n_evaluations
-    estimator.n_streamed_evaluations_ = 0
-    return estimator
+    # every evaluation searched all pairs, none was streamed
+    return estimator._set_fitted(
+        X,
+        components / data_scale,
+        targets,
+        n_pass,
+        log,
+        converged,
+        objective.n_evaluations,
+        0,
+    )
 
 
 def _error_factor(n_features):
