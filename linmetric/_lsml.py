@@ -241,6 +241,10 @@ class LSML(SupervisedMetricLearner):
         # Comparisons certified satisfied are skipped (see _SatisfiedBound).
         bound = _SatisfiedBound(diffs, lengths.sum(axis=1))
         identity = np.eye(n_features)
+        # Every evaluation writes into the same buffers: fresh arrays of a
+        # few megabytes each time cost more in page faults than the
+        # products that fill them.
+        workspace = _Workspace(diffs.shape[0], n_features)
 
         def objective(components):
             rows = bound.at_risk(components)
@@ -260,15 +264,20 @@ class LSML(SupervisedMetricLearner):
                     regularization,
                     distance=distance,
                     known_distance=known,
+                    workspace=workspace,
                 )
                 bound.reset(components, distance)
             else:
+                n_rows = rows.shape[0]
                 loss, gradient, n_violated = lsml_loss_grad(
                     components,
-                    diffs[rows],
-                    weights[rows],
+                    np.take(
+                        diffs, rows, axis=0, out=workspace.diffs[:n_rows], mode="clip"
+                    ),
+                    np.take(weights, rows, out=workspace.weights[:n_rows], mode="clip"),
                     prior_inverse,
                     regularization,
+                    workspace=workspace,
                 )
             return loss + constant, gradient, {"n_violated": n_violated}
 
@@ -379,6 +388,17 @@ def _mean_variance(X, exponent):
         return np.ldexp(variance, 2 * (units - exponent))
 
 
+class _Workspace:
+    """Buffers for up to ``n_quadruplets`` comparisons, reused by every evaluation."""
+
+    def __init__(self, n_quadruplets, n_features):
+        self.diffs = np.empty((n_quadruplets, 2, n_features))
+        self.weights = np.empty(n_quadruplets)
+        self.mapped = np.empty((2 * n_quadruplets, n_features))
+        self.near = np.empty((n_quadruplets, n_features))
+        self.far = np.empty((n_quadruplets, n_features))
+
+
 # A comparison is skipped only when at most this fraction of all need
 # computing; otherwise the evaluation is full and becomes the new reference.
 AT_RISK_FRACTION = 0.5
@@ -445,6 +465,7 @@ def lsml_loss_grad(
     regularization,
     distance=None,
     known_distance=False,
+    workspace=None,
 ):
     """LSML's objective in ``L`` (up to a constant) and its gradient.
 
@@ -470,6 +491,9 @@ def lsml_loss_grad(
     known_distance : bool, default=False
         ``distance`` holds ``d_ab`` and ``d_cd`` at ``L`` already: the
         product ``L v`` is skipped.
+    workspace : _Workspace or None, default=None
+        Buffers for the intermediate arrays, at least ``n_quadruplets``
+        rows; None allocates them.
 
     Returns
     -------
@@ -488,10 +512,16 @@ def lsml_loss_grad(
     n_quadruplets, _, n_features = diffs.shape
     # Both differences of every quadruplet in one product: rows 2q and
     # 2q + 1 are a - b and c - d.
+    if workspace is None:
+        workspace = _Workspace(n_quadruplets, n_features)
     if known_distance:
         mapped = np.empty((0, n_features))
     else:
-        mapped = diffs.reshape(-1, n_features) @ components.T
+        mapped = np.matmul(
+            diffs.reshape(-1, n_features),
+            components.T,
+            out=workspace.mapped[: 2 * n_quadruplets],
+        )
     if distance is None:
         distance = np.empty((n_quadruplets, 2))
     # Only violated comparisons have a gradient, L sum_i c_i v_i v_i^T over
@@ -499,8 +529,8 @@ def lsml_loss_grad(
     # c - d (zero for a zero-length difference). The kernel writes the rows
     # scaled by sqrt(|c|); the symmetric sum is two rank-k updates (half a
     # general product; NumPy computes B^T B as one).
-    near = np.empty((n_quadruplets, n_features))
-    far = np.empty((n_quadruplets, n_features))
+    near = workspace.near
+    far = workspace.far
     loss, n_violated = _passes(diffs.size).residuals(
         mapped, diffs, np.ascontiguousarray(weights, dtype=np.float64), distance,
         near, far, bool(known_distance),
