@@ -266,9 +266,11 @@ class LSML(SupervisedMetricLearner):
                     known_distance=known,
                     workspace=workspace,
                 )
-                bound.reset(components, distance)
+                if np.isfinite(loss):  # else L is singular, the distances unset
+                    bound.reset(components, distance)
             else:
                 n_rows = rows.shape[0]
+                distance = workspace.distance[:n_rows]
                 loss, gradient, n_violated = lsml_loss_grad(
                     components,
                     np.take(
@@ -277,8 +279,11 @@ class LSML(SupervisedMetricLearner):
                     np.take(weights, rows, out=workspace.weights[:n_rows], mode="clip"),
                     prior_inverse,
                     regularization,
+                    distance=distance,
                     workspace=workspace,
                 )
+                if np.isfinite(loss):
+                    bound.move(components, rows, distance)
             return loss + constant, gradient, {"n_violated": n_violated}
 
         def fun(flat):
@@ -394,6 +399,7 @@ class _Workspace:
     def __init__(self, n_quadruplets, n_features):
         self.diffs = np.empty((n_quadruplets, 2, n_features))
         self.weights = np.empty(n_quadruplets)
+        self.distance = np.empty((n_quadruplets, 2))
         self.mapped = np.empty((2 * n_quadruplets, n_features))
         self.near = np.empty((n_quadruplets, n_features))
         self.far = np.empty((n_quadruplets, n_features))
@@ -413,6 +419,13 @@ class _SatisfiedBound:
     satisfied at ``L`` too, so it adds nothing to the loss or the gradient.
     Late L-BFGS iterates move little, and most comparisons are certified
     satisfied. A relative slack of 1e-9 covers rounding.
+
+    The margins are lower bounds, exact where last computed: after an
+    evaluation of the comparisons at risk at ``L`` (:meth:`move`), ``L``
+    becomes the reference, with their exact margins and, for the others,
+    the margin at ``R`` less ``||L - R||_2`` times the lengths. Near the
+    solution the steps are short, and only the comparisons near a tie stay
+    at risk, not all those near a tie at an older, farther reference.
     """
 
     def __init__(self, diffs, lengths=None):
@@ -420,8 +433,10 @@ class _SatisfiedBound:
             lengths = np.linalg.norm(diffs, axis=2).sum(axis=1)
         self.lengths = lengths
         self.reference = None
+        self._shift = np.empty_like(lengths)
 
     def reset(self, components, distance):
+        """All margins exact: ``distance`` holds every comparison's at ``components``."""
         self.reference = components.copy()
         self.margin = distance[:, 1] - distance[:, 0]
         self.slack = 1e-9 * (distance.sum(axis=1) + self.lengths)
@@ -431,10 +446,22 @@ class _SatisfiedBound:
         if self.reference is None:
             return None
         norm = spectral_norm_bound(components - self.reference)
-        rows = np.flatnonzero(self.margin <= norm * self.lengths + self.slack)
+        shift = np.multiply(norm, self.lengths, out=self._shift)
+        rows = np.flatnonzero(self.margin <= shift + self.slack)
         if rows.shape[0] > AT_RISK_FRACTION * self.margin.shape[0]:
             return None
         return rows
+
+    def move(self, components, rows, distance):
+        """Make ``components`` the reference; ``distance`` holds those of ``rows``.
+
+        ``components`` and ``rows`` are those of the last :meth:`at_risk`,
+        whose shifts ``||L - R||_2 * lengths`` lower the other margins.
+        """
+        self.margin -= self._shift
+        self.margin[rows] = distance[:, 1] - distance[:, 0]
+        self.slack[rows] = 1e-9 * (distance.sum(axis=1) + self.lengths[rows])
+        self.reference = components.copy()
 
 
 def spectral_norm_bound(A):

@@ -178,6 +178,34 @@ def test_satisfied_bound_is_certified(seed):
         assert np.all(after[:, 0] < after[:, 1])
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_satisfied_bound_stays_certified_along_a_path(seed, monkeypatch):
+    # Each step moves the reference to the new point: the margins computed
+    # there are exact, the others lowered by the step's bound.
+    monkeypatch.setattr(lsml_module, "AT_RISK_FRACTION", 1.0)
+    quadruplets, weights, _, L = _problem(seed, n=500)
+    diffs = quadruplets[:, 0::2] - quadruplets[:, 1::2]
+    bound = lsml_module._SatisfiedBound(diffs)
+    distance = np.empty((500, 2))
+    lsml_loss_grad(L, diffs, weights, np.eye(4), 1.0, distance=distance)
+    bound.reset(L, distance)
+    rng = np.random.RandomState(seed)
+    n_skipped = 0
+    for size in (1e-3, 1e-4, 3e-2, 1e-3, 1e-5, 1e-4, 1e-3):
+        L = L + size * rng.standard_normal(L.shape)
+        rows = bound.at_risk(L)
+        exact = np.linalg.norm(diffs @ L.T, axis=2)
+        skipped = np.setdiff1d(np.arange(500), rows)
+        assert np.all(exact[skipped, 0] < exact[skipped, 1])
+        # margins are lower bounds, exact on the rows computed
+        bound.move(L, rows, exact[rows])
+        margin = exact[:, 1] - exact[:, 0]
+        assert np.all(bound.margin <= margin + 1e-12)
+        np.testing.assert_array_equal(bound.margin[rows], margin[rows])
+        n_skipped += skipped.size
+    assert n_skipped > 500
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("scale", [1.0, 1e-300, 1e-310, 1e300, 1.5e308])
 def test_differences_by_index_match_gathered_points(dtype, scale):

@@ -35,18 +35,25 @@ def quadruplet_differences(points, index, out):
     """
     n_quadruplets = index.shape[0]
     n_features = points.shape[1]
-    largest = 0.0
+    # The largest |difference| per feature: the inner loop then carries no
+    # dependence from one feature to the next, and vectorises.
+    largest = np.zeros(n_features)
     for q in range(n_quadruplets):
         for side in range(2):
-            first = index[q, 2 * side]
-            second = index[q, 2 * side + 1]
+            first = points[index[q, 2 * side]]
+            second = points[index[q, 2 * side + 1]]
+            row = out[q, side]
             for k in range(n_features):
-                value = np.float64(points[first, k]) - np.float64(points[second, k])
-                out[q, side, k] = value
+                value = np.float64(first[k]) - np.float64(second[k])
+                row[k] = value
                 size = abs(value)
-                if size > largest:
-                    largest = size
-    return largest
+                if size > largest[k]:
+                    largest[k] = size
+    result = 0.0
+    for k in range(n_features):
+        if largest[k] > result:
+            result = largest[k]
+    return result
 
 
 @jit_reassoc
