@@ -407,7 +407,9 @@ class _Workspace:
 
 # A comparison is skipped only when at most this fraction of all need
 # computing; otherwise the evaluation is full and becomes the new reference.
-AT_RISK_FRACTION = 0.5
+# Up to this fraction, gathering the rows at risk and computing them costs
+# less than computing all (digits: 1241 of 2000 rows at the third step).
+AT_RISK_FRACTION = 0.7
 
 
 class _SatisfiedBound:
