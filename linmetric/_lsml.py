@@ -232,6 +232,9 @@ class LSML(SupervisedMetricLearner):
             weights = np.ones(diffs.shape[0])
         weights = weights / weights.sum()
         prior, prior_inverse = self._prior(X, exponent)
+        if isinstance(self.prior, str) and self.prior == "identity":
+            # A multiple of the identity: L M0^-1 is a scaling, not a product.
+            prior_inverse = float(prior_inverse[0, 0])
         start = linalg.cholesky(prior, lower=False)  # start^T start = M0
         prior_logdet = 2.0 * np.log(np.diagonal(start)).sum()
         n_features = X.shape[1]
@@ -510,8 +513,8 @@ def lsml_loss_grad(
     diffs : ndarray of shape (n_quadruplets, 2, n_features)
         ``a - b`` and ``c - d`` of each quadruplet.
     weights : ndarray of shape (n_quadruplets,)
-    prior_inverse : ndarray of shape (n_features, n_features)
-        ``M0^-1``.
+    prior_inverse : ndarray of shape (n_features, n_features) or float
+        ``M0^-1``; a float ``c`` stands for ``c I``.
     regularization : float
         ``lambda``.
     distance : ndarray of shape (n_quadruplets, 2) or None, default=None
@@ -568,7 +571,10 @@ def lsml_loss_grad(
     far = far[:n_violated]
     outer = near.T @ near - far.T @ far
     gradient = components @ outer
-    prior_product = components @ prior_inverse
+    if np.ndim(prior_inverse) == 0:
+        prior_product = components * prior_inverse
+    else:
+        prior_product = components @ prior_inverse
     loss += regularization * (np.vdot(prior_product, components) - 2.0 * logabsdet)
     inverse_transpose = lapack.dgetri(lu, pivots)[0].T
     gradient += regularization * 2.0 * (prior_product - inverse_transpose)

@@ -59,6 +59,16 @@ def test_loss_and_gradient_match_reference_and_finite_differences(seed):
     )
 
 
+def test_scalar_prior_inverse_is_a_multiple_of_the_identity():
+    quadruplets, weights, _, L = _problem(0)
+    diffs = quadruplets[:, 0::2] - quadruplets[:, 1::2]
+    scalar = lsml_loss_grad(L, diffs, weights, 2.5, 0.7)
+    matrix = lsml_loss_grad(L, diffs, weights, 2.5 * np.eye(4), 0.7)
+    assert scalar[0] == pytest.approx(matrix[0], rel=1e-14)
+    np.testing.assert_allclose(scalar[1], matrix[1], rtol=1e-13, atol=1e-15)
+    assert scalar[2] == matrix[2]
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fit_matches_reference_solver(dtype):
     quadruplets, weights, prior, _ = _problem(3, n=40, d=3)
