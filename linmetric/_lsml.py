@@ -272,18 +272,16 @@ class LSML(SupervisedMetricLearner):
                 if np.isfinite(loss):  # else L is singular, the distances unset
                     bound.reset(components, distance)
             else:
-                n_rows = rows.shape[0]
-                distance = workspace.distance[:n_rows]
+                distance = workspace.distance[: rows.shape[0]]
                 loss, gradient, n_violated = lsml_loss_grad(
                     components,
-                    np.take(
-                        diffs, rows, axis=0, out=workspace.diffs[:n_rows], mode="clip"
-                    ),
-                    np.take(weights, rows, out=workspace.weights[:n_rows], mode="clip"),
+                    diffs,
+                    weights,
                     prior_inverse,
                     regularization,
                     distance=distance,
                     workspace=workspace,
+                    rows=rows,
                 )
                 if np.isfinite(loss):
                     bound.move(components, rows, distance)
@@ -396,14 +394,22 @@ def _mean_variance(X, exponent):
         return np.ldexp(variance, 2 * (units - exponent))
 
 
+# Comparisons mapped by one product: the block's gathered differences and
+# their images (512 KiB each with 64 features) stay in cache between the
+# product and the pass that reads them, and a fit touches no more fresh
+# memory than one block's.
+BLOCK = 512
+
+
 class _Workspace:
     """Buffers for up to ``n_quadruplets`` comparisons, reused by every evaluation."""
 
     def __init__(self, n_quadruplets, n_features):
-        self.diffs = np.empty((n_quadruplets, 2, n_features))
-        self.weights = np.empty(n_quadruplets)
+        block = min(n_quadruplets, BLOCK)
+        self.diffs = np.empty((block, 2, n_features))
+        self.weights = np.empty(block)
+        self.mapped = np.empty((2 * block, n_features))
         self.distance = np.empty((n_quadruplets, 2))
-        self.mapped = np.empty((2 * n_quadruplets, n_features))
         self.near = np.empty((n_quadruplets, n_features))
         self.far = np.empty((n_quadruplets, n_features))
 
@@ -498,6 +504,7 @@ def lsml_loss_grad(
     distance=None,
     known_distance=False,
     workspace=None,
+    rows=None,
 ):
     """LSML's objective in ``L`` (up to a constant) and its gradient.
 
@@ -524,8 +531,11 @@ def lsml_loss_grad(
         ``distance`` holds ``d_ab`` and ``d_cd`` at ``L`` already: the
         product ``L v`` is skipped.
     workspace : _Workspace or None, default=None
-        Buffers for the intermediate arrays, at least ``n_quadruplets``
-        rows; None allocates them.
+        Buffers for the intermediate arrays, for at least as many
+        comparisons as are computed; None allocates them.
+    rows : ndarray of shape (n_rows,) or None, default=None
+        Compute these comparisons only (``distance`` then has ``n_rows``
+        rows); None computes all.
 
     Returns
     -------
@@ -541,32 +551,55 @@ def lsml_loss_grad(
     if not np.isfinite(logabsdet):
         return np.inf, np.zeros_like(components), 0
     diffs = np.ascontiguousarray(diffs, dtype=np.float64)
-    n_quadruplets, _, n_features = diffs.shape
-    # Both differences of every quadruplet in one product: rows 2q and
-    # 2q + 1 are a - b and c - d.
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    n_features = diffs.shape[2]
+    n_quadruplets = diffs.shape[0] if rows is None else rows.shape[0]
     if workspace is None:
         workspace = _Workspace(n_quadruplets, n_features)
-    if known_distance:
-        mapped = np.empty((0, n_features))
-    else:
-        mapped = np.matmul(
-            diffs.reshape(-1, n_features),
-            components.T,
-            out=workspace.mapped[: 2 * n_quadruplets],
-        )
     if distance is None:
         distance = np.empty((n_quadruplets, 2))
+    passes = _passes(diffs.size)
+    # In blocks of the workspace's size, with its buffers; the passes in
+    # NumPy (small problems) sum the loss in one dot product: one block.
+    buffered = passes is _lsml_kernels
+    block = workspace.mapped.shape[0] // 2 if buffered else n_quadruplets
     # Only violated comparisons have a gradient, L sum_i c_i v_i v_i^T over
     # their rows, with c = +2 w r / d_ab for a - b and -2 w r / d_cd for
-    # c - d (zero for a zero-length difference). The kernel writes the rows
-    # scaled by sqrt(|c|); the symmetric sum is two rank-k updates (half a
-    # general product; NumPy computes B^T B as one).
+    # c - d (zero for a zero-length difference). The passes write the rows
+    # scaled by sqrt(|c|), block after block (the loss summed in the same
+    # order as in one pass); the symmetric sum is two rank-k updates (half
+    # a general product; NumPy computes B^T B as one).
     near = workspace.near
     far = workspace.far
-    loss, n_violated = _passes(diffs.size).residuals(
-        mapped, diffs, np.ascontiguousarray(weights, dtype=np.float64), distance,
-        near, far, bool(known_distance),
-    )  # fmt: skip
+    loss, n_violated = 0.0, 0
+    for start in range(0, n_quadruplets, max(block, 1)):
+        stop = min(start + block, n_quadruplets)
+        if rows is None:
+            block_diffs, block_weights = diffs[start:stop], weights[start:stop]
+        elif buffered:
+            chosen = rows[start:stop]
+            block_diffs = np.take(
+                diffs, chosen, axis=0, out=workspace.diffs[: stop - start], mode="clip"
+            )
+            block_weights = np.take(
+                weights, chosen, out=workspace.weights[: stop - start], mode="clip"
+            )
+        else:
+            block_diffs, block_weights = diffs[rows], weights[rows]
+        # Both differences of each quadruplet in one product: rows 2q and
+        # 2q + 1 are a - b and c - d.
+        if known_distance:
+            mapped = np.empty((0, n_features))
+        else:
+            mapped = np.matmul(
+                block_diffs.reshape(-1, n_features),
+                components.T,
+                out=workspace.mapped[: 2 * (stop - start)] if buffered else None,
+            )
+        loss, n_violated = passes.residuals(
+            mapped, block_diffs, block_weights, distance[start:stop],
+            near, far, bool(known_distance), loss, n_violated,
+        )  # fmt: skip
     near = near[:n_violated]
     far = far[:n_violated]
     outer = near.T @ near - far.T @ far
@@ -618,18 +651,18 @@ class _NumpyPasses:
         return float(np.var(points, axis=0, dtype=np.float64, ddof=1).mean())
 
     @staticmethod
-    def residuals(mapped, diffs, weights, distance, near, far, known):
+    def residuals(mapped, diffs, weights, distance, near, far, known, loss, start):
         if not known:
             np.sqrt(np.einsum("ij,ij->i", mapped, mapped), out=distance.reshape(-1))
         residual = distance[:, 0] - distance[:, 1]
         violated = np.flatnonzero(residual > 0.0)
         r = residual[violated]
-        loss = float(weights[violated] @ (r * r))
+        loss += float(weights[violated] @ (r * r))
         scaled = 2.0 * weights[violated] * r
         near_far = distance[violated]
         with np.errstate(divide="ignore", invalid="ignore"):
             root = np.sqrt(np.where(near_far > 0.0, scaled[:, None] / near_far, 0.0))
-        n_violated = violated.shape[0]
-        np.multiply(diffs[violated, 0], root[:, :1], out=near[:n_violated])
-        np.multiply(diffs[violated, 1], root[:, 1:], out=far[:n_violated])
-        return loss, n_violated
+        stop = start + violated.shape[0]
+        np.multiply(diffs[violated, 0], root[:, :1], out=near[start:stop])
+        np.multiply(diffs[violated, 1], root[:, 1:], out=far[start:stop])
+        return loss, stop

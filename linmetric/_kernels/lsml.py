@@ -98,7 +98,7 @@ def mean_variance(points):
 
 
 @jit_reassoc
-def residuals(mapped, diffs, weights, distance, near, far, known):
+def residuals(mapped, diffs, weights, distance, near, far, known, loss, n_violated):
     """Distances, the squared-hinge loss and the scaled rows of the violated.
 
     Parameters
@@ -111,21 +111,26 @@ def residuals(mapped, diffs, weights, distance, near, far, known):
     distance : ndarray of shape (n_quadruplets, 2), float64
         Receives ``d_ab`` and ``d_cd``; holds them already if ``known``
         (``mapped`` is then not read).
-    near, far : ndarray of shape (n_quadruplets, n_features), float64
-        Their first ``n_violated`` rows receive ``v_ab sqrt(2 w r / d_ab)``
-        and ``v_cd sqrt(2 w r / d_cd)`` (zero rows for a zero distance).
+    near, far : ndarray of shape (n_rows, n_features), float64
+        From row ``n_violated`` on, one row per violated quadruplet receives
+        ``v_ab sqrt(2 w r / d_ab)`` and ``v_cd sqrt(2 w r / d_cd)`` (zero
+        rows for a zero distance).
     known : bool
+    loss : float
+        The loss of the quadruplets before these (of earlier blocks), to
+        which theirs is added one by one.
+    n_violated : int
+        The violated quadruplets before these.
 
     Returns
     -------
     loss : float
-        ``sum_q w_q max(d_ab - d_cd, 0)^2``.
+        ``loss + sum_q w_q max(d_ab - d_cd, 0)^2``.
     n_violated : int
+        ``n_violated`` plus those violated here.
     """
     n_quadruplets, _, n_features = diffs.shape
     n_components = mapped.shape[1]
-    loss = 0.0
-    n_violated = 0
     for q in range(n_quadruplets):
         if known:
             d_ab = distance[q, 0]
