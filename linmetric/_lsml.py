@@ -18,6 +18,7 @@ from ._kernels import lsml as _lsml_kernels
 from ._optimize import IterationLog, minimize_lbfgs
 from ._params import ITERATION_CONSTRAINTS, Interval, StrOptions, validate_params
 from ._psd import check_spd
+from ._scratch import scratch
 from ._threads import fit_threads
 from ._validation import (
     centred_in_units,
@@ -222,12 +223,17 @@ class LSML(SupervisedMetricLearner):
         return self._fit(quadruplets.reshape(-1, n_features), index, weights)
 
     def _fit(self, X, index, weights):
+        with scratch() as empty:
+            return self._fit_in(X, index, weights, empty)
+
+    def _fit_in(self, X, index, weights, empty):
         # X: the points, also those the prior is taken from; index, shape
         # (n, 4): the rows of a, b, c and d of each quadruplet. The
         # differences a - b and c - d, side by side, are in units of
-        # 2**exponent, where no product overflows.
+        # 2**exponent, where no product overflows. The temporary arrays
+        # come from ``empty``.
         dtype = X.dtype
-        diffs, exponent, lengths = _differences(X, index)
+        diffs, exponent, lengths = _differences(X, index, empty=empty)
         if weights is None:
             weights = np.ones(diffs.shape[0])
         weights = weights / weights.sum()
@@ -247,7 +253,7 @@ class LSML(SupervisedMetricLearner):
         # Every evaluation writes into the same buffers: fresh arrays of a
         # few megabytes each time cost more in page faults than the
         # products that fill them.
-        workspace = _Workspace(diffs.shape[0], n_features)
+        workspace = _Workspace(diffs.shape[0], n_features, empty=empty)
 
         def objective(components):
             rows = bound.at_risk(components)
@@ -351,15 +357,16 @@ class LSML(SupervisedMetricLearner):
         return prior, linalg.inv(prior)
 
 
-def _differences(X, index):
+def _differences(X, index, *, empty=np.empty):
     """``a - b`` and ``c - d`` of each quadruplet in units of ``2**exponent``.
 
     Returns ``(diffs, exponent, lengths)``: ``diffs`` of shape (n, 2, d),
     float64, largest absolute entry in [0.5, 1) (as
     :func:`~linmetric._validation.differences_in_units`), and ``lengths``
     of shape (n, 2), ``||a - b||`` and ``||c - d||`` in those units.
+    ``empty(shape)`` makes the array of differences.
     """
-    diffs = np.empty((index.shape[0], 2, X.shape[1]))
+    diffs = empty((index.shape[0], 2, X.shape[1]))
     kernels = _passes(diffs.size)
     largest = kernels.quadruplet_differences(np.ascontiguousarray(X), index, diffs)
     factor = 1.0
@@ -404,14 +411,14 @@ BLOCK = 512
 class _Workspace:
     """Buffers for up to ``n_quadruplets`` comparisons, reused by every evaluation."""
 
-    def __init__(self, n_quadruplets, n_features):
+    def __init__(self, n_quadruplets, n_features, *, empty=np.empty):
         block = min(n_quadruplets, BLOCK)
-        self.diffs = np.empty((block, 2, n_features))
-        self.weights = np.empty(block)
-        self.mapped = np.empty((2 * block, n_features))
-        self.distance = np.empty((n_quadruplets, 2))
-        self.near = np.empty((n_quadruplets, n_features))
-        self.far = np.empty((n_quadruplets, n_features))
+        self.diffs = empty((block, 2, n_features))
+        self.weights = empty((block,))
+        self.mapped = empty((2 * block, n_features))
+        self.distance = empty((n_quadruplets, 2))
+        self.near = empty((n_quadruplets, n_features))
+        self.far = empty((n_quadruplets, n_features))
 
 
 # A comparison is skipped only when at most this fraction of all need

@@ -346,3 +346,24 @@ def test_small_problems_take_the_numpy_passes(monkeypatch):
     compiled = LSML(random_state=0).fit(X, y)
     assert calls
     np.testing.assert_allclose(small.components_, compiled.components_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("numpy_passes", [True, False])
+def test_a_fit_inside_a_callback_shares_no_scratch_memory(numpy_passes, monkeypatch):
+    # The differences and the evaluations' buffers come from the thread's
+    # scratch pool; a fit run from the callback must get buffers of its own.
+    if not numpy_passes:
+        monkeypatch.setattr(lsml_module, "NUMPY_MAX_ENTRIES", -1)
+    X, y = load_iris(return_X_y=True)
+    plain = LSML(random_state=0).fit(X, y)
+    other = LSML(random_state=1).fit(X, y)
+    inner = []
+
+    def callback(components, n_iter):
+        inner.append(LSML(random_state=1).fit(X, y).components_)
+
+    outer = LSML(random_state=0, callback=callback).fit(X, y)
+    np.testing.assert_array_equal(outer.components_, plain.components_)
+    assert len(inner) == outer.n_iter_
+    for components in inner:
+        np.testing.assert_array_equal(components, other.components_)
