@@ -16,8 +16,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-# The most bytes of buffers one thread keeps between fits.
+# The most bytes, and the most buffers, one thread keeps between fits.
 MAX_KEPT_BYTES = 32 * 2**20
+MAX_KEPT_BUFFERS = 16
 
 _LOCAL = threading.local()
 
@@ -27,8 +28,9 @@ def scratch():
     """Yield ``empty(shape)``: uninitialised float64 arrays valid inside the block.
 
     ``empty`` takes the smallest kept buffer large enough, or allocates
-    one; at the end of the block the buffers go back to the thread's pool,
-    the smallest first, as long as it holds at most ``MAX_KEPT_BYTES``.
+    one. At the end of the block the buffers go back to the thread's pool,
+    ahead of those kept from earlier fits; the pool keeps from its front as
+    many as fit in ``MAX_KEPT_BYTES`` and ``MAX_KEPT_BUFFERS``.
     """
     pool = _LOCAL.__dict__.setdefault("pool", [])
     taken = []
@@ -46,8 +48,13 @@ def scratch():
     try:
         yield empty
     finally:
-        kept = sum(buffer.nbytes for buffer in pool)
-        for buffer in sorted(taken, key=lambda buffer: buffer.shape[0]):
-            if kept + buffer.nbytes <= MAX_KEPT_BYTES:
-                pool.append(buffer)
-                kept += buffer.nbytes
+        kept = []
+        n_bytes = 0
+        for buffer in taken + pool:
+            if (
+                len(kept) < MAX_KEPT_BUFFERS
+                and n_bytes + buffer.nbytes <= MAX_KEPT_BYTES
+            ):
+                kept.append(buffer)
+                n_bytes += buffer.nbytes
+        pool[:] = kept

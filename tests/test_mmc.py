@@ -416,6 +416,11 @@ def test_scratch_buffers_are_reused_but_never_shared(monkeypatch):
     with _scratch.scratch() as empty:
         d, e = empty((300,)), empty((10, 30))
         assert np.shares_memory(a, d) ^ np.shares_memory(a, e)
+    # Beyond MAX_KEPT_BUFFERS, the buffers used least recently are dropped.
+    monkeypatch.setattr(_scratch, "MAX_KEPT_BUFFERS", 2)
+    with _scratch.scratch() as empty:
+        f = empty((1000,))
+    assert [buffer.shape[0] for buffer in _scratch._LOCAL.pool] == [1000, 300]
     # Beyond MAX_KEPT_BYTES, buffers are dropped at the end of the block.
     monkeypatch.setattr(_scratch, "MAX_KEPT_BYTES", 0)
     with _scratch.scratch() as empty:
