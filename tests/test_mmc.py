@@ -400,6 +400,21 @@ def test_a_fit_inside_a_callback_shares_no_scratch_memory():
         np.testing.assert_array_equal(components, other.components_)
 
 
+def test_fits_in_parallel_threads_keep_their_own_scratch():
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = load_iris(return_X_y=True)
+
+    def fit(seed):
+        return MMC(diagonal=True, random_state=seed).fit(X, y).components_
+
+    serial = [fit(seed) for seed in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(fit, range(8)))
+    for one, other in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(one, other)
+
+
 def test_scratch_buffers_are_reused_but_never_shared(monkeypatch):
     import threading
 
