@@ -1,5 +1,6 @@
 """Mahalanobis Metric for Clustering (MMC)."""
 
+import functools
 import numbers
 
 import numpy as np
@@ -14,6 +15,7 @@ from ._kernels.mmc import squared_differences
 from ._optimize import IterationLog
 from ._params import ITERATION_CONSTRAINTS, Interval, validate_params
 from ._psd import components_from_metric
+from ._scratch import scratch
 from ._threads import fit_threads
 from ._validation import (
     differences_in_units,
@@ -255,10 +257,15 @@ class MMC(SupervisedMetricLearner):
         # metric of data at any finite scale stays representable (MMC's
         # metric scales as 1 / scale**2); the map in the units of X is
         # L / 2**exponent.
+        with scratch() as empty:
+            return self._fit_pairs_in(X, rows, cols, signs, check_finite, empty)
+
+    def _fit_pairs_in(self, X, rows, cols, signs, check_finite, empty):
+        # The temporary arrays of the diagonal form come from ``empty``.
         is_similar = signs > 0
         if self.diagonal:
             *data, similar_total, dissimilar_total, exponent = diagonal_data(
-                X, rows, cols, is_similar, check_finite
+                X, rows, cols, is_similar, check_finite, empty=empty
             )
             totals = similar_total, dissimilar_total
         else:
@@ -281,7 +288,11 @@ class MMC(SupervisedMetricLearner):
             callback=self.callback,
             columns=("change", "step"),
         )
-        solve = _mmc_diagonal if self.diagonal else _mmc_full
+        solve = (
+            functools.partial(_mmc_diagonal, empty=empty)
+            if self.diagonal
+            else _mmc_full
+        )
         with fit_threads("mmc", X.shape[1]):
             metric, n_iter, converged, change = solve(
                 *data,
@@ -403,7 +414,7 @@ def _mmc_full(similar, dissimilar, max_iter, tol, log, want_components):
 # --- diagonal form --------------------------------------------------------------
 
 
-def diagonal_data(X, rows, cols, similar, check_finite=None):
+def diagonal_data(X, rows, cols, similar, check_finite=None, *, empty=np.empty):
     """The data of the diagonal form from the pairs ``(X[rows[p]], X[cols[p]])``.
 
     What :func:`diagonal_problem` returns for the differences in units of
@@ -413,12 +424,13 @@ def diagonal_data(X, rows, cols, similar, check_finite=None):
     (exact). Data whose differences are too large or too small to square
     safely takes NumPy's path. ``check_finite``, if given, is called when
     some square is not finite: it raises if some point is not (the caller
-    skipped that check), else the squares overflowed.
+    skipped that check), else the squares overflowed. ``empty(shape)``
+    makes the array of squared differences.
     """
     n_features = X.shape[1]
     s = np.empty(n_features)
     dissimilar_sums = np.empty(n_features)
-    squared_t = np.empty((n_features, rows.shape[0] - np.count_nonzero(similar)))
+    squared_t = empty((n_features, rows.shape[0] - np.count_nonzero(similar)))
     largest = squared_differences(X, rows, cols, similar, s, dissimilar_sums, squared_t)
     finite = np.isfinite(s.sum() + dissimilar_sums.sum())
     if not finite and check_finite is not None:
@@ -569,9 +581,11 @@ def _solve_positive(matrix, rhs):
     return solution
 
 
-def _mmc_diagonal(s, active, squared_t, max_iter, tol, log, want_components):
+def _mmc_diagonal(
+    s, active, squared_t, max_iter, tol, log, want_components, *, empty=np.empty
+):
     a = np.where(active, 1.0 / (2.0 * s.sum()), 0.0)
-    work = np.empty_like(squared_t)
+    work = empty(squared_t.shape)
     q = np.sqrt(np.maximum(a @ squared_t, 0.0))
     Q = q.sum()
     h = float(s @ a - np.log(Q))

@@ -59,6 +59,16 @@ def test_loss_and_gradient_match_reference_and_finite_differences(seed):
     )
 
 
+def test_scalar_prior_inverse_is_a_multiple_of_the_identity():
+    quadruplets, weights, _, L = _problem(0)
+    diffs = quadruplets[:, 0::2] - quadruplets[:, 1::2]
+    scalar = lsml_loss_grad(L, diffs, weights, 2.5, 0.7)
+    matrix = lsml_loss_grad(L, diffs, weights, 2.5 * np.eye(4), 0.7)
+    assert scalar[0] == pytest.approx(matrix[0], rel=1e-14)
+    np.testing.assert_allclose(scalar[1], matrix[1], rtol=1e-13, atol=1e-15)
+    assert scalar[2] == matrix[2]
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fit_matches_reference_solver(dtype):
     quadruplets, weights, prior, _ = _problem(3, n=40, d=3)
@@ -176,6 +186,34 @@ def test_satisfied_bound_is_certified(seed):
         assert skipped.size > 0
         after = np.linalg.norm(diffs[skipped] @ moved.T, axis=2)
         assert np.all(after[:, 0] < after[:, 1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_satisfied_bound_stays_certified_along_a_path(seed, monkeypatch):
+    # Each step moves the reference to the new point: the margins computed
+    # there are exact, the others lowered by the step's bound.
+    monkeypatch.setattr(lsml_module, "AT_RISK_FRACTION", 1.0)
+    quadruplets, weights, _, L = _problem(seed, n=500)
+    diffs = quadruplets[:, 0::2] - quadruplets[:, 1::2]
+    bound = lsml_module._SatisfiedBound(diffs)
+    distance = np.empty((500, 2))
+    lsml_loss_grad(L, diffs, weights, np.eye(4), 1.0, distance=distance)
+    bound.reset(L, distance)
+    rng = np.random.RandomState(seed)
+    n_skipped = 0
+    for size in (1e-3, 1e-4, 3e-2, 1e-3, 1e-5, 1e-4, 1e-3):
+        L = L + size * rng.standard_normal(L.shape)
+        rows = bound.at_risk(L)
+        exact = np.linalg.norm(diffs @ L.T, axis=2)
+        skipped = np.setdiff1d(np.arange(500), rows)
+        assert np.all(exact[skipped, 0] < exact[skipped, 1])
+        # margins are lower bounds, exact on the rows computed
+        bound.move(L, rows, exact[rows])
+        margin = exact[:, 1] - exact[:, 0]
+        assert np.all(bound.margin <= margin + 1e-12)
+        np.testing.assert_array_equal(bound.margin[rows], margin[rows])
+        n_skipped += skipped.size
+    assert n_skipped > 500
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -308,3 +346,24 @@ def test_small_problems_take_the_numpy_passes(monkeypatch):
     compiled = LSML(random_state=0).fit(X, y)
     assert calls
     np.testing.assert_allclose(small.components_, compiled.components_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("numpy_passes", [True, False])
+def test_a_fit_inside_a_callback_shares_no_scratch_memory(numpy_passes, monkeypatch):
+    # The differences and the evaluations' buffers come from the thread's
+    # scratch pool; a fit run from the callback must get buffers of its own.
+    if not numpy_passes:
+        monkeypatch.setattr(lsml_module, "NUMPY_MAX_ENTRIES", -1)
+    X, y = load_iris(return_X_y=True)
+    plain = LSML(random_state=0).fit(X, y)
+    other = LSML(random_state=1).fit(X, y)
+    inner = []
+
+    def callback(components, n_iter):
+        inner.append(LSML(random_state=1).fit(X, y).components_)
+
+    outer = LSML(random_state=0, callback=callback).fit(X, y)
+    np.testing.assert_array_equal(outer.components_, plain.components_)
+    assert len(inner) == outer.n_iter_
+    for components in inner:
+        np.testing.assert_array_equal(components, other.components_)

@@ -376,3 +376,69 @@ def test_pairs_whose_differences_overflow(diagonal):
     np.testing.assert_allclose(
         np.ldexp(fits[1].components_, 1023), fits[0].components_, rtol=1e-12
     )
+
+
+# --- scratch memory reused between fits ------------------------------------------
+
+
+def test_a_fit_inside_a_callback_shares_no_scratch_memory():
+    # The diagonal form borrows its squared differences and Hessian rows
+    # from the thread's scratch pool; a fit run from the callback must get
+    # buffers of its own.
+    X, y = load_iris(return_X_y=True)
+    plain = MMC(diagonal=True, random_state=0).fit(X, y)
+    other = MMC(diagonal=True, random_state=1).fit(X, y)
+    inner = []
+
+    def callback(components, n_iter):
+        inner.append(MMC(diagonal=True, random_state=1).fit(X, y).components_)
+
+    outer = MMC(diagonal=True, random_state=0, callback=callback).fit(X, y)
+    np.testing.assert_array_equal(outer.components_, plain.components_)
+    assert len(inner) == outer.n_iter_
+    for components in inner:
+        np.testing.assert_array_equal(components, other.components_)
+
+
+def test_fits_in_parallel_threads_keep_their_own_scratch():
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = load_iris(return_X_y=True)
+
+    def fit(seed):
+        return MMC(diagonal=True, random_state=seed).fit(X, y).components_
+
+    serial = [fit(seed) for seed in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(fit, range(8)))
+    for one, other in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(one, other)
+
+
+def test_scratch_buffers_are_reused_but_never_shared(monkeypatch):
+    import threading
+
+    from linmetric import _scratch
+
+    monkeypatch.setattr(_scratch, "_LOCAL", threading.local())  # an empty pool
+    with _scratch.scratch() as empty:
+        a = empty((100, 3))
+        with _scratch.scratch() as inner_empty:
+            b = inner_empty((100, 3))
+            assert not np.shares_memory(a, b)
+        c = empty((50,))  # b's buffer, returned by the inner block
+        assert np.shares_memory(b, c) and not np.shares_memory(a, c)
+    with _scratch.scratch() as empty:
+        d, e = empty((300,)), empty((10, 30))
+        assert np.shares_memory(a, d) ^ np.shares_memory(a, e)
+    # Beyond MAX_KEPT_BUFFERS, the buffers used least recently are dropped.
+    monkeypatch.setattr(_scratch, "MAX_KEPT_BUFFERS", 2)
+    with _scratch.scratch() as empty:
+        f = empty((1000,))
+    assert [buffer.shape[0] for buffer in _scratch._LOCAL.pool] == [1000, 300]
+    # Beyond MAX_KEPT_BYTES, buffers are dropped at the end of the block.
+    monkeypatch.setattr(_scratch, "MAX_KEPT_BYTES", 0)
+    with _scratch.scratch() as empty:
+        f = empty((300,))
+    with _scratch.scratch() as empty:
+        assert not np.shares_memory(f, empty((300,)))

@@ -35,18 +35,25 @@ def quadruplet_differences(points, index, out):
     """
     n_quadruplets = index.shape[0]
     n_features = points.shape[1]
-    largest = 0.0
+    # The largest |difference| per feature: the inner loop then carries no
+    # dependence from one feature to the next, and vectorises.
+    largest = np.zeros(n_features)
     for q in range(n_quadruplets):
         for side in range(2):
-            first = index[q, 2 * side]
-            second = index[q, 2 * side + 1]
+            first = points[index[q, 2 * side]]
+            second = points[index[q, 2 * side + 1]]
+            row = out[q, side]
             for k in range(n_features):
-                value = np.float64(points[first, k]) - np.float64(points[second, k])
-                out[q, side, k] = value
+                value = np.float64(first[k]) - np.float64(second[k])
+                row[k] = value
                 size = abs(value)
-                if size > largest:
-                    largest = size
-    return largest
+                if size > largest[k]:
+                    largest[k] = size
+    result = 0.0
+    for k in range(n_features):
+        if largest[k] > result:
+            result = largest[k]
+    return result
 
 
 @jit_reassoc
@@ -91,7 +98,7 @@ def mean_variance(points):
 
 
 @jit_reassoc
-def residuals(mapped, diffs, weights, distance, near, far, known):
+def residuals(mapped, diffs, weights, distance, near, far, known, loss, n_violated):
     """Distances, the squared-hinge loss and the scaled rows of the violated.
 
     Parameters
@@ -104,21 +111,26 @@ def residuals(mapped, diffs, weights, distance, near, far, known):
     distance : ndarray of shape (n_quadruplets, 2), float64
         Receives ``d_ab`` and ``d_cd``; holds them already if ``known``
         (``mapped`` is then not read).
-    near, far : ndarray of shape (n_quadruplets, n_features), float64
-        Their first ``n_violated`` rows receive ``v_ab sqrt(2 w r / d_ab)``
-        and ``v_cd sqrt(2 w r / d_cd)`` (zero rows for a zero distance).
+    near, far : ndarray of shape (n_rows, n_features), float64
+        From row ``n_violated`` on, one row per violated quadruplet receives
+        ``v_ab sqrt(2 w r / d_ab)`` and ``v_cd sqrt(2 w r / d_cd)`` (zero
+        rows for a zero distance).
     known : bool
+    loss : float
+        The loss of the quadruplets before these (of earlier blocks), to
+        which theirs is added one by one.
+    n_violated : int
+        The violated quadruplets before these.
 
     Returns
     -------
     loss : float
-        ``sum_q w_q max(d_ab - d_cd, 0)^2``.
+        ``loss + sum_q w_q max(d_ab - d_cd, 0)^2``.
     n_violated : int
+        ``n_violated`` plus those violated here.
     """
     n_quadruplets, _, n_features = diffs.shape
     n_components = mapped.shape[1]
-    loss = 0.0
-    n_violated = 0
     for q in range(n_quadruplets):
         if known:
             d_ab = distance[q, 0]

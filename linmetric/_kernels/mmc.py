@@ -43,26 +43,29 @@ def squared_differences(X, rows, cols, similar, s, dissimilar_sums, out_t):
     for k in range(n_features):
         s[k] = 0.0
         dissimilar_sums[k] = 0.0
-    # The squares of BLOCK dissimilar pairs gather in a small buffer that
-    # is written to out_t a cache line per feature at a time: one column of
-    # out_t at a time would touch a page per feature and pair.
-    buffer = np.empty((n_features, BLOCK))
+    # The squares of BLOCK dissimilar pairs gather in a small buffer, a row
+    # per pair, written to out_t a cache line per feature at a time: one
+    # column of out_t at a time would touch a page per feature and pair.
+    # Every inner loop runs along the features with no dependence between
+    # them (the largest |d| is kept per feature), so it is vectorised.
+    buffer = np.empty((BLOCK, n_features))
+    largest = np.zeros(n_features)
     filled = 0
     written = 0
-    largest = 0.0
     for p in range(rows.shape[0]):
         x = X[rows[p]]
         y = X[cols[p]]
         if similar[p]:
             for k in range(n_features):
                 d = np.float64(x[k]) - np.float64(y[k])
-                largest = max(largest, abs(d))
+                largest[k] = max(largest[k], abs(d))
                 s[k] += d * d
         else:
+            row = buffer[filled]
             for k in range(n_features):
                 d = np.float64(x[k]) - np.float64(y[k])
-                largest = max(largest, abs(d))
-                buffer[k, filled] = d * d
+                largest[k] = max(largest[k], abs(d))
+                row[k] = d * d
                 dissimilar_sums[k] += d * d
             filled += 1
             if filled == BLOCK:
@@ -70,11 +73,14 @@ def squared_differences(X, rows, cols, similar, s, dissimilar_sums, out_t):
                 written += filled
                 filled = 0
     _flush(buffer, filled, out_t, written)
-    return largest
+    result = 0.0
+    for k in range(n_features):
+        result = max(result, largest[k])
+    return result
 
 
 @jit
 def _flush(buffer, filled, out_t, start):
-    for k in range(buffer.shape[0]):
+    for k in range(buffer.shape[1]):
         for i in range(filled):
-            out_t[k, start + i] = buffer[k, i]
+            out_t[k, start + i] = buffer[i, k]
