@@ -9,7 +9,7 @@ from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
 from ._constraints import sample_triplets, validate_tuples
-from ._kernels.scml import rda_steps, take_columns
+from ._kernels.scml import rda_steps
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
 from ._threads import limit_threads
@@ -20,10 +20,9 @@ from ._validation import centred_in_units, validate_X, validate_X_y
 _LDA_RIDGE = 0.3
 # Points per class in each LDA neighbourhood.
 _REGION_PER_CLASS = 30
-# RDA windows sum the hinge arguments over a contiguous copy of the columns
-# of the elements likely to have a non-zero weight (see _likely_nonzero).
-COMPACT_MARGIN = 0.3
-COMPACT_MAX_FRACTION = 0.5
+# RDA keeps the feature rows of the drawn triplets, up to this many entries
+# (32 MiB); the rows of triplets drawn beyond it are computed at each draw.
+TABLE_ENTRIES = 2**22
 
 
 class SCML(SupervisedMetricLearner):
@@ -421,22 +420,18 @@ def rda(
     batch_size = min(batch_size, n_triplets)
     projections = np.ascontiguousarray(features.projections, dtype=np.float64)
     triplets = np.ascontiguousarray(features.triplets, dtype=np.intp)
+    # the feature rows of the drawn triplets, kept up to TABLE_ENTRIES
+    table = np.empty((min(n_triplets, max(1, TABLE_ENTRIES // n_basis)), n_basis))
+    slots = np.full(n_triplets, -1, dtype=np.intp)
+    n_cached = 0
     previous, converged = np.inf, False
     n_iter = 0
-    buffer = np.empty(0)  # of the compact columns, reused by the windows
     while n_iter < max_iter:
         # one window: its batches drawn at once (the same stream as one draw
         # per step), its steps in a compiled loop
         n_steps = min(output_iter, max_iter - n_iter)
         batches = random_state.randint(n_triplets, size=(n_steps, batch_size))
-        columns = _likely_nonzero(weights, gradient_sum, n_iter)
-        if buffer.size < projections.shape[0] * columns.shape[0]:
-            buffer = np.empty(projections.shape[0] * columns.shape[0])
-        compact = buffer[: projections.shape[0] * columns.shape[0]].reshape(
-            projections.shape[0], columns.shape[0]
-        )
-        take_columns(projections, columns, compact)
-        window_loss = rda_steps(
+        window_loss, n_cached = rda_steps(
             projections,
             triplets,
             batches.astype(np.intp, copy=False),
@@ -448,8 +443,9 @@ def rda(
             float(beta),
             float(gamma),
             delta,
-            compact,
-            columns,
+            table,
+            slots,
+            n_cached,
         )
         n_iter += n_steps
         loss = window_loss / n_steps
@@ -464,26 +460,6 @@ def rda(
             break
         previous = loss
     return weights, n_iter, converged
-
-
-def _likely_nonzero(weights, gradient_sum, n_steps):
-    """The elements whose weight is or may soon become non-zero, in order.
-
-    Those with a non-zero weight and those whose mean subgradient is below
-    ``COMPACT_MARGIN`` times the mean absolute one (a weight is non-zero
-    where the mean subgradient is below ``-beta``). Empty when that is most
-    of the basis (or nothing is known yet): the window then reads the
-    projections where they are.
-    """
-    if n_steps == 0:
-        return np.empty(0, dtype=np.intp)
-    mean = gradient_sum / n_steps
-    columns = np.flatnonzero(
-        (weights != 0) | (mean < COMPACT_MARGIN * np.abs(mean).mean())
-    )
-    if columns.shape[0] > COMPACT_MAX_FRACTION * weights.shape[0]:
-        return np.empty(0, dtype=np.intp)
-    return columns
 
 
 def triplets_as_indices(triplets, basis):

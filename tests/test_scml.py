@@ -6,7 +6,7 @@ import pytest
 import linmetric._scml as scml_module
 from linmetric import SCML
 from linmetric._constraints import sample_triplets
-from linmetric._kernels.scml import rda_steps, take_columns
+from linmetric._kernels.scml import rda_steps
 from linmetric._optimize import IterationLog
 from linmetric._scml import (
     TripletFeatures,
@@ -163,41 +163,28 @@ def _rda(features, output_iter, n_steps=400, beta=1e-3, batch_size=7):
 
 
 @pytest.mark.parametrize("beta", [1e-3, 0.0])
-def test_rda_over_compact_columns_is_exact(iris, monkeypatch, beta):
-    # Windows after the first sum the hinge arguments over a copy of the
-    # likely non-zero columns, and skip the division where a weight is
-    # certainly zero: the same terms in the same order, so the weights are
-    # those of the plain sums bit for bit, and those of the reference.
+def test_rda_with_a_full_table_is_exact(iris, monkeypatch, beta):
+    # The feature rows are kept in a table of bounded size; a row that does
+    # not fit is computed again at each draw, from the same expression: the
+    # weights do not depend on the table's size, bit for bit, and are those
+    # of the reference.
     X, y = iris
     index = _triplets(X, y)
     basis = lda_basis(X, y, 40, np.random.RandomState(0))
     features = TripletFeatures(X @ basis.T, index)
-    compacted, n_iter, _ = _rda(features, output_iter=40, beta=beta)
+    kept, n_iter, _ = _rda(features, output_iter=40, beta=beta)
     assert n_iter == 400
-    monkeypatch.setattr(scml_module, "COMPACT_MAX_FRACTION", -1.0)  # never
-    plain = _rda(features, output_iter=40, beta=beta)[0]
-    np.testing.assert_array_equal(compacted, plain)
-    # a copy of every column, and of a few (the non-zeros leave it at times)
-    monkeypatch.setattr(scml_module, "COMPACT_MAX_FRACTION", 2.0)
-    for margin in (1e9, -1e9):
-        monkeypatch.setattr(scml_module, "COMPACT_MARGIN", margin)
+    for n_rows in (0, 1, 9, len(features) - 1):
+        monkeypatch.setattr(scml_module, "TABLE_ENTRIES", n_rows * basis.shape[0])
         np.testing.assert_array_equal(
-            _rda(features, output_iter=40, beta=beta)[0], plain
+            _rda(features, output_iter=40, beta=beta)[0], kept
         )
     replay = np.random.RandomState(5)
     batches = [replay.randint(len(features), size=7) for _ in range(400)]
     expected = reference.rda(
         features.rows(np.arange(len(features))), batches, beta, 5e-3
     )
-    np.testing.assert_allclose(plain, expected, rtol=1e-4, atol=1e-8)
-
-
-def test_take_columns():
-    projections = np.arange(20.0).reshape(4, 5)
-    columns = np.array([0, 3, 4], dtype=np.intp)
-    out = np.empty((4, 3))
-    take_columns(projections, columns, out)
-    np.testing.assert_array_equal(out, projections[:, columns])
+    np.testing.assert_allclose(kept, expected, rtol=1e-4, atol=1e-8)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -226,10 +213,9 @@ def test_rda_step_weights_at_the_threshold():
     projections = np.ones((3, 5))
     triplets = np.array([[0, 1, 2]], dtype=np.intp)
     batches = np.zeros((1, 1), dtype=np.intp)
-    columns = np.empty(0, dtype=np.intp)
     rda_steps(
         projections, triplets, batches, 1.0, weights, gradient_sum, squared_sum,
-        t - 1, beta, gamma, delta, np.empty((3, 0)), columns,
+        t - 1, beta, gamma, delta, np.empty((1, 5)), np.full(1, -1), 0,
     )  # fmt: skip
     shrunk = -expected_sum / t - beta
     size = gamma * t / (delta + np.sqrt(expected_squares))

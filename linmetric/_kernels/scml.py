@@ -9,13 +9,14 @@ subgradient ``g``), and sets in closed form::
     gsum += g;  H2 += g * g
     w_k = gamma t / (delta + sqrt(H2_k)) * max(0, -gsum_k / t - beta)
 
-A hinge argument needs only the elements with a non-zero weight, and only
-a triplet with a positive hinge needs its whole ``z``: a step costs
-``O(n_positive * n_basis + batch_size * n_nonzero + n_basis)`` (late in a
-fit, most triplets of a batch hold and most weights are zero). Run in
-NumPy a step is dominated by the per-step overhead of a dozen array calls,
-here by the arithmetic. The batches are drawn by the caller, so the path
-is the NumPy one up to the order of the sums.
+A triplet's ``z`` is computed once, at its first draw, and kept in a table
+of bounded size (each triplet is drawn many times in a fit); a hinge
+argument needs only the elements with a non-zero weight, and only a triplet
+with a positive hinge adds its whole ``z``: a step costs
+``O(batch_size * n_nonzero + n_positive * n_basis + n_basis)`` after the
+first draws (late in a fit, most triplets of a batch hold and most weights
+are zero). The batches are drawn by the caller, so the path is the NumPy one
+up to the order of the sums.
 """
 
 import numpy as np
@@ -26,14 +27,17 @@ from ._config import jit
 @jit
 def rda_steps(
     projections, triplets, batches, scale, weights, gradient_sum, squared_sum,
-    first_step, beta, gamma, delta, compact, columns,
+    first_step, beta, gamma, delta, table, slots, n_cached,
 ):  # fmt: skip
     """Run ``len(batches)`` RDA steps in place; return the summed batch objectives.
 
-    Only the elements with a non-zero weight enter a hinge argument, so a
-    triplet with a non-positive hinge costs ``O(n_nonzero)``; a triplet with
-    a positive hinge adds its whole ``z`` to the subgradient. Skipping the
-    zero weights changes no sum (each skipped term is an exact zero).
+    The feature row ``z`` of a triplet is computed from the projections the
+    first time the triplet is drawn and kept in ``table`` while it has room
+    (a triplet is drawn ``n_steps * batch_size / n_triplets`` times on
+    average); a later draw reads it back. Only the elements with a non-zero
+    weight enter a hinge argument; a triplet with a positive hinge adds its
+    whole ``z`` to the subgradient. Skipping the zero weights changes no sum
+    (each skipped term is an exact zero).
 
     Parameters
     ----------
@@ -48,23 +52,28 @@ def rda_steps(
     first_step : int
         Number of steps done before (``t`` of the first step is one more).
     beta, gamma, delta : float
-    compact : ndarray of shape (n_points, n_columns), float64
-        ``projections[:, columns]``, contiguous: while every non-zero weight
-        is among ``columns``, the hinge arguments are summed over these
-        columns (zero weights add exact zeros), reading ``n_columns``
-        entries per point instead of scattered ones across whole rows.
-    columns : ndarray of shape (n_columns,), intp
-        Increasing elements; may be empty.
+    table : ndarray of shape (n_rows, n_basis), float64
+        The kept feature rows; updated in place.
+    slots : ndarray of shape (n_triplets,), intp
+        The row of ``table`` holding each triplet's ``z``, or -1; updated in
+        place.
+    n_cached : int
+        Rows of ``table`` in use.
 
     Returns
     -------
     loss : float
         The sum over the steps of the batch objective
         ``mean [1 + z^T w]_+ + beta sum(w)`` (``w`` before the step).
+    n_cached : int
+        Rows of ``table`` in use after the steps.
     """
     n_steps, batch_size = batches.shape
     n_basis = projections.shape[1]
+    n_rows = table.shape[0]
     gradient = np.empty(n_basis)
+    # rows of the batch's triplets that could not be kept in the table
+    spare = np.empty((batch_size, n_basis))
     # the elements with a non-zero weight, in increasing order
     nonzero = np.empty(n_basis, dtype=np.intp)
     n_nonzero = 0
@@ -73,66 +82,53 @@ def rda_steps(
             nonzero[n_nonzero] = k
             n_nonzero += 1
     margins = np.empty(batch_size)
-    n_columns = columns.shape[0]
-    in_compact = np.zeros(n_basis, dtype=np.bool_)
-    for i in range(n_columns):
-        in_compact[columns[i]] = True
-    covered = True
-    for i in range(n_nonzero):
-        covered = covered and in_compact[nonzero[i]]
-    column_weights = np.empty(n_columns)
-    terms = np.empty((batch_size, n_columns))
+    rows = np.empty(batch_size, dtype=np.intp)  # into table, or -1 - spare row
     total = 0.0
     for step in range(n_steps):
         t = first_step + step + 1
         for r in range(batch_size):
+            triplet = batches[step, r]
+            slot = slots[triplet]
+            if slot < 0:
+                if n_cached < n_rows:
+                    slot = n_cached
+                    slots[triplet] = slot
+                    n_cached += 1
+                    out = table[slot]
+                else:
+                    slot = -1 - r
+                    out = spare[r]
+                a = projections[triplets[triplet, 0]]
+                b = projections[triplets[triplet, 1]]
+                c = projections[triplets[triplet, 2]]
+                for k in range(n_basis):
+                    near = a[k] - b[k]
+                    far = a[k] - c[k]
+                    out[k] = (near * near - far * far) / scale
+            rows[r] = slot
             margins[r] = 1.0
-        if covered and n_columns > 0:
-            # each hinge argument is the same sequence of terms, in
-            # increasing k, as over the non-zero weights alone
-            for i in range(n_columns):
-                column_weights[i] = weights[columns[i]]
+        # the batch's sums side by side: each is summed in increasing k as
+        # one sequence, and the batch's sums overlap
+        for i in range(n_nonzero):
+            k = nonzero[i]
+            weight = weights[k]
             for r in range(batch_size):
-                triplet = batches[step, r]
-                a = compact[triplets[triplet, 0]]
-                b = compact[triplets[triplet, 1]]
-                c = compact[triplets[triplet, 2]]
-                for i in range(n_columns):
-                    near = a[i] - b[i]
-                    far = a[i] - c[i]
-                    terms[r, i] = (near * near - far * far) / scale * column_weights[i]
-            for i in range(n_columns):
-                for r in range(batch_size):
-                    margins[r] += terms[r, i]
-        else:
-            # the batch's sums side by side: each is summed in increasing
-            # k as one sequence, and the batch's sums overlap
-            for i in range(n_nonzero):
-                k = nonzero[i]
-                weight = weights[k]
-                for r in range(batch_size):
-                    triplet = batches[step, r]
-                    a = triplets[triplet, 0]
-                    near = projections[a, k] - projections[triplets[triplet, 1], k]
-                    far = projections[a, k] - projections[triplets[triplet, 2], k]
-                    z = (near * near - far * far) / scale
-                    margins[r] += z * weight
+                slot = rows[r]
+                z = table[slot, k] if slot >= 0 else spare[-1 - slot, k]
+                margins[r] += z * weight
         hinge = 0.0
         any_positive = False
         for r in range(batch_size):
             if margins[r] > 0.0:
+                slot = rows[r]
+                row = table[slot] if slot >= 0 else spare[-1 - slot]
                 if not any_positive:
-                    gradient[:] = 0.0
+                    gradient[:] = row
                     any_positive = True
+                else:
+                    for k in range(n_basis):
+                        gradient[k] += row[k]
                 hinge += margins[r]
-                triplet = batches[step, r]
-                a = triplets[triplet, 0]
-                b = triplets[triplet, 1]
-                c = triplets[triplet, 2]
-                for k in range(n_basis):
-                    near = projections[a, k] - projections[b, k]
-                    far = projections[a, k] - projections[c, k]
-                    gradient[k] += (near * near - far * far) / scale
         l1 = 0.0
         for i in range(n_nonzero):
             l1 += weights[nonzero[i]]
@@ -147,7 +143,6 @@ def rda_steps(
         # beta after rounding, and the weight is certainly zero
         threshold = beta * t * (1.0 - 2.0**-51)
         n_nonzero = 0
-        covered = True
         for k in range(n_basis):
             if -gradient_sum[k] < threshold:
                 weights[k] = 0.0
@@ -157,10 +152,9 @@ def rda_steps(
                 weights[k] = gamma * t / (delta + np.sqrt(squared_sum[k])) * shrunk
                 nonzero[n_nonzero] = k
                 n_nonzero += 1
-                covered = covered and in_compact[k]
             else:
                 weights[k] = 0.0
-    return total
+    return total, n_cached
 
 
 @jit
@@ -249,11 +243,3 @@ def local_steps(
             for j in range(n_columns):
                 coefficients[k, j] *= shrink
     return total
-
-
-@jit
-def take_columns(projections, columns, out):
-    """``out[:] = projections[:, columns]``, row by row."""
-    for p in range(projections.shape[0]):
-        for i in range(columns.shape[0]):
-            out[p, i] = projections[p, columns[i]]
