@@ -420,8 +420,10 @@ def rda(
     batch_size = min(batch_size, n_triplets)
     projections = np.ascontiguousarray(features.projections, dtype=np.float64)
     triplets = np.ascontiguousarray(features.triplets, dtype=np.intp)
-    # the feature rows of the drawn triplets, kept up to TABLE_ENTRIES
-    table = np.empty((min(n_triplets, max(1, TABLE_ENTRIES // n_basis)), n_basis))
+    # the feature rows of the drawn triplets, kept up to TABLE_ENTRIES, then
+    # one scratch row per triplet of a batch
+    n_kept = min(n_triplets, TABLE_ENTRIES // n_basis)
+    table = np.empty((n_kept + batch_size, n_basis))
     slots = np.full(n_triplets, -1, dtype=np.intp)
     n_cached = 0
     previous, converged = np.inf, False

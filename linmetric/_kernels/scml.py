@@ -52,8 +52,9 @@ def rda_steps(
     first_step : int
         Number of steps done before (``t`` of the first step is one more).
     beta, gamma, delta : float
-    table : ndarray of shape (n_rows, n_basis), float64
-        The kept feature rows; updated in place.
+    table : ndarray of shape (n_kept + batch_size, n_basis), float64
+        The kept feature rows, then one scratch row per triplet of a batch
+        for the rows that are not kept; updated in place.
     slots : ndarray of shape (n_triplets,), intp
         The row of ``table`` holding each triplet's ``z``, or -1; updated in
         place.
@@ -70,10 +71,8 @@ def rda_steps(
     """
     n_steps, batch_size = batches.shape
     n_basis = projections.shape[1]
-    n_rows = table.shape[0]
+    n_kept = table.shape[0] - batch_size
     gradient = np.empty(n_basis)
-    # rows of the batch's triplets that could not be kept in the table
-    spare = np.empty((batch_size, n_basis))
     # the elements with a non-zero weight, in increasing order
     nonzero = np.empty(n_basis, dtype=np.intp)
     n_nonzero = 0
@@ -82,7 +81,7 @@ def rda_steps(
             nonzero[n_nonzero] = k
             n_nonzero += 1
     margins = np.empty(batch_size)
-    rows = np.empty(batch_size, dtype=np.intp)  # into table, or -1 - spare row
+    rows = np.empty(batch_size, dtype=np.intp)
     total = 0.0
     for step in range(n_steps):
         t = first_step + step + 1
@@ -90,38 +89,20 @@ def rda_steps(
             triplet = batches[step, r]
             slot = slots[triplet]
             if slot < 0:
-                if n_cached < n_rows:
+                if n_cached < n_kept:
                     slot = n_cached
                     slots[triplet] = slot
                     n_cached += 1
-                    out = table[slot]
                 else:
-                    slot = -1 - r
-                    out = spare[r]
-                a = projections[triplets[triplet, 0]]
-                b = projections[triplets[triplet, 1]]
-                c = projections[triplets[triplet, 2]]
-                for k in range(n_basis):
-                    near = a[k] - b[k]
-                    far = a[k] - c[k]
-                    out[k] = (near * near - far * far) / scale
+                    slot = n_kept + r
+                _feature_row(projections, triplets[triplet], scale, table[slot])
             rows[r] = slot
-            margins[r] = 1.0
-        # the batch's sums side by side: each is summed in increasing k as
-        # one sequence, and the batch's sums overlap
-        for i in range(n_nonzero):
-            k = nonzero[i]
-            weight = weights[k]
-            for r in range(batch_size):
-                slot = rows[r]
-                z = table[slot, k] if slot >= 0 else spare[-1 - slot, k]
-                margins[r] += z * weight
+        _hinge_arguments(table, rows, nonzero, n_nonzero, weights, margins)
         hinge = 0.0
         any_positive = False
         for r in range(batch_size):
             if margins[r] > 0.0:
-                slot = rows[r]
-                row = table[slot] if slot >= 0 else spare[-1 - slot]
+                row = table[rows[r]]
                 if not any_positive:
                     gradient[:] = row
                     any_positive = True
@@ -155,6 +136,55 @@ def rda_steps(
             else:
                 weights[k] = 0.0
     return total, n_cached
+
+
+@jit
+def _feature_row(projections, triplet, scale, out):
+    """``out = z`` of one triplet."""
+    a = projections[triplet[0]]
+    b = projections[triplet[1]]
+    c = projections[triplet[2]]
+    for k in range(out.shape[0]):
+        near = a[k] - b[k]
+        far = a[k] - c[k]
+        out[k] = (near * near - far * far) / scale
+
+
+@jit
+def _hinge_arguments(rows_of, rows, index, n_index, weights, out):
+    """``out[r] = 1 + sum_i rows_of[rows[r], index[i]] * weights[index[i]]``.
+
+    Each sum in increasing ``i``, as one sequence; four sums side by side
+    so that their additions overlap.
+    """
+    n_rows = rows.shape[0]
+    r = 0
+    while r + 4 <= n_rows:
+        z0 = rows_of[rows[r]]
+        z1 = rows_of[rows[r + 1]]
+        z2 = rows_of[rows[r + 2]]
+        z3 = rows_of[rows[r + 3]]
+        m0 = m1 = m2 = m3 = 1.0
+        for i in range(n_index):
+            k = index[i]
+            weight = weights[k]
+            m0 += z0[k] * weight
+            m1 += z1[k] * weight
+            m2 += z2[k] * weight
+            m3 += z3[k] * weight
+        out[r] = m0
+        out[r + 1] = m1
+        out[r + 2] = m2
+        out[r + 3] = m3
+        r += 4
+    while r < n_rows:
+        z0 = rows_of[rows[r]]
+        m0 = 1.0
+        for i in range(n_index):
+            k = index[i]
+            m0 += z0[k] * weights[k]
+        out[r] = m0
+        r += 1
 
 
 @jit
