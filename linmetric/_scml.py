@@ -1,5 +1,6 @@
 """Sparse Compositional Metric Learning (SCML), global form."""
 
+import functools
 import numbers
 import warnings
 
@@ -9,7 +10,7 @@ from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
 from ._constraints import sample_triplets, validate_tuples
-from ._kernels.scml import rda_steps
+from ._kernels.scml import group_sorted_rows, mean_squared_difference, rda_steps
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
 from ._threads import limit_threads
@@ -289,9 +290,7 @@ class SCML(SupervisedMetricLearner):
                 basis = triplet_difference_basis(X64, triplets, n_basis, random_state)
         else:
             basis = _check_basis(basis, n_features)
-        features = TripletFeatures(
-            X64 @ basis.T, triplets, scale=difference_scale(X64, basis, triplets)
-        )
+        features = TripletFeatures(X64 @ basis.T, triplets)
         log = IterationLog(
             "SCML",
             verbose=self.verbose,
@@ -347,11 +346,10 @@ class TripletFeatures:
         self.projections = projections
         self.triplets = np.asarray(triplets, dtype=np.intp)
         if scale is None:
-            sample = _scale_sample(self.triplets)
-            anchors = projections[sample[:, 0]]
-            near = anchors - projections[sample[:, 1]]
-            far = anchors - projections[sample[:, 2]]
-            scale = (np.vdot(near, near) + np.vdot(far, far)) / (2 * near.size)
+            scale = mean_squared_difference(
+                np.ascontiguousarray(projections, dtype=np.float64),
+                np.ascontiguousarray(_scale_sample(self.triplets)),
+            )
         scale = float(scale)
         self.scale = scale if scale > 0 else 1.0
 
@@ -370,22 +368,6 @@ class TripletFeatures:
 def _scale_sample(triplets):
     """Every triplet up to 1000, then an even subsample."""
     return triplets[:: max(1, triplets.shape[0] // 1000)]
-
-
-def difference_scale(X, basis, triplets):
-    """The mean squared projection of the triplets' differences on the basis.
-
-    The ``scale`` of :class:`TripletFeatures` (same triplets sampled), from
-    the differences' second moment ``S`` in feature space:
-    ``mean_{i, v} (b_i^T v)^2 = sum(S * B^T B) / (n_v n_basis)``, without
-    the ``n_v x n_basis`` projections.
-    """
-    sample = _scale_sample(np.asarray(triplets, dtype=np.intp))
-    differences = np.concatenate(
-        [X[sample[:, 0]] - X[sample[:, 1]], X[sample[:, 0]] - X[sample[:, 2]]]
-    )
-    moment = differences.T @ differences
-    return np.vdot(moment, basis.T @ basis) / (differences.shape[0] * basis.shape[0])
 
 
 def rda(
@@ -499,20 +481,22 @@ def distinct_rows(rows):
     rows = np.ascontiguousarray(rows)
     if rows.shape[0] < 2:
         return rows.copy(), np.zeros(rows.shape[0], dtype=np.intp)
-    direction = np.random.RandomState(0).standard_normal(rows.shape[1])
-    keys = rows.astype(np.float64, copy=False) @ direction
+    keys = rows.astype(np.float64, copy=False) @ _key_direction(rows.shape[1])
     order = np.argsort(keys, kind="stable")
-    ordered = rows[order]
-    same_key = keys[order[1:]] == keys[order[:-1]]
-    same_row = np.all(ordered[1:] == ordered[:-1], axis=1)
-    if np.any(same_key & ~same_row):
+    inverse = np.empty(rows.shape[0], dtype=np.intp)
+    first = np.empty(rows.shape[0], dtype=np.intp)
+    n_groups = group_sorted_rows(rows, keys, order, inverse, first)
+    if n_groups < 0:
         points, inverse = np.unique(rows, axis=0, return_inverse=True)
         return points, inverse.reshape(-1).astype(np.intp)
-    starts = np.concatenate(([True], ~same_row))
-    group = np.cumsum(starts) - 1
-    inverse = np.empty(rows.shape[0], dtype=np.intp)
-    inverse[order] = group
-    return ordered[starts], inverse
+    return rows[first[:n_groups]], inverse
+
+
+@functools.lru_cache(maxsize=8)
+def _key_direction(n_features):
+    direction = np.random.RandomState(0).standard_normal(n_features)
+    direction.flags.writeable = False
+    return direction
 
 
 def _components(weights, basis):

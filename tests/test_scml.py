@@ -10,7 +10,6 @@ from linmetric._kernels.scml import rda_steps
 from linmetric._optimize import IterationLog
 from linmetric._scml import (
     TripletFeatures,
-    difference_scale,
     distinct_rows,
     lda_basis,
     rda,
@@ -188,7 +187,7 @@ def test_rda_with_a_full_table_is_exact(iris, monkeypatch, beta):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_difference_scale_matches_projections(iris, dtype):
+def test_scale_is_the_mean_squared_projected_difference(iris, dtype):
     X, y = iris
     X = X.astype(dtype)
     index = _triplets(X, y)
@@ -196,10 +195,23 @@ def test_difference_scale_matches_projections(iris, dtype):
         X.astype(np.float64), index, 30, np.random.RandomState(0)
     )
     projections = X.astype(np.float64) @ basis.T
-    expected = TripletFeatures(projections, index).scale
-    scale = difference_scale(X.astype(np.float64), basis, index)
+    differences = np.concatenate(
+        [X[index[:, 0]] - X[index[:, 1]], X[index[:, 0]] - X[index[:, 2]]]
+    )
+    expected = np.mean((differences.astype(np.float64) @ basis.T) ** 2)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    assert TripletFeatures(projections, index).scale == pytest.approx(
+        expected, rel=rtol
+    )
+    # beyond 2000 triplets, every other one
+    many = np.random.RandomState(0).permutation(np.tile(index, (20, 1)))[:2500]
+    sample = many[::2]
+    near = projections[sample[:, 0]] - projections[sample[:, 1]]
+    far = projections[sample[:, 0]] - projections[sample[:, 2]]
+    expected = (np.sum(near**2) + np.sum(far**2)) / (2 * near.size)
+    scale = TripletFeatures(projections, many).scale
     assert scale == pytest.approx(expected, rel=1e-12)
-    assert TripletFeatures(projections, index, scale=scale).scale == scale
+    assert TripletFeatures(projections, index, scale=2.5).scale == 2.5
 
 
 def test_rda_step_weights_at_the_threshold():

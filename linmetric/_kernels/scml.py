@@ -154,8 +154,8 @@ def _feature_row(projections, triplet, scale, out):
 def _hinge_arguments(rows_of, rows, index, n_index, weights, out):
     """``out[r] = 1 + sum_i rows_of[rows[r], index[i]] * weights[index[i]]``.
 
-    Each sum in increasing ``i``, as one sequence; four sums side by side
-    so that their additions overlap.
+    Each sum in increasing ``i``, as one sequence; four sums (then two,
+    then one) side by side so that their additions overlap.
     """
     n_rows = rows.shape[0]
     r = 0
@@ -177,14 +177,25 @@ def _hinge_arguments(rows_of, rows, index, n_index, weights, out):
         out[r + 2] = m2
         out[r + 3] = m3
         r += 4
-    while r < n_rows:
+    if r + 2 <= n_rows:
+        z0 = rows_of[rows[r]]
+        z1 = rows_of[rows[r + 1]]
+        m0 = m1 = 1.0
+        for i in range(n_index):
+            k = index[i]
+            weight = weights[k]
+            m0 += z0[k] * weight
+            m1 += z1[k] * weight
+        out[r] = m0
+        out[r + 1] = m1
+        r += 2
+    if r < n_rows:
         z0 = rows_of[rows[r]]
         m0 = 1.0
         for i in range(n_index):
             k = index[i]
             m0 += z0[k] * weights[k]
         out[r] = m0
-        r += 1
 
 
 @jit
@@ -273,3 +284,51 @@ def local_steps(
             for j in range(n_columns):
                 coefficients[k, j] *= shrink
     return total
+
+
+@jit
+def mean_squared_difference(projections, triplets):
+    """Mean of ``(p_a - p_b)^2`` and ``(p_a - p_c)^2`` over triplets and elements."""
+    n_basis = projections.shape[1]
+    sums = np.zeros(n_basis)  # one sum per element: the loop vectorises
+    for t in range(triplets.shape[0]):
+        a = projections[triplets[t, 0]]
+        b = projections[triplets[t, 1]]
+        c = projections[triplets[t, 2]]
+        for k in range(n_basis):
+            near = a[k] - b[k]
+            far = a[k] - c[k]
+            sums[k] += near * near + far * far
+    total = 0.0
+    for k in range(n_basis):
+        total += sums[k]
+    return total / (2.0 * triplets.shape[0] * n_basis)
+
+
+@jit
+def group_sorted_rows(rows, keys, order, inverse, first):
+    """Merge equal neighbours of the rows in ``order`` (sorted by ``keys``).
+
+    Writes the group of each row in ``inverse`` and the first row of each
+    group (in ``order``) in ``first``; returns the number of groups, or -1
+    if two different rows share a key (they need not be neighbours then).
+    """
+    n_groups = 0
+    previous = order[0]
+    first[0] = previous
+    inverse[previous] = 0
+    for i in range(1, order.shape[0]):
+        current = order[i]
+        same = True
+        for j in range(rows.shape[1]):
+            if rows[current, j] != rows[previous, j]:
+                same = False
+                break
+        if not same:
+            if keys[current] == keys[previous]:
+                return -1
+            n_groups += 1
+            first[n_groups] = current
+        inverse[current] = n_groups
+        previous = current
+    return n_groups + 1
