@@ -402,9 +402,14 @@ def rda(
     batch_size = min(batch_size, n_triplets)
     projections = np.ascontiguousarray(features.projections, dtype=np.float64)
     triplets = np.ascontiguousarray(features.triplets, dtype=np.intp)
-    # the feature rows of the drawn triplets, kept up to TABLE_ENTRIES, then
-    # one scratch row per triplet of a batch
-    n_kept = min(n_triplets, TABLE_ENTRIES // n_basis)
+    # the feature rows of the drawn triplets, kept up to TABLE_ENTRIES when
+    # a triplet is drawn twice or more on average in the first two windows
+    # (else writing them costs more than it saves), then one scratch row per
+    # triplet of a batch
+    n_draws = min(max_iter, 2 * output_iter) * batch_size
+    n_kept = (
+        min(n_triplets, TABLE_ENTRIES // n_basis) if 2 * n_triplets <= n_draws else 0
+    )
     table = np.empty((n_kept + batch_size, n_basis))
     slots = np.full(n_triplets, -1, dtype=np.intp)
     n_cached = 0
