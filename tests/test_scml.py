@@ -216,7 +216,7 @@ def test_scale_is_the_mean_squared_projected_difference(iris, dtype):
 
 def test_rda_step_weights_at_the_threshold():
     # -gsum / t just above, just below and well above beta: the weights of
-    # the closed form, exactly (no triplet moves gsum: z = 0 here)
+    # the closed form (no triplet moves gsum: z = 0 here)
     beta, gamma, delta, t = 1e-3, 5e-3, 1e-8, 7
     gradient_sum = -beta * t * np.array([1 + 1e-9, 1 - 1e-9, 1.2, 0.0, -1.0])
     squared_sum = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -229,7 +229,14 @@ def test_rda_step_weights_at_the_threshold():
         projections, triplets, batches, 1.0, weights, gradient_sum, squared_sum,
         t - 1, beta, gamma, delta, np.empty((1, 5)), np.full(1, -1), 0,
     )  # fmt: skip
+    # computed as gamma max(0, -gsum - beta t) / (delta + sqrt(H2)) ...
+    computed = np.maximum(-expected_sum - beta * t, 0.0)
+    computed *= gamma / (delta + np.sqrt(expected_squares))
+    np.testing.assert_allclose(weights, computed, rtol=1e-15, atol=0)
+    # ... the paper's form, whose -gsum / t - beta loses digits to
+    # cancellation just above the threshold
     shrunk = -expected_sum / t - beta
     size = gamma * t / (delta + np.sqrt(expected_squares))
-    np.testing.assert_array_equal(weights, np.where(shrunk > 0, size * shrunk, 0.0))
-    assert np.count_nonzero(weights) == 2
+    paper = np.where(shrunk > 0, size * shrunk, 0.0)
+    np.testing.assert_allclose(weights, paper, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(weights > 0, [True, False, True, False, False])

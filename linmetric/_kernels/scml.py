@@ -8,7 +8,9 @@ subgradient ``g``), and sets in closed form::
 
     gsum += g;  H2 += g * g
     w_k = gamma t / (delta + sqrt(H2_k)) * max(0, -gsum_k / t - beta)
+        = gamma max(0, -gsum_k - beta t) / (delta + sqrt(H2_k))
 
+(the second form is computed: one division per weight instead of two).
 A triplet's ``z`` is computed once, at its first draw, and kept in a table
 of bounded size (each triplet is drawn many times in a fit); a hinge
 argument needs only the elements with a non-zero weight, and only a triplet
@@ -76,12 +78,15 @@ def rda_steps(
     # the elements with a non-zero weight, in increasing order
     nonzero = np.empty(n_basis, dtype=np.intp)
     n_nonzero = 0
+    l1 = 0.0  # sum(w), in increasing k, summed where w is computed
     for k in range(n_basis):
         if weights[k] != 0.0:
             nonzero[n_nonzero] = k
             n_nonzero += 1
+            l1 += weights[k]
     margins = np.empty(batch_size)
     rows = np.empty(batch_size, dtype=np.intp)
+    inverse_batch = 1.0 / batch_size  # a product per element, not a division
     total = 0.0
     for step in range(n_steps):
         t = first_step + step + 1
@@ -110,29 +115,26 @@ def rda_steps(
                     for k in range(n_basis):
                         gradient[k] += row[k]
                 hinge += margins[r]
-        l1 = 0.0
-        for i in range(n_nonzero):
-            l1 += weights[nonzero[i]]
         total += hinge / batch_size + beta * l1
         if any_positive:  # else g = 0 leaves both sums as they are
             for k in range(n_basis):
-                g = gradient[k] / batch_size
+                g = gradient[k] * inverse_batch
                 gradient_sum[k] += g
                 squared_sum[k] += g * g
-        # w_k = 0 unless -gsum_k / t > beta; below this threshold (which is
-        # below beta t by more than its rounding) the quotient is at most
-        # beta after rounding, and the weight is certainly zero
-        threshold = beta * t * (1.0 - 2.0**-51)
+        # w_k = gamma t / (delta + sqrt(H2_k)) max(0, -gsum_k / t - beta),
+        # computed as gamma max(0, -gsum_k - beta t) / (delta + sqrt(H2_k)):
+        # one division instead of two per non-zero weight (a few roundings
+        # apart, and zero exactly where -gsum_k <= beta t)
+        threshold = beta * t
         n_nonzero = 0
+        l1 = 0.0
         for k in range(n_basis):
-            if -gradient_sum[k] < threshold:
-                weights[k] = 0.0
-                continue
-            shrunk = -gradient_sum[k] / t - beta
+            shrunk = -gradient_sum[k] - threshold
             if shrunk > 0.0:
-                weights[k] = gamma * t / (delta + np.sqrt(squared_sum[k])) * shrunk
+                weights[k] = gamma * shrunk / (delta + np.sqrt(squared_sum[k]))
                 nonzero[n_nonzero] = k
                 n_nonzero += 1
+                l1 += weights[k]
             else:
                 weights[k] = 0.0
     return total, n_cached
