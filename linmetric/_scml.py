@@ -10,7 +10,12 @@ from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
 from ._constraints import sample_triplets, validate_tuples
-from ._kernels.scml import group_sorted_rows, mean_squared_difference, rda_steps
+from ._kernels.scml import (
+    class_sums,
+    group_sorted_rows,
+    mean_squared_difference,
+    rda_steps,
+)
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
 from ._threads import limit_threads
@@ -532,10 +537,11 @@ def lda_basis(X, y_codes, n_basis, random_state, *, centres=None):
     if centres is None:
         centres = X[random_state.choice(n_samples, n_regions, replace=False)]
     squared_norms = np.einsum("ij,ij->i", X, X)
+    # the neighbourhoods of all centres at once: one product, one partition
+    distances = squared_norms[:, None] - 2.0 * (X @ np.asarray(centres).T)
+    neighbourhoods = np.argpartition(distances, region_size - 1, axis=0)
     directions = []
-    for centre in centres:
-        distances = squared_norms - 2.0 * X @ centre
-        members = np.argpartition(distances, region_size - 1)[:region_size]
+    for members in neighbourhoods[:region_size].T:
         directions.extend(_local_lda(X[members], y_codes[members]))
     if not directions:  # every neighbourhood holds a single class
         return np.eye(n_features)
@@ -550,8 +556,7 @@ def _local_lda(X, y_codes):
         return []
     mean = X.mean(axis=0)
     counts = np.bincount(codes)
-    sums = np.zeros((classes.shape[0], X.shape[1]))
-    np.add.at(sums, codes, X)
+    sums = class_sums(X, codes.astype(np.intp, copy=False), classes.shape[0])
     class_means = sums / counts[:, None]
     centred = X - class_means[codes]
     within = centred.T @ centred

@@ -6,7 +6,7 @@ import pytest
 import linmetric._scml as scml_module
 from linmetric import SCML
 from linmetric._constraints import sample_triplets
-from linmetric._kernels.scml import rda_steps
+from linmetric._kernels.scml import class_sums, rda_steps
 from linmetric._optimize import IterationLog
 from linmetric._scml import (
     TripletFeatures,
@@ -240,3 +240,12 @@ def test_rda_step_weights_at_the_threshold():
     paper = np.where(shrunk > 0, size * shrunk, 0.0)
     np.testing.assert_allclose(weights, paper, rtol=1e-6, atol=0)
     np.testing.assert_array_equal(weights > 0, [True, False, True, False, False])
+
+
+def test_class_sums_add_in_row_order():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((50, 3)) * 10.0 ** rng.randint(-8, 8, size=(50, 1))
+    codes = rng.randint(0, 4, size=50).astype(np.intp)
+    expected = np.zeros((4, 3))
+    np.add.at(expected, codes, X)
+    np.testing.assert_array_equal(class_sums(X, codes, 4), expected)

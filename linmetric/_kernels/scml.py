@@ -334,3 +334,14 @@ def group_sorted_rows(rows, keys, order, inverse, first):
         inverse[current] = n_groups
         previous = current
     return n_groups + 1
+
+
+@jit
+def class_sums(X, codes, n_classes):
+    """``sums[c] = sum of the rows of X with code c``, added in row order."""
+    sums = np.zeros((n_classes, X.shape[1]))
+    for i in range(X.shape[0]):
+        row = sums[codes[i]]
+        for j in range(X.shape[1]):
+            row[j] += X[i, j]
+    return sums
