@@ -56,7 +56,10 @@ class SCML(SupervisedMetricLearner):
     ``w_i = gamma t / H_i max(0, -gbar_i - beta)``. Batches are drawn from
     the fit's random state. Every ``output_iter`` steps the mean batch
     objective of the window is recorded; the fit has converged when it
-    improved by less than ``tol`` relatively on the previous window.
+    improved by less than ``tol`` relatively on the previous window. When
+    the triplets are few enough to be drawn twice or more on average, the
+    feature row of each drawn triplet is kept (at most ``2**22`` numbers,
+    32 MiB) rather than computed again at each draw.
 
     **Basis.** ``'lda'`` (needs labels, the paper's discriminative basis):
     ``n_regions = ceil(n_basis / (n_classes - 1))`` centres are drawn from
