@@ -1,5 +1,6 @@
 """Sparse Compositional Metric Learning (SCML), global form."""
 
+import functools
 import numbers
 import warnings
 
@@ -9,7 +10,12 @@ from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
 from ._constraints import sample_triplets, validate_tuples
-from ._kernels.scml import rda_steps, take_columns
+from ._kernels.scml import (
+    class_sums,
+    group_sorted_rows,
+    mean_squared_difference,
+    rda_steps,
+)
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
 from ._threads import limit_threads
@@ -20,10 +26,9 @@ from ._validation import centred_in_units, validate_X, validate_X_y
 _LDA_RIDGE = 0.3
 # Points per class in each LDA neighbourhood.
 _REGION_PER_CLASS = 30
-# RDA windows sum the hinge arguments over a contiguous copy of the columns
-# of the elements likely to have a non-zero weight (see _likely_nonzero).
-COMPACT_MARGIN = 0.3
-COMPACT_MAX_FRACTION = 0.5
+# RDA keeps the feature rows of the drawn triplets, up to this many entries
+# (32 MiB); the rows of triplets drawn beyond it are computed at each draw.
+TABLE_ENTRIES = 2**22
 
 
 class SCML(SupervisedMetricLearner):
@@ -51,7 +56,10 @@ class SCML(SupervisedMetricLearner):
     ``w_i = gamma t / H_i max(0, -gbar_i - beta)``. Batches are drawn from
     the fit's random state. Every ``output_iter`` steps the mean batch
     objective of the window is recorded; the fit has converged when it
-    improved by less than ``tol`` relatively on the previous window.
+    improved by less than ``tol`` relatively on the previous window. When
+    the triplets are few enough to be drawn twice or more on average, the
+    feature row of each drawn triplet is kept (at most ``2**22`` numbers,
+    32 MiB) rather than computed again at each draw.
 
     **Basis.** ``'lda'`` (needs labels, the paper's discriminative basis):
     ``n_regions = ceil(n_basis / (n_classes - 1))`` centres are drawn from
@@ -290,9 +298,7 @@ class SCML(SupervisedMetricLearner):
                 basis = triplet_difference_basis(X64, triplets, n_basis, random_state)
         else:
             basis = _check_basis(basis, n_features)
-        features = TripletFeatures(
-            X64 @ basis.T, triplets, scale=difference_scale(X64, basis, triplets)
-        )
+        features = TripletFeatures(X64 @ basis.T, triplets)
         log = IterationLog(
             "SCML",
             verbose=self.verbose,
@@ -348,11 +354,10 @@ class TripletFeatures:
         self.projections = projections
         self.triplets = np.asarray(triplets, dtype=np.intp)
         if scale is None:
-            sample = _scale_sample(self.triplets)
-            anchors = projections[sample[:, 0]]
-            near = anchors - projections[sample[:, 1]]
-            far = anchors - projections[sample[:, 2]]
-            scale = (np.vdot(near, near) + np.vdot(far, far)) / (2 * near.size)
+            scale = mean_squared_difference(
+                np.ascontiguousarray(projections, dtype=np.float64),
+                np.ascontiguousarray(_scale_sample(self.triplets)),
+            )
         scale = float(scale)
         self.scale = scale if scale > 0 else 1.0
 
@@ -371,22 +376,6 @@ class TripletFeatures:
 def _scale_sample(triplets):
     """Every triplet up to 1000, then an even subsample."""
     return triplets[:: max(1, triplets.shape[0] // 1000)]
-
-
-def difference_scale(X, basis, triplets):
-    """The mean squared projection of the triplets' differences on the basis.
-
-    The ``scale`` of :class:`TripletFeatures` (same triplets sampled), from
-    the differences' second moment ``S`` in feature space:
-    ``mean_{i, v} (b_i^T v)^2 = sum(S * B^T B) / (n_v n_basis)``, without
-    the ``n_v x n_basis`` projections.
-    """
-    sample = _scale_sample(np.asarray(triplets, dtype=np.intp))
-    differences = np.concatenate(
-        [X[sample[:, 0]] - X[sample[:, 1]], X[sample[:, 0]] - X[sample[:, 2]]]
-    )
-    moment = differences.T @ differences
-    return np.vdot(moment, basis.T @ basis) / (differences.shape[0] * basis.shape[0])
 
 
 def rda(
@@ -421,22 +410,25 @@ def rda(
     batch_size = min(batch_size, n_triplets)
     projections = np.ascontiguousarray(features.projections, dtype=np.float64)
     triplets = np.ascontiguousarray(features.triplets, dtype=np.intp)
+    # the feature rows of the drawn triplets, kept up to TABLE_ENTRIES when
+    # a triplet is drawn twice or more on average in the first two windows
+    # (else writing them costs more than it saves), then one scratch row per
+    # triplet of a batch
+    n_draws = min(max_iter, 2 * output_iter) * batch_size
+    n_kept = (
+        min(n_triplets, TABLE_ENTRIES // n_basis) if 2 * n_triplets <= n_draws else 0
+    )
+    table = np.empty((n_kept + batch_size, n_basis))
+    slots = np.full(n_triplets, -1, dtype=np.intp)
+    n_cached = 0
     previous, converged = np.inf, False
     n_iter = 0
-    buffer = np.empty(0)  # of the compact columns, reused by the windows
     while n_iter < max_iter:
         # one window: its batches drawn at once (the same stream as one draw
         # per step), its steps in a compiled loop
         n_steps = min(output_iter, max_iter - n_iter)
         batches = random_state.randint(n_triplets, size=(n_steps, batch_size))
-        columns = _likely_nonzero(weights, gradient_sum, n_iter)
-        if buffer.size < projections.shape[0] * columns.shape[0]:
-            buffer = np.empty(projections.shape[0] * columns.shape[0])
-        compact = buffer[: projections.shape[0] * columns.shape[0]].reshape(
-            projections.shape[0], columns.shape[0]
-        )
-        take_columns(projections, columns, compact)
-        window_loss = rda_steps(
+        window_loss, n_cached = rda_steps(
             projections,
             triplets,
             batches.astype(np.intp, copy=False),
@@ -448,8 +440,9 @@ def rda(
             float(beta),
             float(gamma),
             delta,
-            compact,
-            columns,
+            table,
+            slots,
+            n_cached,
         )
         n_iter += n_steps
         loss = window_loss / n_steps
@@ -464,26 +457,6 @@ def rda(
             break
         previous = loss
     return weights, n_iter, converged
-
-
-def _likely_nonzero(weights, gradient_sum, n_steps):
-    """The elements whose weight is or may soon become non-zero, in order.
-
-    Those with a non-zero weight and those whose mean subgradient is below
-    ``COMPACT_MARGIN`` times the mean absolute one (a weight is non-zero
-    where the mean subgradient is below ``-beta``). Empty when that is most
-    of the basis (or nothing is known yet): the window then reads the
-    projections where they are.
-    """
-    if n_steps == 0:
-        return np.empty(0, dtype=np.intp)
-    mean = gradient_sum / n_steps
-    columns = np.flatnonzero(
-        (weights != 0) | (mean < COMPACT_MARGIN * np.abs(mean).mean())
-    )
-    if columns.shape[0] > COMPACT_MAX_FRACTION * weights.shape[0]:
-        return np.empty(0, dtype=np.intp)
-    return columns
 
 
 def triplets_as_indices(triplets, basis):
@@ -521,20 +494,22 @@ def distinct_rows(rows):
     rows = np.ascontiguousarray(rows)
     if rows.shape[0] < 2:
         return rows.copy(), np.zeros(rows.shape[0], dtype=np.intp)
-    direction = np.random.RandomState(0).standard_normal(rows.shape[1])
-    keys = rows.astype(np.float64, copy=False) @ direction
+    keys = rows.astype(np.float64, copy=False) @ _key_direction(rows.shape[1])
     order = np.argsort(keys, kind="stable")
-    ordered = rows[order]
-    same_key = keys[order[1:]] == keys[order[:-1]]
-    same_row = np.all(ordered[1:] == ordered[:-1], axis=1)
-    if np.any(same_key & ~same_row):
+    inverse = np.empty(rows.shape[0], dtype=np.intp)
+    first = np.empty(rows.shape[0], dtype=np.intp)
+    n_groups = group_sorted_rows(rows, keys, order, inverse, first)
+    if n_groups < 0:
         points, inverse = np.unique(rows, axis=0, return_inverse=True)
         return points, inverse.reshape(-1).astype(np.intp)
-    starts = np.concatenate(([True], ~same_row))
-    group = np.cumsum(starts) - 1
-    inverse = np.empty(rows.shape[0], dtype=np.intp)
-    inverse[order] = group
-    return ordered[starts], inverse
+    return rows[first[:n_groups]], inverse
+
+
+@functools.lru_cache(maxsize=8)
+def _key_direction(n_features):
+    direction = np.random.RandomState(0).standard_normal(n_features)
+    direction.flags.writeable = False
+    return direction
 
 
 def _components(weights, basis):
@@ -565,10 +540,11 @@ def lda_basis(X, y_codes, n_basis, random_state, *, centres=None):
     if centres is None:
         centres = X[random_state.choice(n_samples, n_regions, replace=False)]
     squared_norms = np.einsum("ij,ij->i", X, X)
+    # the neighbourhoods of all centres at once: one product, one partition
+    distances = squared_norms[:, None] - 2.0 * (X @ np.asarray(centres).T)
+    neighbourhoods = np.argpartition(distances, region_size - 1, axis=0)
     directions = []
-    for centre in centres:
-        distances = squared_norms - 2.0 * X @ centre
-        members = np.argpartition(distances, region_size - 1)[:region_size]
+    for members in neighbourhoods[:region_size].T:
         directions.extend(_local_lda(X[members], y_codes[members]))
     if not directions:  # every neighbourhood holds a single class
         return np.eye(n_features)
@@ -583,8 +559,7 @@ def _local_lda(X, y_codes):
         return []
     mean = X.mean(axis=0)
     counts = np.bincount(codes)
-    sums = np.zeros((classes.shape[0], X.shape[1]))
-    np.add.at(sums, codes, X)
+    sums = class_sums(X, codes.astype(np.intp, copy=False), classes.shape[0])
     class_means = sums / counts[:, None]
     centred = X - class_means[codes]
     within = centred.T @ centred
@@ -598,17 +573,24 @@ def _local_lda(X, y_codes):
     # within = C C^T, they are C^-T u for the left singular vectors u of
     # C^-1 F^T (F the between-class factor), far cheaper than a generalised
     # eigendecomposition.
-    lower = linalg.cholesky(within, lower=True, check_finite=False)
-    whitened = linalg.solve_triangular(
-        lower, between_factor.T, lower=True, check_finite=False
-    )
+    # (LAPACK called directly: the same routines as scipy.linalg's
+    # cholesky and solve_triangular, without their checks, which cost more
+    # than these small factorisations)
+    potrf, trtrs = _lapack("potrf", "trtrs")
+    lower, info = potrf(within, lower=1, clean=1)
+    if info != 0:
+        raise linalg.LinAlgError("the within-class scatter is not positive definite")
+    whitened, _ = trtrs(lower, between_factor.T, lower=1)
     left, singular, _ = linalg.svd(whitened, full_matrices=False, check_finite=False)
     n_kept = min(classes.shape[0] - 1, X.shape[1])
     left = left[:, :n_kept][:, singular[:n_kept] > 0]
-    vectors = linalg.solve_triangular(
-        lower, left, lower=True, trans="T", check_finite=False
-    )
+    vectors, _ = trtrs(lower, left, lower=1, trans=1)
     return list(vectors.T)
+
+
+@functools.lru_cache(maxsize=4)
+def _lapack(*names):
+    return linalg.get_lapack_funcs(names, (np.zeros((1, 1)),))
 
 
 def triplet_difference_basis(X, triplets, n_basis, random_state):

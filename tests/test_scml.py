@@ -6,11 +6,10 @@ import pytest
 import linmetric._scml as scml_module
 from linmetric import SCML
 from linmetric._constraints import sample_triplets
-from linmetric._kernels.scml import rda_steps, take_columns
+from linmetric._kernels.scml import class_sums, rda_steps
 from linmetric._optimize import IterationLog
 from linmetric._scml import (
     TripletFeatures,
-    difference_scale,
     distinct_rows,
     lda_basis,
     rda,
@@ -163,45 +162,32 @@ def _rda(features, output_iter, n_steps=400, beta=1e-3, batch_size=7):
 
 
 @pytest.mark.parametrize("beta", [1e-3, 0.0])
-def test_rda_over_compact_columns_is_exact(iris, monkeypatch, beta):
-    # Windows after the first sum the hinge arguments over a copy of the
-    # likely non-zero columns, and skip the division where a weight is
-    # certainly zero: the same terms in the same order, so the weights are
-    # those of the plain sums bit for bit, and those of the reference.
+def test_rda_with_a_full_table_is_exact(iris, monkeypatch, beta):
+    # The feature rows are kept in a table of bounded size; a row that does
+    # not fit is computed again at each draw, from the same expression: the
+    # weights do not depend on the table's size, bit for bit, and are those
+    # of the reference.
     X, y = iris
     index = _triplets(X, y)
     basis = lda_basis(X, y, 40, np.random.RandomState(0))
     features = TripletFeatures(X @ basis.T, index)
-    compacted, n_iter, _ = _rda(features, output_iter=40, beta=beta)
+    kept, n_iter, _ = _rda(features, output_iter=40, beta=beta)
     assert n_iter == 400
-    monkeypatch.setattr(scml_module, "COMPACT_MAX_FRACTION", -1.0)  # never
-    plain = _rda(features, output_iter=40, beta=beta)[0]
-    np.testing.assert_array_equal(compacted, plain)
-    # a copy of every column, and of a few (the non-zeros leave it at times)
-    monkeypatch.setattr(scml_module, "COMPACT_MAX_FRACTION", 2.0)
-    for margin in (1e9, -1e9):
-        monkeypatch.setattr(scml_module, "COMPACT_MARGIN", margin)
+    for n_rows in (0, 1, 9, len(features) - 1):
+        monkeypatch.setattr(scml_module, "TABLE_ENTRIES", n_rows * basis.shape[0])
         np.testing.assert_array_equal(
-            _rda(features, output_iter=40, beta=beta)[0], plain
+            _rda(features, output_iter=40, beta=beta)[0], kept
         )
     replay = np.random.RandomState(5)
     batches = [replay.randint(len(features), size=7) for _ in range(400)]
     expected = reference.rda(
         features.rows(np.arange(len(features))), batches, beta, 5e-3
     )
-    np.testing.assert_allclose(plain, expected, rtol=1e-4, atol=1e-8)
-
-
-def test_take_columns():
-    projections = np.arange(20.0).reshape(4, 5)
-    columns = np.array([0, 3, 4], dtype=np.intp)
-    out = np.empty((4, 3))
-    take_columns(projections, columns, out)
-    np.testing.assert_array_equal(out, projections[:, columns])
+    np.testing.assert_allclose(kept, expected, rtol=1e-4, atol=1e-8)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_difference_scale_matches_projections(iris, dtype):
+def test_scale_is_the_mean_squared_projected_difference(iris, dtype):
     X, y = iris
     X = X.astype(dtype)
     index = _triplets(X, y)
@@ -209,15 +195,28 @@ def test_difference_scale_matches_projections(iris, dtype):
         X.astype(np.float64), index, 30, np.random.RandomState(0)
     )
     projections = X.astype(np.float64) @ basis.T
-    expected = TripletFeatures(projections, index).scale
-    scale = difference_scale(X.astype(np.float64), basis, index)
+    differences = np.concatenate(
+        [X[index[:, 0]] - X[index[:, 1]], X[index[:, 0]] - X[index[:, 2]]]
+    )
+    expected = np.mean((differences.astype(np.float64) @ basis.T) ** 2)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    assert TripletFeatures(projections, index).scale == pytest.approx(
+        expected, rel=rtol
+    )
+    # beyond 2000 triplets, every other one
+    many = np.random.RandomState(0).permutation(np.tile(index, (20, 1)))[:2500]
+    sample = many[::2]
+    near = projections[sample[:, 0]] - projections[sample[:, 1]]
+    far = projections[sample[:, 0]] - projections[sample[:, 2]]
+    expected = (np.sum(near**2) + np.sum(far**2)) / (2 * near.size)
+    scale = TripletFeatures(projections, many).scale
     assert scale == pytest.approx(expected, rel=1e-12)
-    assert TripletFeatures(projections, index, scale=scale).scale == scale
+    assert TripletFeatures(projections, index, scale=2.5).scale == 2.5
 
 
 def test_rda_step_weights_at_the_threshold():
     # -gsum / t just above, just below and well above beta: the weights of
-    # the closed form, exactly (no triplet moves gsum: z = 0 here)
+    # the closed form (no triplet moves gsum: z = 0 here)
     beta, gamma, delta, t = 1e-3, 5e-3, 1e-8, 7
     gradient_sum = -beta * t * np.array([1 + 1e-9, 1 - 1e-9, 1.2, 0.0, -1.0])
     squared_sum = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -226,12 +225,27 @@ def test_rda_step_weights_at_the_threshold():
     projections = np.ones((3, 5))
     triplets = np.array([[0, 1, 2]], dtype=np.intp)
     batches = np.zeros((1, 1), dtype=np.intp)
-    columns = np.empty(0, dtype=np.intp)
     rda_steps(
         projections, triplets, batches, 1.0, weights, gradient_sum, squared_sum,
-        t - 1, beta, gamma, delta, np.empty((3, 0)), columns,
+        t - 1, beta, gamma, delta, np.empty((1, 5)), np.full(1, -1), 0,
     )  # fmt: skip
+    # computed as gamma max(0, -gsum - beta t) / (delta + sqrt(H2)) ...
+    computed = np.maximum(-expected_sum - beta * t, 0.0)
+    computed *= gamma / (delta + np.sqrt(expected_squares))
+    np.testing.assert_allclose(weights, computed, rtol=1e-15, atol=0)
+    # ... the paper's form, whose -gsum / t - beta loses digits to
+    # cancellation just above the threshold
     shrunk = -expected_sum / t - beta
     size = gamma * t / (delta + np.sqrt(expected_squares))
-    np.testing.assert_array_equal(weights, np.where(shrunk > 0, size * shrunk, 0.0))
-    assert np.count_nonzero(weights) == 2
+    paper = np.where(shrunk > 0, size * shrunk, 0.0)
+    np.testing.assert_allclose(weights, paper, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(weights > 0, [True, False, True, False, False])
+
+
+def test_class_sums_add_in_row_order():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((50, 3)) * 10.0 ** rng.randint(-8, 8, size=(50, 1))
+    codes = rng.randint(0, 4, size=50).astype(np.intp)
+    expected = np.zeros((4, 3))
+    np.add.at(expected, codes, X)
+    np.testing.assert_array_equal(class_sums(X, codes, 4), expected)

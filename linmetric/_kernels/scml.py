@@ -8,14 +8,17 @@ subgradient ``g``), and sets in closed form::
 
     gsum += g;  H2 += g * g
     w_k = gamma t / (delta + sqrt(H2_k)) * max(0, -gsum_k / t - beta)
+        = gamma max(0, -gsum_k - beta t) / (delta + sqrt(H2_k))
 
-A hinge argument needs only the elements with a non-zero weight, and only
-a triplet with a positive hinge needs its whole ``z``: a step costs
-``O(n_positive * n_basis + batch_size * n_nonzero + n_basis)`` (late in a
-fit, most triplets of a batch hold and most weights are zero). Run in
-NumPy a step is dominated by the per-step overhead of a dozen array calls,
-here by the arithmetic. The batches are drawn by the caller, so the path
-is the NumPy one up to the order of the sums.
+(the second form is computed: one division per weight instead of two).
+A triplet's ``z`` is computed once, at its first draw, and kept in a table
+of bounded size (each triplet is drawn many times in a fit); a hinge
+argument needs only the elements with a non-zero weight, and only a triplet
+with a positive hinge adds its whole ``z``: a step costs
+``O(batch_size * n_nonzero + n_positive * n_basis + n_basis)`` after the
+first draws (late in a fit, most triplets of a batch hold and most weights
+are zero). The batches are drawn by the caller, so the path is the NumPy one
+up to the order of the sums.
 """
 
 import numpy as np
@@ -26,14 +29,17 @@ from ._config import jit
 @jit
 def rda_steps(
     projections, triplets, batches, scale, weights, gradient_sum, squared_sum,
-    first_step, beta, gamma, delta, compact, columns,
+    first_step, beta, gamma, delta, table, slots, n_cached,
 ):  # fmt: skip
     """Run ``len(batches)`` RDA steps in place; return the summed batch objectives.
 
-    Only the elements with a non-zero weight enter a hinge argument, so a
-    triplet with a non-positive hinge costs ``O(n_nonzero)``; a triplet with
-    a positive hinge adds its whole ``z`` to the subgradient. Skipping the
-    zero weights changes no sum (each skipped term is an exact zero).
+    The feature row ``z`` of a triplet is computed from the projections the
+    first time the triplet is drawn and kept in ``table`` while it has room
+    (a triplet is drawn ``n_steps * batch_size / n_triplets`` times on
+    average); a later draw reads it back. Only the elements with a non-zero
+    weight enter a hinge argument; a triplet with a positive hinge adds its
+    whole ``z`` to the subgradient. Skipping the zero weights changes no sum
+    (each skipped term is an exact zero).
 
     Parameters
     ----------
@@ -48,119 +54,150 @@ def rda_steps(
     first_step : int
         Number of steps done before (``t`` of the first step is one more).
     beta, gamma, delta : float
-    compact : ndarray of shape (n_points, n_columns), float64
-        ``projections[:, columns]``, contiguous: while every non-zero weight
-        is among ``columns``, the hinge arguments are summed over these
-        columns (zero weights add exact zeros), reading ``n_columns``
-        entries per point instead of scattered ones across whole rows.
-    columns : ndarray of shape (n_columns,), intp
-        Increasing elements; may be empty.
+    table : ndarray of shape (n_kept + batch_size, n_basis), float64
+        The kept feature rows, then one scratch row per triplet of a batch
+        for the rows that are not kept; updated in place.
+    slots : ndarray of shape (n_triplets,), intp
+        The row of ``table`` holding each triplet's ``z``, or -1; updated in
+        place.
+    n_cached : int
+        Rows of ``table`` in use.
 
     Returns
     -------
     loss : float
         The sum over the steps of the batch objective
         ``mean [1 + z^T w]_+ + beta sum(w)`` (``w`` before the step).
+    n_cached : int
+        Rows of ``table`` in use after the steps.
     """
     n_steps, batch_size = batches.shape
     n_basis = projections.shape[1]
+    n_kept = table.shape[0] - batch_size
     gradient = np.empty(n_basis)
     # the elements with a non-zero weight, in increasing order
     nonzero = np.empty(n_basis, dtype=np.intp)
     n_nonzero = 0
+    l1 = 0.0  # sum(w), in increasing k, summed where w is computed
     for k in range(n_basis):
         if weights[k] != 0.0:
             nonzero[n_nonzero] = k
             n_nonzero += 1
+            l1 += weights[k]
     margins = np.empty(batch_size)
-    n_columns = columns.shape[0]
-    in_compact = np.zeros(n_basis, dtype=np.bool_)
-    for i in range(n_columns):
-        in_compact[columns[i]] = True
-    covered = True
-    for i in range(n_nonzero):
-        covered = covered and in_compact[nonzero[i]]
-    column_weights = np.empty(n_columns)
-    terms = np.empty((batch_size, n_columns))
+    rows = np.empty(batch_size, dtype=np.intp)
+    inverse_batch = 1.0 / batch_size  # a product per element, not a division
     total = 0.0
     for step in range(n_steps):
         t = first_step + step + 1
         for r in range(batch_size):
-            margins[r] = 1.0
-        if covered and n_columns > 0:
-            # each hinge argument is the same sequence of terms, in
-            # increasing k, as over the non-zero weights alone
-            for i in range(n_columns):
-                column_weights[i] = weights[columns[i]]
-            for r in range(batch_size):
-                triplet = batches[step, r]
-                a = compact[triplets[triplet, 0]]
-                b = compact[triplets[triplet, 1]]
-                c = compact[triplets[triplet, 2]]
-                for i in range(n_columns):
-                    near = a[i] - b[i]
-                    far = a[i] - c[i]
-                    terms[r, i] = (near * near - far * far) / scale * column_weights[i]
-            for i in range(n_columns):
-                for r in range(batch_size):
-                    margins[r] += terms[r, i]
-        else:
-            # the batch's sums side by side: each is summed in increasing
-            # k as one sequence, and the batch's sums overlap
-            for i in range(n_nonzero):
-                k = nonzero[i]
-                weight = weights[k]
-                for r in range(batch_size):
-                    triplet = batches[step, r]
-                    a = triplets[triplet, 0]
-                    near = projections[a, k] - projections[triplets[triplet, 1], k]
-                    far = projections[a, k] - projections[triplets[triplet, 2], k]
-                    z = (near * near - far * far) / scale
-                    margins[r] += z * weight
+            triplet = batches[step, r]
+            slot = slots[triplet]
+            if slot < 0:
+                if n_cached < n_kept:
+                    slot = n_cached
+                    slots[triplet] = slot
+                    n_cached += 1
+                else:
+                    slot = n_kept + r
+                _feature_row(projections, triplets[triplet], scale, table[slot])
+            rows[r] = slot
+        _hinge_arguments(table, rows, nonzero, n_nonzero, weights, margins)
         hinge = 0.0
         any_positive = False
         for r in range(batch_size):
             if margins[r] > 0.0:
+                row = table[rows[r]]
                 if not any_positive:
-                    gradient[:] = 0.0
+                    gradient[:] = row
                     any_positive = True
+                else:
+                    for k in range(n_basis):
+                        gradient[k] += row[k]
                 hinge += margins[r]
-                triplet = batches[step, r]
-                a = triplets[triplet, 0]
-                b = triplets[triplet, 1]
-                c = triplets[triplet, 2]
-                for k in range(n_basis):
-                    near = projections[a, k] - projections[b, k]
-                    far = projections[a, k] - projections[c, k]
-                    gradient[k] += (near * near - far * far) / scale
-        l1 = 0.0
-        for i in range(n_nonzero):
-            l1 += weights[nonzero[i]]
         total += hinge / batch_size + beta * l1
         if any_positive:  # else g = 0 leaves both sums as they are
             for k in range(n_basis):
-                g = gradient[k] / batch_size
+                g = gradient[k] * inverse_batch
                 gradient_sum[k] += g
                 squared_sum[k] += g * g
-        # w_k = 0 unless -gsum_k / t > beta; below this threshold (which is
-        # below beta t by more than its rounding) the quotient is at most
-        # beta after rounding, and the weight is certainly zero
-        threshold = beta * t * (1.0 - 2.0**-51)
+        # w_k = gamma t / (delta + sqrt(H2_k)) max(0, -gsum_k / t - beta),
+        # computed as gamma max(0, -gsum_k - beta t) / (delta + sqrt(H2_k)):
+        # one division instead of two per non-zero weight (a few roundings
+        # apart, and zero exactly where -gsum_k <= beta t)
+        threshold = beta * t
         n_nonzero = 0
-        covered = True
+        l1 = 0.0
         for k in range(n_basis):
-            if -gradient_sum[k] < threshold:
-                weights[k] = 0.0
-                continue
-            shrunk = -gradient_sum[k] / t - beta
+            shrunk = -gradient_sum[k] - threshold
             if shrunk > 0.0:
-                weights[k] = gamma * t / (delta + np.sqrt(squared_sum[k])) * shrunk
+                weights[k] = gamma * shrunk / (delta + np.sqrt(squared_sum[k]))
                 nonzero[n_nonzero] = k
                 n_nonzero += 1
-                covered = covered and in_compact[k]
+                l1 += weights[k]
             else:
                 weights[k] = 0.0
-    return total
+    return total, n_cached
+
+
+@jit
+def _feature_row(projections, triplet, scale, out):
+    """``out = z`` of one triplet."""
+    a = projections[triplet[0]]
+    b = projections[triplet[1]]
+    c = projections[triplet[2]]
+    for k in range(out.shape[0]):
+        near = a[k] - b[k]
+        far = a[k] - c[k]
+        out[k] = (near * near - far * far) / scale
+
+
+@jit
+def _hinge_arguments(rows_of, rows, index, n_index, weights, out):
+    """``out[r] = 1 + sum_i rows_of[rows[r], index[i]] * weights[index[i]]``.
+
+    Each sum in increasing ``i``, as one sequence; four sums (then two,
+    then one) side by side so that their additions overlap.
+    """
+    n_rows = rows.shape[0]
+    r = 0
+    while r + 4 <= n_rows:
+        z0 = rows_of[rows[r]]
+        z1 = rows_of[rows[r + 1]]
+        z2 = rows_of[rows[r + 2]]
+        z3 = rows_of[rows[r + 3]]
+        m0 = m1 = m2 = m3 = 1.0
+        for i in range(n_index):
+            k = index[i]
+            weight = weights[k]
+            m0 += z0[k] * weight
+            m1 += z1[k] * weight
+            m2 += z2[k] * weight
+            m3 += z3[k] * weight
+        out[r] = m0
+        out[r + 1] = m1
+        out[r + 2] = m2
+        out[r + 3] = m3
+        r += 4
+    if r + 2 <= n_rows:
+        z0 = rows_of[rows[r]]
+        z1 = rows_of[rows[r + 1]]
+        m0 = m1 = 1.0
+        for i in range(n_index):
+            k = index[i]
+            weight = weights[k]
+            m0 += z0[k] * weight
+            m1 += z1[k] * weight
+        out[r] = m0
+        out[r + 1] = m1
+        r += 2
+    if r < n_rows:
+        z0 = rows_of[rows[r]]
+        m0 = 1.0
+        for i in range(n_index):
+            k = index[i]
+            m0 += z0[k] * weights[k]
+        out[r] = m0
 
 
 @jit
@@ -252,8 +289,59 @@ def local_steps(
 
 
 @jit
-def take_columns(projections, columns, out):
-    """``out[:] = projections[:, columns]``, row by row."""
-    for p in range(projections.shape[0]):
-        for i in range(columns.shape[0]):
-            out[p, i] = projections[p, columns[i]]
+def mean_squared_difference(projections, triplets):
+    """Mean of ``(p_a - p_b)^2`` and ``(p_a - p_c)^2`` over triplets and elements."""
+    n_basis = projections.shape[1]
+    sums = np.zeros(n_basis)  # one sum per element: the loop vectorises
+    for t in range(triplets.shape[0]):
+        a = projections[triplets[t, 0]]
+        b = projections[triplets[t, 1]]
+        c = projections[triplets[t, 2]]
+        for k in range(n_basis):
+            near = a[k] - b[k]
+            far = a[k] - c[k]
+            sums[k] += near * near + far * far
+    total = 0.0
+    for k in range(n_basis):
+        total += sums[k]
+    return total / (2.0 * triplets.shape[0] * n_basis)
+
+
+@jit
+def group_sorted_rows(rows, keys, order, inverse, first):
+    """Merge equal neighbours of the rows in ``order`` (sorted by ``keys``).
+
+    Writes the group of each row in ``inverse`` and the first row of each
+    group (in ``order``) in ``first``; returns the number of groups, or -1
+    if two different rows share a key (they need not be neighbours then).
+    """
+    n_groups = 0
+    previous = order[0]
+    first[0] = previous
+    inverse[previous] = 0
+    for i in range(1, order.shape[0]):
+        current = order[i]
+        same = True
+        for j in range(rows.shape[1]):
+            if rows[current, j] != rows[previous, j]:
+                same = False
+                break
+        if not same:
+            if keys[current] == keys[previous]:
+                return -1
+            n_groups += 1
+            first[n_groups] = current
+        inverse[current] = n_groups
+        previous = current
+    return n_groups + 1
+
+
+@jit
+def class_sums(X, codes, n_classes):
+    """``sums[c] = sum of the rows of X with code c``, added in row order."""
+    sums = np.zeros((n_classes, X.shape[1]))
+    for i in range(X.shape[0]):
+        row = sums[codes[i]]
+        for j in range(X.shape[1]):
+            row[j] += X[i, j]
+    return sums
