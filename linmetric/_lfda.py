@@ -11,7 +11,7 @@ from ._kernels._chunking import get_working_memory, rows_per_chunk, run_tasks
 from ._kernels.distances import error_factor
 from ._params import Interval, StrOptions, validate_params
 from ._threads import LFDA_SERIAL_MAX_CLASS_SIZE, kernel_threads, limit_threads
-from ._validation import centred_in_units, validate_X_y
+from ._validation import _exponent, validate_X_y
 
 # Classes of at least this many points are computed on one triangle of
 # their affinity matrix (SYRK, TRMM and compiled kernels: half the work of
@@ -19,12 +19,6 @@ from ._validation import centred_in_units, validate_X_y
 # on full rows, which needs no compiled kernel (no loading cost in a fresh
 # process) and, at their size, is as fast.
 TRIANGLE_MIN_CLASS_SIZE = 512
-# A stack of small classes holds at most this many distances (unless it is
-# one class): its arrays stay in cache and below the size from which the C
-# allocator maps fresh pages for them (digits, 10 classes of about 126
-# points: stacks of 4 classes cost 0.8 ms of page faults per fit, and the
-# stacks on two threads 0.9 ms, against none for one class per stack).
-STACK_MAX_ENTRIES = 2**14
 # Below this many multiply-adds OpenBLAS runs a product on one thread.
 _BLAS_SERIAL_WORK = 2**18
 # Rows per np.exp call on a triangle (the part above the diagonal is skipped
@@ -58,13 +52,12 @@ class LFDA(SupervisedMetricLearner):
     Cost. Affinities are non-zero only inside a class, and ``S^b`` is the
     total scatter plus within-class terms, so only pairs of the same class
     are ever formed: a large class on one triangle of its affinity matrix
-    (SYRK, TRMM, compiled passes; the classes on threads), small classes in
-    stacks padded to the largest of the stack (a few NumPy calls per
-    stack, in float64),
-    all within ``working_memory``. Time ``O(sum_c n_c^2 d + n d^2 + d^3)``,
+    (SYRK, TRMM, compiled passes; the classes on threads), small classes one
+    after the other on full rows (a few NumPy calls each, in float64, and
+    one product for all of them at the end), all within ``working_memory``. Time ``O(sum_c n_c^2 d + n d^2 + d^3)``,
     memory ``O(n d + d^2)`` plus the distances of the classes in progress.
-    The scatter matrices are computed on the centred data in units of its
-    spread, so any shift and any finite scale work.
+    The scatter matrices are computed on each class centred on its mean,
+    in units of the spread, so any shift and any finite scale work.
 
     Parameters
     ----------
@@ -118,7 +111,7 @@ class LFDA(SupervisedMetricLearner):
     such a point has affinity 1 if the two points coincide and 0 otherwise;
     ``S^w`` is regularised relative to its largest eigenvalue; each
     direction's sign is fixed so that its largest entry is positive. The
-    local scales are exact, except that in the stacks of small classes a
+    local scales are exact, except that in the small classes a
     scale whose GEMM value is, by the GEMM error bound, within a relative
     ``2**-36`` of the exact one is taken as it is.
 
@@ -180,9 +173,6 @@ class LFDA(SupervisedMetricLearner):
         """
         validate_params(self)
         X, labels = validate_labelled(self, X, y)
-        # In units of 2**exponent: the scatter matrices of data at any finite
-        # scale neither over- nor underflow.
-        X, exponent = centred_in_units(X)
         n_components = resolve_n_components(self.n_components, X.shape[1])
         sizes = np.bincount(labels)
         largest = int(sizes.max())
@@ -200,7 +190,9 @@ class LFDA(SupervisedMetricLearner):
             n_threads = kernel_threads(int(np.sum(sizes >= 2)))
             blas_threads = 1 if n_threads > 1 else None
         with limit_threads(kernels=1, blas=blas_threads):
-            within, between = local_scatter_matrices(
+            # In units of 2**exponent: the scatter matrices of data at any
+            # finite scale neither over- nor underflow.
+            within, between, exponent = scatter_in_units(
                 X,
                 labels,
                 self.k,
@@ -277,9 +269,9 @@ def local_scatter_matrices(
     which is the paper's ``S^b`` rewritten so that only same-class pairs
     appear (the ``1/n`` weight of every pair sums to ``S_t``). With ``mu_c``
     the class means and ``mu`` the mean, ``S_t - sum_c n_c S_c / n =
-    sum_c (1 - n_c/n) S_c + sum_c n_c (mu_c - mu)(mu_c - mu)^T``: one
-    product per class. Each class is centred on its mean first (``Lap_c``
-    does not change, accuracy does).
+    sum_c (1 - n_c/n) S_c + sum_c n_c (mu_c - mu)(mu_c - mu)^T``. Each
+    class is centred on its mean first (``Lap_c`` does not change, accuracy
+    does).
 
     Parameters
     ----------
@@ -290,49 +282,61 @@ def local_scatter_matrices(
         Neighbour rank of the local scale.
     working_memory : float or None
         Budget in MiB for the distances of all classes in progress at once.
-    method : {'auto', 'blocks', 'triangle', 'batched'}, default='auto'
+    method : {'auto', 'blocks', 'triangle', 'rows'}, default='auto'
         'blocks': NumPy on blocks of full rows (no compiled kernels);
         'triangle': the lower triangle of each class's affinity matrix
         (:mod:`linmetric._kernels.lfda`), for classes whose triangle fits in
-        the budget (others use blocks); 'batched': classes in stacks padded
-        to the largest of the stack, in float64, a few NumPy calls per
-        stack (classes whose square does not fit the budget use blocks);
+        the budget (others use blocks); 'rows': each class's full affinity
+        matrix in float64, a few NumPy calls per class, its rows of
+        ``(A - diag(A 1)) X_c`` kept for one product over all classes at
+        the end (classes whose square does not fit the budget use blocks);
         'auto': the triangle for classes of at least
-        ``TRIANGLE_MIN_CLASS_SIZE`` points, batched for the others.
+        ``TRIANGLE_MIN_CLASS_SIZE`` points, rows for the others.
     n_threads : int, default=1
-        Classes (or stacks of classes) computed at once, each on one thread.
+        Classes computed at once, each on one thread (the classes done by
+        rows count as one).
 
     Returns
     -------
     within, between : ndarray of shape (n_features, n_features), float64
     """
+    within, between, exponent = scatter_in_units(
+        X, labels, k, working_memory=working_memory, method=method, n_threads=n_threads
+    )
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(within, 2 * exponent), np.ldexp(between, 2 * exponent)
+
+
+def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_threads=1):
+    """:func:`local_scatter_matrices` in units of ``2**exponent``.
+
+    The matrices returned are those of ``X / 2**exponent``, a power of two
+    near the spread of the data, so that the scatter matrices of data at
+    any finite scale neither over- nor underflow. Each class is gathered,
+    centred on its mean and put in these units on its own: no copy of all
+    of X is made.
+
+    Returns
+    -------
+    within, between : ndarray of shape (n_features, n_features), float64
+    exponent : int
+    """
     n_samples, n_features = X.shape
+    X, scale, exponent = _in_units(X)
     sizes = np.bincount(labels)
     order = np.argsort(labels, kind="stable")
     starts = np.cumsum(sizes) - sizes
-    # The classes one after the other, each centred on its mean, in float64.
-    centred = np.asarray(X[order], dtype=np.float64)
-    means = np.add.reduceat(centred, starts[sizes > 0], axis=0)
-    means /= sizes[sizes > 0, None]
-    centred -= np.repeat(means, sizes[sizes > 0], axis=0)
-    offsets = means - (sizes[sizes > 0] @ means) / n_samples
-    between = (offsets.T * sizes[sizes > 0]) @ offsets
+    # The class means: each class's own in gather, a single point's here.
+    means = np.zeros((sizes.shape[0], n_features))
+    single = np.flatnonzero(sizes == 1)
+    means[single] = X[order[starts[single]]]
+    within = np.zeros((n_features, n_features))
     classes = [c for c in np.argsort(-sizes, kind="stable") if sizes[c] >= 2]
-    for c in classes:
-        members = centred[starts[c] : starts[c] + sizes[c]]
-        between += (1.0 - sizes[c] / n_samples) * (members.T @ members)
-    if not classes:
-        zeros = np.zeros((n_features, n_features))
-        return zeros, _symmetric(between)
     n_threads = max(1, min(int(n_threads), len(classes)))
     budget = get_working_memory(working_memory) / n_threads * 2**20
     min_triangle = {"auto": TRIANGLE_MIN_CLASS_SIZE, "triangle": 2}.get(method)
-
-    # Units of work: one large class, or a stack of small ones (largest
-    # first, so each stack pads little; at most a thread's share of the
-    # classes, so that every thread gets a stack).
-    units, stack = [], []
-    stack_max = -(-len(classes) // n_threads)
+    # Units of work: one large class each; the classes done by rows, one.
+    units, by_rows = [], []
     for c in classes:
         n_class = int(sizes[c])
         triangle = min_triangle is not None and n_class >= min_triangle
@@ -341,37 +345,37 @@ def local_scatter_matrices(
         elif triangle or method == "blocks" or n_class * n_class * 16 > budget:
             units.append(("blocks", [c]))
         else:
-            padded = (len(stack) + 1) * int(sizes[stack[0] if stack else c]) ** 2
-            if stack and (
-                len(stack) == stack_max
-                or padded > STACK_MAX_ENTRIES
-                or padded * 16 > budget
-                or padded > 2 * np.sum(sizes[[*stack, c]] ** 2)
-            ):
-                units.append(("batched", stack))
-                stack = []
-            stack.append(c)
-    if stack:
-        units.append(("batched", stack))
+            by_rows.append(c)
+    if by_rows:
+        units.append(("rows", by_rows))
 
-    def triangle_buffer(share):
-        largest = max(
-            (sizes[cs[0]] for kind, cs in share if kind == "triangle"), default=0
-        )
-        return np.empty(largest * largest, dtype=X.dtype)
+    def gather(c):
+        """The points of class ``c``, centred on its mean, in units, float64."""
+        members = order[starts[c] : starts[c] + sizes[c]]
+        if X.dtype == np.float64:
+            points = np.take(X, members, axis=0)
+        else:
+            points = X[members].astype(np.float64)
+        means[c] = points.mean(axis=0)
+        points -= means[c]
+        if scale != 1.0:
+            points *= scale
+        return points
 
     def run(share):
         # One n_c x n_c buffer for the triangles of the share's classes:
         # fresh pages for each class would cost the system time to map them.
-        buffer = triangle_buffer(share)
+        largest = max(
+            (sizes[cs[0]] for kind, cs in share if kind == "triangle"), default=0
+        )
+        buffer = np.empty(largest * largest, dtype=X.dtype)
         results = []
         for kind, cs in share:
-            if kind == "batched":
-                laplacians = _batched_laplacians(centred, starts[cs], sizes[cs], k)
-                results.extend(zip(cs, laplacians, strict=True))
+            if kind == "rows":
+                results.extend(_rows_laplacians(gather, cs, sizes, k))
                 continue
             (c,) = cs
-            class64 = centred[starts[c] : starts[c] + sizes[c]]
+            class64 = gather(c)
             X_class = class64.astype(X.dtype, copy=False)
             if X_class.dtype != np.float64:  # the kernels' rows and the exact ones
                 class64 = X_class.astype(np.float64)
@@ -379,7 +383,7 @@ def local_scatter_matrices(
                 laplacian = _triangle_laplacian(X_class, class64, k, buffer)
             else:
                 laplacian = _blocked_laplacian(X_class, class64, k, budget / 2**20)
-            results.append((c, laplacian))
+            results.append((c, -laplacian, class64.T @ class64))
         return results
 
     if n_threads == 1:
@@ -394,11 +398,133 @@ def local_scatter_matrices(
             loads[lightest] += int(np.sum(sizes[unit[1]] ** 2))
         results = run_tasks([(run, share) for share in shares if share])
         terms = [term for result in results for term in result]
-    within = np.zeros((n_features, n_features))
-    for c, laplacian in sorted(terms, key=_first):  # the same sums on any threads
-        within += laplacian / sizes[c]
-        between += laplacian * (1.0 / n_samples - 1.0 / sizes[c])
-    return _symmetric(within), _symmetric(between)
+    # The offsets of the class means from the mean.
+    present = np.flatnonzero(sizes)
+    offsets = (means[present] - (sizes @ means) / n_samples) * scale
+    between = (offsets.T * sizes[present]) @ offsets
+    # X_c^T (A - diag(A 1)) X_c = -Lap_c(A), and X_c^T X_c, in the same order
+    # on any threads
+    for c, negative_laplacian, scatter in sorted(terms, key=_first):
+        n_class = sizes[c]
+        within -= negative_laplacian * (1.0 / n_class)
+        between += negative_laplacian * (1.0 / n_class - 1.0 / n_samples)
+        between += scatter * (1.0 - n_class / n_samples)
+    return _symmetric(within), _symmetric(between), exponent
+
+
+def _in_units(X):
+    """A power of two near the spread of X's features, and X to divide by it.
+
+    Returns
+    -------
+    X : ndarray
+        X itself, or (data near the limits of float64) X divided by a first
+        power of two, in float64.
+    scale : float
+        ``2**-e``, the factor that puts X's points (centred) in units.
+    exponent : int
+        The exponent of the units of the returned X times ``scale``, in the
+        units of the X given (0 if every point is the same).
+    """
+    high = X.max(axis=0).astype(np.float64)
+    low = X.min(axis=0).astype(np.float64)
+    largest = max(high.max(), -low.min())
+    outer = 0
+    if not largest < 2.0**500:
+        # Data near the float64 limit: first to the scale of its largest
+        # entry, so that the ranges and sums do not overflow.
+        outer = _exponent(largest)
+        X = np.ldexp(np.asarray(X, dtype=np.float64), -outer)
+        high, low = np.ldexp(high, -outer), np.ldexp(low, -outer)
+    inner = _exponent(np.max(high - low))
+    if inner is None:
+        return X, 1.0, outer
+    # Every feature's range is at least the spacing of the largest entry
+    # (2**-552 of the largest, at 2**-500 at least): 2**-inner is a normal number.
+    if -1000 < inner < 1000:
+        return X, 2.0**-inner, outer + inner
+    return np.ldexp(np.asarray(X, dtype=np.float64), -inner), 1.0, outer + inner
+
+
+def _rows_laplacians(gather, classes, sizes, k):
+    """``X_c^T (A - diag(A 1)) X_c`` and ``X_c^T X_c`` of small classes.
+
+    ``gather(c)`` gives the points of class ``c``, centred on its mean, in
+    float64. Each class is done on full rows, in buffers of the largest
+    class kept in cache: distances from one GEMM, the local scales (the
+    k-th GEMM distance of a row when that is within a relative
+    ``_SCALE_RTOL`` of the exact one by the GEMM error bound, else the
+    exact one, :func:`_kth_distance`), the affinities in place, then
+    ``Q = (A - diag(A 1)) X_c`` and one product ``X_c^T [Q, X_c]``.
+
+    Returns
+    -------
+    terms : list of (c, ndarray of shape (d, d), ndarray of shape (d, d))
+    """
+    largest = int(max(sizes[c] for c in classes))
+    buffer = np.empty(2 * largest * largest)
+    terms = []
+    for c in classes:
+        points = gather(c)
+        size, n_features = points.shape
+        norms = np.einsum("ij,ij->i", points, points)
+        distances = buffer[: size * size].reshape(size, size)
+        np.matmul(points, points.T, out=distances)
+        distances *= -2.0
+        distances += norms[:, None]
+        distances += norms
+        np.maximum(distances, 0.0, out=distances)
+        diagonal = distances.reshape(-1)[:: size + 1]
+        diagonal[...] = 0.0
+        sq_scales = _rows_sq_scales(
+            distances,
+            buffer[size * size : 2 * size * size].reshape(size, size),
+            points,
+            norms,
+            min(k, size - 1),
+            error_factor(np.float64, n_features),
+        )
+        inverse = _inverse_scales(sq_scales, np.float64)
+        # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
+        with np.errstate(over="ignore"):
+            distances *= inverse[:, None]
+            distances *= -inverse
+        np.exp(distances, out=distances)
+        diagonal -= distances.sum(axis=1)
+        wide = np.empty((size, 2 * n_features))
+        np.matmul(distances, points, out=wide[:, :n_features])
+        wide[:, n_features:] = points
+        product = points.T @ wide
+        terms.append((c, product[:, :n_features], product[:, n_features:]))
+    return terms
+
+
+def _rows_sq_scales(distances, scratch, rows, norms, k, factor):
+    """Squared local scales of one class from its GEMM distances.
+
+    ``distances`` holds the GEMM squared distances (0 on the diagonal),
+    ``scratch`` is a buffer of its shape, ``rows`` the class's float64
+    points and ``norms`` their squared norms; ``factor`` times ``norms_i +
+    max(norms)`` bounds the error of row ``i``'s GEMM distances.
+    """
+    np.copyto(scratch, distances)
+    # The row's own 0 sorts first: entry k is the k-th smallest of the others.
+    scratch.partition(k, axis=1)
+    kth = scratch[:, k].copy()
+    slack = factor * (norms + norms.max())
+    uncertain = ~(slack <= _SCALE_RTOL * kth)
+    if uncertain.any():
+        (inexact,) = np.nonzero(uncertain)
+        kth[inexact] = _kth_distance(
+            distances[inexact],
+            rows[inexact],
+            rows,
+            np.zeros(inexact.shape[0], dtype=np.intp),
+            inexact,
+            k,
+            slack[inexact],
+        )
+    return kth
 
 
 def _first(term):
@@ -522,88 +648,10 @@ def _kth_distance(distances, rows, columns, bases, selves, ks, slack):
     return exact[order][first + ks - 1]
 
 
-# Relative accuracy of a stack's local scales taken from the GEMM distances:
+# Relative accuracy of a small class's local scales taken from the GEMM distances:
 # rows whose k-th GEMM distance may be off by more (near duplicates, points
 # far from their class mean) get it exactly (``_kth_distance``).
 _SCALE_RTOL = 2.0**-36
-
-
-def _batched_laplacians(centred, starts, sizes, k):
-    """``Lap_c(A)`` of a stack of classes, in a few NumPy calls.
-
-    ``centred[starts[c] : starts[c] + sizes[c]]`` are the rows of class
-    ``c``, centred on its mean, float64. The classes are padded to the
-    largest, ``m`` points: distances, affinities and products are stacks
-    of ``m x m`` and ``m x d`` arrays (padding has infinite distance, so
-    zero affinity, and zero rows). The local scale of a row is its k-th
-    GEMM distance when that is within a relative ``_SCALE_RTOL`` of the
-    exact one by the GEMM error bound, else the exact one.
-
-    Returns
-    -------
-    laplacians : ndarray of shape (n_classes, n_features, n_features)
-    """
-    n_classes, size = sizes.shape[0], int(sizes.max())
-    n_features = centred.shape[1]
-    points = np.zeros((n_classes, size, n_features))
-    for c in range(n_classes):
-        points[c, : sizes[c]] = centred[starts[c] : starts[c] + sizes[c]]
-    norms = np.einsum("cij,cij->ci", points, points)
-    distances = points @ points.transpose(0, 2, 1)
-    distances *= -2.0
-    distances += norms[:, :, None]
-    distances += norms[:, None, :]
-    np.maximum(distances, 0.0, out=distances)
-    distances.reshape(n_classes, size * size)[:, :: size + 1] = 0.0
-    for c in np.flatnonzero(sizes < size):
-        distances[c, :, sizes[c] :] = np.inf
-    sq_scales = _batched_sq_scales(distances, points, norms, sizes, k)
-    inverse = np.ones((n_classes, size))
-    for c in range(n_classes):
-        inverse[c, : sizes[c]] = _inverse_scales(sq_scales[c, : sizes[c]], np.float64)
-    # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
-    with np.errstate(over="ignore"):
-        distances *= inverse[:, :, None]
-        distances *= -inverse[:, None, :]
-    np.exp(distances, out=distances)
-    degree = distances.sum(axis=2)
-    # (A X)_c - diag(degree) X_c, and X_c^T of it is -Lap_c
-    product = distances @ points
-    product -= points * degree[:, :, None]
-    laplacians = points.transpose(0, 2, 1) @ product
-    np.negative(laplacians, out=laplacians)
-    return laplacians
-
-
-def _batched_sq_scales(distances, points, norms, sizes, k):
-    """Squared local scales of a padded stack, shape ``(n_classes, m)``.
-
-    ``distances`` holds the GEMM squared distances (0 on the diagonal, inf
-    in the padding), ``points`` the float64 rows. See
-    :func:`_batched_laplacians`.
-    """
-    n_classes, size = norms.shape
-    ks = np.minimum(k, sizes - 1)
-    kth = np.partition(distances, np.unique(ks), axis=2)
-    kth = np.take_along_axis(kth, ks[:, None, None], axis=2)[:, :, 0]
-    slack = error_factor(np.float64, points.shape[2]) * (
-        norms + norms.max(axis=1)[:, None]
-    )
-    inside = np.arange(size) < sizes[:, None]
-    exact = inside & ~(slack <= _SCALE_RTOL * kth)
-    if np.any(exact):
-        classes, rows = np.nonzero(exact)
-        flat = points.reshape(n_classes * size, -1)
-        kth[classes, rows] = _kth_distance(
-            distances[classes, rows],
-            flat[classes * size + rows],
-            flat,
-            classes * size,
-            rows,
-            ks[classes],
-            slack[classes, rows],
-        )
-    return kth
 
 
 def _triangle_laplacian(X_class, class64, k, buffer=None):

@@ -5,9 +5,9 @@ from linmetric import LFDA
 from linmetric._kernels import lfda as kernels
 from linmetric._kernels.distances import error_factor
 from linmetric._lfda import (
-    _batched_sq_scales,
     _block_sq_distances,
     _kth_distance,
+    _rows_sq_scales,
     fix_signs,
     local_scatter_matrices,
 )
@@ -29,8 +29,8 @@ def small():
 @pytest.mark.parametrize(
     ("method", "working_memory"),
     # a tiny budget forces many blocks per class
-    [("blocks", 2e-4), ("blocks", None), ("triangle", None), ("batched", None)],
-    ids=["many-blocks", "one-block", "triangle", "batched"],
+    [("blocks", 2e-4), ("blocks", None), ("triangle", None), ("rows", None)],
+    ids=["many-blocks", "one-block", "triangle", "rows"],
 )
 def test_scatter_matrices_match_reference(
     small, dtype, rtol, k, method, working_memory
@@ -107,7 +107,7 @@ def test_singular_within_scatter_gives_finite_map():
     assert np.all(np.isfinite(Z))
 
 
-@pytest.mark.parametrize("method", ["blocks", "triangle", "batched"])
+@pytest.mark.parametrize("method", ["blocks", "triangle", "rows"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [1, 3])
 def test_local_scales_are_exact_despite_rounding(method, dtype, k):
@@ -132,12 +132,11 @@ def test_local_scales_are_exact_despite_rounding(method, dtype, k):
         slack = factor * (norms + norms.max())
         selves = np.arange(n)
         scales = _kth_distance(distances, X64, X64, 0 * selves, selves, k, slack)
-    elif method == "batched":  # float64 products, as the stacks have
+    elif method == "rows":  # float64 products, as the rows path has
         distances = np.maximum(norms[:, None] + norms - 2 * X64 @ X64.T, 0.0)
         np.fill_diagonal(distances, 0.0)
-        scales = _batched_sq_scales(
-            distances[None], X64[None], norms[None], np.array([n]), k
-        )[0]
+        scratch = np.empty_like(distances)
+        scales = _rows_sq_scales(distances, scratch, X64, norms, k, factor)
     else:
         T = (X @ X.T).astype(dtype)
         scales = np.empty(X.shape[0])
@@ -153,11 +152,10 @@ def test_threads_and_paths_agree(n_threads):
     y = rng.randint(0, 4, 300)
     blocks = local_scatter_matrices(X, y, 7, method="blocks")
     triangle = local_scatter_matrices(X, y, 7, method="triangle", n_threads=n_threads)
-    # classes of 64-86 points: stacks of up to 8 classes, padded
-    batched = local_scatter_matrices(X, y, 7, method="batched", n_threads=n_threads)
+    rows = local_scatter_matrices(X, y, 7, method="rows", n_threads=n_threads)
     pairs = [
         *zip(blocks, triangle, strict=True),
-        *zip(blocks, batched, strict=True),
+        *zip(blocks, rows, strict=True),
     ]
     for a, b in pairs:
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-11 * np.abs(a).max())
