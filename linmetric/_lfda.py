@@ -3,7 +3,7 @@
 import numbers
 
 import numpy as np
-from scipy.linalg import blas
+from scipy.linalg import blas, lapack
 
 from ._base import SupervisedMetricLearner
 from ._init import resolve_n_components
@@ -356,7 +356,8 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
             points = np.take(X, members, axis=0)
         else:
             points = X[members].astype(np.float64)
-        means[c] = points.mean(axis=0)
+        means[c] = points.sum(axis=0)
+        means[c] /= sizes[c]
         points -= means[c]
         if scale != 1.0:
             points *= scale
@@ -372,7 +373,7 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
         results = []
         for kind, cs in share:
             if kind == "rows":
-                results.extend(_rows_laplacians(gather, cs, sizes, k))
+                results.extend(_rows_laplacians(gather, cs, sizes, k, n_features))
                 continue
             (c,) = cs
             class64 = gather(c)
@@ -446,16 +447,16 @@ def _in_units(X):
     return np.ldexp(np.asarray(X, dtype=np.float64), -inner), 1.0, outer + inner
 
 
-def _rows_laplacians(gather, classes, sizes, k):
+def _rows_laplacians(gather, classes, sizes, k, n_features):
     """``X_c^T (A - diag(A 1)) X_c`` and ``X_c^T X_c`` of small classes.
 
     ``gather(c)`` gives the points of class ``c``, centred on its mean, in
-    float64. Each class is done on full rows, in buffers of the largest
-    class kept in cache: distances from one GEMM, the local scales (the
-    k-th GEMM distance of a row when that is within a relative
-    ``_SCALE_RTOL`` of the exact one by the GEMM error bound, else the
-    exact one, :func:`_kth_distance`), the affinities in place, then
-    ``Q = (A - diag(A 1)) X_c`` and one product ``X_c^T [Q, X_c]``.
+    float64. Each class is done on full rows, in
+    buffers of the largest class that stay in cache: distances from one
+    GEMM, the local scales (the k-th GEMM distance of a row when that is
+    within a relative ``_SCALE_RTOL`` of the exact one by the GEMM error
+    bound, else the exact one, :func:`_kth_distance`), the affinities in
+    place, then ``Q = (A - diag(A 1)) X_c``, ``X_c^T Q`` and ``X_c^T X_c``.
 
     Returns
     -------
@@ -463,14 +464,15 @@ def _rows_laplacians(gather, classes, sizes, k):
     """
     largest = int(max(sizes[c] for c in classes))
     buffer = np.empty(2 * largest * largest)
+    factor = error_factor(np.float64, n_features)
     terms = []
     for c in classes:
+        size = int(sizes[c])
         points = gather(c)
-        size, n_features = points.shape
         norms = np.einsum("ij,ij->i", points, points)
         distances = buffer[: size * size].reshape(size, size)
-        np.matmul(points, points.T, out=distances)
-        distances *= -2.0
+        # -2 x_i . x_j (a power of two: exact) + |x_i|^2 + |x_j|^2
+        np.matmul(points * -2.0, points.T, out=distances)
         distances += norms[:, None]
         distances += norms
         np.maximum(distances, 0.0, out=distances)
@@ -482,20 +484,23 @@ def _rows_laplacians(gather, classes, sizes, k):
             points,
             norms,
             min(k, size - 1),
-            error_factor(np.float64, n_features),
+            factor,
         )
-        inverse = _inverse_scales(sq_scales, np.float64)
-        # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
-        with np.errstate(over="ignore"):
+        # 1 / sigma_i, as _inverse_scales gives it
+        inverse = 1.0 / np.sqrt(np.maximum(sq_scales, _TINY64))
+        # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place; d_ij <= 4 |x|^2_max
+        # in units, so the products overflow only beside a scale near 0.
+        if inverse.max() < 1e150:
             distances *= inverse[:, None]
             distances *= -inverse
+        else:
+            with np.errstate(over="ignore"):
+                distances *= inverse[:, None]
+                distances *= -inverse
         np.exp(distances, out=distances)
         diagonal -= distances.sum(axis=1)
-        wide = np.empty((size, 2 * n_features))
-        np.matmul(distances, points, out=wide[:, :n_features])
-        wide[:, n_features:] = points
-        product = points.T @ wide
-        terms.append((c, product[:, :n_features], product[:, n_features:]))
+        Q = distances @ points
+        terms.append((c, points.T @ Q, points.T @ points))
     return terms
 
 
@@ -652,6 +657,7 @@ def _kth_distance(distances, rows, columns, bases, selves, ks, slack):
 # rows whose k-th GEMM distance may be off by more (near duplicates, points
 # far from their class mean) get it exactly (``_kth_distance``).
 _SCALE_RTOL = 2.0**-36
+_TINY64 = float(np.finfo(np.float64).tiny)
 
 
 def _triangle_laplacian(X_class, class64, k, buffer=None):
@@ -706,7 +712,11 @@ def generalized_eigenvectors(between, within, regularization):
     ``regularization`` times the largest (to 1 if it is zero). With
     ``within = U diag(w) U^T`` the problem becomes the symmetric one of
     ``W^T between W`` with ``W = U diag(w)^-1/2``, and ``phi = W v`` satisfies
-    ``phi^T within phi = 1``.
+    ``phi^T within phi = 1``. When a Cholesky factor ``within = C C^T``
+    shows that no eigenvalue is below the floor (``1 / ||C^-1||_F^2``, a
+    lower bound of the smallest, above ``regularization`` times the trace,
+    an upper bound of the largest), ``W = C^-T`` instead: the same
+    ``phi``, without the eigendecomposition of ``within``.
 
     Returns
     -------
@@ -715,15 +725,31 @@ def generalized_eigenvectors(between, within, regularization):
     directions : ndarray of shape (n_features, n_features)
         The ``phi`` as columns, each with its largest entry positive.
     """
-    w, U = np.linalg.eigh(within)
-    largest = max(w[-1], 0.0)
-    floor = regularization * largest if largest > 0 else 1.0
-    w = np.maximum(w, max(floor, np.finfo(np.float64).tiny))
-    whitening = U / np.sqrt(w)
+    whitening = _cholesky_whitening(within, regularization)
+    if whitening is None:
+        w, U = np.linalg.eigh(within)
+        largest = max(w[-1], 0.0)
+        floor = regularization * largest if largest > 0 else 1.0
+        w = np.maximum(w, max(floor, np.finfo(np.float64).tiny))
+        whitening = U / np.sqrt(w)
     reduced = _symmetric(whitening.T @ between @ whitening)
     eigenvalues, vectors = np.linalg.eigh(reduced)
     eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
     return eigenvalues, fix_signs(whitening @ vectors)
+
+
+def _cholesky_whitening(within, regularization):
+    """``C^-T`` with ``within = C C^T``, or None when the floor may bind."""
+    factor, info = lapack.dpotrf(within, lower=1, clean=1)
+    if info != 0:
+        return None
+    inverse, info = lapack.dtrtri(factor, lower=1)
+    if info != 0:
+        return None
+    bound = 1.0 / np.einsum("ij,ij->", inverse, inverse)
+    if not (bound > regularization * np.trace(within) and bound > 0):
+        return None
+    return inverse.T
 
 
 def fix_signs(directions):
