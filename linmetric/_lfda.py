@@ -243,7 +243,7 @@ def validate_labelled(estimator, X, y):
         and X.shape[0] == y.shape[0] >= 1
         and np.isfinite(X.sum(dtype=np.float64))
     ):
-        classes, labels = np.unique(y, return_inverse=True)
+        classes, labels = _label_codes(y)
         if classes.shape[0] >= 2:
             # what validate_data records when it resets the estimator
             if hasattr(estimator, "feature_names_in_"):
@@ -252,6 +252,23 @@ def validate_labelled(estimator, X, y):
             return X, labels.astype(np.intp, copy=False)
     X, labels, _ = validate_X_y(estimator, X, y)
     return X, labels
+
+
+def _label_codes(y):
+    """``np.unique(y, return_inverse=True)`` for integer labels.
+
+    Labels in a range of at most a few times their number are coded by
+    counting (linear time) instead of sorting.
+    """
+    low, high = int(y.min()), int(y.max())
+    if high - low > 4 * y.shape[0] + 64 or y.dtype == np.uint64:
+        return np.unique(y, return_inverse=True)
+    shifted = y.astype(np.intp, copy=False)
+    if low != 0:
+        shifted = shifted - low
+    present = np.bincount(shifted, minlength=high - low + 1) > 0
+    codes = np.cumsum(present) - 1
+    return np.flatnonzero(present).astype(y.dtype) + low, codes[shifted]
 
 
 def local_scatter_matrices(
@@ -414,7 +431,10 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
 
 
 def _in_units(X):
-    """A power of two near the spread of X's features, and X to divide by it.
+    """A power of two near the spread of X, and X to divide by it.
+
+    The spread is the range of all of X's entries: it does not change with
+    a shift of the data, and bounds each feature's range.
 
     Returns
     -------
@@ -425,24 +445,20 @@ def _in_units(X):
         ``2**-e``, the factor that puts X's points (centred) in units.
     exponent : int
         The exponent of the units of the returned X times ``scale``, in the
-        units of the X given (0 if every point is the same).
+        units of the X given (0 if every entry is the same).
     """
-    high = X.max(axis=0).astype(np.float64)
-    low = X.min(axis=0).astype(np.float64)
-    largest = max(high.max(), -low.min())
+    high, low = float(X.max()), float(X.min())
     outer = 0
-    if not largest < 2.0**500:
+    if not max(high, -low) < 2.0**500:
         # Data near the float64 limit: first to the scale of its largest
-        # entry, so that the ranges and sums do not overflow.
-        outer = _exponent(largest)
+        # entry, so that the range and sums do not overflow.
+        outer = _exponent(max(high, -low))
         X = np.ldexp(np.asarray(X, dtype=np.float64), -outer)
         high, low = np.ldexp(high, -outer), np.ldexp(low, -outer)
-    inner = _exponent(np.max(high - low))
+    inner = _exponent(high - low)
     if inner is None:
         return X, 1.0, outer
-    # Every feature's range is at least the spacing of the largest entry
-    # (2**-552 of the largest, at 2**-500 at least): 2**-inner is a normal number.
-    if -1000 < inner < 1000:
+    if -1000 < inner < 1000:  # 2**-inner is a normal number
         return X, 2.0**-inner, outer + inner
     return np.ldexp(np.asarray(X, dtype=np.float64), -inner), 1.0, outer + inner
 
@@ -516,7 +532,10 @@ def _rows_sq_scales(distances, scratch, rows, norms, k, factor):
     # The row's own 0 sorts first: entry k is the k-th smallest of the others.
     scratch.partition(k, axis=1)
     kth = scratch[:, k].copy()
-    slack = factor * (norms + norms.max())
+    largest = norms.max()
+    if 2.0 * factor * largest <= _SCALE_RTOL * kth.min():  # every row's bound
+        return kth
+    slack = factor * (norms + largest)
     uncertain = ~(slack <= _SCALE_RTOL * kth)
     if uncertain.any():
         (inexact,) = np.nonzero(uncertain)

@@ -7,6 +7,7 @@ from linmetric._kernels.distances import error_factor
 from linmetric._lfda import (
     _block_sq_distances,
     _kth_distance,
+    _label_codes,
     _rows_sq_scales,
     fix_signs,
     local_scatter_matrices,
@@ -195,3 +196,17 @@ def test_fast_validation_matches_the_full_one():
         LFDA().fit(X, y)
     with pytest.raises(ValueError, match="one class"):
         LFDA().fit(X[1:10], y[1:10])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int64, np.uint64])
+def test_label_codes_match_unique(dtype):
+    rng = np.random.RandomState(0)
+    low = 0 if np.dtype(dtype).kind == "u" else -128
+    for values in (rng.randint(0, 5, 50), rng.randint(0, 256, 50), [3, 3, 1]):
+        y = (np.asarray(values) + low).astype(dtype)
+        classes, codes = _label_codes(y)
+        expected_classes, expected_codes = np.unique(y, return_inverse=True)
+        np.testing.assert_array_equal(classes, expected_classes)
+        np.testing.assert_array_equal(codes, expected_codes)
+    y = np.array([0, 10**9, 5], dtype=dtype if dtype in (np.int64, np.uint64) else int)
+    np.testing.assert_array_equal(_label_codes(y)[1], [0, 2, 1])
