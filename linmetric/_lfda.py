@@ -53,9 +53,9 @@ class LFDA(SupervisedMetricLearner):
     total scatter plus within-class terms, so only pairs of the same class
     are ever formed: a large class on one triangle of its affinity matrix
     (SYRK, TRMM, compiled passes; the classes on threads), small classes one
-    after the other on full rows (a few NumPy calls each, in float64, and
-    one product for all of them at the end), all within ``working_memory``. Time ``O(sum_c n_c^2 d + n d^2 + d^3)``,
-    memory ``O(n d + d^2)`` plus the distances of the classes in progress.
+    after the other on full rows (a few NumPy calls each, in float64, in
+    buffers of one class), all within ``working_memory``. Time
+    ``O(sum_c n_c^2 d + n d^2 + d^3)``, memory ``O(n d + d^2)`` plus the distances of the classes in progress.
     The scatter matrices are computed on each class centred on its mean,
     in units of the spread, so any shift and any finite scale work.
 
@@ -304,14 +304,14 @@ def local_scatter_matrices(
         'triangle': the lower triangle of each class's affinity matrix
         (:mod:`linmetric._kernels.lfda`), for classes whose triangle fits in
         the budget (others use blocks); 'rows': each class's full affinity
-        matrix in float64, a few NumPy calls per class, its rows of
-        ``(A - diag(A 1)) X_c`` kept for one product over all classes at
-        the end (classes whose square does not fit the budget use blocks);
+        matrix in float64, a few NumPy calls per class, in buffers reused
+        from class to class (classes whose square does not fit the budget
+        use blocks);
         'auto': the triangle for classes of at least
         ``TRIANGLE_MIN_CLASS_SIZE`` points, rows for the others.
     n_threads : int, default=1
         Classes computed at once, each on one thread (the classes done by
-        rows count as one).
+        rows as one unit).
 
     Returns
     -------
