@@ -746,15 +746,28 @@ def generalized_eigenvectors(between, within, regularization):
     """
     whitening = _cholesky_whitening(within, regularization)
     if whitening is None:
-        w, U = np.linalg.eigh(within)
+        w, U = symmetric_eigh(within)
         largest = max(w[-1], 0.0)
         floor = regularization * largest if largest > 0 else 1.0
         w = np.maximum(w, max(floor, np.finfo(np.float64).tiny))
         whitening = U / np.sqrt(w)
     reduced = _symmetric(whitening.T @ between @ whitening)
-    eigenvalues, vectors = np.linalg.eigh(reduced)
+    eigenvalues, vectors = symmetric_eigh(reduced)
     eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
     return eigenvalues, fix_signs(whitening @ vectors)
+
+
+def symmetric_eigh(matrix):
+    """``np.linalg.eigh`` of a symmetric float64 matrix, by LAPACK's syevd.
+
+    SciPy's LAPACK: NumPy's spends many times longer on threads for small
+    matrices when its BLAS may use more than one (3.6 ms instead of 0.3 ms
+    for 61 x 61 on two busy cores).
+    """
+    eigenvalues, vectors, info = lapack.dsyevd(matrix, compute_v=1, lower=1)
+    if info != 0:
+        return np.linalg.eigh(matrix)
+    return eigenvalues, vectors
 
 
 def _cholesky_whitening(within, regularization):

@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
 from ._base import SupervisedMetricLearner
-from ._lfda import fix_signs, validate_labelled
+from ._lfda import fix_signs, symmetric_eigh, validate_labelled
 from ._params import Interval, validate_params
 from ._threads import limit_threads
 from ._validation import _exponent, centred_in_units, validate_X
@@ -223,7 +223,7 @@ class RCA(SupervisedMetricLearner):
                 "chunklet of two points to estimate the within-chunklet "
                 "covariance."
             )
-        w, U = np.linalg.eigh(covariance)
+        w, U = symmetric_eigh(covariance)
         w, U = w[::-1], U[:, ::-1]
         rank = int(np.sum(w > self.tol * w[0])) if w[0] > 0 else 0
         if rank == 0:
@@ -255,7 +255,7 @@ class RCA(SupervisedMetricLearner):
             X_units, _ = centred_in_units(X)
             projected = np.asarray(X_units, dtype=np.float64) @ whitening.T
             total = projected.T @ projected / X.shape[0]
-            _, vectors = np.linalg.eigh((total + total.T) / 2)
+            _, vectors = symmetric_eigh((total + total.T) / 2)
             kept = fix_signs(vectors[:, ::-1][:, : self.n_components])
             whitening = kept.T @ whitening
         with np.errstate(over="ignore", under="ignore"):
