@@ -390,7 +390,7 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
         results = []
         for kind, cs in share:
             if kind == "rows":
-                results.extend(_rows_laplacians(gather, cs, sizes, k, n_features))
+                results.append(_rows_terms(gather, cs, sizes, k, n_samples))
                 continue
             (c,) = cs
             class64 = gather(c)
@@ -401,7 +401,11 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
                 laplacian = _triangle_laplacian(X_class, class64, k, buffer)
             else:
                 laplacian = _blocked_laplacian(X_class, class64, k, budget / 2**20)
-            results.append((c, -laplacian, class64.T @ class64))
+            n_class = sizes[c]
+            scatter = class64.T @ class64
+            scatter *= 1.0 - n_class / n_samples
+            scatter += laplacian * (1.0 / n_samples - 1.0 / n_class)
+            results.append((c, laplacian / n_class, scatter))
         return results
 
     if n_threads == 1:
@@ -420,13 +424,11 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
     present = np.flatnonzero(sizes)
     offsets = (means[present] - (sizes @ means) / n_samples) * scale
     between = (offsets.T * sizes[present]) @ offsets
-    # X_c^T (A - diag(A 1)) X_c = -Lap_c(A), and X_c^T X_c, in the same order
-    # on any threads
-    for c, negative_laplacian, scatter in sorted(terms, key=_first):
-        n_class = sizes[c]
-        within -= negative_laplacian * (1.0 / n_class)
-        between += negative_laplacian * (1.0 / n_class - 1.0 / n_samples)
-        between += scatter * (1.0 - n_class / n_samples)
+    # Lap_c / n_c and (1 - n_c/n) X_c^T X_c + (1/n - 1/n_c) Lap_c, in the
+    # same order on any threads
+    for _, within_term, between_term in sorted(terms, key=_first):
+        within += within_term
+        between += between_term
     return _symmetric(within), _symmetric(between), exponent
 
 
@@ -463,39 +465,51 @@ def _in_units(X):
     return np.ldexp(np.asarray(X, dtype=np.float64), -inner), 1.0, outer + inner
 
 
-def _rows_laplacians(gather, classes, sizes, k, n_features):
-    """``X_c^T (A - diag(A 1)) X_c`` and ``X_c^T X_c`` of small classes.
+def _rows_terms(gather, classes, sizes, k, n_samples):
+    """The terms of small classes in ``S^w`` and ``S^b``.
 
     ``gather(c)`` gives the points of class ``c``, centred on its mean, in
-    float64. Each class is done on full rows, in
-    buffers of the largest class that stay in cache: distances from one
-    GEMM, the local scales (the k-th GEMM distance of a row when that is
-    within a relative ``_SCALE_RTOL`` of the exact one by the GEMM error
-    bound, else the exact one, :func:`_kth_distance`), the affinities in
-    place, then ``Q = (A - diag(A 1)) X_c``, ``X_c^T Q`` and ``X_c^T X_c``.
+    float64. Each class is done on full rows, in buffers of the largest
+    class that stay in cache: distances from one GEMM, the local scales
+    (the k-th GEMM distance of a row when that is within a relative
+    ``_SCALE_RTOL`` of the exact one by the GEMM error bound, else the
+    exact one, :func:`_kth_distance`), the affinities in place, then ``Q =
+    (A - diag(A 1)) X_c``, ``X_c^T Q = -Lap_c(A)`` and ``X_c^T X_c``,
+    weighted and summed over stacks of classes.
 
     Returns
     -------
-    terms : list of (c, ndarray of shape (d, d), ndarray of shape (d, d))
+    term : (int, ndarray of shape (d, d), ndarray of shape (d, d))
+        The first class, ``sum_c Lap_c / n_c`` and ``sum_c (1 - n_c/n)
+        X_c^T X_c + (1/n - 1/n_c) Lap_c``.
     """
     largest = int(max(sizes[c] for c in classes))
     buffer = np.empty(2 * largest * largest)
-    factor = error_factor(np.float64, n_features)
-    terms = []
-    for c in classes:
+    within = between = None
+    stack = []
+    for index, c in enumerate(classes):
         size = int(sizes[c])
         points = gather(c)
+        if within is None:
+            n_features = points.shape[1]
+            factor = error_factor(np.float64, n_features)
+            within = np.zeros((n_features, n_features))
+            between = np.zeros((n_features, n_features))
+            # Products of a stack of classes, weighted and summed at once.
+            n_stack = max(1, min(len(classes), 2**19 // (n_features * n_features)))
+            products = np.empty((2, n_stack, n_features, n_features))
         norms = np.einsum("ij,ij->i", points, points)
-        distances = buffer[: size * size].reshape(size, size)
-        # -2 x_i . x_j (a power of two: exact) + |x_i|^2 + |x_j|^2
-        np.matmul(points * -2.0, points.T, out=distances)
-        distances += norms[:, None]
-        distances += norms
-        np.maximum(distances, 0.0, out=distances)
-        diagonal = distances.reshape(-1)[:: size + 1]
+        # The distances negated: 2 x_i . x_j (a power of two: exact)
+        # - |x_i|^2 - |x_j|^2, at most 0
+        negated = buffer[: size * size].reshape(size, size)
+        np.matmul(points * 2.0, points.T, out=negated)
+        negated -= norms[:, None]
+        negated -= norms
+        np.minimum(negated, 0.0, out=negated)
+        diagonal = negated.reshape(-1)[:: size + 1]
         diagonal[...] = 0.0
         sq_scales = _rows_sq_scales(
-            distances,
+            negated,
             buffer[size * size : 2 * size * size].reshape(size, size),
             points,
             norms,
@@ -507,31 +521,46 @@ def _rows_laplacians(gather, classes, sizes, k, n_features):
         # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place; d_ij <= 4 |x|^2_max
         # in units, so the products overflow only beside a scale near 0.
         if inverse.max() < 1e150:
-            distances *= inverse[:, None]
-            distances *= -inverse
+            negated *= inverse[:, None]
+            negated *= inverse
         else:
             with np.errstate(over="ignore"):
-                distances *= inverse[:, None]
-                distances *= -inverse
-        np.exp(distances, out=distances)
-        diagonal -= distances.sum(axis=1)
-        Q = distances @ points
-        terms.append((c, points.T @ Q, points.T @ points))
-    return terms
+                negated *= inverse[:, None]
+                negated *= inverse
+        affinity = np.exp(negated, out=negated)
+        diagonal -= affinity.sum(axis=1)
+        Q = affinity @ points
+        np.matmul(points.T, Q, out=products[0, len(stack)])
+        np.matmul(points.T, points, out=products[1, len(stack)])
+        stack.append(size)
+        if len(stack) == n_stack or index == len(classes) - 1:
+            counts = np.array(stack, dtype=np.float64)
+            n = len(stack)
+            # X_c^T Q = -Lap_c
+            within -= np.tensordot(1.0 / counts, products[0, :n], axes=1)
+            between += np.tensordot(
+                1.0 / counts - 1.0 / n_samples, products[0, :n], axes=1
+            )
+            between += np.tensordot(1.0 - counts / n_samples, products[1, :n], axes=1)
+            stack = []
+    return classes[0], within, between
 
 
-def _rows_sq_scales(distances, scratch, rows, norms, k, factor):
+def _rows_sq_scales(negated, scratch, rows, norms, k, factor):
     """Squared local scales of one class from its GEMM distances.
 
-    ``distances`` holds the GEMM squared distances (0 on the diagonal),
-    ``scratch`` is a buffer of its shape, ``rows`` the class's float64
-    points and ``norms`` their squared norms; ``factor`` times ``norms_i +
-    max(norms)`` bounds the error of row ``i``'s GEMM distances.
+    ``negated`` holds the GEMM squared distances negated (0 on the
+    diagonal), ``scratch`` is a buffer of its shape, ``rows`` the class's
+    float64 points and ``norms`` their squared norms; ``factor`` times
+    ``norms_i + max(norms)`` bounds the error of row ``i``'s GEMM
+    distances.
     """
-    np.copyto(scratch, distances)
-    # The row's own 0 sorts first: entry k is the k-th smallest of the others.
-    scratch.partition(k, axis=1)
-    kth = scratch[:, k].copy()
+    np.copyto(scratch, negated)
+    # The row's own 0 sorts last: entry m - 1 - k is minus the k-th smallest
+    # distance to the others.
+    last = negated.shape[1] - 1 - k
+    scratch.partition(last, axis=1)
+    kth = -scratch[:, last]
     largest = norms.max()
     if 2.0 * factor * largest <= _SCALE_RTOL * kth.min():  # every row's bound
         return kth
@@ -540,7 +569,7 @@ def _rows_sq_scales(distances, scratch, rows, norms, k, factor):
     if uncertain.any():
         (inexact,) = np.nonzero(uncertain)
         kth[inexact] = _kth_distance(
-            distances[inexact],
+            -negated[inexact],
             rows[inexact],
             rows,
             np.zeros(inexact.shape[0], dtype=np.intp),
