@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
 from ._base import SupervisedMetricLearner
-from ._lfda import fix_signs, symmetric_eigh, validate_labelled
+from ._lfda import _in_units, fix_signs, symmetric_eigh, validate_labelled
 from ._params import Interval, validate_params
 from ._threads import limit_threads
 from ._validation import _exponent, centred_in_units, validate_X
@@ -350,6 +350,10 @@ def draw_groups(labels, n_chunks, chunk_size, random_state, *, points=None):
     """
     sizes = np.bincount(labels)
     order = np.argsort(labels, kind="stable")
+    if points is not None:
+        # in units of the data's range: the squared distances of data at
+        # any finite scale neither over- nor underflow
+        points, scale, _ = _in_units(points)
     candidates = []
     start = 0
     for size in sizes:
@@ -362,6 +366,8 @@ def draw_groups(labels, n_chunks, chunk_size, random_state, *, points=None):
                 np.float64, copy=False
             )
             class_points -= class_points.mean(axis=0)
+            if scale != 1.0:
+                class_points *= scale
             distances = np.einsum("ij,ij->i", class_points, class_points)
             members = members[np.argsort(distances, kind="stable")]
         members = random_state.permutation(members)

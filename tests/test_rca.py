@@ -134,3 +134,13 @@ def test_drawn_chunklets_do_not_depend_on_the_order_of_the_samples():
     np.testing.assert_allclose(
         moved.components_[:, ::-1] * 8.0, base.components_, rtol=1e-8, atol=1e-10
     )
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_drawn_chunklets_do_not_depend_on_the_scale(scale):
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((40, 3)) * [3.0, 1.0, 0.3]
+    y = np.arange(40) % 2
+    base = RCA(random_state=0).fit(X, y)
+    scaled = RCA(random_state=0).fit(X * scale, y)
+    np.testing.assert_allclose(scaled.components_ * scale, base.components_, rtol=1e-8)
