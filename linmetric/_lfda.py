@@ -499,17 +499,18 @@ def _rows_terms(gather, classes, sizes, k, n_samples):
             n_stack = max(1, min(len(classes), 2**19 // (n_features * n_features)))
             products = np.empty((2, n_stack, n_features, n_features))
         norms = np.einsum("ij,ij->i", points, points)
-        # The distances negated: 2 x_i . x_j (a power of two: exact)
-        # - |x_i|^2 - |x_j|^2, at most 0
-        negated = buffer[: size * size].reshape(size, size)
-        np.matmul(points * 2.0, points.T, out=negated)
-        negated -= norms[:, None]
-        negated -= norms
-        np.minimum(negated, 0.0, out=negated)
-        diagonal = negated.reshape(-1)[:: size + 1]
+        # Minus half the distances, x_i . x_j - |x_i|^2 / 2 - |x_j|^2 / 2
+        # (at most 0; the product of points with themselves is one SYRK)
+        halves = norms * 0.5
+        halved = buffer[: size * size].reshape(size, size)
+        np.matmul(points, points.T, out=halved)
+        halved -= halves[:, None]
+        halved -= halves
+        np.minimum(halved, 0.0, out=halved)
+        diagonal = halved.reshape(-1)[:: size + 1]
         diagonal[...] = 0.0
         sq_scales = _rows_sq_scales(
-            negated,
+            halved,
             buffer[size * size : 2 * size * size].reshape(size, size),
             points,
             norms,
@@ -520,14 +521,15 @@ def _rows_terms(gather, classes, sizes, k, n_samples):
         inverse = 1.0 / np.sqrt(np.maximum(sq_scales, _TINY64))
         # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place; d_ij <= 4 |x|^2_max
         # in units, so the products overflow only beside a scale near 0.
+        twice = inverse * 2.0
         if inverse.max() < 1e150:
-            negated *= inverse[:, None]
-            negated *= inverse
+            halved *= twice[:, None]
+            halved *= inverse
         else:
             with np.errstate(over="ignore"):
-                negated *= inverse[:, None]
-                negated *= inverse
-        affinity = np.exp(negated, out=negated)
+                halved *= twice[:, None]
+                halved *= inverse
+        affinity = np.exp(halved, out=halved)
         diagonal -= affinity.sum(axis=1)
         Q = affinity @ points
         np.matmul(points.T, Q, out=products[0, len(stack)])
@@ -546,21 +548,21 @@ def _rows_terms(gather, classes, sizes, k, n_samples):
     return classes[0], within, between
 
 
-def _rows_sq_scales(negated, scratch, rows, norms, k, factor):
+def _rows_sq_scales(halved, scratch, rows, norms, k, factor):
     """Squared local scales of one class from its GEMM distances.
 
-    ``negated`` holds the GEMM squared distances negated (0 on the
+    ``halved`` holds minus half the GEMM squared distances (0 on the
     diagonal), ``scratch`` is a buffer of its shape, ``rows`` the class's
     float64 points and ``norms`` their squared norms; ``factor`` times
     ``norms_i + max(norms)`` bounds the error of row ``i``'s GEMM
     distances.
     """
-    np.copyto(scratch, negated)
-    # The row's own 0 sorts last: entry m - 1 - k is minus the k-th smallest
-    # distance to the others.
-    last = negated.shape[1] - 1 - k
+    np.copyto(scratch, halved)
+    # The row's own 0 sorts last: entry m - 1 - k is minus half the k-th
+    # smallest distance to the others.
+    last = halved.shape[1] - 1 - k
     scratch.partition(last, axis=1)
-    kth = -scratch[:, last]
+    kth = scratch[:, last] * -2.0
     largest = norms.max()
     if 2.0 * factor * largest <= _SCALE_RTOL * kth.min():  # every row's bound
         return kth
@@ -569,7 +571,7 @@ def _rows_sq_scales(negated, scratch, rows, norms, k, factor):
     if uncertain.any():
         (inexact,) = np.nonzero(uncertain)
         kth[inexact] = _kth_distance(
-            -negated[inexact],
+            halved[inexact] * -2.0,
             rows[inexact],
             rows,
             np.zeros(inexact.shape[0], dtype=np.intp),

@@ -137,7 +137,7 @@ def test_local_scales_are_exact_despite_rounding(method, dtype, k):
         distances = np.maximum(norms[:, None] + norms - 2 * X64 @ X64.T, 0.0)
         np.fill_diagonal(distances, 0.0)
         scratch = np.empty_like(distances)
-        scales = _rows_sq_scales(-distances, scratch, X64, norms, k, factor)
+        scales = _rows_sq_scales(-distances / 2, scratch, X64, norms, k, factor)
     else:
         T = (X @ X.T).astype(dtype)
         scales = np.empty(X.shape[0])
