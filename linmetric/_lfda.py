@@ -3,7 +3,7 @@
 import numbers
 
 import numpy as np
-from scipy.linalg import blas
+from scipy.linalg import blas, lapack
 
 from ._base import SupervisedMetricLearner
 from ._init import resolve_n_components
@@ -11,7 +11,7 @@ from ._kernels._chunking import get_working_memory, rows_per_chunk, run_tasks
 from ._kernels.distances import error_factor
 from ._params import Interval, StrOptions, validate_params
 from ._threads import LFDA_SERIAL_MAX_CLASS_SIZE, kernel_threads, limit_threads
-from ._validation import centred_in_units, validate_X_y
+from ._validation import _exponent, validate_X_y
 
 # Classes of at least this many points are computed on one triangle of
 # their affinity matrix (SYRK, TRMM and compiled kernels: half the work of
@@ -19,12 +19,6 @@ from ._validation import centred_in_units, validate_X_y
 # on full rows, which needs no compiled kernel (no loading cost in a fresh
 # process) and, at their size, is as fast.
 TRIANGLE_MIN_CLASS_SIZE = 512
-# A stack of small classes holds at most this many distances (unless it is
-# one class): its arrays stay in cache and below the size from which the C
-# allocator maps fresh pages for them (digits, 10 classes of about 126
-# points: stacks of 4 classes cost 0.8 ms of page faults per fit, and the
-# stacks on two threads 0.9 ms, against none for one class per stack).
-STACK_MAX_ENTRIES = 2**14
 # Below this many multiply-adds OpenBLAS runs a product on one thread.
 _BLAS_SERIAL_WORK = 2**18
 # Rows per np.exp call on a triangle (the part above the diagonal is skipped
@@ -58,13 +52,12 @@ class LFDA(SupervisedMetricLearner):
     Cost. Affinities are non-zero only inside a class, and ``S^b`` is the
     total scatter plus within-class terms, so only pairs of the same class
     are ever formed: a large class on one triangle of its affinity matrix
-    (SYRK, TRMM, compiled passes; the classes on threads), small classes in
-    stacks padded to the largest of the stack (a few NumPy calls per
-    stack, in float64),
-    all within ``working_memory``. Time ``O(sum_c n_c^2 d + n d^2 + d^3)``,
-    memory ``O(n d + d^2)`` plus the distances of the classes in progress.
-    The scatter matrices are computed on the centred data in units of its
-    spread, so any shift and any finite scale work.
+    (SYRK, TRMM, compiled passes; the classes on threads), small classes one
+    after the other on full rows (a few NumPy calls each, in float64, in
+    buffers of one class), all within ``working_memory``. Time
+    ``O(sum_c n_c^2 d + n d^2 + d^3)``, memory ``O(n d + d^2)`` plus the distances of the classes in progress.
+    The scatter matrices are computed on each class centred on its mean,
+    in units of the spread, so any shift and any finite scale work.
 
     Parameters
     ----------
@@ -118,7 +111,7 @@ class LFDA(SupervisedMetricLearner):
     such a point has affinity 1 if the two points coincide and 0 otherwise;
     ``S^w`` is regularised relative to its largest eigenvalue; each
     direction's sign is fixed so that its largest entry is positive. The
-    local scales are exact, except that in the stacks of small classes a
+    local scales are exact, except that in the small classes a
     scale whose GEMM value is, by the GEMM error bound, within a relative
     ``2**-36`` of the exact one is taken as it is.
 
@@ -180,9 +173,6 @@ class LFDA(SupervisedMetricLearner):
         """
         validate_params(self)
         X, labels = validate_labelled(self, X, y)
-        # In units of 2**exponent: the scatter matrices of data at any finite
-        # scale neither over- nor underflow.
-        X, exponent = centred_in_units(X)
         n_components = resolve_n_components(self.n_components, X.shape[1])
         sizes = np.bincount(labels)
         largest = int(sizes.max())
@@ -200,7 +190,9 @@ class LFDA(SupervisedMetricLearner):
             n_threads = kernel_threads(int(np.sum(sizes >= 2)))
             blas_threads = 1 if n_threads > 1 else None
         with limit_threads(kernels=1, blas=blas_threads):
-            within, between = local_scatter_matrices(
+            # In units of 2**exponent: the scatter matrices of data at any
+            # finite scale neither over- nor underflow.
+            within, between, exponent = scatter_in_units(
                 X,
                 labels,
                 self.k,
@@ -251,7 +243,7 @@ def validate_labelled(estimator, X, y):
         and X.shape[0] == y.shape[0] >= 1
         and np.isfinite(X.sum(dtype=np.float64))
     ):
-        classes, labels = np.unique(y, return_inverse=True)
+        classes, labels = _label_codes(y)
         if classes.shape[0] >= 2:
             # what validate_data records when it resets the estimator
             if hasattr(estimator, "feature_names_in_"):
@@ -260,6 +252,23 @@ def validate_labelled(estimator, X, y):
             return X, labels.astype(np.intp, copy=False)
     X, labels, _ = validate_X_y(estimator, X, y)
     return X, labels
+
+
+def _label_codes(y):
+    """``np.unique(y, return_inverse=True)`` for integer labels.
+
+    Labels in a range of at most a few times their number are coded by
+    counting (linear time) instead of sorting.
+    """
+    low, high = int(y.min()), int(y.max())
+    if high - low > 4 * y.shape[0] + 64 or y.dtype == np.uint64:
+        return np.unique(y, return_inverse=True)
+    shifted = y.astype(np.intp, copy=False)
+    if low != 0:
+        shifted = shifted - low
+    present = np.bincount(shifted, minlength=high - low + 1) > 0
+    codes = np.cumsum(present) - 1
+    return np.flatnonzero(present).astype(y.dtype) + low, codes[shifted]
 
 
 def local_scatter_matrices(
@@ -277,9 +286,9 @@ def local_scatter_matrices(
     which is the paper's ``S^b`` rewritten so that only same-class pairs
     appear (the ``1/n`` weight of every pair sums to ``S_t``). With ``mu_c``
     the class means and ``mu`` the mean, ``S_t - sum_c n_c S_c / n =
-    sum_c (1 - n_c/n) S_c + sum_c n_c (mu_c - mu)(mu_c - mu)^T``: one
-    product per class. Each class is centred on its mean first (``Lap_c``
-    does not change, accuracy does).
+    sum_c (1 - n_c/n) S_c + sum_c n_c (mu_c - mu)(mu_c - mu)^T``. Each
+    class is centred on its mean first (``Lap_c`` does not change, accuracy
+    does).
 
     Parameters
     ----------
@@ -290,49 +299,61 @@ def local_scatter_matrices(
         Neighbour rank of the local scale.
     working_memory : float or None
         Budget in MiB for the distances of all classes in progress at once.
-    method : {'auto', 'blocks', 'triangle', 'batched'}, default='auto'
+    method : {'auto', 'blocks', 'triangle', 'rows'}, default='auto'
         'blocks': NumPy on blocks of full rows (no compiled kernels);
         'triangle': the lower triangle of each class's affinity matrix
         (:mod:`linmetric._kernels.lfda`), for classes whose triangle fits in
-        the budget (others use blocks); 'batched': classes in stacks padded
-        to the largest of the stack, in float64, a few NumPy calls per
-        stack (classes whose square does not fit the budget use blocks);
+        the budget (others use blocks); 'rows': each class's full affinity
+        matrix in float64, a few NumPy calls per class, in buffers reused
+        from class to class (classes whose square does not fit the budget
+        use blocks);
         'auto': the triangle for classes of at least
-        ``TRIANGLE_MIN_CLASS_SIZE`` points, batched for the others.
+        ``TRIANGLE_MIN_CLASS_SIZE`` points, rows for the others.
     n_threads : int, default=1
-        Classes (or stacks of classes) computed at once, each on one thread.
+        Classes computed at once, each on one thread (the classes done by
+        rows as one unit).
 
     Returns
     -------
     within, between : ndarray of shape (n_features, n_features), float64
     """
+    within, between, exponent = scatter_in_units(
+        X, labels, k, working_memory=working_memory, method=method, n_threads=n_threads
+    )
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(within, 2 * exponent), np.ldexp(between, 2 * exponent)
+
+
+def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_threads=1):
+    """:func:`local_scatter_matrices` in units of ``2**exponent``.
+
+    The matrices returned are those of ``X / 2**exponent``, a power of two
+    near the spread of the data, so that the scatter matrices of data at
+    any finite scale neither over- nor underflow. Each class is gathered,
+    centred on its mean and put in these units on its own: no copy of all
+    of X is made.
+
+    Returns
+    -------
+    within, between : ndarray of shape (n_features, n_features), float64
+    exponent : int
+    """
     n_samples, n_features = X.shape
+    X, scale, exponent = _in_units(X)
     sizes = np.bincount(labels)
     order = np.argsort(labels, kind="stable")
     starts = np.cumsum(sizes) - sizes
-    # The classes one after the other, each centred on its mean, in float64.
-    centred = np.asarray(X[order], dtype=np.float64)
-    means = np.add.reduceat(centred, starts[sizes > 0], axis=0)
-    means /= sizes[sizes > 0, None]
-    centred -= np.repeat(means, sizes[sizes > 0], axis=0)
-    offsets = means - (sizes[sizes > 0] @ means) / n_samples
-    between = (offsets.T * sizes[sizes > 0]) @ offsets
+    # The class means: each class's own in gather, a single point's here.
+    means = np.zeros((sizes.shape[0], n_features))
+    single = np.flatnonzero(sizes == 1)
+    means[single] = X[order[starts[single]]]
+    within = np.zeros((n_features, n_features))
     classes = [c for c in np.argsort(-sizes, kind="stable") if sizes[c] >= 2]
-    for c in classes:
-        members = centred[starts[c] : starts[c] + sizes[c]]
-        between += (1.0 - sizes[c] / n_samples) * (members.T @ members)
-    if not classes:
-        zeros = np.zeros((n_features, n_features))
-        return zeros, _symmetric(between)
     n_threads = max(1, min(int(n_threads), len(classes)))
     budget = get_working_memory(working_memory) / n_threads * 2**20
     min_triangle = {"auto": TRIANGLE_MIN_CLASS_SIZE, "triangle": 2}.get(method)
-
-    # Units of work: one large class, or a stack of small ones (largest
-    # first, so each stack pads little; at most a thread's share of the
-    # classes, so that every thread gets a stack).
-    units, stack = [], []
-    stack_max = -(-len(classes) // n_threads)
+    # Units of work: one large class each; the classes done by rows, one.
+    units, by_rows = [], []
     for c in classes:
         n_class = int(sizes[c])
         triangle = min_triangle is not None and n_class >= min_triangle
@@ -341,37 +362,38 @@ def local_scatter_matrices(
         elif triangle or method == "blocks" or n_class * n_class * 16 > budget:
             units.append(("blocks", [c]))
         else:
-            padded = (len(stack) + 1) * int(sizes[stack[0] if stack else c]) ** 2
-            if stack and (
-                len(stack) == stack_max
-                or padded > STACK_MAX_ENTRIES
-                or padded * 16 > budget
-                or padded > 2 * np.sum(sizes[[*stack, c]] ** 2)
-            ):
-                units.append(("batched", stack))
-                stack = []
-            stack.append(c)
-    if stack:
-        units.append(("batched", stack))
+            by_rows.append(c)
+    if by_rows:
+        units.append(("rows", by_rows))
 
-    def triangle_buffer(share):
-        largest = max(
-            (sizes[cs[0]] for kind, cs in share if kind == "triangle"), default=0
-        )
-        return np.empty(largest * largest, dtype=X.dtype)
+    def gather(c):
+        """The points of class ``c``, centred on its mean, in units, float64."""
+        members = order[starts[c] : starts[c] + sizes[c]]
+        if X.dtype == np.float64:
+            points = np.take(X, members, axis=0)
+        else:
+            points = X[members].astype(np.float64)
+        means[c] = points.sum(axis=0)
+        means[c] /= sizes[c]
+        points -= means[c]
+        if scale != 1.0:
+            points *= scale
+        return points
 
     def run(share):
         # One n_c x n_c buffer for the triangles of the share's classes:
         # fresh pages for each class would cost the system time to map them.
-        buffer = triangle_buffer(share)
+        largest = max(
+            (sizes[cs[0]] for kind, cs in share if kind == "triangle"), default=0
+        )
+        buffer = np.empty(largest * largest, dtype=X.dtype)
         results = []
         for kind, cs in share:
-            if kind == "batched":
-                laplacians = _batched_laplacians(centred, starts[cs], sizes[cs], k)
-                results.extend(zip(cs, laplacians, strict=True))
+            if kind == "rows":
+                results.append(_rows_terms(gather, cs, sizes, k, n_samples))
                 continue
             (c,) = cs
-            class64 = centred[starts[c] : starts[c] + sizes[c]]
+            class64 = gather(c)
             X_class = class64.astype(X.dtype, copy=False)
             if X_class.dtype != np.float64:  # the kernels' rows and the exact ones
                 class64 = X_class.astype(np.float64)
@@ -379,7 +401,11 @@ def local_scatter_matrices(
                 laplacian = _triangle_laplacian(X_class, class64, k, buffer)
             else:
                 laplacian = _blocked_laplacian(X_class, class64, k, budget / 2**20)
-            results.append((c, laplacian))
+            n_class = sizes[c]
+            scatter = class64.T @ class64
+            scatter *= 1.0 - n_class / n_samples
+            scatter += laplacian * (1.0 / n_samples - 1.0 / n_class)
+            results.append((c, laplacian / n_class, scatter))
         return results
 
     if n_threads == 1:
@@ -394,11 +420,166 @@ def local_scatter_matrices(
             loads[lightest] += int(np.sum(sizes[unit[1]] ** 2))
         results = run_tasks([(run, share) for share in shares if share])
         terms = [term for result in results for term in result]
-    within = np.zeros((n_features, n_features))
-    for c, laplacian in sorted(terms, key=_first):  # the same sums on any threads
-        within += laplacian / sizes[c]
-        between += laplacian * (1.0 / n_samples - 1.0 / sizes[c])
-    return _symmetric(within), _symmetric(between)
+    # The offsets of the class means from the mean.
+    present = np.flatnonzero(sizes)
+    offsets = (means[present] - (sizes @ means) / n_samples) * scale
+    between = (offsets.T * sizes[present]) @ offsets
+    # Lap_c / n_c and (1 - n_c/n) X_c^T X_c + (1/n - 1/n_c) Lap_c, in the
+    # same order on any threads
+    for _, within_term, between_term in sorted(terms, key=_first):
+        within += within_term
+        between += between_term
+    return _symmetric(within), _symmetric(between), exponent
+
+
+def _in_units(X):
+    """A power of two near the spread of X, and X to divide by it.
+
+    The spread is the range of all of X's entries: it does not change with
+    a shift of the data, and bounds each feature's range.
+
+    Returns
+    -------
+    X : ndarray
+        X itself, or (data near the limits of float64) X divided by a first
+        power of two, in float64.
+    scale : float
+        ``2**-e``, the factor that puts X's points (centred) in units.
+    exponent : int
+        The exponent of the units of the returned X times ``scale``, in the
+        units of the X given (0 if every entry is the same).
+    """
+    high, low = float(X.max()), float(X.min())
+    outer = 0
+    if not max(high, -low) < 2.0**500:
+        # Data near the float64 limit: first to the scale of its largest
+        # entry, so that the range and sums do not overflow.
+        outer = _exponent(max(high, -low))
+        X = np.ldexp(np.asarray(X, dtype=np.float64), -outer)
+        high, low = np.ldexp(high, -outer), np.ldexp(low, -outer)
+    inner = _exponent(high - low)
+    if inner is None:
+        return X, 1.0, outer
+    if -1000 < inner < 1000:  # 2**-inner is a normal number
+        return X, 2.0**-inner, outer + inner
+    return np.ldexp(np.asarray(X, dtype=np.float64), -inner), 1.0, outer + inner
+
+
+def _rows_terms(gather, classes, sizes, k, n_samples):
+    """The terms of small classes in ``S^w`` and ``S^b``.
+
+    ``gather(c)`` gives the points of class ``c``, centred on its mean, in
+    float64. Each class is done on full rows, in buffers of the largest
+    class that stay in cache: distances from one GEMM, the local scales
+    (the k-th GEMM distance of a row when that is within a relative
+    ``_SCALE_RTOL`` of the exact one by the GEMM error bound, else the
+    exact one, :func:`_kth_distance`), the affinities in place, then ``Q =
+    (A - diag(A 1)) X_c``, ``X_c^T Q = -Lap_c(A)`` and ``X_c^T X_c``,
+    weighted and summed over stacks of classes.
+
+    Returns
+    -------
+    term : (int, ndarray of shape (d, d), ndarray of shape (d, d))
+        The first class, ``sum_c Lap_c / n_c`` and ``sum_c (1 - n_c/n)
+        X_c^T X_c + (1/n - 1/n_c) Lap_c``.
+    """
+    largest = int(max(sizes[c] for c in classes))
+    buffer = np.empty(2 * largest * largest)
+    within = between = None
+    stack = []
+    for index, c in enumerate(classes):
+        size = int(sizes[c])
+        points = gather(c)
+        if within is None:
+            n_features = points.shape[1]
+            factor = error_factor(np.float64, n_features)
+            within = np.zeros((n_features, n_features))
+            between = np.zeros((n_features, n_features))
+            # Products of a stack of classes, weighted and summed at once.
+            n_stack = max(1, min(len(classes), 2**19 // (n_features * n_features)))
+            products = np.empty((2, n_stack, n_features, n_features))
+        norms = np.einsum("ij,ij->i", points, points)
+        # Minus half the distances, x_i . x_j - |x_i|^2 / 2 - |x_j|^2 / 2
+        # (at most 0; the product of points with themselves is one SYRK)
+        halves = norms * 0.5
+        halved = buffer[: size * size].reshape(size, size)
+        np.matmul(points, points.T, out=halved)
+        halved -= halves[:, None]
+        halved -= halves
+        np.minimum(halved, 0.0, out=halved)
+        diagonal = halved.reshape(-1)[:: size + 1]
+        diagonal[...] = 0.0
+        sq_scales = _rows_sq_scales(
+            halved,
+            buffer[size * size : 2 * size * size].reshape(size, size),
+            points,
+            norms,
+            min(k, size - 1),
+            factor,
+        )
+        # 1 / sigma_i, as _inverse_scales gives it
+        inverse = 1.0 / np.sqrt(np.maximum(sq_scales, _TINY64))
+        # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place; d_ij <= 4 |x|^2_max
+        # in units, so the products overflow only beside a scale near 0.
+        twice = inverse * 2.0
+        if inverse.max() < 1e150:
+            halved *= twice[:, None]
+            halved *= inverse
+        else:
+            with np.errstate(over="ignore"):
+                halved *= twice[:, None]
+                halved *= inverse
+        affinity = np.exp(halved, out=halved)
+        diagonal -= affinity.sum(axis=1)
+        Q = affinity @ points
+        np.matmul(points.T, Q, out=products[0, len(stack)])
+        np.matmul(points.T, points, out=products[1, len(stack)])
+        stack.append(size)
+        if len(stack) == n_stack or index == len(classes) - 1:
+            counts = np.array(stack, dtype=np.float64)
+            n = len(stack)
+            # X_c^T Q = -Lap_c
+            within -= np.tensordot(1.0 / counts, products[0, :n], axes=1)
+            between += np.tensordot(
+                1.0 / counts - 1.0 / n_samples, products[0, :n], axes=1
+            )
+            between += np.tensordot(1.0 - counts / n_samples, products[1, :n], axes=1)
+            stack = []
+    return classes[0], within, between
+
+
+def _rows_sq_scales(halved, scratch, rows, norms, k, factor):
+    """Squared local scales of one class from its GEMM distances.
+
+    ``halved`` holds minus half the GEMM squared distances (0 on the
+    diagonal), ``scratch`` is a buffer of its shape, ``rows`` the class's
+    float64 points and ``norms`` their squared norms; ``factor`` times
+    ``norms_i + max(norms)`` bounds the error of row ``i``'s GEMM
+    distances.
+    """
+    np.copyto(scratch, halved)
+    # The row's own 0 sorts last: entry m - 1 - k is minus half the k-th
+    # smallest distance to the others.
+    last = halved.shape[1] - 1 - k
+    scratch.partition(last, axis=1)
+    kth = scratch[:, last] * -2.0
+    largest = norms.max()
+    if 2.0 * factor * largest <= _SCALE_RTOL * kth.min():  # every row's bound
+        return kth
+    slack = factor * (norms + largest)
+    uncertain = ~(slack <= _SCALE_RTOL * kth)
+    if uncertain.any():
+        (inexact,) = np.nonzero(uncertain)
+        kth[inexact] = _kth_distance(
+            halved[inexact] * -2.0,
+            rows[inexact],
+            rows,
+            np.zeros(inexact.shape[0], dtype=np.intp),
+            inexact,
+            k,
+            slack[inexact],
+        )
+    return kth
 
 
 def _first(term):
@@ -522,88 +703,11 @@ def _kth_distance(distances, rows, columns, bases, selves, ks, slack):
     return exact[order][first + ks - 1]
 
 
-# Relative accuracy of a stack's local scales taken from the GEMM distances:
+# Relative accuracy of a small class's local scales taken from the GEMM distances:
 # rows whose k-th GEMM distance may be off by more (near duplicates, points
 # far from their class mean) get it exactly (``_kth_distance``).
 _SCALE_RTOL = 2.0**-36
-
-
-def _batched_laplacians(centred, starts, sizes, k):
-    """``Lap_c(A)`` of a stack of classes, in a few NumPy calls.
-
-    ``centred[starts[c] : starts[c] + sizes[c]]`` are the rows of class
-    ``c``, centred on its mean, float64. The classes are padded to the
-    largest, ``m`` points: distances, affinities and products are stacks
-    of ``m x m`` and ``m x d`` arrays (padding has infinite distance, so
-    zero affinity, and zero rows). The local scale of a row is its k-th
-    GEMM distance when that is within a relative ``_SCALE_RTOL`` of the
-    exact one by the GEMM error bound, else the exact one.
-
-    Returns
-    -------
-    laplacians : ndarray of shape (n_classes, n_features, n_features)
-    """
-    n_classes, size = sizes.shape[0], int(sizes.max())
-    n_features = centred.shape[1]
-    points = np.zeros((n_classes, size, n_features))
-    for c in range(n_classes):
-        points[c, : sizes[c]] = centred[starts[c] : starts[c] + sizes[c]]
-    norms = np.einsum("cij,cij->ci", points, points)
-    distances = points @ points.transpose(0, 2, 1)
-    distances *= -2.0
-    distances += norms[:, :, None]
-    distances += norms[:, None, :]
-    np.maximum(distances, 0.0, out=distances)
-    distances.reshape(n_classes, size * size)[:, :: size + 1] = 0.0
-    for c in np.flatnonzero(sizes < size):
-        distances[c, :, sizes[c] :] = np.inf
-    sq_scales = _batched_sq_scales(distances, points, norms, sizes, k)
-    inverse = np.ones((n_classes, size))
-    for c in range(n_classes):
-        inverse[c, : sizes[c]] = _inverse_scales(sq_scales[c, : sizes[c]], np.float64)
-    # A_ij = exp(-d_ij / (sigma_i sigma_j)), in place.
-    with np.errstate(over="ignore"):
-        distances *= inverse[:, :, None]
-        distances *= -inverse[:, None, :]
-    np.exp(distances, out=distances)
-    degree = distances.sum(axis=2)
-    # (A X)_c - diag(degree) X_c, and X_c^T of it is -Lap_c
-    product = distances @ points
-    product -= points * degree[:, :, None]
-    laplacians = points.transpose(0, 2, 1) @ product
-    np.negative(laplacians, out=laplacians)
-    return laplacians
-
-
-def _batched_sq_scales(distances, points, norms, sizes, k):
-    """Squared local scales of a padded stack, shape ``(n_classes, m)``.
-
-    ``distances`` holds the GEMM squared distances (0 on the diagonal, inf
-    in the padding), ``points`` the float64 rows. See
-    :func:`_batched_laplacians`.
-    """
-    n_classes, size = norms.shape
-    ks = np.minimum(k, sizes - 1)
-    kth = np.partition(distances, np.unique(ks), axis=2)
-    kth = np.take_along_axis(kth, ks[:, None, None], axis=2)[:, :, 0]
-    slack = error_factor(np.float64, points.shape[2]) * (
-        norms + norms.max(axis=1)[:, None]
-    )
-    inside = np.arange(size) < sizes[:, None]
-    exact = inside & ~(slack <= _SCALE_RTOL * kth)
-    if np.any(exact):
-        classes, rows = np.nonzero(exact)
-        flat = points.reshape(n_classes * size, -1)
-        kth[classes, rows] = _kth_distance(
-            distances[classes, rows],
-            flat[classes * size + rows],
-            flat,
-            classes * size,
-            rows,
-            ks[classes],
-            slack[classes, rows],
-        )
-    return kth
+_TINY64 = float(np.finfo(np.float64).tiny)
 
 
 def _triangle_laplacian(X_class, class64, k, buffer=None):
@@ -658,7 +762,11 @@ def generalized_eigenvectors(between, within, regularization):
     ``regularization`` times the largest (to 1 if it is zero). With
     ``within = U diag(w) U^T`` the problem becomes the symmetric one of
     ``W^T between W`` with ``W = U diag(w)^-1/2``, and ``phi = W v`` satisfies
-    ``phi^T within phi = 1``.
+    ``phi^T within phi = 1``. When a Cholesky factor ``within = C C^T``
+    shows that no eigenvalue is below the floor (``1 / ||C^-1||_F^2``, a
+    lower bound of the smallest, above ``regularization`` times the trace,
+    an upper bound of the largest), ``W = C^-T`` instead: the same
+    ``phi``, without the eigendecomposition of ``within``.
 
     Returns
     -------
@@ -667,15 +775,44 @@ def generalized_eigenvectors(between, within, regularization):
     directions : ndarray of shape (n_features, n_features)
         The ``phi`` as columns, each with its largest entry positive.
     """
-    w, U = np.linalg.eigh(within)
-    largest = max(w[-1], 0.0)
-    floor = regularization * largest if largest > 0 else 1.0
-    w = np.maximum(w, max(floor, np.finfo(np.float64).tiny))
-    whitening = U / np.sqrt(w)
+    whitening = _cholesky_whitening(within, regularization)
+    if whitening is None:
+        w, U = symmetric_eigh(within)
+        largest = max(w[-1], 0.0)
+        floor = regularization * largest if largest > 0 else 1.0
+        w = np.maximum(w, max(floor, np.finfo(np.float64).tiny))
+        whitening = U / np.sqrt(w)
     reduced = _symmetric(whitening.T @ between @ whitening)
-    eigenvalues, vectors = np.linalg.eigh(reduced)
+    eigenvalues, vectors = symmetric_eigh(reduced)
     eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
     return eigenvalues, fix_signs(whitening @ vectors)
+
+
+def symmetric_eigh(matrix):
+    """``np.linalg.eigh`` of a symmetric float64 matrix, by LAPACK's syevd.
+
+    SciPy's LAPACK: NumPy's spends many times longer on threads for small
+    matrices when its BLAS may use more than one (3.6 ms instead of 0.3 ms
+    for 61 x 61 on two busy cores).
+    """
+    eigenvalues, vectors, info = lapack.dsyevd(matrix, compute_v=1, lower=1)
+    if info != 0:
+        return np.linalg.eigh(matrix)
+    return eigenvalues, vectors
+
+
+def _cholesky_whitening(within, regularization):
+    """``C^-T`` with ``within = C C^T``, or None when the floor may bind."""
+    factor, info = lapack.dpotrf(within, lower=1, clean=1)
+    if info != 0:
+        return None
+    inverse, info = lapack.dtrtri(factor, lower=1)
+    if info != 0:
+        return None
+    bound = 1.0 / np.einsum("ij,ij->", inverse, inverse)
+    if not (bound > regularization * np.trace(within) and bound > 0):
+        return None
+    return inverse.T
 
 
 def fix_signs(directions):

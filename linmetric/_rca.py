@@ -1,6 +1,7 @@
 """Relevant Components Analysis (RCA)."""
 
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -8,10 +9,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
 from ._base import SupervisedMetricLearner
-from ._lfda import fix_signs, validate_labelled
+from ._lfda import _in_units, fix_signs, symmetric_eigh, validate_labelled
 from ._params import Interval, validate_params
 from ._threads import limit_threads
-from ._validation import centred_in_units, validate_X
+from ._validation import _exponent, centred_in_units, validate_X
 
 # Below this many multiply-adds in its largest product (n d^2, or d^3)
 # BLAS is left alone: OpenBLAS runs products under 2**18 on one thread, and
@@ -158,12 +159,19 @@ class RCA(SupervisedMetricLearner):
         """
         validate_params(self)
         X, labels = validate_labelled(self, X, y)
-        random_state = check_random_state(self.random_state)
-        X_units, exponent = centred_in_units(X)
-        chunks = draw_chunklets(
-            labels, self.n_chunks, self.chunk_size, random_state, points=X_units
+        random_state = _random_state(self.random_state)
+        n_samples, n_features = X.shape
+        if max(n_samples, n_features) * n_features**2 <= _BLAS_SERIAL_WORK:
+            return self._fit_groups(X, labels, random_state)
+        with limit_threads(blas=1):
+            return self._fit_groups(X, labels, random_state)
+
+    def _fit_groups(self, X, labels, random_state):
+        groups = draw_groups(
+            labels, self.n_chunks, self.chunk_size, random_state, points=X
         )
-        return self._fit(X_units, exponent, chunks)
+        covariance, exponent = group_covariance(X, groups)
+        return self._solve(covariance, groups.size, exponent, X)
 
     def fit_chunklets(self, X, chunks):
         """Fit RCA to given chunklets.
@@ -196,25 +204,27 @@ class RCA(SupervisedMetricLearner):
                 f"in no chunklet; got values of dtype {chunks.dtype} in "
                 f"[{chunks.min()}, {chunks.max()}]."
             )
-        return self._fit(*centred_in_units(X), chunks.astype(np.intp))
-
-    def _fit(self, X, exponent, chunks):
         n_samples, n_features = X.shape
         if max(n_samples, n_features) * n_features**2 <= _BLAS_SERIAL_WORK:
-            return self._solve(X, exponent, chunks)
+            return self._fit_chunklets(X, chunks.astype(np.intp))
         with limit_threads(blas=1):
-            return self._solve(X, exponent, chunks)
+            return self._fit_chunklets(X, chunks.astype(np.intp))
 
-    def _solve(self, X, exponent, chunks):
-        # X is centred, in units of 2**exponent (centred_in_units).
-        covariance, n_points = chunklet_covariance(X, chunks)
+    def _fit_chunklets(self, X, chunks):
+        X_units, exponent = centred_in_units(X)
+        covariance, n_points = chunklet_covariance(X_units, chunks)
+        return self._solve(covariance, n_points, exponent, X)
+
+    def _solve(self, covariance, n_points, exponent, X):
+        # covariance is C in units of 2**exponent; X the data, for the
+        # reduction step.
         if n_points == 0:
             raise ValueError(
                 "No chunklet has two or more points; RCA needs at least one "
                 "chunklet of two points to estimate the within-chunklet "
                 "covariance."
             )
-        w, U = np.linalg.eigh(covariance)
+        w, U = symmetric_eigh(covariance)
         w, U = w[::-1], U[:, ::-1]
         rank = int(np.sum(w > self.tol * w[0])) if w[0] > 0 else 0
         if rank == 0:
@@ -241,12 +251,16 @@ class RCA(SupervisedMetricLearner):
         # Whitening of C on its range: W C W^T = I.
         whitening = fix_signs(U[:, :rank]).T / np.sqrt(w[:rank])[:, None]
         if self.n_components is not None and self.n_components < rank:
-            projected = np.asarray(X, dtype=np.float64) @ whitening.T
+            # X centred, in its own units: the total scatter of the whitened
+            # data up to a positive factor, which leaves its eigenvectors.
+            X_units, _ = centred_in_units(X)
+            projected = np.asarray(X_units, dtype=np.float64) @ whitening.T
             total = projected.T @ projected / X.shape[0]
-            _, vectors = np.linalg.eigh((total + total.T) / 2)
+            _, vectors = symmetric_eigh((total + total.T) / 2)
             kept = fix_signs(vectors[:, ::-1][:, : self.n_components])
             whitening = kept.T @ whitening
-        whitening = np.ldexp(whitening, -exponent)
+        with np.errstate(over="ignore", under="ignore"):
+            whitening = np.ldexp(whitening, -exponent)
         self.components_ = np.ascontiguousarray(whitening, dtype=X.dtype)
         with np.errstate(over="ignore", under="ignore"):
             self.chunk_covariance_ = np.ldexp(covariance, 2 * exponent)
@@ -296,32 +310,86 @@ def chunklet_covariance(X, chunks):
     return (covariance + covariance.T) / 2, n_points
 
 
+# A RandomState per thread, re-seeded for an int random_state: the same
+# stream as a new RandomState(seed), which costs 0.1 ms to create (its
+# generator is first seeded from the system's entropy), against 1.5 us.
+_SEEDED = threading.local()
+
+
+def _random_state(seed):
+    """``check_random_state(seed)``, an int seed without a new RandomState."""
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        random_state = getattr(_SEEDED, "random_state", None)
+        if random_state is None:
+            random_state = _SEEDED.random_state = np.random.RandomState()
+        random_state.seed(seed)
+        return random_state
+    return check_random_state(seed)
+
+
 def draw_chunklets(labels, n_chunks, chunk_size, random_state, *, points=None):
     """Disjoint chunklets of ``chunk_size`` points, each inside one class.
 
-    Every class is shuffled and cut into ``n_c // chunk_size`` chunklets;
-    ``n_chunks`` of all these are chosen uniformly without replacement (all
-    of them when None), so classes contribute in proportion to their size.
-    With ``points`` (the samples, centred), each class is first put in the
-    order of its members' squared distances to the class mean, so that the
-    same seed draws the same chunklets of points whatever the order of the
-    samples (and after shifting, rescaling or permuting the features).
+    :func:`draw_groups`, as a chunklet id per sample.
 
     Returns
     -------
     chunks : ndarray of shape (n_samples,), intp
         Chunklet id of each sample, -1 for samples in no chunklet.
     """
+    labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
+    groups = draw_groups(labels, n_chunks, chunk_size, random_state, points=points)
+    chunks = np.full(labels.shape[0], -1, dtype=np.intp)
+    chunks[groups] = np.arange(groups.shape[0])[:, None]
+    return chunks
+
+
+def draw_groups(labels, n_chunks, chunk_size, random_state, *, points=None):
+    """Disjoint chunklets of ``chunk_size`` points, each inside one class.
+
+    Every class is shuffled and cut into ``n_c // chunk_size`` chunklets;
+    ``n_chunks`` of all these are chosen uniformly without replacement (all
+    of them when None), so classes contribute in proportion to their size.
+    With ``points`` (the samples), each class is first put in the order of
+    its members' squared distances to the class mean, so that the same seed
+    draws the same chunklets of points whatever the order of the samples
+    (and after shifting, rescaling or permuting the features).
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,), intp
+        Class codes ``0..n_classes-1``.
+
+    Returns
+    -------
+    groups : ndarray of shape (n_chunks, chunk_size), intp
+        The samples of each chunklet, chunklets in increasing order of
+        their first candidate index (classes in label order).
+    """
+    sizes = np.bincount(labels)
+    order = np.argsort(labels, kind="stable")
+    if points is not None:
+        # in units of the data's range: the squared distances of data at
+        # any finite scale neither over- nor underflow
+        points, scale, _ = _in_units(points)
     candidates = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
+    start = 0
+    for size in sizes:
+        members = order[start : start + size]  # increasing sample index
+        start += size
+        if size == 0:
+            continue
         if points is not None:
-            class_points = np.asarray(points[members], dtype=np.float64)
-            spread = class_points - class_points.mean(axis=0)
-            distances = np.einsum("ij,ij->i", spread, spread)
+            class_points = np.take(points, members, axis=0).astype(
+                np.float64, copy=False
+            )
+            class_points -= class_points.mean(axis=0)
+            if not 2.0**-200 < scale < 2.0**200:  # the order needs no units else
+                class_points *= scale
+            distances = np.einsum("ij,ij->i", class_points, class_points)
             members = members[np.argsort(distances, kind="stable")]
         members = random_state.permutation(members)
-        n_class_chunks = members.shape[0] // chunk_size
+        n_class_chunks = size // chunk_size
         candidates.append(
             members[: n_class_chunks * chunk_size].reshape(n_class_chunks, chunk_size)
         )
@@ -335,6 +403,45 @@ def draw_chunklets(labels, n_chunks, chunk_size, random_state, *, points=None):
         )
     n_chunks = available if n_chunks is None else n_chunks
     chosen = np.sort(random_state.choice(available, size=n_chunks, replace=False))
-    chunks = np.full(labels.shape[0], -1, dtype=np.intp)
-    chunks[candidates[chosen]] = np.arange(n_chunks)[:, None]
-    return chunks
+    return candidates[chosen]
+
+
+def group_covariance(X, groups):
+    """The within-chunklet covariance of equal chunklets, in units.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+    groups : ndarray of shape (n_chunks, chunk_size), intp
+        The samples of each chunklet.
+
+    Returns
+    -------
+    covariance : ndarray of shape (n_features, n_features), float64
+        ``C`` of ``X / 2**exponent``.
+    exponent : int
+        The largest absolute deviation from a chunklet mean (for chunklets
+        of two, the largest difference) is below ``2**exponent``; 0 if
+        every chunklet is a set of identical points.
+    """
+    n_chunks, chunk_size = groups.shape
+    if chunk_size == 2:
+        # x - m = +-(x_a - x_b) / 2: C = sum_j delta_j delta_j^T / (2 p)
+        deviations = np.take(X, groups[:, 0], axis=0).astype(np.float64, copy=False)
+        deviations -= np.take(X, groups[:, 1], axis=0)
+        weight = 1.0 / (4 * n_chunks)
+    else:
+        points = np.take(X, groups, axis=0).astype(np.float64, copy=False)
+        points -= points.mean(axis=1, keepdims=True)
+        deviations = points.reshape(n_chunks * chunk_size, -1)
+        weight = 1.0 / (n_chunks * chunk_size)
+    exponent = _exponent(max(deviations.max(), -deviations.min()))
+    if exponent is None:
+        return np.zeros((X.shape[1], X.shape[1])), 0
+    if not -200 < exponent < 200:  # in units first: the products stay in range
+        deviations = np.ldexp(deviations, -exponent)
+        covariance = deviations.T @ deviations
+    else:  # in units after (a power of two: the same digits)
+        covariance = np.ldexp(deviations.T @ deviations, -2 * exponent)
+    covariance *= weight
+    return (covariance + covariance.T) / 2, exponent

@@ -5,9 +5,10 @@ from linmetric import LFDA
 from linmetric._kernels import lfda as kernels
 from linmetric._kernels.distances import error_factor
 from linmetric._lfda import (
-    _batched_sq_scales,
     _block_sq_distances,
     _kth_distance,
+    _label_codes,
+    _rows_sq_scales,
     fix_signs,
     local_scatter_matrices,
 )
@@ -29,8 +30,8 @@ def small():
 @pytest.mark.parametrize(
     ("method", "working_memory"),
     # a tiny budget forces many blocks per class
-    [("blocks", 2e-4), ("blocks", None), ("triangle", None), ("batched", None)],
-    ids=["many-blocks", "one-block", "triangle", "batched"],
+    [("blocks", 2e-4), ("blocks", None), ("triangle", None), ("rows", None)],
+    ids=["many-blocks", "one-block", "triangle", "rows"],
 )
 def test_scatter_matrices_match_reference(
     small, dtype, rtol, k, method, working_memory
@@ -107,7 +108,7 @@ def test_singular_within_scatter_gives_finite_map():
     assert np.all(np.isfinite(Z))
 
 
-@pytest.mark.parametrize("method", ["blocks", "triangle", "batched"])
+@pytest.mark.parametrize("method", ["blocks", "triangle", "rows"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [1, 3])
 def test_local_scales_are_exact_despite_rounding(method, dtype, k):
@@ -132,12 +133,11 @@ def test_local_scales_are_exact_despite_rounding(method, dtype, k):
         slack = factor * (norms + norms.max())
         selves = np.arange(n)
         scales = _kth_distance(distances, X64, X64, 0 * selves, selves, k, slack)
-    elif method == "batched":  # float64 products, as the stacks have
+    elif method == "rows":  # float64 products, as the rows path has
         distances = np.maximum(norms[:, None] + norms - 2 * X64 @ X64.T, 0.0)
         np.fill_diagonal(distances, 0.0)
-        scales = _batched_sq_scales(
-            distances[None], X64[None], norms[None], np.array([n]), k
-        )[0]
+        scratch = np.empty_like(distances)
+        scales = _rows_sq_scales(-distances / 2, scratch, X64, norms, k, factor)
     else:
         T = (X @ X.T).astype(dtype)
         scales = np.empty(X.shape[0])
@@ -153,11 +153,10 @@ def test_threads_and_paths_agree(n_threads):
     y = rng.randint(0, 4, 300)
     blocks = local_scatter_matrices(X, y, 7, method="blocks")
     triangle = local_scatter_matrices(X, y, 7, method="triangle", n_threads=n_threads)
-    # classes of 64-86 points: stacks of up to 8 classes, padded
-    batched = local_scatter_matrices(X, y, 7, method="batched", n_threads=n_threads)
+    rows = local_scatter_matrices(X, y, 7, method="rows", n_threads=n_threads)
     pairs = [
         *zip(blocks, triangle, strict=True),
-        *zip(blocks, batched, strict=True),
+        *zip(blocks, rows, strict=True),
     ]
     for a, b in pairs:
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-11 * np.abs(a).max())
@@ -197,3 +196,17 @@ def test_fast_validation_matches_the_full_one():
         LFDA().fit(X, y)
     with pytest.raises(ValueError, match="one class"):
         LFDA().fit(X[1:10], y[1:10])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int64, np.uint64])
+def test_label_codes_match_unique(dtype):
+    rng = np.random.RandomState(0)
+    low = 0 if np.dtype(dtype).kind == "u" else -128
+    for values in (rng.randint(0, 5, 50), rng.randint(0, 256, 50), [3, 3, 1]):
+        y = (np.asarray(values) + low).astype(dtype)
+        classes, codes = _label_codes(y)
+        expected_classes, expected_codes = np.unique(y, return_inverse=True)
+        np.testing.assert_array_equal(classes, expected_classes)
+        np.testing.assert_array_equal(codes, expected_codes)
+    y = np.array([0, 10**9, 5], dtype=dtype if dtype in (np.int64, np.uint64) else int)
+    np.testing.assert_array_equal(_label_codes(y)[1], [0, 2, 1])

@@ -134,3 +134,23 @@ def test_drawn_chunklets_do_not_depend_on_the_order_of_the_samples():
     np.testing.assert_allclose(
         moved.components_[:, ::-1] * 8.0, base.components_, rtol=1e-8, atol=1e-10
     )
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_drawn_chunklets_do_not_depend_on_the_scale(scale):
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((40, 3)) * [3.0, 1.0, 0.3]
+    y = np.arange(40) % 2
+    base = RCA(random_state=0).fit(X, y)
+    scaled = RCA(random_state=0).fit(X * scale, y)
+    np.testing.assert_allclose(scaled.components_ * scale, base.components_, rtol=1e-8)
+
+
+def test_int_seed_draws_as_a_new_random_state():
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((50, 3))
+    y = np.arange(50) % 3
+    for seed in (0, 7, np.int64(7)):
+        fitted = RCA(n_chunks=10, random_state=seed).fit(X, y)
+        fresh = RCA(n_chunks=10, random_state=np.random.RandomState(seed)).fit(X, y)
+        np.testing.assert_array_equal(fitted.components_, fresh.components_)
