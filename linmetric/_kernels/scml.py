@@ -16,8 +16,9 @@ of bounded size (each triplet is drawn many times in a fit); a hinge
 argument needs only the elements with a non-zero weight, and only a triplet
 with a positive hinge adds its whole ``z``: a step costs
 ``O(batch_size * n_nonzero + n_positive * n_basis + n_basis)`` after the
-first draws (late in a fit, most triplets of a batch hold and most weights
-are zero). The batches are drawn by the caller, so the path is the NumPy one
+first draws, and ``O(batch_size * n_nonzero)`` when no hinge is positive
+(late in a fit, most triplets of a batch hold and most weights are
+zero). The batches are drawn by the caller, so the path is the NumPy one
 up to the order of the sums.
 """
 
