@@ -18,6 +18,7 @@ from ._kernels.scml import (
 )
 from ._optimize import IterationLog
 from ._params import Interval, StrOptions, validate_params
+from ._scratch import scratch
 from ._threads import limit_threads
 from ._validation import centred_in_units, validate_X, validate_X_y
 
@@ -418,44 +419,47 @@ def rda(
     n_kept = (
         min(n_triplets, TABLE_ENTRIES // n_basis) if 2 * n_triplets <= n_draws else 0
     )
-    table = np.empty((n_kept + batch_size, n_basis))
-    slots = np.full(n_triplets, -1, dtype=np.intp)
-    n_cached = 0
-    previous, converged = np.inf, False
-    n_iter = 0
-    while n_iter < max_iter:
-        # one window: its batches drawn at once (the same stream as one draw
-        # per step), its steps in a compiled loop
-        n_steps = min(output_iter, max_iter - n_iter)
-        batches = random_state.randint(n_triplets, size=(n_steps, batch_size))
-        window_loss, n_cached = rda_steps(
-            projections,
-            triplets,
-            batches.astype(np.intp, copy=False),
-            float(features.scale),
-            weights,
-            gradient_sum,
-            squared_sum,
-            n_iter,
-            float(beta),
-            float(gamma),
-            delta,
-            table,
-            slots,
-            n_cached,
-        )
-        n_iter += n_steps
-        loss = window_loss / n_steps
-        log.record(
-            n_iter // output_iter,
-            loss,
-            components(weights) if log.callback is not None else None,
-            n_nonzero=int(np.count_nonzero(weights)),
-        )
-        if np.isfinite(previous) and previous - loss <= tol * abs(previous):
-            converged = True
-            break
-        previous = loss
+    # (on memory reused from the thread's previous fits: fresh memory costs
+    # a page fault per 4 KiB at its first write)
+    with scratch() as empty:
+        table = empty((n_kept + batch_size, n_basis))
+        slots = np.full(n_triplets, -1, dtype=np.intp)
+        n_cached = 0
+        previous, converged = np.inf, False
+        n_iter = 0
+        while n_iter < max_iter:
+            # one window: its batches drawn at once (the same stream as one draw
+            # per step), its steps in a compiled loop
+            n_steps = min(output_iter, max_iter - n_iter)
+            batches = random_state.randint(n_triplets, size=(n_steps, batch_size))
+            window_loss, n_cached = rda_steps(
+                projections,
+                triplets,
+                batches.astype(np.intp, copy=False),
+                float(features.scale),
+                weights,
+                gradient_sum,
+                squared_sum,
+                n_iter,
+                float(beta),
+                float(gamma),
+                delta,
+                table,
+                slots,
+                n_cached,
+            )
+            n_iter += n_steps
+            loss = window_loss / n_steps
+            log.record(
+                n_iter // output_iter,
+                loss,
+                components(weights) if log.callback is not None else None,
+                n_nonzero=int(np.count_nonzero(weights)),
+            )
+            if np.isfinite(previous) and previous - loss <= tol * abs(previous):
+                converged = True
+                break
+            previous = loss
     return weights, n_iter, converged
 
 

@@ -249,3 +249,73 @@ def test_class_sums_add_in_row_order():
     expected = np.zeros((4, 3))
     np.add.at(expected, codes, X)
     np.testing.assert_array_equal(class_sums(X, codes, 4), expected)
+
+
+def _plain_rda_steps(rows, batches, beta, gamma, delta):
+    """RDA steps written plainly, each sum in the compiled kernel's order."""
+    batch_size = batches.shape[1]
+    n_basis = rows.shape[1]
+    weights, gradient_sum, squared_sum = (np.zeros(n_basis) for _ in range(3))
+    total, counts = 0.0, set()
+    for step, batch in enumerate(batches):
+        nonzero = np.flatnonzero(weights)
+        l1 = 0.0
+        for k in nonzero:  # increasing k
+            l1 += weights[k]
+        hinge, positive = 0.0, []
+        for r in batch:
+            margin = 1.0
+            for k in nonzero:
+                margin += rows[r, k] * weights[k]
+            if margin > 0.0:
+                hinge += margin
+                positive.append(r)
+        total += hinge / batch_size + beta * l1
+        counts.add(min(len(positive), 4))
+        if positive:
+            gradient = rows[positive[0]].copy()
+            for r in positive[1:]:
+                gradient += rows[r]
+            gradient *= 1.0 / batch_size
+            gradient_sum += gradient
+            squared_sum += gradient * gradient
+        shrunk = -gradient_sum - beta * (step + 1)
+        with np.errstate(invalid="ignore"):
+            weights = np.where(
+                shrunk > 0.0, gamma * shrunk / (delta + np.sqrt(squared_sum)), 0.0
+            )
+    return weights, gradient_sum, squared_sum, total, counts
+
+
+@pytest.mark.parametrize("batch_size", [7, 10, 13])
+def test_rda_steps_are_the_plain_steps_bit_for_bit(iris, batch_size):
+    # Steps with no positive hinge revisit only the non-zero weights, up to
+    # three positive rows are added in one pass, sum(w) is added beside the
+    # hinge arguments: none of it may change a rounding.
+    X, y = iris
+    index = _triplets(X, y)
+    basis = triplet_difference_basis(X, index, 30, np.random.RandomState(0))
+    features = TripletFeatures(X @ basis.T, index)
+    rows = features.rows(np.arange(len(features)))
+    batches = np.random.RandomState(3).randint(len(index), size=(300, batch_size))
+    beta, gamma, delta = 1e-3, 0.05, 1e-8
+    weights, gradient_sum, squared_sum, total, counts = _plain_rda_steps(
+        rows, batches, beta, gamma, delta
+    )
+    assert counts == {0, 1, 2, 3, 4}  # every path of the kernel is taken
+    got = [np.zeros(basis.shape[0]) for _ in range(3)]
+    table = np.empty((len(index) + batch_size, basis.shape[0]))
+    slots = np.full(len(index), -1, dtype=np.intp)
+    loss, n_cached = 0.0, 0
+    for start in range(0, 300, 70):  # in windows, as in a fit
+        window_loss, n_cached = rda_steps(
+            features.projections, features.triplets, batches[start : start + 70],
+            features.scale, *got, start, beta, gamma, delta, table, slots,
+            n_cached,
+        )  # fmt: skip
+        loss += window_loss
+    for array, expected in zip(got, (weights, gradient_sum, squared_sum), strict=True):
+        np.testing.assert_array_equal(array, expected)
+    assert np.count_nonzero(weights) > 0
+    # the loss is summed over windows here, over all steps there
+    assert loss == pytest.approx(total, rel=1e-12)

@@ -16,8 +16,9 @@ of bounded size (each triplet is drawn many times in a fit); a hinge
 argument needs only the elements with a non-zero weight, and only a triplet
 with a positive hinge adds its whole ``z``: a step costs
 ``O(batch_size * n_nonzero + n_positive * n_basis + n_basis)`` after the
-first draws (late in a fit, most triplets of a batch hold and most weights
-are zero). The batches are drawn by the caller, so the path is the NumPy one
+first draws, and ``O(batch_size * n_nonzero)`` when no hinge is positive
+(late in a fit, most triplets of a batch hold and most weights are
+zero). The batches are drawn by the caller, so the path is the NumPy one
 up to the order of the sums.
 """
 
@@ -39,7 +40,9 @@ def rda_steps(
     average); a later draw reads it back. Only the elements with a non-zero
     weight enter a hinge argument; a triplet with a positive hinge adds its
     whole ``z`` to the subgradient. Skipping the zero weights changes no sum
-    (each skipped term is an exact zero).
+    (each skipped term is an exact zero); so does skipping, in a step where
+    no hinge is positive, the weights that were zero (the threshold only
+    grows).
 
     Parameters
     ----------
@@ -78,14 +81,13 @@ def rda_steps(
     # the elements with a non-zero weight, in increasing order
     nonzero = np.empty(n_basis, dtype=np.intp)
     n_nonzero = 0
-    l1 = 0.0  # sum(w), in increasing k, summed where w is computed
     for k in range(n_basis):
         if weights[k] != 0.0:
             nonzero[n_nonzero] = k
             n_nonzero += 1
-            l1 += weights[k]
     margins = np.empty(batch_size)
     rows = np.empty(batch_size, dtype=np.intp)
+    positive = np.empty(batch_size, dtype=np.intp)
     inverse_batch = 1.0 / batch_size  # a product per element, not a division
     total = 0.0
     for step in range(n_steps):
@@ -102,21 +104,62 @@ def rda_steps(
                     slot = n_kept + r
                 _feature_row(projections, triplets[triplet], scale, table[slot])
             rows[r] = slot
-        _hinge_arguments(table, rows, nonzero, n_nonzero, weights, margins)
+        # sum(w) in increasing k (the order in which the weights were
+        # computed), added beside the first hinge arguments
+        l1 = _hinge_arguments(table, rows, nonzero, n_nonzero, weights, margins)
         hinge = 0.0
-        any_positive = False
+        n_positive = 0
         for r in range(batch_size):
             if margins[r] > 0.0:
-                row = table[rows[r]]
-                if not any_positive:
-                    gradient[:] = row
-                    any_positive = True
-                else:
-                    for k in range(n_basis):
-                        gradient[k] += row[k]
+                positive[n_positive] = rows[r]
+                n_positive += 1
                 hinge += margins[r]
         total += hinge / batch_size + beta * l1
-        if any_positive:  # else g = 0 leaves both sums as they are
+        threshold = beta * t
+        if n_positive == 0:
+            # g = 0 leaves both sums as they are and the threshold grows:
+            # only a non-zero weight can stay non-zero
+            n_kept_nonzero = 0
+            for i in range(n_nonzero):
+                k = nonzero[i]
+                shrunk = -gradient_sum[k] - threshold
+                if shrunk > 0.0:
+                    weights[k] = gamma * shrunk / (delta + np.sqrt(squared_sum[k]))
+                    nonzero[n_kept_nonzero] = k
+                    n_kept_nonzero += 1
+                else:
+                    weights[k] = 0.0
+            n_nonzero = n_kept_nonzero
+            continue
+        # g = (z_1 + z_2 + ...) / batch_size over the positive hinges, added
+        # in batch order; the usual counts in a single pass
+        if n_positive == 1:
+            z0 = table[positive[0]]
+            for k in range(n_basis):
+                g = z0[k] * inverse_batch
+                gradient_sum[k] += g
+                squared_sum[k] += g * g
+        elif n_positive == 2:
+            z0 = table[positive[0]]
+            z1 = table[positive[1]]
+            for k in range(n_basis):
+                g = (z0[k] + z1[k]) * inverse_batch
+                gradient_sum[k] += g
+                squared_sum[k] += g * g
+        elif n_positive == 3:
+            z0 = table[positive[0]]
+            z1 = table[positive[1]]
+            z2 = table[positive[2]]
+            for k in range(n_basis):
+                g = (z0[k] + z1[k] + z2[k]) * inverse_batch
+                gradient_sum[k] += g
+                squared_sum[k] += g * g
+        else:
+            gradient[:] = table[positive[0]]
+            for j in range(1, n_positive):
+                row = table[positive[j]]
+                for k in range(n_basis):
+                    gradient[k] += row[k]
             for k in range(n_basis):
                 g = gradient[k] * inverse_batch
                 gradient_sum[k] += g
@@ -125,16 +168,13 @@ def rda_steps(
         # computed as gamma max(0, -gsum_k - beta t) / (delta + sqrt(H2_k)):
         # one division instead of two per non-zero weight (a few roundings
         # apart, and zero exactly where -gsum_k <= beta t)
-        threshold = beta * t
         n_nonzero = 0
-        l1 = 0.0
         for k in range(n_basis):
             shrunk = -gradient_sum[k] - threshold
             if shrunk > 0.0:
                 weights[k] = gamma * shrunk / (delta + np.sqrt(squared_sum[k]))
                 nonzero[n_nonzero] = k
                 n_nonzero += 1
-                l1 += weights[k]
             else:
                 weights[k] = 0.0
     return total, n_cached
@@ -156,48 +196,64 @@ def _feature_row(projections, triplet, scale, out):
 def _hinge_arguments(rows_of, rows, index, n_index, weights, out):
     """``out[r] = 1 + sum_i rows_of[rows[r], index[i]] * weights[index[i]]``.
 
-    Each sum in increasing ``i``, as one sequence; four sums (then two,
-    then one) side by side so that their additions overlap.
+    Each sum in increasing ``i``, as one sequence; eight sums (then two,
+    then one) side by side so that their additions overlap. Also returns
+    ``sum_i weights[index[i]]``, in the same order.
     """
     n_rows = rows.shape[0]
+    total = 0.0
     r = 0
-    while r + 4 <= n_rows:
-        z0 = rows_of[rows[r]]
-        z1 = rows_of[rows[r + 1]]
-        z2 = rows_of[rows[r + 2]]
-        z3 = rows_of[rows[r + 3]]
-        m0 = m1 = m2 = m3 = 1.0
+    while r + 8 <= n_rows:
+        z0, z1 = rows_of[rows[r]], rows_of[rows[r + 1]]
+        z2, z3 = rows_of[rows[r + 2]], rows_of[rows[r + 3]]
+        z4, z5 = rows_of[rows[r + 4]], rows_of[rows[r + 5]]
+        z6, z7 = rows_of[rows[r + 6]], rows_of[rows[r + 7]]
+        m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = 1.0
+        l1 = 0.0
         for i in range(n_index):
-            k = index[i]
-            weight = weights[k]
-            m0 += z0[k] * weight
-            m1 += z1[k] * weight
-            m2 += z2[k] * weight
-            m3 += z3[k] * weight
-        out[r] = m0
-        out[r + 1] = m1
-        out[r + 2] = m2
-        out[r + 3] = m3
-        r += 4
-    if r + 2 <= n_rows:
-        z0 = rows_of[rows[r]]
-        z1 = rows_of[rows[r + 1]]
+            j = index[i]
+            weight = weights[j]
+            l1 += weight
+            m0 += z0[j] * weight
+            m1 += z1[j] * weight
+            m2 += z2[j] * weight
+            m3 += z3[j] * weight
+            m4 += z4[j] * weight
+            m5 += z5[j] * weight
+            m6 += z6[j] * weight
+            m7 += z7[j] * weight
+        if r == 0:
+            total = l1
+        out[r], out[r + 1], out[r + 2], out[r + 3] = m0, m1, m2, m3
+        out[r + 4], out[r + 5], out[r + 6], out[r + 7] = m4, m5, m6, m7
+        r += 8
+    while r + 2 <= n_rows:
+        z0, z1 = rows_of[rows[r]], rows_of[rows[r + 1]]
         m0 = m1 = 1.0
+        l1 = 0.0
         for i in range(n_index):
-            k = index[i]
-            weight = weights[k]
-            m0 += z0[k] * weight
-            m1 += z1[k] * weight
-        out[r] = m0
-        out[r + 1] = m1
+            j = index[i]
+            weight = weights[j]
+            l1 += weight
+            m0 += z0[j] * weight
+            m1 += z1[j] * weight
+        if r == 0:
+            total = l1
+        out[r], out[r + 1] = m0, m1
         r += 2
-    if r < n_rows:
+    while r < n_rows:
         z0 = rows_of[rows[r]]
         m0 = 1.0
+        l1 = 0.0
         for i in range(n_index):
-            k = index[i]
-            m0 += z0[k] * weights[k]
+            weight = weights[index[i]]
+            l1 += weight
+            m0 += z0[index[i]] * weight
+        if r == 0:
+            total = l1
         out[r] = m0
+        r += 1
+    return total
 
 
 @jit
