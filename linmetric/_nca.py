@@ -107,10 +107,11 @@ class NCA(SupervisedMetricLearner):
     GEMM per block of rows) that keeps each point's ``4 m`` nearest as a
     pool; the stages in between re-select the ``m`` nearest from the pool
     with exact distances, in ``O(n m n_components)``. The points are sorted
-    by class internally, so that a point's candidates mostly lie near it in
-    memory. The truncated objective
-    differs from the exact one by the softmax mass left outside the
-    candidate sets: ``|p_i(truncated) - p_i(exact)|`` is at most that mass,
+    by class internally, and within a class along the starting map's two
+    leading principal axes, so that a point's candidates mostly lie near
+    it in memory. The truncated objective differs from the exact one by
+    the softmax mass left outside the candidate sets: ``|p_i(truncated) -
+    p_i(exact)|`` is at most that mass,
     whose largest value every full search measures (on about 2,000 evenly
     spaced points) and reports in ``history_['dropped_mass']``. The fit has
     converged when a stage on the sets of a full search converges having

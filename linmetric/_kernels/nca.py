@@ -20,7 +20,8 @@ which the callers build block by block: ``S[rows] -= W_rows Z`` and
   resolution of the sum) are set to zero without calling ``exp``.
 - :func:`candidate_search` (one GEMM per block of rows, then one pass
   that forms a row's distances, counts per chunk of columns those below
-  the current ``m``-th smallest, and sends those to a buffer cut back to
+  a bound on the ``m``-th smallest (from a prior candidate set, or from
+  the columns around the row), and sends those to a buffer cut back to
   its ``m`` smallest when full) selects each point's ``m`` nearest points
   (any class) and measures the softmax mass that the others carry;
   :func:`reselect_candidates` picks the nearest among a smaller pool of
