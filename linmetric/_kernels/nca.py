@@ -707,14 +707,22 @@ def _counting_sort_kernel(flat, indptr, positions):
 
 @jit
 def _scatter_kernel(start, stop, Z, indptr, positions, m, flat_weights, S):
+    # S[j] += (sum_i W_ij) z_j - sum_i W_ij z_i, the second sum in a row
+    # that stays in cache
     n_components = Z.shape[1]
+    gathered = np.empty(n_components, dtype=np.float64)
     for j in range(start, stop):
+        gathered[:] = 0.0
+        total = 0.0
         for q in range(indptr[j], indptr[j + 1]):
             position = positions[q]
             i = position // m
             w = flat_weights[position]
+            total += w
             for k in range(n_components):
-                S[j, k] += w * (np.float64(Z[j, k]) - np.float64(Z[i, k]))
+                gathered[k] += w * np.float64(Z[i, k])
+        for k in range(n_components):
+            S[j, k] += total * np.float64(Z[j, k]) - gathered[k]
 
 
 def scatter_truncated_gradient(Z, candidates, weights, S, reverse=None):
