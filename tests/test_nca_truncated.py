@@ -205,3 +205,46 @@ def test_order_of_the_samples_does_not_change_the_fit(wine):
     np.testing.assert_allclose(
         second.transform(X), first.transform(X), rtol=1e-5, atol=1e-5
     )
+
+
+def test_locality_order_sorts_by_class_then_by_cells_of_the_start():
+    # A permutation; classes contiguous in class order; within a class,
+    # eight slabs of equal size along the leading axis of X L^T, each sorted
+    # along the second axis.
+    rng = np.random.RandomState(6)
+    # centred columns, orthogonal, of distinct norms: the principal axes
+    # are the coordinate axes
+    X = rng.standard_normal((403, 4))
+    X = np.linalg.qr(X - X.mean(axis=0))[0] * [5.0, 2.0, 0.5, 0.1]
+    labels = rng.randint(0, 3, 403).astype(np.intp)
+    order = linmetric._nca._locality_order(X, labels, np.eye(4))
+    np.testing.assert_array_equal(np.sort(order), np.arange(403))
+    assert np.all(np.diff(labels[order]) >= 0)
+    for label in range(3):
+        members = order[labels[order] == label]
+        first, second = X[members, 0], X[members, 1]
+        if first[0] > first[-1]:  # the sign of an eigenvector is arbitrary
+            first = -first
+        if np.sum(np.diff(second) > 0) < np.sum(np.diff(second) < 0):
+            second = -second
+        slab = np.arange(members.shape[0]) * 8 // members.shape[0]
+        sizes = np.bincount(slab)
+        assert sizes.shape[0] == 8 and sizes.max() - sizes.min() <= 1
+        bounds = np.cumsum(np.concatenate([[0], sizes]))
+        for a, b, c in zip(bounds[:-2], bounds[1:-1], bounds[2:], strict=True):
+            assert first[a:b].max() <= first[b:c].min()
+            assert np.all(np.diff(second[a:b]) >= 0)
+        assert np.all(np.diff(second[bounds[-2] :]) >= 0)
+
+
+def test_reverse_candidates_is_a_stable_sort_of_the_pairs():
+    from linmetric._kernels.nca import reverse_candidates
+
+    candidates = np.random.RandomState(7).randint(0, 40, size=(50, 6))
+    indptr, positions = reverse_candidates(candidates, 45)
+    np.testing.assert_array_equal(
+        positions, np.argsort(candidates.ravel(), kind="stable")
+    )
+    np.testing.assert_array_equal(
+        np.diff(indptr), np.bincount(candidates.ravel(), minlength=45)
+    )

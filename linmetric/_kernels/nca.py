@@ -20,7 +20,8 @@ which the callers build block by block: ``S[rows] -= W_rows Z`` and
   resolution of the sum) are set to zero without calling ``exp``.
 - :func:`candidate_search` (one GEMM per block of rows, then one pass
   that forms a row's distances, counts per chunk of columns those below
-  the current ``m``-th smallest, and sends those to a buffer cut back to
+  a bound on the ``m``-th smallest (from a prior candidate set, or from
+  the columns around the row), and sends those to a buffer cut back to
   its ``m`` smallest when full) selects each point's ``m`` nearest points
   (any class) and measures the softmax mass that the others carry;
   :func:`reselect_candidates` picks the nearest among a smaller pool of
@@ -196,6 +197,22 @@ def _compact(values, indices, count, m, scratch):
 
 
 @jit
+def _window_bound(sq_dist, i, width, m, scratch):
+    # The m-th smallest of sq_dist over the width columns centred on i
+    # (without i): m distinct points lie within it.
+    n_cols = sq_dist.shape[0]
+    first = min(max(i - width // 2, 0), n_cols - width)
+    count = 0
+    for j in range(first, first + width):
+        if j != i:
+            scratch[count] = sq_dist[j]
+            count += 1
+    if count < m:
+        return np.inf
+    return np.partition(scratch[:count], m - 1)[m - 1]
+
+
+@jit
 def _candidates_kernel(
     start,
     stop,
@@ -217,12 +234,14 @@ def _candidates_kernel(
     with_labels = labels.shape[0] > 0
     n_cols = gram.shape[1]
     m = out_index.shape[1]
-    # Selection: the first points, then those below a threshold (the m-th
-    # smallest so far), go to a buffer in index order; a full buffer is cut
-    # back to its m smallest, which lowers the threshold. A point enters the
-    # buffer about m log(n / m) times per row, whatever the order of the
-    # points, and a chunk of columns with none below the threshold costs one
-    # vectorised count.
+    # Selection: the points below a threshold go to a buffer in index
+    # order; a full buffer is cut back to its m smallest, which lowers the
+    # threshold. The threshold starts at a bound on the m-th smallest
+    # distance: the largest distance to the prior's m points, or else the
+    # m-th smallest distance to the capacity columns centred on i (with the
+    # points sorted by class, mostly i's own class: on MNIST a third less
+    # selection time than starting from the first columns). A chunk of
+    # columns with none below the threshold costs one vectorised count.
     capacity = min(4 * m + 64, n_cols)
     buffer = np.empty(capacity, dtype=np.float64)
     buffer_index = np.empty(capacity, dtype=np.intp)
@@ -239,9 +258,14 @@ def _candidates_kernel(
         count = 0
         first = 0
         # m distinct points all within the bound: the m nearest are too.
-        bound = -np.inf if with_prior else np.inf
-        for c in range(m if with_prior else 0):
-            bound = max(bound, sq_dist[prior[r, c]])
+        if with_prior:
+            bound = -np.inf
+            for c in range(m):
+                bound = max(bound, sq_dist[prior[r, c]])
+        else:
+            # The m-th smallest distance to the columns around i (its own
+            # class when the points are sorted by class) bounds it as well.
+            bound = _window_bound(sq_dist, i, capacity, m, scratch)
         if bound < np.inf:
             threshold = np.nextafter(bound, np.inf)  # the bound itself enters
         else:
@@ -662,23 +686,43 @@ def reverse_candidates(candidates, n_samples):
     >>> indptr.tolist(), positions.tolist()
     ([0, 1, 3, 3], [1, 0, 2])
     """
-    flat = candidates.ravel()
-    positions = np.argsort(flat, kind="stable").astype(np.intp, copy=False)
+    flat = np.ascontiguousarray(candidates, dtype=np.intp).ravel()
     indptr = np.zeros(n_samples + 1, dtype=np.intp)
     np.cumsum(np.bincount(flat, minlength=n_samples), out=indptr[1:])
+    positions = np.empty(flat.shape[0], dtype=np.intp)
+    _counting_sort_kernel(flat, indptr, positions)
     return indptr, positions
 
 
 @jit
+def _counting_sort_kernel(flat, indptr, positions):
+    # positions of each value in increasing order: a stable counting sort
+    # (O(n m), where an argsort costs O(n m log(n m)))
+    next_slot = indptr[:-1].copy()
+    for position in range(flat.shape[0]):
+        j = flat[position]
+        positions[next_slot[j]] = position
+        next_slot[j] += 1
+
+
+@jit
 def _scatter_kernel(start, stop, Z, indptr, positions, m, flat_weights, S):
+    # S[j] += (sum_i W_ij) z_j - sum_i W_ij z_i, the second sum in a row
+    # that stays in cache
     n_components = Z.shape[1]
+    gathered = np.empty(n_components, dtype=np.float64)
     for j in range(start, stop):
+        gathered[:] = 0.0
+        total = 0.0
         for q in range(indptr[j], indptr[j + 1]):
             position = positions[q]
             i = position // m
             w = flat_weights[position]
+            total += w
             for k in range(n_components):
-                S[j, k] += w * (np.float64(Z[j, k]) - np.float64(Z[i, k]))
+                gathered[k] += w * np.float64(Z[i, k])
+        for k in range(n_components):
+            S[j, k] += total * np.float64(Z[j, k]) - gathered[k]
 
 
 def scatter_truncated_gradient(Z, candidates, weights, S, reverse=None):
