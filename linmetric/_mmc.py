@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from ._base import SupervisedMetricLearner
 from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
-from ._kernels.mmc import squared_differences
+from ._kernels.mmc import scaled_rows, squared_differences
 from ._optimize import IterationLog
 from ._params import ITERATION_CONSTRAINTS, Interval, validate_params
 from ._psd import components_from_metric
@@ -574,13 +574,13 @@ def _diagonal_hessian(squared_t, q, Q, G, rows, work=None):
     to it.
     """
     # W W^T with W = d^2 diag(1 / (2 q^1.5)): one symmetric rank-k update.
+    weights = 0.5 / (q * np.sqrt(q))
     if work is None:
         weighted = squared_t[rows]
+        weighted *= weights
     else:
-        weighted = np.take(
-            squared_t, rows, axis=0, out=work[: rows.shape[0]], mode="clip"
-        )
-    weighted *= 0.5 / (q * np.sqrt(q))
+        weighted = work[: rows.shape[0]]
+        scaled_rows(squared_t, rows, weights, weighted)
     hess = weighted @ weighted.T
     hess /= Q
     G = G[rows]
