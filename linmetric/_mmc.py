@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from ._base import SupervisedMetricLearner
 from ._constraints import default_n_constraints
 from ._itml import sample_label_pairs
-from ._kernels.mmc import squared_differences
+from ._kernels.mmc import scaled_rows, squared_differences
 from ._optimize import IterationLog
 from ._params import ITERATION_CONSTRAINTS, Interval, validate_params
 from ._psd import components_from_metric
@@ -243,10 +243,15 @@ class MMC(SupervisedMetricLearner):
 
         if self.diagonal and pairs.size and not np.isfinite(pairs[0, 0]).all():
             check_finite()
-        # The points were checked above: one row sets n_features_in_ (and
-        # rejects pairs with no features or no pairs) at no cost.
-        validate_X(self, pairs[:1, 0])
         n_pairs, _, n_features = pairs.shape
+        if n_features > 0:
+            # The points were checked above (there is at least one pair):
+            # what validate_X sets for an array without feature names.
+            self.n_features_in_ = n_features
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            validate_X(self, pairs[:1, 0])  # rejects pairs without features
         rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
         return self._fit_pairs_of(
             pairs.reshape(2 * n_pairs, n_features), rows, rows + 1, signs, check_finite
@@ -535,38 +540,52 @@ def diagonal_objective(a, s, squared_diffs, *, hessian=True, free=None):
     return float(s @ a - np.log(Q)), grad, hess
 
 
-def _diagonal_derivatives(s, squared_t, q, Q, hessian, free, work=None):
+def _diagonal_derivatives(s, squared_t, q, Q, hessian, free):
     """Gradient and (free block of the) Hessian of ``h``, given ``q`` and ``Q``.
 
     ``squared_t`` holds the squared dissimilar differences, one row per
-    feature; ``work``, if given, is a C-contiguous array of its shape that
-    the weighted rows of the free features are written to.
+    feature.
     """
-    positive = q > 0
-    if not positive.all():
-        q = q[positive]
-        squared_t = squared_t[:, positive]
-        work = None
-    G = squared_t @ (0.5 / q)
-    grad = s - G / Q
+    grad, G, q, squared_t = _diagonal_gradient(s, squared_t, q, Q)
     hess = None
     if hessian:
         if callable(free):
             free = free(grad)
         rows = np.arange(s.shape[0]) if free is None else np.flatnonzero(free)
-        # W W^T with W = d^2 diag(1 / (2 q^1.5)): one symmetric rank-k update.
-        if work is None:
-            weighted = squared_t[rows]
-        else:
-            weighted = np.take(
-                squared_t, rows, axis=0, out=work[: rows.shape[0]], mode="clip"
-            )
-        weighted *= 0.5 / (q * np.sqrt(q))
-        hess = weighted @ weighted.T
-        hess /= Q
-        G = G[rows]
-        hess += np.outer(G, G) / Q**2
+        hess = _diagonal_hessian(squared_t, q, Q, G, rows)
     return grad, hess
+
+
+def _diagonal_gradient(s, squared_t, q, Q):
+    """``grad``, ``G``, and ``q`` and ``squared_t`` without the pairs at ``q = 0``."""
+    if not (q > 0).all():
+        positive = q > 0
+        q = q[positive]
+        squared_t = squared_t[:, positive]
+    G = squared_t @ (0.5 / q)
+    return s - G / Q, G, q, squared_t
+
+
+def _diagonal_hessian(squared_t, q, Q, G, rows, work=None):
+    """The Hessian of ``h`` on the features ``rows`` (see :func:`diagonal_objective`).
+
+    ``work``, if given, is a C-contiguous array with at least ``len(rows)``
+    rows as long as those of ``squared_t``; the weighted rows are written
+    to it.
+    """
+    # W W^T with W = d^2 diag(1 / (2 q^1.5)): one symmetric rank-k update.
+    weights = 0.5 / (q * np.sqrt(q))
+    if work is None:
+        weighted = squared_t[rows]
+        weighted *= weights
+    else:
+        weighted = work[: rows.shape[0]]
+        scaled_rows(squared_t, rows, weights, weighted)
+    hess = weighted @ weighted.T
+    hess /= Q
+    G = G[rows]
+    hess += np.outer(G, G) / Q**2
+    return hess
 
 
 def _solve_positive(matrix, rhs):
@@ -591,22 +610,25 @@ def _mmc_diagonal(
     h = float(s @ a - np.log(Q))
     change = np.inf
     for n_iter in range(1, max_iter + 1):
+        grad, G, q_positive, squared_positive = _diagonal_gradient(s, squared_t, q, Q)
         # The Hessian of the free features only (the weights above zero or
         # pushed up by the gradient): at the solution most weights are
         # often at zero.
-        def free_features(grad, a=a):
-            return active & ((a > 0) | (grad < 0))
-
-        grad, hess_free = _diagonal_derivatives(
-            s, squared_t, q, Q, True, free_features, work
+        free = np.flatnonzero(active & ((a > 0) | (grad < 0)))
+        hess_free = _diagonal_hessian(
+            squared_positive,
+            q_positive,
+            Q,
+            G,
+            free,
+            work if squared_positive is squared_t else None,
         )
-        free = free_features(grad)
         hess_free.flat[:: hess_free.shape[0] + 1] += RIDGE * hess_free.diagonal().max()
-        direction = np.zeros_like(a)
+        direction = np.zeros(a.shape[0])
         direction[free] = _solve_positive(hess_free, -grad[free])
-        a_norm = np.linalg.norm(a)
         # The convergence criterion: the change a full Newton step makes.
-        change = np.linalg.norm(np.maximum(a + direction, 0.0) - a) / a_norm
+        full_step = np.maximum(a + direction, 0.0) - a
+        change = np.sqrt(full_step @ full_step) / np.sqrt(a @ a)
         # Each trial point is judged at the best scale along its ray:
         # h(c a) = c s.a - log(c) / 2 - log Q(a) is least at c = 1 / (2 s.a),
         # where h = 1/2 - log(c) / 2 - log Q(a).

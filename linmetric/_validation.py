@@ -245,7 +245,22 @@ def validate_pairs(
         Finite float32 or float64 pairs.
     pair_labels : ndarray of shape (n_pairs,) of int8, or None
     """
-    pairs = check_points(pairs, "pairs", dtype=dtype, finite=finite)
+    # Pairs that are already what check_points returns skip its generic
+    # machinery (a large share of a small fit); anything else, and every
+    # error, goes through it.
+    ready = (
+        type(pairs) is np.ndarray
+        and dtype is FLOAT_DTYPES
+        and pairs.dtype in FLOAT_DTYPES
+        and pairs.flags.c_contiguous
+        and pairs.ndim == 3
+        and pairs.shape[0] > 0
+        # A finite sum means finite entries; an overflowing one is checked
+        # again entry by entry.
+        and (not finite or np.isfinite(pairs.sum()))
+    )
+    if not ready:
+        pairs = check_points(pairs, "pairs", dtype=dtype, finite=finite)
     if pairs.ndim != 3 or pairs.shape[1] != 2:
         raise ValueError(
             f"pairs must have shape (n_pairs, 2, n_features); got shape {pairs.shape}."
@@ -297,7 +312,10 @@ def validate_pair_labels(pair_labels, n_pairs):
             f"pair_labels must have shape ({n_pairs},), one label per "
             f"pair; got shape {pair_labels.shape}."
         )
-    bad = ~np.isin(pair_labels, (-1, 1))
+    if pair_labels.dtype.kind in "biuf":
+        bad = (pair_labels != 1) & (pair_labels != -1)
+    else:
+        bad = ~np.isin(pair_labels, (-1, 1))
     if bad.any():
         raise ValueError(
             f"pair_labels must be +1 (similar) or -1 (dissimilar); got "

@@ -11,6 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from linmetric import MMC
 from linmetric._itml import sample_label_pairs
+from linmetric._kernels.mmc import scaled_rows
 from linmetric._mmc import (
     diagonal_data,
     diagonal_objective,
@@ -19,7 +20,11 @@ from linmetric._mmc import (
     project_constraints,
     similar_sums,
 )
-from linmetric._validation import differences_in_units
+from linmetric._validation import (
+    differences_in_units,
+    validate_pair_labels,
+    validate_pairs,
+)
 from linmetric.reference import mmc as reference
 
 
@@ -150,6 +155,82 @@ def test_diagonal_kernel_matches_numpy(dtype, scale):
     np.testing.assert_allclose(fast[0], slow[0], rtol=1e-13)
     np.testing.assert_allclose(fast[3:5], slow[3:5], rtol=1e-13)
     assert fast[2].flags.c_contiguous and fast[2].shape == (5, np.sum(~similar))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaled_rows_matches_numpy(dtype):
+    rng = np.random.RandomState(0)
+    matrix = rng.standard_normal((7, 13)).astype(dtype)
+    rows = np.array([5, 0, 6, 2], dtype=np.intp)
+    weights = rng.uniform(0.1, 10.0, 13)
+    out = np.full((7, 13), np.nan)
+    scaled_rows(matrix, rows, weights, out)
+    np.testing.assert_array_equal(out[:4], matrix[rows] * weights)
+    assert np.isnan(out[4:]).all()
+
+
+def _outcome(function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except (ValueError, TypeError) as error:
+        return type(error), str(error)
+
+
+def _assert_same_outcome(fast, generic):
+    if isinstance(generic[0], type):
+        assert fast == generic
+        return
+    for got, expected in zip(fast, generic, strict=True):
+        assert got.dtype == expected.dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", ["plain", "nan", "inf", "sum overflows", "shape"])
+@pytest.mark.parametrize("finite", [True, False])
+def test_pairs_as_float_arrays_are_checked_like_any_input(dtype, case, finite):
+    # C-contiguous float pairs skip the generic checks: the same result, or
+    # the same error, as pairs given in another layout.
+    pairs = np.random.RandomState(1).standard_normal((4, 2, 3)).astype(dtype)
+    if case == "nan":
+        pairs[2, 1, 0] = np.nan
+    elif case == "inf":
+        pairs[3, 0, 2] = -np.inf
+    elif case == "sum overflows":
+        pairs[:] = np.finfo(dtype).max
+    elif case == "shape":
+        pairs = pairs.reshape(4, 3, 2)
+    labels = np.array([1, -1, 1, 1])
+    fast = _outcome(validate_pairs, pairs, labels, finite=finite)
+    generic = _outcome(validate_pairs, np.asfortranarray(pairs), labels, finite=finite)
+    _assert_same_outcome(fast, generic)
+    if case in ("nan", "inf") and finite:
+        assert fast[0] is ValueError and "pairs" in fast[1]
+    empty = _outcome(validate_pairs, pairs[:0], labels[:0])
+    assert empty[0] is ValueError and "0 sample(s)" in empty[1]
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [1, -1, 1],
+        [1.0, -1.0, 1.0],
+        [1, 0, -1],
+        [1.0, 0.5, -1.0],
+        [1.0, np.nan, 1.0],
+        [True, True, False],
+        [-1, 2, 1],
+    ],
+)
+def test_numeric_pair_labels_are_checked_like_any_labels(labels):
+    # Numeric labels are compared with +1 and -1 directly; others with isin.
+    fast = _outcome(validate_pair_labels, np.array(labels), 3)
+    generic = _outcome(validate_pair_labels, np.array(labels, dtype=object), 3)
+    if isinstance(generic, tuple):
+        assert fast == generic
+    else:
+        np.testing.assert_array_equal(fast, generic)
+        assert fast.dtype == generic.dtype == np.int8
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])

@@ -84,3 +84,16 @@ def _flush(buffer, filled, out_t, start):
     for k in range(buffer.shape[1]):
         for i in range(filled):
             out_t[k, start + i] = buffer[i, k]
+
+
+@jit
+def scaled_rows(matrix, rows, weights, out):
+    """``out[i] = matrix[rows[i]] * weights`` in one pass (gather and scale).
+
+    ``out`` has at least ``len(rows)`` rows; each product is NumPy's.
+    """
+    for i in range(rows.shape[0]):
+        source = matrix[rows[i]]
+        target = out[i]
+        for j in range(weights.shape[0]):
+            target[j] = source[j] * weights[j]
