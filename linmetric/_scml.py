@@ -416,8 +416,12 @@ def rda(
     # (else writing them costs more than it saves), then one scratch row per
     # triplet of a batch
     n_draws = min(max_iter, 2 * output_iter) * batch_size
+    # (the whole table, scratch rows included, within TABLE_ENTRIES, so that
+    # the thread's pool can keep it for the next fit)
     n_kept = (
-        min(n_triplets, TABLE_ENTRIES // n_basis) if 2 * n_triplets <= n_draws else 0
+        min(n_triplets, max(0, TABLE_ENTRIES // n_basis - batch_size))
+        if 2 * n_triplets <= n_draws
+        else 0
     )
     # (on memory reused from the thread's previous fits: fresh memory costs
     # a page fault per 4 KiB at its first write)
