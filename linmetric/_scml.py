@@ -533,6 +533,8 @@ def _components(weights, basis):
 def _unit_rows(vectors):
     norms = np.linalg.norm(vectors, axis=1)
     keep = norms > 0
+    if keep.all():
+        return vectors / norms[:, None]
     return vectors[keep] / norms[keep, None]
 
 
@@ -608,7 +610,13 @@ def triplet_difference_basis(X, triplets, n_basis, random_state):
     pairs = np.sort(np.concatenate([triplets[:, [0, 1]], triplets[:, [0, 2]]]), axis=1)
     # the distinct pairs in lexicographic order, through one integer key each
     n_points = int(pairs.max()) + 1
-    keys = np.unique(pairs[:, 0] * n_points + pairs[:, 1])
+    keys = np.sort(pairs[:, 0] * n_points + pairs[:, 1])
+    # (the distinct keys of the sorted ones: np.unique's hashing costs ten
+    # times this sort on a few thousand keys)
+    first = np.empty(keys.shape[0], dtype=bool)
+    first[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    keys = keys[first]
     pairs = np.stack([keys // n_points, keys % n_points], axis=1)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     if pairs.shape[0] == 0:
