@@ -505,7 +505,10 @@ def distinct_rows(rows):
     if rows.shape[0] < 2:
         return rows.copy(), np.zeros(rows.shape[0], dtype=np.intp)
     keys = rows.astype(np.float64, copy=False) @ _key_direction(rows.shape[1])
-    order = np.argsort(keys, kind="stable")
+    # (any order of equal keys: each group's row is its first, see
+    # group_sorted_rows, and a sort that need not be stable is five times
+    # faster)
+    order = np.argsort(keys)
     inverse = np.empty(rows.shape[0], dtype=np.intp)
     first = np.empty(rows.shape[0], dtype=np.intp)
     n_groups = group_sorted_rows(rows, keys, order, inverse, first)
