@@ -146,6 +146,20 @@ def test_distinct_rows_groups_like_numpy_unique(iris):
     assert points.shape[0] == 2
 
 
+def test_distinct_rows_keep_the_first_row_of_each_group():
+    # 0.0 and -0.0 compare equal: the row kept is the group's first, in
+    # the order of the rows, whatever the order of the sort among ties
+    rng = np.random.RandomState(0)
+    rows = np.zeros((500, 3))
+    rows[:, 1] = rng.randint(0, 5, size=500)
+    rows[:, 0] = np.where(rng.rand(500) < 0.5, -0.0, 0.0)
+    points, inverse = distinct_rows(rows)
+    assert points.shape[0] == 5
+    for group in range(5):
+        first = np.flatnonzero(inverse == group)[0]
+        assert np.signbit(points[group, 0]) == np.signbit(rows[first, 0])
+
+
 def _rda(features, output_iter, n_steps=400, beta=1e-3, batch_size=7):
     return rda(
         features,
@@ -174,7 +188,9 @@ def test_rda_with_a_full_table_is_exact(iris, monkeypatch, beta):
     kept, n_iter, _ = _rda(features, output_iter=40, beta=beta)
     assert n_iter == 400
     for n_rows in (0, 1, 9, len(features) - 1):
-        monkeypatch.setattr(scml_module, "TABLE_ENTRIES", n_rows * basis.shape[0])
+        # (the table also holds one scratch row per triplet of a batch)
+        entries = (n_rows + 7) * basis.shape[0]
+        monkeypatch.setattr(scml_module, "TABLE_ENTRIES", entries)
         np.testing.assert_array_equal(
             _rda(features, output_iter=40, beta=beta)[0], kept
         )

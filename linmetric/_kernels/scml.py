@@ -368,8 +368,9 @@ def group_sorted_rows(rows, keys, order, inverse, first):
     """Merge equal neighbours of the rows in ``order`` (sorted by ``keys``).
 
     Writes the group of each row in ``inverse`` and the first row of each
-    group (in ``order``) in ``first``; returns the number of groups, or -1
-    if two different rows share a key (they need not be neighbours then).
+    group (the smallest row index, whatever the order of equal keys) in
+    ``first``; returns the number of groups, or -1 if two different rows
+    share a key (they need not be neighbours then).
     """
     n_groups = 0
     previous = order[0]
@@ -386,6 +387,8 @@ def group_sorted_rows(rows, keys, order, inverse, first):
             if keys[current] == keys[previous]:
                 return -1
             n_groups += 1
+            first[n_groups] = current
+        elif current < first[n_groups]:
             first[n_groups] = current
         inverse[current] = n_groups
         previous = current
