@@ -220,11 +220,11 @@ class NCA(SupervisedMetricLearner):
 
     On MNIST as preprocessed for LMNN (pixels in [0, 1], deskewed, PCA to
     164 dimensions, 60,000 training images) the defaults select the
-    truncated solver; the fit converged in 36 iterations, in 57-62 s on
-    two otherwise idle cores (125-133 s of CPU time, on a host where LMNN's
-    fit of the same data took 62 s), the whole process peaking at 1.2 GB
-    resident, and lowered the 3-NN test error from 1.64% (Euclidean) to
-    1.31%; with the pixels left in 0..255, the same iterations and error.
+    truncated solver; the fit converged in 36 iterations, in 52-55 s on
+    two otherwise idle cores (115-119 s of CPU time), the whole process
+    peaking at 1.1 GB resident, and lowered the 3-NN test error from 1.64%
+    (Euclidean) to 1.31%; with the pixels left in 0..255, the same
+    iterations, error and time.
 
     References
     ----------
