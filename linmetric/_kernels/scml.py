@@ -122,13 +122,11 @@ def rda_steps(
             n_kept_nonzero = 0
             for i in range(n_nonzero):
                 k = nonzero[i]
-                shrunk = -gradient_sum[k] - threshold
-                if shrunk > 0.0:
-                    weights[k] = gamma * shrunk / (delta + np.sqrt(squared_sum[k]))
+                if _set_weight(
+                    weights, k, gradient_sum, squared_sum, threshold, gamma, delta
+                ):
                     nonzero[n_kept_nonzero] = k
                     n_kept_nonzero += 1
-                else:
-                    weights[k] = 0.0
             n_nonzero = n_kept_nonzero
             continue
         # g = (z_1 + z_2 + ...) / batch_size over the positive hinges, added
@@ -170,14 +168,23 @@ def rda_steps(
         # apart, and zero exactly where -gsum_k <= beta t)
         n_nonzero = 0
         for k in range(n_basis):
-            shrunk = -gradient_sum[k] - threshold
-            if shrunk > 0.0:
-                weights[k] = gamma * shrunk / (delta + np.sqrt(squared_sum[k]))
+            if _set_weight(
+                weights, k, gradient_sum, squared_sum, threshold, gamma, delta
+            ):
                 nonzero[n_nonzero] = k
                 n_nonzero += 1
-            else:
-                weights[k] = 0.0
     return total, n_cached
+
+
+@jit
+def _set_weight(weights, k, gradient_sum, squared_sum, threshold, gamma, delta):
+    """Set ``w_k`` in closed form; True when it is non-zero."""
+    shrunk = -gradient_sum[k] - threshold
+    if shrunk > 0.0:
+        weights[k] = gamma * shrunk / (delta + np.sqrt(squared_sum[k]))
+        return True
+    weights[k] = 0.0
+    return False
 
 
 @jit
