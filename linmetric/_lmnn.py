@@ -29,7 +29,7 @@ from ._kernels.lmnn import (
     streamed_push_terms,
 )
 from ._lmnn_impostors import NARROW_CANDIDATE_SCALE, ImpostorSet
-from ._lmnn_small import fit_small, small_problem
+from ._lmnn_small import fit_small, note_changed_targets, small_problem
 from ._optimize import IterationLog, minimize_lbfgs, minimize_subgradient
 from ._params import Interval, StrOptions, validate_params
 from ._threads import fit_threads, kernel_threads, limit_threads
@@ -420,14 +420,7 @@ class LMNN(MetricLearner):
             new_targets = _choose_targets(
                 _transform(X, components), y, self.n_neighbors, self.working_memory
             )
-            changed = np.any(
-                np.sort(new_targets, axis=1) != np.sort(targets, axis=1), axis=1
-            )
-            n_changed = int(np.count_nonzero(changed))
-            log.note(
-                f"pass {n_pass + 1}: target neighbours of {n_changed} points changed"
-            )
-            if n_changed == 0:
+            if note_changed_targets(log, n_pass, new_targets, targets) == 0:
                 break
             targets = new_targets
         return components, targets, n_pass, converged, message

@@ -125,14 +125,7 @@ def fit_small(estimator, X, y, previous, shape, random_state, data_scale, log):
             new_targets = choose_targets(
                 X @ components.T.astype(X.dtype, copy=False), y, estimator.n_neighbors
             )
-            changed = np.any(
-                np.sort(new_targets, axis=1) != np.sort(targets, axis=1), axis=1
-            )
-            n_changed = int(np.count_nonzero(changed))
-            log.note(
-                f"pass {n_pass + 1}: target neighbours of {n_changed} points changed"
-            )
-            if n_changed == 0:
+            if note_changed_targets(log, n_pass, new_targets, targets) == 0:
                 break
             targets = new_targets
     log.finish(converged, message)
@@ -183,6 +176,18 @@ def nearest_of_class(X, n_neighbors):
     starts = np.searchsorted(rows, np.arange(X.shape[0]))
     take = starts[:, None] + np.arange(n_neighbors)
     return cols[take]
+
+
+def note_changed_targets(log, n_pass, new_targets, targets):
+    """Log, and return, how many points pass ``n_pass`` gave other targets.
+
+    A point's targets count as changed when the sets differ, whatever
+    their order.
+    """
+    changed = np.any(np.sort(new_targets, axis=1) != np.sort(targets, axis=1), axis=1)
+    n_changed = int(np.count_nonzero(changed))
+    log.note(f"pass {n_pass + 1}: target neighbours of {n_changed} points changed")
+    return n_changed
 
 
 def choose_targets(X, y, n_neighbors):
