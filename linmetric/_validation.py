@@ -213,7 +213,24 @@ def check_points(points, name, *, dtype=FLOAT_DTYPES, finite=True):
     parameter named in messages. ``finite=False`` skips the finiteness
     check, for a caller that detects non-finite values in a pass of its own
     and then calls again with ``finite=True`` for the error.
+
+    Tuples that are already what this returns (a C-contiguous float32 or
+    float64 ndarray of at least one tuple) skip scikit-learn's generic
+    checks, a large share of a small fit; anything else, and every error,
+    goes through them.
     """
+    if (
+        type(points) is np.ndarray
+        and dtype is FLOAT_DTYPES
+        and points.dtype in FLOAT_DTYPES
+        and points.flags.c_contiguous
+        and points.ndim == 3
+        and points.shape[0] > 0
+        # A finite sum means finite entries; an overflowing one is checked
+        # again entry by entry.
+        and (not finite or np.isfinite(points.sum()))
+    ):
+        return points
     return check_array(
         points,
         allow_nd=True,
@@ -245,22 +262,7 @@ def validate_pairs(
         Finite float32 or float64 pairs.
     pair_labels : ndarray of shape (n_pairs,) of int8, or None
     """
-    # Pairs that are already what check_points returns skip its generic
-    # machinery (a large share of a small fit); anything else, and every
-    # error, goes through it.
-    ready = (
-        type(pairs) is np.ndarray
-        and dtype is FLOAT_DTYPES
-        and pairs.dtype in FLOAT_DTYPES
-        and pairs.flags.c_contiguous
-        and pairs.ndim == 3
-        and pairs.shape[0] > 0
-        # A finite sum means finite entries; an overflowing one is checked
-        # again entry by entry.
-        and (not finite or np.isfinite(pairs.sum()))
-    )
-    if not ready:
-        pairs = check_points(pairs, "pairs", dtype=dtype, finite=finite)
+    pairs = check_points(pairs, "pairs", dtype=dtype, finite=finite)
     if pairs.ndim != 3 or pairs.shape[1] != 2:
         raise ValueError(
             f"pairs must have shape (n_pairs, 2, n_features); got shape {pairs.shape}."

@@ -11,6 +11,7 @@ import pytest
 
 from linmetric import ITML, LMNN, NCA, Covariance, Whitening
 from linmetric._params import Interval, InvalidParameterError
+from linmetric._validation import check_points
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -164,3 +165,36 @@ def test_centred_in_units_keeps_every_digit(dtype, scale, offset):
     np.testing.assert_allclose(units, expected, rtol=0, atol=tol)
     constant, exponent = centred_in_units(np.full((4, 2), 1e200))
     assert exponent == 0 and not constant.any()
+
+
+def _points_or_error(points, finite):
+    try:
+        return check_points(points, "triplets", finite=finite)
+    except ValueError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_points", [2, 3, 4])
+@pytest.mark.parametrize("case", ["plain", "nan", "inf", "sum overflows"])
+@pytest.mark.parametrize("finite", [True, False])
+def test_check_points_on_ready_tuples_is_the_generic_check(
+    dtype, n_points, case, finite
+):
+    # C-contiguous float tuples skip scikit-learn's checks: the same array,
+    # or the same error, as the same tuples in another layout.
+    tuples = np.random.RandomState(1).standard_normal((5, n_points, 3)).astype(dtype)
+    if case == "nan":
+        tuples[2, 1, 0] = np.nan
+    elif case == "inf":
+        tuples[3, 0, 2] = -np.inf
+    elif case == "sum overflows":
+        tuples[:] = np.finfo(dtype).max
+    fast = _points_or_error(tuples, finite)
+    generic = _points_or_error(np.asfortranarray(tuples), finite)
+    if isinstance(generic, str):
+        assert fast == generic and "triplets" in fast
+        return
+    assert fast.dtype == generic.dtype and fast.flags.c_contiguous
+    np.testing.assert_array_equal(fast, generic)
+    assert isinstance(_points_or_error(tuples[:0], finite), str)
