@@ -114,10 +114,29 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
     classes : ndarray of shape (n_classes,)
         The sorted distinct labels.
     """
-    X, y = validate_data(estimator, X, y, y_numeric=False, **DENSE_FLOATS)
-    _check_label_types(y)
-    check_classification_targets(y)
-    classes, y_codes = np.unique(y, return_inverse=True)
+    if (
+        _is_ready(X, 2)
+        and X.shape[1] > 0
+        and type(y) is np.ndarray
+        and y.ndim == 1
+        and y.dtype.kind in "iu"
+        and y.shape[0] == X.shape[0]
+    ):
+        # Ready data and integer labels, which scikit-learn's checks would
+        # return as they are and find to be classes: only what they set on
+        # the estimator, and their warning of labels that look continuous.
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+        estimator.n_features_in_ = X.shape[1]
+        classes, y_codes = np.unique(y, return_inverse=True)
+        n_samples, n_classes = y.shape[0], classes.shape[0]
+        if n_classes > 2 and n_samples > 20 and n_classes > round(0.5 * n_samples):
+            check_classification_targets(y)
+    else:
+        X, y = validate_data(estimator, X, y, y_numeric=False, **DENSE_FLOATS)
+        _check_label_types(y)
+        check_classification_targets(y)
+        classes, y_codes = np.unique(y, return_inverse=True)
     if classes.shape[0] < 2:
         raise ValueError(
             f"y has only one class ({_plain(classes[0])!r}); metric learning from "

@@ -256,3 +256,69 @@ def test_centred_in_units_is_its_definition_to_the_bit(dtype, case):
     np.testing.assert_array_equal(got[0], expected[0], strict=True)
     # bit for bit: the same signs of zero too
     assert np.array_equal(np.signbit(got[0]), np.signbit(expected[0]))
+
+
+def _labels():
+    many = np.arange(30) % 20  # more classes than half the samples: a warning
+    return {
+        "int64": np.arange(30) % 3,
+        "binary": np.arange(30) % 2,
+        "int8": (np.arange(30) % 3 - 1).astype(np.int8),
+        "uint16": (np.arange(30) % 4 * 1000).astype(np.uint16),
+        "strided": (np.arange(60) % 3)[::2],
+        "mostly distinct": many,
+        "mostly distinct, few samples": many[:12],
+        "one class": np.zeros(30, dtype=int),
+        "a class of one": np.r_[np.zeros(29, dtype=int), 1],
+        "too few": np.arange(29) % 3,
+        "column": (np.arange(30) % 3)[:, None],
+        "float": (np.arange(30) % 3).astype(float),
+        "continuous": np.linspace(0, 1, 30),
+        "bool": np.arange(30) % 2 == 0,
+        "str": np.array(["a", "b", "c"])[np.arange(30) % 3],
+        "object": np.array([1, "a"] * 15, dtype=object),
+        "series": pd.Series(np.arange(30) % 3),
+        "list": list(np.arange(30) % 3),
+    }
+
+
+@pytest.mark.parametrize("X_case", ["float64", "float32", "F-ordered", "frame", "nan"])
+@pytest.mark.parametrize("y_case", list(_labels()))
+def test_validate_X_y_is_the_generic_check(monkeypatch, X_case, y_case):
+    from linmetric import _validation
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((30, 3))
+    X = {
+        "float64": X,
+        "float32": X.astype(np.float32),
+        "F-ordered": np.asfortranarray(X),
+        "frame": pd.DataFrame(X, columns=["a", "b", "c"]),
+        "nan": np.where(np.arange(3) == 1, np.nan, X),
+    }[X_case]
+    y = _labels()[y_case]
+
+    def run(estimator):
+        estimator.feature_names_in_ = np.array(["old"], dtype=object)
+        result, caught = _outcome(
+            lambda: _validation.validate_X_y(
+                estimator, X, y, min_class_size=2, min_class_size_param=("k", 2)
+            )
+        )
+        return result, caught, _state(estimator)
+
+    got = run(LSML())
+    monkeypatch.setattr(_validation, "_is_ready", lambda *args, **kwargs: False)
+    expected = run(LSML())
+    assert got[1] == expected[1]  # warnings
+    if isinstance(expected[0], Exception):
+        assert type(got[0]) is type(expected[0])
+        assert str(got[0]) == str(expected[0])
+    else:
+        for part, expected_part in zip(got[0], expected[0], strict=True):
+            assert part.dtype == expected_part.dtype
+            np.testing.assert_array_equal(part, expected_part)
+        assert got[0][0].flags.c_contiguous
+    assert got[2].keys() == expected[2].keys()
+    for name, value in expected[2].items():
+        np.testing.assert_array_equal(got[2][name], value)
