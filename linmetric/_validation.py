@@ -250,7 +250,8 @@ def differences_in_units(first, second):
     inner = _exponent(largest)
     if inner is None:
         return np.ascontiguousarray(diffs), 0
-    return np.ascontiguousarray(np.ldexp(diffs, -inner, out=diffs)), outer + inner
+    diffs = _times_power_of_two(diffs, -inner, out=diffs)
+    return np.ascontiguousarray(diffs), outer + inner
 
 
 def _exponent(spread):

@@ -221,6 +221,8 @@ def _centring_cases():
             "near the float64 limit": np.full((9, 4), 1.7e308) - normal * 1e300,
             "subnormal": normal * 5e-324 * 1000,
             "smallest subnormal": np.array([[5e-324, 0.0], [0.0, -5e-324]]),
+            # scaled by 2**1024, beyond the largest float64 power of two
+            "largest 2**-1025": np.array([[2.0**-1025, 0.0], [0.0, 3 * 2.0**-1027]]),
             # halving odd multiples of the smallest subnormal rounds them
             "normal and subnormal": np.array(
                 [[1.0, 3 * 5e-324], [-1.0, 7 * 5e-324], [0.75, -5 * 5e-324]]
@@ -322,3 +324,36 @@ def test_validate_X_y_is_the_generic_check(monkeypatch, X_case, y_case):
     assert got[2].keys() == expected[2].keys()
     for name, value in expected[2].items():
         np.testing.assert_array_equal(got[2][name], value)
+
+
+def _differences_in_units_as_defined(first, second):
+    first = np.asarray(first, dtype=np.float64)
+    second = np.asarray(second, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        diffs = np.subtract(first, second)
+        largest = np.abs(diffs).max() if diffs.size else 0.0
+    outer = 0
+    if not np.isfinite(largest):
+        outer = _exponent(max(np.abs(first).max(), np.abs(second).max()))
+        diffs = np.ldexp(first, -outer) - np.ldexp(second, -outer)
+        largest = np.abs(diffs).max()
+    inner = _exponent(largest)
+    if inner is None:
+        return np.ascontiguousarray(diffs), 0
+    return np.ascontiguousarray(np.ldexp(diffs, -inner)), outer + inner
+
+
+@pytest.mark.parametrize("case", list(_centring_cases()))
+def test_differences_in_units_is_its_definition_to_the_bit(case):
+    from linmetric._validation import differences_in_units
+
+    X = _centring_cases()[case]
+    first, second = X, X[::-1] * 0.75
+    if case == "near the float64 limit":
+        second = -second  # differences overflow: the points' own units
+    got = differences_in_units(first, second)
+    expected = _differences_in_units_as_defined(first, second)
+    assert got[1] == expected[1]
+    np.testing.assert_array_equal(got[0], expected[0], strict=True)
+    assert np.array_equal(np.signbit(got[0]), np.signbit(expected[0]))
+    assert got[0].flags.c_contiguous
