@@ -111,59 +111,8 @@ def _blas_controller():
     global _BLAS_CONTROLLER
     if _BLAS_CONTROLLER is None:
         # NumPy and SciPy load their BLAS on import, before any fit.
-        _BLAS_CONTROLLER = _BlasLibraries(_find_blas())
+        _BLAS_CONTROLLER = _find_blas()
     return _BLAS_CONTROLLER
-
-
-class _BlasLibraries:
-    """The loaded BLAS libraries, limited as threadpoolctl limits them.
-
-    ``limit(limits=n, user_api="blas")`` does what threadpoolctl's
-    ``ThreadpoolController.limit`` does with these libraries: set each one
-    to ``n`` threads on entry and back to its own number on exit, counting
-    the limits this thread holds so that OpenBLAS's process-wide pool is
-    released when the last one ends. Without threadpoolctl's report of every
-    library's version and settings on each entry, it costs half as much.
-    Where threadpoolctl does not count the limits that way (releases other
-    than those it was written against), its own ``limit`` is used.
-    """
-
-    def __init__(self, controller):
-        import threadpoolctl
-
-        self.controller = controller
-        self.lib_controllers = tuple(controller.lib_controllers)
-        ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
-        if not all(hasattr(ownership, name) for name in ("increment", "decrement")):
-            ownership = None
-        self._ownership = ownership
-
-    def limit(self, *, limits, user_api):
-        if self._ownership is None or user_api != "blas" or type(limits) is not int:
-            return self.controller.limit(limits=limits, user_api=user_api)
-        return _BlasLimit(self.lib_controllers, limits, self._ownership)
-
-
-class _BlasLimit:
-    """One entry of :meth:`_BlasLibraries.limit`: set on creation, as threadpoolctl's."""
-
-    __slots__ = ("_libraries", "_original", "_ownership")
-
-    def __init__(self, libraries, n_threads, ownership):
-        self._libraries = libraries
-        self._ownership = ownership
-        self._original = [library.num_threads for library in libraries]
-        for library in libraries:
-            library.set_num_threads(n_threads)
-
-    def __enter__(self):
-        self._ownership.increment()
-        return self
-
-    def __exit__(self, *exc_info):
-        for library, n_threads in zip(self._libraries, self._original, strict=True):
-            library.set_num_threads(n_threads)
-        self._ownership.decrement()
 
 
 def _find_blas():
