@@ -14,6 +14,7 @@ Allowed forms: ``None``; a type (``int``, ``numbers.Real``, ``np.ndarray``,
 import numbers
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -146,13 +147,32 @@ def validate_params(estimator):
     InvalidParameterError
         Naming the parameter, the value received and what it may be.
     """
-    params = estimator.get_params(deep=False)
+    params = _shallow_params(estimator)
     for name, constraints in estimator._parameter_constraints.items():
         value = params[name]
-        if any(_accepts(constraint, value) for constraint in constraints):
-            continue
-        allowed = " or ".join(_describe(c) for c in constraints)
-        raise InvalidParameterError(
-            f"The {name!r} parameter of {type(estimator).__name__} must be "
-            f"{allowed}; got {value!r}."
-        )
+        for constraint in constraints:
+            if _accepts(constraint, value):
+                break
+        else:
+            allowed = " or ".join(_describe(c) for c in constraints)
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be "
+                f"{allowed}; got {value!r}."
+            )
+
+
+# The constructor parameter names of each class: what get_params(deep=False)
+# looks up, without inspecting the signature of __init__ on every fit (a few
+# tens of microseconds, a noticeable share of a small fit).
+_PARAM_NAMES = {}
+
+
+def _shallow_params(estimator):
+    """``estimator.get_params(deep=False)``, with the names cached per class."""
+    cls = type(estimator)
+    if getattr(cls, "get_params", None) is not BaseEstimator.get_params:
+        return estimator.get_params(deep=False)
+    names = _PARAM_NAMES.get(cls)
+    if names is None:
+        names = _PARAM_NAMES[cls] = tuple(cls._get_param_names())
+    return {name: getattr(estimator, name) for name in names}

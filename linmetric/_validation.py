@@ -42,6 +42,21 @@ def validate_X(estimator, X, *, reset=True, ensure_min_samples=1):
     X : ndarray of shape (n_samples, n_features)
         C-contiguous float32 or float64 copy or view of the input.
     """
+    # Data that are already what validate_data returns (the same array) skip
+    # its generic machinery (dataframe detection, tags, array namespaces:
+    # about a tenth of a millisecond, far more than the finiteness check);
+    # anything else, and every error or warning, goes through it.
+    if _is_ready(X, 2, min_rows=max(ensure_min_samples, 1)) and X.shape[1] > 0:
+        if reset:
+            if hasattr(estimator, "feature_names_in_"):
+                del estimator.feature_names_in_
+            estimator.n_features_in_ = X.shape[1]
+            return X
+        if (
+            getattr(estimator, "feature_names_in_", None) is None
+            and getattr(estimator, "n_features_in_", X.shape[1]) == X.shape[1]
+        ):
+            return X
     return validate_data(
         estimator,
         X,
@@ -49,6 +64,28 @@ def validate_X(estimator, X, *, reset=True, ensure_min_samples=1):
         ensure_min_samples=ensure_min_samples,
         **DENSE_FLOATS,
     )
+
+
+def _is_ready(array, ndim, *, min_rows=1, finite=True):
+    """Whether ``array`` passes the checks of points unchanged.
+
+    A C-contiguous float32 or float64 ndarray (not a subclass) of ``ndim``
+    dimensions and at least ``min_rows`` rows, with a finite sum when
+    ``finite``: a finite sum means finite entries, and one that overflows
+    sends the array through the full check, entry by entry.
+    """
+    if not (
+        type(array) is np.ndarray
+        and array.ndim == ndim
+        and array.dtype in FLOAT_DTYPES
+        and array.flags.c_contiguous
+        and array.shape[0] >= min_rows
+    ):
+        return False
+    if not finite:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(array.sum()))
 
 
 def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None):
@@ -77,10 +114,29 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
     classes : ndarray of shape (n_classes,)
         The sorted distinct labels.
     """
-    X, y = validate_data(estimator, X, y, y_numeric=False, **DENSE_FLOATS)
-    _check_label_types(y)
-    check_classification_targets(y)
-    classes, y_codes = np.unique(y, return_inverse=True)
+    if (
+        _is_ready(X, 2)
+        and X.shape[1] > 0
+        and type(y) is np.ndarray
+        and y.ndim == 1
+        and y.dtype.kind in "iu"
+        and y.shape[0] == X.shape[0]
+    ):
+        # Ready data and integer labels, which scikit-learn's checks would
+        # return as they are and find to be classes: only what they set on
+        # the estimator, and their warning of labels that look continuous.
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+        estimator.n_features_in_ = X.shape[1]
+        classes, y_codes = np.unique(y, return_inverse=True)
+        n_samples, n_classes = y.shape[0], classes.shape[0]
+        if n_classes > 2 and n_samples > 20 and n_classes > round(0.5 * n_samples):
+            check_classification_targets(y)
+    else:
+        X, y = validate_data(estimator, X, y, y_numeric=False, **DENSE_FLOATS)
+        _check_label_types(y)
+        check_classification_targets(y)
+        classes, y_codes = np.unique(y, return_inverse=True)
     if classes.shape[0] < 2:
         raise ValueError(
             f"y has only one class ({_plain(classes[0])!r}); metric learning from "
@@ -131,14 +187,33 @@ def centred_in_units(X):
         return np.zeros_like(X), 0
     # First to the scale of the largest entry, so that the mean of data near
     # the float64 limit does not overflow; then to the spread about the mean.
-    outer = _exponent(np.abs(X64).max())
-    centred = np.ldexp(X64, -outer)
+    # (The largest absolute entry from the extremes: no array of absolute
+    # values. Scaling by a power of two in place gives the same numbers.)
+    outer = _exponent(_largest_magnitude(X64))
+    centred = _times_power_of_two(X64, -outer)
     centred -= centred.mean(axis=0)
-    inner = _exponent(np.abs(centred).max())
+    inner = _exponent(_largest_magnitude(centred))
     if inner is None or outer is None:
         return np.zeros_like(X), 0
-    centred = np.ldexp(centred, -inner)
+    centred = _times_power_of_two(centred, -inner, out=centred)
     return np.ascontiguousarray(centred, dtype=X.dtype), outer + inner
+
+
+def _largest_magnitude(array):
+    """``np.abs(array).max()`` for a non-empty array without NaN."""
+    return max(array.max(), -array.min())
+
+
+def _times_power_of_two(array, exponent, out=None):
+    """``np.ldexp(array, exponent, out=out)``, by a product where it is the same.
+
+    A product by a power of two that is itself a normal float64 is rounded
+    like ``ldexp``'s result (both are the exact value, correctly rounded), and
+    takes half the time.
+    """
+    if -1022 <= exponent <= 1023:
+        return np.multiply(array, 2.0**exponent, out=out)
+    return np.ldexp(array, exponent, out=out)
 
 
 def differences_in_units(first, second):
@@ -175,7 +250,8 @@ def differences_in_units(first, second):
     inner = _exponent(largest)
     if inner is None:
         return np.ascontiguousarray(diffs), 0
-    return np.ascontiguousarray(np.ldexp(diffs, -inner, out=diffs)), outer + inner
+    diffs = _times_power_of_two(diffs, -inner, out=diffs)
+    return np.ascontiguousarray(diffs), outer + inner
 
 
 def _exponent(spread):
@@ -219,17 +295,7 @@ def check_points(points, name, *, dtype=FLOAT_DTYPES, finite=True):
     checks, a large share of a small fit; anything else, and every error,
     goes through them.
     """
-    if (
-        type(points) is np.ndarray
-        and dtype is FLOAT_DTYPES
-        and points.dtype in FLOAT_DTYPES
-        and points.flags.c_contiguous
-        and points.ndim == 3
-        and points.shape[0] > 0
-        # A finite sum means finite entries; an overflowing one is checked
-        # again entry by entry.
-        and (not finite or np.isfinite(points.sum()))
-    ):
+    if dtype is FLOAT_DTYPES and _is_ready(points, 3, finite=finite):
         return points
     return check_array(
         points,
