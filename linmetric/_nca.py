@@ -1043,7 +1043,9 @@ class _DenseLossGrad:
         if self.n_threads == 1:
             run(0)
         else:
-            _run_threads(run, range(self.n_threads))
+            from ._kernels._chunking import run_tasks
+
+            run_tasks([(run, thread) for thread in range(self.n_threads)])
         shares = self.lane_sums[0]
         for lane in range(1, len(self.lanes)):
             shares += self.lane_sums[lane]
@@ -1132,35 +1134,6 @@ def _cpu_count():
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-_POOL = None
-
-
-def _forget_pool():
-    global _POOL
-    _POOL = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _run_threads(func, tasks):
-    # The first task runs here, the others on a pool kept for the process
-    # (NumPy releases the GIL in its GEMMs, exponentials and products).
-    global _POOL
-    from concurrent.futures import ThreadPoolExecutor, wait
-
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(thread_name_prefix="linmetric-nca")
-    futures = [_POOL.submit(func, task) for task in tasks[1:]]
-    try:
-        func(tasks[0])
-    finally:
-        wait(futures)
-    for future in futures:
-        future.result()
 
 
 def _dense_scale_losses(Z, labels, rows, scales, *, working_memory=None):

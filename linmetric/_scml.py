@@ -10,10 +10,11 @@ from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
 from ._constraints import sample_triplets, validate_tuples
+from ._kernels._chunking import run_on_row_ranges
 from ._kernels.scml import (
     class_sums,
+    feature_rows,
     group_sorted_rows,
-    mean_squared_difference,
     rda_steps,
 )
 from ._optimize import IterationLog
@@ -27,10 +28,10 @@ from ._validation import centred_in_units, validate_X, validate_X_y
 _LDA_RIDGE = 0.3
 # Points per class in each LDA neighbourhood.
 _REGION_PER_CLASS = 30
-# RDA keeps the feature rows of the drawn triplets, up to this many entries
-# (64 MiB, scratch rows included); the rows of triplets drawn beyond it are
-# computed at each draw (on digits at 4000 bases, a table of all 2000
-# triplets made the fit 15% faster than one of half of them).
+# RDA keeps the feature rows of the first triplets, up to this many entries
+# (64 MiB, scratch rows included); the rows of the others are computed at
+# each draw (on digits at 4000 bases, a table of all 2000 triplets made the
+# fit 15% faster than one of half of them).
 TABLE_ENTRIES = 2**23
 
 
@@ -61,8 +62,12 @@ class SCML(SupervisedMetricLearner):
     objective of the window is recorded; the fit has converged when it
     improved by less than ``tol`` relatively on the previous window. When
     the triplets are few enough to be drawn twice or more on average, the
-    feature row of each drawn triplet is kept (at most ``2**23`` numbers,
-    64 MiB) rather than computed again at each draw.
+    feature rows of the triplets (at most ``2**23`` numbers, 64 MiB) are
+    computed once, before the first step, rather than at each draw. That
+    pass and the projections of the points onto the basis are split over
+    numba's threads (``NUMBA_NUM_THREADS``) when each part holds at least
+    about half a millisecond of work; the steps themselves are
+    sequential.
 
     **Basis.** ``'lda'`` (needs labels, the paper's discriminative basis):
     ``n_regions = ceil(n_basis / (n_classes - 1))`` centres are drawn from
@@ -301,7 +306,7 @@ class SCML(SupervisedMetricLearner):
                 basis = triplet_difference_basis(X64, triplets, n_basis, random_state)
         else:
             basis = _check_basis(basis, n_features)
-        features = TripletFeatures(X64 @ basis.T, triplets)
+        features = TripletFeatures.from_points(X64, basis, triplets)
         log = IterationLog(
             "SCML",
             verbose=self.verbose,
@@ -350,19 +355,49 @@ class TripletFeatures:
     ``d_w(a, b) - d_w(a, c) = z^T w`` with
     ``z_i = ((b_i^T a - b_i^T b)^2 - (b_i^T a - b_i^T c)^2) / scale``,
     computed on demand from the projections of the points; ``scale`` is the
-    mean squared projection of the triplets' differences.
+    mean squared projection of the triplets' differences
+    (:meth:`from_points` computes both).
     """
 
-    def __init__(self, projections, triplets, scale=None):
+    def __init__(self, projections, triplets, scale):
         self.projections = projections
         self.triplets = np.asarray(triplets, dtype=np.intp)
-        if scale is None:
-            scale = mean_squared_difference(
-                np.ascontiguousarray(projections, dtype=np.float64),
-                np.ascontiguousarray(_scale_sample(self.triplets)),
-            )
         scale = float(scale)
         self.scale = scale if scale > 0 else 1.0
+
+    @classmethod
+    def from_points(cls, X, basis, triplets):
+        """The features of ``triplets`` (rows of ``X``) on the unit ``basis``.
+
+        The projections ``X @ basis.T`` are split by rows over threads (see
+        :class:`SCML`). The scale is the mean of ``(b_i^T d)^2`` over the
+        elements and the differences ``d = a - b`` and ``a - c`` of the
+        triplets (every triplet up to 1000, then an even subsample of about
+        1000), computed as ``<B^T B, D^T D> / (n_d n_basis)`` from the
+        differences ``D``: two small products instead of a pass over the
+        projections.
+        """
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        basis = np.ascontiguousarray(basis, dtype=np.float64)
+        triplets = np.asarray(triplets, dtype=np.intp)
+        projections = np.empty((X.shape[0], basis.shape[0]))
+        # (a row's work in units of about 128 multiply-adds, which is what
+        # the thread policy's minimum work per thread counts)
+        run_on_row_ranges(
+            _project_rows,
+            X.shape[0],
+            X,
+            basis,
+            projections,
+            row_work=max(1, basis.shape[0] * X.shape[1] // 128),
+        )
+        sample = _scale_sample(triplets)
+        differences = np.concatenate(
+            [X[sample[:, 0]] - X[sample[:, 1]], X[sample[:, 0]] - X[sample[:, 2]]]
+        )
+        total = np.vdot(basis.T @ basis, differences.T @ differences)
+        scale = total / max(1, differences.shape[0] * basis.shape[0])
+        return cls(projections, triplets, scale)
 
     def __len__(self):
         return self.triplets.shape[0]
@@ -374,6 +409,11 @@ class TripletFeatures:
         near = anchors - self.projections[triplets[:, 1]]
         far = anchors - self.projections[triplets[:, 2]]
         return (near * near - far * far) / self.scale
+
+
+def _project_rows(start, stop, X, basis, out):
+    # (NumPy's product releases the GIL: the row ranges run in parallel)
+    np.matmul(X[start:stop], basis.T, out=out[start:stop])
 
 
 def _scale_sample(triplets):
@@ -413,10 +453,10 @@ def rda(
     batch_size = min(batch_size, n_triplets)
     projections = np.ascontiguousarray(features.projections, dtype=np.float64)
     triplets = np.ascontiguousarray(features.triplets, dtype=np.intp)
-    # the feature rows of the drawn triplets, kept up to TABLE_ENTRIES when
+    # the feature rows of the first triplets, kept up to TABLE_ENTRIES when
     # a triplet is drawn twice or more on average in the first two windows
-    # (else writing them costs more than it saves), then one scratch row per
-    # triplet of a batch
+    # (else computing them all costs more than it saves), then one scratch
+    # row per triplet of a batch
     n_draws = min(max_iter, 2 * output_iter) * batch_size
     # (the whole table, scratch rows included, within TABLE_ENTRIES, so that
     # the thread's pool can keep it for the next fit)
@@ -429,8 +469,16 @@ def rda(
     # a page fault per 4 KiB at its first write)
     with scratch() as empty:
         table = empty((n_kept + batch_size, n_basis))
-        slots = np.full(n_triplets, -1, dtype=np.intp)
-        n_cached = 0
+        if n_kept:
+            run_on_row_ranges(
+                feature_rows,
+                n_kept,
+                projections,
+                triplets,
+                float(features.scale),
+                table,
+                row_work=n_basis,
+            )
         previous, converged = np.inf, False
         n_iter = 0
         while n_iter < max_iter:
@@ -438,7 +486,7 @@ def rda(
             # per step), its steps in a compiled loop
             n_steps = min(output_iter, max_iter - n_iter)
             batches = random_state.randint(n_triplets, size=(n_steps, batch_size))
-            window_loss, n_cached = rda_steps(
+            window_loss = rda_steps(
                 projections,
                 triplets,
                 batches.astype(np.intp, copy=False),
@@ -451,8 +499,6 @@ def rda(
                 float(gamma),
                 delta,
                 table,
-                slots,
-                n_cached,
             )
             n_iter += n_steps
             loss = window_loss / n_steps

@@ -340,7 +340,7 @@ class LocalSCML(ClassifierMixin, BaseEstimator):
             X64, self.n_embedding, self.n_landmarks, random_state
         )
         Z1 = embedding.transform(X64, with_bias=True)
-        features = TripletFeatures(X64 @ basis.T, triplets)
+        features = TripletFeatures.from_points(X64, basis, triplets)
 
         # the paper's start: the global solution as constant weights
         global_weights, _, _ = rda(

@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
+import linmetric._kernels._chunking as chunking
 import linmetric._scml as scml_module
 from linmetric import SCML
 from linmetric._constraints import sample_triplets
-from linmetric._kernels.scml import class_sums, rda_steps
+from linmetric._kernels.scml import class_sums, feature_rows, rda_steps
 from linmetric._optimize import IterationLog
 from linmetric._scml import (
     TripletFeatures,
@@ -15,6 +17,7 @@ from linmetric._scml import (
     rda,
     triplet_difference_basis,
 )
+from linmetric._threads import limit_threads
 from linmetric.reference import scml as reference
 
 
@@ -31,7 +34,7 @@ def test_features_and_rda_match_reference(iris, dtype):
     index = _triplets(X, y)
     basis = lda_basis(X.astype(np.float64), y, 12, np.random.RandomState(0))
     assert np.allclose(np.linalg.norm(basis, axis=1), 1.0)
-    features = TripletFeatures(X.astype(np.float64) @ basis.T, index)
+    features = TripletFeatures.from_points(X.astype(np.float64), basis, index)
     expected = reference.triplet_features(X[index], basis, features.scale)
     rtol = 1e-10 if dtype == np.float64 else 1e-4
     np.testing.assert_allclose(
@@ -184,7 +187,7 @@ def test_rda_with_a_full_table_is_exact(iris, monkeypatch, beta):
     X, y = iris
     index = _triplets(X, y)
     basis = lda_basis(X, y, 40, np.random.RandomState(0))
-    features = TripletFeatures(X @ basis.T, index)
+    features = TripletFeatures.from_points(X, basis, index)
     kept, n_iter, _ = _rda(features, output_iter=40, beta=beta)
     assert n_iter == 400
     for n_rows in (0, 1, 9, len(features) - 1):
@@ -207,27 +210,47 @@ def test_scale_is_the_mean_squared_projected_difference(iris, dtype):
     X, y = iris
     X = X.astype(dtype)
     index = _triplets(X, y)
-    basis = triplet_difference_basis(
-        X.astype(np.float64), index, 30, np.random.RandomState(0)
-    )
-    projections = X.astype(np.float64) @ basis.T
+    X64 = X.astype(np.float64)
+    basis = triplet_difference_basis(X64, index, 30, np.random.RandomState(0))
+    features = TripletFeatures.from_points(X64, basis, index)
+    np.testing.assert_allclose(features.projections, X64 @ basis.T, rtol=1e-14)
+    projections = X64 @ basis.T
     differences = np.concatenate(
-        [X[index[:, 0]] - X[index[:, 1]], X[index[:, 0]] - X[index[:, 2]]]
+        [X64[index[:, 0]] - X64[index[:, 1]], X64[index[:, 0]] - X64[index[:, 2]]]
     )
-    expected = np.mean((differences.astype(np.float64) @ basis.T) ** 2)
-    rtol = 1e-12 if dtype == np.float64 else 1e-5
-    assert TripletFeatures(projections, index).scale == pytest.approx(
-        expected, rel=rtol
-    )
+    expected = np.mean((differences @ basis.T) ** 2)
+    assert features.scale == pytest.approx(expected, rel=1e-12)
     # beyond 2000 triplets, every other one
     many = np.random.RandomState(0).permutation(np.tile(index, (20, 1)))[:2500]
     sample = many[::2]
     near = projections[sample[:, 0]] - projections[sample[:, 1]]
     far = projections[sample[:, 0]] - projections[sample[:, 2]]
     expected = (np.sum(near**2) + np.sum(far**2)) / (2 * near.size)
-    scale = TripletFeatures(projections, many).scale
+    scale = TripletFeatures.from_points(X64, basis, many).scale
     assert scale == pytest.approx(expected, rel=1e-12)
-    assert TripletFeatures(projections, index, scale=2.5).scale == 2.5
+    assert TripletFeatures(projections, index, 2.5).scale == 2.5
+    # a basis orthogonal to every difference: no scale, 1
+    flat = np.column_stack([X64[:, :3], np.zeros(X.shape[0])])
+    unit = np.array([[0.0, 0.0, 0.0, 1.0]])
+    assert TripletFeatures.from_points(flat, unit, index).scale == 1.0
+
+
+def test_fit_is_the_same_on_one_thread_and_on_several(iris, monkeypatch):
+    # The projections and the kept feature rows are split by rows over the
+    # kernel threads: any split gives the same fit, bit for bit.
+    X, y = iris
+    model = SCML(n_basis=40, output_iter=40, max_iter=400, random_state=0)
+    with limit_threads(kernels=1):
+        serial = clone(model).fit(X, y)
+    monkeypatch.setattr(chunking, "MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(chunking, "MIN_ROWS_PER_THREAD", 1)
+    for n_threads in (2, 3, 7):
+        monkeypatch.setattr(
+            chunking, "kernel_threads", lambda n, m, k=n_threads: max(1, min(k, n))
+        )
+        split = clone(model).fit(X, y)
+        np.testing.assert_array_equal(split.weights_, serial.weights_)
+        np.testing.assert_array_equal(split.components_, serial.components_)
 
 
 def test_rda_step_weights_at_the_threshold():
@@ -243,7 +266,7 @@ def test_rda_step_weights_at_the_threshold():
     batches = np.zeros((1, 1), dtype=np.intp)
     rda_steps(
         projections, triplets, batches, 1.0, weights, gradient_sum, squared_sum,
-        t - 1, beta, gamma, delta, np.empty((1, 5)), np.full(1, -1), 0,
+        t - 1, beta, gamma, delta, np.empty((1, 5)),
     )  # fmt: skip
     # computed as gamma max(0, -gsum - beta t) / (delta + sqrt(H2)) ...
     computed = np.maximum(-expected_sum - beta * t, 0.0)
@@ -311,7 +334,7 @@ def test_rda_steps_are_the_plain_steps_bit_for_bit(iris, batch_size):
     X, y = iris
     index = _triplets(X, y)
     basis = triplet_difference_basis(X, index, 30, np.random.RandomState(0))
-    features = TripletFeatures(X @ basis.T, index)
+    features = TripletFeatures.from_points(X, basis, index)
     rows = features.rows(np.arange(len(features)))
     batches = np.random.RandomState(3).randint(len(index), size=(300, batch_size))
     beta, gamma, delta = 1e-3, 0.05, 1e-8
@@ -321,15 +344,16 @@ def test_rda_steps_are_the_plain_steps_bit_for_bit(iris, batch_size):
     assert counts == {0, 1, 2, 3, 4}  # every path of the kernel is taken
     got = [np.zeros(basis.shape[0]) for _ in range(3)]
     table = np.empty((len(index) + batch_size, basis.shape[0]))
-    slots = np.full(len(index), -1, dtype=np.intp)
-    loss, n_cached = 0.0, 0
+    feature_rows(
+        0, len(index), features.projections, features.triplets, features.scale,
+        table,
+    )  # fmt: skip
+    loss = 0.0
     for start in range(0, 300, 70):  # in windows, as in a fit
-        window_loss, n_cached = rda_steps(
+        loss += rda_steps(
             features.projections, features.triplets, batches[start : start + 70],
-            features.scale, *got, start, beta, gamma, delta, table, slots,
-            n_cached,
+            features.scale, *got, start, beta, gamma, delta, table,
         )  # fmt: skip
-        loss += window_loss
     for array, expected in zip(got, (weights, gradient_sum, squared_sum), strict=True):
         np.testing.assert_array_equal(array, expected)
     assert np.count_nonzero(weights) > 0

@@ -26,7 +26,7 @@ def _problem(iris, dtype, seed=0):
         X64, y, k_genuine=2, k_impostor=2, random_state=np.random.RandomState(seed)
     )
     basis = lda_basis(X64, y, 6, np.random.RandomState(seed))
-    features = TripletFeatures(X64 @ basis.T, index)
+    features = TripletFeatures.from_points(X64, basis, index)
     Z1 = KernelEmbedding(X64, 3, 1000, np.random.RandomState(seed)).transform(
         X64, with_bias=True
     )

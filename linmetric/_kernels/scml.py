@@ -11,12 +11,12 @@ subgradient ``g``), and sets in closed form::
         = gamma max(0, -gsum_k - beta t) / (delta + sqrt(H2_k))
 
 (the second form is computed: one division per weight instead of two).
-A triplet's ``z`` is computed once, at its first draw, and kept in a table
-of bounded size (each triplet is drawn many times in a fit); a hinge
-argument needs only the elements with a non-zero weight, and only a triplet
-with a positive hinge adds its whole ``z``: a step costs
-``O(batch_size * n_nonzero + n_positive * n_basis + n_basis)`` after the
-first draws, and ``O(batch_size * n_nonzero)`` when no hinge is positive
+The ``z`` of the first triplets are computed before the steps, in
+parallel, and kept in a table of bounded size (each triplet is drawn many
+times in a fit); a hinge argument needs only the elements with a non-zero
+weight, and only a triplet with a positive hinge adds its whole ``z``: a
+step costs ``O(batch_size * n_nonzero + n_positive * n_basis + n_basis)``
+with kept rows, and ``O(batch_size * n_nonzero)`` when no hinge is positive
 (late in a fit, most triplets of a batch hold and most weights are
 zero). The batches are drawn by the caller, so the path is the NumPy one
 up to the order of the sums.
@@ -30,14 +30,13 @@ from ._config import jit
 @jit
 def rda_steps(
     projections, triplets, batches, scale, weights, gradient_sum, squared_sum,
-    first_step, beta, gamma, delta, table, slots, n_cached,
+    first_step, beta, gamma, delta, table,
 ):  # fmt: skip
     """Run ``len(batches)`` RDA steps in place; return the summed batch objectives.
 
-    The feature row ``z`` of a triplet is computed from the projections the
-    first time the triplet is drawn and kept in ``table`` while it has room
-    (a triplet is drawn ``n_steps * batch_size / n_triplets`` times on
-    average); a later draw reads it back. Only the elements with a non-zero
+    The feature rows ``z`` of the first ``n_kept`` triplets are read from
+    ``table`` (see :func:`feature_rows`); those of the others are computed
+    from the projections at each draw. Only the elements with a non-zero
     weight enter a hinge argument; a triplet with a positive hinge adds its
     whole ``z`` to the subgradient. Skipping the zero weights changes no sum
     (each skipped term is an exact zero); so does skipping, in a step where
@@ -58,21 +57,14 @@ def rda_steps(
         Number of steps done before (``t`` of the first step is one more).
     beta, gamma, delta : float
     table : ndarray of shape (n_kept + batch_size, n_basis), float64
-        The kept feature rows, then one scratch row per triplet of a batch
-        for the rows that are not kept; updated in place.
-    slots : ndarray of shape (n_triplets,), intp
-        The row of ``table`` holding each triplet's ``z``, or -1; updated in
-        place.
-    n_cached : int
-        Rows of ``table`` in use.
+        The ``z`` of triplets ``0 .. n_kept - 1``, then one scratch row per
+        triplet of a batch for the others (overwritten).
 
     Returns
     -------
     loss : float
         The sum over the steps of the batch objective
         ``mean [1 + z^T w]_+ + beta sum(w)`` (``w`` before the step).
-    n_cached : int
-        Rows of ``table`` in use after the steps.
     """
     n_steps, batch_size = batches.shape
     n_basis = projections.shape[1]
@@ -94,16 +86,11 @@ def rda_steps(
         t = first_step + step + 1
         for r in range(batch_size):
             triplet = batches[step, r]
-            slot = slots[triplet]
-            if slot < 0:
-                if n_cached < n_kept:
-                    slot = n_cached
-                    slots[triplet] = slot
-                    n_cached += 1
-                else:
-                    slot = n_kept + r
-                _feature_row(projections, triplets[triplet], scale, table[slot])
-            rows[r] = slot
+            if triplet < n_kept:
+                rows[r] = triplet
+            else:
+                rows[r] = n_kept + r
+                _feature_row(projections, triplets[triplet], scale, table[n_kept + r])
         # sum(w) in increasing k (the order in which the weights were
         # computed), added beside the first hinge arguments
         l1 = _hinge_arguments(table, rows, nonzero, n_nonzero, weights, margins)
@@ -173,7 +160,7 @@ def rda_steps(
             ):
                 nonzero[n_nonzero] = k
                 n_nonzero += 1
-    return total, n_cached
+    return total
 
 
 @jit
@@ -352,22 +339,14 @@ def local_steps(
 
 
 @jit
-def mean_squared_difference(projections, triplets):
-    """Mean of ``(p_a - p_b)^2`` and ``(p_a - p_c)^2`` over triplets and elements."""
-    n_basis = projections.shape[1]
-    sums = np.zeros(n_basis)  # one sum per element: the loop vectorises
-    for t in range(triplets.shape[0]):
-        a = projections[triplets[t, 0]]
-        b = projections[triplets[t, 1]]
-        c = projections[triplets[t, 2]]
-        for k in range(n_basis):
-            near = a[k] - b[k]
-            far = a[k] - c[k]
-            sums[k] += near * near + far * far
-    total = 0.0
-    for k in range(n_basis):
-        total += sums[k]
-    return total / (2.0 * triplets.shape[0] * n_basis)
+def feature_rows(start, stop, projections, triplets, scale, table):
+    """``table[t] = z`` of triplet ``t``, for ``start <= t < stop``.
+
+    The same expression as in :func:`rda_steps`, row by row, so the rows
+    can be split over threads (``run_on_row_ranges``).
+    """
+    for t in range(start, stop):
+        _feature_row(projections, triplets[t], scale, table[t])
 
 
 @jit
