@@ -158,7 +158,9 @@ class EnergyClassifier(ClassifierMixin, BaseEstimator):
             self.lmnn_ = clone(lmnn).fit(X, y_codes)
         # Distances are computed from centred points: the norms expansion
         # on data far from the origin (X + 1e10) would lose every digit.
-        self._center = _stable_mean(X).astype(X.dtype)
+        # (The mean in float64: float32's own sum rounds, and a constant
+        # feature must be centred to exact zeros.)
+        self._center = _stable_mean(X.astype(np.float64)).astype(X.dtype)
         if not prefit and self.lmnn_.n_passes_ == 1:
             targets = self.lmnn_.target_neighbors_  # chosen in the input space
         else:

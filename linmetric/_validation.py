@@ -190,10 +190,12 @@ def centred_in_units(X):
     # (The largest absolute entry from the extremes: no array of absolute
     # values. Scaling by a power of two in place gives the same numbers.)
     outer = _exponent(_largest_magnitude(X64))
+    if outer is None:  # all zeros
+        return np.zeros_like(X), 0
     centred = _times_power_of_two(X64, -outer)
     centred -= centred.mean(axis=0)
     inner = _exponent(_largest_magnitude(centred))
-    if inner is None or outer is None:
+    if inner is None:
         return np.zeros_like(X), 0
     centred = _times_power_of_two(centred, -inner, out=centred)
     return np.ascontiguousarray(centred, dtype=X.dtype), outer + inner

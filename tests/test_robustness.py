@@ -559,3 +559,23 @@ def test_fewer_samples_than_features_with_defaults(estimator):
     X, y = _blobs(0, 12, 20, 2)
     model = clone(estimator).fit(X, y)
     _check_fitted(model, X, y, np.float64)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=IDS)
+@pytest.mark.parametrize("value", [0.0, -7.0, 1e300])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_constant_data_gives_a_result_or_a_value_error(estimator, value, dtype):
+    # Every sample the same point (zero included): nothing to learn, which a
+    # learner may say with a ValueError, never with a TypeError or a crash
+    # from inside its arithmetic.
+    if dtype is np.float32:
+        value = float(np.clip(value, -1e30, 1e30))
+    X = np.full((20, 3), value, dtype=dtype)
+    y = np.arange(20) % 2
+    estimator = clone(estimator)
+    try:
+        estimator.fit(X, y)
+    except ValueError as error:
+        _clear_error(error, estimator)
+        return
+    _check_fitted(estimator, X, y, dtype)

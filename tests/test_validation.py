@@ -163,8 +163,9 @@ def test_centred_in_units_keeps_every_digit(dtype, scale, offset):
     # float32 input is rounded to 6e-8 of its largest entry
     tol = 1e-6 if dtype is np.float32 else 1e-12
     np.testing.assert_allclose(units, expected, rtol=0, atol=tol)
-    constant, exponent = centred_in_units(np.full((4, 2), 1e200))
-    assert exponent == 0 and not constant.any()
+    for value in (1e200, 0.0):
+        constant, exponent = centred_in_units(np.full((4, 2), value, dtype=dtype))
+        assert exponent == 0 and not constant.any() and constant.dtype == dtype
 
 
 def _points_or_error(points, finite):

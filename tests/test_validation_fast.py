@@ -202,6 +202,8 @@ def _centred_in_units_as_defined(X):
     if X64.size == 0:
         return np.zeros_like(X), 0
     outer = _exponent(np.abs(X64).max())
+    if outer is None:  # all zeros
+        return np.zeros_like(X), 0
     centred = np.ldexp(X64, -outer)
     centred -= centred.mean(axis=0)
     inner = _exponent(np.abs(centred).max())
