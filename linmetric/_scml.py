@@ -15,6 +15,7 @@ from ._kernels.scml import (
     class_sums,
     feature_rows,
     group_sorted_rows,
+    permute_columns,
     rda_steps,
 )
 from ._optimize import IterationLog
@@ -33,6 +34,15 @@ _REGION_PER_CLASS = 30
 # each draw (on digits at 4000 bases, a table of all 2000 triplets made the
 # fit 15% faster than one of half of them).
 TABLE_ENTRIES = 2**23
+# Once at most this fraction of the weights is non-zero (at the end of a
+# window), the kept rows' columns are reordered, once: the non-zero elements
+# and those within PACK_MARGIN typical steps of the threshold first (see
+# _packed_order). On digits at 1280 bases 27% are non-zero after the first
+# window; the reordering costs 1 ms and saves 0.6 ms in each later window
+# (at 5120 bases 5 ms and 1.8 ms). With a margin of 30 steps, about one
+# weight per window becomes non-zero outside the first columns.
+PACK_SUPPORT = 0.3
+PACK_MARGIN = 30.0
 
 
 class SCML(SupervisedMetricLearner):
@@ -63,8 +73,10 @@ class SCML(SupervisedMetricLearner):
     improved by less than ``tol`` relatively on the previous window. When
     the triplets are few enough to be drawn twice or more on average, the
     feature rows of the triplets (at most ``2**23`` numbers, 64 MiB) are
-    computed once, before the first step, rather than at each draw. That
-    pass and the projections of the points onto the basis are split over
+    computed once, before the first step, rather than at each draw; once
+    the weights are sparse, the columns of the kept rows are reordered so
+    that the likely non-zero ones come first (the result does not depend on
+    the order). That pass and the projections of the points onto the basis are split over
     numba's threads (``NUMBA_NUM_THREADS``) when each part holds at least
     about half a millisecond of work; the steps themselves are
     sequential.
@@ -479,9 +491,19 @@ def rda(
                 table,
                 row_work=n_basis,
             )
+        order, packed = np.arange(n_basis), False
         previous, converged = np.inf, False
         n_iter = 0
         while n_iter < max_iter:
+            if n_kept and n_iter and not packed:
+                order = _packed_order(weights, gradient_sum, squared_sum, beta, n_iter)
+                packed = order is not None
+                if packed:
+                    run_on_row_ranges(
+                        permute_columns, n_kept, table, order, row_work=n_basis
+                    )
+                else:
+                    order = np.arange(n_basis)
             # one window: its batches drawn at once (the same stream as one draw
             # per step), its steps in a compiled loop
             n_steps = min(output_iter, max_iter - n_iter)
@@ -499,6 +521,7 @@ def rda(
                 float(gamma),
                 delta,
                 table,
+                order,
             )
             n_iter += n_steps
             loss = window_loss / n_steps
@@ -513,6 +536,28 @@ def rda(
                 break
             previous = loss
     return weights, n_iter, converged
+
+
+def _packed_order(weights, gradient_sum, squared_sum, beta, n_steps):
+    """An order of the elements with the likely non-zero weights first, or None.
+
+    None while more than ``PACK_SUPPORT`` of the weights are non-zero or
+    when the likely ones are more than half of them; else the elements with
+    a non-zero weight, or with ``-gsum`` within ``PACK_MARGIN`` root mean
+    square steps (``sqrt(H2 / t)`` after ``t`` steps) of the threshold
+    ``beta t``, in increasing index, then the others. Those first columns
+    are all that most hinge arguments read; the weights do not depend on
+    the order.
+    """
+    n_basis = weights.shape[0]
+    if np.count_nonzero(weights) > PACK_SUPPORT * n_basis:
+        return None
+    likely = (weights > 0) | (
+        -gradient_sum - beta * n_steps > -PACK_MARGIN * np.sqrt(squared_sum / n_steps)
+    )
+    if not likely.any() or 2 * np.count_nonzero(likely) > n_basis:
+        return None
+    return np.concatenate([np.flatnonzero(likely), np.flatnonzero(~likely)])
 
 
 def triplets_as_indices(triplets, basis):

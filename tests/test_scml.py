@@ -8,7 +8,12 @@ import linmetric._kernels._chunking as chunking
 import linmetric._scml as scml_module
 from linmetric import SCML
 from linmetric._constraints import sample_triplets
-from linmetric._kernels.scml import class_sums, feature_rows, rda_steps
+from linmetric._kernels.scml import (
+    class_sums,
+    feature_rows,
+    permute_columns,
+    rda_steps,
+)
 from linmetric._optimize import IterationLog
 from linmetric._scml import (
     TripletFeatures,
@@ -266,7 +271,7 @@ def test_rda_step_weights_at_the_threshold():
     batches = np.zeros((1, 1), dtype=np.intp)
     rda_steps(
         projections, triplets, batches, 1.0, weights, gradient_sum, squared_sum,
-        t - 1, beta, gamma, delta, np.empty((1, 5)),
+        t - 1, beta, gamma, delta, np.empty((1, 5)), np.arange(5),
     )  # fmt: skip
     # computed as gamma max(0, -gsum - beta t) / (delta + sqrt(H2)) ...
     computed = np.maximum(-expected_sum - beta * t, 0.0)
@@ -327,13 +332,17 @@ def _plain_rda_steps(rows, batches, beta, gamma, delta):
 
 
 @pytest.mark.parametrize("batch_size", [7, 10, 13])
-def test_rda_steps_are_the_plain_steps_bit_for_bit(iris, batch_size):
+@pytest.mark.parametrize("layout", ["in order", "reordered"])
+def test_rda_steps_are_the_plain_steps_bit_for_bit(iris, batch_size, layout):
     # Steps with no positive hinge revisit only the non-zero weights, up to
     # three positive rows are added in one pass, sum(w) is added beside the
-    # hinge arguments: none of it may change a rounding.
+    # hinge arguments, the table's columns may be reordered between windows,
+    # the rows not kept are computed at each draw: none of it may change a
+    # rounding.
     X, y = iris
     index = _triplets(X, y)
     basis = triplet_difference_basis(X, index, 30, np.random.RandomState(0))
+    n_basis = basis.shape[0]
     features = TripletFeatures.from_points(X, basis, index)
     rows = features.rows(np.arange(len(features)))
     batches = np.random.RandomState(3).randint(len(index), size=(300, batch_size))
@@ -342,20 +351,69 @@ def test_rda_steps_are_the_plain_steps_bit_for_bit(iris, batch_size):
         rows, batches, beta, gamma, delta
     )
     assert counts == {0, 1, 2, 3, 4}  # every path of the kernel is taken
-    got = [np.zeros(basis.shape[0]) for _ in range(3)]
-    table = np.empty((len(index) + batch_size, basis.shape[0]))
+    got = [np.zeros(n_basis) for _ in range(3)]
+    n_kept = len(index) - 5  # the last five at each draw
+    table = np.empty((n_kept + batch_size, n_basis))
     feature_rows(
-        0, len(index), features.projections, features.triplets, features.scale,
-        table,
-    )  # fmt: skip
+        0, n_kept, features.projections, features.triplets, features.scale, table
+    )
+    order = np.arange(n_basis)
     loss = 0.0
     for start in range(0, 300, 70):  # in windows, as in a fit
+        if layout == "reordered" and start > 0:
+            # from the current order to another one
+            change = np.random.RandomState(start).permutation(n_basis)
+            permute_columns(0, n_kept, table, change)
+            order = order[change]
         loss += rda_steps(
             features.projections, features.triplets, batches[start : start + 70],
-            features.scale, *got, start, beta, gamma, delta, table,
+            features.scale, *got, start, beta, gamma, delta, table, order,
         )  # fmt: skip
     for array, expected in zip(got, (weights, gradient_sum, squared_sum), strict=True):
         np.testing.assert_array_equal(array, expected)
     assert np.count_nonzero(weights) > 0
     # the loss is summed over windows here, over all steps there
     assert loss == pytest.approx(total, rel=1e-12)
+
+
+def test_fit_is_the_same_with_the_columns_reordered(iris, monkeypatch):
+    # Once the weights are sparse, the kept rows' columns are reordered: the
+    # fit must not depend on the order.
+    X, y = iris
+    model = SCML(n_basis=40, output_iter=40, max_iter=400, tol=0, random_state=0)
+    model.set_params(n_constraints=300)  # few enough to be kept
+    monkeypatch.setattr(scml_module, "_packed_order", lambda *args: None)
+    in_order = clone(model).fit(X, y)
+    orders = []
+
+    def reversed_order(weights, *args):
+        orders.append(np.arange(weights.shape[0])[::-1].copy())
+        return orders[-1]
+
+    monkeypatch.setattr(scml_module, "_packed_order", reversed_order)
+    reordered = clone(model).fit(X, y)
+    assert len(orders) == 1  # once, after the first window
+    np.testing.assert_array_equal(reordered.weights_, in_order.weights_)
+    np.testing.assert_array_equal(reordered.loss_curve_, in_order.loss_curve_)
+
+
+def test_packed_order_puts_the_likely_elements_first():
+    n_basis, t, beta = 12, 100, 1e-3
+    weights = np.zeros(n_basis)
+    weights[[2, 9]] = 0.5
+    squared_sum = np.full(n_basis, 1e-2)  # sqrt(H2 / t) = 0.01
+    gradient_sum = np.full(n_basis, 1.0)  # far below the threshold
+    gradient_sum[[2, 9]] = -1.0
+    # -gsum within 30 typical steps (0.3) of beta t = 0.1, and just beyond
+    gradient_sum[5] = -0.1 + 0.29
+    gradient_sum[7] = -0.1 + 0.31
+    order = scml_module._packed_order(weights, gradient_sum, squared_sum, beta, t)
+    np.testing.assert_array_equal(order[:3], [2, 5, 9])
+    np.testing.assert_array_equal(np.sort(order), np.arange(n_basis))
+    assert list(order[3:]) == sorted(order[3:])
+    # more than a quarter non-zero, or more than half likely: no reordering
+    dense = weights.copy()
+    dense[:4] = 0.1
+    assert scml_module._packed_order(dense, gradient_sum, squared_sum, beta, t) is None
+    near = np.full(n_basis, -0.1 + 0.1)
+    assert scml_module._packed_order(weights, near, squared_sum, beta, t) is None

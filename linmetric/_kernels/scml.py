@@ -30,7 +30,7 @@ from ._config import jit
 @jit
 def rda_steps(
     projections, triplets, batches, scale, weights, gradient_sum, squared_sum,
-    first_step, beta, gamma, delta, table,
+    first_step, beta, gamma, delta, table, order,
 ):  # fmt: skip
     """Run ``len(batches)`` RDA steps in place; return the summed batch objectives.
 
@@ -43,6 +43,13 @@ def rda_steps(
     no hinge is positive, the weights that were zero (the threshold only
     grows).
 
+    The table's columns may be in any ``order`` (see
+    :func:`permute_columns`): the steps then work on the sums and weights
+    in that order, and add every sum over the elements in increasing
+    element index as before, so the result does not depend on the order.
+    With the likely non-zero weights in the first columns, a hinge argument
+    reads a few contiguous cache lines of a row instead of most of them.
+
     Parameters
     ----------
     projections : ndarray of shape (n_points, n_basis), float64
@@ -52,13 +59,16 @@ def rda_steps(
     scale : float
         Divides every ``z``.
     weights, gradient_sum, squared_sum : ndarray of shape (n_basis,), float64
-        ``w``, ``gsum`` and ``H2``, updated in place.
+        ``w``, ``gsum`` and ``H2`` (by element), updated in place.
     first_step : int
         Number of steps done before (``t`` of the first step is one more).
     beta, gamma, delta : float
     table : ndarray of shape (n_kept + batch_size, n_basis), float64
         The ``z`` of triplets ``0 .. n_kept - 1``, then one scratch row per
-        triplet of a batch for the others (overwritten).
+        triplet of a batch for the others (overwritten); column ``p`` holds
+        element ``order[p]``.
+    order : ndarray of shape (n_basis,), intp
+        A permutation of the elements.
 
     Returns
     -------
@@ -69,13 +79,30 @@ def rda_steps(
     n_steps, batch_size = batches.shape
     n_basis = projections.shape[1]
     n_kept = table.shape[0] - batch_size
+    # the column of each element; the sums and weights by column
+    column = np.empty(n_basis, dtype=np.intp)
+    permuted = False
+    for p in range(n_basis):
+        column[order[p]] = p
+        permuted = permuted or order[p] != p
+    if permuted:
+        w = np.empty(n_basis)
+        gsum = np.empty(n_basis)
+        h2 = np.empty(n_basis)
+        for p in range(n_basis):
+            w[p] = weights[order[p]]
+            gsum[p] = gradient_sum[order[p]]
+            h2[p] = squared_sum[order[p]]
+    else:
+        w, gsum, h2 = weights, gradient_sum, squared_sum
     gradient = np.empty(n_basis)
-    # the elements with a non-zero weight, in increasing order
+    # the columns of the elements with a non-zero weight, in increasing
+    # element index
     nonzero = np.empty(n_basis, dtype=np.intp)
     n_nonzero = 0
     for k in range(n_basis):
         if weights[k] != 0.0:
-            nonzero[n_nonzero] = k
+            nonzero[n_nonzero] = column[k]
             n_nonzero += 1
     margins = np.empty(batch_size)
     rows = np.empty(batch_size, dtype=np.intp)
@@ -90,10 +117,17 @@ def rda_steps(
                 rows[r] = triplet
             else:
                 rows[r] = n_kept + r
-                _feature_row(projections, triplets[triplet], scale, table[n_kept + r])
+                if permuted:
+                    _feature_row_in_order(
+                        projections, triplets[triplet], scale, order, table[n_kept + r]
+                    )
+                else:
+                    _feature_row(
+                        projections, triplets[triplet], scale, table[n_kept + r]
+                    )
         # sum(w) in increasing k (the order in which the weights were
         # computed), added beside the first hinge arguments
-        l1 = _hinge_arguments(table, rows, nonzero, n_nonzero, weights, margins)
+        l1 = _hinge_arguments(table, rows, nonzero, n_nonzero, w, margins)
         hinge = 0.0
         n_positive = 0
         for r in range(batch_size):
@@ -108,11 +142,9 @@ def rda_steps(
             # only a non-zero weight can stay non-zero
             n_kept_nonzero = 0
             for i in range(n_nonzero):
-                k = nonzero[i]
-                if _set_weight(
-                    weights, k, gradient_sum, squared_sum, threshold, gamma, delta
-                ):
-                    nonzero[n_kept_nonzero] = k
+                p = nonzero[i]
+                if _set_weight(w, p, gsum, h2, threshold, gamma, delta):
+                    nonzero[n_kept_nonzero] = p
                     n_kept_nonzero += 1
             n_nonzero = n_kept_nonzero
             continue
@@ -120,47 +152,84 @@ def rda_steps(
         # in batch order; the usual counts in a single pass
         if n_positive == 1:
             z0 = table[positive[0]]
-            for k in range(n_basis):
-                g = z0[k] * inverse_batch
-                gradient_sum[k] += g
-                squared_sum[k] += g * g
+            for p in range(n_basis):
+                g = z0[p] * inverse_batch
+                gsum[p] += g
+                h2[p] += g * g
         elif n_positive == 2:
             z0 = table[positive[0]]
             z1 = table[positive[1]]
-            for k in range(n_basis):
-                g = (z0[k] + z1[k]) * inverse_batch
-                gradient_sum[k] += g
-                squared_sum[k] += g * g
+            for p in range(n_basis):
+                g = (z0[p] + z1[p]) * inverse_batch
+                gsum[p] += g
+                h2[p] += g * g
         elif n_positive == 3:
             z0 = table[positive[0]]
             z1 = table[positive[1]]
             z2 = table[positive[2]]
-            for k in range(n_basis):
-                g = (z0[k] + z1[k] + z2[k]) * inverse_batch
-                gradient_sum[k] += g
-                squared_sum[k] += g * g
+            for p in range(n_basis):
+                g = (z0[p] + z1[p] + z2[p]) * inverse_batch
+                gsum[p] += g
+                h2[p] += g * g
         else:
             gradient[:] = table[positive[0]]
             for j in range(1, n_positive):
                 row = table[positive[j]]
-                for k in range(n_basis):
-                    gradient[k] += row[k]
-            for k in range(n_basis):
-                g = gradient[k] * inverse_batch
-                gradient_sum[k] += g
-                squared_sum[k] += g * g
+                for p in range(n_basis):
+                    gradient[p] += row[p]
+            for p in range(n_basis):
+                g = gradient[p] * inverse_batch
+                gsum[p] += g
+                h2[p] += g * g
         # w_k = gamma t / (delta + sqrt(H2_k)) max(0, -gsum_k / t - beta),
         # computed as gamma max(0, -gsum_k - beta t) / (delta + sqrt(H2_k)):
         # one division instead of two per non-zero weight (a few roundings
         # apart, and zero exactly where -gsum_k <= beta t)
         n_nonzero = 0
-        for k in range(n_basis):
-            if _set_weight(
-                weights, k, gradient_sum, squared_sum, threshold, gamma, delta
-            ):
-                nonzero[n_nonzero] = k
-                n_nonzero += 1
+        if permuted:
+            for k in range(n_basis):
+                p = column[k]
+                if _set_weight(w, p, gsum, h2, threshold, gamma, delta):
+                    nonzero[n_nonzero] = p
+                    n_nonzero += 1
+        else:
+            for k in range(n_basis):
+                if _set_weight(w, k, gsum, h2, threshold, gamma, delta):
+                    nonzero[n_nonzero] = k
+                    n_nonzero += 1
+    if permuted:
+        for p in range(n_basis):
+            weights[order[p]] = w[p]
+            gradient_sum[order[p]] = gsum[p]
+            squared_sum[order[p]] = h2[p]
     return total
+
+
+@jit
+def permute_columns(start, stop, table, order):
+    """Put the columns of rows ``start:stop`` of ``table`` in ``order``.
+
+    Column ``p`` becomes the former column ``order[p]``.
+    """
+    copy = np.empty(order.shape[0])
+    for t in range(start, stop):
+        row = table[t]
+        copy[:] = row
+        for p in range(order.shape[0]):
+            row[p] = copy[order[p]]
+
+
+@jit
+def _feature_row_in_order(projections, triplet, scale, order, out):
+    """``out[p] = z[order[p]]`` of one triplet."""
+    a = projections[triplet[0]]
+    b = projections[triplet[1]]
+    c = projections[triplet[2]]
+    for p in range(out.shape[0]):
+        k = order[p]
+        near = a[k] - b[k]
+        far = a[k] - c[k]
+        out[p] = (near * near - far * far) / scale
 
 
 @jit
