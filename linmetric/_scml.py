@@ -76,10 +76,10 @@ class SCML(SupervisedMetricLearner):
     computed once, before the first step, rather than at each draw; once
     the weights are sparse, the columns of the kept rows are reordered so
     that the likely non-zero ones come first (the result does not depend on
-    the order). That pass and the projections of the points onto the basis are split over
-    numba's threads (``NUMBA_NUM_THREADS``) when each part holds at least
-    about half a millisecond of work; the steps themselves are
-    sequential.
+    the order). That pass and the projections of the points onto the basis
+    are split over numba's threads (``NUMBA_NUM_THREADS``) when each part
+    holds at least about half a millisecond of work; the steps themselves
+    are sequential.
 
     **Basis.** ``'lda'`` (needs labels, the paper's discriminative basis):
     ``n_regions = ceil(n_basis / (n_classes - 1))`` centres are drawn from
@@ -496,14 +496,14 @@ def rda(
         n_iter = 0
         while n_iter < max_iter:
             if n_kept and n_iter and not packed:
-                order = _packed_order(weights, gradient_sum, squared_sum, beta, n_iter)
-                packed = order is not None
-                if packed:
+                packed_order = _packed_order(
+                    weights, gradient_sum, squared_sum, beta, n_iter
+                )
+                if packed_order is not None:
+                    order, packed = packed_order, True
                     run_on_row_ranges(
                         permute_columns, n_kept, table, order, row_work=n_basis
                     )
-                else:
-                    order = np.arange(n_basis)
             # one window: its batches drawn at once (the same stream as one draw
             # per step), its steps in a compiled loop
             n_steps = min(output_iter, max_iter - n_iter)
