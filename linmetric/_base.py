@@ -1,5 +1,7 @@
 """The base class every linmetric learner derives from."""
 
+import functools
+
 import numpy as np
 from sklearn.base import (
     BaseEstimator,
@@ -21,8 +23,18 @@ class MetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     - the Mahalanobis matrix ``M = L.T @ L``, computed on demand;
     - the learned distance ``d(x, x') = ||L x - L x'|| = sqrt((x - x')^T M (x - x'))``.
 
-    Subclasses implement ``fit`` only.
+    Subclasses implement ``fit`` only. Every ``fit``, ``fit_pairs``,
+    ``fit_triplets`` and ``fit_quadruplets`` a subclass defines is checked
+    on return: a map with an infinite or NaN entry raises a ValueError
+    instead of being kept.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _FIT_METHODS:
+            method = cls.__dict__.get(name)
+            if method is not None and not hasattr(method, "_checks_the_map"):
+                setattr(cls, name, checking_the_map(method))
 
     def transform(self, X):
         """Map X into the learned space, ``X @ components_.T``.
@@ -128,6 +140,37 @@ class MetricLearner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+_FIT_METHODS = ("fit", "fit_pairs", "fit_triplets", "fit_quadruplets")
+
+
+def checking_the_map(fit):
+    """``fit``, then a ValueError if ``components_`` is not finite.
+
+    :class:`MetricLearner` applies it to its subclasses' fit methods; other
+    estimators with a ``components_`` (one map per class) apply it
+    themselves.
+    """
+
+    @functools.wraps(fit)
+    def checked(self, *args, **kwargs):
+        result = fit(self, *args, **kwargs)
+        components = getattr(self, "components_", None)
+        if components is not None and not np.all(np.isfinite(components)):
+            del self.components_
+            dtype = np.asarray(components).dtype
+            raise ValueError(
+                f"{type(self).__name__}: the learned map does not fit in "
+                f"{dtype}: some of its entries overflow. A map scales as the "
+                "inverse of the spread of the data, which is too small here "
+                f"(below about {np.finfo(dtype).tiny:.0e}, the smallest normal "
+                f"{dtype}); rescale X, for example with StandardScaler."
+            )
+        return result
+
+    checked._checks_the_map = True
+    return checked
 
 
 def is_dask_array(X):

@@ -10,6 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from ._base import checking_the_map
 from ._init import initialize_components, resolve_n_components
 from ._kernels import (
     rows_per_chunk,
@@ -236,6 +237,7 @@ of shape (n_classes, n_components, n_features), default='lmnn'
         self.impostor_memory = impostor_memory
         self.rule = rule
 
+    @checking_the_map
     def fit(self, X, y):
         """Learn one map per class from labelled data.
 

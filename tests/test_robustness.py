@@ -579,3 +579,22 @@ def test_constant_data_gives_a_result_or_a_value_error(estimator, value, dtype):
         _clear_error(error, estimator)
         return
     _check_fitted(estimator, X, y, dtype)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=IDS)
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e-310), (np.float32, 1e-41)])
+def test_data_too_small_for_its_map_is_a_clear_error(estimator, dtype, scale):
+    # Below the smallest normal number, a map to unit scale (entries about
+    # 1 / scale) overflows: a finite fit (some learners do not scale with
+    # the data), or a clear ValueError and no map kept, never inf or NaN.
+    X, y = _blobs(0, 24, 3, 2)
+    X = (X * scale).astype(dtype)
+    estimator = clone(estimator)
+    try:
+        estimator.fit(X, y)
+    except ValueError as error:
+        _clear_error(error, estimator)
+        components = getattr(estimator, "components_", None)
+        assert components is None or np.all(np.isfinite(components))
+        return
+    _check_fitted(estimator, X, y, dtype)
