@@ -274,8 +274,18 @@ class MMC(SupervisedMetricLearner):
             )
             totals = similar_total, dissimilar_total
         else:
-            diffs, exponent = differences_in_units(X[rows], X[cols])
-            data = similar, dissimilar = diffs[is_similar], diffs[~is_similar]
+            # each kind of pair in units of its own largest difference: the
+            # solution depends on the similar pairs' units only (the
+            # dissimilar ones scale the objective by a constant), and one
+            # unit for both would square a similar pair 1e-250 times the
+            # largest dissimilar one to zero
+            similar, exponent = differences_in_units(
+                X[rows[is_similar]], X[cols[is_similar]]
+            )
+            dissimilar, _ = differences_in_units(
+                X[rows[~is_similar]], X[cols[~is_similar]]
+            )
+            data = similar, dissimilar
             totals = np.any(similar), np.any(dissimilar)
         n_similar = np.count_nonzero(is_similar)
         counts = n_similar, signs.shape[0] - n_similar
@@ -440,15 +450,25 @@ def diagonal_data(X, rows, cols, similar, check_finite=None, *, empty=np.empty):
     finite = np.isfinite(s.sum() + dissimilar_sums.sum())
     if not finite and check_finite is not None:
         check_finite()
-    if not (finite and SQUARE_SAFE[0] <= largest <= SQUARE_SAFE[1]):
-        diffs, exponent = differences_in_units(X[rows], X[cols])
-        return (*diagonal_problem(diffs, similar), exponent)
-    exponent = int(np.frexp(largest)[1])
-    scale = np.ldexp(1.0, -2 * exponent)
-    s *= scale
-    dissimilar_sums *= scale
-    squared_t *= scale
-    return (*_floored(s, dissimilar_sums, squared_t), exponent)
+    if finite and SQUARE_SAFE[0] <= largest <= SQUARE_SAFE[1]:
+        exponent = int(np.frexp(largest)[1])
+        scale = np.ldexp(1.0, -2 * exponent)
+        s *= scale
+        dissimilar_sums *= scale
+        squared_t *= scale
+        problem = _floored(s, dissimilar_sums, squared_t)
+        if problem[-2] > 0 and problem[-1] > 0:
+            return (*problem, exponent)
+        # (a kind of pair whose squares all rounded to zero: maybe identical
+        # points, maybe differences too small beside the others to square)
+    # Each kind of pair in units of its own largest difference: the minimiser
+    # depends on the similar pairs' units only (those of the dissimilar ones
+    # add a constant to h).
+    similar_diffs, exponent = differences_in_units(X[rows[similar]], X[cols[similar]])
+    dissimilar_diffs, _ = differences_in_units(X[rows[~similar]], X[cols[~similar]])
+    diffs = np.concatenate([similar_diffs, dissimilar_diffs])
+    kinds = np.arange(diffs.shape[0]) < similar_diffs.shape[0]
+    return (*diagonal_problem(diffs, kinds), exponent)
 
 
 def _floored(s, dissimilar_sums, squared_t):

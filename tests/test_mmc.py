@@ -139,7 +139,8 @@ def test_projection_lands_in_both_constraint_sets():
 def test_diagonal_kernel_matches_numpy(dtype, scale):
     # The kernel squares the unscaled differences and scales the squares by
     # a power of two; NumPy scales the differences first: the same numbers
-    # (sums up to their order). Data far from 1 takes NumPy's path.
+    # (sums up to their order). Data far from 1 takes NumPy's path, with
+    # each kind of pair in the units of its own largest difference.
     X, pairs, signs = _pair_problem(8, n_features=5)
     if dtype == np.float32 and scale != 1.0:
         scale = 1e-30 if scale < 1 else 1e30
@@ -147,8 +148,16 @@ def test_diagonal_kernel_matches_numpy(dtype, scale):
     X[3, 2] = X[4, 2]  # a pair that may not differ in every feature
     similar = signs > 0
     fast = diagonal_data(X, pairs[:, 0], pairs[:, 1], similar)
-    diffs, exponent = differences_in_units(X[pairs[:, 0]], X[pairs[:, 1]])
-    slow = diagonal_problem(diffs, similar)
+    if dtype == np.float32 or scale == 1.0:
+        diffs, exponent = differences_in_units(X[pairs[:, 0]], X[pairs[:, 1]])
+        slow = diagonal_problem(diffs, similar)
+    else:
+        a, b = pairs[similar].T
+        near, exponent = differences_in_units(X[a], X[b])
+        a, b = pairs[~similar].T
+        far, _ = differences_in_units(X[a], X[b])
+        kinds = np.arange(len(near) + len(far)) < len(near)
+        slow = diagonal_problem(np.concatenate([near, far]), kinds)
     assert fast[-1] == exponent
     np.testing.assert_array_equal(fast[1], slow[1])
     np.testing.assert_array_equal(fast[2], slow[2])
@@ -457,6 +466,31 @@ def test_pairs_whose_differences_overflow(diagonal):
     np.testing.assert_allclose(
         np.ldexp(fits[1].components_, 1023), fits[0].components_, rtol=1e-12
     )
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+@pytest.mark.parametrize("scale", [1.0, 2.0**-500, 1e-170])
+def test_pairs_far_apart_in_scale(diagonal, scale):
+    # Similar pairs of order one beside dissimilar ones through a point
+    # 1e250 away: in one unit for both, the similar squares round to zero
+    # (the full form divided by a zero trace, the diagonal one said no pair
+    # had distinct points). At 1e-170 the diagonal kernel squares the
+    # differences unscaled, and the similar ones underflow there too. At
+    # the optimum the similar pairs' sum is 1 (the full form's constraint)
+    # or 1/2 (the diagonal form's h along a ray).
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((30, 4))
+    X[0] *= 1e250
+    near = rng.randint(1, 30, size=(20, 2))
+    far = rng.randint(0, 30, size=(20, 2))
+    far[:5, 0] = 0
+    pairs = X[np.concatenate([near, far])] * scale
+    signs = np.repeat([1, -1], 20)
+    model = MMC(diagonal=diagonal, random_state=0).fit_pairs(pairs, signs)
+    assert np.all(np.isfinite(model.components_))
+    similar = (pairs[:20, 0] - pairs[:20, 1]) @ model.components_.T
+    expected = 0.5 if diagonal else 1.0
+    assert np.sum(similar**2) == pytest.approx(expected, rel=1e-6)
 
 
 # --- scratch memory reused between fits ------------------------------------------
