@@ -40,6 +40,10 @@ S_FLOOR = 1e-3
 # largest absolute difference lies outside this range, some square could
 # overflow or turn subnormal where the scaled one would not (NumPy's path).
 SQUARE_SAFE = (2.0**-300, 2.0**300)
+# The diagonal form takes each kind of pair in its own units when the sum of
+# the squares of one kind is below this in the units of the largest
+# difference (its Hessian scales as the square of that sum).
+SEPARATE_UNITS_BELOW = 2.0**-200
 # Ridge of the Newton system, relative to the Hessian's largest diagonal entry.
 RIDGE = 1e-10
 
@@ -457,10 +461,11 @@ def diagonal_data(X, rows, cols, similar, check_finite=None, *, empty=np.empty):
         dissimilar_sums *= scale
         squared_t *= scale
         problem = _floored(s, dissimilar_sums, squared_t)
-        if problem[-2] > 0 and problem[-1] > 0:
+        if min(problem[-2:]) > SEPARATE_UNITS_BELOW:
             return (*problem, exponent)
-        # (a kind of pair whose squares all rounded to zero: maybe identical
-        # points, maybe differences too small beside the others to square)
+        # (a kind of pair whose squares are tiny or zero beside the other's:
+        # maybe identical points, maybe differences too small to square in
+        # these units, whose Newton system would underflow)
     # Each kind of pair in units of its own largest difference: the minimiser
     # depends on the similar pairs' units only (those of the dissimilar ones
     # add a constant to h).

@@ -469,18 +469,21 @@ def test_pairs_whose_differences_overflow(diagonal):
 
 
 @pytest.mark.parametrize("diagonal", [False, True])
-@pytest.mark.parametrize("scale", [1.0, 2.0**-500, 1e-170])
-def test_pairs_far_apart_in_scale(diagonal, scale):
+@pytest.mark.parametrize(
+    "outlier, scale", [(1e250, 1.0), (1e250, 2.0**-500), (1e250, 1e-170), (1e87, 1.0)]
+)
+def test_pairs_far_apart_in_scale(diagonal, outlier, scale):
     # Similar pairs of order one beside dissimilar ones through a point
     # 1e250 away: in one unit for both, the similar squares round to zero
     # (the full form divided by a zero trace, the diagonal one said no pair
     # had distinct points). At 1e-170 the diagonal kernel squares the
-    # differences unscaled, and the similar ones underflow there too. At
-    # the optimum the similar pairs' sum is 1 (the full form's constraint)
-    # or 1/2 (the diagonal form's h along a ray).
+    # differences unscaled, and the similar ones underflow there too; with
+    # the point 1e87 away they do not, but the diagonal Newton system did.
+    # At the optimum the similar pairs' sum is 1 (the full form's
+    # constraint) or 1/2 (the diagonal form's h along a ray).
     rng = np.random.RandomState(0)
     X = rng.standard_normal((30, 4))
-    X[0] *= 1e250
+    X[0] *= outlier
     near = rng.randint(1, 30, size=(20, 2))
     far = rng.randint(0, 30, size=(20, 2))
     far[:5, 0] = 0
