@@ -367,8 +367,17 @@ class ITML(SupervisedMetricLearner):
             metric_old = metric.copy()
             duals_old = duals.copy()
             n_updates = sweeper(metric, diffs, signs, slack, duals, gamma)
-            change = np.linalg.norm(metric - metric_old) / np.linalg.norm(metric_old)
-            normsum = np.linalg.norm(duals) + np.linalg.norm(duals_old)
+            if not np.all(np.isfinite(metric)):
+                # a projection onto a pair far shorter than the others
+                raise ValueError(
+                    "ITML's metric overflowed in a Bregman projection: the "
+                    "squared distances of the pairs span more orders of "
+                    "magnitude than float64 holds (some pairs differ by more "
+                    "than about 1e150 times what others do). Standardise the "
+                    "features or remove the outlying points."
+                )
+            change = _norm(metric - metric_old) / _norm(metric_old)
+            normsum = _norm(duals) + _norm(duals_old)
             dual_change = np.abs(duals - duals_old).sum() / normsum if normsum else 0.0
             loss, factor = itml_objective(
                 metric, prior_inv, prior_logdet, slack, initial_slack, gamma
@@ -600,6 +609,17 @@ def bounded_n_constraints(n_constraints, n_classes, n_samples, n_features):
             stacklevel=3,
         )
     return bounded
+
+
+def _norm(x):
+    """``np.linalg.norm(x)``, also where the squares of the entries overflow."""
+    with np.errstate(over="ignore"):
+        norm = np.linalg.norm(x)
+    if np.isfinite(norm):
+        return norm
+    # entries beyond about 1e154: in units of the largest
+    scale = np.abs(x).max()
+    return scale * np.linalg.norm(x / scale) if np.isfinite(scale) else norm
 
 
 def _components(metric):

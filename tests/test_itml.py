@@ -476,3 +476,31 @@ def test_bad_parameters(params, name):
     X, y = load_iris(return_X_y=True)
     with pytest.raises(ValueError, match=f"The '{name}' parameter of ITML"):
         ITML(**params).fit(X, y)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("outlier", [1e150, 1e160])
+def test_pairs_beyond_float64s_squared_range(outlier):
+    # One point `outlier` times farther out than the others: up to about
+    # 1e150 the squared distances of all pairs fit in float64 and the fit
+    # converges, quietly, though M's entries pass 1e154 (its change is
+    # measured in units of its largest entry); beyond, a projection can
+    # overflow M, which is a clear error instead of NaN reaching SciPy.
+    outcomes = []
+    for seed in range(10):
+        rng = np.random.RandomState(seed)
+        X = rng.standard_normal((14, 6))
+        X[0] *= outlier
+        index = rng.randint(0, 14, size=(26, 2))
+        labels = np.where(rng.rand(26) < 0.5, 1, -1)
+        labels[:2] = [1, -1]
+        try:
+            model = ITML(random_state=0).fit_pairs(X[index], labels)
+        except ValueError as error:
+            assert "overflowed in a Bregman projection" in str(error)
+            outcomes.append("error")
+            continue
+        assert np.all(np.isfinite(model.components_))
+        assert model.n_iter_ < model.max_iter
+        outcomes.append("fit")
+    assert ("error" in outcomes) == (outlier > 1e155)
