@@ -367,7 +367,14 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
         units.append(("rows", by_rows))
 
     def gather(c):
-        """The points of class ``c``, centred on its mean, in units, float64."""
+        """The points of class ``c`` about a centre, in units, float64; the mean's offset.
+
+        The centre is the member nearest the class mean, not the mean: a
+        far outlier drags the mean away from every other point, and the
+        products that give the distances and the Laplacian would lose all
+        the digits of their differences. ``points.T @ points - n_c
+        offset offset^T`` is the scatter about the mean.
+        """
         members = order[starts[c] : starts[c] + sizes[c]]
         if X.dtype == np.float64:
             points = np.take(X, members, axis=0)
@@ -375,10 +382,19 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
             points = X[members].astype(np.float64)
         means[c] = points.sum(axis=0)
         means[c] /= sizes[c]
-        points -= means[c]
+        # (|x - mean|^2 up to a constant, without a copy of the class; its
+        # rounding can only pick another member, which serves as well)
+        with np.errstate(over="ignore", invalid="ignore"):
+            closeness = np.einsum("ij,ij->i", points, points)
+            closeness -= 2.0 * (points @ means[c])
+        nearest = int(np.argmin(closeness))
+        centre = points[nearest].copy()
+        points -= centre
+        offset = means[c] - centre
         if scale != 1.0:
             points *= scale
-        return points
+            offset *= scale
+        return points, offset
 
     def run(share):
         # One n_c x n_c buffer for the triangles of the share's classes:
@@ -393,16 +409,20 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
                 results.append(_rows_terms(gather, cs, sizes, k, n_samples))
                 continue
             (c,) = cs
-            class64 = gather(c)
+            class64, offset = gather(c)
             X_class = class64.astype(X.dtype, copy=False)
-            if X_class.dtype != np.float64:  # the kernels' rows and the exact ones
-                class64 = X_class.astype(np.float64)
+            if X_class.dtype != np.float64:
+                if _too_fine_for_float32(class64):
+                    X_class = class64  # this class in float64
+                else:  # the kernels' rows and the exact ones
+                    class64 = X_class.astype(np.float64)
             if kind == "triangle":
                 laplacian = _triangle_laplacian(X_class, class64, k, buffer)
             else:
                 laplacian = _blocked_laplacian(X_class, class64, k, budget / 2**20)
             n_class = sizes[c]
             scatter = class64.T @ class64
+            scatter -= n_class * np.outer(offset, offset)
             scatter *= 1.0 - n_class / n_samples
             scatter += laplacian * (1.0 / n_samples - 1.0 / n_class)
             results.append((c, laplacian / n_class, scatter))
@@ -430,6 +450,19 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
         within += within_term
         between += between_term
     return _symmetric(within), _symmetric(between), exponent
+
+
+def _too_fine_for_float32(points):
+    """Whether some point of a class sits so near its centre that float32
+    squares of the class's distances would leave the normal range.
+
+    In units (the largest entry of the data near 1), a point within about
+    2**-50 of the centre while others are near 1: a class beside an outlier
+    many orders of magnitude away. Such a class is done in float64.
+    """
+    norms = np.einsum("ij,ij->i", points, points)
+    positive = norms[norms > 0]
+    return bool(positive.size) and positive.min() < 2.0**-100
 
 
 def _in_units(X):
@@ -468,8 +501,8 @@ def _in_units(X):
 def _rows_terms(gather, classes, sizes, k, n_samples):
     """The terms of small classes in ``S^w`` and ``S^b``.
 
-    ``gather(c)`` gives the points of class ``c``, centred on its mean, in
-    float64. Each class is done on full rows, in buffers of the largest
+    ``gather(c)`` gives the points of class ``c`` about a centre, in
+    float64, and the offset of their mean from it. Each class is done on full rows, in buffers of the largest
     class that stay in cache: distances from one GEMM, the local scales
     (the k-th GEMM distance of a row when that is within a relative
     ``_SCALE_RTOL`` of the exact one by the GEMM error bound, else the
@@ -489,7 +522,7 @@ def _rows_terms(gather, classes, sizes, k, n_samples):
     stack = []
     for index, c in enumerate(classes):
         size = int(sizes[c])
-        points = gather(c)
+        points, offset = gather(c)
         if within is None:
             n_features = points.shape[1]
             factor = error_factor(np.float64, n_features)
@@ -530,10 +563,14 @@ def _rows_terms(gather, classes, sizes, k, n_samples):
                 halved *= twice[:, None]
                 halved *= inverse
         affinity = np.exp(halved, out=halved)
+        # (A - diag(A 1)) without the pairs of a point with itself, which
+        # add nothing: the diagonal is minus the other affinities' sum
+        diagonal[...] = 0.0
         diagonal -= affinity.sum(axis=1)
         Q = affinity @ points
         np.matmul(points.T, Q, out=products[0, len(stack)])
         np.matmul(points.T, points, out=products[1, len(stack)])
+        products[1, len(stack)] -= size * np.outer(offset, offset)
         stack.append(size)
         if len(stack) == n_stack or index == len(classes) - 1:
             counts = np.array(stack, dtype=np.float64)
@@ -716,9 +753,10 @@ def _triangle_laplacian(X_class, class64, k, buffer=None):
     SYRK gives the products ``x_i . x_j`` in the lower triangle of ``T``;
     the kernels of :mod:`linmetric._kernels.lfda` turn them into distances,
     the local scales and the exponents; TRMM gives ``U X_c`` with ``U`` the
-    upper triangle of ``A`` (diagonal included), and with ``S = X_c^T U
-    X_c``, ``X_c^T A X_c = S + S^T - X_c^T diag(A) X_c``. ``buffer``, of at
-    least ``n_c**2`` entries of ``X_class``'s dtype, holds ``T`` if given.
+    strict upper triangle of ``A``, and with ``S = X_c^T U X_c`` the
+    Laplacian is ``X_c^T diag(d) X_c - S - S^T``, ``d`` the degrees without
+    the diagonal. ``buffer``, of at least ``n_c**2`` entries of
+    ``X_class``'s dtype, holds ``T`` if given.
     """
     from ._kernels import lfda as kernels
 
@@ -747,10 +785,16 @@ def _triangle_laplacian(X_class, class64, k, buffer=None):
             stop = min(start + _EXP_ROWS, n_class)
             rows = T[start:stop, :stop]
             np.exp(rows, out=rows)
+    # A pair of a point with itself adds nothing to the Laplacian: without
+    # A_ii = 1 in the degrees and in S, the terms that cancel exactly are
+    # not formed (a point whose other affinities are all 0 has a zero row,
+    # instead of a difference of two roundings of x_i x_i^T)
+    T[np.arange(n_class), np.arange(n_class)] = 0.0
     degree = np.empty(n_class)
     kernels.triangle_degrees(T, degree)
-    degree += np.diagonal(T)  # X_c^T diag(A) X_c, counted twice in S + S^T
-    upper_times_X = trmm(1.0, T.T, np.asfortranarray(X_class), lower=0, overwrite_b=1)
+    # (TRMM overwrites its input: a copy, also where X_class is already
+    # Fortran-ordered, as a single feature is)
+    upper_times_X = trmm(1.0, T.T, np.array(X_class, order="F"), lower=0, overwrite_b=1)
     S = class64.T @ upper_times_X.astype(np.float64, copy=False)
     return (class64 * degree[:, None]).T @ class64 - S - S.T
 

@@ -46,6 +46,46 @@ def test_scatter_matrices_match_reference(
     np.testing.assert_allclose(between, ref_between, rtol=0, atol=rtol * scale)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "rtol"), [(np.float64, 1e-10), (np.float32, 1e-5)], ids=["f64", "f32"]
+)
+@pytest.mark.parametrize("method", ["blocks", "triangle", "rows"])
+@pytest.mark.parametrize("n_features", [1, 2])
+def test_scatter_matrices_beside_a_far_outlier(dtype, rtol, method, n_features):
+    # One point 1e20 times farther out than the rest of its class. About the
+    # class mean, which it drags away, the other points' differences lost
+    # every digit (the within-class scatter came out negative); as products
+    # of x_i x_i^T that cancel, its own terms swamped the others; in float32
+    # the squares of the others' distances left the normal range. Each
+    # matrix is held to the reference relative to itself.
+    rng = np.random.RandomState(1)
+    y = np.arange(32) % 2
+    X = rng.standard_normal((32, n_features)) + y[:, None]
+    X[0] *= 1e20
+    within, between = local_scatter_matrices(X.astype(dtype), y, 7, method=method)
+    ref_within, ref_between = reference.scatter_matrices(X, y, 7)
+    for got, expected in ((within, ref_within), (between, ref_between)):
+        np.testing.assert_allclose(
+            got, expected, rtol=0, atol=rtol * np.abs(expected).max()
+        )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_single_feature_in_a_large_class(dtype):
+    # Classes of TRIANGLE_MIN_CLASS_SIZE points or more take the triangle
+    # path, where a single feature's points (C- and Fortran-ordered at once)
+    # were both TRMM's input and its output. The rows path (held to the
+    # reference above) gives the same matrices.
+    rng = np.random.RandomState(0)
+    y = np.arange(1100) % 2
+    X = (rng.standard_normal((1100, 1)) + y[:, None]).astype(dtype)
+    auto = local_scatter_matrices(X, y, 7)
+    rows = local_scatter_matrices(X, y, 7, method="rows")
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    for got, expected in zip(auto, rows, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=rtol)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_map_matches_reference(small, dtype):
     X, y = small
