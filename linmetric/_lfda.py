@@ -409,19 +409,24 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
                 results.append(_rows_terms(gather, cs, sizes, k, n_samples))
                 continue
             (c,) = cs
-            class64, offset = gather(c)
-            X_class = class64.astype(X.dtype, copy=False)
+            centred, offset = gather(c)
+            class64 = centred
+            X_class = centred.astype(X.dtype, copy=False)
             if X_class.dtype != np.float64:
-                if _too_fine_for_float32(class64):
-                    X_class = class64  # this class in float64
+                if _too_fine_for_float32(centred):
+                    X_class = centred  # this class in float64
                 else:  # the kernels' rows and the exact ones
                     class64 = X_class.astype(np.float64)
             if kind == "triangle":
-                laplacian = _triangle_laplacian(X_class, class64, k, buffer)
+                laplacian = _triangle_laplacian(
+                    X_class, class64, k, buffer, exact=centred
+                )
             else:
-                laplacian = _blocked_laplacian(X_class, class64, k, budget / 2**20)
+                laplacian = _blocked_laplacian(
+                    X_class, class64, k, budget / 2**20, exact=centred
+                )
             n_class = sizes[c]
-            scatter = class64.T @ class64
+            scatter = centred.T @ centred
             scatter -= n_class * np.outer(offset, offset)
             scatter *= 1.0 - n_class / n_samples
             scatter += laplacian * (1.0 / n_samples - 1.0 / n_class)
@@ -450,6 +455,20 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
         within += within_term
         between += between_term
     return _symmetric(within), _symmetric(between), exponent
+
+
+def _too_coarse(factor, norms, sq_scales):
+    """Whether some row's float32 GEMM distances may be off by 1/256 of its scale.
+
+    ``factor * (norms_i + max(norms))`` bounds the error of row ``i``'s
+    GEMM distances; against its squared local scale, it is the relative
+    error of the affinities' exponents near that scale. Far beyond float32's
+    resolution (points far from their class's centre beside their
+    neighbours: a class in two distant clusters), the class is done in
+    float64.
+    """
+    slack = factor * (norms + norms.max())
+    return bool(np.any(slack > sq_scales * 2.0**-8))
 
 
 def _too_fine_for_float32(points):
@@ -635,7 +654,7 @@ def _inverse_scales(sq_scales, dtype):
     return (1.0 / np.maximum(np.sqrt(sq_scales), np.sqrt(tiny))).astype(dtype)
 
 
-def _blocked_laplacian(X_class, class64, k, budget):
+def _blocked_laplacian(X_class, class64, k, budget, exact=None):
     """``X_c^T (diag(A 1) - A) X_c`` for one class, in NumPy, by blocks of rows.
 
     One block when the class fits in ``budget`` MiB; otherwise two passes,
@@ -665,6 +684,10 @@ def _blocked_laplacian(X_class, class64, k, budget):
             factor * (norms[start:stop] + norms.max()),
         )
         kept = distances if len(ranges) == 1 else None
+    if X_class.dtype != np.float64 and _too_coarse(factor, norms, sq_scales):
+        # in float64, from the unrounded points if given
+        exact = class64 if exact is None else exact
+        return _blocked_laplacian(exact, exact, k, budget)
     inverse = _inverse_scales(sq_scales, X_class.dtype).astype(np.float64)
     laplacian = np.zeros((X_class.shape[1], X_class.shape[1]))
     for start, stop in ranges:
@@ -747,7 +770,7 @@ _SCALE_RTOL = 2.0**-36
 _TINY64 = float(np.finfo(np.float64).tiny)
 
 
-def _triangle_laplacian(X_class, class64, k, buffer=None):
+def _triangle_laplacian(X_class, class64, k, buffer=None, exact=None):
     """``X_c^T (diag(A 1) - A) X_c`` for one class, on one triangle of ``A``.
 
     SYRK gives the products ``x_i . x_j`` in the lower triangle of ``T``;
@@ -773,9 +796,12 @@ def _triangle_laplacian(X_class, class64, k, buffer=None):
     T = syrk(1.0, X_class.T, trans=1, c=square, overwrite_c=1).T
     norms = np.einsum("ij,ij->i", class64, class64)
     sq_scales = np.empty(n_class)
-    kernels.triangle_kth_distance(
-        T, X_class, norms, k_class, error_factor(X_class.dtype, n_features), sq_scales
-    )
+    factor = error_factor(X_class.dtype, n_features)
+    kernels.triangle_kth_distance(T, X_class, norms, k_class, factor, sq_scales)
+    if X_class.dtype != np.float64 and _too_coarse(factor, norms, sq_scales):
+        # in float64, from the unrounded points if given
+        exact = class64 if exact is None else exact
+        return _triangle_laplacian(exact, exact, k)
     kernels.triangle_exponents(T, _inverse_scales(sq_scales, X_class.dtype))
     # exp of the triangle, and of the few entries above the diagonal that
     # complete each band of rows: those are never read, and may hold

@@ -86,6 +86,24 @@ def test_single_feature_in_a_large_class(dtype):
         np.testing.assert_allclose(got, expected, rtol=rtol)
 
 
+@pytest.mark.parametrize("method", ["auto", "blocks", "triangle"])
+def test_float32_class_of_two_distant_clusters(method):
+    # Each class is two clusters 1e6 apart, of 600 points: about any centre
+    # half the points sit 1e6 away from their neighbours, beyond what
+    # float32 products resolve (the within-class scatter came out 6e6
+    # times too large). Such a class is done in float64, from the points
+    # before their rounding to float32: the float64 data's matrices exactly.
+    rng = np.random.RandomState(0)
+    y = np.arange(1200) % 2
+    X = rng.standard_normal((1200, 2)) + y[:, None]
+    X[:600] += 1e6
+    X32 = X.astype(np.float32)
+    single = local_scatter_matrices(X32, y, 7, method=method)
+    double = local_scatter_matrices(X32.astype(np.float64), y, 7, method=method)
+    for got, expected in zip(single, double, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_map_matches_reference(small, dtype):
     X, y = small
