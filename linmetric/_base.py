@@ -159,7 +159,14 @@ def checking_the_map(fit):
         components = getattr(self, "components_", None)
         if components is not None and not np.all(np.isfinite(components)):
             del self.components_
-            dtype = np.asarray(components).dtype
+            components = np.asarray(components)
+            dtype = components.dtype
+            if np.any(np.isnan(components)):
+                raise ValueError(
+                    f"{type(self).__name__}: the fit gave a map with NaN "
+                    "entries, which should not happen; please report it with "
+                    "the data and parameters that caused it."
+                )
             raise ValueError(
                 f"{type(self).__name__}: the learned map does not fit in "
                 f"{dtype}: some of its entries overflow. A map scales as the "

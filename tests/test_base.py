@@ -145,3 +145,22 @@ def test_float32_data_at_extreme_scales_gives_a_finite_metric(scale):
     assert np.all(np.isfinite(M))
     unit = Covariance().fit(X).get_mahalanobis_matrix()
     np.testing.assert_allclose(M * scale**2, unit, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "value, message", [(np.inf, "overflow"), (np.nan, "NaN entries")]
+)
+def test_a_map_that_is_not_finite_is_an_error_and_not_kept(value, message):
+    class Broken(MetricLearner):
+        def fit(self, X, y=None):
+            self.components_ = np.array([[1.0, value]])
+            return self
+
+        def fit_pairs(self, pairs, pair_labels):
+            return self.fit(None)
+
+    for fit in (lambda m: m.fit(None), lambda m: m.fit_pairs(None, None)):
+        model = Broken()
+        with pytest.raises(ValueError, match=message):
+            fit(model)
+        assert not hasattr(model, "components_")
