@@ -56,8 +56,11 @@ class LFDA(SupervisedMetricLearner):
     after the other on full rows (a few NumPy calls each, in float64, in
     buffers of one class), all within ``working_memory``. Time
     ``O(sum_c n_c^2 d + n d^2 + d^3)``, memory ``O(n d + d^2)`` plus the distances of the classes in progress.
-    The scatter matrices are computed on each class centred on its mean,
-    in units of the spread, so any shift and any finite scale work.
+    The scatter matrices are computed on each class centred on its member
+    nearest its mean (a far outlier drags the mean itself away from the
+    other points), in units of the spread, so any shift and any finite
+    scale work; a float32 class that float32 products cannot resolve is
+    done in float64.
 
     Parameters
     ----------
@@ -287,8 +290,9 @@ def local_scatter_matrices(
     appear (the ``1/n`` weight of every pair sums to ``S_t``). With ``mu_c``
     the class means and ``mu`` the mean, ``S_t - sum_c n_c S_c / n =
     sum_c (1 - n_c/n) S_c + sum_c n_c (mu_c - mu)(mu_c - mu)^T``. Each
-    class is centred on its mean first (``Lap_c`` does not change, accuracy
-    does).
+    class is centred on its member nearest its mean first (``Lap_c`` does
+    not change, accuracy does), and pairs of a point with itself, which add
+    nothing to ``Lap_c``, are left out of its products.
 
     Parameters
     ----------
@@ -330,8 +334,8 @@ def scatter_in_units(X, labels, k, *, working_memory=None, method="auto", n_thre
     The matrices returned are those of ``X / 2**exponent``, a power of two
     near the spread of the data, so that the scatter matrices of data at
     any finite scale neither over- nor underflow. Each class is gathered,
-    centred on its mean and put in these units on its own: no copy of all
-    of X is made.
+    centred on its member nearest its mean and put in these units on its
+    own: no copy of all of X is made.
 
     Returns
     -------
@@ -472,10 +476,9 @@ def _too_coarse(factor, norms, sq_scales):
 
 
 def _too_fine_for_float32(points):
-    """Whether some point of a class sits so near its centre that float32
-    squares of the class's distances would leave the normal range.
+    """Whether float32 squares of a class's distances would leave the normal range.
 
-    In units (the largest entry of the data near 1), a point within about
+    That is, whether some point sits very near the class's centre. In units (the largest entry of the data near 1), a point within about
     2**-50 of the centre while others are near 1: a class beside an outlier
     many orders of magnitude away. Such a class is done in float64.
     """
@@ -521,13 +524,15 @@ def _rows_terms(gather, classes, sizes, k, n_samples):
     """The terms of small classes in ``S^w`` and ``S^b``.
 
     ``gather(c)`` gives the points of class ``c`` about a centre, in
-    float64, and the offset of their mean from it. Each class is done on full rows, in buffers of the largest
-    class that stay in cache: distances from one GEMM, the local scales
-    (the k-th GEMM distance of a row when that is within a relative
-    ``_SCALE_RTOL`` of the exact one by the GEMM error bound, else the
-    exact one, :func:`_kth_distance`), the affinities in place, then ``Q =
-    (A - diag(A 1)) X_c``, ``X_c^T Q = -Lap_c(A)`` and ``X_c^T X_c``,
-    weighted and summed over stacks of classes.
+    float64, and the offset of their mean from it. Each class is done on
+    full rows, in buffers of the largest class that stay in cache:
+    distances from one GEMM, the local scales (the k-th GEMM distance of a
+    row when that is within a relative ``_SCALE_RTOL`` of the exact one by
+    the GEMM error bound, else the exact one, :func:`_kth_distance`), the
+    affinities in place, then ``Q = (A - diag(A 1)) X_c`` (without the
+    pairs of a point with itself), ``X_c^T Q = -Lap_c(A)`` and ``X_c^T
+    X_c`` less the mean's offset, weighted and summed over stacks of
+    classes.
 
     Returns
     -------
