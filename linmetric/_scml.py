@@ -470,8 +470,9 @@ def rda(
     # (else computing them all costs more than it saves), then one scratch
     # row per triplet of a batch
     n_draws = min(max_iter, 2 * output_iter) * batch_size
-    # (the whole table, scratch rows included, within TABLE_ENTRIES, so that
-    # the thread's pool can keep it for the next fit)
+    # (the whole table, scratch rows included, within TABLE_ENTRIES; the
+    # thread's scratch pool keeps it for the next fit when it is within the
+    # pool's own bound, 32 MiB)
     n_kept = (
         min(n_triplets, max(0, TABLE_ENTRIES // n_basis - batch_size))
         if 2 * n_triplets <= n_draws

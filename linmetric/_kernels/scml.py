@@ -185,6 +185,8 @@ def rda_steps(
         # computed as gamma max(0, -gsum_k - beta t) / (delta + sqrt(H2_k)):
         # one division instead of two per non-zero weight (a few roundings
         # apart, and zero exactly where -gsum_k <= beta t)
+        # (the loop in order kept apart: going through column[k] there too
+        # made a digits fit at 1280 bases 4-9% slower)
         n_nonzero = 0
         if permuted:
             for k in range(n_basis):
