@@ -180,15 +180,20 @@ def test_skipping_certified_comparisons_changes_nothing(iris, monkeypatch):
     np.testing.assert_allclose(skipping.loss_curve_, full.loss_curve_, rtol=1e-10)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_satisfied_bound_is_certified(seed):
+def _bound_at_start(seed):
+    """500 quadruplets' differences, a map, the bound reset there, and an RNG."""
     quadruplets, weights, _, L = _problem(seed, n=500)
     diffs = quadruplets[:, 0::2] - quadruplets[:, 1::2]
     bound = lsml_module._SatisfiedBound(diffs)
     distance = np.empty((500, 2))
     lsml_loss_grad(L, diffs, weights, np.eye(4), 1.0, distance=distance)
     bound.reset(L, distance)
-    rng = np.random.RandomState(seed)
+    return diffs, L, bound, np.random.RandomState(seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_satisfied_bound_is_certified(seed):
+    diffs, L, bound, rng = _bound_at_start(seed)
     for size in (1e-3, 1e-2, 1e-1):
         moved = L + size * rng.standard_normal(L.shape)
         rows = bound.at_risk(moved)
@@ -205,13 +210,7 @@ def test_satisfied_bound_stays_certified_along_a_path(seed, monkeypatch):
     # Each step moves the reference to the new point: the margins computed
     # there are exact, the others lowered by the step's bound.
     monkeypatch.setattr(lsml_module, "AT_RISK_FRACTION", 1.0)
-    quadruplets, weights, _, L = _problem(seed, n=500)
-    diffs = quadruplets[:, 0::2] - quadruplets[:, 1::2]
-    bound = lsml_module._SatisfiedBound(diffs)
-    distance = np.empty((500, 2))
-    lsml_loss_grad(L, diffs, weights, np.eye(4), 1.0, distance=distance)
-    bound.reset(L, distance)
-    rng = np.random.RandomState(seed)
+    diffs, L, bound, rng = _bound_at_start(seed)
     n_skipped = 0
     for size in (1e-3, 1e-4, 3e-2, 1e-3, 1e-5, 1e-4, 1e-3):
         L = L + size * rng.standard_normal(L.shape)
