@@ -248,14 +248,10 @@ class MMC(SupervisedMetricLearner):
         if self.diagonal and pairs.size and not np.isfinite(pairs[0, 0]).all():
             check_finite()
         n_pairs, _, n_features = pairs.shape
-        if n_features > 0:
-            # The points were checked above (there is at least one pair):
-            # what validate_X sets for an array without feature names.
-            self.n_features_in_ = n_features
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        else:
-            validate_X(self, pairs[:1, 0])  # rejects pairs without features
+        # The points were checked above: one row sets n_features_in_ (and
+        # rejects pairs with no features) at no cost, through validate_X's
+        # path for ready arrays.
+        validate_X(self, pairs[:1, 0])
         rows = np.arange(0, 2 * n_pairs, 2, dtype=np.intp)
         return self._fit_pairs_of(
             pairs.reshape(2 * n_pairs, n_features), rows, rows + 1, signs, check_finite
