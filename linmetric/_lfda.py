@@ -175,7 +175,7 @@ class LFDA(SupervisedMetricLearner):
         self : LFDA
         """
         validate_params(self)
-        X, labels = validate_labelled(self, X, y)
+        X, labels, _ = validate_X_y(self, X, y)
         n_components = resolve_n_components(self.n_components, X.shape[1])
         sizes = np.bincount(labels)
         largest = int(sizes.max())
@@ -217,61 +217,6 @@ class LFDA(SupervisedMetricLearner):
         self.components_ = np.ascontiguousarray(directions.T, dtype=X.dtype)
         self.eigenvalues_ = eigenvalues
         return self
-
-
-def validate_labelled(estimator, X, y):
-    """:func:`linmetric._validation.validate_X_y` with a fast path.
-
-    A C-ordered float32/float64 ndarray with finite entries and 1-D integer
-    labels of the same length, with at least two classes, is taken as it is
-    (what ``validate_X_y`` would return, at a fraction of its cost on small
-    data); anything else, including every invalid input, goes through
-    ``validate_X_y`` and its errors.
-
-    Returns
-    -------
-    X : ndarray of shape (n_samples, n_features)
-    labels : ndarray of shape (n_samples,), intp
-        Class codes ``0..n_classes-1``.
-    """
-    if (
-        type(X) is np.ndarray
-        and type(y) is np.ndarray
-        and X.ndim == 2
-        and y.ndim == 1
-        and X.dtype in (np.float32, np.float64)
-        and y.dtype.kind in "iu"
-        and X.flags.c_contiguous
-        and X.shape[1] >= 1
-        and X.shape[0] == y.shape[0] >= 1
-        and np.isfinite(X.sum(dtype=np.float64))
-    ):
-        classes, labels = _label_codes(y)
-        if classes.shape[0] >= 2:
-            # what validate_data records when it resets the estimator
-            if hasattr(estimator, "feature_names_in_"):
-                del estimator.feature_names_in_
-            estimator.n_features_in_ = X.shape[1]
-            return X, labels.astype(np.intp, copy=False)
-    X, labels, _ = validate_X_y(estimator, X, y)
-    return X, labels
-
-
-def _label_codes(y):
-    """``np.unique(y, return_inverse=True)`` for integer labels.
-
-    Labels in a range of at most a few times their number are coded by
-    counting (linear time) instead of sorting.
-    """
-    low, high = int(y.min()), int(y.max())
-    if high - low > 4 * y.shape[0] + 64 or y.dtype == np.uint64:
-        return np.unique(y, return_inverse=True)
-    shifted = y.astype(np.intp, copy=False)
-    if low != 0:
-        shifted = shifted - low
-    present = np.bincount(shifted, minlength=high - low + 1) > 0
-    codes = np.cumsum(present) - 1
-    return np.flatnonzero(present).astype(y.dtype) + low, codes[shifted]
 
 
 def local_scatter_matrices(

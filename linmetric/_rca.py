@@ -9,10 +9,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
 from ._base import SupervisedMetricLearner
-from ._lfda import _in_units, fix_signs, symmetric_eigh, validate_labelled
+from ._lfda import _in_units, fix_signs, symmetric_eigh
 from ._params import Interval, validate_params
 from ._threads import limit_threads
-from ._validation import _exponent, centred_in_units, validate_X
+from ._validation import _exponent, centred_in_units, validate_X, validate_X_y
 
 # Below this many multiply-adds in its largest product (n d^2, or d^3)
 # BLAS is left alone: OpenBLAS runs products under 2**18 on one thread, and
@@ -158,7 +158,7 @@ class RCA(SupervisedMetricLearner):
         self : RCA
         """
         validate_params(self)
-        X, labels = validate_labelled(self, X, y)
+        X, labels, _ = validate_X_y(self, X, y)
         random_state = _random_state(self.random_state)
         n_samples, n_features = X.shape
         if max(n_samples, n_features) * n_features**2 <= _BLAS_SERIAL_WORK:

@@ -128,7 +128,7 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
         if hasattr(estimator, "feature_names_in_"):
             del estimator.feature_names_in_
         estimator.n_features_in_ = X.shape[1]
-        classes, y_codes = np.unique(y, return_inverse=True)
+        classes, y_codes = _label_codes(y)
         n_samples, n_classes = y.shape[0], classes.shape[0]
         if n_classes > 2 and n_samples > 20 and n_classes > round(0.5 * n_samples):
             check_classification_targets(y)
@@ -157,6 +157,23 @@ def validate_X_y(estimator, X, y, *, min_class_size=1, min_class_size_param=None
             f"Class {_plain(classes[smallest])!r} has {counts[smallest]} sample(s), but {rule}."
         )
     return X, y_codes.astype(np.intp, copy=False), classes
+
+
+def _label_codes(y):
+    """``np.unique(y, return_inverse=True)`` for integer labels.
+
+    Labels in a range of at most a few times their number are coded by
+    counting (linear time) instead of sorting.
+    """
+    low, high = int(y.min()), int(y.max())
+    if high - low > 4 * y.shape[0] + 64 or y.dtype == np.uint64:
+        return np.unique(y, return_inverse=True)
+    shifted = y.astype(np.intp, copy=False)
+    if low != 0:
+        shifted = shifted - low
+    present = np.bincount(shifted, minlength=high - low + 1) > 0
+    codes = np.cumsum(present) - 1
+    return np.flatnonzero(present).astype(y.dtype) + low, codes[shifted]
 
 
 def centred_in_units(X):

@@ -7,11 +7,11 @@ from linmetric._kernels.distances import error_factor
 from linmetric._lfda import (
     _block_sq_distances,
     _kth_distance,
-    _label_codes,
     _rows_sq_scales,
     fix_signs,
     local_scatter_matrices,
 )
+from linmetric._validation import _label_codes
 from linmetric.reference import lfda as reference
 
 
