@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 from sklearn.utils import check_random_state
 
 from ._base import SupervisedMetricLearner
@@ -683,21 +684,15 @@ def _local_lda(X, y_codes):
     # (LAPACK called directly: the same routines as scipy.linalg's
     # cholesky and solve_triangular, without their checks, which cost more
     # than these small factorisations)
-    potrf, trtrs = _lapack("potrf", "trtrs")
-    lower, info = potrf(within, lower=1, clean=1)
+    lower, info = lapack.dpotrf(within, lower=1, clean=1)
     if info != 0:
         raise linalg.LinAlgError("the within-class scatter is not positive definite")
-    whitened, _ = trtrs(lower, between_factor.T, lower=1)
+    whitened, _ = lapack.dtrtrs(lower, between_factor.T, lower=1)
     left, singular, _ = linalg.svd(whitened, full_matrices=False, check_finite=False)
     n_kept = min(classes.shape[0] - 1, X.shape[1])
     left = left[:, :n_kept][:, singular[:n_kept] > 0]
-    vectors, _ = trtrs(lower, left, lower=1, trans=1)
+    vectors, _ = lapack.dtrtrs(lower, left, lower=1, trans=1)
     return list(vectors.T)
-
-
-@functools.lru_cache(maxsize=4)
-def _lapack(*names):
-    return linalg.get_lapack_funcs(names, (np.zeros((1, 1)),))
 
 
 def triplet_difference_basis(X, triplets, n_basis, random_state):
